@@ -1,1 +1,17 @@
-//! placeholder
+//! The simulator: a whole cluster in one process, driven by one u64 seed.
+//!
+//! The path of a run, one function per arrow:
+//! `seed ─Plan::generate→ Plan ─runner::simulate→ RunOutput (history, trace) ─verdict::check→ Verdict`.
+//! Everything that runs inside madsim needs `--cfg madsim` (the workspace default).
+
+pub mod disk;
+pub mod fuzz;
+pub mod plan;
+#[cfg(madsim)]
+pub mod runner;
+pub mod trace;
+#[cfg(madsim)]
+pub mod verdict;
+
+#[cfg(madsim)]
+pub use fuzz::{run_plan, run_seed, RunResult};

@@ -1,1 +1,263 @@
-fn main() {}
+//! `dst`: run one seed, or fuzz a range of seeds, of a simulated cluster.
+
+#[cfg(not(madsim))]
+fn main() {
+    eprintln!(
+        "dst runs simulations and must be built with `--cfg madsim` (the workspace default: \
+         `cargo dst ...` or `cargo run -p faultline-sim --bin dst`)."
+    );
+    std::process::exit(2);
+}
+
+#[cfg(madsim)]
+fn main() {
+    std::process::exit(cli::main());
+}
+
+#[cfg(madsim)]
+mod cli {
+    use std::path::{Path, PathBuf};
+    use std::time::Instant;
+
+    use clap::{Parser, Subcommand};
+    use faultline_node::Canary;
+    use faultline_sim::fuzz::{default_workers, replay_command, run_seeds};
+    use faultline_sim::plan::Scenario;
+    use faultline_sim::runner::RunOptions;
+    use faultline_sim::run_seed;
+    use faultline_sim::verdict::Verdict;
+
+    #[derive(Parser)]
+    #[command(name = "dst", about = "Deterministic simulation testing of an etcd-compatible store")]
+    struct Cli {
+        #[command(subcommand)]
+        command: Command,
+    }
+
+    #[derive(Subcommand)]
+    enum Command {
+        /// Run one seed and print its verdict and trace hash.
+        Run {
+            #[arg(long)]
+            seed: u64,
+            /// A scenario TOML file (default: the embedded default scenario).
+            #[arg(long)]
+            scenario: Option<PathBuf>,
+            /// Plant a re-introducible bug (needs a build with `--features canaries`).
+            #[arg(long, value_parser = parse_canary)]
+            canary: Option<Canary>,
+            /// Print the failure report in full.
+            #[arg(long)]
+            verbose: bool,
+        },
+        /// Run a range of seeds and list the failing ones with the command that replays each.
+        Fuzz {
+            /// Half-open range A..B of seeds.
+            #[arg(long, value_parser = parse_seed_range)]
+            seeds: (u64, u64),
+            #[arg(long)]
+            scenario: Option<PathBuf>,
+            #[arg(long, value_parser = parse_canary)]
+            canary: Option<Canary>,
+            /// Worker threads (default: the machine's cores).
+            #[arg(long)]
+            workers: Option<usize>,
+            /// Where failing seeds are written as soon as they are found.
+            #[arg(long, default_value = "seeds/found")]
+            found_dir: PathBuf,
+        },
+    }
+
+    fn parse_seed_range(text: &str) -> Result<(u64, u64), String> {
+        let (a, b) = text
+            .split_once("..")
+            .ok_or_else(|| format!("{text:?} is not a range A..B (for example 0..200)"))?;
+        let a: u64 = a
+            .parse()
+            .map_err(|e| format!("start {a:?} of {text:?} is not a seed: {e}"))?;
+        let b: u64 = b
+            .parse()
+            .map_err(|e| format!("end {b:?} of {text:?} is not a seed: {e}"))?;
+        if a >= b {
+            return Err(format!("range {text:?} is empty: the end must exceed the start"));
+        }
+        Ok((a, b))
+    }
+
+    fn parse_canary(text: &str) -> Result<Canary, String> {
+        match text {
+            "stale-follower-read" => Ok(Canary::StaleFollowerRead),
+            "ack-before-sync" => Ok(Canary::AckBeforeSync),
+            _ => Err(format!(
+                "unknown canary {text:?}; known: stale-follower-read, ack-before-sync"
+            )),
+        }
+    }
+
+    fn load_scenario(path: Option<&Path>) -> Result<Scenario, String> {
+        let Some(path) = path else {
+            return Ok(Scenario::default_scenario());
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read scenario {}: {e}", path.display()))?;
+        let scenario: Scenario = toml::from_str(&text)
+            .map_err(|e| format!("scenario {}: {e}", path.display()))?;
+        scenario
+            .validate()
+            .map_err(|e| format!("scenario {}: {e}", path.display()))?;
+        Ok(scenario)
+    }
+
+    fn check_canary_available(canary: Option<Canary>) -> Result<(), String> {
+        if canary.is_some() && !cfg!(feature = "canaries") {
+            return Err("this dst was built without canaries; rebuild with `--features canaries`".into());
+        }
+        Ok(())
+    }
+
+    pub fn main() -> i32 {
+        let cli = Cli::parse();
+        match run(cli) {
+            Ok(code) => code,
+            Err(message) => {
+                eprintln!("error: {message}");
+                2
+            }
+        }
+    }
+
+    fn run(cli: Cli) -> Result<i32, String> {
+        match cli.command {
+            Command::Run {
+                seed,
+                scenario,
+                canary,
+                verbose,
+            } => {
+                let scenario = load_scenario(scenario.as_deref())?;
+                check_canary_available(canary)?;
+                let result = run_seed(seed, &scenario, &RunOptions { canary });
+                println!("{}", result.one_line());
+                match &result.verdict {
+                    Verdict::Pass => Ok(0),
+                    Verdict::Fail { kind, report } => {
+                        if verbose {
+                            println!("{report}");
+                        } else {
+                            println!("{}", first_lines(report, 30));
+                        }
+                        println!("replay: {}", replay_command(seed, &scenario));
+                        Ok(kind.exit_code())
+                    }
+                    Verdict::Unknown { reason } => {
+                        println!("unknown: {reason}");
+                        Ok(3)
+                    }
+                }
+            }
+            Command::Fuzz {
+                seeds,
+                scenario,
+                canary,
+                workers,
+                found_dir,
+            } => {
+                let scenario = load_scenario(scenario.as_deref())?;
+                check_canary_available(canary)?;
+                let started = Instant::now();
+                let seed_list: Vec<u64> = (seeds.0..seeds.1).collect();
+                let workers = workers.unwrap_or_else(default_workers);
+                println!(
+                    "fuzzing seeds {}..{} of scenario {:?} on {workers} workers",
+                    seeds.0, seeds.1, scenario.name
+                );
+                let options = RunOptions { canary };
+                let results = run_seeds(&seed_list, &scenario, &options, workers, &|result| {
+                    if !result.verdict.is_pass() {
+                        println!("{}", result.one_line());
+                        // Write it down at once: a crash later must not lose a found seed.
+                        if let Err(e) = save_found(&found_dir, &scenario, result) {
+                            eprintln!("warning: could not save seed {}: {e}", result.seed);
+                        }
+                    }
+                });
+                let failures: Vec<_> = results
+                    .iter()
+                    .filter(|r| matches!(r.verdict, Verdict::Fail { .. }))
+                    .collect();
+                let unknown: Vec<_> = results
+                    .iter()
+                    .filter(|r| matches!(r.verdict, Verdict::Unknown { .. }))
+                    .collect();
+                let elapsed = started.elapsed();
+                println!(
+                    "summary: {} seeds run, {} failed, {} unknown, {} passed, in {:.1} s \
+                     ({:.1} seeds/s)",
+                    results.len(),
+                    failures.len(),
+                    unknown.len(),
+                    results.len() - failures.len() - unknown.len(),
+                    elapsed.as_secs_f64(),
+                    results.len() as f64 / elapsed.as_secs_f64().max(1e-9)
+                );
+                for result in failures.iter().chain(unknown.iter()) {
+                    println!(
+                        "  seed {} {}: replay with `{}`",
+                        result.seed,
+                        result.verdict.label(),
+                        replay_command(result.seed, &scenario)
+                    );
+                }
+                Ok(if failures.is_empty() && unknown.is_empty() {
+                    0
+                } else {
+                    1
+                })
+            }
+        }
+    }
+
+    fn first_lines(text: &str, lines: usize) -> String {
+        let mut out: Vec<&str> = text.lines().take(lines).collect();
+        if text.lines().count() > lines {
+            out.push("... (use --verbose for the full report)");
+        }
+        out.join("\n")
+    }
+
+    fn save_found(
+        dir: &Path,
+        scenario: &Scenario,
+        result: &faultline_sim::RunResult,
+    ) -> std::io::Result<()> {
+        #[derive(serde::Serialize)]
+        struct FoundSeed<'a> {
+            seed: u64,
+            verdict: String,
+            trace_hash: String,
+            replay: String,
+            report: String,
+            scenario: &'a Scenario,
+        }
+        std::fs::create_dir_all(dir)?;
+        let report = match &result.verdict {
+            Verdict::Fail { report, .. } => report.clone(),
+            Verdict::Unknown { reason } => reason.clone(),
+            Verdict::Pass => String::new(),
+        };
+        let found = FoundSeed {
+            seed: result.seed,
+            verdict: result.verdict.label(),
+            trace_hash: format!("{:016x}", result.trace_hash),
+            replay: replay_command(result.seed, scenario),
+            report,
+            scenario,
+        };
+        let text = toml::to_string(&found).map_err(std::io::Error::other)?;
+        let path = dir.join(format!("{}-seed-{}.toml", scenario.name, result.seed));
+        // Write to a temporary name, then rename: a crash never leaves half a file.
+        let tmp = path.with_extension("toml.tmp");
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, &path)
+    }
+}

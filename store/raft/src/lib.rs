@@ -1,1 +1,67 @@
-//! placeholder
+//! Raft as a pure state machine: no async, no I/O, no clock, no threads.
+//!
+//! The node owns time, disk and network; this crate only decides. In the style of
+//! etcd-io/raft's `RawNode`, the node drives it like this:
+//!
+//! ```
+//! use faultline_raft::{Config, NodeId, PersistedState, Raft};
+//!
+//! let config = Config {
+//!     id: NodeId(1),
+//!     voters: vec![NodeId(1)],
+//!     election_timeout_ticks: 10,
+//!     heartbeat_interval_ticks: 1,
+//!     pre_vote: true,
+//!     check_quorum: true,
+//!     max_entries_per_append: 64,
+//! };
+//! let mut raft = Raft::new(config, PersistedState::default(), 7);
+//! // A single voter elects itself once its election timeout runs out.
+//! for _ in 0..20 {
+//!     raft.tick();
+//! }
+//! let mut applied = Vec::new();
+//! let mut proposed = false;
+//! for _ in 0..10 {
+//!     if raft.status().leader == Some(NodeId(1)) && !proposed {
+//!         raft.propose(b"x=1".to_vec()).unwrap();
+//!         proposed = true;
+//!     }
+//!     while raft.has_ready() {
+//!         let ready = raft.ready();
+//!         // 1. persist ready.hard_state and ready.entries; 2. send ready.messages;
+//!         // 3. apply ready.committed_entries (skipping empty no-op entries).
+//!         for entry in &ready.committed_entries {
+//!             if !entry.data.is_empty() {
+//!                 applied.push(entry.data.clone());
+//!             }
+//!         }
+//!         raft.advance(&ready);
+//!     }
+//! }
+//! assert_eq!(applied, vec![b"x=1".to_vec()]);
+//! ```
+//!
+//! Everything random (election timeouts) comes from a ChaCha8 stream seeded by the caller, so
+//! the same inputs always produce the same outputs.
+//!
+//! Canary features (`canary-vote-without-log-check`, `canary-commit-old-term`) compile in
+//! known safety bugs so the simulator and this crate's cluster test can prove they catch them.
+//! Never enable them outside such tests.
+
+mod log;
+mod progress;
+mod raft;
+mod read_index;
+mod ready;
+mod types;
+
+pub use raft::Raft;
+pub use ready::Ready;
+pub use types::{
+    AppendResult, Config, Entry, HardState, LogIndex, Message, MessageBody, NodeId,
+    PersistedState, ProposeError, ReadState, Role, SoftState, Status, Term,
+};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,689 @@
+//! A generic linearizability checker: Wing & Gong's search with Lowe's memoisation, as in
+//! porcupine.
+//!
+//! The history becomes a doubly-linked list of call and return events sorted by time (a call
+//! sorts before a return at the same instant, so touching intervals count as concurrent). The
+//! search repeatedly picks an operation whose call comes before the first return still in the
+//! list, applies it to the model and removes it from the list ("lifts" it); when the first entry
+//! is a return, every open choice failed and it backtracks. A memo cache of (set of decided
+//! operations, model state) prunes configurations that were already explored.
+//!
+//! Differences from porcupine, each for a reason:
+//! * Operations with an unknown outcome are *optional*: they may be linearized anywhere after
+//!   their call, or never. Their return is at +infinity unless a model proves an earlier
+//!   deadline; reaching the return of an optional operation offers "it never happened" as the
+//!   last alternative.
+//! * Candidates at one level are tried in the order of the model's `order_hint` (stable, so
+//!   list order when the hint is constant). The etcd model uses revisions here, which makes
+//!   histories with revisions check in near-linear time.
+//! * The cache stores 128-bit fingerprints instead of full bitsets and states: the set of
+//!   decided operations is a Zobrist hash (XOR of a random 128-bit word per operation) and the
+//!   state a 128-bit SipHash. A fingerprint collision could only prune a branch wrongly (a false
+//!   "not linearizable"); it can never produce a false pass, and at 2^-128 per pair it does not
+//!   happen in practice. This keeps memory proportional to the number of steps, not to
+//!   steps x history length.
+//! * A budget of search steps turns an endless search into `Verdict::Unknown`, never a pass.
+//! * Non-deterministic models return the set of next states; the search runs over sets of
+//!   states (sorted, deduplicated), as porcupine's `NondeterministicModel` does.
+
+use std::collections::HashSet;
+use std::fmt::{self, Debug, Display};
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use serde::{Deserialize, Serialize};
+
+/// Return time of an operation that never returned.
+pub const NEVER: u64 = u64::MAX;
+
+/// One operation for the engine: model-specific input and output plus timing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Op<I, O> {
+    /// Caller's identifier (reported back); need not be dense.
+    pub id: u64,
+    pub client: u64,
+    pub call: u64,
+    /// `NEVER` (+infinity) or a finite time; for optional operations a deadline.
+    pub ret: u64,
+    pub input: I,
+    /// `None`: the outcome is unknown, so the operation is optional (it may never take effect)
+    /// and any output is acceptable.
+    pub output: Option<O>,
+}
+
+/// A group of operations that can be checked independently of every other group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Partition {
+    /// Shown in reports (for example the key).
+    pub label: Option<String>,
+    /// Indices into the operation slice.
+    pub ops: Vec<usize>,
+}
+
+/// A sequential specification.
+pub trait Model {
+    type State: Clone + Ord + Hash + Debug;
+    type Input: Debug;
+    type Output: Debug;
+
+    /// Name shown in reports.
+    fn name(&self) -> String;
+    /// The possible initial states (usually one).
+    fn init(&self) -> Vec<Self::State>;
+    /// Every state the operation may lead to from `state` while producing `output` (`None`:
+    /// any output). Empty: the operation is illegal here.
+    fn step(
+        &self,
+        state: &Self::State,
+        input: &Self::Input,
+        output: Option<&Self::Output>,
+    ) -> Vec<Self::State>;
+    /// Split the history into independent parts. Default: one part.
+    fn partition(&self, ops: &[Op<Self::Input, Self::Output>]) -> Vec<Partition> {
+        vec![Partition {
+            label: None,
+            ops: (0..ops.len()).collect(),
+        }]
+    }
+    /// Candidates with a lower hint are tried first. Default: list (call time) order.
+    fn order_hint(&self, _input: &Self::Input, _output: Option<&Self::Output>) -> i64 {
+        0
+    }
+    fn describe_input(&self, input: &Self::Input) -> String {
+        format!("{input:?}")
+    }
+    fn describe_output(&self, output: Option<&Self::Output>) -> String {
+        match output {
+            Some(o) => format!("{o:?}"),
+            None => "unknown outcome".to_string(),
+        }
+    }
+    fn describe_state(&self, state: &Self::State) -> String {
+        format!("{state:?}")
+    }
+}
+
+/// How to read the times in a report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TimeUnit {
+    /// Simulated nanoseconds (printed as milliseconds).
+    Nanoseconds,
+    /// Logical positions (for example line numbers of a log file).
+    Position,
+}
+
+/// One operation as a report shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpSummary {
+    pub id: u64,
+    pub client: u64,
+    #[serde(default)]
+    pub member: Option<u64>,
+    pub invoke: u64,
+    /// `None`: never returned (unknown outcome).
+    pub complete: Option<u64>,
+    pub request: String,
+    pub response: String,
+}
+
+/// A linearizable read that missed a revision some operation had already reported before the
+/// read was invoked (or, for `kind == RevisionRegression`, any operation whose revision went
+/// backwards in real time).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaleRead {
+    pub kind: StaleKind,
+    /// The read (or operation) that saw too old a revision.
+    pub op: OpSummary,
+    pub op_revision: i64,
+    /// An operation that completed before `op` was invoked, with a higher revision.
+    pub earlier: OpSummary,
+    pub earlier_revision: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StaleKind {
+    /// A linearizable Range returned a header revision below one already observed.
+    StaleRead,
+    /// Another operation's revision went backwards in real time.
+    RevisionRegression,
+}
+
+/// A response that contradicts the linearization that was found (for example a serializable
+/// read that matches no state at its header revision).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mismatch {
+    pub op: OpSummary,
+    pub expected: String,
+    pub explanation: String,
+}
+
+/// Why a history is not linearizable.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    pub model: String,
+    /// The partition that failed (for example the key), when the model splits histories.
+    #[serde(default)]
+    pub partition: Option<String>,
+    pub time_unit: TimeUnit,
+    /// Ids of the longest linearizable prefix found, in linearization order.
+    #[serde(default)]
+    pub longest_prefix: Vec<u64>,
+    /// The model state after that prefix.
+    #[serde(default)]
+    pub state_after_prefix: String,
+    /// Operations that could not be placed after the prefix. The first one is the operation
+    /// whose return forced a decision; the rest were the other candidates at that point.
+    #[serde(default)]
+    pub unplaceable: Vec<OpSummary>,
+    /// Reads that were stale in real time (found by a direct pre-check, etcd only).
+    #[serde(default)]
+    pub stale_reads: Vec<StaleRead>,
+    /// Responses that contradict the linearization found (serializable and historical reads).
+    #[serde(default)]
+    pub mismatches: Vec<Mismatch>,
+}
+
+/// The result of a check. `Unknown` is not a pass.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Verdict {
+    Linearizable,
+    NotLinearizable(Box<Report>),
+    Unknown { reason: String },
+}
+
+impl Verdict {
+    pub fn is_linearizable(&self) -> bool {
+        matches!(self, Verdict::Linearizable)
+    }
+    pub fn is_not_linearizable(&self) -> bool {
+        matches!(self, Verdict::NotLinearizable(_))
+    }
+    pub fn is_unknown(&self) -> bool {
+        matches!(self, Verdict::Unknown { .. })
+    }
+    pub fn report(&self) -> Option<&Report> {
+        match self {
+            Verdict::NotLinearizable(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+impl Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Verdict::Linearizable => write!(f, "linearizable"),
+            Verdict::NotLinearizable(r) => write!(f, "{r}"),
+            Verdict::Unknown { reason } => write!(f, "unknown (not a pass): {reason}"),
+        }
+    }
+}
+
+fn fmt_time(unit: TimeUnit, t: Option<u64>) -> String {
+    match (unit, t) {
+        (_, None) => "never".to_string(),
+        (TimeUnit::Nanoseconds, Some(t)) => format!("{:.3} ms", t as f64 / 1e6),
+        (TimeUnit::Position, Some(t)) => format!("#{t}"),
+    }
+}
+
+impl OpSummary {
+    fn write(&self, f: &mut fmt::Formatter<'_>, unit: TimeUnit, indent: &str) -> fmt::Result {
+        let member = match self.member {
+            Some(m) => format!(" via member {m}"),
+            None => String::new(),
+        };
+        writeln!(
+            f,
+            "{indent}op {} (client {}{member}) invoked {} completed {}",
+            self.id,
+            self.client,
+            fmt_time(unit, Some(self.invoke)),
+            fmt_time(unit, self.complete)
+        )?;
+        writeln!(f, "{indent}  request:  {}", self.request)?;
+        writeln!(f, "{indent}  response: {}", self.response)
+    }
+}
+
+impl Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "not linearizable under the {} model", self.model)?;
+        if let Some(p) = &self.partition {
+            write!(f, " (partition {p})")?;
+        }
+        writeln!(f)?;
+        let unit = self.time_unit;
+        for s in &self.stale_reads {
+            let what = match s.kind {
+                StaleKind::StaleRead => "stale read",
+                StaleKind::RevisionRegression => "revision went backwards",
+            };
+            writeln!(
+                f,
+                "{what}: op {} saw revision {} but op {} had completed with revision {} before it was invoked",
+                s.op.id, s.op_revision, s.earlier.id, s.earlier_revision
+            )?;
+            s.op.write(f, unit, "  ")?;
+            writeln!(f, "  earlier:")?;
+            s.earlier.write(f, unit, "  ")?;
+        }
+        for m in &self.mismatches {
+            writeln!(f, "response contradicts the linearization found: {}", m.explanation)?;
+            m.op.write(f, unit, "  ")?;
+            writeln!(f, "  expected: {}", m.expected)?;
+        }
+        if !self.unplaceable.is_empty() {
+            let n = self.longest_prefix.len();
+            let shown: Vec<String> = self
+                .longest_prefix
+                .iter()
+                .skip(n.saturating_sub(20))
+                .map(|id| id.to_string())
+                .collect();
+            writeln!(
+                f,
+                "longest linearizable prefix: {n} operations{} [{}]",
+                if n > 20 { ", the last 20:" } else { ":" },
+                shown.join(", ")
+            )?;
+            writeln!(f, "state after it: {}", self.state_after_prefix)?;
+            writeln!(f, "no operation below can be linearized next:")?;
+            for op in &self.unplaceable {
+                op.write(f, unit, "  ")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The search.
+
+fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = x;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn fingerprint<T: Hash>(value: &T) -> u128 {
+    let mut a = DefaultHasher::new();
+    value.hash(&mut a);
+    let mut b = DefaultHasher::new();
+    0x5bd1_e995_u64.hash(&mut b);
+    value.hash(&mut b);
+    ((a.finish() as u128) << 64) | b.finish() as u128
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Choice {
+    Linearize(u32),
+    Drop(u32),
+}
+
+impl Choice {
+    fn op(self) -> u32 {
+        match self {
+            Choice::Linearize(o) | Choice::Drop(o) => o,
+        }
+    }
+}
+
+struct Frame<S> {
+    /// States before the choice was applied.
+    states: Vec<S>,
+    zobrist: u128,
+    choices: Vec<Choice>,
+    /// Index of the choice applied at this frame.
+    taken: usize,
+}
+
+/// What one partition's search ended with.
+pub(crate) enum Outcome {
+    /// Indices (into the partition's op list) in linearization order.
+    Linearizable(Vec<usize>),
+    Violation {
+        prefix: Vec<usize>,
+        unplaceable: Vec<usize>,
+    },
+    OutOfBudget,
+}
+
+/// Linked list of call/return entries. Entry `2k` is the call of op k, `2k+1` its return;
+/// `head` is a sentinel.
+struct EntryList {
+    next: Vec<u32>,
+    prev: Vec<u32>,
+    head: u32,
+}
+
+const NIL: u32 = u32::MAX;
+
+impl EntryList {
+    fn new(order: &[u32], n_entries: usize) -> Self {
+        let head = n_entries as u32;
+        let mut next = vec![NIL; n_entries + 1];
+        let mut prev = vec![NIL; n_entries + 1];
+        let mut last = head;
+        for &e in order {
+            next[last as usize] = e;
+            prev[e as usize] = last;
+            last = e;
+        }
+        EntryList { next, prev, head }
+    }
+
+    fn remove(&mut self, e: u32) {
+        let (p, n) = (self.prev[e as usize], self.next[e as usize]);
+        self.next[p as usize] = n;
+        if n != NIL {
+            self.prev[n as usize] = p;
+        }
+    }
+
+    /// Undo `remove(e)`; valid in LIFO order.
+    fn restore(&mut self, e: u32) {
+        let (p, n) = (self.prev[e as usize], self.next[e as usize]);
+        self.next[p as usize] = e;
+        if n != NIL {
+            self.prev[n as usize] = e;
+        }
+    }
+
+    /// Remove an op: its return first, then its call (restored in reverse).
+    fn lift(&mut self, op: u32) {
+        self.remove(2 * op + 1);
+        self.remove(2 * op);
+    }
+
+    fn unlift(&mut self, op: u32) {
+        self.restore(2 * op);
+        self.restore(2 * op + 1);
+    }
+}
+
+/// Check one partition. `ops` are the partition's operations; `steps` counts every attempted
+/// step across partitions and stops the search at `budget`.
+pub(crate) fn search<M: Model>(
+    model: &M,
+    ops: &[&Op<M::Input, M::Output>],
+    steps: &mut u64,
+    budget: u64,
+) -> Outcome {
+    let n = ops.len();
+    assert!(n < (u32::MAX / 2 - 1) as usize, "history too long for the entry list");
+    if n == 0 {
+        return Outcome::Linearizable(vec![]);
+    }
+    // Entries sorted by time; a call before a return at the same time; ties by op index.
+    let mut order: Vec<u32> = (0..2 * n as u32).collect();
+    let time = |e: u32| -> (u64, u32) {
+        let op = ops[(e / 2) as usize];
+        if e % 2 == 0 {
+            (op.call, 0)
+        } else {
+            (op.ret.max(op.call), 1)
+        }
+    };
+    order.sort_by_key(|&e| (time(e), e / 2));
+    let mut list = EntryList::new(&order, 2 * n);
+
+    let zob: Vec<u128> = (0..n as u64)
+        .map(|i| ((splitmix64(2 * i + 1) as u128) << 64) | splitmix64(2 * i + 2) as u128)
+        .collect();
+    let hints: Vec<i64> = ops
+        .iter()
+        .map(|op| model.order_hint(&op.input, op.output.as_ref()))
+        .collect();
+    let optional: Vec<bool> = ops.iter().map(|op| op.output.is_none()).collect();
+    let mut required_left = optional.iter().filter(|o| !**o).count();
+
+    let mut states: Vec<M::State> = model.init();
+    states.sort();
+    states.dedup();
+    let mut zobrist: u128 = 0;
+    let mut cache: HashSet<(u128, u128)> = HashSet::new();
+    let mut stack: Vec<Frame<M::State>> = Vec::new();
+
+    // Longest prefix, maintained incrementally: `best_choices[..low_water]` always equals the
+    // current stack's choices.
+    let mut best_choices: Vec<Choice> = Vec::new();
+    let mut best_unplaceable: Vec<usize> = Vec::new();
+    let mut low_water: usize = 0;
+
+    // Choices of the level being explored and the next index to try.
+    let mut choices: Vec<Choice> = Vec::new();
+    let mut next_choice: usize = 0;
+    let mut fresh_level = true;
+
+    loop {
+        if fresh_level {
+            if required_left == 0 {
+                let lin = stack
+                    .iter()
+                    .filter_map(|f| match f.choices[f.taken] {
+                        Choice::Linearize(o) => Some(o as usize),
+                        Choice::Drop(_) => None,
+                    })
+                    .collect();
+                return Outcome::Linearizable(lin);
+            }
+            choices.clear();
+            let mut e = list.next[list.head as usize];
+            let mut first_return = None;
+            while e != NIL {
+                if e % 2 == 1 {
+                    first_return = Some(e / 2);
+                    break;
+                }
+                choices.push(Choice::Linearize(e / 2));
+                e = list.next[e as usize];
+            }
+            choices.sort_by_key(|c| hints[c.op() as usize]);
+            if let Some(r) = first_return {
+                if optional[r as usize] {
+                    choices.push(Choice::Drop(r));
+                } else {
+                    // Report the blocking op first.
+                    if let Some(pos) = choices.iter().position(|c| c.op() == r) {
+                        let c = choices.remove(pos);
+                        choices.insert(0, c);
+                    }
+                }
+            }
+            next_choice = 0;
+            fresh_level = false;
+        }
+
+        // Try the remaining choices of this level.
+        let mut advanced = false;
+        while next_choice < choices.len() {
+            let idx = next_choice;
+            next_choice += 1;
+            let choice = choices[idx];
+            *steps += 1;
+            if *steps > budget {
+                return Outcome::OutOfBudget;
+            }
+            let o = choice.op();
+            let new_states = match choice {
+                Choice::Drop(_) => states.clone(),
+                Choice::Linearize(_) => {
+                    let op = ops[o as usize];
+                    let mut next: Vec<M::State> = Vec::new();
+                    for s in &states {
+                        next.extend(model.step(s, &op.input, op.output.as_ref()));
+                    }
+                    if next.is_empty() {
+                        continue;
+                    }
+                    next.sort();
+                    next.dedup();
+                    next
+                }
+            };
+            let new_zobrist = zobrist ^ zob[o as usize];
+            if !cache.insert((new_zobrist, fingerprint(&new_states))) {
+                continue;
+            }
+            list.lift(o);
+            if !optional[o as usize] {
+                required_left -= 1;
+            }
+            let old_states = std::mem::replace(&mut states, new_states);
+            stack.push(Frame {
+                states: old_states,
+                zobrist,
+                choices: std::mem::take(&mut choices),
+                taken: idx,
+            });
+            zobrist = new_zobrist;
+            fresh_level = true;
+            advanced = true;
+            break;
+        }
+        if advanced {
+            continue;
+        }
+
+        // Every choice at this level failed: record the longest prefix, then backtrack.
+        let depth = stack.len();
+        if depth > best_choices.len() || best_unplaceable.is_empty() {
+            best_choices.truncate(low_water);
+            for f in &stack[low_water..] {
+                best_choices.push(f.choices[f.taken]);
+            }
+            low_water = depth;
+            best_unplaceable = choices.iter().map(|c| c.op() as usize).collect();
+        }
+        let Some(frame) = stack.pop() else {
+            let prefix = best_choices
+                .iter()
+                .filter_map(|c| match c {
+                    Choice::Linearize(o) => Some(*o as usize),
+                    Choice::Drop(_) => None,
+                })
+                .collect();
+            return Outcome::Violation {
+                prefix,
+                unplaceable: best_unplaceable,
+            };
+        };
+        low_water = low_water.min(stack.len());
+        let o = frame.choices[frame.taken].op();
+        list.unlift(o);
+        if !optional[o as usize] {
+            required_left += 1;
+        }
+        states = frame.states;
+        zobrist = frame.zobrist;
+        choices = frame.choices;
+        next_choice = frame.taken + 1;
+    }
+}
+
+fn summarize<M: Model>(model: &M, op: &Op<M::Input, M::Output>) -> OpSummary {
+    OpSummary {
+        id: op.id,
+        client: op.client,
+        member: None,
+        invoke: op.call,
+        complete: (op.output.is_some() && op.ret != NEVER).then_some(op.ret),
+        request: model.describe_input(&op.input),
+        response: model.describe_output(op.output.as_ref()),
+    }
+}
+
+/// The detailed result of `check_detailed`.
+pub struct Checked {
+    pub verdict: Verdict,
+    /// On success: for each partition, indices into the op slice in linearization order.
+    pub linearizations: Vec<Vec<usize>>,
+}
+
+/// Check a history against a model with a budget of search steps.
+pub fn check<M: Model>(
+    model: &M,
+    ops: &[Op<M::Input, M::Output>],
+    budget_steps: u64,
+    time_unit: TimeUnit,
+) -> Verdict {
+    check_detailed(model, ops, budget_steps, time_unit).verdict
+}
+
+/// Like `check`, and also returns the linearization found.
+pub fn check_detailed<M: Model>(
+    model: &M,
+    ops: &[Op<M::Input, M::Output>],
+    budget_steps: u64,
+    time_unit: TimeUnit,
+) -> Checked {
+    let mut steps = 0u64;
+    let mut linearizations = Vec::new();
+    for part in model.partition(ops) {
+        let part_ops: Vec<&Op<M::Input, M::Output>> = part.ops.iter().map(|&i| &ops[i]).collect();
+        match search(model, &part_ops, &mut steps, budget_steps) {
+            Outcome::Linearizable(order) => {
+                linearizations.push(order.into_iter().map(|i| part.ops[i]).collect());
+            }
+            Outcome::OutOfBudget => {
+                return Checked {
+                    verdict: Verdict::Unknown {
+                        reason: format!(
+                            "linearizability search ({} model) ran out of its budget of {budget_steps} steps{}",
+                            model.name(),
+                            part.label
+                                .map(|l| format!(" in partition {l}"))
+                                .unwrap_or_default()
+                        ),
+                    },
+                    linearizations: vec![],
+                };
+            }
+            Outcome::Violation {
+                prefix,
+                unplaceable,
+            } => {
+                // Replay the prefix to show the state it leaves.
+                let mut states = model.init();
+                for &i in &prefix {
+                    let op = part_ops[i];
+                    let mut next: Vec<M::State> = states
+                        .iter()
+                        .flat_map(|s| model.step(s, &op.input, op.output.as_ref()))
+                        .collect();
+                    next.sort();
+                    next.dedup();
+                    states = next;
+                }
+                let state_after_prefix = states
+                    .iter()
+                    .map(|s| model.describe_state(s))
+                    .collect::<Vec<_>>()
+                    .join(" | ");
+                let report = Report {
+                    model: model.name(),
+                    partition: part.label,
+                    time_unit,
+                    longest_prefix: prefix.iter().map(|&i| part_ops[i].id).collect(),
+                    state_after_prefix,
+                    unplaceable: unplaceable
+                        .iter()
+                        .map(|&i| summarize(model, part_ops[i]))
+                        .collect(),
+                    stale_reads: vec![],
+                    mismatches: vec![],
+                };
+                return Checked {
+                    verdict: Verdict::NotLinearizable(Box::new(report)),
+                    linearizations: vec![],
+                };
+            }
+        }
+    }
+    Checked {
+        verdict: Verdict::Linearizable,
+        linearizations,
+    }
+}

@@ -1,0 +1,160 @@
+//! The trace: a compact, hashable record of what happened in a run (member events and faults).
+//! Together with the history it is hashed into the run's fingerprint: same seed, same hash.
+
+use std::sync::{Arc, Mutex};
+
+use faultline_invariants::history::History;
+use faultline_node::{NodeEvent, Observer};
+use serde::{Deserialize, Serialize};
+
+use crate::plan::Fault;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TraceEvent {
+    Member { member: u64, event: NodeEvent },
+    FaultStart { fault: Fault, members: Vec<u64> },
+    FaultEnd { fault: Fault, members: Vec<u64> },
+    /// What happened to the unsynced tail of each file of a member's disk when it crashed.
+    DiskCrash { member: u64, fault: faultline_storage::CrashFault },
+    Healed,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceRecord {
+    /// Simulated time since the start of the run.
+    pub at_ns: u64,
+    pub event: TraceEvent,
+}
+
+pub type Trace = Vec<TraceRecord>;
+
+/// Collects trace records from members (as their observer) and from the nemesis.
+/// Single-threaded inside madsim; the mutex only satisfies `Send + Sync`.
+pub struct Recorder {
+    start: madsim::time::Instant,
+    records: Mutex<Trace>,
+}
+
+impl Recorder {
+    pub fn new() -> Arc<Recorder> {
+        Arc::new(Recorder {
+            start: madsim::time::Instant::now(),
+            records: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn now_ns(&self) -> u64 {
+        self.start.elapsed().as_nanos() as u64
+    }
+
+    pub fn record(&self, event: TraceEvent) {
+        let at_ns = self.now_ns();
+        self.records
+            .lock()
+            .expect("recorder lock")
+            .push(TraceRecord { at_ns, event });
+    }
+
+    /// The member that most recently became leader in the highest term seen, if any.
+    pub fn current_leader(&self) -> Option<u64> {
+        let records = self.records.lock().expect("recorder lock");
+        let mut best: Option<(u64, u64)> = None;
+        for record in records.iter() {
+            if let TraceEvent::Member {
+                member,
+                event: NodeEvent::RoleChanged { role, term, .. },
+            } = &record.event
+            {
+                if role == "Leader" && best.is_none_or(|(t, _)| *term >= t) {
+                    best = Some((*term, *member));
+                }
+            }
+        }
+        best.map(|(_, member)| member)
+    }
+
+    pub fn take(&self) -> Trace {
+        std::mem::take(&mut *self.records.lock().expect("recorder lock"))
+    }
+}
+
+impl Observer for Recorder {
+    fn on_event(&self, member: u64, event: NodeEvent) {
+        self.record(TraceEvent::Member { member, event });
+    }
+}
+
+/// FNV-1a 64 over bytes, continuing from `hash`.
+fn fnv1a64_extend(mut hash: u64, bytes: &[u8]) -> u64 {
+    for &byte in bytes {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
+/// The run's fingerprint: a stable hash over the trace and the history.
+pub fn fingerprint(trace: &Trace, history: &History) -> u64 {
+    let mut hash = 0xcbf2_9ce4_8422_2325;
+    for record in trace {
+        let bytes = serde_json::to_vec(record).expect("trace records serialize");
+        hash = fnv1a64_extend(hash, &bytes);
+    }
+    for op in &history.ops {
+        let bytes = serde_json::to_vec(op).expect("operations serialize");
+        hash = fnv1a64_extend(hash, &bytes);
+    }
+    hash
+}
+
+/// Counts that summarise a run in one line.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceSummary {
+    pub elections: u64,
+    pub max_term: u64,
+    pub faults: u64,
+    pub crashes: u64,
+    pub entries_committed: u64,
+    pub ops: u64,
+    pub ops_ok: u64,
+    pub ops_failed: u64,
+    pub ops_unknown: u64,
+}
+
+pub fn summarize(trace: &Trace, history: &History) -> TraceSummary {
+    let mut summary = TraceSummary::default();
+    let mut committed = std::collections::BTreeSet::new();
+    for record in trace {
+        match &record.event {
+            TraceEvent::Member { event, .. } => match event {
+                NodeEvent::RoleChanged { role, term, .. } => {
+                    summary.max_term = summary.max_term.max(*term);
+                    if role == "Leader" {
+                        summary.elections += 1;
+                    }
+                }
+                NodeEvent::Applied { index, .. } => {
+                    committed.insert(*index);
+                }
+                _ => {}
+            },
+            TraceEvent::FaultStart { fault, members } => {
+                summary.faults += 1;
+                if !matches!(fault, Fault::Isolate { .. }) {
+                    summary.crashes += members.len() as u64;
+                }
+            }
+            _ => {}
+        }
+    }
+    summary.entries_committed = committed.len() as u64;
+    for op in &history.ops {
+        summary.ops += 1;
+        match op.outcome {
+            faultline_invariants::history::Outcome::Ok(_) => summary.ops_ok += 1,
+            faultline_invariants::history::Outcome::Failed(_) => summary.ops_failed += 1,
+            faultline_invariants::history::Outcome::Unknown(_) => summary.ops_unknown += 1,
+        }
+    }
+    summary
+}

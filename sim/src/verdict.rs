@@ -1,0 +1,172 @@
+//! (History, Trace) → Verdict: every checker over one run's output.
+//!
+//! Safety first (Raft's safety from the trace, linearizability of the history, convergence of
+//! the members), then liveness after heal. A checker never passes by default: a search that
+//! runs out of budget is `Unknown`, which is not a pass.
+
+use std::collections::BTreeMap;
+
+use faultline_invariants::linearizability::Verdict as LinVerdict;
+use faultline_node::NodeEvent;
+use serde::{Deserialize, Serialize};
+
+use crate::runner::RunOutput;
+use crate::trace::TraceEvent;
+
+/// The class of a failure; also the process exit code of `dst run` (TigerBeetle-style).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum FailureKind {
+    /// Two members applied different entries at one index, or two leaders in one term.
+    RaftSafety,
+    /// The history is not linearizable under etcd's model.
+    NotLinearizable,
+    /// Members disagree on HashKV at the final revision.
+    Divergence,
+    /// No write succeeded after every fault was healed.
+    Liveness,
+    /// The simulation itself panicked (an assertion inside the store, usually).
+    Panic,
+}
+
+impl FailureKind {
+    pub fn exit_code(self) -> i32 {
+        match self {
+            FailureKind::RaftSafety => 10,
+            FailureKind::NotLinearizable => 11,
+            FailureKind::Divergence => 12,
+            FailureKind::Liveness => 13,
+            FailureKind::Panic => 14,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Verdict {
+    Pass,
+    Fail { kind: FailureKind, report: String },
+    /// A checker ran out of budget: neither pass nor fail.
+    Unknown { reason: String },
+}
+
+impl Verdict {
+    pub fn is_pass(&self) -> bool {
+        matches!(self, Verdict::Pass)
+    }
+
+    pub fn label(&self) -> String {
+        match self {
+            Verdict::Pass => "PASS".to_string(),
+            Verdict::Fail { kind, .. } => format!("FAIL({kind:?})"),
+            Verdict::Unknown { .. } => "UNKNOWN".to_string(),
+        }
+    }
+}
+
+/// Search budget of the linearizability checker per run.
+pub const LINEARIZABILITY_BUDGET_STEPS: u64 = 5_000_000;
+
+pub fn check(output: &RunOutput) -> Verdict {
+    if let Some(report) = check_raft_safety(output) {
+        return Verdict::Fail {
+            kind: FailureKind::RaftSafety,
+            report,
+        };
+    }
+    match faultline_invariants::check_etcd_history(&output.history, LINEARIZABILITY_BUDGET_STEPS) {
+        LinVerdict::Linearizable => {}
+        LinVerdict::NotLinearizable(report) => {
+            return Verdict::Fail {
+                kind: FailureKind::NotLinearizable,
+                report: report.to_string(),
+            }
+        }
+        LinVerdict::Unknown { reason } => return Verdict::Unknown { reason },
+    }
+    if !output.healed_write_succeeded {
+        return Verdict::Fail {
+            kind: FailureKind::Liveness,
+            report: "no write succeeded within heal_timeout_ms after every fault was healed"
+                .to_string(),
+        };
+    }
+    if let Some(report) = check_convergence(output) {
+        return Verdict::Fail {
+            kind: FailureKind::Divergence,
+            report,
+        };
+    }
+    Verdict::Pass
+}
+
+/// Raft's State Machine Safety (no two members apply different entries at one index) and
+/// Election Safety (at most one leader per term), from the members' own reports.
+pub fn check_raft_safety(output: &RunOutput) -> Option<String> {
+    let mut applied: BTreeMap<u64, (u64, u64, u64)> = BTreeMap::new(); // index -> (term, digest, member)
+    let mut leaders: BTreeMap<u64, u64> = BTreeMap::new(); // term -> member
+    for record in &output.trace {
+        let TraceEvent::Member { member, event } = &record.event else {
+            continue;
+        };
+        match event {
+            NodeEvent::Applied {
+                index,
+                term,
+                digest,
+                ..
+            } => match applied.get(index) {
+                Some(&(first_term, first_digest, first_member))
+                    if (first_term, first_digest) != (*term, *digest) =>
+                {
+                    return Some(format!(
+                        "state machine safety: at log index {index}, member {first_member} applied \
+                         an entry of term {first_term} (digest {first_digest:016x}) but member \
+                         {member} applied one of term {term} (digest {digest:016x}), at {:.3} ms",
+                        record.at_ns as f64 / 1e6
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    applied.insert(*index, (*term, *digest, *member));
+                }
+            },
+            NodeEvent::RoleChanged { role, term, .. } if role == "Leader" => {
+                match leaders.get(term) {
+                    Some(&other) if other != *member => {
+                        return Some(format!(
+                            "election safety: members {other} and {member} both led term {term}"
+                        ));
+                    }
+                    _ => {
+                        leaders.insert(*term, *member);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Every member reached the final revision and they agree on HashKV there.
+pub fn check_convergence(output: &RunOutput) -> Option<String> {
+    let mut first: Option<(u64, (i64, u32))> = None;
+    for (&member, hash) in &output.final_hashes {
+        let Some(hash) = *hash else {
+            return Some(format!(
+                "member {member} did not reach the final revision within heal_timeout_ms"
+            ));
+        };
+        match first {
+            None => first = Some((member, hash)),
+            Some((other, other_hash)) if other_hash != hash => {
+                return Some(format!(
+                    "HashKV differs: member {other} has (compact_revision {}, hash {:08x}), \
+                     member {member} has (compact_revision {}, hash {:08x})",
+                    other_hash.0, other_hash.1, hash.0, hash.1
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    None
+}

@@ -1,0 +1,48 @@
+//! The hand-off between the pure state machine and the node that does the I/O.
+
+use serde::{Deserialize, Serialize};
+
+use crate::types::{Entry, HardState, Message, ReadState, SoftState};
+
+/// Everything the node must do since the last `Ready`, taken by `Raft::ready` and
+/// acknowledged by `Raft::advance`.
+///
+/// # Order contract
+/// 1. Durably persist `hard_state` (if `Some`) and `entries`, truncating any persisted entries
+///    at index `>= entries[0].index` first. A follower's vote and term, and the entries a
+///    follower acknowledges, must be on disk before anyone hears about them.
+/// 2. Only then send `messages`, in any order (the network reorders them anyway).
+/// 3. Apply `committed_entries` in order, after step 1 (they may include entries from this
+///    `Ready`'s `entries`); skip entries with empty `data` (a new leader's no-op).
+/// 4. Serve each of `read_states` once the applied index is `>= index`.
+/// 5. Call `Raft::advance(&ready)`, and only then `Raft::ready` again.
+///
+/// `soft_state` is informational and needs no persistence.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ready {
+    /// `Some` when leader, role or term changed since the previous `Ready`.
+    pub soft_state: Option<SoftState>,
+    /// `Some` when term, vote or commit changed since the previous `Ready`.
+    pub hard_state: Option<HardState>,
+    /// Entries to append to stable storage, contiguous; the first may overwrite (truncate)
+    /// entries persisted earlier.
+    pub entries: Vec<Entry>,
+    /// To send after `hard_state` and `entries` are durable.
+    pub messages: Vec<Message>,
+    /// Entries known committed, to apply in order.
+    pub committed_entries: Vec<Entry>,
+    /// Confirmed ReadIndex requests.
+    pub read_states: Vec<ReadState>,
+}
+
+impl Ready {
+    /// True if there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.soft_state.is_none()
+            && self.hard_state.is_none()
+            && self.entries.is_empty()
+            && self.messages.is_empty()
+            && self.committed_entries.is_empty()
+            && self.read_states.is_empty()
+    }
+}

@@ -1,0 +1,274 @@
+//! The vocabulary of the crate: identifiers, log entries, messages, configuration and the
+//! small value types a node reads back from `Raft`.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! newtype_u64 {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(
+            Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+        )]
+        #[serde(transparent)]
+        pub struct $name(pub u64);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}", self.0)
+            }
+        }
+    };
+}
+
+newtype_u64!(
+    /// A member of the cluster. Ids are chosen by the operator; 0 is a legal id but no node
+    /// should rely on it meaning "none" (use `Option<NodeId>` for that).
+    NodeId
+);
+newtype_u64!(
+    /// A Raft term (Raft paper §5.1). Term 0 is the term before any election.
+    Term
+);
+newtype_u64!(
+    /// A position in the replicated log. The first entry has index 1; index 0 is the empty
+    /// prefix, whose term is 0, so that the consistency check of the first append always passes.
+    LogIndex
+);
+
+impl LogIndex {
+    /// The next index. Panics on overflow rather than wrapping: a wrapped index would silently
+    /// compare smaller than every real one.
+    pub fn next(self) -> LogIndex {
+        LogIndex(self.0.checked_add(1).expect("log index overflow"))
+    }
+
+    /// The previous index, saturating at 0 (the empty prefix).
+    pub fn prev(self) -> LogIndex {
+        LogIndex(self.0.saturating_sub(1))
+    }
+}
+
+impl Term {
+    /// The next term. Panics on overflow for the same reason as `LogIndex::next`.
+    pub fn next(self) -> Term {
+        Term(self.0.checked_add(1).expect("term overflow"))
+    }
+}
+
+/// One entry of the replicated log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub term: Term,
+    pub index: LogIndex,
+    /// Empty only for the no-op entry a new leader appends (Raft paper §8): it lets the leader
+    /// commit entries of earlier terms. The node skips it when applying.
+    pub data: Vec<u8>,
+}
+
+/// What must be durable before any message that depends on it leaves the node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct HardState {
+    pub term: Term,
+    pub vote: Option<NodeId>,
+    pub commit: LogIndex,
+}
+
+/// A message between two Raft peers. `term` is the sender's term, except for pre-vote
+/// messages, where it is the term the pre-candidate would campaign in (Raft thesis §9.6).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub from: NodeId,
+    pub to: NodeId,
+    pub term: Term,
+    pub body: MessageBody,
+}
+
+/// The kinds of messages. Every request carries what the receiver needs to answer on its own;
+/// every response carries enough to be matched against the request without per-request state
+/// at the sender (responses can arrive late, twice, or out of order).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MessageBody {
+    /// "Would you vote for me in `Message::term`?" Nobody changes state on it (thesis §9.6).
+    PreVote {
+        last_log_index: LogIndex,
+        last_log_term: Term,
+    },
+    PreVoteResponse {
+        granted: bool,
+    },
+    /// RequestVote RPC (Raft paper §5.2, Figure 2).
+    RequestVote {
+        last_log_index: LogIndex,
+        last_log_term: Term,
+    },
+    RequestVoteResponse {
+        granted: bool,
+    },
+    /// AppendEntries RPC carrying entries (Raft paper §5.3, Figure 2).
+    AppendEntries {
+        prev_log_index: LogIndex,
+        prev_log_term: Term,
+        entries: Vec<Entry>,
+        leader_commit: LogIndex,
+    },
+    AppendEntriesResponse {
+        result: AppendResult,
+    },
+    /// An AppendEntries without entries and without the consistency check (as in etcd):
+    /// it asserts leadership, resets election timers and carries the commit index, limited by
+    /// the leader to what it knows the follower holds. `read_ctx` is the newest pending
+    /// ReadIndex context; an answer at the leader's term confirms leadership for it.
+    Heartbeat {
+        leader_commit: LogIndex,
+        read_ctx: Option<u64>,
+    },
+    HeartbeatResponse {
+        read_ctx: Option<u64>,
+    },
+}
+
+/// How a follower answered an AppendEntries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AppendResult {
+    /// The follower's log matches the leader's up to `match_index`.
+    Accepted { match_index: LogIndex },
+    /// The consistency check at `rejected_prev_index` failed. The hint lets the leader skip a
+    /// whole term per round trip instead of one index (Raft paper §5.3, last paragraphs):
+    /// `hint_index` is the largest index `<= rejected_prev_index` in the follower's log whose
+    /// term is `<= ` the leader's `prev_log_term`, and `hint_term` is its term.
+    Rejected {
+        rejected_prev_index: LogIndex,
+        hint_index: LogIndex,
+        hint_term: Term,
+    },
+}
+
+/// Static configuration of one Raft instance. No `Default`: every field changes safety or
+/// liveness, so callers spell each one out.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Config {
+    pub id: NodeId,
+    /// All voters, including `id`. Membership is fixed.
+    pub voters: Vec<NodeId>,
+    /// Followers wait a random number of ticks in `[t, 2t)` before campaigning (Raft paper
+    /// §5.2); also the check-quorum period and the follower's leader lease.
+    pub election_timeout_ticks: u64,
+    pub heartbeat_interval_ticks: u64,
+    /// Campaign in a pre-vote phase first, so a node that was partitioned away does not
+    /// disrupt the cluster with a higher term when it comes back (Raft thesis §9.6).
+    pub pre_vote: bool,
+    /// A leader steps down if it has not heard from a quorum within an election timeout, and
+    /// followers that have a live leader ignore vote requests (Raft thesis §6.2, §4.2.3).
+    pub check_quorum: bool,
+    pub max_entries_per_append: usize,
+}
+
+impl Config {
+    /// Panics on a configuration that cannot work; called by `Raft::new`.
+    pub fn validate(&self) {
+        assert!(!self.voters.is_empty(), "config: voters must not be empty");
+        assert!(
+            self.voters.contains(&self.id),
+            "config: voters {:?} must include this node's id {}",
+            self.voters,
+            self.id
+        );
+        let mut sorted = self.voters.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), self.voters.len(), "config: duplicate voters");
+        assert!(self.heartbeat_interval_ticks > 0, "config: heartbeat interval must be > 0");
+        // A heartbeat must fit into an election timeout at least once or followers campaign
+        // against a healthy leader.
+        assert!(
+            self.election_timeout_ticks > self.heartbeat_interval_ticks,
+            "config: election_timeout_ticks ({}) must exceed heartbeat_interval_ticks ({})",
+            self.election_timeout_ticks,
+            self.heartbeat_interval_ticks
+        );
+        assert!(self.max_entries_per_append > 0, "config: max_entries_per_append must be > 0");
+    }
+}
+
+/// What storage recovered after a crash: the last persisted hard state and the persisted log,
+/// contiguous from index 1. A fresh node passes `PersistedState::default()`.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PersistedState {
+    pub hard_state: HardState,
+    pub entries: Vec<Entry>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Role {
+    Follower,
+    PreCandidate,
+    Candidate,
+    Leader,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            Role::Follower => "follower",
+            Role::PreCandidate => "pre-candidate",
+            Role::Candidate => "candidate",
+            Role::Leader => "leader",
+        };
+        f.write_str(name)
+    }
+}
+
+/// Volatile state that a node may want to report (who leads, in which term).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SoftState {
+    pub leader: Option<NodeId>,
+    pub role: Role,
+    pub term: Term,
+}
+
+/// A confirmed ReadIndex request: once the node has applied up to `index`, it may serve the
+/// read tagged `ctx` from its state machine, and the read is linearizable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadState {
+    pub ctx: u64,
+    pub index: LogIndex,
+}
+
+/// A snapshot of the instance, for logs, metrics and checkers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    pub id: NodeId,
+    pub role: Role,
+    pub term: Term,
+    pub leader: Option<NodeId>,
+    pub commit: LogIndex,
+    pub applied: LogIndex,
+    pub last_index: LogIndex,
+    pub last_term: Term,
+    pub vote: Option<NodeId>,
+}
+
+/// Why a proposal or a read was refused. Not an assertion: losing leadership is normal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProposeError {
+    /// Only the leader accepts proposals and reads. `leader_hint` is the leader this node
+    /// believes in, if any; the caller decides whether to redirect.
+    NotLeader { leader_hint: Option<NodeId> },
+}
+
+impl fmt::Display for ProposeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProposeError::NotLeader {
+                leader_hint: Some(leader),
+            } => write!(f, "not the leader (leader is probably node {leader})"),
+            ProposeError::NotLeader { leader_hint: None } => {
+                write!(f, "not the leader (leader unknown)")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ProposeError {}
