@@ -451,11 +451,13 @@ pub(crate) fn search<M: Model>(
     let mut best_choices: Vec<Choice> = Vec::new();
     let mut best_unplaceable: Vec<usize> = Vec::new();
     let mut low_water: usize = 0;
+    let mut have_best = false;
 
     // Choices of the level being explored and the next index to try.
     let mut choices: Vec<Choice> = Vec::new();
     let mut next_choice: usize = 0;
     let mut fresh_level = true;
+    let mut dbg_bt = 0u64;
 
     loop {
         if fresh_level {
@@ -467,6 +469,7 @@ pub(crate) fn search<M: Model>(
                         Choice::Drop(_) => None,
                     })
                     .collect();
+                if std::env::var("FL_DEBUG").is_ok() { eprintln!("DEBUG steps {} backtracks {} cache {}", *steps, dbg_bt, cache.len()); }
                 return Outcome::Linearizable(lin);
             }
             choices.clear();
@@ -484,12 +487,6 @@ pub(crate) fn search<M: Model>(
             if let Some(r) = first_return {
                 if optional[r as usize] {
                     choices.push(Choice::Drop(r));
-                } else {
-                    // Report the blocking op first.
-                    if let Some(pos) = choices.iter().position(|c| c.op() == r) {
-                        let c = choices.remove(pos);
-                        choices.insert(0, c);
-                    }
                 }
             }
             next_choice = 0;
@@ -549,14 +546,30 @@ pub(crate) fn search<M: Model>(
 
         // Every choice at this level failed: record the longest prefix, then backtrack.
         let depth = stack.len();
-        if depth > best_choices.len() || best_unplaceable.is_empty() {
+        if depth > best_choices.len() || !have_best {
+            have_best = true;
             best_choices.truncate(low_water);
             for f in &stack[low_water..] {
                 best_choices.push(f.choices[f.taken]);
             }
             low_water = depth;
-            best_unplaceable = choices.iter().map(|c| c.op() as usize).collect();
+            // The op whose return forced the decision first, then the other candidates.
+            let mut e = list.next[list.head as usize];
+            while e != NIL && e % 2 == 0 {
+                e = list.next[e as usize];
+            }
+            best_unplaceable.clear();
+            if e != NIL {
+                best_unplaceable.push((e / 2) as usize);
+            }
+            for c in &choices {
+                if !best_unplaceable.contains(&(c.op() as usize)) {
+                    best_unplaceable.push(c.op() as usize);
+                }
+            }
         }
+        dbg_bt += 1;
+        if std::env::var("FL_DEBUG2").is_ok() && dbg_bt < 400 { eprintln!("PATH {:?}", stack.iter().map(|f| (ops[f.choices[f.taken].op() as usize].id, f.taken, f.choices.iter().map(|c| ops[c.op() as usize].id).collect::<Vec<_>>())).collect::<Vec<_>>()); eprintln!("BT depth {} choices {:?} state {:?}", stack.len(), choices.iter().map(|c| (c.op(), hints[c.op() as usize], ops[c.op() as usize].id)).collect::<Vec<_>>(), states.iter().map(|s| model.describe_state(s)).collect::<Vec<_>>()); }
         let Some(frame) = stack.pop() else {
             let prefix = best_choices
                 .iter()
@@ -613,77 +626,112 @@ pub fn check<M: Model>(
 }
 
 /// Like `check`, and also returns the linearization found.
+///
+/// Several partitions are searched in rounds with a doubling step allowance each (restarting a
+/// partition that did not finish), so that one partition with a huge search space cannot hide
+/// a violation that another partition shows quickly; porcupine gets the same effect by
+/// checking partitions in parallel. Every step of every round counts against the budget.
 pub fn check_detailed<M: Model>(
     model: &M,
     ops: &[Op<M::Input, M::Output>],
     budget_steps: u64,
     time_unit: TimeUnit,
 ) -> Checked {
-    let mut steps = 0u64;
-    let mut linearizations = Vec::new();
-    for part in model.partition(ops) {
-        let part_ops: Vec<&Op<M::Input, M::Output>> = part.ops.iter().map(|&i| &ops[i]).collect();
-        match search(model, &part_ops, &mut steps, budget_steps) {
-            Outcome::Linearizable(order) => {
-                linearizations.push(order.into_iter().map(|i| part.ops[i]).collect());
+    let parts = model.partition(ops);
+    let mut done: Vec<Option<Vec<usize>>> = vec![None; parts.len()];
+    let mut spent = 0u64;
+    let mut allowance: u64 = if parts.len() > 1 { 20_000 } else { budget_steps };
+    loop {
+        let mut unfinished = None;
+        for (pi, part) in parts.iter().enumerate() {
+            if done[pi].is_some() {
+                continue;
             }
-            Outcome::OutOfBudget => {
-                return Checked {
-                    verdict: Verdict::Unknown {
-                        reason: format!(
-                            "linearizability search ({} model) ran out of its budget of {budget_steps} steps{}",
-                            model.name(),
-                            part.label
-                                .map(|l| format!(" in partition {l}"))
-                                .unwrap_or_default()
-                        ),
-                    },
-                    linearizations: vec![],
-                };
-            }
-            Outcome::Violation {
-                prefix,
-                unplaceable,
-            } => {
-                // Replay the prefix to show the state it leaves.
-                let mut states = model.init();
-                for &i in &prefix {
-                    let op = part_ops[i];
-                    let mut next: Vec<M::State> = states
-                        .iter()
-                        .flat_map(|s| model.step(s, &op.input, op.output.as_ref()))
-                        .collect();
-                    next.sort();
-                    next.dedup();
-                    states = next;
+            let part_ops: Vec<&Op<M::Input, M::Output>> =
+                part.ops.iter().map(|&i| &ops[i]).collect();
+            let limit = allowance.min(budget_steps - spent);
+            let mut steps = 0u64;
+            let outcome = search(model, &part_ops, &mut steps, limit);
+            spent += steps.min(limit);
+            match outcome {
+                Outcome::Linearizable(order) => {
+                    done[pi] = Some(order.into_iter().map(|i| part.ops[i]).collect());
                 }
-                let state_after_prefix = states
-                    .iter()
-                    .map(|s| model.describe_state(s))
-                    .collect::<Vec<_>>()
-                    .join(" | ");
-                let report = Report {
-                    model: model.name(),
-                    partition: part.label,
-                    time_unit,
-                    longest_prefix: prefix.iter().map(|&i| part_ops[i].id).collect(),
-                    state_after_prefix,
-                    unplaceable: unplaceable
-                        .iter()
-                        .map(|&i| summarize(model, part_ops[i]))
-                        .collect(),
-                    stale_reads: vec![],
-                    mismatches: vec![],
-                };
-                return Checked {
-                    verdict: Verdict::NotLinearizable(Box::new(report)),
-                    linearizations: vec![],
-                };
+                Outcome::OutOfBudget => {
+                    unfinished.get_or_insert(pi);
+                }
+                Outcome::Violation {
+                    prefix,
+                    unplaceable,
+                } => {
+                    return Checked {
+                        verdict: violation(model, part, &part_ops, prefix, unplaceable, time_unit),
+                        linearizations: vec![],
+                    };
+                }
             }
         }
+        let Some(pi) = unfinished else { break };
+        if spent >= budget_steps {
+            return Checked {
+                verdict: Verdict::Unknown {
+                    reason: format!(
+                        "linearizability search ({} model) ran out of its budget of {budget_steps} steps{}",
+                        model.name(),
+                        parts[pi]
+                            .label
+                            .as_ref()
+                            .map(|l| format!(" in partition {l}"))
+                            .unwrap_or_default()
+                    ),
+                },
+                linearizations: vec![],
+            };
+        }
+        allowance = allowance.saturating_mul(2);
     }
     Checked {
         verdict: Verdict::Linearizable,
-        linearizations,
+        linearizations: done.into_iter().map(|d| d.expect("all done")).collect(),
     }
+}
+
+fn violation<M: Model>(
+    model: &M,
+    part: &Partition,
+    part_ops: &[&Op<M::Input, M::Output>],
+    prefix: Vec<usize>,
+    unplaceable: Vec<usize>,
+    time_unit: TimeUnit,
+) -> Verdict {
+    // Replay the prefix to show the state it leaves.
+    let mut states = model.init();
+    for &i in &prefix {
+        let op = part_ops[i];
+        let mut next: Vec<M::State> = states
+            .iter()
+            .flat_map(|s| model.step(s, &op.input, op.output.as_ref()))
+            .collect();
+        next.sort();
+        next.dedup();
+        states = next;
+    }
+    let state_after_prefix = states
+        .iter()
+        .map(|s| model.describe_state(s))
+        .collect::<Vec<_>>()
+        .join(" | ");
+    Verdict::NotLinearizable(Box::new(Report {
+        model: model.name(),
+        partition: part.label.clone(),
+        time_unit,
+        longest_prefix: prefix.iter().map(|&i| part_ops[i].id).collect(),
+        state_after_prefix,
+        unplaceable: unplaceable
+            .iter()
+            .map(|&i| summarize(model, part_ops[i]))
+            .collect(),
+        stale_reads: vec![],
+        mismatches: vec![],
+    }))
 }

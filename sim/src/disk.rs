@@ -18,19 +18,14 @@ pub fn crash_disk(disk: &mut MemDisk, rng: &mut ChaCha8Rng) -> CrashFault {
             70..90 => TailFate::Torn {
                 keep_bytes: rng.random_range(0..unsynced_bytes),
             },
-            _ => {
-                // Garbage at the end of the tail (a damaged last sector): the WAL must detect
-                // it by checksum and cut it off. Corruption followed by intact records is not
-                // drawn: recovery cannot tell it from rot in synced data, and refuses to start.
-                let offset = rng.random_range(0..unsynced_bytes);
-                TailFate::Corrupted {
-                    keep_bytes: rng.random_range(offset + 1..=unsynced_bytes.min(offset + 16)),
-                    flips: vec![ByteFlip {
-                        offset,
-                        xor_mask: rng.random_range(1..=255),
-                    }],
-                }
-            }
+            // Damaged bytes anywhere in the tail; the WAL's checksums must cut it there.
+            _ => TailFate::Corrupted {
+                keep_bytes: unsynced_bytes,
+                flips: vec![ByteFlip {
+                    offset: rng.random_range(0..unsynced_bytes),
+                    xor_mask: rng.random_range(1..=255),
+                }],
+            },
         };
         fault.tails.insert(file, fate);
     }

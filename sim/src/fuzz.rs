@@ -6,7 +6,7 @@ pub use imp::*;
 #[cfg(madsim)]
 mod imp {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::{Arc, Mutex};
+    use std::sync::Mutex;
     use std::time::Instant;
 
     use serde::{Deserialize, Serialize};

@@ -97,6 +97,9 @@ pub struct MemberPlan {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlannedOp {
     pub think_time_ms: u64,
+    /// The member the request is sent to first, like a client balancing over endpoints; the
+    /// client follows leader hints from there.
+    pub member: u64,
     pub request: Request,
 }
 
@@ -104,8 +107,6 @@ pub struct PlannedOp {
 pub struct ClientPlan {
     pub id: u64,
     pub ip: IpAddr,
-    /// The member this client talks to first (it follows leader hints from there).
-    pub first_member: u64,
     pub ops: Vec<PlannedOp>,
 }
 
@@ -177,7 +178,6 @@ impl Plan {
                 ClientPlan {
                     id: u64::from(i),
                     ip: IpAddr::V4(Ipv4Addr::new(10, 1, 0, (i + 1) as u8)),
-                    first_member: u64::from(i % scenario.members) + 1,
                     ops: generate_ops(&mut rng, scenario, u64::from(i)),
                 }
             })
@@ -240,8 +240,10 @@ fn generate_ops(rng: &mut ChaCha8Rng, scenario: &Scenario, client: u64) -> Vec<P
                 prev_kv: true,
             }),
         };
+        let member = rng.random_range(1..=u64::from(scenario.members));
         ops.push(PlannedOp {
             think_time_ms,
+            member,
             request,
         });
     }

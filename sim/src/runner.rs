@@ -350,7 +350,7 @@ impl Session {
     async fn execute(&mut self, request: Request) -> Outcome {
         let invoke_ns = self.ctx.recorder.now_ns();
         let deadline = madsim::time::Instant::now() + self.ctx.request_timeout;
-        let mut member = self.target;
+        let mut member;
         let outcome = loop {
             member = self.target;
             let now = madsim::time::Instant::now();
@@ -404,9 +404,10 @@ impl Session {
 }
 
 async fn run_client(plan: ClientPlan, ctx: ClientContext) {
-    let mut session = Session::new(plan.ip, plan.id, plan.first_member, ctx).await;
+    let mut session = Session::new(plan.ip, plan.id, 1, ctx).await;
     for op in plan.ops {
         madsim::time::sleep(Duration::from_millis(op.think_time_ms)).await;
+        session.target = op.member;
         session.execute(op.request).await;
     }
 }

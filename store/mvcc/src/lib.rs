@@ -1,1 +1,38 @@
-//! placeholder
+//! etcd's revisioned key space as a pure, deterministic library (etcd-semantics.md §1-§9).
+//!
+//! Three independent parts:
+//! * [`KvStore`]: the replicated state machine. Every member applies the committed Raft log
+//!   with [`KvStore::apply`]; the same sequence of applies gives bit-identical state (and the
+//!   same [`KvStore::hash_kv`]) everywhere. No time, no I/O, no hash-order dependence.
+//!   Local reads go through [`KvStore::read`] / [`KvStore::range`]. Watch events of applies are
+//!   collected until [`KvStore::take_events`].
+//! * [`WatchHub`]: watchers over a store's history and its new events (see [`watch`]).
+//! * [`LeaseClock`]: the leader-only, non-replicated lease expiry (see [`lease_clock`]).
+//!
+//! # Choices worth knowing
+//! * `compact_revision()` is -1 before any compaction (etcd's initial compactMainRev; HashKV
+//!   reports it), so `Compact{revision: 0}` is accepted once on a fresh store.
+//! * Compaction at R keeps a tombstone written exactly at R (reads see the key as absent
+//!   either way) so that a watch from R still gets that deletion (etcd #18089/#19179 fixes).
+//! * The minimum lease TTL is replicated configuration: [`StoreOptions`], default 2 s
+//!   (etcd's ceil(1.5 x 1 s election timeout)); [`StoreOptions::for_election_timeout_ms`].
+//! * Range/txn revisions <= 0 mean "latest" everywhere (etcd's txn check would call a negative
+//!   revision compacted; no client sends one).
+//! * Sorting by a non-key target keeps key order among equal values (stable sort).
+//! * ErrDuplicateKey treats a delete range end of `"\0"` as "to the end of the key space"
+//!   (etcd's interval tree treats it as empty; only reachable with an odd txn).
+//! * Nested txn response headers are zero; inner put/delete/range headers follow etcd
+//!   (begin + 1 after a change) but are not meant to be interpreted.
+//! * `KvStore::read` of LeaseTimeToLive returns the granted TTL as `ttl_seconds` (-1 if
+//!   unknown); the node overrides it with the leader's `LeaseClock::remaining_ttl`.
+
+pub mod lease_clock;
+mod store;
+pub mod watch;
+
+pub use lease_clock::LeaseClock;
+pub use store::{
+    KvStore, LeaseRecord, Record, Rev, Snapshot, StoreOptions, MAX_LEASE_TTL_SECONDS,
+    MAX_TXN_OPS_DEFAULT, MIN_LEASE_TTL_SECONDS_DEFAULT,
+};
+pub use watch::{StreamId, WatchHub, WatchHubOptions, WatchOutput};

@@ -59,8 +59,8 @@ mod types;
 pub use raft::Raft;
 pub use ready::Ready;
 pub use types::{
-    AppendResult, Config, Entry, HardState, LogIndex, Message, MessageBody, NodeId,
-    PersistedState, ProposeError, ReadState, Role, SoftState, Status, Term,
+    AppendResult, Config, Entry, HardState, LogIndex, Message, MessageBody, NodeId, PersistedState,
+    ProposeError, ReadState, Role, SoftState, Status, Term,
 };
 
 #[cfg(test)]

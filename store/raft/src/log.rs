@@ -41,7 +41,10 @@ impl RaftLog {
             );
         }
         for pair in entries.windows(2) {
-            assert!(pair[0].term <= pair[1].term, "recovered log terms must not decrease");
+            assert!(
+                pair[0].term <= pair[1].term,
+                "recovered log terms must not decrease"
+            );
         }
         let last = LogIndex(entries.len() as u64);
         // The node persists commit together with (or after) the entries it covers, so a
@@ -77,7 +80,9 @@ impl RaftLog {
         if index.0 == 0 {
             return Some(Term(0));
         }
-        self.entries.get(index.0 as usize - 1).map(|entry| entry.term)
+        self.entries
+            .get(index.0 as usize - 1)
+            .map(|entry| entry.term)
     }
 
     pub(crate) fn entries(&self) -> &[Entry] {
@@ -118,7 +123,10 @@ impl RaftLog {
 
     /// A leader's own append. Returns the new entry's index.
     pub(crate) fn append_new(&mut self, term: Term, data: Vec<u8>) -> LogIndex {
-        assert!(term >= self.last_term(), "leader appends never lower the last term");
+        assert!(
+            term >= self.last_term(),
+            "leader appends never lower the last term"
+        );
         let index = self.last_index().next();
         self.entries.push(Entry { term, index, data });
         index
@@ -169,7 +177,10 @@ impl RaftLog {
     }
 
     pub(crate) fn commit_to(&mut self, index: LogIndex) {
-        assert!(index <= self.last_index(), "commit {index} beyond last index");
+        assert!(
+            index <= self.last_index(),
+            "commit {index} beyond last index"
+        );
         if index > self.commit {
             self.commit = index;
         }
@@ -212,7 +223,10 @@ impl RaftLog {
     }
 
     pub(crate) fn applied_to(&mut self, index: LogIndex) {
-        assert!(index <= self.applying, "applied {index} was never handed out");
+        assert!(
+            index <= self.applying,
+            "applied {index} was never handed out"
+        );
         assert!(index >= self.applied, "applied index moves forward only");
         self.applied = index;
     }
@@ -220,13 +234,23 @@ impl RaftLog {
     /// Panics on a broken watermark or log-shape invariant. Cheap: O(1) plus the tail.
     pub(crate) fn check_invariants(&self) {
         let last = self.last_index();
-        assert!(self.persisted <= self.handed_out, "log: persisted > handed_out");
+        assert!(
+            self.persisted <= self.handed_out,
+            "log: persisted > handed_out"
+        );
         assert!(self.handed_out <= last, "log: handed_out > last_index");
-        assert!(self.commit <= last, "log: commit {} > last_index {last}", self.commit);
+        assert!(
+            self.commit <= last,
+            "log: commit {} > last_index {last}",
+            self.commit
+        );
         assert!(self.applying <= self.commit, "log: applying > commit");
         assert!(self.applied <= self.applying, "log: applied > applying");
         if let Some(entry) = self.entries.last() {
-            assert_eq!(entry.index, last, "log: last entry index does not match length");
+            assert_eq!(
+                entry.index, last,
+                "log: last entry index does not match length"
+            );
         }
         if let [.., before, after] = self.entries.as_slice() {
             assert!(before.term <= after.term, "log: terms decrease at the tail");
@@ -249,7 +273,13 @@ mod tests {
     #[test]
     fn find_conflict_by_term_skips_whole_terms() {
         let log = RaftLog::recovered(
-            vec![entry(1, 1), entry(2, 1), entry(3, 3), entry(4, 3), entry(5, 5)],
+            vec![
+                entry(1, 1),
+                entry(2, 1),
+                entry(3, 3),
+                entry(4, 3),
+                entry(5, 5),
+            ],
             LogIndex(0),
         );
         assert_eq!(log.find_conflict_by_term(LogIndex(5), Term(4)), LogIndex(4));

@@ -25,6 +25,9 @@ pub(crate) struct Progress {
     pub(crate) mode: ReplicationMode,
     /// Heard from this follower since the last check-quorum round.
     pub(crate) recently_active: bool,
+    /// The leader commit index carried by the last append sent, to know whether the follower
+    /// still needs to hear about a newer one.
+    pub(crate) commit_sent: LogIndex,
 }
 
 impl Progress {
@@ -36,6 +39,7 @@ impl Progress {
             next_index: leader_last_index.next(),
             mode: ReplicationMode::Probe { waiting: false },
             recently_active: false,
+            commit_sent: LogIndex(0),
         }
     }
 
@@ -43,8 +47,14 @@ impl Progress {
         !matches!(self.mode, ReplicationMode::Probe { waiting: true })
     }
 
-    /// Records that entries up to `last_sent` went out.
-    pub(crate) fn sent(&mut self, last_sent: LogIndex) {
+    /// Nothing sent is unacknowledged: an append at `next_index` cannot overtake another.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.next_index == self.match_index.next()
+    }
+
+    /// Records that entries up to `last_sent` went out, with `commit`.
+    pub(crate) fn sent(&mut self, last_sent: LogIndex, commit: LogIndex) {
+        self.commit_sent = self.commit_sent.max(commit);
         match self.mode {
             ReplicationMode::Probe { .. } => self.mode = ReplicationMode::Probe { waiting: true },
             ReplicationMode::Replicate => {

@@ -10,8 +10,8 @@ use crate::progress::{quorum, quorum_index, Progress};
 use crate::read_index::ReadQueue;
 use crate::ready::Ready;
 use crate::types::{
-    AppendResult, Config, Entry, HardState, LogIndex, Message, MessageBody, NodeId,
-    PersistedState, ProposeError, ReadState, Role, SoftState, Status, Term,
+    AppendResult, Config, Entry, HardState, LogIndex, Message, MessageBody, NodeId, PersistedState,
+    ProposeError, ReadState, Role, SoftState, Status, Term,
 };
 
 /// Whether `send_append` sends a message that carries no entries. An empty append still
@@ -132,7 +132,11 @@ impl Raft {
             "message for node {} delivered to node {}",
             msg.to, self.config.id
         );
-        assert_ne!(msg.from, self.config.id, "node {} sent a message to itself", msg.from);
+        assert_ne!(
+            msg.from, self.config.id,
+            "node {} sent a message to itself",
+            msg.from
+        );
         if !self.config.voters.contains(&msg.from) {
             // Membership is fixed: a sender outside it is misconfigured, not a peer. Ignoring it
             // keeps a stray process from disrupting the cluster.
@@ -284,7 +288,12 @@ impl Raft {
             self.leader
         );
         if matches!(self.role, Role::Candidate | Role::Leader) {
-            assert_eq!(self.vote, Some(id), "node {id}: {} without self-vote", self.role);
+            assert_eq!(
+                self.vote,
+                Some(id),
+                "node {id}: {} without self-vote",
+                self.role
+            );
         }
         let timeout = self.config.election_timeout_ticks;
         assert!(
@@ -294,7 +303,10 @@ impl Raft {
         if self.role == Role::Leader {
             self.check_leader_invariants();
         } else {
-            assert!(self.progress.is_empty(), "node {id}: non-leader tracks progress");
+            assert!(
+                self.progress.is_empty(),
+                "node {id}: non-leader tracks progress"
+            );
             assert!(self.reads.is_empty(), "node {id}: non-leader holds reads");
             assert!(
                 self.reads_before_first_commit.is_empty(),
@@ -350,7 +362,9 @@ impl Raft {
             // Thesis §4.2.3: with check-quorum, leaders step down when cut off, so followers
             // can safely also ignore real vote requests (and their terms) during the lease.
             // This keeps a server that was partitioned away from deposing a healthy leader.
-            MessageBody::RequestVote { .. } if self.config.check_quorum && self.in_leader_lease() => {
+            MessageBody::RequestVote { .. }
+                if self.config.check_quorum && self.in_leader_lease() =>
+            {
                 false
             }
             // Pre-vote neither changes terms nor records anything (thesis §9.6).
@@ -385,7 +399,9 @@ impl Raft {
 
     /// The one `match` on (role, message) at the current term.
     fn dispatch(&mut self, msg: Message) {
-        let Message { from, term, body, .. } = msg;
+        let Message {
+            from, term, body, ..
+        } = msg;
         match (self.role, body) {
             (
                 _,
@@ -456,7 +472,8 @@ impl Raft {
     // Elections.
     // ---------------------------------------------------------------------------------------
 
-    fn campaign(&mut self) {
+    /// Starts an election (or pre-election) now, as if the election timeout had run out.
+    pub(crate) fn campaign(&mut self) {
         if self.config.pre_vote {
             self.become_pre_candidate();
         } else {
@@ -483,7 +500,11 @@ impl Raft {
             // Figure 2: granting a vote resets the election timer.
             self.election_elapsed_ticks = 0;
         }
-        self.send(from, self.term, MessageBody::RequestVoteResponse { granted });
+        self.send(
+            from,
+            self.term,
+            MessageBody::RequestVoteResponse { granted },
+        );
     }
 
     /// Raft paper §5.4.1: vote only for a candidate whose log is at least as up to date.
@@ -533,8 +554,7 @@ impl Raft {
 
     /// We heard from this term's leader (or are it) within the minimum election timeout.
     fn in_leader_lease(&self) -> bool {
-        self.leader.is_some()
-            && self.election_elapsed_ticks < self.config.election_timeout_ticks
+        self.leader.is_some() && self.election_elapsed_ticks < self.config.election_timeout_ticks
     }
 
     // ---------------------------------------------------------------------------------------
@@ -614,7 +634,11 @@ impl Raft {
     }
 
     fn become_leader(&mut self) {
-        assert_eq!(self.role, Role::Candidate, "only a candidate becomes leader");
+        assert_eq!(
+            self.role,
+            Role::Candidate,
+            "only a candidate becomes leader"
+        );
         assert_eq!(self.vote, Some(self.config.id));
         self.role = Role::Leader;
         self.leader = Some(self.config.id);
@@ -622,7 +646,10 @@ impl Raft {
         // next = last + 1 before the no-op, so the first append carries the no-op and probes
         // at our previous last entry (Raft paper §5.3).
         let last = self.log.last_index();
-        self.progress = self.peers().map(|peer| (peer, Progress::new(last))).collect();
+        self.progress = self
+            .peers()
+            .map(|peer| (peer, Progress::new(last)))
+            .collect();
         // Raft paper §8: an entry of our own term lets us commit everything before it
         // (§5.4.2 forbids committing earlier terms' entries by counting replicas).
         self.log.append_new(self.term, Vec::new());
@@ -693,14 +720,21 @@ impl Raft {
         } else {
             let hint_index = self.log.find_conflict_by_term(prev_index, prev_term);
             let hint_term = self.log.term(hint_index).expect("hint is within the log");
-            debug_assert!(hint_index <= prev_index, "hint must not lie above the rejected prev");
+            debug_assert!(
+                hint_index <= prev_index,
+                "hint must not lie above the rejected prev"
+            );
             AppendResult::Rejected {
                 rejected_prev_index: prev_index,
                 hint_index,
                 hint_term,
             }
         };
-        self.send(from, self.term, MessageBody::AppendEntriesResponse { result });
+        self.send(
+            from,
+            self.term,
+            MessageBody::AppendEntriesResponse { result },
+        );
     }
 
     fn handle_heartbeat(&mut self, from: NodeId, leader_commit: LogIndex, read_ctx: Option<u64>) {
@@ -731,7 +765,15 @@ impl Raft {
                 if self.progress_mut(from).accepted(match_index) {
                     self.maybe_commit();
                 }
-                self.send_append(from, WhenEmpty::Skip);
+                // Keep the pipeline going; if there is nothing left to send, still tell an
+                // idle follower about a commit index it has not seen.
+                let progress = &self.progress[&from];
+                let when_empty = if progress.is_idle() && progress.commit_sent < self.log.commit {
+                    WhenEmpty::Send
+                } else {
+                    WhenEmpty::Skip
+                };
+                self.send_append(from, when_empty);
             }
             AppendResult::Rejected {
                 rejected_prev_index,
@@ -782,7 +824,7 @@ impl Raft {
             return;
         }
         let last_sent = entries.last().map_or(prev_log_index, |entry| entry.index);
-        self.progress_mut(to).sent(last_sent);
+        self.progress_mut(to).sent(last_sent, commit);
         self.send(
             to,
             self.term,
@@ -858,7 +900,7 @@ impl Raft {
         let caught_up: Vec<NodeId> = self
             .progress
             .iter()
-            .filter(|(_, progress)| progress.next_index == progress.match_index.next())
+            .filter(|(_, progress)| progress.is_idle())
             .map(|(peer, _)| *peer)
             .collect();
         for peer in caught_up {

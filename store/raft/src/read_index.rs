@@ -62,17 +62,6 @@ impl ReadQueue {
             .collect()
     }
 
-    /// Confirms everything at once (single-voter cluster: the leader alone is a quorum).
-    pub(crate) fn confirm_all(&mut self) -> Vec<ReadState> {
-        self.pending
-            .drain(..)
-            .map(|read| ReadState {
-                ctx: read.ctx,
-                index: read.index,
-            })
-            .collect()
-    }
-
     /// Forgets all requests: leadership is lost and none of them can be confirmed any more.
     /// The node times them out and retries elsewhere.
     pub(crate) fn clear(&mut self) {
@@ -83,14 +72,13 @@ impl ReadQueue {
         self.pending.is_empty()
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.pending.len()
-    }
-
     /// Indexes never decrease along the queue (commit never decreases).
     pub(crate) fn check_invariants(&self, commit: LogIndex) {
         for pair in self.pending.windows(2) {
-            assert!(pair[0].index <= pair[1].index, "read queue: indexes decrease");
+            assert!(
+                pair[0].index <= pair[1].index,
+                "read queue: indexes decrease"
+            );
         }
         if let Some(last) = self.pending.last() {
             assert!(last.index <= commit, "read queue: read index beyond commit");
@@ -113,8 +101,14 @@ mod tests {
         assert_eq!(
             confirmed,
             vec![
-                ReadState { ctx: 1, index: LogIndex(3) },
-                ReadState { ctx: 2, index: LogIndex(4) },
+                ReadState {
+                    ctx: 1,
+                    index: LogIndex(3)
+                },
+                ReadState {
+                    ctx: 2,
+                    index: LogIndex(4)
+                },
             ]
         );
         assert!(queue.is_empty());

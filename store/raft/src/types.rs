@@ -179,7 +179,10 @@ impl Config {
         sorted.sort();
         sorted.dedup();
         assert_eq!(sorted.len(), self.voters.len(), "config: duplicate voters");
-        assert!(self.heartbeat_interval_ticks > 0, "config: heartbeat interval must be > 0");
+        assert!(
+            self.heartbeat_interval_ticks > 0,
+            "config: heartbeat interval must be > 0"
+        );
         // A heartbeat must fit into an election timeout at least once or followers campaign
         // against a healthy leader.
         assert!(
@@ -188,7 +191,10 @@ impl Config {
             self.election_timeout_ticks,
             self.heartbeat_interval_ticks
         );
-        assert!(self.max_entries_per_append > 0, "config: max_entries_per_append must be > 0");
+        assert!(
+            self.max_entries_per_append > 0,
+            "config: max_entries_per_append must be > 0"
+        );
     }
 }
 

@@ -54,10 +54,8 @@ pub trait Disk {
 
 /// Checks that `file` is one plain path component, the same way for every implementation.
 pub(crate) fn check_name(file: &str) -> Result<(), DiskError> {
-    let valid = !file.is_empty()
-        && file != "."
-        && file != ".."
-        && !file.contains(['/', '\\', '\0']);
+    let valid =
+        !file.is_empty() && file != "." && file != ".." && !file.contains(['/', '\\', '\0']);
     if valid {
         Ok(())
     } else {

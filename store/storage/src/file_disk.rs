@@ -102,10 +102,7 @@ impl Disk for FileDisk {
             .write(true)
             .open(&path)
             .map_err(|e| not_found_or_io("open for truncate", file, &path, e))?;
-        let actual_bytes = handle
-            .metadata()
-            .map_err(|e| io("stat", &path, e))?
-            .len();
+        let actual_bytes = handle.metadata().map_err(|e| io("stat", &path, e))?.len();
         if len_bytes > actual_bytes {
             return Err(DiskError::TruncateBeyondEnd {
                 file: file.to_owned(),
@@ -173,10 +170,10 @@ mod tests {
     use super::*;
 
     /// A fresh directory named after the test, removed when dropped.
-    pub(crate) struct TempDir(PathBuf);
+    struct TempDir(PathBuf);
 
     impl TempDir {
-        pub(crate) fn new(test_name: &str) -> Self {
+        fn new(test_name: &str) -> Self {
             let dir = std::env::temp_dir().join(format!(
                 "faultline-storage-{test_name}-{}",
                 std::process::id()

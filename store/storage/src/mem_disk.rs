@@ -138,8 +138,14 @@ impl MemDisk {
             if let TailFate::Corrupted { flips, .. } = fate {
                 for flip in flips {
                     let offset = to_usize(flip.offset);
-                    assert!(offset < keep_len, "flip {flip:?} outside the kept tail of {name:?}");
-                    assert_ne!(flip.xor_mask, 0, "flip {flip:?} of {name:?} changes nothing");
+                    assert!(
+                        offset < keep_len,
+                        "flip {flip:?} outside the kept tail of {name:?}"
+                    );
+                    assert_ne!(
+                        flip.xor_mask, 0,
+                        "flip {flip:?} of {name:?} changes nothing"
+                    );
                     file.data[file.synced_len + offset] ^= flip.xor_mask;
                 }
                 self.stats.bytes_corrupted += to_u64(flips.len());

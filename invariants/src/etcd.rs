@@ -1,0 +1,743 @@
+//! Checking an etcd history (`history::History`) against etcd's model: a stale-read pre-check,
+//! the linearizability search with revision-based pruning, and an exact check of historical
+//! reads against the linearization found.
+//!
+//! What takes part in the search:
+//! * `Outcome::Failed` operations never took effect: excluded.
+//! * Reads (Range, read-only Txn) with an unknown outcome have no effect: dropped.
+//! * Unknown Compacts are dropped: a compaction only makes later requests fail, and failed
+//!   requests are excluded, so it can never be needed to explain a response.
+//! * KeepAlive, TimeToLive, Leases and HashKV are not part of the KV model: excluded.
+//! * Serializable ranges take part with their invocation time relaxed: they may be stale, so
+//!   they may be placed anywhere before their completion once the store has reached their
+//!   header revision (their call becomes the call of the write that produced the highest
+//!   known revision at or below it). They must then equal the state at that revision of the
+//!   same linearization as everything else, which is exact.
+//! * Unknown writes are optional. A write whose unique value some response observed is pinned
+//!   to the revision that response shows. Any other unknown write may only produce a revision
+//!   no known write produced, at most the highest revision anyone saw, and not one where an
+//!   observation shows its key unmodified; its deadline is derived from that, and it is
+//!   dropped when no such revision exists.
+
+use std::collections::BTreeMap;
+
+use faultline_api::{
+    KeyValue, Request, RequestOp, Response, ResponseOp, Revision, TxnRequest, TxnResponse,
+};
+
+use crate::history::{History, Operation, Outcome};
+use crate::linearizability::{
+    check_detailed, Mismatch, Model, Op, OpSummary, Report, StaleKind, StaleRead, TimeUnit,
+    Verdict, NEVER,
+};
+use crate::models::etcd::{normalize, response_mutates, EtcdInput, EtcdModel, RangeKind};
+
+fn bytes(b: &[u8]) -> String {
+    match std::str::from_utf8(b) {
+        Ok(s) => format!("{s:?}"),
+        Err(_) => format!("0x{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>()),
+    }
+}
+
+fn range_text(key: &[u8], end: &[u8]) -> String {
+    if end.is_empty() {
+        bytes(key)
+    } else if end == [0] {
+        format!("[{}, end)", bytes(key))
+    } else {
+        format!("[{}, {})", bytes(key), bytes(end))
+    }
+}
+
+/// A KeyValue in one short line.
+pub fn describe_kv(kv: &KeyValue) -> String {
+    let mut s = format!(
+        "{}={} (create {}, mod {}, version {}",
+        bytes(&kv.key),
+        bytes(&kv.value),
+        kv.create_revision,
+        kv.mod_revision,
+        kv.version
+    );
+    if kv.lease != 0 {
+        s.push_str(&format!(", lease {}", kv.lease));
+    }
+    s.push(')');
+    s
+}
+
+fn describe_op(op: &RequestOp) -> String {
+    match op {
+        RequestOp::Range(r) => describe_request(&Request::Range(r.clone())),
+        RequestOp::Put(p) => describe_request(&Request::Put(p.clone())),
+        RequestOp::DeleteRange(d) => describe_request(&Request::DeleteRange(d.clone())),
+        RequestOp::Txn(t) => describe_txn(t),
+    }
+}
+
+fn describe_txn(t: &TxnRequest) -> String {
+    let cmps: Vec<String> = t
+        .compare
+        .iter()
+        .map(|c| format!("{:?} {:?} on {}", c.target, c.result, range_text(&c.key, &c.range_end)))
+        .collect();
+    let ops = |v: &[RequestOp]| v.iter().map(describe_op).collect::<Vec<_>>().join("; ");
+    format!(
+        "txn if [{}] then [{}] else [{}]",
+        cmps.join(" && "),
+        ops(&t.success),
+        ops(&t.failure)
+    )
+}
+
+/// A request in one short line.
+pub fn describe_request(req: &Request) -> String {
+    match req {
+        Request::Range(r) => {
+            let mut s = format!("range {}", range_text(&r.key, &r.range_end));
+            if r.revision > 0 {
+                s.push_str(&format!(" at revision {}", r.revision));
+            }
+            if r.limit > 0 {
+                s.push_str(&format!(" limit {}", r.limit));
+            }
+            for (flag, name) in [
+                (r.serializable, "serializable"),
+                (r.keys_only, "keys_only"),
+                (r.count_only, "count_only"),
+            ] {
+                if flag {
+                    s.push(' ');
+                    s.push_str(name);
+                }
+            }
+            s
+        }
+        Request::Put(p) => {
+            let mut s = format!("put {}={}", bytes(&p.key), bytes(&p.value));
+            if p.lease != 0 {
+                s.push_str(&format!(" lease {}", p.lease));
+            }
+            if p.prev_kv {
+                s.push_str(" prev_kv");
+            }
+            if p.ignore_value {
+                s.push_str(" ignore_value");
+            }
+            if p.ignore_lease {
+                s.push_str(" ignore_lease");
+            }
+            s
+        }
+        Request::DeleteRange(d) => format!(
+            "delete {}{}",
+            range_text(&d.key, &d.range_end),
+            if d.prev_kv { " prev_kv" } else { "" }
+        ),
+        Request::Txn(t) => describe_txn(t),
+        other => format!("{other:?}"),
+    }
+}
+
+fn describe_response_op(op: &ResponseOp) -> String {
+    match op {
+        ResponseOp::Range(r) => describe_response(&Response::Range(r.clone())),
+        ResponseOp::Put(p) => describe_response(&Response::Put(p.clone())),
+        ResponseOp::DeleteRange(d) => describe_response(&Response::DeleteRange(d.clone())),
+        ResponseOp::Txn(t) => describe_txn_response(t),
+    }
+}
+
+fn describe_txn_response(t: &TxnResponse) -> String {
+    format!(
+        "revision {}, {}: [{}]",
+        t.header.revision,
+        if t.succeeded { "succeeded" } else { "failed" },
+        t.responses
+            .iter()
+            .map(describe_response_op)
+            .collect::<Vec<_>>()
+            .join("; ")
+    )
+}
+
+/// A response in one short line.
+pub fn describe_response(resp: &Response) -> String {
+    let kvs = |v: &[KeyValue]| v.iter().map(describe_kv).collect::<Vec<_>>().join(", ");
+    match resp {
+        Response::Range(r) => format!(
+            "revision {}, count {}{}, kvs [{}]",
+            r.header.revision,
+            r.count,
+            if r.more { ", more" } else { "" },
+            kvs(&r.kvs)
+        ),
+        Response::Put(p) => match &p.prev_kv {
+            Some(kv) => format!("revision {}, prev {}", p.header.revision, describe_kv(kv)),
+            None => format!("revision {}", p.header.revision),
+        },
+        Response::DeleteRange(d) => format!(
+            "revision {}, deleted {}{}",
+            d.header.revision,
+            d.deleted,
+            if d.prev_kvs.is_empty() {
+                String::new()
+            } else {
+                format!(", prev [{}]", kvs(&d.prev_kvs))
+            }
+        ),
+        Response::Txn(t) => describe_txn_response(t),
+        other => format!("revision {}, {other:?}", other.header().revision),
+    }
+}
+
+fn describe_outcome(o: &Outcome) -> String {
+    match o {
+        Outcome::Ok(r) => describe_response(r),
+        Outcome::Failed(e) => format!("failed: {e}"),
+        Outcome::Unknown(why) => format!("unknown outcome ({why})"),
+    }
+}
+
+/// An operation of the history as reports show it.
+pub fn summarize(op: &Operation) -> OpSummary {
+    OpSummary {
+        id: op.id,
+        client: op.client,
+        member: op.member,
+        invoke: op.invoke_ns,
+        complete: (!op.is_unknown()).then_some(op.complete_ns),
+        request: describe_request(&op.request),
+        response: describe_outcome(&op.outcome),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stale-read pre-check.
+
+fn is_kv_or_lease(req: &Request) -> bool {
+    matches!(
+        req,
+        Request::Range(_)
+            | Request::Put(_)
+            | Request::DeleteRange(_)
+            | Request::Txn(_)
+            | Request::Compact(_)
+            | Request::LeaseGrant(_)
+            | Request::LeaseRevoke(_)
+    )
+}
+
+/// Every linearizable read whose header revision is below the revision of an operation that
+/// completed before the read was invoked, and every other linearizable operation whose
+/// revision went backwards that way (a known write must even see a higher one). Serializable
+/// reads may be stale, so they are only used as the earlier operation.
+pub fn find_stale_reads(history: &History) -> Vec<StaleRead> {
+    // Completed operations with a revision, by completion time.
+    let mut done: Vec<(u64, Revision, usize)> = history
+        .ops
+        .iter()
+        .enumerate()
+        .filter_map(|(i, op)| match &op.outcome {
+            Outcome::Ok(r) if is_kv_or_lease(&op.request) && r.header().revision > 0 => {
+                Some((op.complete_ns, r.header().revision, i))
+            }
+            _ => None,
+        })
+        .collect();
+    done.sort();
+    // Prefix maximum of the revision (and which op had it).
+    let mut best: Vec<(Revision, usize)> = Vec::with_capacity(done.len());
+    for &(_, rev, i) in &done {
+        let prev = best.last().copied();
+        best.push(match prev {
+            Some((r, j)) if r >= rev => (r, j),
+            _ => (rev, i),
+        });
+    }
+    let mut found = Vec::new();
+    for op in &history.ops {
+        let Outcome::Ok(resp) = &op.outcome else {
+            continue;
+        };
+        if !is_kv_or_lease(&op.request) {
+            continue;
+        }
+        let kind = match &op.request {
+            Request::Range(r) if r.serializable => continue,
+            Request::Range(_) => StaleKind::StaleRead,
+            _ => StaleKind::RevisionRegression,
+        };
+        let rev = resp.header().revision;
+        // Operations that completed strictly before this one was invoked.
+        let n = done.partition_point(|&(t, _, _)| t < op.invoke_ns);
+        if n == 0 {
+            continue;
+        }
+        let (max_rev, j) = best[n - 1];
+        let mutating = response_mutates(&op.request, resp) == Some(true);
+        let stale = if mutating { rev <= max_rev } else { rev < max_rev };
+        if stale {
+            let earlier = &history.ops[j];
+            found.push(StaleRead {
+                kind,
+                op: summarize(op),
+                op_revision: rev,
+                earlier: summarize(earlier),
+                earlier_revision: max_rev,
+            });
+        }
+    }
+    found
+}
+
+// ---------------------------------------------------------------------------------------------
+// Preparing the search.
+
+fn collect_puts<'a>(ops: &'a [RequestOp], out: &mut Vec<&'a faultline_api::PutRequest>) {
+    for op in ops {
+        match op {
+            RequestOp::Put(p) => out.push(p),
+            RequestOp::Txn(t) => {
+                collect_puts(&t.success, out);
+                collect_puts(&t.failure, out);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn request_puts(req: &Request) -> Vec<&faultline_api::PutRequest> {
+    let mut out = Vec::new();
+    match req {
+        Request::Put(p) => out.push(p),
+        Request::Txn(t) => {
+            collect_puts(&t.success, &mut out);
+            collect_puts(&t.failure, &mut out);
+        }
+        _ => {}
+    }
+    out
+}
+
+/// Every KeyValue a response shows, with the revision at which it was current (when known).
+fn observations(req: &Request, resp: &Response, out: &mut Vec<(KeyValue, Option<Revision>)>) {
+    let h = resp.header().revision;
+    match (req, resp) {
+        (Request::Range(r), Response::Range(rr)) => {
+            let at = (r.revision <= 0).then_some(h);
+            out.extend(rr.kvs.iter().map(|kv| (kv.clone(), at)));
+        }
+        (Request::Put(_), Response::Put(p)) => {
+            out.extend(p.prev_kv.iter().map(|kv| (kv.clone(), Some(h - 1))));
+        }
+        (Request::DeleteRange(_), Response::DeleteRange(d)) => {
+            let at = if d.deleted > 0 { h - 1 } else { h };
+            out.extend(d.prev_kvs.iter().map(|kv| (kv.clone(), Some(at))));
+        }
+        (Request::Txn(_), Response::Txn(t)) => txn_observations(t, out),
+        _ => {}
+    }
+}
+
+fn txn_observations(t: &TxnResponse, out: &mut Vec<(KeyValue, Option<Revision>)>) {
+    for op in &t.responses {
+        match op {
+            ResponseOp::Range(r) => out.extend(r.kvs.iter().map(|kv| (kv.clone(), None))),
+            ResponseOp::Put(p) => out.extend(p.prev_kv.iter().map(|kv| (kv.clone(), None))),
+            ResponseOp::DeleteRange(d) => {
+                out.extend(d.prev_kvs.iter().map(|kv| (kv.clone(), None)))
+            }
+            ResponseOp::Txn(inner) => txn_observations(inner, out),
+        }
+    }
+}
+
+/// Per key: merged revision intervals (a, b] in which observations show it unmodified.
+struct Coverage(BTreeMap<Vec<u8>, Vec<(Revision, Revision)>>);
+
+impl Coverage {
+    fn covered(&self, key: &[u8], rev: Revision) -> bool {
+        let Some(iv) = self.0.get(key) else {
+            return false;
+        };
+        let i = iv.partition_point(|&(a, _)| a < rev);
+        i > 0 && iv[i - 1].1 >= rev
+    }
+}
+
+/// The prepared search input.
+pub struct Prepared {
+    pub model: EtcdModel,
+    pub ops: Vec<Op<EtcdInput, Response>>,
+}
+
+/// Build the model and the engine's operations from a history.
+pub fn prepare(history: &History) -> Prepared {
+    // Which operations take part, and their basic classification.
+    let mut keys: Vec<Vec<u8>> = Vec::new();
+    let mut leases: Vec<i64> = Vec::new();
+    let mut ignore_value_keys: Vec<Vec<u8>> = Vec::new();
+    let mut writers: BTreeMap<(Vec<u8>, Vec<u8>), Vec<usize>> = BTreeMap::new();
+    for (i, op) in history.ops.iter().enumerate() {
+        for p in request_puts(&op.request) {
+            keys.push(p.key.clone());
+            if p.lease != 0 {
+                leases.push(p.lease);
+            }
+            if p.ignore_value {
+                ignore_value_keys.push(p.key.clone());
+            } else if !matches!(op.outcome, Outcome::Failed(_)) {
+                writers
+                    .entry((p.key.clone(), p.value.clone()))
+                    .or_default()
+                    .push(i);
+            }
+        }
+        match (&op.request, &op.outcome) {
+            (Request::LeaseGrant(g), _) if g.id != 0 => leases.push(g.id),
+            (Request::LeaseRevoke(r), _) => leases.push(r.id),
+            _ => {}
+        }
+        if let (Request::LeaseGrant(_), Outcome::Ok(Response::LeaseGrant(g))) =
+            (&op.request, &op.outcome)
+        {
+            leases.push(g.id);
+        }
+    }
+    keys.sort();
+    keys.dedup();
+    leases.sort();
+    leases.dedup();
+    ignore_value_keys.sort();
+    ignore_value_keys.dedup();
+
+    let included = |op: &Operation| -> bool {
+        if !is_kv_or_lease(&op.request) {
+            return false;
+        }
+        match &op.outcome {
+            Outcome::Failed(_) => false,
+            Outcome::Ok(_) => true,
+            Outcome::Unknown(_) => {
+                op.request.is_write() && !matches!(op.request, Request::Compact(_))
+            }
+        }
+    };
+
+    // Observations from included known responses: pins, coverage, max revision.
+    let mut max_revision: Revision = 1;
+    let mut claimed_by: BTreeMap<Revision, usize> = BTreeMap::new();
+    let mut pins: BTreeMap<usize, Revision> = BTreeMap::new();
+    let mut cover: BTreeMap<Vec<u8>, Vec<(Revision, Revision)>> = BTreeMap::new();
+    for (i, op) in history.ops.iter().enumerate() {
+        if !included(op) {
+            continue;
+        }
+        let Outcome::Ok(resp) = &op.outcome else {
+            continue;
+        };
+        let h = resp.header().revision;
+        max_revision = max_revision.max(h);
+        if response_mutates(&op.request, resp) == Some(true) {
+            claimed_by.entry(h).or_insert(i);
+        }
+        if let (Request::Put(p), Response::Put(_)) = (&op.request, resp) {
+            // The key was modified at h: it is not covered at h (nothing to record).
+            let _ = p;
+        }
+        let mut obs = Vec::new();
+        observations(&op.request, resp, &mut obs);
+        for (kv, at) in obs {
+            if let Some(at) = at {
+                if at > kv.mod_revision {
+                    cover
+                        .entry(kv.key.clone())
+                        .or_default()
+                        .push((kv.mod_revision, at));
+                }
+            }
+            if ignore_value_keys.binary_search(&kv.key).is_ok() {
+                continue;
+            }
+            if let Some(w) = writers.get(&(kv.key.clone(), kv.value.clone())) {
+                if w.len() == 1 && history.ops[w[0]].is_unknown() && included(&history.ops[w[0]])
+                {
+                    pins.entry(w[0]).or_insert(kv.mod_revision);
+                }
+            }
+        }
+    }
+    for (&u, &p) in &pins {
+        claimed_by.entry(p).or_insert(u);
+    }
+    for iv in cover.values_mut() {
+        iv.sort();
+        let mut merged: Vec<(Revision, Revision)> = Vec::new();
+        for &(a, b) in iv.iter() {
+            match merged.last_mut() {
+                Some(last) if a <= last.1 => last.1 = last.1.max(b),
+                _ => merged.push((a, b)),
+            }
+        }
+        *iv = merged;
+    }
+    let coverage = Coverage(cover);
+    let mut claimed = vec![false; max_revision as usize + 2];
+    for &r in claimed_by.keys() {
+        if r >= 0 && (r as usize) < claimed.len() {
+            claimed[r as usize] = true;
+        }
+    }
+
+    // Deadlines: deadline[g] = earliest return of a required op that must follow revision g.
+    let size = max_revision as usize + 2;
+    let mut deadline = vec![NEVER; size + 1];
+    let mut lb_ret: Vec<(Revision, u64)> = Vec::new();
+    for op in &history.ops {
+        if !included(op) {
+            continue;
+        }
+        if let Outcome::Ok(resp) = &op.outcome {
+            let h = resp.header().revision;
+            let lb = match response_mutates(&op.request, resp) {
+                Some(false) => h,
+                _ => h - 1,
+            };
+            lb_ret.push((lb, op.complete_ns));
+        }
+    }
+    for (lb, ret) in lb_ret {
+        let idx = lb.clamp(0, size as i64) as usize;
+        deadline[idx] = deadline[idx].min(ret);
+    }
+    for g in (0..size).rev() {
+        deadline[g] = deadline[g].min(deadline[g + 1]);
+    }
+    let deadline_at = |g: Revision| deadline[(g.clamp(0, size as i64)) as usize];
+    let unclaimed: Vec<Revision> = (2..=max_revision)
+        .filter(|&r| !claimed[r as usize])
+        .collect();
+
+    // Serializable reads: the call of the write producing the highest claimed revision <= h.
+    let claimed_call = |h: Revision| -> u64 {
+        claimed_by
+            .range(..=h)
+            .next_back()
+            .map(|(_, &i)| history.ops[i].invoke_ns)
+            .unwrap_or(0)
+    };
+
+    let mut ops = Vec::new();
+    for (i, op) in history.ops.iter().enumerate() {
+        if !included(op) {
+            continue;
+        }
+        match &op.outcome {
+            Outcome::Ok(resp) => {
+                let serializable = matches!(&op.request, Request::Range(r) if r.serializable);
+                let call = if serializable {
+                    op.invoke_ns.min(claimed_call(resp.header().revision))
+                } else {
+                    op.invoke_ns
+                };
+                ops.push(Op {
+                    id: op.id,
+                    client: op.client,
+                    call,
+                    ret: op.complete_ns.max(call),
+                    input: EtcdInput {
+                        request: op.request.clone(),
+                        mutating: response_mutates(&op.request, resp),
+                        pin: None,
+                        serializable,
+                    },
+                    output: Some(normalize(resp)),
+                });
+            }
+            Outcome::Unknown(_) => {
+                let pin = pins.get(&i).copied();
+                let ret = match (&op.request, pin) {
+                    (_, Some(p)) => deadline_at(p),
+                    (Request::LeaseGrant(_) | Request::LeaseRevoke(_), None) => NEVER,
+                    (req, None) => {
+                        let key = match req {
+                            Request::Put(p) => Some(p.key.as_slice()),
+                            Request::DeleteRange(d) if d.range_end.is_empty() => {
+                                Some(d.key.as_slice())
+                            }
+                            _ => None,
+                        };
+                        let mut found = None;
+                        for &g in unclaimed.iter().rev() {
+                            let d = deadline_at(g);
+                            if d < op.invoke_ns {
+                                break;
+                            }
+                            if key.is_some_and(|k| coverage.covered(k, g)) {
+                                continue;
+                            }
+                            found = Some(d);
+                            break;
+                        }
+                        match found {
+                            Some(d) => d,
+                            None => continue, // cannot have produced any observable revision
+                        }
+                    }
+                };
+                ops.push(Op {
+                    id: op.id,
+                    client: op.client,
+                    call: op.invoke_ns,
+                    ret: ret.max(op.invoke_ns),
+                    input: EtcdInput {
+                        request: op.request.clone(),
+                        mutating: None,
+                        pin,
+                        serializable: false,
+                    },
+                    output: None,
+                });
+            }
+            Outcome::Failed(_) => unreachable!("excluded"),
+        }
+    }
+    Prepared {
+        model: EtcdModel {
+            keys,
+            lease_universe: leases,
+            claimed,
+            max_revision,
+        },
+        ops,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Historical reads against the linearization.
+
+fn check_historical(
+    model: &EtcdModel,
+    ops: &[Op<EtcdInput, Response>],
+    order: &[usize],
+    by_id: &BTreeMap<u64, &Operation>,
+) -> Vec<Mismatch> {
+    // Per key: (revision, state) after every change.
+    let mut key_hist: Vec<Vec<(Revision, Option<crate::models::etcd::KeyState>)>> =
+        vec![Vec::new(); model.keys.len()];
+    let mut states = model.init();
+    let mut mismatches = Vec::new();
+    for &i in order {
+        let op = &ops[i];
+        let before = states[0].clone();
+        let mut next: Vec<_> = states
+            .iter()
+            .flat_map(|s| model.step(s, &op.input, op.output.as_ref()))
+            .collect();
+        next.sort();
+        next.dedup();
+        if next.is_empty() {
+            // Cannot happen for a linearization the search produced.
+            break;
+        }
+        states = next;
+        let after = &states[0];
+        for (k, (b, a)) in before.keys.iter().zip(after.keys.iter()).enumerate() {
+            if b != a {
+                key_hist[k].push((after.revision, a.clone()));
+            }
+        }
+        let (Request::Range(r), Some(Response::Range(actual))) = (&op.input.request, &op.output)
+        else {
+            continue;
+        };
+        let Ok(RangeKind::Historical) = model
+            .apply(&before, &op.input.request, None)
+            .map(|(_, _, kind)| kind)
+        else {
+            continue;
+        };
+        let view: Vec<_> = key_hist
+            .iter()
+            .map(|h| {
+                let n = h.partition_point(|(rev, _)| *rev <= r.revision);
+                if n == 0 {
+                    None
+                } else {
+                    h[n - 1].1.clone()
+                }
+            })
+            .collect();
+        let expected = model.range_on(&view, r, actual.header.revision);
+        if expected != *actual {
+            let hop = by_id[&op.id];
+            mismatches.push(Mismatch {
+                op: summarize(hop),
+                expected: describe_response(&Response::Range(expected)),
+                explanation: format!(
+                    "a read at revision {} does not match the store at that revision",
+                    r.revision
+                ),
+            });
+        }
+    }
+    mismatches
+}
+
+/// Check an etcd history: stale-read pre-check, linearizability search within
+/// `budget_steps`, and historical reads against the linearization found.
+pub fn check_etcd_history(history: &History, budget_steps: u64) -> Verdict {
+    let stale = find_stale_reads(history);
+    let prepared = prepare(history);
+    let by_id: BTreeMap<u64, &Operation> = history.ops.iter().map(|op| (op.id, op)).collect();
+    let checked = check_detailed(
+        &prepared.model,
+        &prepared.ops,
+        budget_steps,
+        TimeUnit::Nanoseconds,
+    );
+    let mut report = match checked.verdict {
+        Verdict::Linearizable => {
+            let order = checked.linearizations.first().cloned().unwrap_or_default();
+            let mismatches = check_historical(&prepared.model, &prepared.ops, &order, &by_id);
+            if mismatches.is_empty() && stale.is_empty() {
+                return Verdict::Linearizable;
+            }
+            Report {
+                model: prepared.model.name(),
+                partition: None,
+                time_unit: TimeUnit::Nanoseconds,
+                longest_prefix: vec![],
+                state_after_prefix: String::new(),
+                unplaceable: vec![],
+                stale_reads: vec![],
+                mismatches,
+            }
+        }
+        Verdict::Unknown { reason } => {
+            if stale.is_empty() {
+                return Verdict::Unknown { reason };
+            }
+            Report {
+                model: prepared.model.name(),
+                partition: None,
+                time_unit: TimeUnit::Nanoseconds,
+                longest_prefix: vec![],
+                state_after_prefix: format!("(search incomplete: {reason})"),
+                unplaceable: vec![],
+                stale_reads: vec![],
+                mismatches: vec![],
+            }
+        }
+        Verdict::NotLinearizable(r) => *r,
+    };
+    // Show the history's own view of each operation (member, real times, full outcome).
+    for s in report.unplaceable.iter_mut() {
+        if let Some(op) = by_id.get(&s.id) {
+            *s = summarize(op);
+        }
+    }
+    report.stale_reads = stale;
+    Verdict::NotLinearizable(Box::new(report))
+}

@@ -1,0 +1,637 @@
+//! etcd's key space as a sequential specification over `faultline_api` requests and responses
+//! (etcd-semantics.md §1-§5, §7, §8).
+//!
+//! State: store revision, compact revision, every key of a fixed universe (all keys any Put in
+//! the history writes, sorted) with value, create/mod revision, version and lease, and the set
+//! of leases. Responses are compared field by field, including `header.revision` and every
+//! `KeyValue` field; `cluster_id`, `member_id` and `raft_term` are ignored, and so are the
+//! headers inside a Txn's responses (etcd says they must not be interpreted) and the TTL of a
+//! lease grant (the server may raise it).
+//!
+//! Revisions prune the search (see `EtcdInput`): a known write's response revision pins its
+//! place, a revision produced by a known write can be produced by nobody else, and an
+//! unknown-outcome write can only fill a revision nobody else claims.
+//!
+//! Not modelled: lease expiry (histories must use TTLs longer than the run, as etcd's
+//! robustness tests do with 7200 s), KeepAlive/TimeToLive/Leases/HashKV (excluded from the
+//! check), validation errors (failed requests are excluded). Sorting on a target other than
+//! the key orders ties by key.
+
+use std::cmp::Ordering;
+use std::rc::Rc;
+
+use faultline_api::{
+    key_in_range, Compare, CompareResult, CompareTarget, DeleteRangeRequest, DeleteRangeResponse,
+    EtcdError, KeyValue, LeaseId, PutRequest, PutResponse, RangeRequest, RangeResponse, Request,
+    RequestOp, Response, ResponseHeader, ResponseOp, Revision, SortOrder, SortTarget, TxnRequest,
+    TxnResponse,
+};
+
+use crate::linearizability::Model;
+
+/// One live key.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct KeyState {
+    pub value: Rc<[u8]>,
+    pub create_revision: Revision,
+    pub mod_revision: Revision,
+    pub version: i64,
+    pub lease: LeaseId,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EtcdState {
+    pub revision: Revision,
+    pub compact_revision: Revision,
+    /// Indexed like `EtcdModel::keys`; `None` = absent.
+    pub keys: Vec<Option<KeyState>>,
+    /// Sorted.
+    pub leases: Vec<LeaseId>,
+}
+
+/// An operation as the model sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EtcdInput {
+    pub request: Request,
+    /// For known outcomes: whether the response shows a new revision (`None`: cannot tell,
+    /// LeaseRevoke).
+    pub mutating: Option<bool>,
+    /// For unknown outcomes: the revision this write must produce, when a response observed
+    /// one of its (unique) values.
+    pub pin: Option<Revision>,
+    /// A serializable read: compared with the state at its header revision.
+    pub serializable: bool,
+}
+
+/// The etcd key-space model. Build it with `EtcdModel::new`.
+pub struct EtcdModel {
+    /// Key universe, sorted.
+    pub keys: Vec<Vec<u8>>,
+    /// Lease ids that appear anywhere (for grants whose id is unknown).
+    pub lease_universe: Vec<LeaseId>,
+    /// `claimed[r]`: revision r is produced by a known write or a pinned unknown write.
+    pub claimed: Vec<bool>,
+    /// Highest revision any response shows; unknown writes beyond it are unobservable.
+    pub max_revision: Revision,
+}
+
+type Res<T> = Result<T, EtcdError>;
+
+fn kv_of(key: &[u8], ks: &KeyState) -> KeyValue {
+    KeyValue {
+        key: key.to_vec(),
+        create_revision: ks.create_revision,
+        mod_revision: ks.mod_revision,
+        version: ks.version,
+        value: ks.value.to_vec(),
+        lease: ks.lease,
+    }
+}
+
+fn header(revision: Revision) -> ResponseHeader {
+    ResponseHeader {
+        revision,
+        ..Default::default()
+    }
+}
+
+/// Zero the fields a check must ignore.
+pub fn normalize(resp: &Response) -> Response {
+    let mut r = resp.clone();
+    let h = r.header_mut();
+    *h = header(h.revision);
+    match &mut r {
+        Response::Txn(t) => normalize_txn(t),
+        Response::LeaseGrant(g) => g.ttl_seconds = 0,
+        _ => {}
+    }
+    r
+}
+
+fn normalize_txn(t: &mut TxnResponse) {
+    for op in &mut t.responses {
+        match op {
+            ResponseOp::Range(r) => r.header = ResponseHeader::default(),
+            ResponseOp::Put(r) => r.header = ResponseHeader::default(),
+            ResponseOp::DeleteRange(r) => r.header = ResponseHeader::default(),
+            ResponseOp::Txn(inner) => {
+                inner.header = ResponseHeader::default();
+                normalize_txn(inner);
+            }
+        }
+    }
+}
+
+/// Whether a known response shows that the request changed the store revision.
+pub fn response_mutates(req: &Request, resp: &Response) -> Option<bool> {
+    fn txn(t: &TxnResponse) -> bool {
+        t.responses.iter().any(|op| match op {
+            ResponseOp::Put(_) => true,
+            ResponseOp::DeleteRange(d) => d.deleted > 0,
+            ResponseOp::Txn(inner) => txn(inner),
+            ResponseOp::Range(_) => false,
+        })
+    }
+    match (req, resp) {
+        (Request::Put(_), _) => Some(true),
+        (Request::DeleteRange(_), Response::DeleteRange(d)) => Some(d.deleted > 0),
+        (Request::Txn(_), Response::Txn(t)) => Some(txn(t)),
+        (Request::LeaseRevoke(_), _) => None,
+        _ => Some(false),
+    }
+}
+
+impl EtcdModel {
+    /// Index range of universe keys in etcd's range [key, range_end).
+    fn key_ids(&self, key: &[u8], range_end: &[u8]) -> std::ops::Range<usize> {
+        let lo = self.keys.partition_point(|k| k.as_slice() < key);
+        let hi = if range_end.is_empty() {
+            if self.keys.get(lo).map(|k| k.as_slice()) == Some(key) {
+                lo + 1
+            } else {
+                lo
+            }
+        } else if range_end == [0] {
+            self.keys.len()
+        } else {
+            self.keys.partition_point(|k| k.as_slice() < range_end)
+        };
+        lo..hi.max(lo)
+    }
+
+    fn key_id(&self, key: &[u8]) -> Option<usize> {
+        self.keys.binary_search_by(|k| k.as_slice().cmp(key)).ok()
+    }
+
+    /// Evaluate a range over `keys` (the view) for a response with header revision `rev`.
+    pub fn range_on(
+        &self,
+        keys: &[Option<KeyState>],
+        req: &RangeRequest,
+        rev: Revision,
+    ) -> RangeResponse {
+        let mut kvs = Vec::new();
+        let mut count = 0i64;
+        for id in self.key_ids(&req.key, &req.range_end) {
+            let Some(ks) = &keys[id] else { continue };
+            debug_assert!(key_in_range(&self.keys[id], &req.key, &req.range_end));
+            count += 1;
+            let keep = (req.min_mod_revision == 0 || ks.mod_revision >= req.min_mod_revision)
+                && (req.max_mod_revision == 0 || ks.mod_revision <= req.max_mod_revision)
+                && (req.min_create_revision == 0 || ks.create_revision >= req.min_create_revision)
+                && (req.max_create_revision == 0 || ks.create_revision <= req.max_create_revision);
+            if keep {
+                kvs.push(kv_of(&self.keys[id], ks));
+            }
+        }
+        let order = match (req.sort_target, req.sort_order) {
+            (SortTarget::Key, o) => o,
+            (_, SortOrder::None) => SortOrder::Ascend,
+            (_, o) => o,
+        };
+        let target_cmp = |a: &KeyValue, b: &KeyValue| -> Ordering {
+            match req.sort_target {
+                SortTarget::Key => Ordering::Equal,
+                SortTarget::Version => a.version.cmp(&b.version),
+                SortTarget::Create => a.create_revision.cmp(&b.create_revision),
+                SortTarget::Mod => a.mod_revision.cmp(&b.mod_revision),
+                SortTarget::Value => a.value.cmp(&b.value),
+            }
+            .then_with(|| a.key.cmp(&b.key))
+        };
+        match order {
+            SortOrder::None | SortOrder::Ascend => kvs.sort_by(target_cmp),
+            SortOrder::Descend => kvs.sort_by(|a, b| target_cmp(b, a)),
+        }
+        let mut more = false;
+        if req.limit > 0 && kvs.len() > req.limit as usize {
+            kvs.truncate(req.limit as usize);
+            more = true;
+        }
+        if req.keys_only {
+            for kv in &mut kvs {
+                kv.value.clear();
+            }
+        }
+        if req.count_only {
+            kvs.clear();
+        }
+        RangeResponse {
+            header: header(rev),
+            kvs,
+            more,
+            count,
+        }
+    }
+
+    fn check_range_revision(&self, st: &EtcdState, req: &RangeRequest) -> Res<RangeKind> {
+        if req.key.is_empty() {
+            return Err(EtcdError::EmptyKey);
+        }
+        if req.revision > st.revision {
+            return Err(EtcdError::FutureRev);
+        }
+        if req.revision > 0 && req.revision < st.compact_revision {
+            return Err(EtcdError::Compacted);
+        }
+        if req.revision > 0 && req.revision < st.revision {
+            Ok(RangeKind::Historical)
+        } else {
+            Ok(RangeKind::Current)
+        }
+    }
+
+    fn put(&self, st: &mut EtcdState, req: &PutRequest, rev: Revision) -> Res<PutResponse> {
+        if req.key.is_empty() {
+            return Err(EtcdError::EmptyKey);
+        }
+        if req.ignore_value && !req.value.is_empty() {
+            return Err(EtcdError::ValueProvided);
+        }
+        if req.ignore_lease && req.lease != 0 {
+            return Err(EtcdError::LeaseProvided);
+        }
+        if req.lease != 0 && st.leases.binary_search(&req.lease).is_err() {
+            return Err(EtcdError::LeaseNotFound);
+        }
+        let id = self.key_id(&req.key).expect("every put key is in the universe");
+        let old = st.keys[id].clone();
+        if (req.ignore_value || req.ignore_lease) && old.is_none() {
+            return Err(EtcdError::KeyNotFound);
+        }
+        let new = KeyState {
+            value: match (&old, req.ignore_value) {
+                (Some(o), true) => o.value.clone(),
+                _ => Rc::from(req.value.as_slice()),
+            },
+            create_revision: old.as_ref().map_or(rev, |o| o.create_revision),
+            mod_revision: rev,
+            version: old.as_ref().map_or(1, |o| o.version + 1),
+            lease: match (&old, req.ignore_lease) {
+                (Some(o), true) => o.lease,
+                _ => req.lease,
+            },
+        };
+        st.keys[id] = Some(new);
+        Ok(PutResponse {
+            header: header(rev),
+            prev_kv: if req.prev_kv {
+                old.map(|o| kv_of(&req.key, &o))
+            } else {
+                None
+            },
+        })
+    }
+
+    fn delete(&self, st: &mut EtcdState, req: &DeleteRangeRequest) -> Res<DeleteRangeResponse> {
+        if req.key.is_empty() {
+            return Err(EtcdError::EmptyKey);
+        }
+        let mut deleted = 0;
+        let mut prev_kvs = Vec::new();
+        for id in self.key_ids(&req.key, &req.range_end) {
+            if let Some(old) = st.keys[id].take() {
+                deleted += 1;
+                if req.prev_kv {
+                    prev_kvs.push(kv_of(&self.keys[id], &old));
+                }
+            }
+        }
+        Ok(DeleteRangeResponse {
+            header: ResponseHeader::default(),
+            deleted,
+            prev_kvs,
+        })
+    }
+
+    fn compare(&self, st: &EtcdState, c: &Compare) -> bool {
+        let eval = |ks: Option<&KeyState>| -> bool {
+            let ord = match (&c.target, ks) {
+                (CompareTarget::Value(_), None) => return false,
+                (CompareTarget::Value(v), Some(k)) => k.value.as_ref().cmp(v.as_slice()),
+                (CompareTarget::Version(v), k) => k.map_or(0, |k| k.version).cmp(v),
+                (CompareTarget::CreateRevision(v), k) => {
+                    k.map_or(0, |k| k.create_revision).cmp(v)
+                }
+                (CompareTarget::ModRevision(v), k) => k.map_or(0, |k| k.mod_revision).cmp(v),
+                (CompareTarget::Lease(v), k) => k.map_or(0, |k| k.lease).cmp(v),
+            };
+            match c.result {
+                CompareResult::Equal => ord == Ordering::Equal,
+                CompareResult::Greater => ord == Ordering::Greater,
+                CompareResult::Less => ord == Ordering::Less,
+                CompareResult::NotEqual => ord != Ordering::Equal,
+            }
+        };
+        let live: Vec<&KeyState> = self
+            .key_ids(&c.key, &c.range_end)
+            .filter_map(|id| st.keys[id].as_ref())
+            .collect();
+        if live.is_empty() {
+            eval(None)
+        } else {
+            live.into_iter().all(|k| eval(Some(k)))
+        }
+    }
+
+    /// Execute a txn on `st` (the working state); writes use revision `rev`. Returns the
+    /// response and whether anything changed.
+    fn txn(&self, st: &mut EtcdState, t: &TxnRequest, rev: Revision) -> Res<(TxnResponse, bool)> {
+        let succeeded = t.compare.iter().all(|c| self.compare(st, c));
+        let ops = if succeeded { &t.success } else { &t.failure };
+        let mut changed = false;
+        let mut responses = Vec::with_capacity(ops.len());
+        for op in ops {
+            responses.push(match op {
+                RequestOp::Range(r) => {
+                    // Inside a txn, reads see the txn's earlier writes.
+                    let view_rev = if changed { rev } else { st.revision };
+                    if r.key.is_empty() {
+                        return Err(EtcdError::EmptyKey);
+                    }
+                    if r.revision > view_rev {
+                        return Err(EtcdError::FutureRev);
+                    }
+                    if r.revision > 0 && r.revision < st.compact_revision {
+                        return Err(EtcdError::Compacted);
+                    }
+                    ResponseOp::Range(self.range_on(&st.keys, r, view_rev))
+                }
+                RequestOp::Put(p) => {
+                    changed = true;
+                    ResponseOp::Put(self.put(st, p, rev)?)
+                }
+                RequestOp::DeleteRange(d) => {
+                    let resp = self.delete(st, d)?;
+                    changed |= resp.deleted > 0;
+                    ResponseOp::DeleteRange(resp)
+                }
+                RequestOp::Txn(inner) => {
+                    let (resp, c) = self.txn(st, inner, rev)?;
+                    changed |= c;
+                    ResponseOp::Txn(resp)
+                }
+            });
+        }
+        Ok((
+            TxnResponse {
+                header: ResponseHeader::default(),
+                succeeded,
+                responses,
+            },
+            changed,
+        ))
+    }
+
+    /// Apply a request. `grant_id` is the lease id a grant creates when the request leaves it
+    /// to the server. Historical ranges return `Historical` (only their header is checkable
+    /// here).
+    pub fn apply(
+        &self,
+        st: &EtcdState,
+        req: &Request,
+        grant_id: Option<LeaseId>,
+    ) -> Res<(EtcdState, Response, RangeKind)> {
+        let mut next = st.clone();
+        let rev = st.revision + 1;
+        let mut kind = RangeKind::Current;
+        let resp = match req {
+            Request::Range(r) => {
+                kind = self.check_range_revision(st, r)?;
+                let resp = match kind {
+                    RangeKind::Current => self.range_on(&st.keys, r, st.revision),
+                    RangeKind::Historical => RangeResponse {
+                        header: header(st.revision),
+                        ..Default::default()
+                    },
+                };
+                Response::Range(resp)
+            }
+            Request::Put(p) => {
+                let resp = self.put(&mut next, p, rev)?;
+                next.revision = rev;
+                Response::Put(resp)
+            }
+            Request::DeleteRange(d) => {
+                let mut resp = self.delete(&mut next, d)?;
+                if resp.deleted > 0 {
+                    next.revision = rev;
+                }
+                resp.header = header(next.revision);
+                Response::DeleteRange(resp)
+            }
+            Request::Txn(t) => {
+                let (mut resp, changed) = self.txn(&mut next, t, rev)?;
+                if changed {
+                    next.revision = rev;
+                }
+                resp.header = header(next.revision);
+                Response::Txn(resp)
+            }
+            Request::Compact(c) => {
+                if c.revision <= st.compact_revision {
+                    return Err(EtcdError::Compacted);
+                }
+                if c.revision > st.revision {
+                    return Err(EtcdError::FutureRev);
+                }
+                next.compact_revision = c.revision;
+                Response::Compact(faultline_api::CompactionResponse {
+                    header: header(st.revision),
+                })
+            }
+            Request::LeaseGrant(g) => {
+                let id = if g.id != 0 {
+                    g.id
+                } else {
+                    grant_id.ok_or(EtcdError::LeaseNotFound)?
+                };
+                match next.leases.binary_search(&id) {
+                    Ok(_) => return Err(EtcdError::LeaseExist),
+                    Err(pos) => next.leases.insert(pos, id),
+                }
+                Response::LeaseGrant(faultline_api::LeaseGrantResponse {
+                    header: header(st.revision),
+                    id,
+                    ttl_seconds: 0,
+                })
+            }
+            Request::LeaseRevoke(r) => {
+                let pos = next
+                    .leases
+                    .binary_search(&r.id)
+                    .map_err(|_| EtcdError::LeaseNotFound)?;
+                next.leases.remove(pos);
+                let mut changed = false;
+                for k in next.keys.iter_mut() {
+                    if k.as_ref().is_some_and(|k| k.lease == r.id) {
+                        *k = None;
+                        changed = true;
+                    }
+                }
+                if changed {
+                    next.revision = rev;
+                }
+                Response::LeaseRevoke(faultline_api::LeaseRevokeResponse {
+                    header: header(next.revision),
+                })
+            }
+            // Not part of the KV model (excluded before checking).
+            _ => return Err(EtcdError::InvalidSortOption),
+        };
+        Ok((next, resp, kind))
+    }
+}
+
+/// Whether a range was served from the current state or a historical revision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RangeKind {
+    Current,
+    Historical,
+}
+
+impl Model for EtcdModel {
+    type State = EtcdState;
+    type Input = EtcdInput;
+    type Output = Response;
+
+    fn name(&self) -> String {
+        "etcd".to_string()
+    }
+
+    fn init(&self) -> Vec<EtcdState> {
+        vec![EtcdState {
+            revision: 1,
+            compact_revision: -1,
+            keys: vec![None; self.keys.len()],
+            leases: vec![],
+        }]
+    }
+
+    fn step(
+        &self,
+        st: &EtcdState,
+        input: &EtcdInput,
+        output: Option<&Response>,
+    ) -> Vec<EtcdState> {
+        // Revision checks first: they reject almost every wrong candidate in O(1).
+        if let Some(resp) = output {
+            let h = resp.header().revision;
+            let ok = match input.mutating {
+                Some(true) => h == st.revision + 1,
+                Some(false) => h == st.revision,
+                None => h == st.revision || h == st.revision + 1,
+            };
+            if !ok {
+                return vec![];
+            }
+        } else if let Some(pin) = input.pin {
+            if pin != st.revision + 1 {
+                return vec![];
+            }
+        }
+        match output {
+            Some(actual) => {
+                let grant = match actual {
+                    Response::LeaseGrant(g) => Some(g.id),
+                    _ => None,
+                };
+                let Ok((next, expected, kind)) = self.apply(st, &input.request, grant) else {
+                    return vec![];
+                };
+                let matches = match kind {
+                    RangeKind::Historical => {
+                        actual.header().revision == expected.header().revision
+                    }
+                    RangeKind::Current => normalize(&expected) == *actual,
+                };
+                if matches {
+                    vec![next]
+                } else {
+                    vec![]
+                }
+            }
+            None => {
+                let grants: Vec<Option<LeaseId>> = match &input.request {
+                    Request::LeaseGrant(g) if g.id == 0 => self
+                        .lease_universe
+                        .iter()
+                        .filter(|l| st.leases.binary_search(l).is_err())
+                        .map(|l| Some(*l))
+                        .collect(),
+                    _ => vec![None],
+                };
+                let mut out = Vec::new();
+                for grant in grants {
+                    let Ok((next, _, _)) = self.apply(st, &input.request, grant) else {
+                        continue;
+                    };
+                    if next == *st {
+                        continue; // a no-op: the same as never happening
+                    }
+                    if next.revision != st.revision {
+                        let r = next.revision;
+                        let allowed = match input.pin {
+                            Some(pin) => pin == r,
+                            None => {
+                                r <= self.max_revision
+                                    && !self.claimed.get(r as usize).copied().unwrap_or(false)
+                            }
+                        };
+                        if !allowed {
+                            continue;
+                        }
+                    } else if input.pin.is_some() {
+                        continue;
+                    }
+                    out.push(next);
+                }
+                out
+            }
+        }
+    }
+
+    fn order_hint(&self, input: &EtcdInput, output: Option<&Response>) -> i64 {
+        match (output, input.pin) {
+            (Some(resp), _) => {
+                let h = resp.header().revision;
+                match input.mutating {
+                    Some(false) => 2 * h,
+                    _ => 2 * h - 1,
+                }
+            }
+            (None, Some(pin)) => 2 * pin - 1,
+            (None, None) => i64::MAX,
+        }
+    }
+
+    fn describe_input(&self, input: &EtcdInput) -> String {
+        crate::etcd::describe_request(&input.request)
+    }
+
+    fn describe_output(&self, output: Option<&Response>) -> String {
+        match output {
+            Some(r) => crate::etcd::describe_response(r),
+            None => "unknown outcome".to_string(),
+        }
+    }
+
+    fn describe_state(&self, st: &EtcdState) -> String {
+        let keys: Vec<String> = st
+            .keys
+            .iter()
+            .enumerate()
+            .filter_map(|(i, k)| {
+                k.as_ref()
+                    .map(|k| crate::etcd::describe_kv(&kv_of(&self.keys[i], k)))
+            })
+            .collect();
+        format!(
+            "revision {}, compact revision {}, keys [{}], leases {:?}",
+            st.revision,
+            st.compact_revision,
+            keys.join(", "),
+            st.leases
+        )
+    }
+}

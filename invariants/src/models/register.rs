@@ -1,0 +1,93 @@
+//! One register with read, write and compare-and-set (Jepsen's etcd register test).
+//! The register starts absent (`None`, Jepsen's nil).
+
+use serde::{Deserialize, Serialize};
+
+use crate::linearizability::Model;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RegisterInput {
+    Read,
+    Write(i64),
+    /// Compare-and-set: if the value is `.0`, set it to `.1`.
+    Cas(i64, i64),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RegisterOutput {
+    Read(Option<i64>),
+    Write,
+    /// Whether the CAS applied (`false`: the value was not the expected one).
+    Cas(bool),
+}
+
+pub struct RegisterModel;
+
+impl Model for RegisterModel {
+    type State = Option<i64>;
+    type Input = RegisterInput;
+    type Output = RegisterOutput;
+
+    fn name(&self) -> String {
+        "register".to_string()
+    }
+
+    fn init(&self) -> Vec<Option<i64>> {
+        vec![None]
+    }
+
+    fn step(
+        &self,
+        state: &Option<i64>,
+        input: &RegisterInput,
+        output: Option<&RegisterOutput>,
+    ) -> Vec<Option<i64>> {
+        match (input, output) {
+            (RegisterInput::Read, None) => vec![*state],
+            (RegisterInput::Read, Some(RegisterOutput::Read(v))) if v == state => vec![*state],
+            (RegisterInput::Write(v), None | Some(RegisterOutput::Write)) => vec![Some(*v)],
+            (RegisterInput::Cas(from, to), None) => {
+                if *state == Some(*from) {
+                    vec![Some(*to)]
+                } else {
+                    vec![*state]
+                }
+            }
+            (RegisterInput::Cas(from, to), Some(RegisterOutput::Cas(applied))) => {
+                let matches = *state == Some(*from);
+                match (matches, applied) {
+                    (true, true) => vec![Some(*to)],
+                    (false, false) => vec![*state],
+                    _ => vec![],
+                }
+            }
+            _ => vec![],
+        }
+    }
+
+    fn describe_input(&self, input: &RegisterInput) -> String {
+        match input {
+            RegisterInput::Read => "read".to_string(),
+            RegisterInput::Write(v) => format!("write {v}"),
+            RegisterInput::Cas(a, b) => format!("cas {a} -> {b}"),
+        }
+    }
+
+    fn describe_output(&self, output: Option<&RegisterOutput>) -> String {
+        match output {
+            None => "unknown outcome".to_string(),
+            Some(RegisterOutput::Read(None)) => "read nil".to_string(),
+            Some(RegisterOutput::Read(Some(v))) => format!("read {v}"),
+            Some(RegisterOutput::Write) => "ok".to_string(),
+            Some(RegisterOutput::Cas(true)) => "cas applied".to_string(),
+            Some(RegisterOutput::Cas(false)) => "cas failed (value differed)".to_string(),
+        }
+    }
+
+    fn describe_state(&self, state: &Option<i64>) -> String {
+        match state {
+            None => "nil".to_string(),
+            Some(v) => v.to_string(),
+        }
+    }
+}

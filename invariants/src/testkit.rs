@@ -1,0 +1,279 @@
+//! Generators of etcd histories for tests and benchmarks: a sequential reference (the etcd
+//! model's `apply`) run on a random concurrent schedule, so every generated history is
+//! linearizable by construction.
+//!
+//! Each client runs operations back to back. An operation takes effect at a random instant
+//! inside its interval; an unknown-outcome write takes effect (possibly after the client gave
+//! up) or never, each with probability 1/2. Values are unique per write, as in etcd's
+//! robustness tests.
+
+use faultline_api::{
+    Compare, CompareResult, CompareTarget, CompactionRequest, DeleteRangeRequest,
+    LeaseGrantRequest, LeaseRevokeRequest, PutRequest, RangeRequest, Request, RequestOp,
+    Response, TxnRequest,
+};
+
+use crate::history::{History, Operation, Outcome};
+use crate::models::etcd::EtcdModel;
+use crate::linearizability::Model;
+
+/// A small deterministic PRNG (splitmix64), so generation needs no dependency.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed ^ 0x853c_49e6_748f_ea9b)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [0, n).
+    pub fn below(&mut self, n: u64) -> u64 {
+        assert!(n > 0);
+        self.next_u64() % n
+    }
+    /// True with probability `percent`/100.
+    pub fn percent(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+/// Options of `generate_etcd_history`.
+#[derive(Clone, Debug)]
+pub struct GenOptions {
+    pub seed: u64,
+    pub clients: u64,
+    pub ops: usize,
+    pub keys: usize,
+    /// Percentage of operations whose outcome is unknown.
+    pub unknown_percent: u64,
+    /// Percentage of reads that are serializable.
+    pub serializable_percent: u64,
+    /// Include leases and compactions.
+    pub leases_and_compaction: bool,
+    /// Mean operation latency in nanoseconds.
+    pub latency_ns: u64,
+}
+
+impl GenOptions {
+    /// The benchmark shape: 100,000 operations, 16 clients, 10% unknown outcomes.
+    pub fn benchmark(seed: u64) -> Self {
+        GenOptions {
+            seed,
+            clients: 16,
+            ops: 100_000,
+            keys: 10,
+            unknown_percent: 10,
+            serializable_percent: 10,
+            leases_and_compaction: true,
+            latency_ns: 2_000_000,
+        }
+    }
+}
+
+struct Planned {
+    client: u64,
+    invoke: u64,
+    complete: u64,
+    effect_at: Option<u64>,
+    unknown: bool,
+    request: Request,
+}
+
+fn key(i: u64) -> Vec<u8> {
+    format!("key{i}").into_bytes()
+}
+
+fn random_request(rng: &mut Rng, o: &GenOptions, n: usize, revision_guess: i64) -> Request {
+    let k = rng.below(o.keys as u64);
+    let value = format!("v{n}").into_bytes();
+    let dice = rng.below(100);
+    let lease_id = 1000 + rng.below(20) as i64;
+    match dice {
+        0..=29 => Request::Range(RangeRequest {
+            key: key(k),
+            serializable: rng.percent(o.serializable_percent),
+            ..Default::default()
+        }),
+        30..=34 => Request::Range(RangeRequest {
+            key: b"key".to_vec(),
+            range_end: b"kez".to_vec(),
+            limit: rng.below(4) as i64,
+            keys_only: rng.percent(30),
+            serializable: rng.percent(o.serializable_percent),
+            ..Default::default()
+        }),
+        35..=69 => Request::Put(PutRequest {
+            key: key(k),
+            value,
+            prev_kv: rng.percent(50),
+            ..Default::default()
+        }),
+        70..=74 => Request::DeleteRange(DeleteRangeRequest {
+            key: key(k),
+            prev_kv: rng.percent(50),
+            ..Default::default()
+        }),
+        75..=89 => {
+            let target = if rng.percent(50) {
+                CompareTarget::ModRevision(revision_guess - rng.below(8) as i64)
+            } else {
+                CompareTarget::Version(rng.below(3) as i64)
+            };
+            Request::Txn(TxnRequest {
+                compare: vec![Compare {
+                    result: if rng.percent(80) {
+                        CompareResult::Equal
+                    } else {
+                        CompareResult::Less
+                    },
+                    target,
+                    key: key(k),
+                    range_end: vec![],
+                }],
+                success: vec![RequestOp::Put(PutRequest {
+                    key: key(k),
+                    value,
+                    ..Default::default()
+                })],
+                failure: vec![RequestOp::Range(RangeRequest {
+                    key: key(k),
+                    ..Default::default()
+                })],
+            })
+        }
+        90..=93 if o.leases_and_compaction => Request::Put(PutRequest {
+            key: key(k),
+            value,
+            lease: lease_id,
+            ..Default::default()
+        }),
+        94..=95 if o.leases_and_compaction => Request::LeaseGrant(LeaseGrantRequest {
+            ttl_seconds: 7200,
+            id: lease_id,
+        }),
+        96..=97 if o.leases_and_compaction => {
+            Request::LeaseRevoke(LeaseRevokeRequest { id: lease_id })
+        }
+        98..=99 if o.leases_and_compaction => Request::Compact(CompactionRequest {
+            revision: (revision_guess - 5).max(1),
+            physical: false,
+        }),
+        _ => Request::Range(RangeRequest {
+            key: key(k),
+            ..Default::default()
+        }),
+    }
+}
+
+/// Generate a linearizable etcd history.
+pub fn generate_etcd_history(o: &GenOptions) -> History {
+    assert!(o.clients > 0 && o.keys > 0);
+    let mut rng = Rng::new(o.seed);
+    let mut next_free: Vec<u64> = (0..o.clients).map(|c| c * 1000).collect();
+    let mut planned: Vec<Planned> = Vec::with_capacity(o.ops);
+    // Writes so far, to guess plausible revisions for compares and compactions.
+    let mut writes_so_far: i64 = 1;
+    for n in 0..o.ops {
+        // The client that is free first goes next.
+        let client = (0..o.clients)
+            .min_by_key(|&c| (next_free[c as usize], c))
+            .expect("clients > 0");
+        let invoke = next_free[client as usize] + rng.below(o.latency_ns / 4 + 1);
+        let latency = 1 + rng.below(2 * o.latency_ns);
+        let complete = invoke + latency;
+        let request = random_request(&mut rng, o, n, writes_so_far);
+        if request.is_write() {
+            writes_so_far += 1;
+        }
+        let unknown = rng.percent(o.unknown_percent);
+        let effect_at = if unknown {
+            if request.is_write() && rng.percent(50) {
+                Some(invoke + rng.below(3 * latency))
+            } else {
+                None
+            }
+        } else {
+            Some(invoke + rng.below(latency))
+        };
+        next_free[client as usize] = complete;
+        planned.push(Planned {
+            client,
+            invoke,
+            complete,
+            effect_at,
+            unknown,
+            request,
+        });
+    }
+    let model = EtcdModel {
+        keys: (0..o.keys as u64).map(key).collect(),
+        lease_universe: vec![],
+        claimed: vec![],
+        max_revision: i64::MAX,
+    };
+    let mut order: Vec<usize> = (0..planned.len())
+        .filter(|&i| planned[i].effect_at.is_some())
+        .collect();
+    order.sort_by_key(|&i| (planned[i].effect_at, i));
+    let mut state = model.init().remove(0);
+    let mut outcomes: Vec<Option<Outcome>> = (0..planned.len()).map(|_| None).collect();
+    for i in order {
+        let p = &planned[i];
+        let outcome = match model.apply(&state, &p.request, None) {
+            Ok((next, mut resp, _)) => {
+                state = next;
+                let member = 1 + rng.below(3);
+                let h = resp.header_mut();
+                h.member_id = member;
+                h.cluster_id = 7;
+                h.raft_term = 2;
+                Outcome::Ok(resp)
+            }
+            Err(e) => Outcome::Failed(e),
+        };
+        outcomes[i] = Some(outcome);
+    }
+    let mut ops: Vec<Operation> = planned
+        .into_iter()
+        .zip(outcomes)
+        .map(|(p, outcome)| {
+            let outcome = if p.unknown {
+                Outcome::Unknown("request timed out".to_string())
+            } else {
+                outcome.expect("known operations took effect")
+            };
+            let member = match &outcome {
+                Outcome::Ok(r) => Some(r.header().member_id),
+                _ => None,
+            };
+            Operation {
+                id: 0,
+                client: p.client,
+                member,
+                invoke_ns: p.invoke,
+                complete_ns: p.complete,
+                request: p.request,
+                outcome,
+            }
+        })
+        .collect();
+    ops.sort_by_key(|op| (op.invoke_ns, op.client));
+    for (i, op) in ops.iter_mut().enumerate() {
+        op.id = i as u64;
+    }
+    History { ops }
+}
+
+/// Whether a response is a successful one (for tests that mutate histories).
+pub fn is_ok_response(op: &Operation) -> Option<&Response> {
+    match &op.outcome {
+        Outcome::Ok(r) => Some(r),
+        _ => None,
+    }
+}
