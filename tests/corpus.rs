@@ -27,7 +27,13 @@ fn default_scenario_corpus_passes() {
     }
     assert!(crashes > 0 && partitions > 0 && zone_losses > 0);
 
-    let results = run_seeds(&seeds, &scenario, &RunOptions::default(), default_workers(), &|_| {});
+    let results = run_seeds(
+        &seeds,
+        &scenario,
+        &RunOptions::default(),
+        default_workers(),
+        &|_| {},
+    );
     assert_eq!(results.len(), seeds.len());
     let ops: u64 = results.iter().map(|r| r.summary.ops).sum();
     let faults: u64 = results.iter().map(|r| r.summary.faults).sum();
@@ -43,7 +49,9 @@ fn default_scenario_corpus_passes() {
         .filter(|r| !r.verdict.is_pass())
         .map(|r| {
             let detail = match &r.verdict {
-                Verdict::Fail { report, .. } => report.lines().take(20).collect::<Vec<_>>().join("\n    "),
+                Verdict::Fail { report, .. } => {
+                    report.lines().take(20).collect::<Vec<_>>().join("\n    ")
+                }
                 Verdict::Unknown { reason } => reason.clone(),
                 Verdict::Pass => unreachable!(),
             };

@@ -30,12 +30,17 @@ use crate::linearizability::{
     check_detailed, Mismatch, Model, Op, OpSummary, Report, StaleKind, StaleRead, TimeUnit,
     Verdict, NEVER,
 };
-use crate::models::etcd::{normalize, response_mutates, EtcdInput, EtcdModel, RangeKind};
+use crate::models::etcd::{
+    normalize, response_mutates, single_written_key, EtcdInput, EtcdModel, RangeKind,
+};
 
 fn bytes(b: &[u8]) -> String {
     match std::str::from_utf8(b) {
         Ok(s) => format!("{s:?}"),
-        Err(_) => format!("0x{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>()),
+        Err(_) => format!(
+            "0x{}",
+            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+        ),
     }
 }
 
@@ -79,7 +84,14 @@ fn describe_txn(t: &TxnRequest) -> String {
     let cmps: Vec<String> = t
         .compare
         .iter()
-        .map(|c| format!("{:?} {:?} on {}", c.target, c.result, range_text(&c.key, &c.range_end)))
+        .map(|c| {
+            format!(
+                "{:?} {:?} on {}",
+                c.target,
+                c.result,
+                range_text(&c.key, &c.range_end)
+            )
+        })
         .collect();
     let ops = |v: &[RequestOp]| v.iter().map(describe_op).collect::<Vec<_>>().join("; ");
     format!(
@@ -276,7 +288,11 @@ pub fn find_stale_reads(history: &History) -> Vec<StaleRead> {
         }
         let (max_rev, j) = best[n - 1];
         let mutating = response_mutates(&op.request, resp) == Some(true);
-        let stale = if mutating { rev <= max_rev } else { rev < max_rev };
+        let stale = if mutating {
+            rev <= max_rev
+        } else {
+            rev < max_rev
+        };
         if stale {
             let earlier = &history.ops[j];
             found.push(StaleRead {
@@ -350,19 +366,6 @@ fn txn_observations(t: &TxnResponse, out: &mut Vec<(KeyValue, Option<Revision>)>
             }
             ResponseOp::Txn(inner) => txn_observations(inner, out),
         }
-    }
-}
-
-/// Per key: merged revision intervals (a, b] in which observations show it unmodified.
-struct Coverage(BTreeMap<Vec<u8>, Vec<(Revision, Revision)>>);
-
-impl Coverage {
-    fn covered(&self, key: &[u8], rev: Revision) -> bool {
-        let Some(iv) = self.0.get(key) else {
-            return false;
-        };
-        let i = iv.partition_point(|&(a, _)| a < rev);
-        i > 0 && iv[i - 1].1 >= rev
     }
 }
 
@@ -461,8 +464,7 @@ pub fn prepare(history: &History) -> Prepared {
                 continue;
             }
             if let Some(w) = writers.get(&(kv.key.clone(), kv.value.clone())) {
-                if w.len() == 1 && history.ops[w[0]].is_unknown() && included(&history.ops[w[0]])
-                {
+                if w.len() == 1 && history.ops[w[0]].is_unknown() && included(&history.ops[w[0]]) {
                     pins.entry(w[0]).or_insert(kv.mod_revision);
                 }
             }
@@ -482,7 +484,13 @@ pub fn prepare(history: &History) -> Prepared {
         }
         *iv = merged;
     }
-    let coverage = Coverage(cover);
+    let coverage = EtcdModel {
+        keys: vec![],
+        lease_universe: vec![],
+        claimed: vec![],
+        max_revision: 0,
+        unmodified: cover,
+    };
     let mut claimed = vec![false; max_revision as usize + 2];
     for &r in claimed_by.keys() {
         if r >= 0 && (r as usize) < claimed.len() {
@@ -519,6 +527,40 @@ pub fn prepare(history: &History) -> Prepared {
         .filter(|&r| !claimed[r as usize])
         .collect();
 
+    // Leases: the latest completion of a known operation that needs each lease to exist, and
+    // of a known grant of it (which needs it absent).
+    let mut lease_needed_by: BTreeMap<i64, u64> = BTreeMap::new();
+    let mut lease_granted_by: BTreeMap<i64, u64> = BTreeMap::new();
+    let mut last_lease_use_any = 0u64;
+    for op in &history.ops {
+        let Outcome::Ok(resp) = &op.outcome else {
+            continue;
+        };
+        if !included(op) {
+            continue;
+        }
+        let mut needs: Vec<i64> = request_puts(&op.request)
+            .iter()
+            .map(|p| p.lease)
+            .filter(|&l| l != 0)
+            .collect();
+        if let Request::LeaseRevoke(r) = &op.request {
+            needs.push(r.id);
+        }
+        let mut obs = Vec::new();
+        observations(&op.request, resp, &mut obs);
+        needs.extend(obs.iter().map(|(kv, _)| kv.lease).filter(|&l| l != 0));
+        for l in needs {
+            let e = lease_needed_by.entry(l).or_insert(0);
+            *e = (*e).max(op.complete_ns);
+            last_lease_use_any = last_lease_use_any.max(op.complete_ns);
+        }
+        if let Response::LeaseGrant(g) = resp {
+            let e = lease_granted_by.entry(g.id).or_insert(0);
+            *e = (*e).max(op.complete_ns);
+        }
+    }
+
     // Serializable reads: the call of the write producing the highest claimed revision <= h.
     let claimed_call = |h: Revision| -> u64 {
         claimed_by
@@ -551,6 +593,7 @@ pub fn prepare(history: &History) -> Prepared {
                         mutating: response_mutates(&op.request, resp),
                         pin: None,
                         serializable,
+                        invoke_ns: op.invoke_ns,
                     },
                     output: Some(normalize(resp)),
                 });
@@ -559,22 +602,38 @@ pub fn prepare(history: &History) -> Prepared {
                 let pin = pins.get(&i).copied();
                 let ret = match (&op.request, pin) {
                     (_, Some(p)) => deadline_at(p),
-                    (Request::LeaseGrant(_) | Request::LeaseRevoke(_), None) => NEVER,
+                    (Request::LeaseGrant(g), None) => {
+                        // Adding a lease only helps operations that need it; after the last
+                        // of them it can only hurt. Needed by nobody: drop it.
+                        let id = if g.id != 0 { Some(g.id) } else { None };
+                        let need = id.map_or(last_lease_use_any, |l| {
+                            lease_needed_by.get(&l).copied().unwrap_or(0)
+                        });
+                        if need == 0 || need < op.invoke_ns {
+                            continue;
+                        }
+                        need
+                    }
+                    (Request::LeaseRevoke(r), None) => {
+                        // Useful to let a later grant of the same id succeed, or to fill a
+                        // revision nobody claims by deleting the lease's keys.
+                        let grant = lease_granted_by.get(&r.id).copied().unwrap_or(0);
+                        let gap = unclaimed.last().map_or(0, |&g| deadline_at(g));
+                        let d = grant.max(if gap == NEVER { 0 } else { gap });
+                        if d == 0 || d < op.invoke_ns {
+                            continue;
+                        }
+                        d
+                    }
                     (req, None) => {
-                        let key = match req {
-                            Request::Put(p) => Some(p.key.as_slice()),
-                            Request::DeleteRange(d) if d.range_end.is_empty() => {
-                                Some(d.key.as_slice())
-                            }
-                            _ => None,
-                        };
+                        let key = single_written_key(req);
                         let mut found = None;
                         for &g in unclaimed.iter().rev() {
                             let d = deadline_at(g);
                             if d < op.invoke_ns {
                                 break;
                             }
-                            if key.is_some_and(|k| coverage.covered(k, g)) {
+                            if key.is_some_and(|k| coverage.is_unmodified(k, g)) {
                                 continue;
                             }
                             found = Some(d);
@@ -596,6 +655,7 @@ pub fn prepare(history: &History) -> Prepared {
                         mutating: None,
                         pin,
                         serializable: false,
+                        invoke_ns: op.invoke_ns,
                     },
                     output: None,
                 });
@@ -609,6 +669,7 @@ pub fn prepare(history: &History) -> Prepared {
             lease_universe: leases,
             claimed,
             max_revision,
+            unmodified: coverage.unmodified,
         },
         ops,
     }

@@ -115,7 +115,10 @@ pub fn parse_jepsen_register(text: &str) -> Result<Vec<RegisterOp>, ParseError> 
             }
             ":ok" | ":fail" | ":info" => {
                 let (call, input) = open.remove(&proc_).ok_or_else(|| {
-                    err(line, format!("process {proc_} completes an operation it never invoked"))
+                    err(
+                        line,
+                        format!("process {proc_} completes an operation it never invoked"),
+                    )
                 })?;
                 let f_matches = matches!(
                     (f, input),
@@ -124,23 +127,42 @@ pub fn parse_jepsen_register(text: &str) -> Result<Vec<RegisterOp>, ParseError> 
                         | (":cas", RegisterInput::Cas(..))
                 );
                 if !f_matches {
-                    return Err(err(line, format!("{f} does not match the invoked {input:?}")));
+                    return Err(err(
+                        line,
+                        format!("{f} does not match the invoked {input:?}"),
+                    ));
                 }
                 match (kind, input) {
                     (":ok", RegisterInput::Read) => {
-                        let v = args.first().ok_or_else(|| err(line, "read without a value"))?;
+                        let v = args
+                            .first()
+                            .ok_or_else(|| err(line, "read without a value"))?;
                         let v = parse_register_value(line, v)?;
-                        finish(proc_, call, input, line as u64, Some(RegisterOutput::Read(v)));
+                        finish(
+                            proc_,
+                            call,
+                            input,
+                            line as u64,
+                            Some(RegisterOutput::Read(v)),
+                        );
                     }
                     (":ok", RegisterInput::Write(_)) => {
                         finish(proc_, call, input, line as u64, Some(RegisterOutput::Write))
                     }
-                    (":ok", RegisterInput::Cas(..)) => {
-                        finish(proc_, call, input, line as u64, Some(RegisterOutput::Cas(true)))
-                    }
-                    (":fail", RegisterInput::Cas(..)) => {
-                        finish(proc_, call, input, line as u64, Some(RegisterOutput::Cas(false)))
-                    }
+                    (":ok", RegisterInput::Cas(..)) => finish(
+                        proc_,
+                        call,
+                        input,
+                        line as u64,
+                        Some(RegisterOutput::Cas(true)),
+                    ),
+                    (":fail", RegisterInput::Cas(..)) => finish(
+                        proc_,
+                        call,
+                        input,
+                        line as u64,
+                        Some(RegisterOutput::Cas(false)),
+                    ),
                     // Failed reads/writes did nothing; unknown reads have no effect.
                     (":fail", _) | (":info", RegisterInput::Read) => {}
                     (":info", _) => finish(proc_, call, input, NEVER, None),
@@ -198,7 +220,10 @@ fn parse_edn_map(line: usize, text: &str) -> Result<BTreeMap<String, Edn>, Parse
             break;
         }
         if chars[i] != ':' {
-            return Err(err(line, format!("expected a :keyword at column {}", i + 2)));
+            return Err(err(
+                line,
+                format!("expected a :keyword at column {}", i + 2),
+            ));
         }
         let key = word(&mut i)[1..].to_string();
         skip_ws(&mut i);
@@ -290,7 +315,10 @@ pub fn parse_porcupine_kv(text: &str) -> Result<Vec<KvOp>, ParseError> {
                         value: v.clone(),
                     },
                     (other, v) => {
-                        return Err(err(line, format!("unsupported :f :{other} with value {v:?}")))
+                        return Err(err(
+                            line,
+                            format!("unsupported :f :{other} with value {v:?}"),
+                        ))
                     }
                 };
                 if let Some((prev, _)) = open.insert(*process, (line, input)) {
@@ -302,7 +330,10 @@ pub fn parse_porcupine_kv(text: &str) -> Result<Vec<KvOp>, ParseError> {
             }
             "ok" | "fail" | "info" => {
                 let (call, input) = open.remove(process).ok_or_else(|| {
-                    err(line, format!("process {process} completes an operation it never invoked"))
+                    err(
+                        line,
+                        format!("process {process} completes an operation it never invoked"),
+                    )
                 })?;
                 if input.key() != key {
                     return Err(err(line, format!("key {key:?} does not match the invoke")));
@@ -368,7 +399,10 @@ pub fn check_kv_ops_unpartitioned(ops: &[KvOp], budget_steps: u64) -> Verdict {
 
 /// Parse and check a Jepsen register log.
 pub fn check_jepsen_register(text: &str, budget_steps: u64) -> Result<Verdict, ParseError> {
-    Ok(check_register_ops(&parse_jepsen_register(text)?, budget_steps))
+    Ok(check_register_ops(
+        &parse_jepsen_register(text)?,
+        budget_steps,
+    ))
 }
 
 /// Parse and check a porcupine kv history.

@@ -268,7 +268,11 @@ impl Display for Report {
             s.earlier.write(f, unit, "  ")?;
         }
         for m in &self.mismatches {
-            writeln!(f, "response contradicts the linearization found: {}", m.explanation)?;
+            writeln!(
+                f,
+                "response contradicts the linearization found: {}",
+                m.explanation
+            )?;
             m.op.write(f, unit, "  ")?;
             writeln!(f, "  expected: {}", m.expected)?;
         }
@@ -412,7 +416,10 @@ pub(crate) fn search<M: Model>(
     budget: u64,
 ) -> Outcome {
     let n = ops.len();
-    assert!(n < (u32::MAX / 2 - 1) as usize, "history too long for the entry list");
+    assert!(
+        n < (u32::MAX / 2 - 1) as usize,
+        "history too long for the entry list"
+    );
     if n == 0 {
         return Outcome::Linearizable(vec![]);
     }
@@ -420,7 +427,7 @@ pub(crate) fn search<M: Model>(
     let mut order: Vec<u32> = (0..2 * n as u32).collect();
     let time = |e: u32| -> (u64, u32) {
         let op = ops[(e / 2) as usize];
-        if e % 2 == 0 {
+        if e & 1 == 0 {
             (op.call, 0)
         } else {
             (op.ret.max(op.call), 1)
@@ -457,7 +464,6 @@ pub(crate) fn search<M: Model>(
     let mut choices: Vec<Choice> = Vec::new();
     let mut next_choice: usize = 0;
     let mut fresh_level = true;
-    let mut dbg_bt = 0u64;
 
     loop {
         if fresh_level {
@@ -469,14 +475,13 @@ pub(crate) fn search<M: Model>(
                         Choice::Drop(_) => None,
                     })
                     .collect();
-                if std::env::var("FL_DEBUG").is_ok() { eprintln!("DEBUG steps {} backtracks {} cache {}", *steps, dbg_bt, cache.len()); }
                 return Outcome::Linearizable(lin);
             }
             choices.clear();
             let mut e = list.next[list.head as usize];
             let mut first_return = None;
             while e != NIL {
-                if e % 2 == 1 {
+                if e & 1 == 1 {
                     first_return = Some(e / 2);
                     break;
                 }
@@ -555,7 +560,7 @@ pub(crate) fn search<M: Model>(
             low_water = depth;
             // The op whose return forced the decision first, then the other candidates.
             let mut e = list.next[list.head as usize];
-            while e != NIL && e % 2 == 0 {
+            while e != NIL && e & 1 == 0 {
                 e = list.next[e as usize];
             }
             best_unplaceable.clear();
@@ -568,8 +573,6 @@ pub(crate) fn search<M: Model>(
                 }
             }
         }
-        dbg_bt += 1;
-        if std::env::var("FL_DEBUG2").is_ok() && dbg_bt < 400 { eprintln!("PATH {:?}", stack.iter().map(|f| (ops[f.choices[f.taken].op() as usize].id, f.taken, f.choices.iter().map(|c| ops[c.op() as usize].id).collect::<Vec<_>>())).collect::<Vec<_>>()); eprintln!("BT depth {} choices {:?} state {:?}", stack.len(), choices.iter().map(|c| (c.op(), hints[c.op() as usize], ops[c.op() as usize].id)).collect::<Vec<_>>(), states.iter().map(|s| model.describe_state(s)).collect::<Vec<_>>()); }
         let Some(frame) = stack.pop() else {
             let prefix = best_choices
                 .iter()
@@ -640,7 +643,11 @@ pub fn check_detailed<M: Model>(
     let parts = model.partition(ops);
     let mut done: Vec<Option<Vec<usize>>> = vec![None; parts.len()];
     let mut spent = 0u64;
-    let mut allowance: u64 = if parts.len() > 1 { 20_000 } else { budget_steps };
+    let mut allowance: u64 = if parts.len() > 1 {
+        20_000
+    } else {
+        budget_steps
+    };
     loop {
         let mut unfinished = None;
         for (pi, part) in parts.iter().enumerate() {

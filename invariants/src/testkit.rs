@@ -8,14 +8,14 @@
 //! robustness tests.
 
 use faultline_api::{
-    Compare, CompareResult, CompareTarget, CompactionRequest, DeleteRangeRequest,
-    LeaseGrantRequest, LeaseRevokeRequest, PutRequest, RangeRequest, Request, RequestOp,
-    Response, TxnRequest,
+    CompactionRequest, Compare, CompareResult, CompareTarget, DeleteRangeRequest,
+    LeaseGrantRequest, LeaseRevokeRequest, PutRequest, RangeRequest, Request, RequestOp, Response,
+    TxnRequest,
 };
 
 use crate::history::{History, Operation, Outcome};
-use crate::models::etcd::EtcdModel;
 use crate::linearizability::Model;
+use crate::models::etcd::EtcdModel;
 
 /// A small deterministic PRNG (splitmix64), so generation needs no dependency.
 #[derive(Clone, Debug)]
@@ -216,6 +216,7 @@ pub fn generate_etcd_history(o: &GenOptions) -> History {
         lease_universe: vec![],
         claimed: vec![],
         max_revision: i64::MAX,
+        unmodified: Default::default(),
     };
     let mut order: Vec<usize> = (0..planned.len())
         .filter(|&i| planned[i].effect_at.is_some())

@@ -105,7 +105,10 @@ fn expect_violation(h: &History, must_name: &[u64]) -> String {
         .chain(report.mismatches.iter().map(|m| m.op.id))
         .collect();
     for id in must_name {
-        assert!(named.contains(id), "report does not name op {id}:\n{report}");
+        assert!(
+            named.contains(id),
+            "report does not name op {id}:\n{report}"
+        );
     }
     report.to_string()
 }
@@ -178,7 +181,11 @@ fn revision_going_backwards_is_caught() {
 
 #[test]
 fn wrong_version_or_create_revision_is_caught() {
-    for bad in [kv("a", "2", 2, 3, 1), kv("a", "2", 3, 3, 2), kv("a", "2", 2, 2, 2)] {
+    for bad in [
+        kv("a", "2", 2, 3, 1),
+        kv("a", "2", 3, 3, 2),
+        kv("a", "2", 2, 2, 2),
+    ] {
         let h = history(vec![
             (0, 0, 10, put("a", "1"), put_ok(2)),
             (0, 20, 30, put("a", "2"), put_ok(3)),
@@ -223,18 +230,36 @@ fn serializable_reads_may_be_stale_but_not_wrong() {
     let ok = history(vec![
         (0, 0, 10, put("a", "1"), put_ok(2)),
         (0, 20, 30, put("a", "2"), put_ok(3)),
-        (1, 40, 50, stale_get("a"), get_ok(2, vec![kv("a", "1", 2, 2, 1)])),
+        (
+            1,
+            40,
+            50,
+            stale_get("a"),
+            get_ok(2, vec![kv("a", "1", 2, 2, 1)]),
+        ),
     ]);
     assert_eq!(check_etcd_history(&ok, BUDGET), Verdict::Linearizable);
     let bad = history(vec![
         (0, 0, 10, put("a", "1"), put_ok(2)),
         (0, 20, 30, put("a", "2"), put_ok(3)),
-        (1, 40, 50, stale_get("a"), get_ok(2, vec![kv("a", "2", 2, 2, 1)])),
+        (
+            1,
+            40,
+            50,
+            stale_get("a"),
+            get_ok(2, vec![kv("a", "2", 2, 2, 1)]),
+        ),
     ]);
     expect_violation(&bad, &[2]);
     // A serializable read cannot see a revision committed after it completed.
     let future = history(vec![
-        (1, 0, 5, stale_get("a"), get_ok(2, vec![kv("a", "1", 2, 2, 1)])),
+        (
+            1,
+            0,
+            5,
+            stale_get("a"),
+            get_ok(2, vec![kv("a", "1", 2, 2, 1)]),
+        ),
         (0, 10, 20, put("a", "1"), put_ok(2)),
     ]);
     assert!(check_etcd_history(&future, BUDGET).is_not_linearizable());
@@ -287,8 +312,20 @@ fn txn_compares_and_delete_are_modelled() {
     });
     let good = history(vec![
         (0, 0, 10, put("a", "1"), put_ok(2)),
-        (0, 20, 30, cas(2, "2"), txn_ok(3, true, vec![inner_put.clone()])),
-        (1, 40, 50, cas(2, "3"), txn_ok(3, false, vec![inner_get(vec![kv("a", "2", 2, 3, 2)])])),
+        (
+            0,
+            20,
+            30,
+            cas(2, "2"),
+            txn_ok(3, true, vec![inner_put.clone()]),
+        ),
+        (
+            1,
+            40,
+            50,
+            cas(2, "3"),
+            txn_ok(3, false, vec![inner_get(vec![kv("a", "2", 2, 3, 2)])]),
+        ),
         (
             1,
             60,
@@ -307,7 +344,13 @@ fn txn_compares_and_delete_are_modelled() {
     // The second CAS cannot succeed: the mod revision is 3 by then.
     let bad = history(vec![
         (0, 0, 10, put("a", "1"), put_ok(2)),
-        (0, 20, 30, cas(2, "2"), txn_ok(3, true, vec![inner_put.clone()])),
+        (
+            0,
+            20,
+            30,
+            cas(2, "2"),
+            txn_ok(3, true, vec![inner_put.clone()]),
+        ),
         (1, 40, 50, cas(2, "3"), txn_ok(4, true, vec![inner_put])),
     ]);
     expect_violation(&bad, &[2]);
@@ -332,7 +375,9 @@ fn leases_and_compaction_are_modelled() {
     });
     let revoke = Request::LeaseRevoke(LeaseRevokeRequest { id: 7 });
     let revoked = |rev| {
-        Outcome::Ok(Response::LeaseRevoke(LeaseRevokeResponse { header: hdr(rev) }))
+        Outcome::Ok(Response::LeaseRevoke(LeaseRevokeResponse {
+            header: hdr(rev),
+        }))
     };
     let compact = Request::Compact(CompactionRequest {
         revision: 2,
@@ -400,8 +445,13 @@ fn follower_answering_linearizable_reads_locally_is_caught() {
         r.count = 0;
     }
     let v = check_etcd_history(&h, 5_000_000);
-    let report = v.report().unwrap_or_else(|| panic!("expected a violation, got {v:?}"));
-    assert!(report.stale_reads.iter().any(|s| s.op.id == victim as u64), "{report}");
+    let report = v
+        .report()
+        .unwrap_or_else(|| panic!("expected a violation, got {v:?}"));
+    assert!(
+        report.stale_reads.iter().any(|s| s.op.id == victim as u64),
+        "{report}"
+    );
 }
 
 #[test]
@@ -439,7 +489,11 @@ fn benchmark_100k_ops_16_clients_10_percent_unknown() {
         let h = generate_etcd_history(&GenOptions::benchmark(seed));
         let start = std::time::Instant::now();
         let v = check_etcd_history(&h, 50_000_000);
-        eprintln!("seed {seed}: {} ops checked in {:?}", h.ops.len(), start.elapsed());
+        eprintln!(
+            "seed {seed}: {} ops checked in {:?}",
+            h.ops.len(),
+            start.elapsed()
+        );
         assert_eq!(v, Verdict::Linearizable, "{v}");
     }
 }

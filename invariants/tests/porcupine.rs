@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use faultline_invariants::formats::{
-    check_kv_ops, check_kv_ops_unpartitioned, parse_jepsen_register, parse_porcupine_kv,
-    check_register_ops,
+    check_kv_ops, check_kv_ops_unpartitioned, check_register_ops, parse_jepsen_register,
+    parse_porcupine_kv,
 };
 use faultline_invariants::linearizability::Verdict;
 
@@ -66,7 +66,10 @@ fn every_file_gets_the_expected_verdict() {
             failures.push(format!("{file}: expected {want}, got {got}"));
         }
         if let Verdict::NotLinearizable(report) = &verdict {
-            assert!(!report.unplaceable.is_empty(), "{file}: report names no operation");
+            assert!(
+                !report.unplaceable.is_empty(),
+                "{file}: report names no operation"
+            );
         }
     }
     slowest.sort();
@@ -97,7 +100,11 @@ fn kv_c10_checked_as_one_history() {
         let ops = parse_porcupine_kv(&text).unwrap();
         let start = Instant::now();
         let v = check_kv_ops_unpartitioned(&ops, BUDGET);
-        eprintln!("{file} unpartitioned: {:?} in {:?}", verdict_name(&v), start.elapsed());
+        eprintln!(
+            "{file} unpartitioned: {:?} in {:?}",
+            verdict_name(&v),
+            start.elapsed()
+        );
         assert_eq!(v.is_linearizable(), want, "{file}");
         assert!(!v.is_unknown());
     }
@@ -105,15 +112,20 @@ fn kv_c10_checked_as_one_history() {
 
 #[test]
 fn parse_errors_name_the_line() {
-    let bad = "INFO  jepsen.util - 0\t:invoke\t:read\tnil\nINFO  jepsen.util - 0\t:ok\t:read\tbanana\n";
+    let bad =
+        "INFO  jepsen.util - 0\t:invoke\t:read\tnil\nINFO  jepsen.util - 0\t:ok\t:read\tbanana\n";
     let e = parse_jepsen_register(bad).unwrap_err();
     assert_eq!(e.line, 2);
     assert!(e.to_string().contains("banana"), "{e}");
     let e = parse_jepsen_register("INFO  jepsen.util - 0\t:ok\t:read\t1\n").unwrap_err();
     assert_eq!(e.line, 1);
-    let e = parse_porcupine_kv("{:process 0, :type :invoke, :f :get, :key \"1\", :value nil}\n{:process 0 :type :ok}\n").unwrap_err();
+    let e = parse_porcupine_kv(
+        "{:process 0, :type :invoke, :f :get, :key \"1\", :value nil}\n{:process 0 :type :ok}\n",
+    )
+    .unwrap_err();
     assert_eq!(e.line, 2);
-    let e = parse_porcupine_kv("{:process 0, :type :invoke, :f :get, :key \"1, :value nil}").unwrap_err();
+    let e = parse_porcupine_kv("{:process 0, :type :invoke, :f :get, :key \"1, :value nil}")
+        .unwrap_err();
     assert_eq!(e.line, 1);
 }
 

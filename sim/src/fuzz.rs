@@ -137,7 +137,10 @@ mod imp {
         if *scenario == Scenario::default_scenario() {
             format!("cargo dst run --seed {seed}")
         } else {
-            format!("cargo dst run --seed {seed} --scenario <file with scenario {:?}>", scenario.name)
+            format!(
+                "cargo dst run --seed {seed} --scenario <file with scenario {:?}>",
+                scenario.name
+            )
         }
     }
 
@@ -145,5 +148,4 @@ mod imp {
     pub fn default_workers() -> usize {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     }
-
 }

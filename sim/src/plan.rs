@@ -5,9 +5,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use faultline_api::{
-    prefix_range_end, DeleteRangeRequest, PutRequest, RangeRequest, Request,
-};
+use faultline_api::{prefix_range_end, DeleteRangeRequest, PutRequest, RangeRequest, Request};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -63,9 +61,18 @@ impl Scenario {
     /// Refuse scenarios the simulator cannot run, naming the field.
     pub fn validate(&self) -> Result<(), String> {
         let checks: [(bool, &str); 8] = [
-            (self.members >= 1 && self.members <= 9, "members must be in 1..=9"),
-            (self.zones >= 1 && self.zones <= self.members, "zones must be in 1..=members"),
-            (self.clients >= 1 && self.clients <= 64, "clients must be in 1..=64"),
+            (
+                self.members >= 1 && self.members <= 9,
+                "members must be in 1..=9",
+            ),
+            (
+                self.zones >= 1 && self.zones <= self.members,
+                "zones must be in 1..=members",
+            ),
+            (
+                self.clients >= 1 && self.clients <= 64,
+                "clients must be in 1..=64",
+            ),
             (self.keys >= 1, "keys must be >= 1"),
             (self.tick_interval_ms >= 1, "tick_interval_ms must be >= 1"),
             (
@@ -77,7 +84,10 @@ impl Scenario {
                     && self.faults.duration_ms.0 <= self.faults.duration_ms.1,
                 "fault ranges must be (min, max) with min <= max",
             ),
-            (self.client_request_timeout_ms >= 1, "client_request_timeout_ms must be >= 1"),
+            (
+                self.client_request_timeout_ms >= 1,
+                "client_request_timeout_ms must be >= 1",
+            ),
         ];
         match checks.iter().find(|(ok, _)| !ok) {
             Some((_, message)) => Err(format!("scenario {:?}: {message}", self.name)),
@@ -163,7 +173,9 @@ pub const KEY_PREFIX: &[u8] = b"k/";
 
 impl Plan {
     pub fn generate(seed: u64, scenario: &Scenario) -> Plan {
-        scenario.validate().expect("scenario was validated on input");
+        scenario
+            .validate()
+            .expect("scenario was validated on input");
         let members: Vec<MemberPlan> = (0..scenario.members)
             .map(|i| MemberPlan {
                 id: u64::from(i) + 1,

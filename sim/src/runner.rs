@@ -106,7 +106,9 @@ async fn simulate_in_runtime(plan: Plan, options: RunOptions) -> RunOutput {
                 let mut config = config.clone();
                 // Each incarnation draws fresh (but seeded) randomness.
                 let n = incarnation.fetch_add(1, Ordering::Relaxed);
-                config.rng_seed = config.rng_seed.wrapping_add(n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+                config.rng_seed = config
+                    .rng_seed
+                    .wrapping_add(n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
                 let disk: Box<dyn faultline_storage::Disk + Send> = Box::new(disk.clone());
                 let observer = observer.clone();
                 async move {
@@ -327,7 +329,12 @@ struct Session {
 }
 
 impl Session {
-    async fn new(ip: std::net::IpAddr, client: u64, first_member: u64, ctx: ClientContext) -> Session {
+    async fn new(
+        ip: std::net::IpAddr,
+        client: u64,
+        first_member: u64,
+        ctx: ClientContext,
+    ) -> Session {
         let endpoint = Endpoint::bind(SocketAddr::new(ip, CLIENT_PORT))
             .await
             .expect("bind client");
@@ -417,7 +424,13 @@ async fn final_phase(
     heal_timeout: Duration,
 ) -> (bool, BTreeMap<u64, Option<(i64, u32)>>) {
     let members: Vec<u64> = ctx.addrs.keys().copied().collect();
-    let mut session = Session::new("10.1.1.1".parse().expect("ip"), u64::MAX, members[0], ctx.clone()).await;
+    let mut session = Session::new(
+        "10.1.1.1".parse().expect("ip"),
+        u64::MAX,
+        members[0],
+        ctx.clone(),
+    )
+    .await;
     let deadline = madsim::time::Instant::now() + heal_timeout;
     let mut final_revision = None;
     while madsim::time::Instant::now() < deadline {

@@ -11,11 +11,23 @@ use crate::plan::Fault;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TraceEvent {
-    Member { member: u64, event: NodeEvent },
-    FaultStart { fault: Fault, members: Vec<u64> },
-    FaultEnd { fault: Fault, members: Vec<u64> },
+    Member {
+        member: u64,
+        event: NodeEvent,
+    },
+    FaultStart {
+        fault: Fault,
+        members: Vec<u64>,
+    },
+    FaultEnd {
+        fault: Fault,
+        members: Vec<u64>,
+    },
     /// What happened to the unsynced tail of each file of a member's disk when it crashed.
-    DiskCrash { member: u64, fault: faultline_storage::CrashFault },
+    DiskCrash {
+        member: u64,
+        fault: faultline_storage::CrashFault,
+    },
     Healed,
 }
 

@@ -43,9 +43,14 @@ impl FailureKind {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Verdict {
     Pass,
-    Fail { kind: FailureKind, report: String },
+    Fail {
+        kind: FailureKind,
+        report: String,
+    },
     /// A checker ran out of budget: neither pass nor fail.
-    Unknown { reason: String },
+    Unknown {
+        reason: String,
+    },
 }
 
 impl Verdict {

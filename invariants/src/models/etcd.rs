@@ -61,6 +61,10 @@ pub struct EtcdInput {
     pub pin: Option<Revision>,
     /// A serializable read: compared with the state at its header revision.
     pub serializable: bool,
+    /// When the operation was invoked: unknown writes that are candidates for the same
+    /// revision are tried newest first (the write that filled a revision was most likely
+    /// invoked shortly before it).
+    pub invoke_ns: u64,
 }
 
 /// The etcd key-space model. Build it with `EtcdModel::new`.
@@ -73,6 +77,19 @@ pub struct EtcdModel {
     pub claimed: Vec<bool>,
     /// Highest revision any response shows; unknown writes beyond it are unobservable.
     pub max_revision: Revision,
+    /// Per key: merged revision intervals (a, b] in which responses show the key unmodified
+    /// (a read at b saw mod_revision a). An unknown write of that key cannot produce a
+    /// revision inside them.
+    pub unmodified: std::collections::BTreeMap<Vec<u8>, Vec<(Revision, Revision)>>,
+}
+
+/// The single key an unknown request writes, when it writes exactly one.
+pub fn single_written_key(req: &Request) -> Option<&[u8]> {
+    match req {
+        Request::Put(p) => Some(&p.key),
+        Request::DeleteRange(d) if d.range_end.is_empty() => Some(&d.key),
+        _ => None,
+    }
 }
 
 type Res<T> = Result<T, EtcdError>;
@@ -142,6 +159,15 @@ pub fn response_mutates(req: &Request, resp: &Response) -> Option<bool> {
 }
 
 impl EtcdModel {
+    /// Whether responses show `key` unmodified at revision `rev`.
+    pub fn is_unmodified(&self, key: &[u8], rev: Revision) -> bool {
+        let Some(iv) = self.unmodified.get(key) else {
+            return false;
+        };
+        let i = iv.partition_point(|&(a, _)| a < rev);
+        i > 0 && iv[i - 1].1 >= rev
+    }
+
     /// Index range of universe keys in etcd's range [key, range_end).
     fn key_ids(&self, key: &[u8], range_end: &[u8]) -> std::ops::Range<usize> {
         let lo = self.keys.partition_point(|k| k.as_slice() < key);
@@ -254,7 +280,9 @@ impl EtcdModel {
         if req.lease != 0 && st.leases.binary_search(&req.lease).is_err() {
             return Err(EtcdError::LeaseNotFound);
         }
-        let id = self.key_id(&req.key).expect("every put key is in the universe");
+        let id = self
+            .key_id(&req.key)
+            .expect("every put key is in the universe");
         let old = st.keys[id].clone();
         if (req.ignore_value || req.ignore_lease) && old.is_none() {
             return Err(EtcdError::KeyNotFound);
@@ -310,9 +338,7 @@ impl EtcdModel {
                 (CompareTarget::Value(_), None) => return false,
                 (CompareTarget::Value(v), Some(k)) => k.value.as_ref().cmp(v.as_slice()),
                 (CompareTarget::Version(v), k) => k.map_or(0, |k| k.version).cmp(v),
-                (CompareTarget::CreateRevision(v), k) => {
-                    k.map_or(0, |k| k.create_revision).cmp(v)
-                }
+                (CompareTarget::CreateRevision(v), k) => k.map_or(0, |k| k.create_revision).cmp(v),
                 (CompareTarget::ModRevision(v), k) => k.map_or(0, |k| k.mod_revision).cmp(v),
                 (CompareTarget::Lease(v), k) => k.map_or(0, |k| k.lease).cmp(v),
             };
@@ -508,12 +534,7 @@ impl Model for EtcdModel {
         }]
     }
 
-    fn step(
-        &self,
-        st: &EtcdState,
-        input: &EtcdInput,
-        output: Option<&Response>,
-    ) -> Vec<EtcdState> {
+    fn step(&self, st: &EtcdState, input: &EtcdInput, output: Option<&Response>) -> Vec<EtcdState> {
         // Revision checks first: they reject almost every wrong candidate in O(1).
         if let Some(resp) = output {
             let h = resp.header().revision;
@@ -540,9 +561,7 @@ impl Model for EtcdModel {
                     return vec![];
                 };
                 let matches = match kind {
-                    RangeKind::Historical => {
-                        actual.header().revision == expected.header().revision
-                    }
+                    RangeKind::Historical => actual.header().revision == expected.header().revision,
                     RangeKind::Current => normalize(&expected) == *actual,
                 };
                 if matches {
@@ -576,6 +595,8 @@ impl Model for EtcdModel {
                             None => {
                                 r <= self.max_revision
                                     && !self.claimed.get(r as usize).copied().unwrap_or(false)
+                                    && !single_written_key(&input.request)
+                                        .is_some_and(|k| self.is_unmodified(k, r))
                             }
                         };
                         if !allowed {
@@ -601,7 +622,7 @@ impl Model for EtcdModel {
                 }
             }
             (None, Some(pin)) => 2 * pin - 1,
-            (None, None) => i64::MAX,
+            (None, None) => i64::MAX - (input.invoke_ns >> 1) as i64,
         }
     }
 

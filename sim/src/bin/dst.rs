@@ -23,12 +23,15 @@ mod cli {
     use faultline_node::Canary;
     use faultline_sim::fuzz::{default_workers, replay_command, run_seeds};
     use faultline_sim::plan::Scenario;
-    use faultline_sim::runner::RunOptions;
     use faultline_sim::run_seed;
+    use faultline_sim::runner::RunOptions;
     use faultline_sim::verdict::Verdict;
 
     #[derive(Parser)]
-    #[command(name = "dst", about = "Deterministic simulation testing of an etcd-compatible store")]
+    #[command(
+        name = "dst",
+        about = "Deterministic simulation testing of an etcd-compatible store"
+    )]
     struct Cli {
         #[command(subcommand)]
         command: Command,
@@ -79,7 +82,9 @@ mod cli {
             .parse()
             .map_err(|e| format!("end {b:?} of {text:?} is not a seed: {e}"))?;
         if a >= b {
-            return Err(format!("range {text:?} is empty: the end must exceed the start"));
+            return Err(format!(
+                "range {text:?} is empty: the end must exceed the start"
+            ));
         }
         Ok((a, b))
     }
@@ -100,8 +105,8 @@ mod cli {
         };
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read scenario {}: {e}", path.display()))?;
-        let scenario: Scenario = toml::from_str(&text)
-            .map_err(|e| format!("scenario {}: {e}", path.display()))?;
+        let scenario: Scenario =
+            toml::from_str(&text).map_err(|e| format!("scenario {}: {e}", path.display()))?;
         scenario
             .validate()
             .map_err(|e| format!("scenario {}: {e}", path.display()))?;
@@ -110,12 +115,34 @@ mod cli {
 
     fn check_canary_available(canary: Option<Canary>) -> Result<(), String> {
         if canary.is_some() && !cfg!(feature = "canaries") {
-            return Err("this dst was built without canaries; rebuild with `--features canaries`".into());
+            return Err(
+                "this dst was built without canaries; rebuild with `--features canaries`".into(),
+            );
         }
         Ok(())
     }
 
     pub fn main() -> i32 {
+        // A panic inside a simulation becomes a `Panic` verdict; print it as one line instead
+        // of a backtrace per failing seed (set RUST_BACKTRACE=1 for the full one).
+        if std::env::var_os("RUST_BACKTRACE").is_none() {
+            std::panic::set_hook(Box::new(|info| {
+                let thread = std::thread::current();
+                let location = info
+                    .location()
+                    .map(|l| format!("{}:{}", l.file(), l.line()))
+                    .unwrap_or_default();
+                eprintln!(
+                    "panic in {} at {location}: {}",
+                    thread.name().unwrap_or("a thread"),
+                    info.payload()
+                        .downcast_ref::<String>()
+                        .map(String::as_str)
+                        .or_else(|| info.payload().downcast_ref::<&str>().copied())
+                        .unwrap_or("(non-string payload)")
+                );
+            }));
+        }
         let cli = Cli::parse();
         match run(cli) {
             Ok(code) => code,

@@ -340,11 +340,14 @@ impl Request {
 }
 
 fn txn_has_write(txn: &TxnRequest) -> bool {
-    txn.success.iter().chain(txn.failure.iter()).any(|op| match op {
-        RequestOp::Range(_) => false,
-        RequestOp::Put(_) | RequestOp::DeleteRange(_) => true,
-        RequestOp::Txn(inner) => txn_has_write(inner),
-    })
+    txn.success
+        .iter()
+        .chain(txn.failure.iter())
+        .any(|op| match op {
+            RequestOp::Range(_) => false,
+            RequestOp::Put(_) | RequestOp::DeleteRange(_) => true,
+            RequestOp::Txn(inner) => txn_has_write(inner),
+        })
 }
 
 impl Response {

@@ -53,7 +53,11 @@ pub struct NodeCore {
 impl NodeCore {
     /// Recover from the WAL and build the Raft state machine. The key space is rebuilt by
     /// re-applying the committed log (no snapshots yet).
-    pub fn open(config: NodeConfig, disk: Box<dyn Disk + Send>, observer: Arc<dyn Observer>) -> Self {
+    pub fn open(
+        config: NodeConfig,
+        disk: Box<dyn Disk + Send>,
+        observer: Arc<dyn Observer>,
+    ) -> Self {
         #[cfg(not(feature = "canaries"))]
         assert!(
             config.canary.is_none(),
@@ -141,11 +145,15 @@ impl NodeCore {
             let ctx = self.next_read_ctx;
             self.next_read_ctx += 1;
             match self.raft.read_index(ctx) {
-                Ok(()) => self.reads_awaiting_index.entry(ctx).or_default().push(PendingRead {
-                    request,
-                    reply,
-                    deadline,
-                }),
+                Ok(()) => self
+                    .reads_awaiting_index
+                    .entry(ctx)
+                    .or_default()
+                    .push(PendingRead {
+                        request,
+                        reply,
+                        deadline,
+                    }),
                 Err(ProposeError::NotLeader { leader_hint }) => {
                     let _ = reply.send(Err(EtcdError::NotLeader {
                         leader_hint: leader_hint.map(|id| id.0),
@@ -344,14 +352,16 @@ impl NodeCore {
             let _ = write.reply.send(Err(EtcdError::Timeout));
         }
         for reads in self.reads_awaiting_index.values_mut() {
-            let (expired, kept): (Vec<_>, Vec<_>) =
-                std::mem::take(reads).into_iter().partition(|r| r.deadline <= now);
+            let (expired, kept): (Vec<_>, Vec<_>) = std::mem::take(reads)
+                .into_iter()
+                .partition(|r| r.deadline <= now);
             *reads = kept;
             for read in expired {
                 let _ = read.reply.send(Err(EtcdError::Timeout));
             }
         }
-        self.reads_awaiting_index.retain(|_, reads| !reads.is_empty());
+        self.reads_awaiting_index
+            .retain(|_, reads| !reads.is_empty());
         let (expired, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.reads_awaiting_apply)
             .into_iter()
             .partition(|(_, read)| read.deadline <= now);

@@ -59,11 +59,24 @@ pub struct NodeConfig {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NodeEvent {
     /// The member recovered its WAL and starts.
-    Recovered { term: u64, commit: u64, last_index: u64 },
+    Recovered {
+        term: u64,
+        commit: u64,
+        last_index: u64,
+    },
     /// Role or leader changed.
-    RoleChanged { role: String, term: u64, leader: Option<u64> },
+    RoleChanged {
+        role: String,
+        term: u64,
+        leader: Option<u64>,
+    },
     /// A committed entry was applied; `digest` identifies its bytes.
-    Applied { index: u64, term: u64, digest: u64, revision: i64 },
+    Applied {
+        index: u64,
+        term: u64,
+        digest: u64,
+        revision: i64,
+    },
     /// A client write was acknowledged as applied at `revision`.
     WriteAcked { index: u64, revision: i64 },
 }
