@@ -9,6 +9,9 @@ fn main() {
     o.ops = n;
     o.unknown_percent = unk;
     o.serializable_percent = ser;
+    if std::env::var("FL_NO_LEASES").is_ok() {
+        o.leases_and_compaction = false;
+    }
     let h = generate_etcd_history(&o);
     let p = faultline_invariants::etcd::prepare(&h);
     let unknown = p.ops.iter().filter(|o| o.output.is_none()).count();
@@ -23,6 +26,18 @@ fn main() {
         for id in ids.split(",") {
             let id: usize = id.parse().unwrap();
             println!("{:?}", h.ops[id]);
+        }
+    }
+    if let Ok(r) = std::env::var("FL_REV") {
+        let (a, b) = r.split_once("..").unwrap();
+        let (a, b): (i64, i64) = (a.parse().unwrap(), b.parse().unwrap());
+        let t0 = h.ops.iter().find(|o| matches!(&o.outcome, faultline_invariants::history::Outcome::Ok(r) if r.header().revision >= a)).unwrap().invoke_ns;
+        let t1 = h.ops.iter().find(|o| matches!(&o.outcome, faultline_invariants::history::Outcome::Ok(r) if r.header().revision > b)).unwrap().complete_ns;
+        for op in &h.ops {
+            if op.complete_ns >= t0.saturating_sub(4_000_000) && op.invoke_ns <= t1 {
+                let s = faultline_invariants::etcd::summarize(op);
+                println!("{} c{} [{} {:?}] {} => {}", s.id, s.client, s.invoke, s.complete, s.request, s.response);
+            }
         }
     }
     println!(

@@ -31,7 +31,8 @@ use crate::linearizability::{
     Verdict, NEVER,
 };
 use crate::models::etcd::{
-    normalize, response_mutates, single_written_key, EtcdInput, EtcdModel, RangeKind,
+    normalize, response_mutates, single_written_key, EtcdInput, EtcdModel, KeyFacts, KeyObs,
+    RangeKind,
 };
 
 fn bytes(b: &[u8]) -> String {
@@ -490,6 +491,7 @@ pub fn prepare(history: &History) -> Prepared {
         claimed: vec![],
         max_revision: 0,
         unmodified: cover,
+        facts: None,
     };
     let mut claimed = vec![false; max_revision as usize + 2];
     for &r in claimed_by.keys() {
@@ -663,16 +665,239 @@ pub fn prepare(history: &History) -> Prepared {
             Outcome::Failed(_) => unreachable!("excluded"),
         }
     }
-    Prepared {
-        model: EtcdModel {
-            keys,
-            lease_universe: leases,
-            claimed,
-            max_revision,
-            unmodified: coverage.unmodified,
-        },
-        ops,
+    let mut model = EtcdModel {
+        keys,
+        lease_universe: leases,
+        claimed,
+        max_revision,
+        unmodified: coverage.unmodified,
+        facts: None,
+    };
+    let claimers: BTreeMap<Revision, &Operation> = claimed_by
+        .iter()
+        .map(|(&r, &i)| (r, &history.ops[i]))
+        .collect();
+    let unclaimed_writers: Vec<&Operation> = history
+        .ops
+        .iter()
+        .enumerate()
+        .filter(|(i, op)| {
+            included(op)
+                && !pins.contains_key(i)
+                && match &op.outcome {
+                    Outcome::Unknown(_) => true,
+                    Outcome::Ok(resp) => response_mutates(&op.request, resp).is_none(),
+                    Outcome::Failed(_) => false,
+                }
+        })
+        .map(|(_, op)| op)
+        .collect();
+    model.facts = Some(key_facts(
+        &model,
+        history,
+        &included,
+        &claimers,
+        &unclaimed,
+        &unclaimed_writers,
+    ));
+    Prepared { model, ops }
+}
+
+/// Every put of a request with its branch (`None`: top level, `Some(true)`: success branch of
+/// the top-level txn, `Some(false)`: failure branch; nested txns count as their parent's).
+fn branch_puts(req: &Request) -> Vec<(&[u8], Option<bool>)> {
+    fn walk<'a>(ops: &'a [RequestOp], branch: Option<bool>, out: &mut Vec<(&'a [u8], Option<bool>)>) {
+        for op in ops {
+            match op {
+                RequestOp::Put(p) => out.push((&p.key, branch)),
+                RequestOp::Txn(t) => {
+                    walk(&t.success, branch, out);
+                    walk(&t.failure, branch, out);
+                }
+                _ => {}
+            }
+        }
     }
+    let mut out = Vec::new();
+    match req {
+        Request::Put(p) => out.push((p.key.as_slice(), None)),
+        Request::Txn(t) => {
+            walk(&t.success, Some(true), &mut out);
+            walk(&t.failure, Some(false), &mut out);
+        }
+        _ => {}
+    }
+    out
+}
+
+/// Whether a request may delete `key` (a delete range covering it anywhere, or a lease revoke).
+fn may_delete_key(req: &Request, key: &[u8]) -> bool {
+    fn walk(ops: &[RequestOp], key: &[u8]) -> bool {
+        ops.iter().any(|op| match op {
+            RequestOp::DeleteRange(d) => faultline_api::key_in_range(key, &d.key, &d.range_end),
+            RequestOp::Txn(t) => walk(&t.success, key) || walk(&t.failure, key),
+            _ => false,
+        })
+    }
+    match req {
+        Request::DeleteRange(d) => faultline_api::key_in_range(key, &d.key, &d.range_end),
+        Request::Txn(t) => walk(&t.success, key) || walk(&t.failure, key),
+        Request::LeaseRevoke(_) => true,
+        _ => false,
+    }
+}
+
+/// Observations with absence, for `KeyFacts`: what a known response shows about keys of the
+/// universe at a known revision.
+fn key_observations(
+    model: &EtcdModel,
+    req: &Request,
+    resp: &Response,
+    out: &mut Vec<(usize, Revision, KeyObs)>,
+) {
+    let present = |kv: &KeyValue, with_value: bool| KeyObs::Present {
+        create_revision: kv.create_revision,
+        mod_revision: kv.mod_revision,
+        version: kv.version,
+        lease: kv.lease,
+        value: with_value.then(|| kv.value.clone()),
+    };
+    let h = resp.header().revision;
+    match (req, resp) {
+        (Request::Range(r), Response::Range(rr)) if r.revision <= 0 => {
+            let mut shown = Vec::new();
+            for kv in &rr.kvs {
+                if let Some(k) = model.key_id(&kv.key) {
+                    out.push((k, h, present(kv, !r.keys_only)));
+                    shown.push(k);
+                }
+            }
+            // `count` ignores limit and filters: when every counted key is shown, the other
+            // keys of the range are absent.
+            if rr.count == 0 || (!r.count_only && rr.kvs.len() as i64 == rr.count) {
+                for k in model.key_ids(&r.key, &r.range_end) {
+                    if !shown.contains(&k) {
+                        out.push((k, h, KeyObs::Absent));
+                    }
+                }
+            }
+        }
+        (Request::Put(p), Response::Put(pr)) if p.prev_kv => {
+            if let Some(k) = model.key_id(&p.key) {
+                let o = match &pr.prev_kv {
+                    Some(kv) => present(kv, true),
+                    None => KeyObs::Absent,
+                };
+                out.push((k, h - 1, o));
+            }
+        }
+        (Request::DeleteRange(d), Response::DeleteRange(dr)) => {
+            if dr.deleted == 0 {
+                for k in model.key_ids(&d.key, &d.range_end) {
+                    out.push((k, h, KeyObs::Absent));
+                }
+            } else if d.prev_kv && dr.prev_kvs.len() as i64 == dr.deleted {
+                let mut shown = Vec::new();
+                for kv in &dr.prev_kvs {
+                    if let Some(k) = model.key_id(&kv.key) {
+                        out.push((k, h - 1, present(kv, true)));
+                        shown.push(k);
+                    }
+                }
+                for k in model.key_ids(&d.key, &d.range_end) {
+                    if !shown.contains(&k) {
+                        out.push((k, h - 1, KeyObs::Absent));
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn key_facts(
+    model: &EtcdModel,
+    history: &History,
+    included: &dyn Fn(&Operation) -> bool,
+    claimers: &BTreeMap<Revision, &Operation>,
+    unclaimed: &[Revision],
+    unclaimed_writers: &[&Operation],
+) -> KeyFacts {
+    let n = model.keys.len();
+    let mut f = KeyFacts {
+        obs: vec![Vec::new(); n],
+        definite_puts: vec![Vec::new(); n],
+        may_put: vec![Vec::new(); n],
+        may_delete: vec![Vec::new(); n],
+        unclaimed: unclaimed.to_vec(),
+        unclaimed_max_puts: vec![0; n],
+        unclaimed_may_delete: vec![false; n],
+    };
+    let mut found = Vec::new();
+    for op in &history.ops {
+        if let (true, Outcome::Ok(resp)) = (included(op), &op.outcome) {
+            key_observations(model, &op.request, resp, &mut found);
+        }
+    }
+    for (k, at, o) in found {
+        f.obs[k].push((at, o));
+    }
+    for obs in &mut f.obs {
+        obs.sort_by_key(|(at, _)| *at);
+    }
+    for (&rev, op) in claimers {
+        let puts = branch_puts(&op.request);
+        let chosen = match &op.outcome {
+            Outcome::Ok(Response::Txn(t)) => Some(Some(t.succeeded)),
+            Outcome::Ok(_) => Some(None),
+            _ => None, // unknown (pinned): the branch is not known
+        };
+        for (key, branch) in puts {
+            let Some(k) = model.key_id(key) else { continue };
+            f.may_put[k].push(rev);
+            let top_level_of_chosen = chosen.is_some_and(|c| c == branch)
+                && match (&op.request, branch) {
+                    (Request::Put(_), None) => true,
+                    (Request::Txn(t), Some(b)) => {
+                        let ops = if b { &t.success } else { &t.failure };
+                        ops.iter()
+                            .any(|o| matches!(o, RequestOp::Put(p) if p.key == key))
+                    }
+                    _ => false,
+                };
+            if top_level_of_chosen {
+                f.definite_puts[k].push(rev);
+            }
+        }
+        for (k, key) in model.keys.iter().enumerate() {
+            if may_delete_key(&op.request, key) {
+                f.may_delete[k].push(rev);
+            }
+        }
+    }
+    for op in unclaimed_writers {
+        let mut per_key = vec![0i64; n];
+        for (key, _) in branch_puts(&op.request) {
+            if let Some(k) = model.key_id(key) {
+                per_key[k] += 1;
+            }
+        }
+        for (k, key) in model.keys.iter().enumerate() {
+            f.unclaimed_max_puts[k] = f.unclaimed_max_puts[k].max(per_key[k]);
+            if may_delete_key(&op.request, key) {
+                f.unclaimed_may_delete[k] = true;
+            }
+        }
+    }
+    for v in f
+        .definite_puts
+        .iter_mut()
+        .chain(f.may_put.iter_mut())
+        .chain(f.may_delete.iter_mut())
+    {
+        v.sort();
+    }
+    f
 }
 
 // ---------------------------------------------------------------------------------------------

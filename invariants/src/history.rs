@@ -1,6 +1,6 @@
 //! The history: what every client saw. The simulator writes it; checkers only read it.
 
-use faultline_api::{EtcdError, Request, Response};
+use faultline_api::{EtcdError, Request, Response, WatchCreateRequest, WatchResponse};
 use serde::{Deserialize, Serialize};
 
 /// Simulated time in nanoseconds since the start of the run.
@@ -40,8 +40,31 @@ impl Operation {
     }
 }
 
-/// Every client operation of one run, in invocation order.
+/// One response a watcher received, with the simulated time it arrived.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchReceived {
+    pub at_ns: TimeNs,
+    pub response: WatchResponse,
+}
+
+/// One watch a client opened, and everything it received until it stopped watching.
+/// Watches are not linearizable; the watch checkers judge them against the write order the
+/// history establishes (etcd-semantics.md section 6 and 10).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchReport {
+    pub client: u64,
+    /// The member the watch stream was opened on.
+    pub member: Option<u64>,
+    pub request: WatchCreateRequest,
+    pub created_ns: TimeNs,
+    /// Every response in arrival order (created, events, progress notifications, cancel).
+    pub responses: Vec<WatchReceived>,
+}
+
+/// Every client operation of one run, in invocation order, and every watch.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct History {
     pub ops: Vec<Operation>,
+    #[serde(default)]
+    pub watches: Vec<WatchReport>,
 }

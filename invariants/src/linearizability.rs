@@ -88,6 +88,32 @@ pub trait Model {
     fn order_hint(&self, _input: &Self::Input, _output: Option<&Self::Output>) -> i64 {
         0
     }
+    /// Lazy placement (partial-order reduction). `Some(r)` when this optional operation, in
+    /// this step from `before` to `after`, only changed a resource `r` that few operations
+    /// read (for etcd: an unknown lease grant, or a revoke of a lease with no keys). Such a
+    /// step commutes with every operation that does not `depends_on(r)`, and the operation
+    /// could have happened arbitrarily late (its outcome is unknown), so any linearization
+    /// can move it to just before the first operation that depends on `r` (or drop it when
+    /// none does). The search therefore only takes such a step when the very next operation
+    /// depends on `r` or is another lazy step, which is exact and removes the blow-up of
+    /// trying every position.
+    fn lazy_resource(
+        &self,
+        _input: &Self::Input,
+        _output: Option<&Self::Output>,
+        _before: &Self::State,
+        _after: &Self::State,
+    ) -> Option<u64> {
+        None
+    }
+    /// Whether `lazy_resource` can ever return `Some` for this operation.
+    fn may_be_lazy(&self, _input: &Self::Input, _output: Option<&Self::Output>) -> bool {
+        false
+    }
+    /// Whether this operation's step reads or writes resource `r` (see `lazy_resource`).
+    fn depends_on(&self, _resource: u64, _input: &Self::Input) -> bool {
+        true
+    }
     fn describe_input(&self, input: &Self::Input) -> String {
         format!("{input:?}")
     }
@@ -341,6 +367,8 @@ struct Frame<S> {
     choices: Vec<Choice>,
     /// Index of the choice applied at this frame.
     taken: usize,
+    /// The lazy resource pending before the choice was applied.
+    pending: Option<u64>,
 }
 
 /// What one partition's search ended with.
@@ -444,6 +472,12 @@ pub(crate) fn search<M: Model>(
         .map(|op| model.order_hint(&op.input, op.output.as_ref()))
         .collect();
     let optional: Vec<bool> = ops.iter().map(|op| op.output.is_none()).collect();
+    let lazy_capable: Vec<bool> = ops
+        .iter()
+        .map(|op| op.output.is_none() && model.may_be_lazy(&op.input, op.output.as_ref()))
+        .collect();
+    // The resource of the lazy step just taken: the next operation must depend on it.
+    let mut pending: Option<u64> = None;
     let mut required_left = optional.iter().filter(|o| !**o).count();
 
     let mut states: Vec<M::State> = model.init();
@@ -464,6 +498,7 @@ pub(crate) fn search<M: Model>(
     let mut choices: Vec<Choice> = Vec::new();
     let mut next_choice: usize = 0;
     let mut fresh_level = true;
+    let mut dbg_bt: std::collections::BTreeMap<usize, u64> = Default::default();
 
     loop {
         if fresh_level {
@@ -494,6 +529,16 @@ pub(crate) fn search<M: Model>(
                     choices.push(Choice::Drop(r));
                 }
             }
+            if let Some(res) = pending {
+                // Drops are excluded too: a drop could equally have happened before the lazy
+                // step, at the level where that step was chosen.
+                choices.retain(|c| match *c {
+                    Choice::Linearize(o) => {
+                        lazy_capable[o as usize] || model.depends_on(res, &ops[o as usize].input)
+                    }
+                    Choice::Drop(_) => false,
+                });
+            }
             next_choice = 0;
             fresh_level = false;
         }
@@ -506,27 +551,47 @@ pub(crate) fn search<M: Model>(
             let choice = choices[idx];
             *steps += 1;
             if *steps > budget {
+                if std::env::var("FL_DEBUG").is_ok() {
+                    let mut v: Vec<_> = dbg_bt.iter().collect();
+                    v.sort_by_key(|(_, c)| std::cmp::Reverse(**c));
+                    for (d, c) in v.iter().take(8) { eprintln!("depth {d}: {c} backtracks"); }
+                    eprintln!("stack depth now {}", stack.len());
+                    for f in stack.iter().rev().take(40) { let o = f.choices[f.taken].op(); eprintln!("  {:?} {:?} {:?}", f.choices[f.taken], model.describe_input(&ops[o as usize].input), model.describe_output(ops[o as usize].output.as_ref())); }
+                }
                 return Outcome::OutOfBudget;
             }
             let o = choice.op();
+            let mut new_pending = None;
             let new_states = match choice {
                 Choice::Drop(_) => states.clone(),
                 Choice::Linearize(_) => {
                     let op = ops[o as usize];
                     let mut next: Vec<M::State> = Vec::new();
+                    let mut lazy: Option<Option<u64>> = None;
                     for s in &states {
-                        next.extend(model.step(s, &op.input, op.output.as_ref()));
+                        for n in model.step(s, &op.input, op.output.as_ref()) {
+                            if lazy_capable[o as usize] {
+                                let r = model.lazy_resource(&op.input, op.output.as_ref(), s, &n);
+                                lazy = Some(match lazy {
+                                    None => r,
+                                    Some(prev) if prev == r => r,
+                                    Some(_) => None,
+                                });
+                            }
+                            next.push(n);
+                        }
                     }
                     if next.is_empty() {
                         continue;
                     }
+                    new_pending = lazy.flatten();
                     next.sort();
                     next.dedup();
                     next
                 }
             };
             let new_zobrist = zobrist ^ zob[o as usize];
-            if !cache.insert((new_zobrist, fingerprint(&new_states))) {
+            if !cache.insert((new_zobrist, fingerprint(&(&new_states, new_pending)))) {
                 continue;
             }
             list.lift(o);
@@ -539,8 +604,10 @@ pub(crate) fn search<M: Model>(
                 zobrist,
                 choices: std::mem::take(&mut choices),
                 taken: idx,
+                pending,
             });
             zobrist = new_zobrist;
+            pending = new_pending;
             fresh_level = true;
             advanced = true;
             break;
@@ -573,6 +640,7 @@ pub(crate) fn search<M: Model>(
                 }
             }
         }
+        *dbg_bt.entry(stack.len()).or_insert(0u64) += 1;
         let Some(frame) = stack.pop() else {
             let prefix = best_choices
                 .iter()
@@ -594,6 +662,7 @@ pub(crate) fn search<M: Model>(
         }
         states = frame.states;
         zobrist = frame.zobrist;
+        pending = frame.pending;
         choices = frame.choices;
         next_choice = frame.taken + 1;
     }

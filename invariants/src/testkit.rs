@@ -217,6 +217,7 @@ pub fn generate_etcd_history(o: &GenOptions) -> History {
         claimed: vec![],
         max_revision: i64::MAX,
         unmodified: Default::default(),
+        facts: None,
     };
     let mut order: Vec<usize> = (0..planned.len())
         .filter(|&i| planned[i].effect_at.is_some())
@@ -268,7 +269,10 @@ pub fn generate_etcd_history(o: &GenOptions) -> History {
     for (i, op) in ops.iter_mut().enumerate() {
         op.id = i as u64;
     }
-    History { ops }
+    History {
+        ops,
+        watches: Vec::new(),
+    }
 }
 
 /// Whether a response is a successful one (for tests that mutate histories).

@@ -89,6 +89,7 @@ fn history(ops: Vec<(u64, u64, u64, Request, Outcome)>) -> History {
                 outcome,
             })
             .collect(),
+        watches: Vec::new(),
     }
 }
 

@@ -4,6 +4,8 @@
 //! `seed ─Plan::generate→ Plan ─runner::simulate→ RunOutput (history, trace) ─verdict::check→ Verdict`.
 //! Everything that runs inside madsim needs `--cfg madsim` (the workspace default).
 
+#[cfg(madsim)]
+pub mod cli;
 pub mod disk;
 pub mod fuzz;
 pub mod plan;
@@ -12,6 +14,14 @@ pub mod runner;
 pub mod trace;
 #[cfg(madsim)]
 pub mod verdict;
+// Issue 5: from a failing seed to the bug (seed files, replay, shrinking, canaries).
+#[cfg(madsim)]
+pub mod canary;
+#[cfg(madsim)]
+pub mod replay;
+pub mod seedfile;
+#[cfg(madsim)]
+pub mod shrink;
 
 #[cfg(madsim)]
 pub use fuzz::{run_plan, run_seed, RunResult};

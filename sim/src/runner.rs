@@ -9,21 +9,33 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use faultline_api::{prefix_range_end, PutRequest, RangeRequest, Request};
-use faultline_invariants::history::{History, Operation, Outcome};
-use faultline_node::{run_member, Canary, ClientCall, NodeConfig};
+use faultline_api::{
+    prefix_range_end, CompareTarget, KeyValue, PutRequest, RangeRequest, Request, Response,
+    Revision, WatchResponse,
+};
+use faultline_invariants::history::{History, Operation, Outcome, WatchReceived, WatchReport};
+use faultline_node::{
+    run_member, Canary, ClientCall, NodeConfig, WatchBatch, WatchCall, WatchStreamError,
+};
 use faultline_storage::MemDisk;
 use madsim::net::{Endpoint, NetSim};
 use madsim::runtime::{Handle, NodeHandle, Runtime};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::plan::{stream, ClientPlan, Fault, IsolateTarget, Plan, KEY_PREFIX};
+use crate::plan::{
+    stream, ClientPlan, Fault, Fill, IsolateTarget, Plan, PlannedWatch, WatchStart, WatcherPlan,
+    KEY_PREFIX,
+};
 use crate::trace::{Recorder, Trace, TraceEvent};
 
 /// Member port on every member's IP.
 const MEMBER_PORT: u16 = 2379;
 const CLIENT_PORT: u16 = 4000;
+/// How long a member holds a watch poll open before answering it empty.
+const WATCH_POLL_TIMEOUT_MS: u64 = 200;
+/// A watcher gives a stream up (and reopens it elsewhere) after its polls fail this long.
+const WATCH_STREAM_GIVE_UP_MS: u64 = 1_000;
 
 /// Options of one run that are not part of the plan (they do not change what is simulated,
 /// except a canary, which plants a bug on purpose).
@@ -95,6 +107,8 @@ async fn simulate_in_runtime(plan: Plan, options: RunOptions) -> RunOutput {
             request_timeout_ms: scenario.client_request_timeout_ms,
             peer_timeout_ms: scenario.tick_interval_ms * scenario.election_timeout_ticks,
             rng_seed: base_rng_seed,
+            watch_progress_notify_interval_ms: scenario.watch_progress_notify_interval_ms,
+            watch_poll_timeout_ms: WATCH_POLL_TIMEOUT_MS,
             canary: options.canary,
         };
         let observer = recorder.clone();
@@ -130,7 +144,8 @@ async fn simulate_in_runtime(plan: Plan, options: RunOptions) -> RunOutput {
     };
 
     let ops = Arc::new(Mutex::new(Vec::<Operation>::new()));
-    let next_session = Arc::new(AtomicU64::new(plan.clients.len() as u64));
+    let watches = Arc::new(Mutex::new(Vec::<WatchReport>::new()));
+    let next_session = Arc::new(AtomicU64::new(plan.first_free_client_id()));
     let mut client_tasks = Vec::new();
     for client in &plan.clients {
         let node = handle
@@ -142,11 +157,29 @@ async fn simulate_in_runtime(plan: Plan, options: RunOptions) -> RunOutput {
             addrs: addrs.clone(),
             recorder: recorder.clone(),
             ops: ops.clone(),
+            watches: watches.clone(),
             next_session: next_session.clone(),
             request_timeout: Duration::from_millis(scenario.client_request_timeout_ms),
         };
         let client = client.clone();
         client_tasks.push(node.spawn(async move { run_client(client, ctx).await }));
+    }
+    for watcher in &plan.watchers {
+        let node = handle
+            .create_node()
+            .name(format!("watcher-{}", watcher.id))
+            .ip(watcher.ip)
+            .build();
+        let ctx = ClientContext {
+            addrs: addrs.clone(),
+            recorder: recorder.clone(),
+            ops: ops.clone(),
+            watches: watches.clone(),
+            next_session: next_session.clone(),
+            request_timeout: Duration::from_millis(scenario.client_request_timeout_ms),
+        };
+        let watcher = watcher.clone();
+        client_tasks.push(node.spawn(async move { run_watcher(watcher, ctx).await }));
     }
 
     run_nemesis(&plan, &mut cluster).await;
@@ -166,6 +199,7 @@ async fn simulate_in_runtime(plan: Plan, options: RunOptions) -> RunOutput {
         addrs: addrs.clone(),
         recorder: recorder.clone(),
         ops: ops.clone(),
+        watches: watches.clone(),
         next_session: next_session.clone(),
         request_timeout: Duration::from_millis(scenario.client_request_timeout_ms),
     };
@@ -180,8 +214,10 @@ async fn simulate_in_runtime(plan: Plan, options: RunOptions) -> RunOutput {
     for (id, op) in ops.iter_mut().enumerate() {
         op.id = id as u64;
     }
+    let mut watches = std::mem::take(&mut *watches.lock().expect("watches lock"));
+    watches.sort_by_key(|w| (w.created_ns, w.client));
     RunOutput {
-        history: History { ops },
+        history: History { ops, watches },
         trace: recorder.take(),
         healed_write_succeeded,
         final_hashes,
@@ -314,8 +350,73 @@ struct ClientContext {
     addrs: BTreeMap<u64, SocketAddr>,
     recorder: Arc<Recorder>,
     ops: Arc<Mutex<Vec<Operation>>>,
+    watches: Arc<Mutex<Vec<WatchReport>>>,
     next_session: Arc<AtomicU64>,
     request_timeout: Duration,
+}
+
+/// What a client has seen, to fill run-time parts of planned requests (`plan::Fill`).
+#[derive(Default)]
+struct Observed {
+    /// Highest header revision of any response.
+    revision: Revision,
+    /// The last full KV read for each key (`None`: read as absent).
+    kvs: BTreeMap<Vec<u8>, Option<KeyValue>>,
+}
+
+impl Observed {
+    fn observe(&mut self, request: &Request, response: &Response) {
+        self.revision = self.revision.max(response.header().revision);
+        if let (Request::Range(range), Response::Range(result)) = (request, response) {
+            if range.keys_only || range.count_only || range.revision > 0 {
+                return; // not the latest full KVs
+            }
+            if range.range_end.is_empty() {
+                self.kvs
+                    .insert(range.key.clone(), result.kvs.first().cloned());
+            } else {
+                for kv in &result.kvs {
+                    self.kvs.insert(kv.key.clone(), Some(kv.clone()));
+                }
+            }
+        }
+    }
+
+    fn back(&self, n: u32) -> Revision {
+        (self.revision - Revision::from(n)).max(1)
+    }
+
+    fn fill(&self, mut request: Request, fill: Fill) -> Request {
+        match (fill, &mut request) {
+            (Fill::None, _) => {}
+            (Fill::CompareLastSeen, Request::Txn(txn)) => {
+                if let Some(compare) = txn.compare.first_mut() {
+                    let seen = self.kvs.get(&compare.key).cloned().flatten();
+                    match (&mut compare.target, seen) {
+                        (CompareTarget::ModRevision(r), kv) => {
+                            *r = kv.map_or(0, |kv| kv.mod_revision)
+                        }
+                        (CompareTarget::Version(v), kv) => *v = kv.map_or(0, |kv| kv.version),
+                        (CompareTarget::CreateRevision(r), kv) => {
+                            *r = kv.map_or(0, |kv| kv.create_revision)
+                        }
+                        (CompareTarget::Value(v), Some(kv)) => *v = kv.value,
+                        (CompareTarget::Lease(l), kv) => *l = kv.map_or(0, |kv| kv.lease),
+                        (CompareTarget::Value(_), None) => {}
+                    }
+                }
+            }
+            (Fill::RevisionsBack(n), Request::Range(range)) => range.revision = self.back(n),
+            (Fill::MinModRevisionBack(n), Request::Range(range)) => {
+                range.min_mod_revision = self.back(n)
+            }
+            (Fill::CompactRevisionsBack(n), Request::Compact(compact)) => {
+                compact.revision = self.back(n)
+            }
+            (fill, request) => panic!("plan error: fill {fill:?} does not apply to {request:?}"),
+        }
+        request
+    }
 }
 
 /// A client session: issues requests one at a time, follows leader hints, and records each
@@ -326,6 +427,7 @@ struct Session {
     ctx: ClientContext,
     client: u64,
     target: u64,
+    observed: Observed,
 }
 
 impl Session {
@@ -343,6 +445,7 @@ impl Session {
             ctx,
             client,
             target: first_member,
+            observed: Observed::default(),
         }
     }
 
@@ -392,7 +495,18 @@ impl Session {
             }
         };
         let complete_ns = self.ctx.recorder.now_ns();
+        // For `dst replay --trace`; free when no subscriber is installed.
+        tracing::debug!(
+            client = self.client,
+            member,
+            ?request,
+            ?outcome,
+            "client op"
+        );
         let unknown = matches!(outcome, Outcome::Unknown(_));
+        if let Outcome::Ok(response) = &outcome {
+            self.observed.observe(&request, response);
+        }
         self.ctx.ops.lock().expect("ops lock").push(Operation {
             id: 0,
             client: self.client,
@@ -415,8 +529,278 @@ async fn run_client(plan: ClientPlan, ctx: ClientContext) {
     for op in plan.ops {
         madsim::time::sleep(Duration::from_millis(op.think_time_ms)).await;
         session.target = op.member;
-        session.execute(op.request).await;
+        let request = session.observed.fill(op.request, op.fill);
+        session.execute(request).await;
     }
+}
+
+/// A watcher: for each planned session, read the current revision, then watch.
+async fn run_watcher(plan: WatcherPlan, ctx: ClientContext) {
+    let mut session = Session::new(plan.ip, plan.id, 1, ctx).await;
+    for watch in plan.sessions {
+        madsim::time::sleep(Duration::from_millis(watch.think_time_ms)).await;
+        session.target = watch.member;
+        let read = Request::Range(RangeRequest {
+            key: watch.request.key.clone(),
+            range_end: watch.request.range_end.clone(),
+            count_only: true,
+            ..RangeRequest::default()
+        });
+        let start_revision = match (watch.start, session.execute(read).await) {
+            (WatchStart::Now, _) => 0,
+            (WatchStart::First, _) => 1,
+            (WatchStart::RevisionsBack(n), Outcome::Ok(response)) => {
+                (response.header().revision - Revision::from(n)).max(1)
+            }
+            // The read failed: start where the client's knowledge ends.
+            (WatchStart::RevisionsBack(_), _) => session.observed.revision.max(1),
+        };
+        watch_session(&mut session, &watch, start_revision).await;
+    }
+}
+
+/// One stream of a watch session and what it received.
+struct OpenStream {
+    member: u64,
+    stream: u64,
+    /// Highest sequence number received (acknowledged by the next poll).
+    last_seq: u64,
+    report: WatchReport,
+}
+
+enum StreamEnd {
+    /// The session's time is up (the client canceled the watch).
+    Done,
+    /// Compaction canceled the watch: reopen from this revision.
+    Compacted(Revision),
+    /// The stream is lost (member restarted, or unreachable for too long).
+    Lost,
+    /// The member canceled the watch for another reason: stop.
+    Canceled,
+}
+
+/// Watch for `watch.duration_ms`, reopening the watch like an etcd client does: after a lost
+/// stream from the revision after the last one received (events or progress), after a
+/// compaction cancel from the compact revision. Every opened watch is one `WatchReport`.
+async fn watch_session(session: &mut Session, watch: &PlannedWatch, start_revision: Revision) {
+    let end = madsim::time::Instant::now() + Duration::from_millis(watch.duration_ms);
+    let mut request = watch.request.clone();
+    // 0 ("now") until the first created response tells which revision "now" was.
+    let mut resume_from = start_revision;
+    let mut member = watch.member;
+    // Bounded: a session reopens at most this often.
+    for _ in 0..100 {
+        if madsim::time::Instant::now() >= end {
+            return;
+        }
+        request.start_revision = resume_from;
+        let Some(mut open) = open_stream(session, member, &request).await else {
+            member = next_member_of(&session.ctx.addrs, member);
+            madsim::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let outcome = follow_stream(session, &mut open, watch, end, &mut resume_from).await;
+        session
+            .ctx
+            .watches
+            .lock()
+            .expect("watches lock")
+            .push(open.report);
+        match outcome {
+            StreamEnd::Done | StreamEnd::Canceled => return,
+            StreamEnd::Compacted(revision) => resume_from = revision,
+            StreamEnd::Lost => member = next_member_of(&session.ctx.addrs, member),
+        }
+    }
+}
+
+fn next_member_of(addrs: &BTreeMap<u64, SocketAddr>, member: u64) -> u64 {
+    addrs
+        .range(member + 1..)
+        .next()
+        .or_else(|| addrs.iter().next())
+        .map(|(&id, _)| id)
+        .expect("at least one member")
+}
+
+enum WatchCallError {
+    /// The member does not hold the stream (restarted, or closed it).
+    UnknownStream,
+    /// Timeout, unreachable member, member stopping: try again or elsewhere.
+    Transient,
+}
+
+async fn watch_call(
+    session: &Session,
+    member: u64,
+    call: WatchCall,
+    timeout: Duration,
+) -> Result<WatchBatch, WatchCallError> {
+    match session
+        .endpoint
+        .call_timeout(session.ctx.addrs[&member], call, timeout)
+        .await
+    {
+        Ok(Ok(batch)) => Ok(batch),
+        Ok(Err(WatchStreamError::UnknownStream { .. })) => Err(WatchCallError::UnknownStream),
+        Ok(Err(WatchStreamError::Stopped)) | Err(_) => Err(WatchCallError::Transient),
+    }
+}
+
+async fn open_stream(
+    session: &Session,
+    member: u64,
+    request: &faultline_api::WatchCreateRequest,
+) -> Option<OpenStream> {
+    let created_ns = session.ctx.recorder.now_ns();
+    let call = WatchCall::Open {
+        request: request.clone(),
+    };
+    let batch = watch_call(session, member, call, Duration::from_millis(500))
+        .await
+        .ok()?;
+    let mut open = OpenStream {
+        member,
+        stream: batch.stream,
+        last_seq: 0,
+        report: WatchReport {
+            client: session.client,
+            member: Some(member),
+            request: request.clone(),
+            created_ns,
+            responses: Vec::new(),
+        },
+    };
+    receive(session, &mut open, batch);
+    Some(open)
+}
+
+/// Record the new responses of a batch (a retried poll repeats nothing: seq filters).
+fn receive(session: &Session, open: &mut OpenStream, batch: WatchBatch) {
+    assert_eq!(
+        batch.stream, open.stream,
+        "a member answered for another stream"
+    );
+    let at_ns = session.ctx.recorder.now_ns();
+    for sequenced in batch.responses {
+        if sequenced.seq <= open.last_seq {
+            continue;
+        }
+        assert_eq!(
+            sequenced.seq,
+            open.last_seq + 1,
+            "a stream's responses arrive without gaps"
+        );
+        open.last_seq = sequenced.seq;
+        open.report.responses.push(WatchReceived {
+            at_ns,
+            response: sequenced.response,
+        });
+    }
+}
+
+/// Where a reopened watch resumes after `response` (etcd clientv3: after the last event's
+/// revision; a progress notification at R says every event <= R was delivered).
+fn resume_after(response: &WatchResponse, resume_from: &mut Revision) {
+    if let Some(last) = response.events.last() {
+        *resume_from = (*resume_from).max(last.kv.mod_revision + 1);
+    } else if response.created {
+        if *resume_from == 0 {
+            // A watch from "now" continues after the revision it was created at.
+            *resume_from = response.header.revision + 1;
+        }
+    } else if !response.canceled {
+        *resume_from = (*resume_from).max(response.header.revision + 1);
+    }
+}
+
+async fn follow_stream(
+    session: &Session,
+    open: &mut OpenStream,
+    watch: &PlannedWatch,
+    end: madsim::time::Instant,
+    resume_from: &mut Revision,
+) -> StreamEnd {
+    let mut processed = 0;
+    let mut failing_since: Option<madsim::time::Instant> = None;
+    let mut next_progress_request = madsim::time::Instant::now();
+    let call_timeout = Duration::from_millis(WATCH_POLL_TIMEOUT_MS + 300);
+    let give_up = Duration::from_millis(WATCH_STREAM_GIVE_UP_MS);
+    let mut watch_id = None;
+    loop {
+        // Look at what arrived since the last look.
+        for received in &open.report.responses[processed..] {
+            let response = &received.response;
+            if response.created {
+                watch_id = Some(response.watch_id);
+            }
+            if response.canceled {
+                if response.compact_revision > 0 {
+                    return StreamEnd::Compacted(response.compact_revision);
+                }
+                return StreamEnd::Canceled;
+            }
+            resume_after(response, resume_from);
+        }
+        processed = open.report.responses.len();
+        let now = madsim::time::Instant::now();
+        if now >= end {
+            break;
+        }
+        if failing_since.is_some_and(|since| now - since >= give_up) {
+            return StreamEnd::Lost;
+        }
+        if watch.progress_request_interval_ms > 0 && now >= next_progress_request {
+            next_progress_request = now + Duration::from_millis(watch.progress_request_interval_ms);
+            let call = WatchCall::RequestProgress {
+                stream: open.stream,
+            };
+            let result = watch_call(session, open.member, call, call_timeout).await;
+            if let Err(WatchCallError::UnknownStream) = result {
+                return StreamEnd::Lost;
+            }
+        }
+        let call = WatchCall::Poll {
+            stream: open.stream,
+            after_seq: open.last_seq,
+        };
+        match watch_call(session, open.member, call, call_timeout).await {
+            Ok(batch) => {
+                failing_since = None;
+                receive(session, open, batch);
+            }
+            Err(WatchCallError::UnknownStream) => return StreamEnd::Lost,
+            Err(WatchCallError::Transient) => {
+                failing_since.get_or_insert(now);
+                madsim::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    // Time is up: cancel, collect the canceled response, close. Best effort: the member may
+    // be unreachable, and then the report simply ends here.
+    if let Some(watch_id) = watch_id {
+        let call = WatchCall::Cancel {
+            stream: open.stream,
+            watch_id,
+        };
+        if watch_call(session, open.member, call, call_timeout)
+            .await
+            .is_ok()
+        {
+            let call = WatchCall::Poll {
+                stream: open.stream,
+                after_seq: open.last_seq,
+            };
+            if let Ok(batch) = watch_call(session, open.member, call, call_timeout).await {
+                receive(session, open, batch);
+            }
+        }
+    }
+    let call = WatchCall::Close {
+        stream: open.stream,
+    };
+    let _ = watch_call(session, open.member, call, call_timeout).await;
+    StreamEnd::Done
 }
 
 async fn final_phase(
@@ -485,4 +869,337 @@ async fn final_phase(
         hashes.insert(member, result);
     }
     (true, hashes)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The member's lease expiry and watch streams, end to end through the simulated network
+    //! (scripted plans without faults unless a test adds one).
+    use super::*;
+    use crate::plan::{FaultWindow, PlannedOp, Scenario};
+    use faultline_api::{
+        EventType, LeaseGrantRequest, LeaseKeepAliveRequest, LeaseTimeToLiveRequest,
+        WatchCreateRequest,
+    };
+
+    fn quiet_plan(ops: Vec<PlannedOp>, sessions: Vec<PlannedWatch>) -> Plan {
+        let mut scenario = Scenario::default_scenario();
+        scenario.clients = 1;
+        scenario.watchers = u32::from(!sessions.is_empty());
+        scenario.compaction_interval_ms = 0;
+        scenario.faults.crash_weight = 0;
+        scenario.faults.isolate_member_weight = 0;
+        scenario.faults.isolate_leader_weight = 0;
+        scenario.faults.zone_down_weight = 0;
+        let mut plan = Plan::generate(1, &scenario);
+        plan.clients[0].ops = ops;
+        if let Some(watcher) = plan.watchers.first_mut() {
+            watcher.sessions = sessions;
+        }
+        assert!(plan.faults.is_empty());
+        plan
+    }
+
+    fn op(think_time_ms: u64, request: Request) -> PlannedOp {
+        PlannedOp {
+            think_time_ms,
+            member: 1,
+            request,
+            fill: Fill::None,
+        }
+    }
+
+    fn put(key: &str, value: &str, lease: i64) -> Request {
+        Request::Put(PutRequest {
+            key: key.as_bytes().to_vec(),
+            value: value.as_bytes().to_vec(),
+            lease,
+            ..PutRequest::default()
+        })
+    }
+
+    fn get(key: &str) -> Request {
+        Request::Range(RangeRequest {
+            key: key.as_bytes().to_vec(),
+            ..RangeRequest::default()
+        })
+    }
+
+    /// The outcomes of the scripted client (id 0), in order.
+    fn client_outcomes(output: &RunOutput) -> Vec<(Request, Outcome)> {
+        output
+            .history
+            .ops
+            .iter()
+            .filter(|op| op.client == 0)
+            .map(|op| (op.request.clone(), op.outcome.clone()))
+            .collect()
+    }
+
+    fn ok(outcome: &Outcome) -> &Response {
+        match outcome {
+            Outcome::Ok(response) => response,
+            other => panic!("expected a response, got {other:?}"),
+        }
+    }
+
+    // §8: a lease nobody keeps alive expires on the leader and is revoked through Raft: its
+    // key disappears, TimeToLive counts down, KeepAlive then answers TTL 0.
+    #[test]
+    fn unrefreshed_lease_expires_and_its_keys_are_deleted() {
+        let lease = 77;
+        let ops = vec![
+            op(
+                500,
+                Request::LeaseGrant(LeaseGrantRequest {
+                    ttl_seconds: 2,
+                    id: lease,
+                }),
+            ),
+            op(0, put("k/0", "leased", lease)),
+            op(
+                1000,
+                Request::LeaseTimeToLive(LeaseTimeToLiveRequest {
+                    id: lease,
+                    keys: true,
+                }),
+            ),
+            op(0, get("k/0")),
+            op(2500, get("k/0")),
+            op(
+                0,
+                Request::LeaseKeepAlive(LeaseKeepAliveRequest { id: lease }),
+            ),
+            op(
+                0,
+                Request::LeaseTimeToLive(LeaseTimeToLiveRequest {
+                    id: lease,
+                    keys: false,
+                }),
+            ),
+        ];
+        let output = simulate(&quiet_plan(ops, vec![]), &RunOptions::default());
+        let outcomes = client_outcomes(&output);
+        assert_eq!(outcomes.len(), 7);
+        let Response::LeaseTimeToLive(ttl) = ok(&outcomes[2].1) else {
+            panic!("TimeToLive answers TimeToLive")
+        };
+        assert_eq!(ttl.granted_ttl_seconds, 2);
+        assert!(ttl.ttl_seconds < 2 && ttl.ttl_seconds >= 0, "{ttl:?}");
+        assert_eq!(ttl.keys, vec![b"k/0".to_vec()]);
+        let Response::Range(before) = ok(&outcomes[3].1) else {
+            panic!("range")
+        };
+        assert_eq!(before.count, 1, "the key lives while the lease does");
+        let Response::Range(after) = ok(&outcomes[4].1) else {
+            panic!("range")
+        };
+        assert_eq!(
+            after.count, 0,
+            "expiry revoked the lease and deleted its key"
+        );
+        let Response::LeaseKeepAlive(keep_alive) = ok(&outcomes[5].1) else {
+            panic!("keep-alive")
+        };
+        assert_eq!(keep_alive.ttl_seconds, 0);
+        let Response::LeaseTimeToLive(gone) = ok(&outcomes[6].1) else {
+            panic!("ttl")
+        };
+        assert_eq!(gone.ttl_seconds, -1);
+    }
+
+    // §8: keep-alives on the leader reset the expiry; the key outlives several TTLs.
+    #[test]
+    fn kept_alive_lease_survives() {
+        let lease = 78;
+        let mut ops = vec![
+            op(
+                500,
+                Request::LeaseGrant(LeaseGrantRequest {
+                    ttl_seconds: 2,
+                    id: lease,
+                }),
+            ),
+            op(0, put("k/0", "leased", lease)),
+        ];
+        for _ in 0..12 {
+            ops.push(op(
+                500,
+                Request::LeaseKeepAlive(LeaseKeepAliveRequest { id: lease }),
+            ));
+        }
+        ops.push(op(0, get("k/0")));
+        let output = simulate(&quiet_plan(ops, vec![]), &RunOptions::default());
+        let outcomes = client_outcomes(&output);
+        for (_, outcome) in &outcomes[2..14] {
+            let Response::LeaseKeepAlive(keep_alive) = ok(outcome) else {
+                panic!("keep-alive")
+            };
+            assert_eq!(keep_alive.ttl_seconds, 2);
+        }
+        let Response::Range(range) = ok(&outcomes[14].1) else {
+            panic!("range")
+        };
+        assert_eq!(range.count, 1, "6 s of keep-alives kept a 2 s lease");
+    }
+
+    fn prefix_watch(start: WatchStart, duration_ms: u64) -> PlannedWatch {
+        PlannedWatch {
+            think_time_ms: 0,
+            member: 2,
+            start,
+            request: WatchCreateRequest {
+                key: KEY_PREFIX.to_vec(),
+                range_end: prefix_range_end(KEY_PREFIX),
+                progress_notify: true,
+                prev_kv: true,
+                ..WatchCreateRequest::default()
+            },
+            duration_ms,
+            progress_request_interval_ms: 100,
+        }
+    }
+
+    /// Every event a watcher received over all its reports, in order.
+    fn received_events(output: &RunOutput) -> Vec<(Revision, EventType, Vec<u8>)> {
+        output
+            .history
+            .watches
+            .iter()
+            .flat_map(|report| report.responses.iter())
+            .flat_map(|received| received.response.events.iter())
+            .map(|event| (event.kv.mod_revision, event.kind, event.kv.value.clone()))
+            .collect()
+    }
+
+    /// Successful puts of the scripted client: (revision, value).
+    fn acked_puts(output: &RunOutput) -> Vec<(Revision, Vec<u8>)> {
+        client_outcomes(output)
+            .into_iter()
+            .filter_map(|(request, outcome)| match (request, outcome) {
+                (Request::Put(put), Outcome::Ok(response)) => {
+                    Some((response.header().revision, put.value))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn puts(count: usize, think_time_ms: u64) -> Vec<PlannedOp> {
+        (0..count)
+            .map(|i| {
+                op(
+                    think_time_ms,
+                    put(&format!("k/{}", i % 3), &format!("v{i}"), 0),
+                )
+            })
+            .collect()
+    }
+
+    // §6: a watch from revision 1 over the long-poll stream delivers every write exactly
+    // once, in revision order, and progress notifications (periodic and requested) that
+    // never run ahead of the events.
+    #[test]
+    fn watch_stream_delivers_every_write_once_in_order() {
+        let plan = quiet_plan(puts(40, 50), vec![prefix_watch(WatchStart::First, 4000)]);
+        let output = simulate(&plan, &RunOptions::default());
+        let written = acked_puts(&output);
+        assert_eq!(written.len(), 40);
+        let events = received_events(&output);
+        let expected: Vec<_> = written
+            .iter()
+            .map(|(rev, value)| (*rev, EventType::Put, value.clone()))
+            .collect();
+        assert_eq!(events, expected);
+        let reports = &output.history.watches;
+        assert_eq!(reports.len(), 1, "no fault, no reopen");
+        let responses = &reports[0].responses;
+        assert!(responses[0].response.created);
+        assert!(responses.last().expect("responses").response.canceled);
+        let mut last_event_rev = 0;
+        let mut progress = 0;
+        for received in responses {
+            let response = &received.response;
+            if let Some(event) = response.events.last() {
+                last_event_rev = event.kv.mod_revision;
+            } else if !response.created && !response.canceled {
+                progress += 1;
+                assert!(response.header.revision >= last_event_rev);
+            }
+        }
+        assert!(progress >= 5, "progress notifications arrived: {progress}");
+    }
+
+    // A member restart loses its streams; the watcher reopens elsewhere from the revision
+    // after the last one it received, and over both watches no write is lost or repeated.
+    #[test]
+    fn watcher_reopens_after_its_member_restarts() {
+        let mut plan = quiet_plan(puts(60, 50), vec![prefix_watch(WatchStart::First, 9000)]);
+        plan.faults = vec![FaultWindow {
+            start_ms: 1500,
+            duration_ms: 800,
+            fault: Fault::Crash { member: 2 },
+        }];
+        let output = simulate(&plan, &RunOptions::default());
+        let reports = &output.history.watches;
+        assert!(
+            reports.len() >= 2,
+            "the watch was reopened: {}",
+            reports.len()
+        );
+        assert!(reports[1].member != Some(2) || reports[1].created_ns > 2_300_000_000);
+        let written = acked_puts(&output);
+        let events = received_events(&output);
+        let expected: Vec<_> = written
+            .iter()
+            .map(|(rev, value)| (*rev, EventType::Put, value.clone()))
+            .collect();
+        // Unknown-outcome puts may also appear; every acked one appears once, in order.
+        let acked_events: Vec<_> = events
+            .iter()
+            .filter(|e| expected.contains(e))
+            .cloned()
+            .collect();
+        assert_eq!(acked_events, expected);
+        let mut revisions: Vec<Revision> = events.iter().map(|e| e.0).collect();
+        let sorted = revisions.clone();
+        revisions.dedup();
+        assert_eq!(revisions, sorted, "no revision delivered twice");
+    }
+
+    // §6/§7: a watch from a compacted revision is canceled with the compact revision, and the
+    // watcher reopens from it.
+    #[test]
+    fn compaction_cancels_old_watch_and_watcher_resumes() {
+        let mut ops = puts(10, 20);
+        ops.push(PlannedOp {
+            think_time_ms: 0,
+            member: 1,
+            request: Request::Compact(faultline_api::CompactionRequest {
+                revision: 0,
+                physical: true,
+            }),
+            fill: Fill::CompactRevisionsBack(2),
+        });
+        ops.extend(puts(5, 20));
+        let mut watch = prefix_watch(WatchStart::First, 1500);
+        watch.think_time_ms = 1000;
+        let output = simulate(&quiet_plan(ops, vec![watch]), &RunOptions::default());
+        let compacted_at = client_outcomes(&output)
+            .iter()
+            .find_map(|(request, outcome)| match (request, outcome) {
+                (Request::Compact(c), Outcome::Ok(_)) => Some(c.revision),
+                _ => None,
+            })
+            .expect("the compaction succeeded");
+        let reports = &output.history.watches;
+        assert!(reports.len() >= 2, "{reports:?}");
+        assert_eq!(reports[0].request.start_revision, 1);
+        let cancel = &reports[0].responses.last().expect("responses").response;
+        assert!(cancel.canceled);
+        assert_eq!(cancel.compact_revision, compacted_at);
+        assert_eq!(reports[1].request.start_revision, compacted_at);
+        let first = &reports[1].responses[1].response.events[0];
+        assert_eq!(first.kv.mod_revision, compacted_at);
+    }
 }

@@ -61,6 +61,10 @@ impl Recorder {
 
     pub fn record(&self, event: TraceEvent) {
         let at_ns = self.now_ns();
+        // For `dst replay --trace` (elections, commits, faults, disk crashes); formatting
+        // happens only when a subscriber enables it. Inside a member, madsim's `node` span
+        // names the member.
+        tracing::debug!(?event, "trace");
         self.records
             .lock()
             .expect("recorder lock")
@@ -114,6 +118,10 @@ pub fn fingerprint(trace: &Trace, history: &History) -> u64 {
     }
     for op in &history.ops {
         let bytes = serde_json::to_vec(op).expect("operations serialize");
+        hash = fnv1a64_extend(hash, &bytes);
+    }
+    for watch in &history.watches {
+        let bytes = serde_json::to_vec(watch).expect("watch reports serialize");
         hash = fnv1a64_extend(hash, &bytes);
     }
     hash

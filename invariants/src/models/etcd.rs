@@ -81,6 +81,124 @@ pub struct EtcdModel {
     /// (a read at b saw mod_revision a). An unknown write of that key cannot produce a
     /// revision inside them.
     pub unmodified: std::collections::BTreeMap<Vec<u8>, Vec<(Revision, Revision)>>,
+    /// What responses show about each key, used to reject a state as soon as no completion
+    /// can match a later observation (`None`: no such pruning, e.g. in generators).
+    pub facts: Option<KeyFacts>,
+}
+
+/// The state of one key at one revision, as a response showed it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyObs {
+    Absent,
+    Present {
+        create_revision: Revision,
+        mod_revision: Revision,
+        version: i64,
+        lease: LeaseId,
+        /// `None` when the response omitted values (keys_only).
+        value: Option<Vec<u8>>,
+    },
+}
+
+/// Per-key facts established by known responses, indexed like `EtcdModel::keys`.
+///
+/// Why: in an etcd history almost every revision is claimed by a known write, so the search
+/// is only ever unsure which unknown write filled a revision nobody claims. A wrong choice
+/// shows only at the next observation of the key, often thousands of steps later, and the
+/// memo cannot merge the branches (their sets of decided operations differ). Counting lets
+/// `EtcdModel::feasible` reject the wrong choice at once: between now (revision r) and the
+/// next observation of a key in the same generation, the key's version must grow by exactly
+/// the number of puts in (r, mod_revision], which is at least the known puts there and at
+/// most what the revisions there can hold. Every rule is a necessary condition for any
+/// complete linearization, so pruning never turns a linearizable history into a failure.
+#[derive(Clone, Debug, Default)]
+pub struct KeyFacts {
+    /// Observations per key, sorted by revision.
+    pub obs: Vec<Vec<(Revision, KeyObs)>>,
+    /// Per key: claimed revisions whose writer certainly puts the key (sorted).
+    pub definite_puts: Vec<Vec<Revision>>,
+    /// Per key: claimed revisions whose writer may put the key, once per possible put.
+    pub may_put: Vec<Vec<Revision>>,
+    /// Per key: claimed revisions whose writer may delete the key.
+    pub may_delete: Vec<Vec<Revision>>,
+    /// Revisions no known write claims (sorted): any unclaimed writer may produce them.
+    pub unclaimed: Vec<Revision>,
+    /// Per key: the most puts of the key one unclaimed writer can make.
+    pub unclaimed_max_puts: Vec<i64>,
+    /// Per key: whether some unclaimed writer may delete the key.
+    pub unclaimed_may_delete: Vec<bool>,
+}
+
+/// Entries of a sorted list in (a, b].
+fn count_in(sorted: &[Revision], a: Revision, b: Revision) -> i64 {
+    if b <= a {
+        return 0;
+    }
+    (sorted.partition_point(|&x| x <= b) - sorted.partition_point(|&x| x <= a)) as i64
+}
+
+impl KeyFacts {
+    fn most_puts_in(&self, k: usize, a: Revision, b: Revision) -> i64 {
+        count_in(&self.may_put[k], a, b)
+            + count_in(&self.unclaimed, a, b) * self.unclaimed_max_puts[k]
+    }
+
+    fn may_delete_in(&self, k: usize, a: Revision, b: Revision) -> bool {
+        count_in(&self.may_delete[k], a, b) > 0
+            || (self.unclaimed_may_delete[k] && count_in(&self.unclaimed, a, b) > 0)
+    }
+
+    /// Whether key `k` in state `ks` at revision `r` can still become what its next
+    /// observation shows.
+    fn key_feasible(&self, k: usize, ks: Option<&KeyState>, r: Revision) -> bool {
+        let obs = &self.obs[k];
+        let i = obs.partition_point(|(at, _)| *at < r);
+        let Some((at, o)) = obs.get(i) else {
+            return true;
+        };
+        debug_assert!(*at >= r);
+        match (o, ks) {
+            (KeyObs::Absent, None) => true,
+            // Present now, absent at `at`: a delete must fit in (r, at].
+            (KeyObs::Absent, Some(_)) => self.may_delete_in(k, r, *at),
+            (
+                KeyObs::Present {
+                    create_revision,
+                    mod_revision,
+                    version,
+                    lease,
+                    value,
+                },
+                ks,
+            ) => {
+                if *mod_revision <= r {
+                    // Unchanged from mod_revision to `at`, and r lies in between.
+                    ks.is_some_and(|s| {
+                        s.create_revision == *create_revision
+                            && s.mod_revision == *mod_revision
+                            && s.version == *version
+                            && s.lease == *lease
+                            && value.as_ref().is_none_or(|v| *s.value == **v)
+                    })
+                } else if *create_revision <= r {
+                    // Same generation, modified in (r, mod_revision] by exactly
+                    // `version - s.version` puts and no delete.
+                    let Some(s) = ks else { return false };
+                    if s.create_revision != *create_revision {
+                        return false;
+                    }
+                    let need = *version - s.version;
+                    need >= 1
+                        && need >= count_in(&self.definite_puts[k], r, *mod_revision)
+                        && need <= self.most_puts_in(k, r, *mod_revision)
+                } else {
+                    // A new generation starts at create_revision: a live key must be deleted
+                    // before it.
+                    ks.is_none() || self.may_delete_in(k, r, *create_revision - 1)
+                }
+            }
+        }
+    }
 }
 
 /// The single key an unknown request writes, when it writes exactly one.
@@ -159,6 +277,24 @@ pub fn response_mutates(req: &Request, resp: &Response) -> Option<bool> {
 }
 
 impl EtcdModel {
+    /// Whether every key of `next` (reached from `before`) can still match its next
+    /// observation (see `KeyFacts`). Small key universes check every key, which also catches
+    /// a key whose last chance to be written has just passed; large ones check only the keys
+    /// that changed, to keep a step cheap (less pruning, never less exact).
+    pub fn feasible(&self, before: &EtcdState, next: &EtcdState) -> bool {
+        const CHECK_ALL_KEYS_MAX: usize = 256;
+        let Some(f) = &self.facts else { return true };
+        debug_assert_eq!(f.obs.len(), next.keys.len());
+        let all = next.keys.len() <= CHECK_ALL_KEYS_MAX;
+        next.keys
+            .iter()
+            .zip(before.keys.iter())
+            .enumerate()
+            .all(|(k, (ks, old))| {
+                (!all && ks == old) || f.key_feasible(k, ks.as_ref(), next.revision)
+            })
+    }
+
     /// Whether responses show `key` unmodified at revision `rev`.
     pub fn is_unmodified(&self, key: &[u8], rev: Revision) -> bool {
         let Some(iv) = self.unmodified.get(key) else {
@@ -169,7 +305,7 @@ impl EtcdModel {
     }
 
     /// Index range of universe keys in etcd's range [key, range_end).
-    fn key_ids(&self, key: &[u8], range_end: &[u8]) -> std::ops::Range<usize> {
+    pub(crate) fn key_ids(&self, key: &[u8], range_end: &[u8]) -> std::ops::Range<usize> {
         let lo = self.keys.partition_point(|k| k.as_slice() < key);
         let hi = if range_end.is_empty() {
             if self.keys.get(lo).map(|k| k.as_slice()) == Some(key) {
@@ -185,7 +321,7 @@ impl EtcdModel {
         lo..hi.max(lo)
     }
 
-    fn key_id(&self, key: &[u8]) -> Option<usize> {
+    pub(crate) fn key_id(&self, key: &[u8]) -> Option<usize> {
         self.keys.binary_search_by(|k| k.as_slice().cmp(key)).ok()
     }
 
@@ -564,7 +700,7 @@ impl Model for EtcdModel {
                     RangeKind::Historical => actual.header().revision == expected.header().revision,
                     RangeKind::Current => normalize(&expected) == *actual,
                 };
-                if matches {
+                if matches && (next == *st || self.feasible(st, &next)) {
                     vec![next]
                 } else {
                     vec![]
@@ -605,6 +741,9 @@ impl Model for EtcdModel {
                     } else if input.pin.is_some() {
                         continue;
                     }
+                    if !self.feasible(st, &next) {
+                        continue;
+                    }
                     out.push(next);
                 }
                 out
@@ -623,6 +762,50 @@ impl Model for EtcdModel {
             }
             (None, Some(pin)) => 2 * pin - 1,
             (None, None) => i64::MAX - (input.invoke_ns >> 1) as i64,
+        }
+    }
+
+    fn may_be_lazy(&self, input: &EtcdInput, output: Option<&Response>) -> bool {
+        output.is_none()
+            && input.pin.is_none()
+            && matches!(&input.request, Request::LeaseGrant(g) if g.id != 0)
+            || output.is_none() && matches!(&input.request, Request::LeaseRevoke(_))
+    }
+
+    fn lazy_resource(
+        &self,
+        input: &EtcdInput,
+        output: Option<&Response>,
+        before: &EtcdState,
+        after: &EtcdState,
+    ) -> Option<u64> {
+        // Only the lease set changed (no key, no revision): nothing but operations naming
+        // this lease can tell when it happened.
+        if output.is_some() || before.revision != after.revision || before.keys != after.keys {
+            return None;
+        }
+        match &input.request {
+            Request::LeaseGrant(g) if g.id != 0 => Some(g.id as u64),
+            Request::LeaseRevoke(r) => Some(r.id as u64),
+            _ => None,
+        }
+    }
+
+    fn depends_on(&self, resource: u64, input: &EtcdInput) -> bool {
+        fn txn_uses(ops: &[RequestOp], lease: LeaseId) -> bool {
+            ops.iter().any(|op| match op {
+                RequestOp::Put(p) => p.lease == lease || p.ignore_lease,
+                RequestOp::Txn(t) => txn_uses(&t.success, lease) || txn_uses(&t.failure, lease),
+                _ => false,
+            })
+        }
+        let lease = resource as LeaseId;
+        match &input.request {
+            Request::Put(p) => p.lease == lease || p.ignore_lease,
+            Request::Txn(t) => txn_uses(&t.success, lease) || txn_uses(&t.failure, lease),
+            Request::LeaseGrant(g) => g.id == lease || g.id == 0,
+            Request::LeaseRevoke(r) => r.id == lease,
+            _ => false,
         }
     }
 

@@ -12,15 +12,18 @@
 //! # Choices worth knowing
 //! * `compact_revision()` is -1 before any compaction (etcd's initial compactMainRev; HashKV
 //!   reports it), so `Compact{revision: 0}` is accepted once on a fresh store.
-//! * Compaction at R keeps a tombstone written exactly at R (reads see the key as absent
-//!   either way) so that a watch from R still gets that deletion (etcd #18089/#19179 fixes).
+//! * Compaction at R keeps every record written exactly at R, tombstones included (reads see
+//!   the key as absent either way) so that a watch from R still gets that deletion (etcd
+//!   #18089/#19179 fixes), also when one txn deleted and re-created the key at R.
 //! * The minimum lease TTL is replicated configuration: [`StoreOptions`], default 2 s
 //!   (etcd's ceil(1.5 x 1 s election timeout)); [`StoreOptions::for_election_timeout_ms`].
-//! * Range/txn revisions <= 0 mean "latest" everywhere (etcd's txn check would call a negative
-//!   revision compacted; no client sends one).
+//! * Range revisions <= 0 mean "latest"; inside a txn a negative revision below the compact
+//!   revision fails the txn with ErrCompacted first, as etcd's checkRange does (and so any
+//!   negative revision once something was compacted).
 //! * Sorting by a non-key target keeps key order among equal values (stable sort).
-//! * ErrDuplicateKey treats a delete range end of `"\0"` as "to the end of the key space"
-//!   (etcd's interval tree treats it as empty; only reachable with an odd txn).
+//! * ErrDuplicateKey, like etcd's interval tree, reads a delete range end of `"\0"` as the
+//!   empty interval: a put under such a delete in the same branch is accepted (and executes
+//!   in op order), although the delete itself removes every key from its start on.
 //! * Nested txn response headers are zero; inner put/delete/range headers follow etcd
 //!   (begin + 1 after a change) but are not meant to be interpreted.
 //! * `KvStore::read` of LeaseTimeToLive returns the granted TTL as `ttl_seconds` (-1 if

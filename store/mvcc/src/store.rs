@@ -251,15 +251,20 @@ fn check_txn_request(txn: &TxnRequest, max_ops: usize) -> Result<(), EtcdError> 
 }
 
 /// A delete's key interval as etcd's checkIntervals sees it.
-/// Deviation (documented): a `"\0"` range end is treated as "to the end of the key space",
-/// as everywhere else; etcd's interval tree reads it as the empty interval ["k", "\0").
 struct DelInterval {
     key: Vec<u8>,
     range_end: Vec<u8>,
 }
 
+/// etcd's checkIntervals builds the interval [key, range_end) literally, so a `"\0"` range end
+/// (which the delete itself reads as "to the end of the key space") is the EMPTY interval
+/// there: a put of a key the same branch deletes that way is not a duplicate. etcd 3.4.23
+/// accepts such a txn (found by the differential test, difftest/); 3.6's checkIntervals builds
+/// the interval the same way.
 fn dels_contain(dels: &[DelInterval], key: &[u8]) -> bool {
-    dels.iter().any(|d| key_in_range(key, &d.key, &d.range_end))
+    dels.iter()
+        .filter(|d| d.range_end.as_slice() != [0])
+        .any(|d| key_in_range(key, &d.key, &d.range_end))
 }
 
 /// etcd's `checkIntervals`: returns the puts and deletes of a branch (recursively), or
@@ -691,9 +696,12 @@ impl KvStore {
             }
             indexed += revs.len();
             // Compaction keeps nothing older than the latest revision <= compact_rev, and that
-            // one only if it is a put or sits exactly at the compact revision.
-            let at_or_below = revs.iter().filter(|r| r.main <= self.compact_rev).count();
-            assert!(at_or_below <= 1);
+            // one only if it is a put or sits exactly at the compact revision (where every
+            // record of that revision is kept).
+            let below = revs.iter().filter(|r| r.main < self.compact_rev).count();
+            let at = revs.iter().filter(|r| r.main == self.compact_rev).count();
+            assert!(below <= 1);
+            assert!(below == 0 || at == 0);
             if let Some(live) = self.live_kv(key, self.current_rev) {
                 if live.lease != 0 {
                     let lease = self.leases.get(&live.lease).expect("attached lease exists");
@@ -884,7 +892,10 @@ impl KvStore {
             _ => Ok(()),
         })?;
         Self::for_each_planned_op(txn, plan, &mut |op| match op {
-            RequestOp::Range(r) if r.revision > 0 => {
+            // etcd's checkRange (3.4 and 3.6 alike): only revision 0 skips the check, so a
+            // negative revision below the compact revision (-1 before any compaction) fails
+            // the whole txn with ErrCompacted; found by the differential test (difftest/).
+            RequestOp::Range(r) if r.revision != 0 => {
                 if r.revision > self.current_rev {
                     Err(EtcdError::FutureRev)
                 } else if r.revision < self.compact_rev {
@@ -1168,16 +1179,23 @@ impl KvStore {
         }
         let mut emptied: Vec<Vec<u8>> = Vec::new();
         for (key, revs) in self.index.iter_mut() {
+            let below = revs.partition_point(|r| r.main < target);
             let at_or_below = revs.partition_point(|r| r.main <= target);
             if at_or_below == 0 {
                 continue;
             }
-            let latest = revs[at_or_below - 1];
-            let latest_is_tombstone = self.backend[&latest].kv.is_none();
-            let drop_count = if latest_is_tombstone && latest.main < target {
-                at_or_below
+            // Every record AT the target is kept: a txn can delete and re-create a key in one
+            // revision (a delete to the end of the key space, then a put), and a watch from
+            // the target must still see both events. Below it, only the latest put survives.
+            let drop_count = if at_or_below > below {
+                below
             } else {
-                at_or_below - 1
+                let latest = revs[below - 1];
+                if self.backend[&latest].kv.is_none() {
+                    below
+                } else {
+                    below - 1
+                }
             };
             for rev in revs.drain(..drop_count) {
                 let removed = self.backend.remove(&rev);

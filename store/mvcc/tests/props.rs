@@ -173,7 +173,10 @@ fn model_apply(m: &mut Model, req: &Request) -> Result<Response, EtcdError> {
                 for (i, k) in puts.iter().enumerate() {
                     let twice = puts[i + 1..].contains(k);
                     let deleted = ops.iter().any(|o| match o {
-                        RequestOp::DeleteRange(d) => key_in_range(k, &d.key, &d.range_end),
+                        // etcd's interval tree reads a "\0" range end as an empty interval.
+                        RequestOp::DeleteRange(d) => {
+                            d.range_end.as_slice() != [0] && key_in_range(k, &d.key, &d.range_end)
+                        }
                         _ => false,
                     });
                     if twice || deleted {
@@ -195,7 +198,8 @@ fn model_apply(m: &mut Model, req: &Request) -> Result<Response, EtcdError> {
                     if r.revision > m.rev {
                         return Err(EtcdError::FutureRev);
                     }
-                    if r.revision > 0 && r.revision < m.compact {
+                    // etcd's checkRange: only revision 0 skips the compaction check.
+                    if r.revision != 0 && r.revision < m.compact {
                         return Err(EtcdError::Compacted);
                     }
                 }

@@ -1,11 +1,14 @@
 //! The synchronous heart of a member: what to do with a tick, a peer message, a client request
 //! and a Raft `Ready`. No awaits here; `run_member` feeds it and sends what it returns.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
-use faultline_api::{EtcdError, Request, Response};
-use faultline_mvcc::KvStore;
+use faultline_api::{
+    EtcdError, LeaseId, LeaseKeepAliveResponse, LeaseRevokeRequest, Request, Response,
+    ResponseHeader,
+};
+use faultline_mvcc::{KvStore, LeaseClock, StoreOptions, WatchHub, WatchHubOptions, WatchOutput};
 use faultline_raft::{
     Config as RaftConfig, Entry, LogIndex, Message, NodeId, PersistedState, ProposeError, Raft,
     Role, Term,
@@ -15,7 +18,33 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio::time::Instant;
 
-use crate::{Canary, NodeConfig, NodeEvent, Observer, Reply};
+use crate::{
+    Canary, Clock, NodeConfig, NodeEvent, Observer, Reply, Sequenced, WatchBatch, WatchCall,
+    WatchReply, WatchStreamError,
+};
+
+/// At most this many expired leases are proposed for revocation per tick (etcd rate-limits
+/// revokes to 1000/s; with 10 ms ticks this is the same rate).
+const MAX_LEASE_REVOKES_PER_TICK: usize = 10;
+/// A revoke proposed for an expired lease is proposed again if the lease still exists after
+/// this long (the proposal may have been lost with a leader change; etcd retries after 3 s).
+const LEASE_REVOKE_RETRY_MS: u64 = 3_000;
+/// A stream holding more unacknowledged responses than this is closed: its client is too slow
+/// (it reopens from its last revision, as after a restart).
+const MAX_STREAM_BUFFERED_RESPONSES: usize = 10_000;
+/// A stream not polled for this many poll timeouts is closed (its client went away).
+const STREAM_IDLE_POLL_TIMEOUTS: u32 = 20;
+
+/// One client watch stream (see `WatchCall`).
+struct WatchStream {
+    /// Sequence number of the next response.
+    next_seq: u64,
+    /// Responses not yet acknowledged, ascending by seq.
+    buffer: VecDeque<Sequenced>,
+    /// A poll waiting for a response, and when it gives up.
+    parked: Option<(WatchReply, Instant)>,
+    last_poll: Instant,
+}
 
 struct PendingWrite {
     term: Term,
@@ -48,6 +77,18 @@ pub struct NodeCore {
     /// Reads whose ReadIndex is known, waiting for `applied` to reach it.
     reads_awaiting_apply: Vec<(LogIndex, PendingRead)>,
     next_read_ctx: u64,
+    /// Lease expiry (leader only), mirrored from every applied grant and revoke.
+    lease_clock: LeaseClock,
+    clock: Arc<dyn Clock>,
+    /// Expired leases whose revoke this leader proposed, with the clock time it did.
+    revoking: BTreeMap<LeaseId, u64>,
+    hub: WatchHub,
+    streams: BTreeMap<u64, WatchStream>,
+    /// Stream ids are `stream_base + n`: random per incarnation, so a restarted member never
+    /// mistakes an old stream id for one of its own.
+    stream_base: u64,
+    next_stream: u64,
+    last_progress_notify_ms: u64,
 }
 
 impl NodeCore {
@@ -57,6 +98,7 @@ impl NodeCore {
         config: NodeConfig,
         disk: Box<dyn Disk + Send>,
         observer: Arc<dyn Observer>,
+        clock: Arc<dyn Clock>,
     ) -> Self {
         #[cfg(not(feature = "canaries"))]
         assert!(
@@ -84,14 +126,26 @@ impl NodeCore {
             pre_vote: config.pre_vote,
             check_quorum: config.check_quorum,
             max_entries_per_append: config.max_entries_per_append,
+            canary: config.canary.and_then(Canary::raft_canary),
         };
         let mut rng = ChaCha8Rng::seed_from_u64(config.rng_seed);
         let raft = Raft::new(raft_config, persisted, rng.random());
+        // The minimum lease TTL is replicated configuration derived from the election timeout
+        // exactly as etcd does (ceil(1.5 x election timeout)); every member computes the same.
+        let kv = KvStore::with_options(StoreOptions::for_election_timeout_ms(
+            config.election_timeout_ms(),
+        ));
+        let hub = WatchHub::new(WatchHubOptions::etcd_defaults(), &kv);
+        let stream_base = u64::from(rng.random::<u32>()) << 32;
+        let now_ms = clock.now_ms();
+        let mut lease_clock = LeaseClock::new();
+        // Nothing is applied yet; the lessor is rebuilt as the committed log is re-applied.
+        lease_clock.sync(&kv.leases(), now_ms);
         NodeCore {
             config,
             raft,
             wal,
-            kv: KvStore::new(),
+            kv,
             observer,
             rng,
             applied: LogIndex(0),
@@ -102,6 +156,14 @@ impl NodeCore {
             reads_awaiting_index: BTreeMap::new(),
             reads_awaiting_apply: Vec::new(),
             next_read_ctx: 1,
+            lease_clock,
+            clock,
+            revoking: BTreeMap::new(),
+            hub,
+            streams: BTreeMap::new(),
+            stream_base,
+            next_stream: 1,
+            last_progress_notify_ms: now_ms,
         }
     }
 
@@ -112,6 +174,36 @@ impl NodeCore {
     pub fn tick(&mut self, now: Instant) {
         self.raft.tick();
         self.expire_requests(now);
+        let now_ms = self.clock.now_ms();
+        self.revoke_expired_leases(now_ms);
+        self.watch_tick(now, now_ms);
+    }
+
+    /// Leader only: propose LeaseRevoke for expired leases, rate limited, each at most once
+    /// per `LEASE_REVOKE_RETRY_MS` (etcd's lessor revokeExpiredLeases).
+    fn revoke_expired_leases(&mut self, now_ms: u64) {
+        if self.role != Role::Leader {
+            return;
+        }
+        let mut proposed = 0;
+        for id in self.lease_clock.expired(now_ms) {
+            if proposed == MAX_LEASE_REVOKES_PER_TICK {
+                break;
+            }
+            if let Some(&at_ms) = self.revoking.get(&id) {
+                if now_ms < at_ms.saturating_add(LEASE_REVOKE_RETRY_MS) {
+                    continue;
+                }
+            }
+            let request = Request::LeaseRevoke(LeaseRevokeRequest { id });
+            let data = bincode::serialize(&request).expect("requests always serialize");
+            // No client waits for this proposal; if it is lost, the retry above re-proposes.
+            if self.raft.propose(data).is_err() {
+                return;
+            }
+            self.revoking.insert(id, now_ms);
+            proposed += 1;
+        }
     }
 
     /// Answer at once (errors, local reads) or register the request until Raft decides.
@@ -141,6 +233,10 @@ impl NodeCore {
         }
         if request.is_write() {
             self.propose(request, reply, deadline);
+        } else if self.canary_active(Canary::LeaderLocalRead) {
+            // Planted bug: trust our own leadership instead of confirming it with a quorum.
+            let result = self.read_local(&request);
+            let _ = reply.send(result);
         } else {
             let ctx = self.next_read_ctx;
             self.next_read_ctx += 1;
@@ -205,8 +301,39 @@ impl NodeCore {
         cfg!(feature = "canaries") && self.config.canary == Some(canary)
     }
 
-    fn read_local(&self, request: &Request) -> Result<Response, EtcdError> {
-        let mut response = self.kv.read(request)?;
+    /// Serve a read from local state. Lease keep-alives and remaining TTLs come from the
+    /// lease clock, which only the leader runs (a follower answers TTL 0 to a keep-alive and
+    /// the granted TTL to TimeToLive; `handle_client` sends neither to a follower).
+    fn read_local(&mut self, request: &Request) -> Result<Response, EtcdError> {
+        let now_ms = self.clock.now_ms();
+        let mut response = match request {
+            Request::LeaseKeepAlive(keep_alive) => {
+                Response::LeaseKeepAlive(LeaseKeepAliveResponse {
+                    header: ResponseHeader {
+                        revision: self.kv.current_revision(),
+                        ..ResponseHeader::default()
+                    },
+                    id: keep_alive.id,
+                    // etcd answers TTL 0 (not an error) for an unknown or expired lease.
+                    ttl_seconds: self
+                        .lease_clock
+                        .keep_alive(keep_alive.id, now_ms)
+                        .unwrap_or(0),
+                })
+            }
+            Request::LeaseTimeToLive(ttl) => {
+                let mut response = self.kv.read(request)?;
+                if let Response::LeaseTimeToLive(r) = &mut response {
+                    if r.ttl_seconds >= 0 {
+                        if let Some(remaining) = self.lease_clock.remaining_ttl(ttl.id, now_ms) {
+                            r.ttl_seconds = remaining;
+                        }
+                    }
+                }
+                response
+            }
+            _ => self.kv.read(request)?,
+        };
         self.stamp(&mut response);
         Ok(response)
     }
@@ -249,6 +376,7 @@ impl NodeCore {
             self.raft.check_invariants();
         }
         self.serve_applied_reads();
+        self.flush_watch_polls();
         outbox
     }
 
@@ -265,7 +393,15 @@ impl NodeCore {
                 leader: leader.map(|id| id.0),
             },
         );
+        if !was_leader && role == Role::Leader {
+            // etcd's Promote(electionTimeout): every lease gets its full TTL plus an election
+            // timeout from now, so no lease expires before its TTL because leadership moved.
+            self.lease_clock
+                .promote(self.clock.now_ms(), self.config.election_timeout_ms());
+        }
         if was_leader && role != Role::Leader {
+            self.lease_clock.demote();
+            self.revoking.clear();
             // Our proposals may still commit under the next leader, or never: unknown.
             for (_, write) in std::mem::take(&mut self.pending_writes) {
                 let _ = write.reply.send(Err(EtcdError::LeaderChanged));
@@ -295,7 +431,16 @@ impl NodeCore {
         } else {
             let request: Request =
                 bincode::deserialize(&entry.data).expect("log entries hold serialized requests");
-            Some(self.kv.apply(&request))
+            let result = self.kv.apply(&request);
+            self.mirror_leases(&request, &result);
+            // Watchers see every applied revision, in order; events are taken after every
+            // apply so none accumulates and revisions reach the hub contiguously.
+            let events = self.kv.take_events();
+            if !events.is_empty() {
+                let outputs = self.hub.on_events(&self.kv, &events);
+                self.deliver_watch(outputs);
+            }
+            Some(result)
         };
         self.observer.on_event(
             self.config.id,
@@ -326,6 +471,210 @@ impl NodeCore {
             };
             let _ = write.reply.send(outcome);
         }
+    }
+
+    /// Keep the lease clock equal to the replicated lease set on every member, so a member
+    /// that becomes leader knows every lease (etcd's lessor Grant/Revoke on apply).
+    fn mirror_leases(&mut self, request: &Request, result: &Result<Response, EtcdError>) {
+        match (request, result) {
+            (Request::LeaseGrant(_), Ok(Response::LeaseGrant(granted))) => {
+                self.lease_clock
+                    .grant(granted.id, granted.ttl_seconds, self.clock.now_ms());
+            }
+            (Request::LeaseRevoke(revoke), Ok(_)) => {
+                self.lease_clock.revoke(revoke.id);
+                self.revoking.remove(&revoke.id);
+            }
+            (Request::LeaseRevoke(revoke), Err(_)) => {
+                // Already gone (revoked by a client, or by an earlier expiry proposal).
+                self.revoking.remove(&revoke.id);
+            }
+            _ => {}
+        }
+        debug_assert_eq!(self.lease_clock.len(), self.kv.leases().len());
+    }
+
+    /// Open, poll, cancel or close a watch stream (see `WatchCall`).
+    pub fn handle_watch(&mut self, call: WatchCall, reply: WatchReply, now: Instant) {
+        match call {
+            WatchCall::Open { request } => {
+                let stream = self.stream_base + self.next_stream;
+                self.next_stream += 1;
+                self.streams.insert(
+                    stream,
+                    WatchStream {
+                        next_seq: 1,
+                        buffer: VecDeque::new(),
+                        parked: None,
+                        last_poll: now,
+                    },
+                );
+                let responses = self.hub.create(&self.kv, stream, &request);
+                self.deliver_watch(
+                    responses
+                        .into_iter()
+                        .map(|response| WatchOutput { stream, response })
+                        .collect(),
+                );
+                let batch = self.batch_of(stream);
+                let _ = reply.send(Ok(batch));
+            }
+            WatchCall::Poll { stream, after_seq } => {
+                let poll_timeout =
+                    std::time::Duration::from_millis(self.config.watch_poll_timeout_ms);
+                let Some(state) = self.streams.get_mut(&stream) else {
+                    let _ = reply.send(Err(WatchStreamError::UnknownStream { stream }));
+                    return;
+                };
+                while state.buffer.front().is_some_and(|r| r.seq <= after_seq) {
+                    state.buffer.pop_front();
+                }
+                state.last_poll = now;
+                if let Some((old, _)) = state.parked.take() {
+                    // A newer poll supersedes it; the client no longer waits for the old one.
+                    let _ = old.send(Ok(WatchBatch {
+                        stream,
+                        responses: Vec::new(),
+                    }));
+                }
+                if state.buffer.is_empty() {
+                    state.parked = Some((reply, now + poll_timeout));
+                } else {
+                    let batch = self.batch_of(stream);
+                    let _ = reply.send(Ok(batch));
+                }
+            }
+            WatchCall::RequestProgress { stream } => {
+                if !self.streams.contains_key(&stream) {
+                    let _ = reply.send(Err(WatchStreamError::UnknownStream { stream }));
+                    return;
+                }
+                if let Some(response) = self.hub.request_progress(stream) {
+                    self.deliver_watch(vec![WatchOutput { stream, response }]);
+                }
+                let _ = reply.send(Ok(WatchBatch {
+                    stream,
+                    responses: Vec::new(),
+                }));
+            }
+            WatchCall::Cancel { stream, watch_id } => {
+                if !self.streams.contains_key(&stream) {
+                    let _ = reply.send(Err(WatchStreamError::UnknownStream { stream }));
+                    return;
+                }
+                if let Some(response) = self.hub.cancel(&self.kv, stream, watch_id) {
+                    self.deliver_watch(vec![WatchOutput { stream, response }]);
+                }
+                let _ = reply.send(Ok(WatchBatch {
+                    stream,
+                    responses: Vec::new(),
+                }));
+            }
+            WatchCall::Close { stream } => {
+                self.close_stream(stream);
+                let _ = reply.send(Ok(WatchBatch {
+                    stream,
+                    responses: Vec::new(),
+                }));
+            }
+        }
+        self.flush_watch_polls();
+    }
+
+    fn close_stream(&mut self, stream: u64) {
+        self.hub.close_stream(stream);
+        if let Some(state) = self.streams.remove(&stream) {
+            if let Some((parked, _)) = state.parked {
+                let _ = parked.send(Err(WatchStreamError::UnknownStream { stream }));
+            }
+        }
+    }
+
+    /// Everything buffered (unacknowledged) on a stream.
+    fn batch_of(&self, stream: u64) -> WatchBatch {
+        WatchBatch {
+            stream,
+            responses: self
+                .streams
+                .get(&stream)
+                .map(|s| s.buffer.iter().cloned().collect())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Queue hub outputs on their streams (sent by the next poll or `flush_watch_polls`).
+    fn deliver_watch(&mut self, outputs: Vec<WatchOutput>) {
+        let mut overflowing = Vec::new();
+        for WatchOutput {
+            stream,
+            mut response,
+        } in outputs
+        {
+            let Some(state) = self.streams.get_mut(&stream) else {
+                panic!("the hub answered for stream {stream}, which the member does not hold");
+            };
+            response.header.member_id = self.config.id;
+            response.header.raft_term = self.term.0;
+            let seq = state.next_seq;
+            state.next_seq += 1;
+            state.buffer.push_back(Sequenced { seq, response });
+            if state.buffer.len() > MAX_STREAM_BUFFERED_RESPONSES {
+                overflowing.push(stream);
+            }
+        }
+        overflowing.dedup();
+        for stream in overflowing {
+            self.close_stream(stream);
+        }
+    }
+
+    /// Answer every parked poll whose stream has something buffered.
+    fn flush_watch_polls(&mut self) {
+        let ready: Vec<u64> = self
+            .streams
+            .iter()
+            .filter(|(_, s)| s.parked.is_some() && !s.buffer.is_empty())
+            .map(|(&id, _)| id)
+            .collect();
+        for stream in ready {
+            let batch = self.batch_of(stream);
+            let state = self.streams.get_mut(&stream).expect("listed above");
+            let (reply, _) = state.parked.take().expect("listed above");
+            let _ = reply.send(Ok(batch));
+        }
+    }
+
+    /// Expire parked polls, close abandoned streams, send periodic progress notifications.
+    fn watch_tick(&mut self, now: Instant, now_ms: u64) {
+        let poll_timeout = std::time::Duration::from_millis(self.config.watch_poll_timeout_ms);
+        let idle_limit = poll_timeout * STREAM_IDLE_POLL_TIMEOUTS;
+        let mut abandoned = Vec::new();
+        for (&stream, state) in self.streams.iter_mut() {
+            if state
+                .parked
+                .as_ref()
+                .is_some_and(|(_, until)| *until <= now)
+            {
+                let (reply, _) = state.parked.take().expect("checked");
+                let _ = reply.send(Ok(WatchBatch {
+                    stream,
+                    responses: Vec::new(),
+                }));
+            }
+            if state.parked.is_none() && now.duration_since(state.last_poll) > idle_limit {
+                abandoned.push(stream);
+            }
+        }
+        for stream in abandoned {
+            self.close_stream(stream);
+        }
+        let interval_ms = self.config.watch_progress_notify_interval_ms;
+        if now_ms >= self.last_progress_notify_ms.saturating_add(interval_ms) {
+            self.last_progress_notify_ms = now_ms;
+            let outputs = self.hub.progress_notify();
+            self.deliver_watch(outputs);
+        }
+        self.flush_watch_polls();
     }
 
     fn serve_applied_reads(&mut self) {

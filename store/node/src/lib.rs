@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use faultline_api::{EtcdError, Request, Response};
+use faultline_api::{EtcdError, Request, Response, WatchCreateRequest, WatchResponse};
 use faultline_storage::Disk;
 use madsim::net::rpc::Request as RpcRequest;
 use madsim::net::Endpoint;
@@ -30,6 +30,47 @@ pub enum Canary {
     /// Writes are acknowledged as soon as they are applied, before the WAL is synced
     /// (etcd #14370: a single-node cluster loses an acknowledged write on crash).
     AckBeforeSync,
+    /// The leader answers linearizable reads from its local state without a ReadIndex round,
+    /// so a leader that lost its quorum (partitioned, paused) keeps serving stale reads.
+    LeaderLocalRead,
+    /// Raft grants votes without the §5.4.1 log check (`faultline_raft::Canary`).
+    VoteWithoutLogCheck,
+    /// Raft commits an earlier term's entry by counting replicas (§5.4.2, Figure 8).
+    CommitOldTerm,
+}
+
+impl Canary {
+    pub const ALL: [Canary; 5] = [
+        Canary::StaleFollowerRead,
+        Canary::AckBeforeSync,
+        Canary::LeaderLocalRead,
+        Canary::VoteWithoutLogCheck,
+        Canary::CommitOldTerm,
+    ];
+
+    /// The name used on the command line and in seed files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Canary::StaleFollowerRead => "stale-follower-read",
+            Canary::AckBeforeSync => "ack-before-sync",
+            Canary::LeaderLocalRead => "leader-local-read",
+            Canary::VoteWithoutLogCheck => "vote-without-log-check",
+            Canary::CommitOldTerm => "commit-old-term",
+        }
+    }
+
+    /// The Raft-level bug this canary plants, if it lives in `faultline_raft`.
+    pub fn raft_canary(self) -> Option<faultline_raft::Canary> {
+        match self {
+            Canary::VoteWithoutLogCheck => Some(faultline_raft::Canary::VoteWithoutLogCheck),
+            Canary::CommitOldTerm => Some(faultline_raft::Canary::CommitOldTerm),
+            _ => None,
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Canary> {
+        Canary::ALL.into_iter().find(|c| c.name() == name)
+    }
 }
 
 /// Everything a member needs to start. Safety-relevant settings are explicit: no `Default`.
@@ -51,7 +92,52 @@ pub struct NodeConfig {
     pub peer_timeout_ms: u64,
     /// Seed of this incarnation's own randomness (election timeouts, lease IDs).
     pub rng_seed: u64,
+    /// How often watchers created with `progress_notify` get a progress notification (etcd's
+    /// `--experimental-watch-progress-notify-interval`, 10 min by default; robustness uses 100 ms).
+    pub watch_progress_notify_interval_ms: u64,
+    /// How long a watch poll waits for a response before it returns empty (the long poll).
+    pub watch_poll_timeout_ms: u64,
     pub canary: Option<Canary>,
+}
+
+impl NodeConfig {
+    /// Raft's election timeout in milliseconds (the lease extension on promotion and the
+    /// basis of the minimum lease TTL).
+    pub fn election_timeout_ms(&self) -> u64 {
+        self.tick_interval_ms * self.election_timeout_ticks
+    }
+}
+
+/// The member's clock for lease expiry: milliseconds since the member (incarnation) started.
+/// One small seam so a simulator can skew or drift a member's clock without touching Raft or
+/// request deadlines.
+pub trait Clock: Send + Sync {
+    fn now_ms(&self) -> u64;
+}
+
+/// The runtime's monotonic clock (madsim's simulated time under `--cfg madsim`).
+pub struct RuntimeClock {
+    start: tokio::time::Instant,
+}
+
+impl RuntimeClock {
+    pub fn new() -> RuntimeClock {
+        RuntimeClock {
+            start: tokio::time::Instant::now(),
+        }
+    }
+}
+
+impl Default for RuntimeClock {
+    fn default() -> Self {
+        RuntimeClock::new()
+    }
+}
+
+impl Clock for RuntimeClock {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
 }
 
 /// What a member reports about itself to whoever runs it (the simulator's trace and Raft
@@ -112,19 +198,91 @@ impl RpcRequest for ClientCall {
     const ID: u64 = 0x434c_4945_4e54_0001; // "CLIENT\0\x01"
 }
 
+/// The watch service over unary RPCs. madsim's RPC has no streams, so a watch stream is
+/// emulated: `Open` creates a stream (one watch) and returns its first responses; the client
+/// then long-polls with `Poll { after_seq }`, which acknowledges (drops) every response up to
+/// `after_seq` and returns the rest, waiting up to `watch_poll_timeout_ms` when there is none.
+/// Polls are idempotent, so a lost reply is re-sent by the next poll: no response is lost or
+/// duplicated while the stream lives. Streams live in memory only: a restarted member answers
+/// `UnknownStream`, and the client reopens from its last revision + 1 (as etcd clients do).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WatchCall {
+    Open {
+        request: WatchCreateRequest,
+    },
+    Poll {
+        stream: u64,
+        after_seq: u64,
+    },
+    /// etcd's WatchProgressRequest on the stream (the answer arrives through `Poll`).
+    RequestProgress {
+        stream: u64,
+    },
+    /// etcd's WatchCancelRequest (the canceled response arrives through `Poll`).
+    Cancel {
+        stream: u64,
+        watch_id: i64,
+    },
+    /// The client is done with the stream.
+    Close {
+        stream: u64,
+    },
+}
+
+/// One response of a stream and its sequence number (1, 2, ... per stream).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sequenced {
+    pub seq: u64,
+    pub response: WatchResponse,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchBatch {
+    pub stream: u64,
+    /// Ascending by `seq`, without gaps after the acknowledged prefix.
+    pub responses: Vec<Sequenced>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum WatchStreamError {
+    /// The member does not know the stream: it restarted, or closed the stream because the
+    /// client stopped polling or fell too far behind.
+    #[error("watch stream {stream} unknown to this member")]
+    UnknownStream { stream: u64 },
+    #[error("member stopped")]
+    Stopped,
+}
+
+impl RpcRequest for WatchCall {
+    type Response = Result<WatchBatch, WatchStreamError>;
+    const ID: u64 = 0x5741_5443_4800_0001; // "WATCH\0\0\x01"
+}
+
 pub(crate) type Reply = oneshot::Sender<Result<Response, EtcdError>>;
+pub(crate) type WatchReply = oneshot::Sender<Result<WatchBatch, WatchStreamError>>;
 
 pub(crate) enum Input {
     Peer(faultline_raft::Message),
     Client(Request, Reply),
+    Watch(WatchCall, WatchReply),
 }
 
 /// Run one member until its task is killed. Never returns: madsim requires a node's init
-/// future to live as long as the node.
+/// future to live as long as the node. Lease expiry uses the runtime's clock.
 pub async fn run_member(
     config: NodeConfig,
     disk: Box<dyn Disk + Send>,
     observer: Arc<dyn Observer>,
+) -> std::convert::Infallible {
+    run_member_with_clock(config, disk, observer, Arc::new(RuntimeClock::new())).await
+}
+
+/// `run_member` with the member's lease clock supplied (a simulator may skew it).
+pub async fn run_member_with_clock(
+    config: NodeConfig,
+    disk: Box<dyn Disk + Send>,
+    observer: Arc<dyn Observer>,
+    clock: Arc<dyn Clock>,
 ) -> std::convert::Infallible {
     let addr = config.members[&config.id];
     let endpoint = Arc::new(Endpoint::bind(addr).await.expect("bind member address"));
@@ -154,7 +312,19 @@ pub async fn run_member(
         }
     });
 
-    let mut core = NodeCore::open(config.clone(), disk, observer);
+    let watch_tx = input_tx.clone();
+    endpoint.add_rpc_handler(move |call: WatchCall| {
+        let watch_tx = watch_tx.clone();
+        async move {
+            let (reply_tx, reply_rx) = oneshot::channel();
+            if watch_tx.send(Input::Watch(call, reply_tx)).is_err() {
+                return Err(WatchStreamError::Stopped);
+            }
+            reply_rx.await.unwrap_or(Err(WatchStreamError::Stopped))
+        }
+    });
+
+    let mut core = NodeCore::open(config.clone(), disk, observer, clock);
     let mut ticker = tokio::time::interval(Duration::from_millis(config.tick_interval_ms));
     let request_timeout = Duration::from_millis(config.request_timeout_ms);
     let peer_timeout = Duration::from_millis(config.peer_timeout_ms);
@@ -166,6 +336,9 @@ pub async fn run_member(
                 Some(Input::Peer(message)) => core.step(message),
                 Some(Input::Client(request, reply)) => {
                     core.handle_client(request, reply, tokio::time::Instant::now() + request_timeout)
+                }
+                Some(Input::Watch(call, reply)) => {
+                    core.handle_watch(call, reply, tokio::time::Instant::now())
                 }
                 None => unreachable!("the member holds a sender itself"),
             },

@@ -14,6 +14,7 @@
 //!     pre_vote: true,
 //!     check_quorum: true,
 //!     max_entries_per_append: 64,
+//!     canary: None,
 //! };
 //! let mut raft = Raft::new(config, PersistedState::default(), 7);
 //! // A single voter elects itself once its election timeout runs out.
@@ -45,9 +46,9 @@
 //! Everything random (election timeouts) comes from a ChaCha8 stream seeded by the caller, so
 //! the same inputs always produce the same outputs.
 //!
-//! Canary features (`canary-vote-without-log-check`, `canary-commit-old-term`) compile in
-//! known safety bugs so the simulator and this crate's cluster test can prove they catch them.
-//! Never enable them outside such tests.
+//! Canaries ([`Canary`]) are known safety bugs that the simulator and this crate's cluster
+//! tests switch on at runtime (`Config::canary`) to prove they catch them. Their code paths
+//! exist only with the `canaries` cargo feature; without it `Raft::new` refuses a canary.
 
 mod log;
 mod progress;
@@ -59,7 +60,7 @@ mod types;
 pub use raft::Raft;
 pub use ready::Ready;
 pub use types::{
-    AppendResult, Config, Entry, HardState, LogIndex, Message, MessageBody, NodeId, PersistedState,
+    AppendResult, Canary, Config, Entry, HardState, LogIndex, Message, MessageBody, NodeId, PersistedState,
     ProposeError, ReadState, Role, SoftState, Status, Term,
 };
 

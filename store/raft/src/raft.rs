@@ -10,6 +10,7 @@ use crate::progress::{quorum, quorum_index, Progress};
 use crate::read_index::ReadQueue;
 use crate::ready::Ready;
 use crate::types::{
+    Canary,
     AppendResult, Config, Entry, HardState, LogIndex, Message, MessageBody, NodeId, PersistedState,
     ProposeError, ReadState, Role, SoftState, Status, Term,
 };
@@ -507,9 +508,15 @@ impl Raft {
         );
     }
 
+    /// Is this planted bug switched on? Always false without the `canaries` feature, so the
+    /// compiler drops the buggy branches from a normal build.
+    fn canary_active(&self, canary: Canary) -> bool {
+        cfg!(feature = "canaries") && self.config.canary == Some(canary)
+    }
+
     /// Raft paper §5.4.1: vote only for a candidate whose log is at least as up to date.
     fn candidate_log_ok(&self, last_index: LogIndex, last_term: Term) -> bool {
-        if cfg!(feature = "canary-vote-without-log-check") {
+        if self.canary_active(Canary::VoteWithoutLogCheck) {
             // Planted bug: lets a candidate missing committed entries win.
             return true;
         }
@@ -880,7 +887,7 @@ impl Raft {
         let of_current_term = self.log.term(quorum_held) == Some(self.term);
         // Raft paper §5.4.2 and Figure 8: an entry of an earlier term on a quorum can still be
         // overwritten by a later leader; only counting replicas of our own term is safe.
-        if !of_current_term && !cfg!(feature = "canary-commit-old-term") {
+        if !of_current_term && !self.canary_active(Canary::CommitOldTerm) {
             return;
         }
         self.log.commit_to(quorum_held);

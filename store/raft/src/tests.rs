@@ -16,6 +16,7 @@ fn config(id: u64, voter_count: u64) -> Config {
         pre_vote: false,
         check_quorum: false,
         max_entries_per_append: 8,
+        canary: None,
     }
 }
 

@@ -163,12 +163,35 @@ pub struct Config {
     /// followers that have a live leader ignore vote requests (Raft thesis §6.2, §4.2.3).
     pub check_quorum: bool,
     pub max_entries_per_append: usize,
+    /// A planted safety bug to switch on (simulation and tests only). `Raft::new` refuses
+    /// `Some` unless the crate is built with the `canaries` feature, so a normal build can
+    /// never run one.
+    pub canary: Option<Canary>,
+}
+
+/// A re-introducible Raft safety bug (a canary), proving that the checkers catch it. The
+/// variants always exist (so configs and seed files can name them); the buggy code paths are
+/// compiled only with the `canaries` cargo feature.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Canary {
+    /// Grant votes without the up-to-date check of the Raft paper §5.4.1: a candidate that
+    /// misses committed entries can win and overwrite them.
+    VoteWithoutLogCheck,
+    /// Commit any entry replicated on a quorum, even one of an earlier term (Raft paper
+    /// §5.4.2, Figure 8): a later leader can overwrite it.
+    CommitOldTerm,
 }
 
 impl Config {
     /// Panics on a configuration that cannot work; called by `Raft::new`.
     pub fn validate(&self) {
         assert!(!self.voters.is_empty(), "config: voters must not be empty");
+        assert!(
+            cfg!(feature = "canaries") || self.canary.is_none(),
+            "config: canary {:?} requested, but faultline-raft was built without the \
+             `canaries` feature",
+            self.canary
+        );
         assert!(
             self.voters.contains(&self.id),
             "config: voters {:?} must include this node's id {}",

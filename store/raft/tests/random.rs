@@ -3,17 +3,14 @@
 
 mod harness;
 
+#[cfg(feature = "canaries")]
+use faultline_raft::Canary;
+#[cfg(feature = "canaries")]
+use harness::run_random_with_canary;
 use harness::{run_random, RunSummary};
 
 const FAULT_TICKS: u64 = 500;
 
-#[cfg_attr(
-    any(
-        feature = "canary-vote-without-log-check",
-        feature = "canary-commit-old-term"
-    ),
-    allow(dead_code)
-)]
 fn run_or_panic(seed: u64, node_count: u64) -> RunSummary {
     match run_random(seed, node_count, FAULT_TICKS) {
         Ok(summary) => summary,
@@ -21,13 +18,6 @@ fn run_or_panic(seed: u64, node_count: u64) -> RunSummary {
     }
 }
 
-#[cfg_attr(
-    any(
-        feature = "canary-vote-without-log-check",
-        feature = "canary-commit-old-term"
-    ),
-    allow(dead_code)
-)]
 fn run_seeds(node_count: u64, seeds: std::ops::Range<u64>) {
     let mut committed = 0;
     let mut reads = 0;
@@ -61,19 +51,11 @@ fn run_seeds(node_count: u64, seeds: std::ops::Range<u64>) {
     assert!(lost_readies > 0, "no crash ever lost an unpersisted Ready");
 }
 
-#[cfg(not(any(
-    feature = "canary-vote-without-log-check",
-    feature = "canary-commit-old-term"
-)))]
 #[test]
 fn three_node_clusters_stay_safe_and_live() {
     run_seeds(3, 0..400);
 }
 
-#[cfg(not(any(
-    feature = "canary-vote-without-log-check",
-    feature = "canary-commit-old-term"
-)))]
 #[test]
 fn five_node_clusters_stay_safe_and_live() {
     run_seeds(5, 1000..1300);
@@ -100,16 +82,21 @@ fn a_seed_replays_exactly() {
 
 /// Proves the harness can fail: with votes granted regardless of log freshness, a node that
 /// missed committed entries wins an election, and random search must find a seed where the
-/// checker reports it. (`canary-commit-old-term` escapes random search: the new leader's
+/// checker reports it. (`Canary::CommitOldTerm` escapes random search: the new leader's
 /// no-op usually commits alongside the old entries. tests/scenarios.rs scripts Figure 8.)
-#[cfg(feature = "canary-vote-without-log-check")]
+#[cfg(feature = "canaries")]
 #[test]
 fn canary_vote_without_log_check_is_caught_by_random_search() {
     const SEED_BUDGET: u64 = 300;
     let caught: Option<(u64, harness::Violation)> = (0..SEED_BUDGET).find_map(|seed| {
         let node_count = if seed % 2 == 0 { 3 } else { 5 };
-        run_random(seed, node_count, FAULT_TICKS)
-            .err()
+        run_random_with_canary(
+            seed,
+            node_count,
+            FAULT_TICKS,
+            Some(Canary::VoteWithoutLogCheck),
+        )
+        .err()
             .map(|violation| (seed, violation))
     });
     let (seed, violation) = caught.expect("the planted bug escaped every seed in the budget");

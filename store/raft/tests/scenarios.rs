@@ -4,7 +4,7 @@
 
 mod harness;
 
-use faultline_raft::{LogIndex, Message, MessageBody, NodeId, ReadState, Role, Term};
+use faultline_raft::{Canary, LogIndex, Message, MessageBody, NodeId, ReadState, Role, Term};
 use harness::{Cluster, ClusterOptions, Violation};
 
 const N1: NodeId = NodeId(1);
@@ -119,7 +119,6 @@ fn stale_candidate_campaigns(cluster: &mut Cluster) -> Result<Vec<MessageBody>, 
 }
 
 /// Raft paper §5.4.1: a candidate missing committed entries cannot collect votes.
-#[cfg(not(feature = "canary-vote-without-log-check"))]
 #[test]
 fn vote_requires_an_up_to_date_log() -> Result<(), Violation> {
     let mut cluster = Cluster::new(ClusterOptions::new(3), 3);
@@ -133,10 +132,14 @@ fn vote_requires_an_up_to_date_log() -> Result<(), Violation> {
 }
 
 /// Proves the checker catches the planted vote bug in a fixed scenario as well.
-#[cfg(feature = "canary-vote-without-log-check")]
+#[cfg(feature = "canaries")]
 #[test]
 fn canary_vote_without_log_check_is_caught() {
-    let mut cluster = Cluster::new(ClusterOptions::new(3), 3);
+    let options = ClusterOptions {
+        canary: Some(Canary::VoteWithoutLogCheck),
+        ..ClusterOptions::new(3)
+    };
+    let mut cluster = Cluster::new(options, 3);
     let violation =
         stale_candidate_campaigns(&mut cluster).expect_err("the planted vote bug went unnoticed");
     eprintln!("canary caught: {violation}");
@@ -248,7 +251,6 @@ fn figure_8_options() -> ClusterOptions {
     }
 }
 
-#[cfg(not(feature = "canary-commit-old-term"))]
 #[test]
 fn figure_8_entries_of_earlier_terms_are_not_committed_by_counting() -> Result<(), Violation> {
     let mut cluster = Cluster::new(figure_8_options(), 8);
@@ -272,10 +274,14 @@ fn figure_8_entries_of_earlier_terms_are_not_committed_by_counting() -> Result<(
 }
 
 /// Proves the checker catches the Figure 8 bug when it is planted.
-#[cfg(feature = "canary-commit-old-term")]
+#[cfg(feature = "canaries")]
 #[test]
 fn canary_commit_old_term_is_caught() {
-    let mut cluster = Cluster::new(figure_8_options(), 8);
+    let options = ClusterOptions {
+        canary: Some(Canary::CommitOldTerm),
+        ..figure_8_options()
+    };
+    let mut cluster = Cluster::new(options, 8);
     let violation = figure_8(&mut cluster).expect_err("the planted Figure 8 bug went unnoticed");
     eprintln!("canary caught: {violation}");
     assert_eq!(violation.property, "leader completeness");

@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use faultline_raft::{
-    Config, Entry, LogIndex, Message, NodeId, PersistedState, Raft, ReadState, Role, Term,
+    Canary, Config, Entry, LogIndex, Message, NodeId, PersistedState, Raft, ReadState, Role, Term,
 };
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -34,6 +34,8 @@ pub struct ClusterOptions {
     pub election_timeout_ticks: u64,
     pub heartbeat_interval_ticks: u64,
     pub max_entries_per_append: usize,
+    /// A planted bug (needs the `canaries` feature).
+    pub canary: Option<Canary>,
 }
 
 impl ClusterOptions {
@@ -45,6 +47,7 @@ impl ClusterOptions {
             election_timeout_ticks: 10,
             heartbeat_interval_ticks: 2,
             max_entries_per_append: 16,
+            canary: None,
         }
     }
 
@@ -61,6 +64,7 @@ impl ClusterOptions {
             pre_vote: self.pre_vote,
             check_quorum: self.check_quorum,
             max_entries_per_append: self.max_entries_per_append,
+            canary: self.canary,
         }
     }
 }
@@ -711,6 +715,16 @@ pub struct RunSummary {
 /// One seeded run: random configuration, a fault phase with every nemesis, then a liveness
 /// phase (all faults healed, all nodes up) that must commit a new proposal everywhere.
 pub fn run_random(seed: u64, node_count: u64, fault_ticks: u64) -> Result<RunSummary, Violation> {
+    run_random_with_canary(seed, node_count, fault_ticks, None)
+}
+
+/// `run_random` with a planted bug switched on (needs the `canaries` feature).
+pub fn run_random_with_canary(
+    seed: u64,
+    node_count: u64,
+    fault_ticks: u64,
+    canary: Option<Canary>,
+) -> Result<RunSummary, Violation> {
     // Separate streams per purpose, so changing one does not reshuffle the others.
     let mut plan_rng = ChaCha8Rng::seed_from_u64(seed);
     let mut nemesis_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6e65_6d65_7369_7300);
@@ -723,6 +737,7 @@ pub fn run_random(seed: u64, node_count: u64, fault_ticks: u64) -> Result<RunSum
         election_timeout_ticks,
         heartbeat_interval_ticks: plan_rng.random_range(1..election_timeout_ticks / 2),
         max_entries_per_append: plan_rng.random_range(1..6),
+        canary,
     };
     let mut cluster = Cluster::new(options, plan_rng.random());
     let chaos = NetworkFaults {

@@ -1,0 +1,131 @@
+//! `dst replay`: re-run a seed file (or a seed) and confirm its verdict and trace hash; with
+//! `--trace`, print the run's log with simulated time and one span per member.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use faultline_node::Canary;
+
+use super::{check_canary_available, first_lines, load_scenario, parse_canary};
+use crate::replay::replay;
+use crate::seedfile::{SeedFile, VerdictKind};
+
+#[derive(Args)]
+pub struct ReplayArgs {
+    /// A seed file (seeds/regressions/*.toml, seeds/found/*.toml, or the output of `dst shrink`).
+    #[arg(required_unless_present = "seed", conflicts_with = "seed")]
+    file: Option<PathBuf>,
+    /// Replay a seed of a scenario instead of a file (expects a pass).
+    #[arg(long)]
+    seed: Option<u64>,
+    #[arg(long, requires = "seed")]
+    scenario: Option<PathBuf>,
+    #[arg(long, value_parser = parse_canary, requires = "seed")]
+    canary: Option<Canary>,
+    /// Print the full log of the run (filter with RUST_LOG; default: every trace record and
+    /// client operation).
+    #[arg(long)]
+    trace: bool,
+    /// Write the run's history (every client operation) as JSON to this file.
+    #[arg(long)]
+    history: Option<PathBuf>,
+    /// Print the failure report in full.
+    #[arg(long)]
+    verbose: bool,
+}
+
+pub fn run(args: ReplayArgs) -> Result<i32, String> {
+    let file = match (&args.file, args.seed) {
+        (Some(path), _) => SeedFile::load(path).map_err(|e| e.to_string())?,
+        (None, Some(seed)) => {
+            let scenario = load_scenario(args.scenario.as_deref())?;
+            check_canary_available(args.canary)?;
+            let plan = crate::plan::Plan::generate(seed, &scenario);
+            SeedFile::new(
+                format!("seed {seed} of scenario {:?}", scenario.name),
+                &plan,
+                args.canary,
+                VerdictKind::Pass,
+                None,
+            )
+        }
+        (None, None) => unreachable!("clap requires a file or --seed"),
+    };
+    check_canary_available(file.canary())?;
+    if args.trace {
+        install_trace_subscriber();
+    }
+    println!(
+        "replaying seed {}{} (expect {}{}), written by {}",
+        file.seed,
+        file.canary
+            .as_deref()
+            .map(|c| format!(" with canary {c}"))
+            .unwrap_or_default(),
+        file.expect.verdict,
+        file.expect
+            .trace_hash
+            .as_deref()
+            .map(|h| format!(", trace {h}"))
+            .unwrap_or_default(),
+        file.found_with
+    );
+    if !file.description.is_empty() {
+        println!("description: {}", file.description);
+    }
+    let replayed = replay(&file);
+    println!("{}", replayed.result.one_line());
+    if let crate::verdict::Verdict::Fail { report, .. } = &replayed.result.verdict {
+        if args.verbose {
+            println!("{report}");
+        } else {
+            println!("{}", first_lines(report, 30));
+        }
+    }
+    if let Some(path) = &args.history {
+        let output = replayed
+            .output
+            .as_ref()
+            .ok_or("the run panicked: there is no history to write")?;
+        let json = serde_json::to_string_pretty(&output.history)
+            .map_err(|e| format!("cannot serialize the history: {e}"))?;
+        std::fs::write(path, json)
+            .map_err(|e| format!("cannot write history {}: {e}", path.display()))?;
+        println!("history written to {}", path.display());
+    }
+    if replayed.matches() {
+        println!("replay matches: {}", replayed.verdict);
+        Ok(0)
+    } else {
+        for mismatch in &replayed.mismatches {
+            eprintln!("MISMATCH {mismatch}");
+        }
+        Ok(1)
+    }
+}
+
+/// Simulated time since the runtime started, or `-` outside a simulation.
+struct SimTime;
+
+impl tracing_subscriber::fmt::time::FormatTime for SimTime {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        match madsim::time::TimeHandle::try_current() {
+            Some(time) => write!(w, "{:>11.6}s", time.elapsed().as_secs_f64()),
+            None => write!(w, "{:>12}", "-"),
+        }
+    }
+}
+
+/// Log to stderr with simulated timestamps; madsim's own `node` span names each member.
+fn install_trace_subscriber() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,faultline_sim=debug"));
+    let installed = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_timer(SimTime)
+        .with_writer(std::io::stderr)
+        .try_init();
+    if let Err(e) = installed {
+        eprintln!("warning: could not install the trace subscriber: {e}");
+    }
+}
