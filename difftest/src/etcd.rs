@@ -16,10 +16,18 @@ pub const ETCD_BIN_ENV: &str = "FAULTLINE_ETCD_BIN";
 #[derive(Debug)]
 pub enum HarnessError {
     /// No etcd binary: the setup step was not run.
-    EtcdNotInstalled { looked_for: String },
+    EtcdNotInstalled {
+        looked_for: String,
+    },
     /// No two free loopback ports in the candidate range.
-    NoFreePorts { first_port: u16, last_port: u16 },
-    Io { what: String, error: std::io::Error },
+    NoFreePorts {
+        first_port: u16,
+        last_port: u16,
+    },
+    Io {
+        what: String,
+        error: std::io::Error,
+    },
     /// etcd did not answer a request before the deadline; `log_tail` is the end of its log.
     NotHealthy {
         endpoint: String,
@@ -27,7 +35,10 @@ pub enum HarnessError {
         log_tail: String,
     },
     /// etcd exited on its own.
-    Exited { status: String, log_tail: String },
+    Exited {
+        status: String,
+        log_tail: String,
+    },
 }
 
 impl fmt::Display for HarnessError {

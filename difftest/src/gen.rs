@@ -8,10 +8,10 @@
 //! seed and the starting state.
 
 use faultline_api::{
-    prefix_range_end, Compare, CompareResult, CompareTarget, CompactionRequest,
-    DeleteRangeRequest, LeaseGrantRequest, LeaseId, LeaseKeepAliveRequest, LeaseRevokeRequest,
-    LeaseTimeToLiveRequest, PutRequest, RangeRequest, Request, RequestOp, Revision, SortOrder,
-    SortTarget, TxnRequest, WatchCreateRequest, WatchFilter,
+    prefix_range_end, CompactionRequest, Compare, CompareResult, CompareTarget, DeleteRangeRequest,
+    LeaseGrantRequest, LeaseId, LeaseKeepAliveRequest, LeaseRevokeRequest, LeaseTimeToLiveRequest,
+    PutRequest, RangeRequest, Request, RequestOp, Revision, SortOrder, SortTarget, TxnRequest,
+    WatchCreateRequest, WatchFilter,
 };
 use faultline_mvcc::{KvStore, MAX_LEASE_TTL_SECONDS, MAX_TXN_OPS_DEFAULT};
 use rand::{Rng, RngCore};
@@ -29,7 +29,16 @@ pub enum Step {
 /// keeps sorted ranges at or below 12 elements: there Go's sort (etcd) is an insertion sort,
 /// stable like the store's, so ties order identically (see DIFFERENCES.md).
 pub const KEYS: [&[u8]; 10] = [
-    b"a", b"a/1", b"a/2", b"a/x", b"ab", b"b", b"b/1", b"b\xff", b"c", b"c\xff\xff",
+    b"a",
+    b"a/1",
+    b"a/2",
+    b"a/x",
+    b"ab",
+    b"b",
+    b"b/1",
+    b"b\xff",
+    b"c",
+    b"c\xff\xff",
 ];
 /// Written at the end of a seed before the watch sentinels (see `run`).
 pub const PAD_KEY: &[u8] = b"zz-pad";
@@ -94,8 +103,8 @@ impl Generator {
         match roll {
             0..=39 => (self.key(), Vec::new()),
             40..=59 => {
-                let prefix = pick(&mut self.rng, &[&b"a"[..], b"a/", b"b", b"b\xff", b"c\xff"])
-                    .to_vec();
+                let prefix =
+                    pick(&mut self.rng, &[&b"a"[..], b"a/", b"b", b"b\xff", b"c\xff"]).to_vec();
                 let end = prefix_range_end(&prefix);
                 (prefix, end)
             }
@@ -119,7 +128,9 @@ impl Generator {
             0..=54 => 0,
             55..=59 => current,
             60..=79 => self.rng.random_range(oldest_readable..=current),
-            80..=84 => self.rng.random_range(self.base_rev.max(oldest_readable)..=current),
+            80..=84 => self
+                .rng
+                .random_range(self.base_rev.max(oldest_readable)..=current),
             85..=89 if compact > 1 => self.rng.random_range(1..compact),
             85..=89 => compact.max(1),
             90..=95 => current + self.rng.random_range(1..=3),
@@ -231,8 +242,12 @@ impl Generator {
         );
         let target = match self.rng.random_range(0..5) {
             0 => CompareTarget::Version(self.rng.random_range(0..=3)),
-            1 => CompareTarget::CreateRevision(self.rng.random_range((current - 6).max(0)..=current + 1)),
-            2 => CompareTarget::ModRevision(self.rng.random_range((current - 6).max(0)..=current + 1)),
+            1 => CompareTarget::CreateRevision(
+                self.rng.random_range((current - 6).max(0)..=current + 1),
+            ),
+            2 => CompareTarget::ModRevision(
+                self.rng.random_range((current - 6).max(0)..=current + 1),
+            ),
             3 => CompareTarget::Value(self.value()),
             _ => CompareTarget::Lease(if self.chance(50) {
                 0
@@ -367,7 +382,11 @@ impl Generator {
         let request = match roll {
             0..=239 => Request::Range(self.range_request(store, false)),
             240..=459 => {
-                let key = if self.chance(2) { Vec::new() } else { self.key() };
+                let key = if self.chance(2) {
+                    Vec::new()
+                } else {
+                    self.key()
+                };
                 Request::Put(self.put_request(store, key))
             }
             460..=539 => {

@@ -6,7 +6,7 @@ use etcd_client::proto::{
     PbTxnOpResponse, PbTxnResponse, PbWatchResponse,
 };
 use etcd_client::{
-    Client, Compare as EcCompare, CompareOp, CompactionOptions, DeleteOptions, GetOptions,
+    Client, CompactionOptions, Compare as EcCompare, CompareOp, DeleteOptions, GetOptions,
     LeaseGrantOptions, LeaseTimeToLiveOptions, PutOptions, SortOrder as EcSortOrder,
     SortTarget as EcSortTarget, Txn, TxnOp, WatchFilterType, WatchOptions, WatchStream,
 };
@@ -14,8 +14,8 @@ use faultline_api::{
     Compare, CompareResult, CompareTarget, DeleteRangeRequest, DeleteRangeResponse, Event,
     EventType, KeyValue, LeaseGrantResponse, LeaseKeepAliveResponse, LeaseLeasesResponse,
     LeaseRevokeResponse, LeaseTimeToLiveResponse, PutRequest, PutResponse, RangeRequest,
-    RangeResponse, Request, RequestOp, Response, ResponseHeader, ResponseOp, SortOrder,
-    SortTarget, TxnRequest, TxnResponse, WatchCreateRequest, WatchFilter, WatchResponse,
+    RangeResponse, Request, RequestOp, Response, ResponseHeader, ResponseOp, SortOrder, SortTarget,
+    TxnRequest, TxnResponse, WatchCreateRequest, WatchFilter, WatchResponse,
 };
 
 use crate::ErrorOutcome;
@@ -72,14 +72,16 @@ fn txn_response(r: PbTxnResponse) -> TxnResponse {
         responses: r
             .responses
             .into_iter()
-            .map(|op| match op.response.expect("etcd sends a response per op") {
-                PbTxnOpResponse::ResponseRange(r) => ResponseOp::Range(range_response(r)),
-                PbTxnOpResponse::ResponsePut(r) => ResponseOp::Put(put_response(r)),
-                PbTxnOpResponse::ResponseDeleteRange(r) => {
-                    ResponseOp::DeleteRange(delete_response(r))
-                }
-                PbTxnOpResponse::ResponseTxn(r) => ResponseOp::Txn(txn_response(r)),
-            })
+            .map(
+                |op| match op.response.expect("etcd sends a response per op") {
+                    PbTxnOpResponse::ResponseRange(r) => ResponseOp::Range(range_response(r)),
+                    PbTxnOpResponse::ResponsePut(r) => ResponseOp::Put(put_response(r)),
+                    PbTxnOpResponse::ResponseDeleteRange(r) => {
+                        ResponseOp::DeleteRange(delete_response(r))
+                    }
+                    PbTxnOpResponse::ResponseTxn(r) => ResponseOp::Txn(txn_response(r)),
+                },
+            )
             .collect(),
     }
 }
@@ -227,10 +229,7 @@ fn txn(t: &TxnRequest) -> Txn {
 
 /// Send one unary request to etcd. LeaseKeepAlive opens a keep-alive stream, renews twice
 /// (the client crate swallows the first response) and reports the second response.
-pub async fn execute(
-    client: &mut Client,
-    request: &Request,
-) -> Result<Response, ErrorOutcome> {
+pub async fn execute(client: &mut Client, request: &Request) -> Result<Response, ErrorOutcome> {
     match request {
         Request::Range(r) => client
             .get(r.key.clone(), Some(get_options(r)))
@@ -389,7 +388,10 @@ pub async fn open_watch(
     if !filters.is_empty() {
         o = o.with_filters(filters);
     }
-    let mut stream = client.watch(req.key.clone(), Some(o)).await.map_err(error)?;
+    let mut stream = client
+        .watch(req.key.clone(), Some(o))
+        .await
+        .map_err(error)?;
     let first = stream
         .message()
         .await

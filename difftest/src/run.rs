@@ -14,9 +14,8 @@ use std::time::{Duration, Instant};
 
 use etcd_client::Client;
 use faultline_api::{
-    DeleteRangeRequest, EtcdError, LeaseGrantRequest, LeaseKeepAliveResponse,
-    LeaseRevokeRequest, PutRequest, Request, Response, Revision, WatchCreateRequest,
-    WatchResponse,
+    DeleteRangeRequest, EtcdError, LeaseGrantRequest, LeaseKeepAliveResponse, LeaseRevokeRequest,
+    PutRequest, Request, Response, Revision, WatchCreateRequest, WatchResponse,
 };
 use faultline_mvcc::{KvStore, LeaseClock, StreamId, WatchHub, WatchHubOptions};
 use rand::SeedableRng;
@@ -24,8 +23,8 @@ use rand_chacha::ChaCha8Rng;
 use real_tokio::sync::mpsc;
 
 use crate::compare::{
-    diff_outcomes, diff_watch_items, normalize_known_differences, watch_items, StepOutcome,
-    WatchItem,
+    diff_outcomes, diff_watch_items, normalize_known_differences, watch_items, Compared,
+    StepOutcome, WatchItem,
 };
 use crate::gen::{Generator, Step, PAD_KEY};
 use crate::{real, ErrorOutcome};
@@ -206,7 +205,11 @@ impl Model {
     }
 
     /// `etcd_grant_id`: the ID etcd chose for a server-chosen grant.
-    fn execute(&mut self, request: &Request, etcd_grant_id: Option<i64>) -> Result<Response, ErrorOutcome> {
+    fn execute(
+        &mut self,
+        request: &Request,
+        etcd_grant_id: Option<i64>,
+    ) -> Result<Response, ErrorOutcome> {
         let now_ms = self.now_ms();
         let result = match request {
             Request::Range(_) | Request::LeaseLeases => self.store.read(request),
@@ -222,8 +225,10 @@ impl Model {
             }),
             Request::LeaseKeepAlive(req) => {
                 let ttl_seconds = self.clock.keep_alive(req.id, now_ms).unwrap_or(0);
-                let mut header = faultline_api::ResponseHeader::default();
-                header.revision = self.store.current_revision();
+                let header = faultline_api::ResponseHeader {
+                    revision: self.store.current_revision(),
+                    ..Default::default()
+                };
                 Ok(Response::LeaseKeepAlive(LeaseKeepAliveResponse {
                     header,
                     id: req.id,
@@ -253,6 +258,8 @@ impl Model {
 /// One etcd watch, drained into a channel by its own task so etcd never blocks on it.
 struct EtcdWatch {
     rx: mpsc::UnboundedReceiver<Result<WatchResponse, ErrorOutcome>>,
+    /// Responses already taken from `rx` (while waiting for a catch-up).
+    received: Vec<Result<WatchResponse, ErrorOutcome>>,
     task: real_tokio::task::JoinHandle<()>,
 }
 
@@ -260,6 +267,9 @@ struct SeedWatch {
     stream: StreamId,
     /// Refused at creation (created + canceled): nothing more may arrive.
     created_canceled: bool,
+    compact_revision_at_open: Revision,
+    /// etcd may not have caught this watch up yet: (items the store replayed, opened at).
+    sync_pending: Option<(usize, Instant)>,
     request: WatchCreateRequest,
     etcd: Option<EtcdWatch>,
 }
@@ -271,7 +281,6 @@ struct Runner {
     first_seed: u64,
     tamper: Option<Tamper>,
     next_stream: StreamId,
-    last_watch_opened: Option<Instant>,
 }
 
 fn tamper_outcome(o: &mut StepOutcome) {
@@ -326,14 +335,19 @@ impl Runner {
         etcd: &mut StepOutcome,
     ) -> Result<(), Failure> {
         if phase == Phase::Generated
-            && self.tamper == Some(Tamper {
-                seed,
-                step_index: index,
-            })
+            && self.tamper
+                == Some(Tamper {
+                    seed,
+                    step_index: index,
+                })
         {
             tamper_outcome(store);
         }
-        normalize_known_differences(&step, store, etcd);
+        normalize_known_differences(Compared::Step {
+            step: &step,
+            store,
+            etcd,
+        });
         if let Some(what) = diff_outcomes(store, etcd) {
             return Err(Failure::Mismatch(Box::new(Mismatch {
                 first_seed: self.first_seed,
@@ -366,12 +380,10 @@ impl Runner {
         request: WatchCreateRequest,
     ) -> Result<SeedWatch, Failure> {
         let step = Step::Watch(request.clone());
-        let (created, stream) = with_timeout(
-            "watch create",
-            real::open_watch(&mut self.client, &request),
-        )
-        .await?
-        .map_err(|e| Failure::Etcd(format!("watch {request:?}: {e:?}")))?;
+        let (created, stream) =
+            with_timeout("watch create", real::open_watch(&mut self.client, &request))
+                .await?
+                .map_err(|e| Failure::Etcd(format!("watch {request:?}: {e:?}")))?;
         let (tx, rx) = mpsc::unbounded_channel();
         let mut stream_for_task = stream;
         let task = real_tokio::spawn(async move {
@@ -392,7 +404,10 @@ impl Runner {
         });
         let stream_id = self.next_stream;
         self.next_stream += 1;
-        let mut responses = self.model.hub.create(&self.model.store, stream_id, &request);
+        let mut responses = self
+            .model
+            .hub
+            .create(&self.model.store, stream_id, &request);
         assert!(!responses.is_empty(), "a create always answers");
         let created_store = responses.remove(0);
         self.model
@@ -402,28 +417,31 @@ impl Runner {
             .extend(responses);
         let mut store = StepOutcome::WatchCreated(created_store);
         let mut etcd = StepOutcome::WatchCreated(created);
-        self.compare(
-            seed,
-            Phase::Generated,
-            index,
-            step,
-            &mut store,
-            &mut etcd,
-        )?;
+        self.compare(seed, Phase::Generated, index, step, &mut store, &mut etcd)?;
         self.summary.watches += 1;
         // Only a watch from a past revision starts "unsynced" in etcd (start 0 or a future
         // start is synced at once); one refused or canceled at creation never syncs.
         let historical = request.start_revision > 0
             && request.start_revision <= self.model.store.current_revision();
         let created_canceled = matches!(&store, StepOutcome::WatchCreated(w) if w.canceled);
-        if historical && !created_canceled {
-            self.last_watch_opened = Some(Instant::now());
-        }
+        let etcd_watch = EtcdWatch {
+            rx,
+            received: Vec::new(),
+            task,
+        };
+        // When the store replayed something, etcd's catch-up is done once it delivered as many
+        // items; with nothing to replay only time tells. Waited for before a compaction only.
+        let sync_pending = (historical && !created_canceled).then(|| {
+            let expected = watch_items(self.model.delivered.get(&stream_id).map_or(&[], |v| v));
+            (expected.len(), Instant::now())
+        });
         Ok(SeedWatch {
             stream: stream_id,
             created_canceled,
+            sync_pending,
+            compact_revision_at_open: self.model.store.compact_revision(),
             request,
-            etcd: Some(EtcdWatch { rx, task }),
+            etcd: Some(etcd_watch),
         })
     }
 
@@ -437,15 +455,25 @@ impl Runner {
         sentinel_rev: Revision,
     ) -> Result<(), Failure> {
         let etcd_watch = watch.etcd.take().expect("settled once");
-        let EtcdWatch { mut rx, task } = etcd_watch;
+        let EtcdWatch {
+            mut rx,
+            received,
+            task,
+        } = etcd_watch;
         let mut etcd_responses: Vec<WatchResponse> = Vec::new();
+        let mut etcd_error = None;
+        for r in received {
+            match r {
+                Ok(r) => etcd_responses.push(r),
+                Err(e) => etcd_error = Some(e),
+            }
+        }
         let deadline = Instant::now() + Duration::from_millis(WATCH_SETTLE_TIMEOUT_MS);
         let done = |responses: &[WatchResponse]| {
-            responses.iter().any(|r| {
-                r.canceled || r.events.iter().any(|e| e.kv.mod_revision >= sentinel_rev)
-            })
+            responses
+                .iter()
+                .any(|r| r.canceled || r.events.iter().any(|e| e.kv.mod_revision >= sentinel_rev))
         };
-        let mut etcd_error = None;
         if watch.created_canceled {
             // Nothing may follow a refusal: take what already arrived, without waiting.
             while let Ok(message) = rx.try_recv() {
@@ -482,8 +510,14 @@ impl Runner {
                 })
                 .collect()
         };
-        let store_items = cut(watch_items(&store_responses));
-        let etcd_items = cut(watch_items(&etcd_responses));
+        let mut store_items = cut(watch_items(&store_responses));
+        let mut etcd_items = cut(watch_items(&etcd_responses));
+        normalize_known_differences(Compared::WatchEvents {
+            request: &watch.request,
+            compact_revision_at_open: watch.compact_revision_at_open,
+            store: &mut store_items,
+            etcd: &mut etcd_items,
+        });
         let store_done = done(&store_responses);
         let etcd_done = done(&etcd_responses);
         let what = if let Some(e) = &etcd_error {
@@ -551,15 +585,11 @@ impl Runner {
         for index in 0..ops_per_seed {
             match generator.next_step(&self.model.store) {
                 Step::Request(request) => {
-                    if let (Request::Compact(_), Some(opened)) = (&request, self.last_watch_opened)
-                    {
-                        let wait = Duration::from_millis(WATCH_SYNC_WAIT_MS);
-                        let since = opened.elapsed();
-                        if since < wait {
-                            real_tokio::time::sleep(wait - since).await;
-                            self.summary.watch_sync_wait_ms +=
-                                u64::try_from((wait - since).as_millis()).unwrap_or(0);
-                        }
+                    if let Request::Compact(_) = request {
+                        let started = Instant::now();
+                        await_catch_up(&mut watches).await;
+                        self.summary.watch_sync_wait_ms +=
+                            u64::try_from(started.elapsed().as_millis()).unwrap_or(0);
                     }
                     self.unary(seed, Phase::Generated, index, request).await?
                 }
@@ -616,6 +646,42 @@ impl Runner {
     }
 }
 
+/// Before a compaction: wait until etcd has caught up every watch opened at a past revision
+/// (it delivered what the store replayed, or WATCH_SYNC_WAIT_MS passed when there was nothing
+/// to replay). A shortfall is not judged here; the watch comparison reports it.
+async fn await_catch_up(watches: &mut [SeedWatch]) {
+    for watch in watches.iter_mut() {
+        let Some((expected, opened)) = watch.sync_pending.take() else {
+            continue;
+        };
+        let etcd = watch.etcd.as_mut().expect("open until settled");
+        if expected == 0 {
+            let wait = Duration::from_millis(WATCH_SYNC_WAIT_MS);
+            let since = opened.elapsed();
+            if since < wait {
+                real_tokio::time::sleep(wait - since).await;
+            }
+            continue;
+        }
+        let deadline = Instant::now() + Duration::from_millis(WATCH_SETTLE_TIMEOUT_MS);
+        loop {
+            let got: Vec<WatchResponse> = etcd
+                .received
+                .iter()
+                .filter_map(|r| r.as_ref().ok().cloned())
+                .collect();
+            if watch_items(&got).len() >= expected || etcd.received.iter().any(|r| r.is_err()) {
+                break;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match real_tokio::time::timeout(left, etcd.rx.recv()).await {
+                Ok(Some(r)) => etcd.received.push(r),
+                Ok(None) | Err(_) => break,
+            }
+        }
+    }
+}
+
 /// Connect to etcd at `endpoint` and compare the store with it over `options.seeds`.
 pub fn run(endpoint: &str, options: &RunOptions) -> Result<Summary, Failure> {
     let runtime = real_tokio::runtime::Builder::new_current_thread()
@@ -633,16 +699,10 @@ pub fn run(endpoint: &str, options: &RunOptions) -> Result<Summary, Failure> {
             first_seed: options.seeds.start,
             tamper: options.tamper,
             next_stream: 1,
-            last_watch_opened: None,
         };
         // The store starts empty at revision 1: a compared first read proves etcd does too.
         runner
-            .unary(
-                options.seeds.start,
-                Phase::Cleanup,
-                0,
-                Request::LeaseLeases,
-            )
+            .unary(options.seeds.start, Phase::Cleanup, 0, Request::LeaseLeases)
             .await?;
         for seed in options.seeds.clone() {
             runner.run_seed(seed, options.ops_per_seed).await?;

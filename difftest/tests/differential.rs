@@ -47,8 +47,17 @@ fn store_matches_etcd_on_every_response() {
     assert_eq!(summary.seeds, seeds.end - seeds.start);
     assert!(summary.steps >= summary.seeds * OPS_PER_SEED as u64);
     for kind in [
-        "Range", "Put", "DeleteRange", "Txn", "Compact", "LeaseGrant", "LeaseRevoke",
-        "LeaseTimeToLive", "LeaseLeases", "LeaseKeepAlive", "Watch",
+        "Range",
+        "Put",
+        "DeleteRange",
+        "Txn",
+        "Compact",
+        "LeaseGrant",
+        "LeaseRevoke",
+        "LeaseTimeToLive",
+        "LeaseLeases",
+        "LeaseKeepAlive",
+        "Watch",
     ] {
         assert!(
             summary.steps_by_kind.get(kind).copied().unwrap_or(0) > 0,

@@ -12,8 +12,28 @@ fn main() {
     if std::env::var("FL_NO_LEASES").is_ok() {
         o.leases_and_compaction = false;
     }
-    let h = generate_etcd_history(&o);
+    let (h, witness) = generate_etcd_history_with_witness(&o);
     let p = faultline_invariants::etcd::prepare(&h);
+    if std::env::var("FL_WITNESS").is_ok() {
+        use faultline_invariants::linearizability::Model;
+        let mut states = p.model.init();
+        let by_id: std::collections::BTreeMap<u64, usize> =
+            p.ops.iter().enumerate().map(|(i, o)| (o.id, i)).collect();
+        for id in &witness {
+            let Some(&i) = by_id.get(id) else { continue };
+            let op = &p.ops[i];
+            let next: Vec<_> = states.iter().flat_map(|s| p.model.step(s, &op.input, op.output.as_ref())).collect();
+            if next.is_empty() && op.output.is_none() {
+                continue; // a no-op unknown write (for example a txn whose compare failed)
+            }
+            if next.is_empty() {
+                println!("witness step rejected: op {id} {} => {} call {} ret {} pin {:?}", p.model.describe_input(&op.input), p.model.describe_output(op.output.as_ref()), op.call, op.ret, op.input.pin);
+                println!("state: {}", p.model.describe_state(&states[0]));
+                break;
+            }
+            states = next;
+        }
+    }
     let unknown = p.ops.iter().filter(|o| o.output.is_none()).count();
     let pinned = p.ops.iter().filter(|o| o.input.pin.is_some()).count();
     let never = p

@@ -555,7 +555,9 @@ pub(crate) fn search<M: Model>(
                     let mut v: Vec<_> = dbg_bt.iter().collect();
                     v.sort_by_key(|(_, c)| std::cmp::Reverse(**c));
                     for (d, c) in v.iter().take(8) { eprintln!("depth {d}: {c} backtracks"); }
-                    eprintln!("stack depth now {}", stack.len());
+                    eprintln!("stack depth now {} best {}", stack.len(), best_choices.len());
+                    for &u in &best_unplaceable { eprintln!(" UNPL {} {:?} {:?} call {} ret {}", ops[u].id, model.describe_input(&ops[u].input), model.describe_output(ops[u].output.as_ref()), ops[u].call, ops[u].ret); }
+                    for c in best_choices.iter().rev().take(15) { let o = c.op(); eprintln!(" BEST {:?} {:?} {:?}", c, model.describe_input(&ops[o as usize].input), model.describe_output(ops[o as usize].output.as_ref())); }
                     for f in stack.iter().rev().take(40) { let o = f.choices[f.taken].op(); eprintln!("  {:?} {:?} {:?}", f.choices[f.taken], model.describe_input(&ops[o as usize].input), model.describe_output(ops[o as usize].output.as_ref())); }
                 }
                 return Outcome::OutOfBudget;

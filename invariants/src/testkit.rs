@@ -173,6 +173,12 @@ fn random_request(rng: &mut Rng, o: &GenOptions, n: usize, revision_guess: i64) 
 
 /// Generate a linearizable etcd history.
 pub fn generate_etcd_history(o: &GenOptions) -> History {
+    generate_etcd_history_with_witness(o).0
+}
+
+/// Like `generate_etcd_history`, and also the ids of the operations that took effect, in the
+/// order they took effect (a witness linearization, for debugging the checker).
+pub fn generate_etcd_history_with_witness(o: &GenOptions) -> (History, Vec<u64>) {
     assert!(o.clients > 0 && o.keys > 0);
     let mut rng = Rng::new(o.seed);
     let mut next_free: Vec<u64> = (0..o.clients).map(|c| c * 1000).collect();
@@ -225,6 +231,7 @@ pub fn generate_etcd_history(o: &GenOptions) -> History {
     order.sort_by_key(|&i| (planned[i].effect_at, i));
     let mut state = model.init().remove(0);
     let mut outcomes: Vec<Option<Outcome>> = (0..planned.len()).map(|_| None).collect();
+    let effect_order = order.clone();
     for i in order {
         let p = &planned[i];
         let outcome = match model.apply(&state, &p.request, None) {
@@ -241,10 +248,11 @@ pub fn generate_etcd_history(o: &GenOptions) -> History {
         };
         outcomes[i] = Some(outcome);
     }
-    let mut ops: Vec<Operation> = planned
+    let mut ops: Vec<(usize, Operation)> = planned
         .into_iter()
         .zip(outcomes)
-        .map(|(p, outcome)| {
+        .enumerate()
+        .map(|(pi, (p, outcome))| {
             let outcome = if p.unknown {
                 Outcome::Unknown("request timed out".to_string())
             } else {
@@ -254,25 +262,34 @@ pub fn generate_etcd_history(o: &GenOptions) -> History {
                 Outcome::Ok(r) => Some(r.header().member_id),
                 _ => None,
             };
-            Operation {
-                id: 0,
-                client: p.client,
-                member,
-                invoke_ns: p.invoke,
-                complete_ns: p.complete,
-                request: p.request,
-                outcome,
-            }
+            (
+                pi,
+                Operation {
+                    id: 0,
+                    client: p.client,
+                    member,
+                    invoke_ns: p.invoke,
+                    complete_ns: p.complete,
+                    request: p.request,
+                    outcome,
+                },
+            )
         })
         .collect();
-    ops.sort_by_key(|op| (op.invoke_ns, op.client));
-    for (i, op) in ops.iter_mut().enumerate() {
+    ops.sort_by_key(|(_, op)| (op.invoke_ns, op.client));
+    let mut id_of = vec![0u64; ops.len()];
+    for (i, (pi, op)) in ops.iter_mut().enumerate() {
         op.id = i as u64;
+        id_of[*pi] = i as u64;
     }
-    History {
-        ops,
-        watches: Vec::new(),
-    }
+    let witness = effect_order.into_iter().map(|pi| id_of[pi]).collect();
+    (
+        History {
+            ops: ops.into_iter().map(|(_, op)| op).collect(),
+            watches: Vec::new(),
+        },
+        witness,
+    )
 }
 
 /// Whether a response is a successful one (for tests that mutate histories).

@@ -56,15 +56,27 @@ pub fn single_member_crash_scenario() -> Scenario {
     scenario
 }
 
+/// Five members and frequent short leader isolations and crashes: many elections with
+/// members whose logs lag, where a vote given without the log check elects a leader missing
+/// committed entries.
+pub fn leader_churn_scenario() -> Scenario {
+    let mut scenario = Scenario::default_scenario();
+    scenario.name = "leader-churn".to_string();
+    scenario.members = 5;
+    scenario.zones = 5;
+    scenario.faults.gap_ms = (30, 300);
+    scenario.faults.duration_ms = (50, 400);
+    scenario.faults.crash_weight = 3;
+    scenario.faults.isolate_member_weight = 0;
+    scenario.faults.isolate_leader_weight = 6;
+    scenario.faults.zone_down_weight = 0;
+    scenario
+}
+
 /// Every canary in the table, in order.
 pub fn all_canaries() -> Vec<CanarySpec> {
     let default = Scenario::default_scenario;
     let reads = &[VerdictKind::NotLinearizable];
-    let raft: &[VerdictKind] = &[
-        VerdictKind::RaftSafety,
-        VerdictKind::NotLinearizable,
-        VerdictKind::Divergence,
-    ];
     vec![
         CanarySpec {
             name: Canary::StaleFollowerRead.name(),
@@ -97,12 +109,12 @@ pub fn all_canaries() -> Vec<CanarySpec> {
         CanarySpec {
             name: Canary::LeaderLocalRead.name(),
             models: "leader serves reads without ReadIndex after losing its quorum (classic)",
-            kind: CanaryKind::Ready {
-                canary: Canary::LeaderLocalRead,
-                scenario: default(),
-                dedicated: false,
-                seed_budget: 200,
-                detected_as: reads,
+            // The canary exists (`dst fuzz --canary leader-local-read`), but measured: missed in
+            // 200 default seeds and 60 leader-churn seeds. The isolate fault clogs every link of
+            // the member, clients' included, so nobody can read from a deposed leader.
+            kind: CanaryKind::Pending {
+                reason: "needs a partition that cuts the leader from its peers but not from \
+                         clients (isolate cuts clients too)",
             },
         },
         CanarySpec {
@@ -110,10 +122,17 @@ pub fn all_canaries() -> Vec<CanarySpec> {
             models: "Raft §5.4.1: vote granted without the log up-to-date check",
             kind: CanaryKind::Ready {
                 canary: Canary::VoteWithoutLogCheck,
-                scenario: default(),
-                dedicated: false,
-                seed_budget: 200,
-                detected_as: raft,
+                scenario: leader_churn_scenario(),
+                dedicated: true,
+                seed_budget: 100,
+                // A panic counts here: raft's assertion that no append overwrites the
+                // committed prefix (store/raft/src/log.rs) is a safety check in the code.
+                detected_as: &[
+                    VerdictKind::RaftSafety,
+                    VerdictKind::NotLinearizable,
+                    VerdictKind::Divergence,
+                    VerdictKind::Panic,
+                ],
             },
         },
         CanarySpec {
@@ -342,8 +361,8 @@ mod tests {
     #[test]
     fn every_node_canary_is_in_the_table_and_scenarios_are_valid() {
         let specs = all_canaries();
-        // Hunted only by the raft crate's scripted test (see its table entry).
-        let scripted = [Canary::CommitOldTerm];
+        // Pending in the table (see their entries): not hunted by random search yet.
+        let scripted = [Canary::CommitOldTerm, Canary::LeaderLocalRead];
         for canary in Canary::ALL.into_iter().filter(|c| !scripted.contains(c)) {
             assert!(
                 specs.iter().any(|s| matches!(

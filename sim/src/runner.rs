@@ -1043,6 +1043,68 @@ mod tests {
         assert_eq!(range.count, 1, "6 s of keep-alives kept a 2 s lease");
     }
 
+    // §8: a new leader extends every lease (promote with the election timeout), so a leader
+    // change never makes a lease expire before its TTL; it still expires later.
+    #[test]
+    fn leader_change_does_not_expire_a_lease_early() {
+        let lease = 79;
+        let ops = vec![
+            op(
+                500,
+                Request::LeaseGrant(LeaseGrantRequest {
+                    ttl_seconds: 2,
+                    id: lease,
+                }),
+            ),
+            op(0, put("k/0", "leased", lease)),
+            // Just before the TTL ends, measured from the grant: the old leader is cut off
+            // and a new one leads, which restarted the lease's clock at its promotion.
+            op(1700, get("k/0")),
+            op(3000, get("k/0")),
+        ];
+        let mut plan = quiet_plan(ops, vec![]);
+        plan.faults = vec![FaultWindow {
+            start_ms: 1200,
+            duration_ms: 6000,
+            fault: Fault::Isolate {
+                target: IsolateTarget::Leader,
+            },
+        }];
+        let output = simulate(&plan, &RunOptions::default());
+        let outcomes = client_outcomes(&output);
+        let grant_ns = output.history.ops[0].complete_ns;
+        let reads: Vec<_> = output
+            .history
+            .ops
+            .iter()
+            .filter(|op| matches!(op.request, Request::Range(_)) && op.client == 0)
+            .collect();
+        assert_eq!(reads.len(), 2, "{outcomes:?}");
+        let new_leader = output.trace.iter().any(|record| {
+            matches!(&record.event, TraceEvent::Member {
+                event: faultline_node::NodeEvent::RoleChanged { role, .. }, ..
+            } if role == "Leader")
+                && record.at_ns > 1_200_000_000
+                && record.at_ns < reads[0].invoke_ns
+        });
+        assert!(new_leader, "a new leader took over before the first read");
+        assert!(
+            reads[0].complete_ns < grant_ns + 2_000_000_000,
+            "the first read ends within the TTL"
+        );
+        let Response::Range(before) = ok(&reads[0].outcome) else {
+            panic!("range")
+        };
+        assert_eq!(
+            before.count, 1,
+            "the new leader must not expire the lease early"
+        );
+        let Response::Range(after) = ok(&reads[1].outcome) else {
+            panic!("range")
+        };
+        assert_eq!(after.count, 0, "the new leader expires it eventually");
+    }
+
     fn prefix_watch(start: WatchStart, duration_ms: u64) -> PlannedWatch {
         PlannedWatch {
             think_time_ms: 0,

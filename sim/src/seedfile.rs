@@ -333,13 +333,7 @@ mod tests {
         let mut plan = file.plan();
         plan.clients.truncate(1);
         plan.faults.truncate(1);
-        let edited = SeedFile::new(
-            "edited",
-            &plan,
-            None,
-            VerdictKind::NotLinearizable,
-            None,
-        );
+        let edited = SeedFile::new("edited", &plan, None, VerdictKind::NotLinearizable, None);
         assert_eq!(edited.plan.as_ref(), Some(&plan));
         let parsed = SeedFile::parse(&edited.to_toml(), "edited").unwrap();
         assert_eq!(parsed.plan(), plan);
@@ -358,12 +352,16 @@ mod tests {
     fn bad_fields_are_named() {
         let mut file = sample();
         file.format = 99;
-        let error = SeedFile::parse(&file.to_toml(), "f").unwrap_err().to_string();
+        let error = SeedFile::parse(&file.to_toml(), "f")
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("`format`"), "{error}");
 
         let mut file = sample();
         file.canary = Some("no-such-bug".into());
-        let error = SeedFile::parse(&file.to_toml(), "f").unwrap_err().to_string();
+        let error = SeedFile::parse(&file.to_toml(), "f")
+            .unwrap_err()
+            .to_string();
         assert!(
             error.contains("`canary`") && error.contains("no-such-bug"),
             "{error}"
@@ -371,21 +369,34 @@ mod tests {
 
         let mut file = sample();
         file.expect.trace_hash = Some("xyz".into());
-        let error = SeedFile::parse(&file.to_toml(), "f").unwrap_err().to_string();
+        let error = SeedFile::parse(&file.to_toml(), "f")
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("expect.trace_hash"), "{error}");
 
         let text = sample()
             .to_toml()
             .replace("verdict = \"pass\"", "verdict = \"fine\"");
         let error = SeedFile::parse(&text, "f").unwrap_err().to_string();
-        assert!(error.contains("verdict") && error.contains("line"), "{error}");
+        assert!(
+            error.contains("verdict") && error.contains("line"),
+            "{error}"
+        );
 
         let mut file = sample();
         file.scenario.zones = 0;
-        let error = SeedFile::parse(&file.to_toml(), "f").unwrap_err().to_string();
-        assert!(error.contains("`scenario`") && error.contains("zones"), "{error}");
+        let error = SeedFile::parse(&file.to_toml(), "f")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("`scenario`") && error.contains("zones"),
+            "{error}"
+        );
 
         let text = format!("{}\nsurprise = 1\n", sample().to_toml());
-        assert!(SeedFile::parse(&text, "f").is_err(), "unknown fields are refused");
+        assert!(
+            SeedFile::parse(&text, "f").is_err(),
+            "unknown fields are refused"
+        );
     }
 }

@@ -108,6 +108,8 @@ struct Oracle<'a> {
 
 impl Oracle<'_> {
     /// Does `plan` still fail with the target kind? Adopts it as the best plan if so.
+    /// With a canary, the candidate must also pass without it: otherwise the shrink could
+    /// slip from the planted bug to another one that fails with the same kind.
     fn fails(&mut self, plan: &Plan) -> bool {
         if self.runs >= self.max_runs {
             self.exhausted = true;
@@ -116,6 +118,13 @@ impl Oracle<'_> {
         self.runs += 1;
         let (result, _) = run_plan(plan, self.options);
         let kind = VerdictKind::of(&result.verdict);
+        if kind == self.target && self.options.canary.is_some() {
+            self.runs += 1;
+            let (control, _) = run_plan(plan, &RunOptions::default());
+            if !control.verdict.is_pass() {
+                return false;
+            }
+        }
         if kind == self.target {
             self.best = plan.clone();
             self.best_result = result;
@@ -126,11 +135,7 @@ impl Oracle<'_> {
     }
 
     fn note(&mut self, step: &str) {
-        let line = format!(
-            "[{} runs] {step}: {}",
-            self.runs,
-            PlanSize::of(&self.best)
-        );
+        let line = format!("[{} runs] {step}: {}", self.runs, PlanSize::of(&self.best));
         (self.progress)(&line);
     }
 }
@@ -143,7 +148,10 @@ pub fn shrink(
     shrink_options: &ShrinkOptions,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Shrunk, String> {
-    assert!(shrink_options.max_runs >= 1, "a shrink needs at least one run");
+    assert!(
+        shrink_options.max_runs >= 1,
+        "a shrink needs at least one run"
+    );
     if target == VerdictKind::Pass {
         return Err("a passing run has nothing to shrink".to_string());
     }
@@ -155,11 +163,16 @@ pub fn shrink(
             first.verdict.label()
         ));
     }
+    if options.canary.is_some() && !run_plan(plan, &RunOptions::default()).0.verdict.is_pass() {
+        return Err(
+            "the plan fails without its canary too: that failure is not the canary's".to_string(),
+        );
+    }
     let mut oracle = Oracle {
         options,
         target,
         max_runs: shrink_options.max_runs,
-        runs: 1,
+        runs: if options.canary.is_some() { 2 } else { 1 },
         exhausted: false,
         best: plan.clone(),
         best_result: first,

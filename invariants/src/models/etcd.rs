@@ -766,7 +766,7 @@ impl Model for EtcdModel {
     }
 
     fn may_be_lazy(&self, input: &EtcdInput, output: Option<&Response>) -> bool {
-        output.is_none()
+        std::env::var("FL_NOLAZY").is_err() && output.is_none()
             && input.pin.is_none()
             && matches!(&input.request, Request::LeaseGrant(g) if g.id != 0)
             || output.is_none() && matches!(&input.request, Request::LeaseRevoke(_))

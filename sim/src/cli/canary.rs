@@ -50,7 +50,13 @@ pub fn run(args: CanaryArgs) -> Result<i32, String> {
     let mut reports = Vec::new();
     for spec in &specs {
         let report = hunt(spec, workers);
-        println!("{}", table(std::slice::from_ref(&report)).lines().nth(2).unwrap_or(""));
+        println!(
+            "{}",
+            table(std::slice::from_ref(&report))
+                .lines()
+                .nth(2)
+                .unwrap_or("")
+        );
         if let (Some(dir), CanaryOutcome::Caught { seed, kind, .. }) = (&args.save, &report.outcome)
         {
             let crate::canary::CanaryKind::Ready {

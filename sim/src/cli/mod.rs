@@ -290,17 +290,19 @@ fn save_found(
         Verdict::Pass => String::new(),
     };
     let file = SeedFile::new(
-        format!(
-            "found by `dst fuzz`: {} {headline}",
-            result.verdict.label()
-        ),
+        format!("found by `dst fuzz`: {} {headline}", result.verdict.label()),
         &crate::plan::Plan::generate(result.seed, scenario),
         canary,
         VerdictKind::of(&result.verdict),
         Some(result.trace_hash),
     );
     let name = match canary {
-        Some(canary) => format!("{}-{}-seed-{}.toml", scenario.name, canary.name(), result.seed),
+        Some(canary) => format!(
+            "{}-{}-seed-{}.toml",
+            scenario.name,
+            canary.name(),
+            result.seed
+        ),
         None => format!("{}-seed-{}.toml", scenario.name, result.seed),
     };
     file.save(&dir.join(name))

@@ -20,7 +20,9 @@
 //! * Range revisions <= 0 mean "latest"; inside a txn a negative revision below the compact
 //!   revision fails the txn with ErrCompacted first, as etcd's checkRange does (and so any
 //!   negative revision once something was compacted).
-//! * Sorting by a non-key target keeps key order among equal values (stable sort).
+//! * Sorting by a non-key target keeps key order among equal values (stable sort). With order
+//!   NONE, a limit and no min/max filter, only the first limit + 1 keys (in key order) are
+//!   sorted, as etcd does (it reads everything only for an explicit order or a filter).
 //! * ErrDuplicateKey, like etcd's interval tree, reads a delete range end of `"\0"` as the
 //!   empty interval: a put under such a delete in the same branch is accepted (and executes
 //!   in op order), although the delete itself removes every key from its start on.

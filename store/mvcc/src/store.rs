@@ -619,7 +619,8 @@ impl KvStore {
 
     /// Watch events produced by applies since the last call, one entry per new revision in
     /// ascending order, events in execution order. Every event carries `prev_kv` (the key's KV
-    /// just before the change; `None` for creations): a watcher that did not ask drops it.
+    /// at the revision before the change, as etcd reads it, so `None` for creations and for a
+    /// key created earlier in the same txn): a watcher that did not ask drops it.
     /// Events accumulate until taken: the node takes them after every apply (batch).
     pub fn take_events(&mut self) -> Vec<(Revision, Vec<Event>)> {
         std::mem::take(&mut self.pending_events)
@@ -787,7 +788,7 @@ impl KvStore {
         if rev < self.compact_rev {
             return Err(EtcdError::Compacted);
         }
-        let live = self.live_range(&req.key, &req.range_end, rev);
+        let mut live = self.live_range(&req.key, &req.range_end, rev);
         let count = live.len() as i64;
         if req.count_only {
             return Ok(RangeResponse {
@@ -796,6 +797,21 @@ impl KvStore {
                 more: false,
                 count,
             });
+        }
+        // etcd's rangeLimit (3.4 and 3.6): only an explicit sort order or a min/max filter
+        // makes etcd read every key before sorting; otherwise it reads limit + 1 keys in key
+        // order, so a sort target with order NONE sorts just those (found by difftest/).
+        let reads_everything = req.sort_order != SortOrder::None
+            || req.min_mod_revision != 0
+            || req.max_mod_revision != 0
+            || req.min_create_revision != 0
+            || req.max_create_revision != 0;
+        if !reads_everything && req.limit > 0 {
+            live.truncate(
+                usize::try_from(req.limit)
+                    .unwrap_or(usize::MAX)
+                    .saturating_add(1),
+            );
         }
         let mut kvs: Vec<KeyValue> = live
             .into_iter()
@@ -986,10 +1002,17 @@ impl KvStore {
                 .expect("put's lease checked before execution");
             l.keys.insert(key.to_vec());
         }
+        // A watch event's prev_kv is the key at the revision BEFORE the txn (etcd reads it at
+        // mod_revision - 1), not the in-txn value; a creation (version 1) has none.
+        let event_prev_kv = if kv.version == 1 {
+            None
+        } else {
+            self.live_kv(key, tx.begin).cloned()
+        };
         tx.events.push(Event {
             kind: EventType::Put,
             kv,
-            prev_kv: prev,
+            prev_kv: event_prev_kv,
         });
     }
 
@@ -1000,6 +1023,9 @@ impl KvStore {
             .expect("only live keys are deleted");
         let rev = self.write_record(tx, key, None);
         self.detach(prev.lease, key);
+        // As for puts: the key before the txn, which is absent if this txn created it (etcd
+        // 3.4.23 sent no prev_kv for such a delete; found by difftest/).
+        let event_prev_kv = self.live_kv(key, tx.begin).cloned();
         tx.events.push(Event {
             kind: EventType::Delete,
             kv: KeyValue {
@@ -1007,7 +1033,7 @@ impl KvStore {
                 mod_revision: rev.main,
                 ..KeyValue::default()
             },
-            prev_kv: Some(prev),
+            prev_kv: event_prev_kv,
         });
     }
 

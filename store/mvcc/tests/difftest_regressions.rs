@@ -198,3 +198,82 @@ fn compaction_at_a_delete_and_recreate_revision_keeps_both_events() {
         .expect("range");
     assert_eq!((c.kvs[0].version, c.kvs[0].create_revision), (1, 4));
 }
+
+// etcd reads every key before sorting only for an explicit sort order (or a min/max filter);
+// a sort target with order NONE and a limit sorts the first limit + 1 keys in key order
+// (etcd 3.4.23 answered a limit-3 range sorted by create revision that way).
+#[test]
+fn sort_target_without_order_sorts_only_the_first_limit_plus_one_keys() {
+    let mut store = KvStore::new();
+    put(&mut store, "d", "x"); // create 2
+    put(&mut store, "c", "x"); // create 3
+    put(&mut store, "b", "x"); // create 4
+    put(&mut store, "a", "x"); // create 5
+    let request = |sort_order| RangeRequest {
+        key: "a".into(),
+        range_end: "z".into(),
+        limit: 2,
+        sort_order,
+        sort_target: SortTarget::Create,
+        ..RangeRequest::default()
+    };
+    let keys = |r: RangeResponse| -> Vec<Vec<u8>> { r.kvs.into_iter().map(|kv| kv.key).collect() };
+    // Order NONE: keys a, b, c are read, sorted ascending by create (c 3, b 4, a 5), cut to 2.
+    let none = store.range(&request(SortOrder::None)).expect("range");
+    assert_eq!((none.count, none.more), (4, true));
+    assert_eq!(keys(none), vec![b"c".to_vec(), b"b".to_vec()]);
+    // An explicit ASCEND reads everything first: d (2) and c (3).
+    let ascend = store.range(&request(SortOrder::Ascend)).expect("range");
+    assert_eq!((ascend.count, ascend.more), (4, true));
+    assert_eq!(keys(ascend), vec![b"d".to_vec(), b"c".to_vec()]);
+}
+
+// A watch event's prev_kv is the key at mod_revision - 1 (etcd reads it there), also for live
+// events: a key put and then deleted in one txn has a DELETE event without prev_kv (etcd
+// 3.4.23; the store used to attach the in-txn put), exactly as a replay from history gives.
+#[test]
+fn live_event_prev_kv_is_the_key_before_the_txn() {
+    let mut store = KvStore::new();
+    put(&mut store, "a", "0"); // rev 2
+    store.take_events();
+    let txn = Request::Txn(TxnRequest {
+        compare: vec![],
+        success: vec![
+            RequestOp::Put(PutRequest {
+                key: "c".into(),
+                value: "1".into(),
+                ..PutRequest::default()
+            }),
+            RequestOp::DeleteRange(DeleteRangeRequest {
+                key: "a".into(),
+                range_end: vec![0],
+                prev_kv: true,
+            }),
+        ],
+        failure: vec![],
+    });
+    let Response::Txn(t) = store.apply(&txn).expect("txn") else {
+        panic!("txn response")
+    };
+    // The delete's own response still sees the in-txn put (and a) as previous values.
+    let ResponseOp::DeleteRange(d) = &t.responses[1] else {
+        panic!("delete response")
+    };
+    assert_eq!(d.prev_kvs.len(), 2);
+    let live = store.take_events();
+    let replay = store.history(3, 3, true).expect("history");
+    assert_eq!(live, replay);
+    let events = &live[0].1;
+    let summary: Vec<(Vec<u8>, EventType, bool)> = events
+        .iter()
+        .map(|e| (e.kv.key.clone(), e.kind, e.prev_kv.is_some()))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (b"c".to_vec(), EventType::Put, false),
+            (b"a".to_vec(), EventType::Delete, true),
+            (b"c".to_vec(), EventType::Delete, false),
+        ]
+    );
+}

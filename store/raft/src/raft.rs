@@ -10,9 +10,8 @@ use crate::progress::{quorum, quorum_index, Progress};
 use crate::read_index::ReadQueue;
 use crate::ready::Ready;
 use crate::types::{
-    Canary,
-    AppendResult, Config, Entry, HardState, LogIndex, Message, MessageBody, NodeId, PersistedState,
-    ProposeError, ReadState, Role, SoftState, Status, Term,
+    AppendResult, Canary, Config, Entry, HardState, LogIndex, Message, MessageBody, NodeId,
+    PersistedState, ProposeError, ReadState, Role, SoftState, Status, Term,
 };
 
 /// Whether `send_append` sends a message that carries no entries. An empty append still

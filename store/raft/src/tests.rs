@@ -269,3 +269,15 @@ proptest! {
         }
     }
 }
+
+/// A normal build cannot run a planted bug: `Raft::new` refuses one.
+#[cfg(not(feature = "canaries"))]
+#[test]
+#[should_panic(expected = "without the `canaries` feature")]
+fn canary_without_the_feature_is_refused() {
+    let config = Config {
+        canary: Some(crate::Canary::VoteWithoutLogCheck),
+        ..config(1, 1)
+    };
+    let _ = Raft::new(config, PersistedState::default(), 1);
+}

@@ -97,7 +97,7 @@ fn canary_vote_without_log_check_is_caught_by_random_search() {
             Some(Canary::VoteWithoutLogCheck),
         )
         .err()
-            .map(|violation| (seed, violation))
+        .map(|violation| (seed, violation))
     });
     let (seed, violation) = caught.expect("the planted bug escaped every seed in the budget");
     eprintln!("canary caught at seed {seed}: {violation}");
