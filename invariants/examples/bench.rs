@@ -19,6 +19,7 @@ fn main() {
         let mut states = p.model.init();
         let by_id: std::collections::BTreeMap<u64, usize> =
             p.ops.iter().enumerate().map(|(i, o)| (o.id, i)).collect();
+        let mut placed = Vec::new();
         for id in &witness {
             let Some(&i) = by_id.get(id) else { continue };
             let op = &p.ops[i];
@@ -32,6 +33,18 @@ fn main() {
                 break;
             }
             states = next;
+            placed.push(i);
+        }
+        // Real-time order: every op must be called before the return of every later op.
+        let mut min_ret = u64::MAX;
+        let mut min_at = 0;
+        for &i in placed.iter().rev() {
+            let op = &p.ops[i];
+            if op.call > min_ret {
+                let y = &p.ops[min_at];
+                println!("witness breaks real time: op {} called {} after op {} ret {} ({} => {}, pin {:?})", op.id, op.call, y.id, y.ret, p.model.describe_input(&y.input), p.model.describe_output(y.output.as_ref()), y.input.pin);
+            }
+            if op.ret < min_ret { min_ret = op.ret; min_at = i; }
         }
     }
     let unknown = p.ops.iter().filter(|o| o.output.is_none()).count();

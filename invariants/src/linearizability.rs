@@ -91,12 +91,12 @@ pub trait Model {
     /// Lazy placement (partial-order reduction). `Some(r)` when this optional operation, in
     /// this step from `before` to `after`, only changed a resource `r` that few operations
     /// read (for etcd: an unknown lease grant, or a revoke of a lease with no keys). Such a
-    /// step commutes with every operation that does not `depends_on(r)`, and the operation
-    /// could have happened arbitrarily late (its outcome is unknown), so any linearization
-    /// can move it to just before the first operation that depends on `r` (or drop it when
-    /// none does). The search therefore only takes such a step when the very next operation
-    /// depends on `r` or is another lazy step, which is exact and removes the blow-up of
-    /// trying every position.
+    /// step commutes with every operation whose `resources` do not contain `r`, and the
+    /// operation could have happened arbitrarily late (its outcome is unknown), so any
+    /// linearization can move it to just before the first operation that uses `r` (or drop
+    /// it when none does). The search therefore takes such a step only when the next
+    /// operation uses `r` (a run of lazy steps must be followed by one operation using all
+    /// of them). This is exact, and removes the blow-up of trying every position.
     fn lazy_resource(
         &self,
         _input: &Self::Input,
@@ -110,9 +110,9 @@ pub trait Model {
     fn may_be_lazy(&self, _input: &Self::Input, _output: Option<&Self::Output>) -> bool {
         false
     }
-    /// Whether this operation's step reads or writes resource `r` (see `lazy_resource`).
-    fn depends_on(&self, _resource: u64, _input: &Self::Input) -> bool {
-        true
+    /// The lazy resources this operation's step reads or writes (sorted, deduplicated).
+    fn resources(&self, _input: &Self::Input) -> Vec<u64> {
+        vec![]
     }
     fn describe_input(&self, input: &Self::Input) -> String {
         format!("{input:?}")
@@ -367,8 +367,8 @@ struct Frame<S> {
     choices: Vec<Choice>,
     /// Index of the choice applied at this frame.
     taken: usize,
-    /// The lazy resource pending before the choice was applied.
-    pending: Option<u64>,
+    /// The lazy resources pending before the choice was applied.
+    pending: Vec<u64>,
 }
 
 /// What one partition's search ended with.
@@ -476,8 +476,16 @@ pub(crate) fn search<M: Model>(
         .iter()
         .map(|op| op.output.is_none() && model.may_be_lazy(&op.input, op.output.as_ref()))
         .collect();
-    // The resource of the lazy step just taken: the next operation must depend on it.
-    let mut pending: Option<u64> = None;
+    // Resources of the run of lazy steps just taken (sorted): the next operation that is not
+    // lazy must use all of them.
+    let mut pending: Vec<u64> = Vec::new();
+    let resources: Vec<Vec<u64>> = ops.iter().map(|op| model.resources(&op.input)).collect();
+    // Resource sets used together by one operation: a run of lazy steps over several
+    // resources is only worth building when some operation uses them all.
+    let multi: Vec<&Vec<u64>> = resources.iter().filter(|r| r.len() > 1).collect();
+    let covered = |set: &[u64]| -> bool {
+        set.len() <= 1 || multi.iter().any(|m| set.iter().all(|r| m.binary_search(r).is_ok()))
+    };
     let mut required_left = optional.iter().filter(|o| !**o).count();
 
     let mut states: Vec<M::State> = model.init();
@@ -529,12 +537,16 @@ pub(crate) fn search<M: Model>(
                     choices.push(Choice::Drop(r));
                 }
             }
-            if let Some(res) = pending {
-                // Drops are excluded too: a drop could equally have happened before the lazy
-                // step, at the level where that step was chosen.
+            if !pending.is_empty() {
+                // Drops are excluded: a drop could equally have happened before the lazy
+                // steps, at the level where the first of them was chosen. Whether a lazy
+                // step is allowed is decided after it is applied (below).
                 choices.retain(|c| match *c {
                     Choice::Linearize(o) => {
-                        lazy_capable[o as usize] || model.depends_on(res, &ops[o as usize].input)
+                        lazy_capable[o as usize]
+                            || pending
+                                .iter()
+                                .all(|r| resources[o as usize].binary_search(r).is_ok())
                     }
                     Choice::Drop(_) => false,
                 });
@@ -557,13 +569,13 @@ pub(crate) fn search<M: Model>(
                     for (d, c) in v.iter().take(8) { eprintln!("depth {d}: {c} backtracks"); }
                     eprintln!("stack depth now {} best {}", stack.len(), best_choices.len());
                     for &u in &best_unplaceable { eprintln!(" UNPL {} {:?} {:?} call {} ret {}", ops[u].id, model.describe_input(&ops[u].input), model.describe_output(ops[u].output.as_ref()), ops[u].call, ops[u].ret); }
-                    for c in best_choices.iter().rev().take(15) { let o = c.op(); eprintln!(" BEST {:?} {:?} {:?}", c, model.describe_input(&ops[o as usize].input), model.describe_output(ops[o as usize].output.as_ref())); }
+                    for c in best_choices.iter().rev().take(8) { let o = c.op(); eprintln!(" BEST {:?} {:?} {:?}", c, model.describe_input(&ops[o as usize].input), model.describe_output(ops[o as usize].output.as_ref())); }
                     for f in stack.iter().rev().take(40) { let o = f.choices[f.taken].op(); eprintln!("  {:?} {:?} {:?}", f.choices[f.taken], model.describe_input(&ops[o as usize].input), model.describe_output(ops[o as usize].output.as_ref())); }
                 }
                 return Outcome::OutOfBudget;
             }
             let o = choice.op();
-            let mut new_pending = None;
+            let mut new_pending: Vec<u64> = Vec::new();
             let new_states = match choice {
                 Choice::Drop(_) => states.clone(),
                 Choice::Linearize(_) => {
@@ -586,14 +598,34 @@ pub(crate) fn search<M: Model>(
                     if next.is_empty() {
                         continue;
                     }
-                    new_pending = lazy.flatten();
+                    let uses = &resources[o as usize];
+                    match lazy.flatten() {
+                        None => {
+                            if !pending.iter().all(|r| uses.binary_search(r).is_ok()) {
+                                continue;
+                            }
+                        }
+                        Some(x) => {
+                            new_pending = pending
+                                .iter()
+                                .copied()
+                                .filter(|r| uses.binary_search(r).is_err())
+                                .collect();
+                            if let Err(pos) = new_pending.binary_search(&x) {
+                                new_pending.insert(pos, x);
+                            }
+                            if !covered(&new_pending) {
+                                continue;
+                            }
+                        }
+                    }
                     next.sort();
                     next.dedup();
                     next
                 }
             };
             let new_zobrist = zobrist ^ zob[o as usize];
-            if !cache.insert((new_zobrist, fingerprint(&(&new_states, new_pending)))) {
+            if !cache.insert((new_zobrist, fingerprint(&(&new_states, &new_pending)))) {
                 continue;
             }
             list.lift(o);
@@ -609,7 +641,7 @@ pub(crate) fn search<M: Model>(
                 pending,
             });
             zobrist = new_zobrist;
-            pending = new_pending;
+            pending = std::mem::take(&mut new_pending);
             fresh_level = true;
             advanced = true;
             break;

@@ -49,10 +49,17 @@ pub fn single_member_crash_scenario() -> Scenario {
     scenario.members = 1;
     scenario.zones = 1;
     scenario.clients = 3;
+    scenario.faults.disable_all();
     scenario.faults.crash_weight = 1;
-    scenario.faults.isolate_member_weight = 0;
-    scenario.faults.isolate_leader_weight = 0;
-    scenario.faults.zone_down_weight = 0;
+    scenario
+}
+
+/// Only process pauses of the leader: the trigger of etcd #20418 (stale reads after a pause).
+pub fn leader_pause_scenario() -> Scenario {
+    let mut scenario = Scenario::default_scenario();
+    scenario.name = "leader-pause".to_string();
+    scenario.faults.disable_all();
+    scenario.faults.pause_weight = 1;
     scenario
 }
 
@@ -66,10 +73,9 @@ pub fn leader_churn_scenario() -> Scenario {
     scenario.zones = 5;
     scenario.faults.gap_ms = (30, 300);
     scenario.faults.duration_ms = (50, 400);
+    scenario.faults.disable_all();
     scenario.faults.crash_weight = 3;
-    scenario.faults.isolate_member_weight = 0;
     scenario.faults.isolate_leader_weight = 6;
-    scenario.faults.zone_down_weight = 0;
     scenario
 }
 
@@ -109,12 +115,14 @@ pub fn all_canaries() -> Vec<CanarySpec> {
         CanarySpec {
             name: Canary::LeaderLocalRead.name(),
             models: "leader serves reads without ReadIndex after losing its quorum (classic)",
-            // The canary exists (`dst fuzz --canary leader-local-read`), but measured: missed in
-            // 200 default seeds and 60 leader-churn seeds. The isolate fault clogs every link of
-            // the member, clients' included, so nobody can read from a deposed leader.
-            kind: CanaryKind::Pending {
-                reason: "needs a partition that cuts the leader from its peers but not from \
-                         clients (isolate cuts clients too)",
+            // Exposed by the default scenario's peer partitions (the leader is cut off from
+            // the other members while clients still reach it).
+            kind: CanaryKind::Ready {
+                canary: Canary::LeaderLocalRead,
+                scenario: default(),
+                dedicated: false,
+                seed_budget: 60,
+                detected_as: reads,
             },
         },
         CanarySpec {
@@ -150,9 +158,13 @@ pub fn all_canaries() -> Vec<CanarySpec> {
         },
         CanarySpec {
             name: "pause-stale-read",
-            models: "etcd #20418: stale reads after a process pause",
-            kind: CanaryKind::Pending {
-                reason: "no pause fault in the plan yet (madsim Handle::pause/resume)",
+            models: "etcd #20418: stale reads after a process pause (leader-local-read, paused)",
+            kind: CanaryKind::Ready {
+                canary: Canary::LeaderLocalRead,
+                scenario: leader_pause_scenario(),
+                dedicated: true,
+                seed_budget: 150,
+                detected_as: reads,
             },
         },
         CanarySpec {

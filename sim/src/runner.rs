@@ -72,6 +72,9 @@ struct Cluster {
     /// Members currently killed by the nemesis (a member may be hit by two overlapping faults).
     down: BTreeMap<u64, u32>,
     isolated: BTreeMap<u64, u32>,
+    /// Members cut off from their peers (links between members only).
+    cut_from_peers: BTreeMap<u64, u32>,
+    paused: BTreeMap<u64, u32>,
     nemesis_rng: rand_chacha::ChaCha8Rng,
 }
 
@@ -103,7 +106,7 @@ async fn simulate_in_runtime(plan: Plan, options: RunOptions) -> RunOutput {
             heartbeat_interval_ticks: scenario.heartbeat_interval_ticks,
             pre_vote: true,
             check_quorum: true,
-            max_entries_per_append: 64,
+            max_entries_per_append: scenario.max_entries_per_append,
             request_timeout_ms: scenario.client_request_timeout_ms,
             peer_timeout_ms: scenario.tick_interval_ms * scenario.election_timeout_ticks,
             rng_seed: base_rng_seed,
@@ -140,6 +143,8 @@ async fn simulate_in_runtime(plan: Plan, options: RunOptions) -> RunOutput {
         zones: plan.members.iter().map(|m| (m.id, m.zone)).collect(),
         down: BTreeMap::new(),
         isolated: BTreeMap::new(),
+        cut_from_peers: BTreeMap::new(),
+        paused: BTreeMap::new(),
         nemesis_rng: stream(plan.seed, "nemesis/runtime"),
     };
 
@@ -258,12 +263,12 @@ async fn run_nemesis(plan: &Plan, cluster: &mut Cluster) {
 fn fault_members(fault: Fault, cluster: &Cluster) -> Vec<u64> {
     match fault {
         Fault::Crash { member } => vec![member],
-        Fault::Isolate {
-            target: IsolateTarget::Member(member),
-        } => vec![member],
-        Fault::Isolate {
-            target: IsolateTarget::Leader,
-        } => cluster.recorder.current_leader().into_iter().collect(),
+        Fault::Isolate { target }
+        | Fault::PartitionFromPeers { target }
+        | Fault::Pause { target } => match target {
+            IsolateTarget::Member(member) => vec![member],
+            IsolateTarget::Leader => cluster.recorder.current_leader().into_iter().collect(),
+        },
         Fault::ZoneDown { zone } => cluster
             .zones
             .iter()
@@ -288,6 +293,50 @@ fn start_fault(fault: Fault, members: &[u64], cluster: &mut Cluster) {
                     NetSim::current().clog_node(cluster.members[&member].id());
                 }
             }
+            Fault::PartitionFromPeers { .. } => {
+                let count = cluster.cut_from_peers.entry(member).or_insert(0);
+                *count += 1;
+                if *count == 1 {
+                    set_peer_links(member, LinkState::Cut, cluster);
+                }
+            }
+            Fault::Pause { .. } => {
+                let count = cluster.paused.entry(member).or_insert(0);
+                *count += 1;
+                if *count == 1 {
+                    cluster.handle.pause(cluster.members[&member].id());
+                }
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum LinkState {
+    Cut,
+    Restored,
+}
+
+/// Cut or restore both directions of every link between `member` and the other members.
+/// A link stays cut while either end is cut off from its peers.
+fn set_peer_links(member: u64, state: LinkState, cluster: &Cluster) {
+    let net = NetSim::current();
+    let this = cluster.members[&member].id();
+    for (&other, node) in &cluster.members {
+        if other == member {
+            continue;
+        }
+        let other_cut = cluster.cut_from_peers.contains_key(&other);
+        match state {
+            LinkState::Cut => {
+                net.clog_link(this, node.id());
+                net.clog_link(node.id(), this);
+            }
+            LinkState::Restored if !other_cut => {
+                net.unclog_link(this, node.id());
+                net.unclog_link(node.id(), this);
+            }
+            LinkState::Restored => {}
         }
     }
 }
@@ -306,6 +355,22 @@ fn end_fault(fault: Fault, members: &[u64], cluster: &mut Cluster) {
                 if *count == 0 {
                     cluster.isolated.remove(&member);
                     NetSim::current().unclog_node(cluster.members[&member].id());
+                }
+            }
+            Fault::PartitionFromPeers { .. } => {
+                let count = cluster.cut_from_peers.get_mut(&member).expect("cut before");
+                *count -= 1;
+                if *count == 0 {
+                    cluster.cut_from_peers.remove(&member);
+                    set_peer_links(member, LinkState::Restored, cluster);
+                }
+            }
+            Fault::Pause { .. } => {
+                let count = cluster.paused.get_mut(&member).expect("paused before");
+                *count -= 1;
+                if *count == 0 {
+                    cluster.paused.remove(&member);
+                    cluster.handle.resume(cluster.members[&member].id());
                 }
             }
         }
@@ -341,6 +406,12 @@ fn heal_all(cluster: &mut Cluster) {
     }
     for (member, _) in std::mem::take(&mut cluster.isolated) {
         NetSim::current().unclog_node(cluster.members[&member].id());
+    }
+    for (member, _) in std::mem::take(&mut cluster.cut_from_peers) {
+        set_peer_links(member, LinkState::Restored, cluster);
+    }
+    for (member, _) in std::mem::take(&mut cluster.paused) {
+        cluster.handle.resume(cluster.members[&member].id());
     }
     cluster.recorder.record(TraceEvent::Healed);
 }
@@ -887,10 +958,7 @@ mod tests {
         scenario.clients = 1;
         scenario.watchers = u32::from(!sessions.is_empty());
         scenario.compaction_interval_ms = 0;
-        scenario.faults.crash_weight = 0;
-        scenario.faults.isolate_member_weight = 0;
-        scenario.faults.isolate_leader_weight = 0;
-        scenario.faults.zone_down_weight = 0;
+        scenario.faults.disable_all();
         let mut plan = Plan::generate(1, &scenario);
         plan.clients[0].ops = ops;
         if let Some(watcher) = plan.watchers.first_mut() {

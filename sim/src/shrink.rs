@@ -290,12 +290,12 @@ fn with_members(plan: &Plan, count: u32) -> Plan {
     let kept = |member: u64| member <= u64::from(count);
     smaller.faults.retain(|w| match w.fault {
         Fault::Crash { member } => kept(member),
-        Fault::Isolate {
-            target: IsolateTarget::Member(member),
-        } => kept(member),
-        Fault::Isolate {
-            target: IsolateTarget::Leader,
-        } => true,
+        Fault::Isolate { target }
+        | Fault::PartitionFromPeers { target }
+        | Fault::Pause { target } => match target {
+            IsolateTarget::Member(member) => kept(member),
+            IsolateTarget::Leader => true,
+        },
         Fault::ZoneDown { zone } => zone < zones,
     });
     let retarget = |member: u64| (member - 1) % u64::from(count) + 1;

@@ -160,7 +160,7 @@ pub fn summarize(trace: &Trace, history: &History) -> TraceSummary {
             },
             TraceEvent::FaultStart { fault, members } => {
                 summary.faults += 1;
-                if !matches!(fault, Fault::Isolate { .. }) {
+                if matches!(fault, Fault::Crash { .. } | Fault::ZoneDown { .. }) {
                     summary.crashes += members.len() as u64;
                 }
             }

@@ -766,7 +766,7 @@ impl Model for EtcdModel {
     }
 
     fn may_be_lazy(&self, input: &EtcdInput, output: Option<&Response>) -> bool {
-        std::env::var("FL_NOLAZY").is_err() && output.is_none()
+        output.is_none()
             && input.pin.is_none()
             && matches!(&input.request, Request::LeaseGrant(g) if g.id != 0)
             || output.is_none() && matches!(&input.request, Request::LeaseRevoke(_))
@@ -791,22 +791,47 @@ impl Model for EtcdModel {
         }
     }
 
-    fn depends_on(&self, resource: u64, input: &EtcdInput) -> bool {
-        fn txn_uses(ops: &[RequestOp], lease: LeaseId) -> bool {
-            ops.iter().any(|op| match op {
-                RequestOp::Put(p) => p.lease == lease || p.ignore_lease,
-                RequestOp::Txn(t) => txn_uses(&t.success, lease) || txn_uses(&t.failure, lease),
-                _ => false,
-            })
+    fn resources(&self, input: &EtcdInput) -> Vec<u64> {
+        // Lease ids an operation reads: puts naming a lease (or keeping one, ignore_lease:
+        // any lease), grants (which need the id absent; a grant without id may pick any)
+        // and revokes.
+        fn txn_leases(ops: &[RequestOp], out: &mut Vec<i64>, any: &mut bool) {
+            for op in ops {
+                match op {
+                    RequestOp::Put(p) => {
+                        *any |= p.ignore_lease;
+                        if p.lease != 0 {
+                            out.push(p.lease);
+                        }
+                    }
+                    RequestOp::Txn(t) => {
+                        txn_leases(&t.success, out, any);
+                        txn_leases(&t.failure, out, any);
+                    }
+                    _ => {}
+                }
+            }
         }
-        let lease = resource as LeaseId;
+        let mut out = Vec::new();
+        let mut any = false;
         match &input.request {
-            Request::Put(p) => p.lease == lease || p.ignore_lease,
-            Request::Txn(t) => txn_uses(&t.success, lease) || txn_uses(&t.failure, lease),
-            Request::LeaseGrant(g) => g.id == lease || g.id == 0,
-            Request::LeaseRevoke(r) => r.id == lease,
-            _ => false,
+            Request::Put(p) => txn_leases(&[RequestOp::Put(p.clone())], &mut out, &mut any),
+            Request::Txn(t) => {
+                txn_leases(&t.success, &mut out, &mut any);
+                txn_leases(&t.failure, &mut out, &mut any);
+            }
+            Request::LeaseGrant(g) if g.id != 0 => out.push(g.id),
+            Request::LeaseGrant(_) => any = true,
+            Request::LeaseRevoke(r) => out.push(r.id),
+            _ => {}
         }
+        if any {
+            out.extend(self.lease_universe.iter().copied());
+        }
+        let mut out: Vec<u64> = out.into_iter().map(|l| l as u64).collect();
+        out.sort_unstable();
+        out.dedup();
+        out
     }
 
     fn describe_input(&self, input: &EtcdInput) -> String {

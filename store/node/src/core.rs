@@ -124,7 +124,10 @@ impl NodeCore {
             election_timeout_ticks: config.election_timeout_ticks,
             heartbeat_interval_ticks: config.heartbeat_interval_ticks,
             pre_vote: config.pre_vote,
-            check_quorum: config.check_quorum,
+            // The leader-local-read canary is the classic combination: reads served from a
+            // leader that does not notice it lost its quorum (no check-quorum step-down).
+            check_quorum: config.check_quorum
+                && !(cfg!(feature = "canaries") && config.canary == Some(Canary::LeaderLocalRead)),
             max_entries_per_append: config.max_entries_per_append,
             canary: config.canary.and_then(Canary::raft_canary),
         };

@@ -31,7 +31,8 @@ pub enum Canary {
     /// (etcd #14370: a single-node cluster loses an acknowledged write on crash).
     AckBeforeSync,
     /// The leader answers linearizable reads from its local state without a ReadIndex round,
-    /// so a leader that lost its quorum (partitioned, paused) keeps serving stale reads.
+    /// and does not step down when it stops hearing from a quorum (no check-quorum), so a
+    /// leader cut off from its peers keeps serving stale reads.
     LeaderLocalRead,
     /// Raft grants votes without the §5.4.1 log check (`faultline_raft::Canary`).
     VoteWithoutLogCheck,

@@ -4,7 +4,9 @@
 
 mod harness;
 
-use faultline_raft::{Canary, LogIndex, Message, MessageBody, NodeId, ReadState, Role, Term};
+#[cfg(feature = "canaries")]
+use faultline_raft::Canary;
+use faultline_raft::{LogIndex, Message, MessageBody, NodeId, ReadState, Role, Term};
 use harness::{Cluster, ClusterOptions, Violation};
 
 const N1: NodeId = NodeId(1);
