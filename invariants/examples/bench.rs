@@ -1,5 +1,9 @@
 //! Benchmark: `cargo run --release -p faultline-invariants --example bench -- OPS UNKNOWN% SERIALIZABLE%`
 //! generates an etcd history (16 clients) and checks it with growing budgets.
+//! Debugging aids: FL_NO_LEASES=1 (no leases or compaction), FL_WITNESS=1 (replays the
+//! generator's own order through the model and real-time rules and names the first step it
+//! rejects; FL_WITNESS_GAPS=1 also lists which unknown write filled each unclaimed revision),
+//! FL_REV=A..B (prints the operations around revisions A..B), FL_SHOW=id,id.
 use faultline_invariants::testkit::*;
 fn main() {
     let n: usize = std::env::args().nth(1).unwrap().parse().unwrap();
@@ -23,14 +27,35 @@ fn main() {
         for id in &witness {
             let Some(&i) = by_id.get(id) else { continue };
             let op = &p.ops[i];
-            let next: Vec<_> = states.iter().flat_map(|s| p.model.step(s, &op.input, op.output.as_ref())).collect();
+            let next: Vec<_> = states
+                .iter()
+                .flat_map(|s| p.model.step(s, &op.input, op.output.as_ref()))
+                .collect();
             if next.is_empty() && op.output.is_none() {
                 continue; // a no-op unknown write (for example a txn whose compare failed)
             }
             if next.is_empty() {
-                println!("witness step rejected: op {id} {} => {} call {} ret {} pin {:?}", p.model.describe_input(&op.input), p.model.describe_output(op.output.as_ref()), op.call, op.ret, op.input.pin);
+                println!(
+                    "witness step rejected: op {id} {} => {} call {} ret {} pin {:?}",
+                    p.model.describe_input(&op.input),
+                    p.model.describe_output(op.output.as_ref()),
+                    op.call,
+                    op.ret,
+                    op.input.pin
+                );
                 println!("state: {}", p.model.describe_state(&states[0]));
                 break;
+            }
+            if op.output.is_none()
+                && next[0].revision != states[0].revision
+                && std::env::var("FL_WITNESS_GAPS").is_ok()
+            {
+                println!(
+                    "witness gap {} filled by op {} {}",
+                    next[0].revision,
+                    op.id,
+                    p.model.describe_input(&op.input)
+                );
             }
             states = next;
             placed.push(i);
@@ -44,7 +69,10 @@ fn main() {
                 let y = &p.ops[min_at];
                 println!("witness breaks real time: op {} called {} after op {} ret {} ({} => {}, pin {:?})", op.id, op.call, y.id, y.ret, p.model.describe_input(&y.input), p.model.describe_output(y.output.as_ref()), y.input.pin);
             }
-            if op.ret < min_ret { min_ret = op.ret; min_at = i; }
+            if op.ret < min_ret {
+                min_ret = op.ret;
+                min_at = i;
+            }
         }
     }
     let unknown = p.ops.iter().filter(|o| o.output.is_none()).count();
@@ -69,7 +97,10 @@ fn main() {
         for op in &h.ops {
             if op.complete_ns >= t0.saturating_sub(4_000_000) && op.invoke_ns <= t1 {
                 let s = faultline_invariants::etcd::summarize(op);
-                println!("{} c{} [{} {:?}] {} => {}", s.id, s.client, s.invoke, s.complete, s.request, s.response);
+                println!(
+                    "{} c{} [{} {:?}] {} => {}",
+                    s.id, s.client, s.invoke, s.complete, s.request, s.response
+                );
             }
         }
     }

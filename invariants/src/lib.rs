@@ -10,6 +10,7 @@
 //!   reads).
 //! * `formats`: parsers for porcupine's recorded histories.
 //! * `testkit`: generators of histories for tests and benchmarks.
+//! * `watch`: per-watch checks (filter, ordered, unique, atomic, bookmarkable).
 
 pub mod etcd;
 pub mod formats;
@@ -17,6 +18,7 @@ pub mod history;
 pub mod linearizability;
 pub mod models;
 pub mod testkit;
+pub mod watch;
 
 /// Check a recorded etcd history for linearizability under etcd's model, with a budget of
 /// search steps. Stale reads found by a direct pre-check make it `NotLinearizable` even when

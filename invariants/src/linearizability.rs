@@ -106,6 +106,27 @@ pub trait Model {
     ) -> Option<u64> {
         None
     }
+    /// A cheap test that `step` would return no state (for example a revision that does
+    /// not fit). Candidates it rejects are skipped before sorting and without counting a
+    /// step; with thousands of open unknown writes this keeps each level cheap. Must only
+    /// return true when `step` would fail.
+    fn quick_reject(
+        &self,
+        _state: &Self::State,
+        _input: &Self::Input,
+        _output: Option<&Self::Output>,
+    ) -> bool {
+        false
+    }
+    /// Symmetry reduction. Optional operations with the same `Some(class)` must have the same
+    /// effect on every state up to a difference no response and no later step can see (for
+    /// etcd: unknown puts of one key whose unique values nobody read). Among candidates of
+    /// one class the search tries only the one with the earliest return: by exchange, a
+    /// linearization using another one here and this one later (or never) stays valid with
+    /// the two swapped, since both are callable now and the later one returns no earlier.
+    fn swap_class(&self, _input: &Self::Input) -> Option<u64> {
+        None
+    }
     /// Whether `lazy_resource` can ever return `Some` for this operation.
     fn may_be_lazy(&self, _input: &Self::Input, _output: Option<&Self::Output>) -> bool {
         false
@@ -472,6 +493,16 @@ pub(crate) fn search<M: Model>(
         .map(|op| model.order_hint(&op.input, op.output.as_ref()))
         .collect();
     let optional: Vec<bool> = ops.iter().map(|op| op.output.is_none()).collect();
+    let classes: Vec<Option<u64>> = ops
+        .iter()
+        .map(|op| {
+            if op.output.is_none() {
+                model.swap_class(&op.input)
+            } else {
+                None
+            }
+        })
+        .collect();
     let lazy_capable: Vec<bool> = ops
         .iter()
         .map(|op| op.output.is_none() && model.may_be_lazy(&op.input, op.output.as_ref()))
@@ -484,7 +515,10 @@ pub(crate) fn search<M: Model>(
     // resources is only worth building when some operation uses them all.
     let multi: Vec<&Vec<u64>> = resources.iter().filter(|r| r.len() > 1).collect();
     let covered = |set: &[u64]| -> bool {
-        set.len() <= 1 || multi.iter().any(|m| set.iter().all(|r| m.binary_search(r).is_ok()))
+        set.len() <= 1
+            || multi
+                .iter()
+                .any(|m| set.iter().all(|r| m.binary_search(r).is_ok()))
     };
     let mut required_left = optional.iter().filter(|o| !**o).count();
 
@@ -506,7 +540,6 @@ pub(crate) fn search<M: Model>(
     let mut choices: Vec<Choice> = Vec::new();
     let mut next_choice: usize = 0;
     let mut fresh_level = true;
-    let mut dbg_bt: std::collections::BTreeMap<usize, u64> = Default::default();
 
     loop {
         if fresh_level {
@@ -528,8 +561,41 @@ pub(crate) fn search<M: Model>(
                     first_return = Some(e / 2);
                     break;
                 }
-                choices.push(Choice::Linearize(e / 2));
+                let op = ops[(e / 2) as usize];
+                if !states
+                    .iter()
+                    .all(|st| model.quick_reject(st, &op.input, op.output.as_ref()))
+                {
+                    choices.push(Choice::Linearize(e / 2));
+                }
                 e = list.next[e as usize];
+            }
+            if choices.len() > 1 {
+                // Symmetry reduction (see `Model::swap_class`): keep one per class.
+                let mut best_of: Vec<(u64, u32)> = Vec::new();
+                for c in &choices {
+                    let o = c.op();
+                    if let Some(k) = classes[o as usize] {
+                        match best_of.iter_mut().find(|(class, _)| *class == k) {
+                            Some(entry) => {
+                                let cur = entry.1 as usize;
+                                if (ops[o as usize].ret, o) < (ops[cur].ret, cur as u32) {
+                                    entry.1 = o;
+                                }
+                            }
+                            None => best_of.push((k, o)),
+                        }
+                    }
+                }
+                if !best_of.is_empty() {
+                    choices.retain(|c| {
+                        let o = c.op();
+                        match classes[o as usize] {
+                            Some(k) => best_of.iter().any(|&(class, keep)| class == k && keep == o),
+                            None => true,
+                        }
+                    });
+                }
             }
             choices.sort_by_key(|c| hints[c.op() as usize]);
             if let Some(r) = first_return {
@@ -563,15 +629,6 @@ pub(crate) fn search<M: Model>(
             let choice = choices[idx];
             *steps += 1;
             if *steps > budget {
-                if std::env::var("FL_DEBUG").is_ok() {
-                    let mut v: Vec<_> = dbg_bt.iter().collect();
-                    v.sort_by_key(|(_, c)| std::cmp::Reverse(**c));
-                    for (d, c) in v.iter().take(8) { eprintln!("depth {d}: {c} backtracks"); }
-                    eprintln!("stack depth now {} best {}", stack.len(), best_choices.len());
-                    for &u in &best_unplaceable { eprintln!(" UNPL {} {:?} {:?} call {} ret {}", ops[u].id, model.describe_input(&ops[u].input), model.describe_output(ops[u].output.as_ref()), ops[u].call, ops[u].ret); }
-                    for c in best_choices.iter().rev().take(8) { let o = c.op(); eprintln!(" BEST {:?} {:?} {:?}", c, model.describe_input(&ops[o as usize].input), model.describe_output(ops[o as usize].output.as_ref())); }
-                    for f in stack.iter().rev().take(40) { let o = f.choices[f.taken].op(); eprintln!("  {:?} {:?} {:?}", f.choices[f.taken], model.describe_input(&ops[o as usize].input), model.describe_output(ops[o as usize].output.as_ref())); }
-                }
                 return Outcome::OutOfBudget;
             }
             let o = choice.op();
@@ -674,7 +731,6 @@ pub(crate) fn search<M: Model>(
                 }
             }
         }
-        *dbg_bt.entry(stack.len()).or_insert(0u64) += 1;
         let Some(frame) = stack.pop() else {
             let prefix = best_choices
                 .iter()

@@ -30,7 +30,7 @@ pub enum CanaryKind {
     Ready {
         canary: Canary,
         /// The scenario it is hunted in; `dedicated` says it is not the default one.
-        scenario: Scenario,
+        scenario: Box<Scenario>,
         dedicated: bool,
         seed_budget: u64,
         /// Verdict kinds that count as catching this bug (a panic or a liveness failure does
@@ -89,7 +89,7 @@ pub fn all_canaries() -> Vec<CanarySpec> {
             models: "follower serves linearizable reads locally (classic)",
             kind: CanaryKind::Ready {
                 canary: Canary::StaleFollowerRead,
-                scenario: default(),
+                scenario: Box::new(default()),
                 dedicated: false,
                 seed_budget: 20,
                 detected_as: reads,
@@ -100,7 +100,7 @@ pub fn all_canaries() -> Vec<CanarySpec> {
             models: "etcd #14370: write acked before WAL fsync, lost on crash",
             kind: CanaryKind::Ready {
                 canary: Canary::AckBeforeSync,
-                scenario: single_member_crash_scenario(),
+                scenario: Box::new(single_member_crash_scenario()),
                 dedicated: true,
                 seed_budget: 50,
                 // The lost entry's index is later applied with another entry: Raft's state
@@ -119,7 +119,7 @@ pub fn all_canaries() -> Vec<CanarySpec> {
             // the other members while clients still reach it).
             kind: CanaryKind::Ready {
                 canary: Canary::LeaderLocalRead,
-                scenario: default(),
+                scenario: Box::new(default()),
                 dedicated: false,
                 seed_budget: 60,
                 detected_as: reads,
@@ -130,7 +130,7 @@ pub fn all_canaries() -> Vec<CanarySpec> {
             models: "Raft §5.4.1: vote granted without the log up-to-date check",
             kind: CanaryKind::Ready {
                 canary: Canary::VoteWithoutLogCheck,
-                scenario: leader_churn_scenario(),
+                scenario: Box::new(leader_churn_scenario()),
                 dedicated: true,
                 seed_budget: 100,
                 // A panic counts here: raft's assertion that no append overwrites the
@@ -161,7 +161,7 @@ pub fn all_canaries() -> Vec<CanarySpec> {
             models: "etcd #20418: stale reads after a process pause (leader-local-read, paused)",
             kind: CanaryKind::Ready {
                 canary: Canary::LeaderLocalRead,
-                scenario: leader_pause_scenario(),
+                scenario: Box::new(leader_pause_scenario()),
                 dedicated: true,
                 seed_budget: 150,
                 detected_as: reads,

@@ -61,6 +61,9 @@ pub struct EtcdInput {
     pub pin: Option<Revision>,
     /// A serializable read: compared with the state at its header revision.
     pub serializable: bool,
+    /// Unknown puts whose values no response shows (and no Value compare exists) with the
+    /// same class differ only in a value nobody can see (see `Model::swap_class`).
+    pub swap_class: Option<u64>,
     /// When the operation was invoked: unknown writes that are candidates for the same
     /// revision are tried newest first (the write that filled a revision was most likely
     /// invoked shortly before it).
@@ -763,6 +766,39 @@ impl Model for EtcdModel {
             (None, Some(pin)) => 2 * pin - 1,
             (None, None) => i64::MAX - (input.invoke_ns >> 1) as i64,
         }
+    }
+
+    fn quick_reject(&self, st: &EtcdState, input: &EtcdInput, output: Option<&Response>) -> bool {
+        match output {
+            Some(resp) => {
+                let h = resp.header().revision;
+                match input.mutating {
+                    Some(true) => h != st.revision + 1,
+                    Some(false) => h != st.revision,
+                    None => h != st.revision && h != st.revision + 1,
+                }
+            }
+            None => match input.pin {
+                Some(pin) => pin != st.revision + 1,
+                // Only lease operations can change the state without a new revision; any
+                // other unknown write must produce the next revision, which must be free.
+                None => {
+                    !matches!(
+                        input.request,
+                        Request::LeaseGrant(_) | Request::LeaseRevoke(_)
+                    ) && (st.revision + 1 > self.max_revision
+                        || self
+                            .claimed
+                            .get((st.revision + 1) as usize)
+                            .copied()
+                            .unwrap_or(false))
+                }
+            },
+        }
+    }
+
+    fn swap_class(&self, input: &EtcdInput) -> Option<u64> {
+        input.swap_class
     }
 
     fn may_be_lazy(&self, input: &EtcdInput, output: Option<&Response>) -> bool {

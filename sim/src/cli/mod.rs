@@ -2,6 +2,7 @@
 //! arguments and work live in their own module; this file parses and dispatches.
 
 mod canary;
+mod check;
 mod replay;
 mod shrink;
 
@@ -51,6 +52,8 @@ enum Command {
     Shrink(shrink::ShrinkArgs),
     /// Hunt every canary (planted bug) and print seeds and time to first detection.
     Canary(canary::CanaryArgs),
+    /// Check a recorded history on its own (exit 0 linearizable, 1 not, 2 unknown, 3 unreadable).
+    Check(check::CheckArgs),
     /// Run a range of seeds and list the failing ones with the command that replays each.
     Fuzz {
         /// Half-open range A..B of seeds.
@@ -206,6 +209,7 @@ fn run(cli: Cli) -> Result<i32, String> {
         Command::Replay(args) => replay::run(args),
         Command::Shrink(args) => shrink::run(args),
         Command::Canary(args) => canary::run(args),
+        Command::Check(args) => check::run(args),
         Command::Fuzz {
             seeds,
             scenario,

@@ -1,0 +1,225 @@
+//! `dst check FILE`: check a recorded history on its own, outside any simulation.
+//!
+//! Exit codes: 0 linearizable, 1 not linearizable, 2 unknown within the budget (not a pass),
+//! 3 unreadable input (the message names the line). The generic CLI error code (2, also
+//! clap's) is never used for unreadable input: `run` maps it to 3 explicitly.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use faultline_invariants::formats::{
+    check_kv_ops, check_register_ops, parse_jepsen_register, parse_porcupine_kv,
+};
+use faultline_invariants::history::History;
+use faultline_invariants::linearizability::Verdict;
+
+/// Default search budget of `dst check` (steps, not time: a budget in steps gives the same
+/// verdict on every machine).
+pub const DEFAULT_BUDGET_STEPS: u64 = 100_000_000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// This project's history file: `History` as JSON (invariants/HISTORY_FORMAT.md).
+    Faultline,
+    /// Jepsen's etcd register logs (shared/data/porcupine/jepsen).
+    Jepsen,
+    /// porcupine's key/value logs (shared/data/porcupine/kv).
+    PorcupineKv,
+}
+
+#[derive(Args)]
+pub struct CheckArgs {
+    /// The history file.
+    pub file: PathBuf,
+    #[arg(long, value_enum, default_value = "faultline")]
+    pub format: Format,
+    /// Search steps before the verdict becomes "unknown" (never a pass).
+    #[arg(long, default_value_t = DEFAULT_BUDGET_STEPS)]
+    pub budget_steps: u64,
+    /// Print the verdict as one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Input that cannot be checked, with the 1-based line it failed on when known.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InputError {
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl std::fmt::Display for InputError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "line {l}: {}", self.message),
+            None => write!(f, "{}", self.message),
+        }
+    }
+}
+
+/// Check the text of a history file in `format`: the function `dst check` runs.
+pub fn check_text(text: &str, format: Format, budget_steps: u64) -> Result<Verdict, InputError> {
+    match format {
+        Format::Faultline => {
+            let history: History = serde_json::from_str(text).map_err(|e| InputError {
+                line: Some(e.line()),
+                message: format!("not a faultline history (JSON `History`): {e}"),
+            })?;
+            Ok(faultline_invariants::check_etcd_history(
+                &history,
+                budget_steps,
+            ))
+        }
+        Format::Jepsen => {
+            let ops = parse_jepsen_register(text).map_err(|e| InputError {
+                line: Some(e.line),
+                message: e.message,
+            })?;
+            Ok(check_register_ops(&ops, budget_steps))
+        }
+        Format::PorcupineKv => {
+            let ops = parse_porcupine_kv(text).map_err(|e| InputError {
+                line: Some(e.line),
+                message: e.message,
+            })?;
+            Ok(check_kv_ops(&ops, budget_steps))
+        }
+    }
+}
+
+/// The exit code of a verdict.
+pub fn exit_code(verdict: &Verdict) -> i32 {
+    match verdict {
+        Verdict::Linearizable => 0,
+        Verdict::NotLinearizable(_) => 1,
+        Verdict::Unknown { .. } => 2,
+    }
+}
+
+fn verdict_name(verdict: &Verdict) -> &'static str {
+    match verdict {
+        Verdict::Linearizable => "linearizable",
+        Verdict::NotLinearizable(_) => "not-linearizable",
+        Verdict::Unknown { .. } => "unknown",
+    }
+}
+
+pub fn run(args: CheckArgs) -> Result<i32, String> {
+    let unreadable = |message: String| -> Result<i32, String> {
+        eprintln!("error: {}: {message}", args.file.display());
+        Ok(3)
+    };
+    let text = match std::fs::read_to_string(&args.file) {
+        Ok(t) => t,
+        Err(e) => return unreadable(format!("cannot read: {e}")),
+    };
+    let started = std::time::Instant::now();
+    let verdict = match check_text(&text, args.format, args.budget_steps) {
+        Ok(v) => v,
+        Err(e) => return unreadable(e.to_string()),
+    };
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+    if args.json {
+        let out = serde_json::json!({
+            "file": args.file.display().to_string(),
+            "verdict": verdict_name(&verdict),
+            "exit_code": exit_code(&verdict),
+            "budget_steps": args.budget_steps,
+            "elapsed_ms": elapsed_ms,
+            "detail": verdict,
+        });
+        println!("{out}");
+    } else {
+        println!(
+            "{}: {} ({elapsed_ms:.1} ms)",
+            args.file.display(),
+            verdict_name(&verdict)
+        );
+        if !verdict.is_linearizable() {
+            println!("{verdict}");
+        }
+    }
+    Ok(exit_code(&verdict))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn porcupine_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/porcupine")
+    }
+
+    /// Every porcupine file gets expected.tsv's verdict through the function the CLI runs.
+    #[test]
+    fn every_porcupine_file_gets_its_expected_verdict() {
+        let dir = porcupine_dir();
+        let table = std::fs::read_to_string(dir.join("expected.tsv")).expect("expected.tsv");
+        let mut checked = 0;
+        let mut wrong = Vec::new();
+        for line in table.lines().skip(1).filter(|l| !l.trim().is_empty()) {
+            let (file, want) = line.split_once('\t').expect("two columns");
+            let format = if file.starts_with("jepsen/") {
+                Format::Jepsen
+            } else {
+                Format::PorcupineKv
+            };
+            let text = std::fs::read_to_string(dir.join(file)).expect("history file");
+            let verdict = check_text(&text, format, DEFAULT_BUDGET_STEPS)
+                .unwrap_or_else(|e| panic!("{file}: {e}"));
+            let want = if want.trim() == "empty" {
+                "linearizable"
+            } else {
+                want.trim()
+            };
+            if verdict_name(&verdict) != want {
+                wrong.push(format!(
+                    "{file}: want {want}, got {}",
+                    verdict_name(&verdict)
+                ));
+            }
+            checked += 1;
+        }
+        assert!(checked > 100, "only {checked} files listed");
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+
+    #[test]
+    fn unreadable_input_names_the_line() {
+        let e = check_text("{\"ops\": [\n  {\"id\": }\n]}", Format::Faultline, 10).unwrap_err();
+        assert_eq!(e.line, Some(2), "{e}");
+        let kv = "{:process 0, :type :invoke, :f :get, :key \"0\", :value nil}\nnonsense\n";
+        let e = check_text(kv, Format::PorcupineKv, 10).unwrap_err();
+        assert_eq!(e.line, Some(2), "{e}");
+    }
+
+    #[test]
+    fn faultline_format_round_trips_and_gets_exit_codes() {
+        let mut o = faultline_invariants::testkit::GenOptions::benchmark(1);
+        o.ops = 300;
+        let h = faultline_invariants::testkit::generate_etcd_history(&o);
+        let text = serde_json::to_string(&h).expect("serialize");
+        let v = check_text(&text, Format::Faultline, DEFAULT_BUDGET_STEPS).expect("parse");
+        assert_eq!(exit_code(&v), 0, "{v}");
+        // Break one read: the verdict must turn into a failure (exit code 1).
+        let mut bad = h.clone();
+        let op = bad
+            .ops
+            .iter_mut()
+            .find(|op| {
+                matches!(&op.outcome, faultline_invariants::history::Outcome::Ok(
+                    faultline_api::Response::Range(r)) if !r.kvs.is_empty() && !r.kvs[0].value.is_empty())
+            })
+            .expect("a read with a value");
+        if let faultline_invariants::history::Outcome::Ok(faultline_api::Response::Range(r)) =
+            &mut op.outcome
+        {
+            r.kvs[0].value = b"never written".to_vec();
+        }
+        let text = serde_json::to_string(&bad).expect("serialize");
+        let v = check_text(&text, Format::Faultline, DEFAULT_BUDGET_STEPS).expect("parse");
+        assert_eq!(exit_code(&v), 1, "{v}");
+        assert_eq!(exit_code(&Verdict::Unknown { reason: "x".into() }), 2);
+    }
+}
