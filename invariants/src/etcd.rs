@@ -430,7 +430,6 @@ pub fn prepare(history: &History) -> Prepared {
     };
 
     // Observations from included known responses: pins, coverage, max revision.
-    let mut observed_values: std::collections::BTreeSet<(Vec<u8>, Vec<u8>)> = Default::default();
     let mut max_revision: Revision = 1;
     let mut claimed_by: BTreeMap<Revision, usize> = BTreeMap::new();
     let mut pins: BTreeMap<usize, Revision> = BTreeMap::new();
@@ -454,7 +453,6 @@ pub fn prepare(history: &History) -> Prepared {
         let mut obs = Vec::new();
         observations(&op.request, resp, &mut obs);
         for (kv, at) in obs {
-            observed_values.insert((kv.key.clone(), kv.value.clone()));
             if let Some(at) = at {
                 if at > kv.mod_revision {
                     cover
@@ -574,11 +572,6 @@ pub fn prepare(history: &History) -> Prepared {
             .unwrap_or(0)
     };
 
-    // Interchangeable unknown puts need values nobody can see: no Value compare anywhere.
-    let value_compares = history.ops.iter().any(|op| match &op.request {
-        Request::Txn(t) => txn_compares_value(t),
-        _ => false,
-    });
     let mut ops = Vec::new();
     for (i, op) in history.ops.iter().enumerate() {
         if !included(op) {
@@ -603,7 +596,6 @@ pub fn prepare(history: &History) -> Prepared {
                         pin: None,
                         serializable,
                         invoke_ns: op.invoke_ns,
-                        swap_class: None,
                     },
                     output: Some(normalize(resp)),
                 });
@@ -666,16 +658,6 @@ pub fn prepare(history: &History) -> Prepared {
                         pin,
                         serializable: false,
                         invoke_ns: op.invoke_ns,
-                        swap_class: match (&op.request, pin) {
-                            (Request::Put(p), None)
-                                if !value_compares
-                                    && !observed_values
-                                        .contains(&(p.key.clone(), p.value.clone())) =>
-                            {
-                                Some(swap_class(p))
-                            }
-                            _ => None,
-                        },
                     },
                     output: None,
                 });
@@ -719,24 +701,6 @@ pub fn prepare(history: &History) -> Prepared {
         &unclaimed_writers,
     ));
     Prepared { model, ops }
-}
-
-fn txn_compares_value(t: &TxnRequest) -> bool {
-    t.compare
-        .iter()
-        .any(|c| matches!(c.target, faultline_api::CompareTarget::Value(_)))
-        || t.success.iter().chain(t.failure.iter()).any(|op| match op {
-            RequestOp::Txn(inner) => txn_compares_value(inner),
-            _ => false,
-        })
-}
-
-/// The class of an unknown put whose value nobody observes: everything but the value.
-fn swap_class(p: &faultline_api::PutRequest) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::hash::DefaultHasher::new();
-    (&p.key, p.lease, p.ignore_value, p.ignore_lease).hash(&mut h);
-    h.finish()
 }
 
 /// Every put of a request with its branch (`None`: top level, `Some(true)`: success branch of

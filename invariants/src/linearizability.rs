@@ -118,15 +118,6 @@ pub trait Model {
     ) -> bool {
         false
     }
-    /// Symmetry reduction. Optional operations with the same `Some(class)` must have the same
-    /// effect on every state up to a difference no response and no later step can see (for
-    /// etcd: unknown puts of one key whose unique values nobody read). Among candidates of
-    /// one class the search tries only the one with the earliest return: by exchange, a
-    /// linearization using another one here and this one later (or never) stays valid with
-    /// the two swapped, since both are callable now and the later one returns no earlier.
-    fn swap_class(&self, _input: &Self::Input) -> Option<u64> {
-        None
-    }
     /// Whether `lazy_resource` can ever return `Some` for this operation.
     fn may_be_lazy(&self, _input: &Self::Input, _output: Option<&Self::Output>) -> bool {
         false
@@ -493,16 +484,6 @@ pub(crate) fn search<M: Model>(
         .map(|op| model.order_hint(&op.input, op.output.as_ref()))
         .collect();
     let optional: Vec<bool> = ops.iter().map(|op| op.output.is_none()).collect();
-    let classes: Vec<Option<u64>> = ops
-        .iter()
-        .map(|op| {
-            if op.output.is_none() {
-                model.swap_class(&op.input)
-            } else {
-                None
-            }
-        })
-        .collect();
     let lazy_capable: Vec<bool> = ops
         .iter()
         .map(|op| op.output.is_none() && model.may_be_lazy(&op.input, op.output.as_ref()))
@@ -569,33 +550,6 @@ pub(crate) fn search<M: Model>(
                     choices.push(Choice::Linearize(e / 2));
                 }
                 e = list.next[e as usize];
-            }
-            if choices.len() > 1 {
-                // Symmetry reduction (see `Model::swap_class`): keep one per class.
-                let mut best_of: Vec<(u64, u32)> = Vec::new();
-                for c in &choices {
-                    let o = c.op();
-                    if let Some(k) = classes[o as usize] {
-                        match best_of.iter_mut().find(|(class, _)| *class == k) {
-                            Some(entry) => {
-                                let cur = entry.1 as usize;
-                                if (ops[o as usize].ret, o) < (ops[cur].ret, cur as u32) {
-                                    entry.1 = o;
-                                }
-                            }
-                            None => best_of.push((k, o)),
-                        }
-                    }
-                }
-                if !best_of.is_empty() {
-                    choices.retain(|c| {
-                        let o = c.op();
-                        match classes[o as usize] {
-                            Some(k) => best_of.iter().any(|&(class, keep)| class == k && keep == o),
-                            None => true,
-                        }
-                    });
-                }
             }
             choices.sort_by_key(|c| hints[c.op() as usize]);
             if let Some(r) = first_return {

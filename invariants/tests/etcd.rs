@@ -502,7 +502,7 @@ fn benchmark_100k_ops_16_clients_10_percent_unknown() {
 /// Unknown lease grants and revokes used to make the search try every position for them
 /// (issue 4): lazy placement makes a generated history with leases and 10% unknown outcomes
 /// check within a small budget. Before lazy placement and key facts, 5,000 operations of
-/// this shape ran out of 100M steps.
+/// this shape ran out of a 1M-step budget (measured with the bench example).
 #[test]
 fn history_with_unknown_lease_operations_checks_within_budget() {
     let mut o = GenOptions::benchmark(3);

@@ -9,7 +9,7 @@
 //!
 //! [expect]
 //! verdict = "not-linearizable"        # pass | unknown | raft-safety | not-linearizable |
-//!                                     # divergence | liveness | panic
+//!                                     # divergence | liveness | panic | watch-guarantee
 //! trace_hash = "a1b2c3d4e5f60718"     # optional: FNV-1a over trace and history, 16 hex digits
 //!
 //! [found_with]                        # the code that produced `expect` (informational)
@@ -47,6 +47,7 @@ pub enum VerdictKind {
     Divergence,
     Liveness,
     Panic,
+    WatchGuarantee,
 }
 
 impl fmt::Display for VerdictKind {
@@ -59,6 +60,7 @@ impl fmt::Display for VerdictKind {
             VerdictKind::Divergence => "divergence",
             VerdictKind::Liveness => "liveness",
             VerdictKind::Panic => "panic",
+            VerdictKind::WatchGuarantee => "watch-guarantee",
         };
         f.write_str(name)
     }
@@ -303,6 +305,7 @@ impl VerdictKind {
                 FailureKind::Divergence => VerdictKind::Divergence,
                 FailureKind::Liveness => VerdictKind::Liveness,
                 FailureKind::Panic => VerdictKind::Panic,
+                FailureKind::WatchGuarantee => VerdictKind::WatchGuarantee,
             },
         }
     }

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use faultline_invariants::linearizability::Verdict as LinVerdict;
+use faultline_invariants::watch::{WatchVerdict, WatchViolation};
 use faultline_node::NodeEvent;
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +27,8 @@ pub enum FailureKind {
     Liveness,
     /// The simulation itself panicked (an assertion inside the store, usually).
     Panic,
+    /// A watch broke one of etcd's watch guarantees (ordered, unique, atomic, ...).
+    WatchGuarantee,
 }
 
 impl FailureKind {
@@ -36,6 +39,7 @@ impl FailureKind {
             FailureKind::Divergence => 12,
             FailureKind::Liveness => 13,
             FailureKind::Panic => 14,
+            FailureKind::WatchGuarantee => 16,
         }
     }
 }
@@ -87,6 +91,14 @@ pub fn check(output: &RunOutput) -> Verdict {
         }
         LinVerdict::Unknown { reason } => return Verdict::Unknown { reason },
     }
+    if let WatchVerdict::Violated(violations) =
+        faultline_invariants::watch::check_watches(&output.history)
+    {
+        return Verdict::Fail {
+            kind: FailureKind::WatchGuarantee,
+            report: describe_watch_violations(output, &violations),
+        };
+    }
     if !output.healed_write_succeeded {
         return Verdict::Fail {
             kind: FailureKind::Liveness,
@@ -101,6 +113,24 @@ pub fn check(output: &RunOutput) -> Verdict {
         };
     }
     Verdict::Pass
+}
+
+fn describe_watch_violations(output: &RunOutput, violations: &[WatchViolation]) -> String {
+    let mut report = format!("{} watch guarantee violation(s)\n", violations.len());
+    for violation in violations {
+        let watch = &output.history.watches[violation.watch];
+        report.push_str(&format!(
+            "watch {} (client {}, member {:?}, from revision {}): {:?} broken at response {}: {}\n",
+            violation.watch,
+            violation.client,
+            watch.member,
+            watch.request.start_revision,
+            violation.property,
+            violation.response,
+            violation.explanation
+        ));
+    }
+    report
 }
 
 /// Raft's State Machine Safety (no two members apply different entries at one index) and

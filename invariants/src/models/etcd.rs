@@ -61,9 +61,6 @@ pub struct EtcdInput {
     pub pin: Option<Revision>,
     /// A serializable read: compared with the state at its header revision.
     pub serializable: bool,
-    /// Unknown puts whose values no response shows (and no Value compare exists) with the
-    /// same class differ only in a value nobody can see (see `Model::swap_class`).
-    pub swap_class: Option<u64>,
     /// When the operation was invoked: unknown writes that are candidates for the same
     /// revision are tried newest first (the write that filled a revision was most likely
     /// invoked shortly before it).
@@ -795,10 +792,6 @@ impl Model for EtcdModel {
                 }
             },
         }
-    }
-
-    fn swap_class(&self, input: &EtcdInput) -> Option<u64> {
-        input.swap_class
     }
 
     fn may_be_lazy(&self, input: &EtcdInput, output: Option<&Response>) -> bool {
