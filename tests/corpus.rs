@@ -19,7 +19,7 @@ fn default_scenario_corpus_passes() {
     for &seed in &seeds {
         for window in Plan::generate(seed, &scenario).faults {
             match window.fault {
-                Fault::Crash { .. } => crashes += 1,
+                Fault::Crash { .. } | Fault::CrashLeader => crashes += 1,
                 Fault::Isolate { .. } | Fault::PartitionFromPeers { .. } => partitions += 1,
                 Fault::Pause { .. } => {}
                 Fault::ZoneDown { .. } => zone_losses += 1,

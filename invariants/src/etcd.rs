@@ -471,6 +471,28 @@ pub fn prepare(history: &History) -> Prepared {
             }
         }
     }
+    // Watch events observe writes too: a put event carrying the unique value of an unknown
+    // write pins that write to the event's revision, so the linearization (which the watch
+    // checks replay) places it where the watch saw it.
+    for w in &history.watches {
+        for received in &w.responses {
+            for e in &received.response.events {
+                if e.kind != faultline_api::EventType::Put
+                    || ignore_value_keys.binary_search(&e.kv.key).is_ok()
+                {
+                    continue;
+                }
+                if let Some(wr) = writers.get(&(e.kv.key.clone(), e.kv.value.clone())) {
+                    if wr.len() == 1
+                        && history.ops[wr[0]].is_unknown()
+                        && included(&history.ops[wr[0]])
+                    {
+                        pins.entry(wr[0]).or_insert(e.kv.mod_revision);
+                    }
+                }
+            }
+        }
+    }
     for (&u, &p) in &pins {
         claimed_by.entry(p).or_insert(u);
     }
@@ -572,6 +594,9 @@ pub fn prepare(history: &History) -> Prepared {
             .unwrap_or(0)
     };
 
+    let classes = SymmetryClasses::new(history, &included, &ignore_value_keys);
+    let mut class_ids: BTreeMap<ClassKey, u64> = BTreeMap::new();
+
     let mut ops = Vec::new();
     for (i, op) in history.ops.iter().enumerate() {
         if !included(op) {
@@ -596,6 +621,7 @@ pub fn prepare(history: &History) -> Prepared {
                         pin: None,
                         serializable,
                         invoke_ns: op.invoke_ns,
+                        class: None,
                     },
                     output: Some(normalize(resp)),
                 });
@@ -658,6 +684,14 @@ pub fn prepare(history: &History) -> Prepared {
                         pin,
                         serializable: false,
                         invoke_ns: op.invoke_ns,
+                        class: pin
+                            .is_none()
+                            .then(|| classes.key(&op.request))
+                            .flatten()
+                            .map(|k| {
+                                let next = class_ids.len() as u64;
+                                *class_ids.entry(k).or_insert(next)
+                            }),
                     },
                     output: None,
                 });
@@ -701,6 +735,108 @@ pub fn prepare(history: &History) -> Prepared {
         &unclaimed_writers,
     ));
     Prepared { model, ops }
+}
+
+/// What makes two unknown writes interchangeable: (kind, key, range_end, lease, ignore_lease,
+/// ignore_value, value), where the value is `None` when no response can show it.
+type ClassKey = (u8, Vec<u8>, Vec<u8>, i64, bool, bool, Option<Vec<u8>>);
+
+/// Which written values the history can observe, for the symmetry reduction
+/// (`Model::interchangeable_class`). A put's value is observable when a known response
+/// shows that (key, value), when some request compares or sorts the key by value, or when an
+/// `ignore_value` put may carry it into a later revision.
+struct SymmetryClasses {
+    observed: std::collections::BTreeSet<(Vec<u8>, Vec<u8>)>,
+    /// (key, range_end) of every value compare and every range sorted by value.
+    value_sensitive: Vec<(Vec<u8>, Vec<u8>)>,
+    ignore_value_keys: Vec<Vec<u8>>,
+}
+
+impl SymmetryClasses {
+    fn new(
+        history: &History,
+        included: &dyn Fn(&Operation) -> bool,
+        ignore_value_keys: &[Vec<u8>],
+    ) -> Self {
+        fn walk(ops: &[RequestOp], out: &mut Vec<(Vec<u8>, Vec<u8>)>) {
+            for op in ops {
+                match op {
+                    RequestOp::Range(r) if r.sort_target == faultline_api::SortTarget::Value => {
+                        out.push((r.key.clone(), r.range_end.clone()))
+                    }
+                    RequestOp::Txn(t) => txn(t, out),
+                    _ => {}
+                }
+            }
+        }
+        fn txn(t: &TxnRequest, out: &mut Vec<(Vec<u8>, Vec<u8>)>) {
+            for c in &t.compare {
+                if matches!(c.target, faultline_api::CompareTarget::Value(_)) {
+                    out.push((c.key.clone(), c.range_end.clone()));
+                }
+            }
+            walk(&t.success, out);
+            walk(&t.failure, out);
+        }
+        let mut observed = std::collections::BTreeSet::new();
+        let mut value_sensitive = Vec::new();
+        for op in &history.ops {
+            // Every request counts here, included or not: this only ever makes fewer writes
+            // interchangeable.
+            match &op.request {
+                Request::Range(r) if r.sort_target == faultline_api::SortTarget::Value => {
+                    value_sensitive.push((r.key.clone(), r.range_end.clone()))
+                }
+                Request::Txn(t) => txn(t, &mut value_sensitive),
+                _ => {}
+            }
+            if let (true, Outcome::Ok(resp)) = (included(op), &op.outcome) {
+                let mut obs = Vec::new();
+                observations(&op.request, resp, &mut obs);
+                observed.extend(obs.into_iter().map(|(kv, _)| (kv.key, kv.value)));
+            }
+        }
+        SymmetryClasses {
+            observed,
+            value_sensitive,
+            ignore_value_keys: ignore_value_keys.to_vec(),
+        }
+    }
+
+    fn value_observable(&self, key: &[u8], value: &[u8]) -> bool {
+        self.ignore_value_keys.iter().any(|k| k == key)
+            || self
+                .value_sensitive
+                .iter()
+                .any(|(k, e)| faultline_api::key_in_range(key, k, e))
+            || self.observed.contains(&(key.to_vec(), value.to_vec()))
+    }
+
+    /// The class of an unknown, unpinned write, if it has one (plain puts and deletes).
+    fn key(&self, req: &Request) -> Option<ClassKey> {
+        match req {
+            Request::Put(p) => Some((
+                0,
+                p.key.clone(),
+                Vec::new(),
+                p.lease,
+                p.ignore_lease,
+                p.ignore_value,
+                self.value_observable(&p.key, &p.value)
+                    .then(|| p.value.clone()),
+            )),
+            Request::DeleteRange(d) => Some((
+                1,
+                d.key.clone(),
+                d.range_end.clone(),
+                0,
+                false,
+                false,
+                None,
+            )),
+            _ => None,
+        }
+    }
 }
 
 /// Every put of a request with its branch (`None`: top level, `Some(true)`: success branch of
@@ -978,6 +1114,23 @@ fn check_historical(
 /// Check an etcd history: stale-read pre-check, linearizability search within
 /// `budget_steps`, and historical reads against the linearization found.
 pub fn check_etcd_history(history: &History, budget_steps: u64) -> Verdict {
+    check_etcd_history_detailed(history, budget_steps).0
+}
+
+/// The order in which the operations of a history took effect, as the linearizability search
+/// established it: ids (`Operation::id`) of every operation placed, known or unknown, first to
+/// last. Unknown writes left out never took effect in this linearization.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Linearization {
+    pub op_ids: Vec<u64>,
+}
+
+/// Like `check_etcd_history`, and on `Linearizable` also the linearization found, which the
+/// watch checks replay (`watch::check_watches_with`).
+pub fn check_etcd_history_detailed(
+    history: &History,
+    budget_steps: u64,
+) -> (Verdict, Option<Linearization>) {
     let stale = find_stale_reads(history);
     let prepared = prepare(history);
     let by_id: BTreeMap<u64, &Operation> = history.ops.iter().map(|op| (op.id, op)).collect();
@@ -992,7 +1145,8 @@ pub fn check_etcd_history(history: &History, budget_steps: u64) -> Verdict {
             let order = checked.linearizations.first().cloned().unwrap_or_default();
             let mismatches = check_historical(&prepared.model, &prepared.ops, &order, &by_id);
             if mismatches.is_empty() && stale.is_empty() {
-                return Verdict::Linearizable;
+                let op_ids = order.iter().map(|&i| prepared.ops[i].id).collect();
+                return (Verdict::Linearizable, Some(Linearization { op_ids }));
             }
             Report {
                 model: prepared.model.name(),
@@ -1007,7 +1161,7 @@ pub fn check_etcd_history(history: &History, budget_steps: u64) -> Verdict {
         }
         Verdict::Unknown { reason } => {
             if stale.is_empty() {
-                return Verdict::Unknown { reason };
+                return (Verdict::Unknown { reason }, None);
             }
             Report {
                 model: prepared.model.name(),
@@ -1040,5 +1194,5 @@ pub fn check_etcd_history(history: &History, budget_steps: u64) -> Verdict {
         }
     }
     report.stale_reads = stale;
-    Verdict::NotLinearizable(Box::new(report))
+    (Verdict::NotLinearizable(Box::new(report)), None)
 }

@@ -15,6 +15,7 @@
 pub mod etcd;
 pub mod formats;
 pub mod history;
+pub mod html;
 pub mod linearizability;
 pub mod models;
 pub mod testkit;

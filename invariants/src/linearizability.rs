@@ -118,6 +118,30 @@ pub trait Model {
     ) -> bool {
         false
     }
+    /// Symmetry reduction. `Some(c)` when this optional operation belongs to a class `c` of
+    /// operations that are interchangeable: from every state, each member of the class leads
+    /// to states that no operation of the history can tell apart (for etcd: unknown puts of
+    /// one key with the same lease whose values no response ever shows). The search then
+    /// tries, among the candidates of one class at a level, only the one with the earliest
+    /// return: any linearization that places another member `b` here can swap it with the
+    /// earliest-returning member `a` (placed later or dropped), because `b`'s deadline is at
+    /// least `a`'s. This is exact and removes the symmetric backtracking over such guesses.
+    fn interchangeable_class(&self, _input: &Self::Input, _output: Option<&Self::Output>) -> Option<u64> {
+        None
+    }
+    /// A measure of progress that never decreases along any sequence of steps (for etcd: the
+    /// store revision). Used with `latest_progress`.
+    fn progress(&self, _state: &Self::State) -> i64 {
+        i64::MIN
+    }
+    /// For an operation with a known outcome: the largest `progress` of a state from which
+    /// `step` can still succeed (for etcd: the revision its response shows, minus one for a
+    /// write). Once every current state is past it, the operation can never be linearized,
+    /// so the search backtracks at once instead of when the operation's return comes up,
+    /// possibly thousands of levels later. Exact, since progress never decreases.
+    fn latest_progress(&self, _input: &Self::Input, _output: Option<&Self::Output>) -> Option<i64> {
+        None
+    }
     /// Whether `lazy_resource` can ever return `Some` for this operation.
     fn may_be_lazy(&self, _input: &Self::Input, _output: Option<&Self::Output>) -> bool {
         false
@@ -447,6 +471,116 @@ impl EntryList {
     }
 }
 
+/// The unplaced operations with a `Model::latest_progress`, by that limit: `min_excluding`
+/// finds the smallest limit among them in amortised O(1) (a cursor over the sorted list that
+/// moves back only when an operation is put back).
+struct ProgressLimits {
+    /// (limit, op), sorted.
+    sorted: Vec<(i64, u32)>,
+    /// Position of each op in `sorted` (`u32::MAX`: no limit).
+    pos: Vec<u32>,
+    lifted: Vec<bool>,
+    /// Every entry before it is lifted.
+    cursor: usize,
+}
+
+impl ProgressLimits {
+    fn new(mut sorted: Vec<(i64, u32)>, n: usize) -> Self {
+        sorted.sort_unstable();
+        let mut pos = vec![u32::MAX; n];
+        for (p, &(_, o)) in sorted.iter().enumerate() {
+            pos[o as usize] = p as u32;
+        }
+        ProgressLimits {
+            sorted,
+            pos,
+            lifted: vec![false; n],
+            cursor: 0,
+        }
+    }
+
+    fn lift(&mut self, o: u32) {
+        debug_assert!(!self.lifted[o as usize]);
+        self.lifted[o as usize] = true;
+    }
+
+    fn unlift(&mut self, o: u32) {
+        debug_assert!(self.lifted[o as usize]);
+        self.lifted[o as usize] = false;
+        let p = self.pos[o as usize];
+        if p != u32::MAX {
+            self.cursor = self.cursor.min(p as usize);
+        }
+    }
+
+    /// The smallest limit of an unplaced operation other than `o`.
+    fn min_excluding(&mut self, o: u32) -> Option<i64> {
+        while self.cursor < self.sorted.len() && self.lifted[self.sorted[self.cursor].1 as usize]
+        {
+            self.cursor += 1;
+        }
+        self.sorted[self.cursor..]
+            .iter()
+            .find(|&&(_, x)| x != o && !self.lifted[x as usize])
+            .map(|&(l, _)| l)
+    }
+}
+
+/// Keep, among the `Linearize` choices of one symmetry class, only the member with the
+/// earliest return (ties: lowest index). Choices without a class are kept as they are.
+///
+/// On return `scratch` holds one entry `(class, best hint of the class, representative)` per
+/// class present (sorted by representative), so the caller can order classes by their most
+/// promising member.
+fn reduce_symmetric<I, O>(
+    choices: &mut Vec<Choice>,
+    class: &[Option<u64>],
+    ops: &[&Op<I, O>],
+    hints: &[i64],
+    scratch: &mut Vec<(u64, u64, u32)>,
+) {
+    let mut members: Vec<(u64, u64, u32)> = Vec::new();
+    scratch.clear();
+    for c in choices.iter() {
+        if let Choice::Linearize(o) = *c {
+            if let Some(k) = class[o as usize] {
+                let op = ops[o as usize];
+                members.push((k, op.ret.max(op.call), o));
+            }
+        }
+    }
+    if members.len() < 2 {
+        return;
+    }
+    members.sort_unstable();
+    // The representative of each class is its first entry after sorting; the hint is the
+    // lowest of the class (stored as u64 bits of the i64).
+    for &(k, _, o) in members.iter() {
+        let h = hints[o as usize];
+        match scratch.last_mut() {
+            Some(last) if last.0 == k => {
+                if h < last.1 as i64 {
+                    last.1 = h as u64;
+                }
+            }
+            _ => scratch.push((k, h as u64, o)),
+        }
+    }
+    if scratch.len() == members.len() {
+        scratch.clear();
+        return;
+    }
+    let mut keep: Vec<u32> = scratch.iter().map(|e| e.2).collect();
+    keep.sort_unstable();
+    choices.retain(|c| match *c {
+        Choice::Linearize(o) => {
+            class[o as usize].is_none() || keep.binary_search(&o).is_ok()
+        }
+        Choice::Drop(_) => true,
+    });
+    debug_assert!(!choices.is_empty());
+}
+
 /// Check one partition. `ops` are the partition's operations; `steps` counts every attempted
 /// step across partitions and stops the search at `budget`.
 pub(crate) fn search<M: Model>(
@@ -502,6 +636,30 @@ pub(crate) fn search<M: Model>(
                 .any(|m| set.iter().all(|r| m.binary_search(r).is_ok()))
     };
     let mut required_left = optional.iter().filter(|o| !**o).count();
+    // Symmetry classes (see `Model::interchangeable_class`); only optional ops may have one.
+    let class: Vec<Option<u64>> = ops
+        .iter()
+        .map(|op| {
+            op.output
+                .is_none()
+                .then(|| model.interchangeable_class(&op.input, op.output.as_ref()))
+                .flatten()
+        })
+        .collect();
+    // Scratch for the per-level class reduction: (class, return, op).
+    let mut class_best: Vec<(u64, u64, u32)> = Vec::new();
+    let mut limits = ProgressLimits::new(
+        ops.iter()
+            .enumerate()
+            .filter(|(_, op)| op.output.is_some())
+            .filter_map(|(i, op)| {
+                model
+                    .latest_progress(&op.input, op.output.as_ref())
+                    .map(|l| (l, i as u32))
+            })
+            .collect(),
+        n,
+    );
 
     let mut states: Vec<M::State> = model.init();
     states.sort();
@@ -551,7 +709,18 @@ pub(crate) fn search<M: Model>(
                 }
                 e = list.next[e as usize];
             }
-            choices.sort_by_key(|c| hints[c.op() as usize]);
+            reduce_symmetric(&mut choices, &class, ops, &hints, &mut class_best);
+            // A class is tried where its most promising member would be.
+            choices.sort_by_key(|c| {
+                let o = c.op() as usize;
+                match class[o] {
+                    Some(_) => class_best
+                        .iter()
+                        .find(|e| e.2 == o as u32)
+                        .map_or(hints[o], |e| e.1 as i64),
+                    None => hints[o],
+                }
+            });
             if let Some(r) = first_return {
                 if optional[r as usize] {
                     choices.push(Choice::Drop(r));
@@ -635,11 +804,18 @@ pub(crate) fn search<M: Model>(
                     next
                 }
             };
+            // Progress pruning: a required operation whose last chance has passed.
+            if let Some(limit) = limits.min_excluding(o) {
+                if new_states.iter().all(|st| model.progress(st) > limit) {
+                    continue;
+                }
+            }
             let new_zobrist = zobrist ^ zob[o as usize];
             if !cache.insert((new_zobrist, fingerprint(&(&new_states, &new_pending)))) {
                 continue;
             }
             list.lift(o);
+            limits.lift(o);
             if !optional[o as usize] {
                 required_left -= 1;
             }
@@ -663,7 +839,8 @@ pub(crate) fn search<M: Model>(
 
         // Every choice at this level failed: record the longest prefix, then backtrack.
         let depth = stack.len();
-        if depth > best_choices.len() || !have_best {
+        if std::env::var("FL_DBG2").is_ok() && depth + 3 >= best_choices.len() && *steps > 2_000_000 && *steps < 2_001_000 { let mut e = list.next[list.head as usize]; while e != NIL && e & 1 == 0 { e = list.next[e as usize]; } if e != NIL { let r = ops[(e/2) as usize]; eprintln!("fail depth {} pend {:?} rev-state {} first return op {} {} => {} call {} ret {}", depth, pending, model.describe_state(&states[0]).chars().take(20).collect::<String>(), r.id, model.describe_input(&r.input), model.describe_output(r.output.as_ref()).chars().take(150).collect::<String>(), r.call, r.ret); } for c in &choices { let o = ops[c.op() as usize]; eprintln!("   choice {:?} op {} {} => {}", c, o.id, model.describe_input(&o.input), model.describe_output(o.output.as_ref()).chars().take(100).collect::<String>()); } }
+                if depth > best_choices.len() || !have_best {
             have_best = true;
             best_choices.truncate(low_water);
             for f in &stack[low_water..] {
@@ -701,6 +878,7 @@ pub(crate) fn search<M: Model>(
         low_water = low_water.min(stack.len());
         let o = frame.choices[frame.taken].op();
         list.unlift(o);
+        limits.unlift(o);
         if !optional[o as usize] {
             required_left += 1;
         }

@@ -19,6 +19,7 @@ pub mod verdict;
 pub mod canary;
 #[cfg(madsim)]
 pub mod replay;
+pub mod report;
 pub mod seedfile;
 #[cfg(madsim)]
 pub mod shrink;

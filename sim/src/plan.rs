@@ -54,6 +54,9 @@ pub struct Scenario {
     /// Most entries a leader puts in one append message (1 makes Raft's Figure 8 reachable).
     #[serde(default = "default_max_entries_per_append")]
     pub max_entries_per_append: usize,
+    /// Probability that the simulated network drops any one message (madsim's packet loss).
+    #[serde(default)]
+    pub packet_loss_rate: f64,
     pub faults: FaultMix,
 }
 
@@ -88,6 +91,9 @@ pub struct FaultMix {
     /// Freeze a member's process (often the leader) without killing it, then let it go on.
     #[serde(default)]
     pub pause_weight: u32,
+    /// Crash whoever leads when the fault starts (leader failover, Raft's Figure 8).
+    #[serde(default)]
+    pub crash_leader_weight: u32,
 }
 
 impl FaultMix {
@@ -99,6 +105,7 @@ impl FaultMix {
         self.zone_down_weight = 0;
         self.peer_partition_weight = 0;
         self.pause_weight = 0;
+        self.crash_leader_weight = 0;
     }
 }
 
@@ -111,7 +118,7 @@ impl Scenario {
 
     /// Refuse scenarios the simulator cannot run, naming the field.
     pub fn validate(&self) -> Result<(), String> {
-        let checks: [(bool, &str); 12] = [
+        let checks: [(bool, &str); 13] = [
             (
                 self.members >= 1 && self.members <= 9,
                 "members must be in 1..=9",
@@ -151,6 +158,10 @@ impl Scenario {
             (
                 self.max_entries_per_append >= 1,
                 "max_entries_per_append must be >= 1",
+            ),
+            (
+                (0.0..0.5).contains(&self.packet_loss_rate),
+                "packet_loss_rate must be in [0, 0.5)",
             ),
         ];
         match checks.iter().find(|(ok, _)| !ok) {
@@ -261,6 +272,8 @@ pub enum Fault {
     /// Freeze the member's process (a GC or VM pause): no crash, no lost state; its timers
     /// and inbox resume at the end of the window (etcd #20418's trigger).
     Pause { target: IsolateTarget },
+    /// Crash whoever leads when the window starts; restart it at the end.
+    CrashLeader,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -520,22 +533,9 @@ fn random_range_options(rng: &mut ChaCha8Rng) -> RangeRequest {
             SortTarget::Mod,
             SortTarget::Value,
         ][rng.random_range(0..5)];
-        // Descending on a non-key target: etcd (Go's insertion sort for small results, and
-        // the store's stable sort) keeps ties in key order, the linearizability model
-        // reverses them. Reported; until fixed, descending sorts are by key only.
-        // Order NONE with a non-key target and a limit: etcd reads limit + 1 keys in key
-        // order and sorts only those (the store does so since difftest found it); the model
-        // sorts every key. Reported; until the model follows, such a sort has an order.
-        let target = if order == SortOrder::Descend {
-            SortTarget::Key
-        } else {
-            target
-        };
-        let order = if order == SortOrder::None && target != SortTarget::Key {
-            SortOrder::Ascend
-        } else {
-            order
-        };
+        // Every combination, including descending on a non-key target (ties stay in key
+        // order) and order NONE with a non-key target and a limit (etcd sorts only the first
+        // limit + 1 keys): the model follows etcd in both.
         (order, target)
     } else {
         (SortOrder::None, SortTarget::Key)
@@ -544,14 +544,8 @@ fn random_range_options(rng: &mut ChaCha8Rng) -> RangeRequest {
     RangeRequest {
         key: KEY_PREFIX.to_vec(),
         range_end: prefix_range_end(KEY_PREFIX),
-        // Not with count_only: the linearizability model answers `more = true` for a
-        // count_only range whose count exceeds its limit, where etcd (and the store) answer
-        // false (mvcc returns no KVs to truncate). Reported; until fixed, not generated.
-        limit: if count_only {
-            0
-        } else {
-            [0, 0, 1, 2][rng.random_range(0..4)]
-        },
+        // With count_only too: etcd then answers `more = false` (no KVs to truncate).
+        limit: [0, 0, 1, 2][rng.random_range(0..4)],
         keys_only: rng.random_bool(0.2),
         count_only,
         sort_order,
@@ -617,11 +611,10 @@ fn random_multi_op_txn(
             2 => CompareTarget::ModRevision(rng.random_range(0..50)),
             _ => CompareTarget::Lease(0),
         };
-        // Sometimes the predicate spans the whole prefix; not in a nested txn: etcd (and the
-        // store) evaluate nested compares against the state before the txn, the
-        // linearizability model after the outer ops ran. Reported; until fixed, a nested
-        // compare names one key the outer txn does not touch.
-        let range_end = if allow_nested && rng.random_bool(0.2) {
+        // Sometimes the predicate spans the whole prefix, in nested txns too: etcd evaluates
+        // a nested txn's compares against the state before the whole txn, which a prefix
+        // (or a key the outer ops write) tells apart from the state after the outer ops.
+        let range_end = if rng.random_bool(0.2) {
             prefix_range_end(KEY_PREFIX)
         } else {
             Vec::new()
@@ -668,11 +661,9 @@ fn random_multi_op_txn(
         };
         inner.success.iter_mut().for_each(rename);
         inner.failure.iter_mut().for_each(rename);
-        for compare in &mut inner.compare {
-            if compare.range_end.is_empty() {
-                compare.key = rename_key(&keys, &compare.key);
-            }
-        }
+        // The nested compare's key is not renamed: `k/i` of the reduced space is also a key
+        // of the whole one, often one the outer ops write just before (etcd compares it as
+        // it was before the txn).
         txn.success.push(RequestOp::Txn(inner));
     }
     txn
@@ -762,6 +753,7 @@ fn generate_faults(rng: &mut ChaCha8Rng, scenario: &Scenario) -> Vec<FaultWindow
         mix.zone_down_weight,
         mix.peer_partition_weight,
         mix.pause_weight,
+        mix.crash_leader_weight,
     ];
     let total: u32 = weights.iter().sum();
     let mut faults = Vec::new();
@@ -799,9 +791,10 @@ fn generate_faults(rng: &mut ChaCha8Rng, scenario: &Scenario) -> Vec<FaultWindow
             4 => Fault::PartitionFromPeers {
                 target: IsolateTarget::Leader,
             },
-            _ => Fault::Pause {
+            5 => Fault::Pause {
                 target: IsolateTarget::Leader,
             },
+            _ => Fault::CrashLeader,
         };
         faults.push(FaultWindow {
             start_ms: now_ms,
@@ -844,6 +837,7 @@ mod tests {
                     Fault::ZoneDown { .. } => kinds[2] = true,
                     Fault::PartitionFromPeers { .. } => kinds[3] = true,
                     Fault::Pause { .. } => kinds[4] = true,
+                    Fault::CrashLeader => kinds[0] = true,
                 }
             }
         }

@@ -57,7 +57,9 @@ pub struct RunOutput {
 
 /// Run one plan to completion in a fresh deterministic runtime on this thread.
 pub fn simulate(plan: &Plan, options: &RunOptions) -> RunOutput {
-    let runtime = Runtime::with_seed_and_config(plan.seed, madsim::Config::default());
+    let mut config = madsim::Config::default();
+    config.net.packet_loss_rate = plan.scenario.packet_loss_rate;
+    let runtime = Runtime::with_seed_and_config(plan.seed, config);
     let plan = plan.clone();
     let options = options.clone();
     runtime.block_on(async move { simulate_in_runtime(plan, options).await })
@@ -112,6 +114,8 @@ async fn simulate_in_runtime(plan: Plan, options: RunOptions) -> RunOutput {
             rng_seed: base_rng_seed,
             watch_progress_notify_interval_ms: scenario.watch_progress_notify_interval_ms,
             watch_poll_timeout_ms: WATCH_POLL_TIMEOUT_MS,
+            watch_slow_backlog_responses: faultline_mvcc::watch::SLOW_WATCHER_BACKLOG_DEFAULT,
+            max_watch_response_bytes: faultline_mvcc::watch::MAX_RESPONSE_BYTES_DEFAULT,
             canary: options.canary,
         };
         let observer = recorder.clone();
@@ -263,6 +267,7 @@ async fn run_nemesis(plan: &Plan, cluster: &mut Cluster) {
 fn fault_members(fault: Fault, cluster: &Cluster) -> Vec<u64> {
     match fault {
         Fault::Crash { member } => vec![member],
+        Fault::CrashLeader => cluster.recorder.current_leader().into_iter().collect(),
         Fault::Isolate { target }
         | Fault::PartitionFromPeers { target }
         | Fault::Pause { target } => match target {
@@ -285,7 +290,9 @@ fn start_fault(fault: Fault, members: &[u64], cluster: &mut Cluster) {
     });
     for &member in members {
         match fault {
-            Fault::Crash { .. } | Fault::ZoneDown { .. } => crash(member, cluster),
+            Fault::Crash { .. } | Fault::CrashLeader | Fault::ZoneDown { .. } => {
+                crash(member, cluster)
+            }
             Fault::Isolate { .. } => {
                 let count = cluster.isolated.entry(member).or_insert(0);
                 *count += 1;
@@ -348,7 +355,9 @@ fn end_fault(fault: Fault, members: &[u64], cluster: &mut Cluster) {
     });
     for &member in members {
         match fault {
-            Fault::Crash { .. } | Fault::ZoneDown { .. } => restart(member, cluster),
+            Fault::Crash { .. } | Fault::CrashLeader | Fault::ZoneDown { .. } => {
+                restart(member, cluster)
+            }
             Fault::Isolate { .. } => {
                 let count = cluster.isolated.get_mut(&member).expect("isolated before");
                 *count -= 1;
@@ -636,6 +645,8 @@ struct OpenStream {
     stream: u64,
     /// Highest sequence number received (acknowledged by the next poll).
     last_seq: u64,
+    /// Fragments received so far of a response not yet complete.
+    fragments: Option<WatchResponse>,
     report: WatchReport,
 }
 
@@ -734,6 +745,7 @@ async fn open_stream(
         member,
         stream: batch.stream,
         last_seq: 0,
+        fragments: None,
         report: WatchReport {
             client: session.client,
             member: Some(member),
@@ -763,11 +775,36 @@ fn receive(session: &Session, open: &mut OpenStream, batch: WatchBatch) {
             "a stream's responses arrive without gaps"
         );
         open.last_seq = sequenced.seq;
-        open.report.responses.push(WatchReceived {
-            at_ns,
-            response: sequenced.response,
-        });
+        if let Some(response) = reassemble(&mut open.fragments, sequenced.response) {
+            open.report.responses.push(WatchReceived { at_ns, response });
+        }
     }
+}
+
+/// Join the fragments of a `fragment` watch (all but the last say `fragment: true`) into one
+/// response before it is recorded, as etcd's clientv3 does before the application sees it, so
+/// the history keeps etcd's atomic view: one recorded response never splits a revision.
+/// Returns the response to record, or `None` while fragments are still arriving.
+fn reassemble(pending: &mut Option<WatchResponse>, response: WatchResponse) -> Option<WatchResponse> {
+    let mut whole = match pending.take() {
+        Some(mut joined) => {
+            assert_eq!(
+                joined.watch_id, response.watch_id,
+                "fragments of one response come in a row"
+            );
+            joined.events.extend(response.events);
+            joined.header = response.header;
+            joined.fragment = response.fragment;
+            joined
+        }
+        None => response,
+    };
+    if whole.fragment {
+        *pending = Some(whole);
+        return None;
+    }
+    whole.fragment = false;
+    Some(whole)
 }
 
 /// Where a reopened watch resumes after `response` (etcd clientv3: after the last event's
@@ -1331,5 +1368,44 @@ mod tests {
         assert_eq!(reports[1].request.start_revision, compacted_at);
         let first = &reports[1].responses[1].response.events[0];
         assert_eq!(first.kv.mod_revision, compacted_at);
+    }
+}
+
+#[cfg(test)]
+mod watch_client_tests {
+    use super::*;
+    use faultline_api::{Event, EventType};
+
+    fn part(watch_id: i64, keys: &[&str], fragment: bool) -> WatchResponse {
+        WatchResponse {
+            watch_id,
+            fragment,
+            events: keys
+                .iter()
+                .map(|k| Event {
+                    kind: EventType::Put,
+                    kv: KeyValue {
+                        key: k.as_bytes().to_vec(),
+                        mod_revision: 5,
+                        ..KeyValue::default()
+                    },
+                    prev_kv: None,
+                })
+                .collect(),
+            ..WatchResponse::default()
+        }
+    }
+
+    #[test]
+    fn fragments_are_joined_before_recording() {
+        let mut pending = None;
+        assert_eq!(reassemble(&mut pending, part(1, &["a", "b"], true)), None);
+        assert_eq!(reassemble(&mut pending, part(1, &["c"], true)), None);
+        let whole = reassemble(&mut pending, part(1, &["d"], false)).expect("complete");
+        assert_eq!(whole, part(1, &["a", "b", "c", "d"], false));
+        assert!(pending.is_none());
+        // an ordinary response passes through unchanged
+        let one = part(2, &["x"], false);
+        assert_eq!(reassemble(&mut pending, one.clone()), Some(one));
     }
 }

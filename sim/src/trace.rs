@@ -160,7 +160,10 @@ pub fn summarize(trace: &Trace, history: &History) -> TraceSummary {
             },
             TraceEvent::FaultStart { fault, members } => {
                 summary.faults += 1;
-                if matches!(fault, Fault::Crash { .. } | Fault::ZoneDown { .. }) {
+                if matches!(
+                    fault,
+                    Fault::Crash { .. } | Fault::CrashLeader | Fault::ZoneDown { .. }
+                ) {
                     summary.crashes += members.len() as u64;
                 }
             }

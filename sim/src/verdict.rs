@@ -106,6 +106,21 @@ pub fn check(output: &RunOutput) -> Verdict {
                 .to_string(),
         };
     }
+    if let Some(member) = output
+        .final_hashes
+        .iter()
+        .find_map(|(m, h)| h.is_none().then_some(m))
+    {
+        // Progress, not disagreement: the member may be slow or stuck, but nothing it
+        // answered contradicts the others.
+        return Verdict::Fail {
+            kind: FailureKind::Liveness,
+            report: format!(
+                "member {member} did not reach the final revision within heal_timeout_ms \
+                 after every fault was healed"
+            ),
+        };
+    }
     if let Some(report) = check_convergence(output) {
         return Verdict::Fail {
             kind: FailureKind::Divergence,

@@ -14,8 +14,10 @@
 //!
 //! Not modelled: lease expiry (histories must use TTLs longer than the run, as etcd's
 //! robustness tests do with 7200 s), KeepAlive/TimeToLive/Leases/HashKV (excluded from the
-//! check), validation errors (failed requests are excluded). Sorting on a target other than
-//! the key orders ties by key.
+//! check), validation errors (failed requests are excluded), ranges at an old revision INSIDE a
+//! txn (their KVs are computed from the txn's own view; the workload issues none). Sorting on a
+//! target other than the key orders ties by key in both directions, and order NONE with a
+//! limit sorts only the first `limit + 1` keys, as etcd does.
 
 use std::cmp::Ordering;
 use std::rc::Rc;
@@ -65,6 +67,9 @@ pub struct EtcdInput {
     /// revision are tried newest first (the write that filled a revision was most likely
     /// invoked shortly before it).
     pub invoke_ns: u64,
+    /// For unknown, unpinned writes: a class of writes no response can tell apart (same
+    /// request up to a value nobody observes; see `Model::interchangeable_class`).
+    pub class: Option<u64>,
 }
 
 /// The etcd key-space model. Build it with `EtcdModel::new`.
@@ -332,12 +337,42 @@ impl EtcdModel {
         req: &RangeRequest,
         rev: Revision,
     ) -> RangeResponse {
+        // `count` is every live key of the range, whatever the limit and filters.
+        let live: Vec<usize> = self
+            .key_ids(&req.key, &req.range_end)
+            .filter(|&id| keys[id].is_some())
+            .collect();
+        let count = live.len() as i64;
+        if req.count_only {
+            // etcd's mvcc answers a count-only range with no KVs at all, so there is nothing
+            // for the limit to truncate: `more` stays false (etcd v3.4/v3.6 applier Range).
+            return RangeResponse {
+                header: header(rev),
+                kvs: Vec::new(),
+                more: false,
+                count,
+            };
+        }
+        // etcd's applier asks mvcc for every key only when an explicit sort order or a
+        // min/max filter needs them all; otherwise it reads `limit + 1` keys in key order
+        // (the extra one decides `more`) and sorts just those. So order NONE with a non-key
+        // target and a limit sorts a key-ordered prefix, not the whole range.
+        let reads_all = req.sort_order != SortOrder::None
+            || req.min_mod_revision != 0
+            || req.max_mod_revision != 0
+            || req.min_create_revision != 0
+            || req.max_create_revision != 0;
+        let read_max = if !reads_all && req.limit > 0 {
+            usize::try_from(req.limit)
+                .unwrap_or(usize::MAX)
+                .saturating_add(1)
+        } else {
+            usize::MAX
+        };
         let mut kvs = Vec::new();
-        let mut count = 0i64;
-        for id in self.key_ids(&req.key, &req.range_end) {
-            let Some(ks) = &keys[id] else { continue };
+        for &id in live.iter().take(read_max) {
+            let ks = keys[id].as_ref().expect("filtered to live keys");
             debug_assert!(key_in_range(&self.keys[id], &req.key, &req.range_end));
-            count += 1;
             let keep = (req.min_mod_revision == 0 || ks.mod_revision >= req.min_mod_revision)
                 && (req.max_mod_revision == 0 || ks.mod_revision <= req.max_mod_revision)
                 && (req.min_create_revision == 0 || ks.create_revision >= req.min_create_revision)
@@ -353,17 +388,24 @@ impl EtcdModel {
         };
         let target_cmp = |a: &KeyValue, b: &KeyValue| -> Ordering {
             match req.sort_target {
-                SortTarget::Key => Ordering::Equal,
+                SortTarget::Key => a.key.cmp(&b.key),
                 SortTarget::Version => a.version.cmp(&b.version),
                 SortTarget::Create => a.create_revision.cmp(&b.create_revision),
                 SortTarget::Mod => a.mod_revision.cmp(&b.mod_revision),
                 SortTarget::Value => a.value.cmp(&b.value),
             }
-            .then_with(|| a.key.cmp(&b.key))
         };
+        // Ties on the target keep key order in BOTH directions: etcd sorts the key-ordered
+        // mvcc result with `sort.Sort` / `sort.Reverse`, whose insertion sort (the small
+        // inputs etcd sorts) never swaps equal elements. Keys are unique, so the key
+        // tie-break makes the order total.
         match order {
-            SortOrder::None | SortOrder::Ascend => kvs.sort_by(target_cmp),
-            SortOrder::Descend => kvs.sort_by(|a, b| target_cmp(b, a)),
+            SortOrder::None | SortOrder::Ascend => {
+                kvs.sort_by(|a, b| target_cmp(a, b).then_with(|| a.key.cmp(&b.key)))
+            }
+            SortOrder::Descend => {
+                kvs.sort_by(|a, b| target_cmp(b, a).then_with(|| a.key.cmp(&b.key)))
+            }
         }
         let mut more = false;
         if req.limit > 0 && kvs.len() > req.limit as usize {
@@ -374,9 +416,6 @@ impl EtcdModel {
             for kv in &mut kvs {
                 kv.value.clear();
             }
-        }
-        if req.count_only {
-            kvs.clear();
         }
         RangeResponse {
             header: header(rev),
@@ -498,8 +537,22 @@ impl EtcdModel {
 
     /// Execute a txn on `st` (the working state); writes use revision `rev`. Returns the
     /// response and whether anything changed.
-    fn txn(&self, st: &mut EtcdState, t: &TxnRequest, rev: Revision) -> Res<(TxnResponse, bool)> {
-        let succeeded = t.compare.iter().all(|c| self.compare(st, c));
+    ///
+    /// `pre` is the state before the whole (outermost) txn: etcd decides every compare of the
+    /// chosen path, nested txns included, on one read view taken before anything executes
+    /// (`compareToPath` in etcd's apply.go, 3.4 and 3.6), and checks the chosen path's puts
+    /// (`checkPut`: lease exists, ignore_value/ignore_lease need the key) and ranges
+    /// (`checkRange`: any revision but 0 must lie in [compact, current]) against that same
+    /// view. A nested txn's compares therefore do NOT see the outer txn's earlier writes.
+    fn txn(
+        &self,
+        pre: &EtcdState,
+        st: &mut EtcdState,
+        t: &TxnRequest,
+        rev: Revision,
+    ) -> Res<(TxnResponse, bool)> {
+        debug_assert_eq!(pre.revision, st.revision, "the working state keeps the old revision");
+        let succeeded = t.compare.iter().all(|c| self.compare(pre, c));
         let ops = if succeeded { &t.success } else { &t.failure };
         let mut changed = false;
         let mut responses = Vec::with_capacity(ops.len());
@@ -511,15 +564,19 @@ impl EtcdModel {
                     if r.key.is_empty() {
                         return Err(EtcdError::EmptyKey);
                     }
-                    if r.revision > view_rev {
+                    if r.revision != 0 && r.revision > pre.revision {
                         return Err(EtcdError::FutureRev);
                     }
-                    if r.revision > 0 && r.revision < st.compact_revision {
+                    if r.revision != 0 && r.revision < pre.compact_revision {
                         return Err(EtcdError::Compacted);
                     }
                     ResponseOp::Range(self.range_on(&st.keys, r, view_rev))
                 }
                 RequestOp::Put(p) => {
+                    let exists_before = self.key_id(&p.key).is_some_and(|id| pre.keys[id].is_some());
+                    if (p.ignore_value || p.ignore_lease) && !exists_before {
+                        return Err(EtcdError::KeyNotFound);
+                    }
                     changed = true;
                     ResponseOp::Put(self.put(st, p, rev)?)
                 }
@@ -529,7 +586,7 @@ impl EtcdModel {
                     ResponseOp::DeleteRange(resp)
                 }
                 RequestOp::Txn(inner) => {
-                    let (resp, c) = self.txn(st, inner, rev)?;
+                    let (resp, c) = self.txn(pre, st, inner, rev)?;
                     changed |= c;
                     ResponseOp::Txn(resp)
                 }
@@ -583,7 +640,7 @@ impl EtcdModel {
                 Response::DeleteRange(resp)
             }
             Request::Txn(t) => {
-                let (mut resp, changed) = self.txn(&mut next, t, rev)?;
+                let (mut resp, changed) = self.txn(st, &mut next, t, rev)?;
                 if changed {
                     next.revision = rev;
                 }
@@ -792,6 +849,23 @@ impl Model for EtcdModel {
                 }
             },
         }
+    }
+
+    fn progress(&self, st: &EtcdState) -> i64 {
+        st.revision
+    }
+
+    fn latest_progress(&self, input: &EtcdInput, output: Option<&Response>) -> Option<i64> {
+        // Mirrors the revision check at the top of `step`.
+        let h = output?.header().revision;
+        Some(match input.mutating {
+            Some(true) => h - 1,
+            Some(false) | None => h,
+        })
+    }
+
+    fn interchangeable_class(&self, input: &EtcdInput, output: Option<&Response>) -> Option<u64> {
+        output.is_none().then_some(input.class).flatten()
     }
 
     fn may_be_lazy(&self, input: &EtcdInput, output: Option<&Response>) -> bool {

@@ -11,7 +11,11 @@ use faultline_invariants::formats::{
     check_kv_ops, check_register_ops, parse_jepsen_register, parse_porcupine_kv,
 };
 use faultline_invariants::history::History;
-use faultline_invariants::linearizability::Verdict;
+use faultline_invariants::html::{
+    render_timeline_report, timeline_from_history, timeline_from_kv, timeline_from_register,
+    ReportMeta, TimelineOp,
+};
+use faultline_invariants::linearizability::{TimeUnit, Verdict};
 
 /// Default search budget of `dst check` (steps, not time: a budget in steps gives the same
 /// verdict on every machine).
@@ -39,6 +43,10 @@ pub struct CheckArgs {
     /// Print the verdict as one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Also write an HTML report (a timeline per client, the operations that cannot be
+    /// placed highlighted) to this file; any format, linearizable or not.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
 }
 
 /// Input that cannot be checked, with the 1-based line it failed on when known.
@@ -57,32 +65,59 @@ impl std::fmt::Display for InputError {
     }
 }
 
-/// Check the text of a history file in `format`: the function `dst check` runs.
+/// Check the text of a history file in `format` (the verdict only; `dst check` itself runs
+/// `check_text_timeline`, which also gives the timeline for `--html`).
+#[cfg(test)]
 pub fn check_text(text: &str, format: Format, budget_steps: u64) -> Result<Verdict, InputError> {
+    check_text_timeline(text, format, budget_steps).map(|checked| checked.verdict)
+}
+
+/// A checked history file: the verdict and the operations as a timeline for the HTML report.
+pub struct CheckedText {
+    pub verdict: Verdict,
+    pub timeline: Vec<TimelineOp>,
+    pub time_unit: TimeUnit,
+}
+
+/// Like `check_text`, and also the operations as the HTML report draws them.
+pub fn check_text_timeline(
+    text: &str,
+    format: Format,
+    budget_steps: u64,
+) -> Result<CheckedText, InputError> {
     match format {
         Format::Faultline => {
             let history: History = serde_json::from_str(text).map_err(|e| InputError {
                 line: Some(e.line()),
                 message: format!("not a faultline history (JSON `History`): {e}"),
             })?;
-            Ok(faultline_invariants::check_etcd_history(
-                &history,
-                budget_steps,
-            ))
+            Ok(CheckedText {
+                verdict: faultline_invariants::check_etcd_history(&history, budget_steps),
+                timeline: timeline_from_history(&history),
+                time_unit: TimeUnit::Nanoseconds,
+            })
         }
         Format::Jepsen => {
             let ops = parse_jepsen_register(text).map_err(|e| InputError {
                 line: Some(e.line),
                 message: e.message,
             })?;
-            Ok(check_register_ops(&ops, budget_steps))
+            Ok(CheckedText {
+                verdict: check_register_ops(&ops, budget_steps),
+                timeline: timeline_from_register(&ops),
+                time_unit: TimeUnit::Position,
+            })
         }
         Format::PorcupineKv => {
             let ops = parse_porcupine_kv(text).map_err(|e| InputError {
                 line: Some(e.line),
                 message: e.message,
             })?;
-            Ok(check_kv_ops(&ops, budget_steps))
+            Ok(CheckedText {
+                verdict: check_kv_ops(&ops, budget_steps),
+                timeline: timeline_from_kv(&ops),
+                time_unit: TimeUnit::Position,
+            })
         }
     }
 }
@@ -114,16 +149,22 @@ pub fn run(args: CheckArgs) -> Result<i32, String> {
         Err(e) => return unreadable(format!("cannot read: {e}")),
     };
     let started = std::time::Instant::now();
-    let verdict = match check_text(&text, args.format, args.budget_steps) {
+    let checked = match check_text_timeline(&text, args.format, args.budget_steps) {
         Ok(v) => v,
         Err(e) => return unreadable(e.to_string()),
     };
     let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+    let verdict = &checked.verdict;
+    if let Some(out) = &args.html {
+        let html = render_check_report(&args.file, args.format, &checked);
+        std::fs::write(out, html)
+            .map_err(|e| format!("cannot write the HTML report {}: {e}", out.display()))?;
+    }
     if args.json {
         let out = serde_json::json!({
             "file": args.file.display().to_string(),
-            "verdict": verdict_name(&verdict),
-            "exit_code": exit_code(&verdict),
+            "verdict": verdict_name(verdict),
+            "exit_code": exit_code(verdict),
             "budget_steps": args.budget_steps,
             "elapsed_ms": elapsed_ms,
             "detail": verdict,
@@ -133,13 +174,40 @@ pub fn run(args: CheckArgs) -> Result<i32, String> {
         println!(
             "{}: {} ({elapsed_ms:.1} ms)",
             args.file.display(),
-            verdict_name(&verdict)
+            verdict_name(verdict)
         );
         if !verdict.is_linearizable() {
             println!("{verdict}");
         }
+        if let Some(out) = &args.html {
+            println!("HTML report written to {}", out.display());
+        }
     }
-    Ok(exit_code(&verdict))
+    Ok(exit_code(verdict))
+}
+
+/// The HTML report of a checked file. A recorded history has no trace, so no fault marks.
+pub fn render_check_report(
+    file: &std::path::Path,
+    format: Format,
+    checked: &CheckedText,
+) -> String {
+    let format_name = match format {
+        Format::Faultline => "faultline",
+        Format::Jepsen => "jepsen",
+        Format::PorcupineKv => "porcupine-kv",
+    };
+    let meta = ReportMeta {
+        title: format!("dst check {}", file.display()),
+        time_unit: checked.time_unit,
+        notes: vec![format!(
+            "dst check {} --format {format_name}: {}",
+            file.display(),
+            verdict_name(&checked.verdict)
+        )],
+        text_report: None,
+    };
+    render_timeline_report(&checked.timeline, &checked.verdict, &[], &meta)
 }
 
 #[cfg(test)]
@@ -183,6 +251,41 @@ mod tests {
         }
         assert!(checked > 100, "only {checked} files listed");
         assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+
+    /// `--html` works for every format: a failing Jepsen log and a passing kv log render with
+    /// their verdict, and the failing one names the operation that cannot be placed.
+    #[test]
+    fn html_reports_render_for_the_porcupine_formats() {
+        let dir = porcupine_dir();
+        let file = dir.join("jepsen/etcd_000.log");
+        let text = std::fs::read_to_string(&file).expect("etcd_000.log");
+        let checked =
+            check_text_timeline(&text, Format::Jepsen, DEFAULT_BUDGET_STEPS).expect("parse");
+        let report = checked
+            .verdict
+            .report()
+            .expect("etcd_000 is not linearizable");
+        let html = render_check_report(&file, Format::Jepsen, &checked);
+        assert!(html.contains("NOT LINEARIZABLE under the register model"));
+        assert!(html.contains("Operations that cannot be placed"));
+        let bad = report.unplaceable[0].id;
+        assert!(
+            html.contains(&format!(r#"<rect id="op-{bad}" "#)),
+            "op {bad} has no bar"
+        );
+        assert_eq!(
+            html.matches(r#"<rect id="op-"#).count(),
+            checked.timeline.len()
+        );
+
+        let kv_file = dir.join("kv/c01-ok.txt");
+        let text = std::fs::read_to_string(&kv_file).expect("kv file");
+        let checked =
+            check_text_timeline(&text, Format::PorcupineKv, DEFAULT_BUDGET_STEPS).expect("parse");
+        assert!(checked.verdict.is_linearizable());
+        let html = render_check_report(&kv_file, Format::PorcupineKv, &checked);
+        assert!(html.contains(r#"class="banner pass""#));
     }
 
     #[test]

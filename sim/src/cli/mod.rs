@@ -231,8 +231,20 @@ fn run(cli: Cli) -> Result<i32, String> {
                 if !result.verdict.is_pass() {
                     println!("{}", result.one_line());
                     // Write it down at once: a crash later must not lose a found seed.
-                    if let Err(e) = save_found(&found_dir, &scenario, canary, result) {
-                        eprintln!("warning: could not save seed {}: {e}", result.seed);
+                    match save_found(&found_dir, &scenario, canary, result) {
+                        // The HTML report beside it: the same plan again (deterministic), drawn.
+                        Ok(path) => match crate::report::write_seed_report(
+                            &path,
+                            &crate::plan::Plan::generate(result.seed, &scenario),
+                            &options,
+                            &format!("cargo dst replay {}", path.display()),
+                        ) {
+                            Ok(html) => println!("  report: {}", html.display()),
+                            Err(e) => {
+                                eprintln!("warning: no HTML report for seed {}: {e}", result.seed)
+                            }
+                        },
+                        Err(e) => eprintln!("warning: could not save seed {}: {e}", result.seed),
                     }
                 }
             });
@@ -286,7 +298,7 @@ fn save_found(
     scenario: &Scenario,
     canary: Option<Canary>,
     result: &crate::RunResult,
-) -> std::io::Result<()> {
+) -> std::io::Result<PathBuf> {
     use crate::seedfile::{SeedFile, VerdictKind};
     let headline = match &result.verdict {
         Verdict::Fail { report, .. } => report.lines().next().unwrap_or_default().to_string(),
@@ -309,5 +321,7 @@ fn save_found(
         ),
         None => format!("{}-seed-{}.toml", scenario.name, result.seed),
     };
-    file.save(&dir.join(name))
+    let path = dir.join(name);
+    file.save(&path)?;
+    Ok(path)
 }

@@ -29,6 +29,10 @@ pub struct ReplayArgs {
     /// Write the run's history (every client operation) as JSON to this file.
     #[arg(long)]
     history: Option<PathBuf>,
+    /// Write the HTML report of the run (a timeline per client with the trace's faults and
+    /// leader changes, the operations that cannot be placed highlighted) to this file.
+    #[arg(long)]
+    html: Option<PathBuf>,
     /// Print the failure report in full.
     #[arg(long)]
     verbose: bool,
@@ -92,6 +96,36 @@ pub fn run(args: ReplayArgs) -> Result<i32, String> {
         std::fs::write(path, json)
             .map_err(|e| format!("cannot write history {}: {e}", path.display()))?;
         println!("history written to {}", path.display());
+    }
+    if let Some(path) = &args.html {
+        let output = replayed
+            .output
+            .as_ref()
+            .ok_or("the run panicked: there is no history to draw")?;
+        let source = match &args.file {
+            Some(file) => format!("dst replay {}", file.display()),
+            None => format!("dst replay --seed {}", file.seed),
+        };
+        let mut notes = vec![
+            format!("replay: {source}"),
+            format!("trace hash: {:016x}", replayed.result.trace_hash),
+        ];
+        if !file.description.is_empty() {
+            notes.push(format!("description: {}", file.description));
+        }
+        let title = format!(
+            "seed {}{}",
+            file.seed,
+            file.canary
+                .as_deref()
+                .map(|c| format!(" with canary {c}"))
+                .unwrap_or_default()
+        );
+        let html =
+            crate::report::render_run_report(output, &replayed.result.verdict, &title, notes);
+        std::fs::write(path, html)
+            .map_err(|e| format!("cannot write the HTML report {}: {e}", path.display()))?;
+        println!("HTML report written to {}", path.display());
     }
     if replayed.matches() {
         println!("replay matches: {}", replayed.verdict);

@@ -40,4 +40,4 @@ pub use store::{
     KvStore, LeaseRecord, Record, Rev, Snapshot, StoreOptions, MAX_LEASE_TTL_SECONDS,
     MAX_TXN_OPS_DEFAULT, MIN_LEASE_TTL_SECONDS_DEFAULT,
 };
-pub use watch::{StreamId, WatchHub, WatchHubOptions, WatchOutput};
+pub use watch::{StreamId, WatchCanary, WatchHub, WatchHubOptions, WatchOutput};

@@ -400,6 +400,33 @@ impl KvStore {
         self.compact_rev
     }
 
+    /// Canary (etcd #18089, "watch dropping an event when compacting on delete"): after a
+    /// compaction at R, drop the tombstones written exactly at R, as etcd's compaction did
+    /// before the fix. Reads are unchanged (a tombstone reads as absent), but a watch from R
+    /// no longer sees those deletions. The caller decides when (only with the canary on).
+    #[cfg(feature = "canaries")]
+    pub fn canary_drop_tombstones_at_compact_revision(&mut self) {
+        let target = self.compact_rev;
+        let mut emptied: Vec<Vec<u8>> = Vec::new();
+        for (key, revs) in self.index.iter_mut() {
+            // Only a lone deletion at R (a txn that deleted and re-put the key at R keeps
+            // both records), so reads at R stay correct and only the watch event is lost.
+            let at: Vec<usize> = (0..revs.len()).filter(|&i| revs[i].main == target).collect();
+            let [i] = at[..] else { continue };
+            if self.backend[&revs[i]].kv.is_some() {
+                continue;
+            }
+            let removed = self.backend.remove(&revs.remove(i));
+            assert!(removed.is_some());
+            if revs.is_empty() {
+                emptied.push(key.clone());
+            }
+        }
+        for key in emptied {
+            self.index.remove(&key);
+        }
+    }
+
     /// Every lease and its granted TTL, ascending by id (used to seed a `LeaseClock`).
     pub fn leases(&self) -> Vec<(LeaseId, i64)> {
         self.leases

@@ -451,7 +451,7 @@ proptest! {
     fn store_matches_model(steps in prop::collection::vec(step(), 1..60)) {
         let mut store = KvStore::new();
         let mut model = Model::new();
-        let mut hub = WatchHub::new(WatchHubOptions { max_revisions_per_response: 3 }, &store);
+        let mut hub = WatchHub::new(WatchHubOptions { max_revisions_per_response: 3, ..WatchHubOptions::etcd_defaults() }, &store);
         let mut all_events: Vec<(i64, Event)> = Vec::new();
         let mut watches: BTreeMap<(u64, i64), (WatchCreateRequest, i64)> = BTreeMap::new();
         let mut seen: BTreeMap<(u64, i64), (Seen, bool)> = BTreeMap::new();

@@ -30,7 +30,8 @@ const MAX_LEASE_REVOKES_PER_TICK: usize = 10;
 /// this long (the proposal may have been lost with a leader change; etcd retries after 3 s).
 const LEASE_REVOKE_RETRY_MS: u64 = 3_000;
 /// A stream holding more unacknowledged responses than this is closed: its client is too slow
-/// (it reopens from its last revision, as after a restart).
+/// (it reopens from its last revision, as after a restart). A safety net only: the hub stops
+/// adding event responses at `NodeConfig::watch_slow_backlog_responses` (slow watchers).
 const MAX_STREAM_BUFFERED_RESPONSES: usize = 10_000;
 /// A stream not polled for this many poll timeouts is closed (its client went away).
 const STREAM_IDLE_POLL_TIMEOUTS: u32 = 20;
@@ -138,7 +139,19 @@ impl NodeCore {
         let kv = KvStore::with_options(StoreOptions::for_election_timeout_ms(
             config.election_timeout_ms(),
         ));
-        let hub = WatchHub::new(WatchHubOptions::etcd_defaults(), &kv);
+        // etcd's way: watches from the past and slow watchers are caught up from history by
+        // `sync` on every tick (etcd's syncWatchersLoop), bounded by what the stream holds.
+        let hub = WatchHub::new(
+            WatchHubOptions {
+                max_revisions_per_response: WatchHubOptions::etcd_defaults()
+                    .max_revisions_per_response,
+                max_response_bytes: config.max_watch_response_bytes,
+                slow_watcher_backlog: Some(config.watch_slow_backlog_responses),
+                catch_up_at_create: false,
+                canary: config.canary.and_then(Canary::watch_canary),
+            },
+            &kv,
+        );
         let stream_base = u64::from(rng.random::<u32>()) << 32;
         let now_ms = clock.now_ms();
         let mut lease_clock = LeaseClock::new();
@@ -385,6 +398,13 @@ impl NodeCore {
 
     fn on_soft_state(&mut self, role: Role, term: Term, leader: Option<NodeId>) {
         let was_leader = self.role == Role::Leader;
+        if term != self.term {
+            // A new term: this member may have been cut off (etcd restores a leader's snapshot
+            // then, and resyncs its watchers; etcd #15271 broke exactly this). Our members
+            // catch up through the log, so every watcher is current and this re-sends nothing.
+            let outputs = self.hub.resync(&self.kv);
+            self.deliver_watch(outputs);
+        }
         self.role = role;
         self.term = term;
         self.leader = leader;
@@ -435,6 +455,14 @@ impl NodeCore {
             let request: Request =
                 bincode::deserialize(&entry.data).expect("log entries hold serialized requests");
             let result = self.kv.apply(&request);
+            #[cfg(feature = "canaries")]
+            if self.canary_active(Canary::WatchDropOnCompactDelete)
+                && matches!(request, Request::Compact(_))
+                && result.is_ok()
+            {
+                // Planted bug (etcd #18089): the deletion at the compact revision is lost.
+                self.kv.canary_drop_tombstones_at_compact_revision();
+            }
             self.mirror_leases(&request, &result);
             // Watchers see every applied revision, in order; events are taken after every
             // apply so none accumulates and revisions reach the hub contiguously.
@@ -529,9 +557,13 @@ impl NodeCore {
                     let _ = reply.send(Err(WatchStreamError::UnknownStream { stream }));
                     return;
                 };
+                let mut taken = 0;
                 while state.buffer.front().is_some_and(|r| r.seq <= after_seq) {
                     state.buffer.pop_front();
+                    taken += 1;
                 }
+                // The client has these: they no longer count in the stream's backlog.
+                self.hub.acknowledge(stream, taken);
                 state.last_poll = now;
                 if let Some((old, _)) = state.parked.take() {
                     // A newer poll supersedes it; the client no longer waits for the old one.
@@ -629,6 +661,10 @@ impl NodeCore {
         for stream in overflowing {
             self.close_stream(stream);
         }
+        for (&stream, state) in &self.streams {
+            // Every response of a stream comes from the hub, which counts what is unacknowledged.
+            debug_assert_eq!(state.buffer.len(), self.hub.backlog(stream));
+        }
     }
 
     /// Answer every parked poll whose stream has something buffered.
@@ -671,6 +707,9 @@ impl NodeCore {
         for stream in abandoned {
             self.close_stream(stream);
         }
+        // etcd's syncWatchersLoop: unsynced watchers (from the past, or slow) catch up here.
+        let outputs = self.hub.sync(&self.kv);
+        self.deliver_watch(outputs);
         let interval_ms = self.config.watch_progress_notify_interval_ms;
         if now_ms >= self.last_progress_notify_ms.saturating_add(interval_ms) {
             self.last_progress_notify_ms = now_ms;

@@ -38,15 +38,28 @@ pub enum Canary {
     VoteWithoutLogCheck,
     /// Raft commits an earlier term's entry by counting replicas (§5.4.2, Figure 8).
     CommitOldTerm,
+    /// etcd #15271 (watch travelling back in time after a network partition): when the member
+    /// learns of a new term (as after a partition, where etcd's member restored a snapshot),
+    /// its watch hub resyncs every watcher from its start revision, re-sending old revisions.
+    WatchBackInTime,
+    /// etcd #18089 (watch dropping an event when compacting on delete): compaction at R also
+    /// drops a deletion written exactly at R, so a watch from R misses it.
+    WatchDropOnCompactDelete,
+    /// etcd #15220 (progress notification not synced with the stream): progress is sent at
+    /// the current revision while a watcher still has events to deliver.
+    ProgressBeforeEvents,
 }
 
 impl Canary {
-    pub const ALL: [Canary; 5] = [
+    pub const ALL: [Canary; 8] = [
         Canary::StaleFollowerRead,
         Canary::AckBeforeSync,
         Canary::LeaderLocalRead,
         Canary::VoteWithoutLogCheck,
         Canary::CommitOldTerm,
+        Canary::WatchBackInTime,
+        Canary::WatchDropOnCompactDelete,
+        Canary::ProgressBeforeEvents,
     ];
 
     /// The name used on the command line and in seed files.
@@ -57,6 +70,9 @@ impl Canary {
             Canary::LeaderLocalRead => "leader-local-read",
             Canary::VoteWithoutLogCheck => "vote-without-log-check",
             Canary::CommitOldTerm => "commit-old-term",
+            Canary::WatchBackInTime => "watch-back-in-time",
+            Canary::WatchDropOnCompactDelete => "watch-drop-on-compact-delete",
+            Canary::ProgressBeforeEvents => "progress-before-events",
         }
     }
 
@@ -65,6 +81,15 @@ impl Canary {
         match self {
             Canary::VoteWithoutLogCheck => Some(faultline_raft::Canary::VoteWithoutLogCheck),
             Canary::CommitOldTerm => Some(faultline_raft::Canary::CommitOldTerm),
+            _ => None,
+        }
+    }
+
+    /// The watch-hub bug this canary plants, if it lives in `faultline_mvcc::WatchHub`.
+    pub fn watch_canary(self) -> Option<faultline_mvcc::WatchCanary> {
+        match self {
+            Canary::WatchBackInTime => Some(faultline_mvcc::WatchCanary::BackInTime),
+            Canary::ProgressBeforeEvents => Some(faultline_mvcc::WatchCanary::ProgressBeforeEvents),
             _ => None,
         }
     }
@@ -98,6 +123,12 @@ pub struct NodeConfig {
     pub watch_progress_notify_interval_ms: u64,
     /// How long a watch poll waits for a response before it returns empty (the long poll).
     pub watch_poll_timeout_ms: u64,
+    /// A watcher whose stream holds this many undelivered (unacknowledged) responses becomes a
+    /// slow watcher, caught up from history later (etcd: a full watch channel of 128).
+    pub watch_slow_backlog_responses: usize,
+    /// A `fragment` watch gets responses estimated larger than this split into fragments
+    /// (etcd: `--max-request-bytes`, 1.5 MiB by default).
+    pub max_watch_response_bytes: usize,
     pub canary: Option<Canary>,
 }
 
