@@ -19,7 +19,7 @@
 //!   observation shows its key unmodified; its deadline is derived from that, and it is
 //!   dropped when no such revision exists.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use faultline_api::{
     KeyValue, Request, RequestOp, Response, ResponseOp, Revision, TxnRequest, TxnResponse,
@@ -493,6 +493,51 @@ pub fn prepare(history: &History) -> Prepared {
             }
         }
     }
+    // A delete event at a revision no known write claims was made by an unknown write. When
+    // every unknown write that may delete the key is a plain delete of exactly that key, they
+    // are interchangeable: pin the earliest-invoked unpinned one (the weakest constraint), so
+    // the linearization deletes the key where the watches saw it.
+    let mut delete_events: BTreeMap<Revision, BTreeSet<Vec<u8>>> = BTreeMap::new();
+    for w in &history.watches {
+        for received in &w.responses {
+            for e in &received.response.events {
+                if e.kind == faultline_api::EventType::Delete {
+                    delete_events
+                        .entry(e.kv.mod_revision)
+                        .or_default()
+                        .insert(e.kv.key.clone());
+                }
+            }
+        }
+    }
+    for (rev, keys_deleted) in delete_events {
+        if claimed_by.contains_key(&rev) || pins.values().any(|&p| p == rev) {
+            continue;
+        }
+        let Some(key) = keys_deleted.first().filter(|_| keys_deleted.len() == 1) else {
+            continue;
+        };
+        let candidates: Vec<usize> = history
+            .ops
+            .iter()
+            .enumerate()
+            .filter(|(_, op)| op.is_unknown() && included(op) && may_delete_key(&op.request, key))
+            .map(|(i, _)| i)
+            .collect();
+        let interchangeable = candidates.iter().all(|&i| {
+            matches!(&history.ops[i].request, Request::DeleteRange(d) if d.range_end.is_empty())
+        });
+        if !interchangeable {
+            continue;
+        }
+        if let Some(&i) = candidates
+            .iter()
+            .filter(|i| !pins.contains_key(i))
+            .min_by_key(|&&i| (history.ops[i].invoke_ns, i))
+        {
+            pins.insert(i, rev);
+        }
+    }
     for (&u, &p) in &pins {
         claimed_by.entry(p).or_insert(u);
     }
@@ -825,15 +870,9 @@ impl SymmetryClasses {
                 self.value_observable(&p.key, &p.value)
                     .then(|| p.value.clone()),
             )),
-            Request::DeleteRange(d) => Some((
-                1,
-                d.key.clone(),
-                d.range_end.clone(),
-                0,
-                false,
-                false,
-                None,
-            )),
+            Request::DeleteRange(d) => {
+                Some((1, d.key.clone(), d.range_end.clone(), 0, false, false, None))
+            }
             _ => None,
         }
     }

@@ -393,7 +393,6 @@ impl Range {
 
 struct Timeline<'a> {
     ops: &'a [TimelineOp],
-    clients: Vec<u64>,
     marks: &'a [TimelineMark],
     findings: &'a Findings,
     unit: TimeUnit,
@@ -408,19 +407,27 @@ struct Drawing<'a> {
     tooltip_chars: usize,
 }
 
-impl Timeline<'_> {
-    fn lane_px(&self) -> f64 {
-        if self.clients.len() <= 24 {
-            24.0
-        } else {
-            14.0
-        }
-    }
+/// Whether any part of the operation's bar (or its open tail) falls inside the range.
+fn op_visible(op: &TimelineOp, range: &Range) -> bool {
+    let end = op.complete.unwrap_or(op.invoke);
+    let open = op.outcome == OpOutcome::Unknown;
+    op.invoke <= range.end && (open || end >= range.start)
+}
 
+impl Timeline<'_> {
     fn draw(&self, out: &mut String, d: &Drawing<'_>) {
-        let lane_px = self.lane_px();
+        // A lane for every client with an operation in view: the window leaves out the idle.
+        let clients: Vec<u64> = self
+            .ops
+            .iter()
+            .filter(|op| op_visible(op, &d.range))
+            .map(|op| op.client)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let lane_px = if clients.len() <= 24 { 24.0 } else { 14.0 };
         let top = MARK_LABEL_ROWS as f64 * MARK_ROW_PX + 4.0;
-        let lanes_px = lane_px * self.clients.len().max(1) as f64;
+        let lanes_px = lane_px * clients.len().max(1) as f64;
         let height = top + lanes_px + AXIS_PX;
         let bottom = top + lanes_px;
         let _ = write!(
@@ -428,7 +435,7 @@ impl Timeline<'_> {
             r#"<svg class="timeline" xmlns="http://www.w3.org/2000/svg" width="{SVG_WIDTH_PX}" height="{height:.0}" viewBox="0 0 {SVG_WIDTH_PX} {height:.0}">"#
         );
         // Lanes: alternate shading and the client's name.
-        for (i, client) in self.clients.iter().enumerate() {
+        for (i, client) in clients.iter().enumerate() {
             let y = top + i as f64 * lane_px;
             let _ = write!(
                 out,
@@ -507,19 +514,15 @@ impl Timeline<'_> {
             }
         }
         // Operations.
-        let lane_of: BTreeMap<u64, usize> = self
-            .clients
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (*c, i))
-            .collect();
+        let lane_of: BTreeMap<u64, usize> =
+            clients.iter().enumerate().map(|(i, c)| (*c, i)).collect();
         let bar_px = lane_px - 8.0;
         for op in self.ops {
-            let end = op.complete.unwrap_or(op.invoke);
-            let open = op.outcome == OpOutcome::Unknown;
-            if op.invoke > d.range.end || (!open && end < d.range.start) {
+            if !op_visible(op, &d.range) {
                 continue;
             }
+            let end = op.complete.unwrap_or(op.invoke);
+            let open = op.outcome == OpOutcome::Unknown;
             let lane = lane_of[&op.client];
             let y = top + lane as f64 * lane_px + 4.0;
             let x0 = d.range.x(op.invoke);
@@ -659,8 +662,9 @@ tr.witness td { background: #eef3fb; }
 .mark-label.m-leader { fill: #1e6b1e; } .mark-label.m-crash, .mark-label.m-disk { fill: #a11d1d; }
 .mark-label.m-partition { fill: #9a5a00; } .mark-label.m-pause { fill: #5b36a0; } .mark-label.m-heal { fill: #1f5f9a; }
 .axis, .tick { stroke: #666; } .tick-label { font-size: 10px; fill: #444; text-anchor: middle; }
-.prefix-list a { margin-right: 4px; }
+.prefix-list a { margin-right: 4px; white-space: nowrap; }
 .muted { color: #666; font-size: 12px; }
+td.nw { white-space: nowrap; } td.why { min-width: 200px; }
 "#;
 
 fn legend(out: &mut String) {
@@ -709,7 +713,7 @@ fn member_text(member: Option<u64>) -> String {
 fn summary_row(out: &mut String, class: &str, s: &OpSummary, unit: TimeUnit, note: &str) {
     let _ = write!(
         out,
-        r#"<tr class="{class}"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class="mono">{}</td><td class="mono">{}</td></tr>"#,
+        r#"<tr class="{class}"><td class="nw">{}</td><td class="why">{}</td><td class="nw">{}</td><td class="nw">{}</td><td class="nw">{}</td><td class="nw">{}</td><td class="mono">{}</td><td class="mono">{}</td></tr>"#,
         op_link(s.id),
         escape(note),
         s.client,
@@ -807,7 +811,7 @@ pub fn render_timeline_report(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{STYLE}</style></head><body>\n",
         escape(&meta.title)
     );
-    let _ = write!(out, "<h1>{}</h1>\n", escape(&meta.title));
+    let _ = writeln!(out, "<h1>{}</h1>", escape(&meta.title));
     match verdict {
         Verdict::Linearizable => {
             let _ = write!(
@@ -878,7 +882,6 @@ pub fn render_timeline_report(
 
     let timeline = Timeline {
         ops,
-        clients,
         marks,
         findings: &findings,
         unit,
@@ -986,7 +989,7 @@ fn write_findings(out: &mut String, r: &Report, unit: TimeUnit, ops: &[TimelineO
         for m in &r.mismatches {
             let _ = write!(
                 out,
-                r#"<tr class="bad"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class="mono">{}</td><td class="mono">{}</td><td class="mono">{}</td><td>{}</td></tr>"#,
+                r#"<tr class="bad"><td class="nw">{}</td><td class="nw">{}</td><td class="nw">{}</td><td class="nw">{}</td><td class="mono">{}</td><td class="mono">{}</td><td class="mono">{}</td><td>{}</td></tr>"#,
                 op_link(m.op.id),
                 m.op.client,
                 member_text(m.op.member),
@@ -1039,13 +1042,7 @@ fn write_window_table(
     w: &Range,
     unit: TimeUnit,
 ) {
-    let in_window: Vec<&TimelineOp> = ops
-        .iter()
-        .filter(|op| {
-            let end = op.complete.unwrap_or(op.invoke);
-            op.invoke <= w.end && (end >= w.start || op.outcome == OpOutcome::Unknown)
-        })
-        .collect();
+    let in_window: Vec<&TimelineOp> = ops.iter().filter(|op| op_visible(op, w)).collect();
     let _ = write!(
         out,
         r#"<h2 id="window-ops">Operations around the failure ({} to {})</h2><p class="muted">{} operations overlap the window{}.</p><table><tr><th>op</th><th>client</th><th>member</th><th>invoked</th><th>completed</th><th>outcome</th><th>in prefix</th><th>request</th><th>response</th></tr>"#,
@@ -1066,7 +1063,7 @@ fn write_window_table(
         };
         let _ = write!(
             out,
-            r#"<tr class="{class}"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class="mono">{}</td><td class="mono">{}</td></tr>"#,
+            r#"<tr class="{class}"><td class="nw">{}</td><td class="nw">{}</td><td class="nw">{}</td><td class="nw">{}</td><td class="nw">{}</td><td>{}</td><td>{}</td><td class="mono">{}</td><td class="mono">{}</td></tr>"#,
             op_link(op.id),
             op.client,
             member_text(op.member),
@@ -1210,10 +1207,21 @@ mod tests {
             html.contains(r#"class="op k-read o-ok bad""#),
             "stale read not highlighted"
         );
+        // The earlier write proves the read stale; the search may also name it as the
+        // operation that cannot be placed (then it is drawn as failing, which wins).
+        let report = verdict.report().expect("a report");
+        let witness_class = if report.unplaceable.iter().any(|u| u.id == 1) {
+            "bad"
+        } else {
+            "witness"
+        };
         assert!(
-            html.contains(r#"class="op k-write o-ok witness""#),
-            "witness not marked"
+            html.contains(&format!(
+                r#"id="op-1" class="op k-write o-ok {witness_class}""#
+            )),
+            "op 1 not marked {witness_class}: {verdict}"
         );
+        assert!(html.contains(r#"<tr class="witness">"#), "no witness row");
         // Every bar, the fault band, the leader line and its label.
         for id in 0..4 {
             assert!(html.contains(&format!(r#"id="op-{id}""#)), "op {id}");

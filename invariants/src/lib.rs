@@ -10,7 +10,8 @@
 //!   reads).
 //! * `formats`: parsers for porcupine's recorded histories.
 //! * `testkit`: generators of histories for tests and benchmarks.
-//! * `watch`: per-watch checks (filter, ordered, unique, atomic, bookmarkable).
+//! * `watch`: per-watch checks (filter, ordered, unique, atomic, bookmarkable; reliable,
+//!   resumable, prev_kv, is-create against a replay of the linearization).
 
 pub mod etcd;
 pub mod formats;

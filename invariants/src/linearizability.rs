@@ -126,7 +126,11 @@ pub trait Model {
     /// return: any linearization that places another member `b` here can swap it with the
     /// earliest-returning member `a` (placed later or dropped), because `b`'s deadline is at
     /// least `a`'s. This is exact and removes the symmetric backtracking over such guesses.
-    fn interchangeable_class(&self, _input: &Self::Input, _output: Option<&Self::Output>) -> Option<u64> {
+    fn interchangeable_class(
+        &self,
+        _input: &Self::Input,
+        _output: Option<&Self::Output>,
+    ) -> Option<u64> {
         None
     }
     /// A measure of progress that never decreases along any sequence of steps (for etcd: the
@@ -515,8 +519,7 @@ impl ProgressLimits {
 
     /// The smallest limit of an unplaced operation other than `o`.
     fn min_excluding(&mut self, o: u32) -> Option<i64> {
-        while self.cursor < self.sorted.len() && self.lifted[self.sorted[self.cursor].1 as usize]
-        {
+        while self.cursor < self.sorted.len() && self.lifted[self.sorted[self.cursor].1 as usize] {
             self.cursor += 1;
         }
         self.sorted[self.cursor..]
@@ -573,9 +576,7 @@ fn reduce_symmetric<I, O>(
     let mut keep: Vec<u32> = scratch.iter().map(|e| e.2).collect();
     keep.sort_unstable();
     choices.retain(|c| match *c {
-        Choice::Linearize(o) => {
-            class[o as usize].is_none() || keep.binary_search(&o).is_ok()
-        }
+        Choice::Linearize(o) => class[o as usize].is_none() || keep.binary_search(&o).is_ok(),
         Choice::Drop(_) => true,
     });
     debug_assert!(!choices.is_empty());
@@ -839,8 +840,7 @@ pub(crate) fn search<M: Model>(
 
         // Every choice at this level failed: record the longest prefix, then backtrack.
         let depth = stack.len();
-        if std::env::var("FL_DBG2").is_ok() && depth + 3 >= best_choices.len() && *steps > 2_000_000 && *steps < 2_001_000 { let mut e = list.next[list.head as usize]; while e != NIL && e & 1 == 0 { e = list.next[e as usize]; } if e != NIL { let r = ops[(e/2) as usize]; eprintln!("fail depth {} pend {:?} rev-state {} first return op {} {} => {} call {} ret {}", depth, pending, model.describe_state(&states[0]).chars().take(20).collect::<String>(), r.id, model.describe_input(&r.input), model.describe_output(r.output.as_ref()).chars().take(150).collect::<String>(), r.call, r.ret); } for c in &choices { let o = ops[c.op() as usize]; eprintln!("   choice {:?} op {} {} => {}", c, o.id, model.describe_input(&o.input), model.describe_output(o.output.as_ref()).chars().take(100).collect::<String>()); } }
-                if depth > best_choices.len() || !have_best {
+        if depth > best_choices.len() || !have_best {
             have_best = true;
             best_choices.truncate(low_water);
             for f in &stack[low_water..] {
@@ -1032,4 +1032,66 @@ fn violation<M: Model>(
         stale_reads: vec![],
         mismatches: vec![],
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(id: u64, call: u64, ret: u64) -> Op<(), ()> {
+        Op {
+            id,
+            client: id,
+            call,
+            ret,
+            input: (),
+            output: None,
+        }
+    }
+
+    #[test]
+    fn symmetric_choices_keep_the_earliest_return_of_each_class() {
+        let ops = [
+            op(0, 0, 30),
+            op(1, 0, 10),
+            op(2, 0, 10),
+            op(3, 0, 5),
+            op(4, 0, 1),
+        ];
+        let refs: Vec<&Op<(), ()>> = ops.iter().collect();
+        // Ops 0-2 form class 7, op 3 class 8 (alone), op 4 has none.
+        let class = [Some(7), Some(7), Some(7), Some(8), None];
+        let hints = [-5, 3, 4, 9, 0];
+        let mut choices: Vec<Choice> = (0..5).map(Choice::Linearize).collect();
+        choices.push(Choice::Drop(4));
+        let mut scratch = Vec::new();
+        reduce_symmetric(&mut choices, &class, &refs, &hints, &mut scratch);
+        // Op 1: earliest return of class 7 (tie with op 2 broken by index).
+        assert_eq!(
+            choices,
+            vec![
+                Choice::Linearize(1),
+                Choice::Linearize(3),
+                Choice::Linearize(4),
+                Choice::Drop(4)
+            ]
+        );
+        // Class 7 is tried where its best hint (op 0's) would be.
+        let e = scratch.iter().find(|e| e.0 == 7).expect("class 7");
+        assert_eq!((e.1 as i64, e.2), (-5, 1));
+    }
+
+    #[test]
+    fn progress_limits_track_the_smallest_unplaced_limit() {
+        let mut l = ProgressLimits::new(vec![(5, 0), (3, 1), (9, 2)], 4);
+        assert_eq!(l.min_excluding(3), Some(3));
+        assert_eq!(l.min_excluding(1), Some(5));
+        l.lift(1);
+        assert_eq!(l.min_excluding(3), Some(5));
+        l.lift(0);
+        assert_eq!(l.min_excluding(2), None);
+        l.unlift(0);
+        l.unlift(1);
+        assert_eq!(l.min_excluding(3), Some(3));
+    }
 }

@@ -454,7 +454,9 @@ fn check_against_replay(
             continue;
         }
         if resp.canceled {
-            continue;
+            // The watch is dead: later responses on the stream (a broadcast progress
+            // notification) are not about it.
+            break;
         }
         if resp.events.is_empty() {
             first.get_or_insert(resp.header.revision + 1);
@@ -473,6 +475,19 @@ fn check_against_replay(
     for &(ri, e) in &received {
         let rev = e.kv.mod_revision;
         if rev > replay.last_revision {
+            // No write of the history can be placed there (the replay tried every unknown
+            // write that was left out): the event has no committed write behind it.
+            push(
+                WatchProperty::Reliable,
+                ri,
+                format!(
+                    "event {} (value {:?}) is beyond every write the history can place (the \
+                     replay ends at revision {})",
+                    describe(e),
+                    String::from_utf8_lossy(&e.kv.value),
+                    replay.last_revision
+                ),
+            );
             continue;
         }
         let before = replay.state_at(&e.kv.key, rev - 1);

@@ -775,8 +775,20 @@ fn receive(session: &Session, open: &mut OpenStream, batch: WatchBatch) {
             "a stream's responses arrive without gaps"
         );
         open.last_seq = sequenced.seq;
+        if open
+            .report
+            .responses
+            .last()
+            .is_some_and(|r| r.response.canceled)
+        {
+            // The stream's only watch ended; what follows (say, the answer to a progress
+            // request sent before the cancel arrived) no longer speaks for it.
+            continue;
+        }
         if let Some(response) = reassemble(&mut open.fragments, sequenced.response) {
-            open.report.responses.push(WatchReceived { at_ns, response });
+            open.report
+                .responses
+                .push(WatchReceived { at_ns, response });
         }
     }
 }
@@ -785,7 +797,10 @@ fn receive(session: &Session, open: &mut OpenStream, batch: WatchBatch) {
 /// response before it is recorded, as etcd's clientv3 does before the application sees it, so
 /// the history keeps etcd's atomic view: one recorded response never splits a revision.
 /// Returns the response to record, or `None` while fragments are still arriving.
-fn reassemble(pending: &mut Option<WatchResponse>, response: WatchResponse) -> Option<WatchResponse> {
+fn reassemble(
+    pending: &mut Option<WatchResponse>,
+    response: WatchResponse,
+) -> Option<WatchResponse> {
     let mut whole = match pending.take() {
         Some(mut joined) => {
             assert_eq!(

@@ -81,8 +81,15 @@ pub fn check(output: &RunOutput) -> Verdict {
             report,
         };
     }
-    match faultline_invariants::check_etcd_history(&output.history, LINEARIZABILITY_BUDGET_STEPS) {
-        LinVerdict::Linearizable => {}
+    // One search: its linearization is also the write order the watch checks replay.
+    let (linearizability, linearization) = faultline_invariants::etcd::check_etcd_history_detailed(
+        &output.history,
+        LINEARIZABILITY_BUDGET_STEPS,
+    );
+    let linearization = match linearizability {
+        LinVerdict::Linearizable => {
+            linearization.expect("a linearizable verdict comes with its linearization")
+        }
         LinVerdict::NotLinearizable(report) => {
             return Verdict::Fail {
                 kind: FailureKind::NotLinearizable,
@@ -90,14 +97,20 @@ pub fn check(output: &RunOutput) -> Verdict {
             }
         }
         LinVerdict::Unknown { reason } => return Verdict::Unknown { reason },
-    }
-    if let WatchVerdict::Violated(violations) =
-        faultline_invariants::watch::check_watches(&output.history)
-    {
-        return Verdict::Fail {
-            kind: FailureKind::WatchGuarantee,
-            report: describe_watch_violations(output, &violations),
-        };
+    };
+    match faultline_invariants::watch::check_watches_with(&output.history, &linearization) {
+        WatchVerdict::Ok => {}
+        WatchVerdict::Violated(violations) => {
+            return Verdict::Fail {
+                kind: FailureKind::WatchGuarantee,
+                report: describe_watch_violations(output, &violations),
+            };
+        }
+        WatchVerdict::Unknown { reason } => {
+            return Verdict::Unknown {
+                reason: format!("watch checks: {reason}"),
+            }
+        }
     }
     if !output.healed_write_succeeded {
         return Verdict::Fail {

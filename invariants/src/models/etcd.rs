@@ -551,7 +551,10 @@ impl EtcdModel {
         t: &TxnRequest,
         rev: Revision,
     ) -> Res<(TxnResponse, bool)> {
-        debug_assert_eq!(pre.revision, st.revision, "the working state keeps the old revision");
+        debug_assert_eq!(
+            pre.revision, st.revision,
+            "the working state keeps the old revision"
+        );
         let succeeded = t.compare.iter().all(|c| self.compare(pre, c));
         let ops = if succeeded { &t.success } else { &t.failure };
         let mut changed = false;
@@ -573,7 +576,8 @@ impl EtcdModel {
                     ResponseOp::Range(self.range_on(&st.keys, r, view_rev))
                 }
                 RequestOp::Put(p) => {
-                    let exists_before = self.key_id(&p.key).is_some_and(|id| pre.keys[id].is_some());
+                    let exists_before =
+                        self.key_id(&p.key).is_some_and(|id| pre.keys[id].is_some());
                     if (p.ignore_value || p.ignore_lease) && !exists_before {
                         return Err(EtcdError::KeyNotFound);
                     }

@@ -411,7 +411,9 @@ impl KvStore {
         for (key, revs) in self.index.iter_mut() {
             // Only a lone deletion at R (a txn that deleted and re-put the key at R keeps
             // both records), so reads at R stay correct and only the watch event is lost.
-            let at: Vec<usize> = (0..revs.len()).filter(|&i| revs[i].main == target).collect();
+            let at: Vec<usize> = (0..revs.len())
+                .filter(|&i| revs[i].main == target)
+                .collect();
             let [i] = at[..] else { continue };
             if self.backend[&revs[i]].kv.is_some() {
                 continue;

@@ -200,7 +200,10 @@ fn event_responses(
         }
     }
     let count = parts.len();
-    assert!(count >= 2, "a response over the limit with 2+ events splits");
+    assert!(
+        count >= 2,
+        "a response over the limit with 2+ events splits"
+    );
     parts
         .into_iter()
         .enumerate()
@@ -467,13 +470,8 @@ impl WatchHub {
                     continue;
                 }
                 watcher.next_rev = rev + 1;
-                let responses = event_responses(
-                    &self.options,
-                    watcher.fragment,
-                    *watch_id,
-                    *rev,
-                    selected,
-                );
+                let responses =
+                    event_responses(&self.options, watcher.fragment, *watch_id, *rev, selected);
                 if limit.is_some() {
                     *backlog += responses.len();
                 }
@@ -619,7 +617,10 @@ impl WatchHub {
     ) -> Vec<WatchResponse> {
         let upto = self.fed_rev.min(store.current_revision());
         let key = (stream, watch_id);
-        let watcher = self.watchers.get(&key).expect("catch_up of an existing watcher");
+        let watcher = self
+            .watchers
+            .get(&key)
+            .expect("catch_up of an existing watcher");
         if !watcher.unsynced {
             return Vec::new();
         }

@@ -188,13 +188,19 @@ fn progress() {
     assert_eq!((p.watch_id, p.header.revision), (-1, 2));
     let out = feed(&mut hub, &mut s);
     assert_eq!(out.len(), 2);
-    assert!(out.iter().all(|o| revs(&[o.response.clone()]) == vec![(3, "a".into())]));
+    assert!(out
+        .iter()
+        .all(|o| revs(std::slice::from_ref(&o.response)) == vec![(3, "a".into())]));
     // a watcher waiting for a future start revision defers the stream's progress
     hub.create(&s, 1, &watch_req("a", "", 5));
     assert!(hub.request_progress(1).is_none());
     put(&mut s, "a", "3"); // 4: now the future watcher waits for 5 = fed + 1: synced
     let out = feed(&mut hub, &mut s);
-    assert_eq!(out.len(), 3, "the two watchers' events, then the progress: {out:?}");
+    assert_eq!(
+        out.len(),
+        3,
+        "the two watchers' events, then the progress: {out:?}"
+    );
     assert!(out[2].response.events.is_empty());
     assert_eq!(out[2].response.header.revision, 4);
     hub.cancel(&s, 1, 2).unwrap();
@@ -300,7 +306,10 @@ fn slow_watcher_catches_up_from_history() {
     put(&mut s, "b", "x"); // 5: not this watcher's
     put(&mut s, "a", "4"); // 6
     let out = feed(&mut hub, &mut s);
-    assert_eq!(revs(&responses_of(&out)), vec![(2, "a".into()), (3, "a".into())]);
+    assert_eq!(
+        revs(&responses_of(&out)),
+        vec![(2, "a".into()), (3, "a".into())]
+    );
     assert_eq!((hub.backlog(1), hub.unsynced_count()), (3, 1));
     // no room yet: nothing to sync, and a progress request waits for the watcher
     assert!(hub.sync(&s).is_empty());
@@ -309,7 +318,10 @@ fn slow_watcher_catches_up_from_history() {
     let out = hub.sync(&s);
     // one catch-up response with revisions 4 and 6 (header = fed revision), then progress
     assert_eq!(out.len(), 2, "{out:?}");
-    assert_eq!(revs(&[out[0].response.clone()]), vec![(4, "a".into()), (6, "a".into())]);
+    assert_eq!(
+        revs(&[out[0].response.clone()]),
+        vec![(4, "a".into()), (6, "a".into())]
+    );
     assert_eq!(out[0].response.header.revision, 6);
     assert!(out[1].response.events.is_empty() && out[1].response.watch_id == -1);
     assert_eq!(out[1].response.header.revision, 6);
@@ -373,7 +385,10 @@ fn slow_watcher_behind_compaction_is_canceled() {
     assert_eq!(out.len(), 1);
     hub.acknowledge(1, 1);
     let out = hub.sync(&s);
-    assert_eq!(revs(&responses_of(&out)), vec![(3, "a".into()), (4, "a".into())]);
+    assert_eq!(
+        revs(&responses_of(&out)),
+        vec![(3, "a".into()), (4, "a".into())]
+    );
 }
 
 // Without `catch_up_at_create` a watch from the past starts unsynced (etcd's way); progress
@@ -390,7 +405,10 @@ fn deferred_catch_up_at_create() {
     assert_eq!(hub.unsynced_count(), 1);
     assert!(hub.request_progress(1).is_none());
     let out = hub.sync(&s);
-    assert_eq!(revs(&responses_of(&out[..1])), vec![(2, "a".into()), (3, "a".into())]);
+    assert_eq!(
+        revs(&responses_of(&out[..1])),
+        vec![(2, "a".into()), (3, "a".into())]
+    );
     assert_eq!(out[1].response.header.revision, 3);
     assert!(out[1].response.events.is_empty());
 }
@@ -458,7 +476,9 @@ fn fragments_only_when_asked() {
     // a single event larger than the limit is sent whole
     big_txn(&mut s, &["k9"], 1000);
     let out = feed(&mut hub, &mut s);
-    assert!(out.iter().all(|o| !o.response.fragment && o.response.events.len() == 1));
+    assert!(out
+        .iter()
+        .all(|o| !o.response.fragment && o.response.events.len() == 1));
 }
 
 #[cfg(not(feature = "canaries"))]

@@ -1,0 +1,341 @@
+//! Watch properties judged against a replay of the committed writes: reliable, resumable,
+//! prev_kv and is-create (etcd-semantics.md §6, §10 "Validations").
+
+use faultline_api::*;
+use faultline_invariants::etcd::check_etcd_history_detailed;
+use faultline_invariants::history::{History, Operation, Outcome, WatchReceived, WatchReport};
+use faultline_invariants::linearizability::Verdict;
+use faultline_invariants::watch::{check_watches, check_watches_with, WatchProperty, WatchVerdict};
+
+const MS: u64 = 1_000_000;
+
+fn hdr(revision: i64) -> ResponseHeader {
+    ResponseHeader {
+        revision,
+        ..Default::default()
+    }
+}
+
+fn kv(key: &str, value: &str, create: i64, modr: i64, version: i64) -> KeyValue {
+    KeyValue {
+        key: key.as_bytes().to_vec(),
+        create_revision: create,
+        mod_revision: modr,
+        version,
+        value: value.as_bytes().to_vec(),
+        lease: 0,
+    }
+}
+
+fn put(key: &str, value: &str) -> Request {
+    Request::Put(PutRequest {
+        key: key.as_bytes().to_vec(),
+        value: value.as_bytes().to_vec(),
+        ..Default::default()
+    })
+}
+
+fn put_ok(rev: i64) -> Outcome {
+    Outcome::Ok(Response::Put(PutResponse {
+        header: hdr(rev),
+        prev_kv: None,
+    }))
+}
+
+fn delete(key: &str) -> Request {
+    Request::DeleteRange(DeleteRangeRequest {
+        key: key.as_bytes().to_vec(),
+        range_end: vec![],
+        prev_kv: false,
+    })
+}
+
+fn delete_ok(rev: i64) -> Outcome {
+    Outcome::Ok(Response::DeleteRange(DeleteRangeResponse {
+        header: hdr(rev),
+        deleted: 1,
+        prev_kvs: vec![],
+    }))
+}
+
+fn put_ev(kv: KeyValue, prev: Option<KeyValue>) -> Event {
+    Event {
+        kind: EventType::Put,
+        kv,
+        prev_kv: prev,
+    }
+}
+
+fn del_ev(key: &str, rev: i64, prev: Option<KeyValue>) -> Event {
+    Event {
+        kind: EventType::Delete,
+        kv: KeyValue {
+            key: key.as_bytes().to_vec(),
+            mod_revision: rev,
+            ..Default::default()
+        },
+        prev_kv: prev,
+    }
+}
+
+fn events(es: Vec<Event>) -> WatchReceived {
+    WatchReceived {
+        at_ns: 100 * MS,
+        response: WatchResponse {
+            header: hdr(es.last().map_or(0, |e| e.kv.mod_revision)),
+            events: es,
+            ..Default::default()
+        },
+    }
+}
+
+fn created(rev: i64) -> WatchReceived {
+    WatchReceived {
+        at_ns: 100 * MS,
+        response: WatchResponse {
+            header: hdr(rev),
+            created: true,
+            ..Default::default()
+        },
+    }
+}
+
+fn progress(rev: i64) -> WatchReceived {
+    WatchReceived {
+        at_ns: 100 * MS,
+        response: WatchResponse {
+            header: hdr(rev),
+            ..Default::default()
+        },
+    }
+}
+
+// The committed writes: a=1 (rev 2), a=2 (rev 3), delete a (rev 4), b=3 (rev 5).
+fn a1() -> KeyValue {
+    kv("k/a", "1", 2, 2, 1)
+}
+fn a2() -> KeyValue {
+    kv("k/a", "2", 2, 3, 2)
+}
+fn b3() -> KeyValue {
+    kv("k/b", "3", 5, 5, 1)
+}
+
+fn ops() -> Vec<Operation> {
+    let list = vec![
+        (put("k/a", "1"), put_ok(2)),
+        (put("k/a", "2"), put_ok(3)),
+        (delete("k/a"), delete_ok(4)),
+        (put("k/b", "3"), put_ok(5)),
+    ];
+    list.into_iter()
+        .enumerate()
+        .map(|(i, (request, outcome))| Operation {
+            id: i as u64,
+            client: 0,
+            member: Some(1),
+            invoke_ns: i as u64 * 10 * MS,
+            complete_ns: (i as u64 * 10 + 5) * MS,
+            request,
+            outcome,
+        })
+        .collect()
+}
+
+fn with_watch(start_revision: i64, responses: Vec<WatchReceived>) -> History {
+    History {
+        ops: ops(),
+        watches: vec![WatchReport {
+            client: 9,
+            member: Some(2),
+            request: WatchCreateRequest {
+                key: b"k/".to_vec(),
+                range_end: b"k0".to_vec(),
+                start_revision,
+                prev_kv: true,
+                ..Default::default()
+            },
+            created_ns: 50 * MS,
+            responses,
+        }],
+    }
+}
+
+fn violated(h: &History) -> Vec<WatchProperty> {
+    let (verdict, lin) = check_etcd_history_detailed(h, 1_000_000);
+    assert_eq!(verdict, Verdict::Linearizable);
+    let with = check_watches_with(h, &lin.expect("a linearization"));
+    // The one-argument form finds the same linearization itself.
+    assert_eq!(check_watches(h), with);
+    match with {
+        WatchVerdict::Ok => vec![],
+        WatchVerdict::Violated(v) => v.into_iter().map(|x| x.property).collect(),
+        WatchVerdict::Unknown { reason } => panic!("unknown: {reason}"),
+    }
+}
+
+fn full() -> Vec<WatchReceived> {
+    vec![
+        created(5),
+        events(vec![put_ev(a1(), None)]),
+        events(vec![put_ev(a2(), Some(a1()))]),
+        events(vec![del_ev("k/a", 4, Some(a2()))]),
+        events(vec![put_ev(b3(), None)]),
+        progress(5),
+    ]
+}
+
+#[test]
+fn a_complete_watch_passes() {
+    assert_eq!(violated(&with_watch(2, full())), vec![]);
+    // prev_kv may be missing (compacted): tolerated.
+    let mut r = full();
+    r[2] = events(vec![put_ev(a2(), None)]);
+    assert_eq!(violated(&with_watch(2, r)), vec![]);
+}
+
+#[test]
+fn reliable_catches_a_dropped_event() {
+    let mut r = full();
+    r.remove(3); // the delete at revision 4
+    assert_eq!(violated(&with_watch(2, r)), vec![WatchProperty::Reliable]);
+}
+
+#[test]
+fn reliable_catches_an_event_no_write_made() {
+    let mut r = full();
+    r[4] = events(vec![put_ev(kv("k/b", "forged", 5, 5, 1), None)]);
+    let v = violated(&with_watch(2, r));
+    assert_eq!(
+        v,
+        vec![WatchProperty::Reliable, WatchProperty::Reliable],
+        "the committed b=3 is missing and the forged one matches nothing"
+    );
+}
+
+#[test]
+fn reliable_from_now_starts_after_the_created_revision() {
+    // Created at revision 3: events 4 and 5 must follow.
+    let ok = vec![
+        created(3),
+        events(vec![del_ev("k/a", 4, Some(a2()))]),
+        events(vec![put_ev(b3(), None)]),
+    ];
+    assert_eq!(violated(&with_watch(0, ok)), vec![]);
+    let gap = vec![created(3), events(vec![put_ev(b3(), None)])];
+    assert_eq!(violated(&with_watch(0, gap)), vec![WatchProperty::Reliable]);
+}
+
+#[test]
+fn resumable_catches_a_watch_that_starts_late() {
+    // From revision 3, the first event must be a=2 at revision 3.
+    let r = vec![
+        created(5),
+        events(vec![del_ev("k/a", 4, Some(a2()))]),
+        events(vec![put_ev(b3(), None)]),
+    ];
+    let v = violated(&with_watch(3, r));
+    assert!(v.contains(&WatchProperty::Resumable), "{v:?}");
+    let ok = vec![
+        created(5),
+        events(vec![put_ev(a2(), Some(a1()))]),
+        events(vec![del_ev("k/a", 4, Some(a2()))]),
+        events(vec![put_ev(b3(), None)]),
+    ];
+    assert_eq!(violated(&with_watch(3, ok)), vec![]);
+}
+
+#[test]
+fn prev_kv_catches_a_wrong_previous_value() {
+    let mut r = full();
+    r[2] = events(vec![put_ev(a2(), Some(kv("k/a", "other", 2, 2, 1)))]);
+    assert_eq!(violated(&with_watch(2, r)), vec![WatchProperty::PrevKv]);
+    // A creation has no previous KV.
+    let mut r = full();
+    r[4] = events(vec![put_ev(b3(), Some(a2()))]);
+    assert_eq!(violated(&with_watch(2, r)), vec![WatchProperty::PrevKv]);
+}
+
+#[test]
+fn is_create_catches_a_creation_flag_that_lies() {
+    // b=3 at revision 5 shown as a modification (version 2, created earlier).
+    let mut r = full();
+    r[4] = events(vec![put_ev(kv("k/b", "3", 4, 5, 2), None)]);
+    let v = violated(&with_watch(2, r));
+    assert!(v.contains(&WatchProperty::IsCreate), "{v:?}");
+}
+
+#[test]
+fn an_unknown_write_a_watch_saw_extends_the_replay() {
+    let mut h = with_watch(2, full());
+    h.ops.push(Operation {
+        id: 4,
+        client: 1,
+        member: Some(2),
+        invoke_ns: 60 * MS,
+        complete_ns: 90 * MS,
+        request: put("k/c", "4"),
+        outcome: Outcome::Unknown("timeout".into()),
+    });
+    let c4 = kv("k/c", "4", 6, 6, 1);
+    h.watches[0].responses.push(events(vec![put_ev(c4, None)]));
+    assert_eq!(violated(&h), vec![]);
+    // A revision-6 event that no write of the history can make.
+    let mut bad = h.clone();
+    bad.watches[0].responses.pop();
+    bad.watches[0]
+        .responses
+        .push(events(vec![put_ev(kv("k/c", "nobody", 6, 6, 1), None)]));
+    assert_eq!(violated(&bad), vec![WatchProperty::Reliable]);
+}
+
+#[test]
+fn unknown_deletes_are_placed_where_the_watch_saw_them() {
+    // Two unknown deletes (of a and of b) after b=3; the watch saw b deleted at 6, a at 7.
+    let mut h = with_watch(2, vec![]);
+    h.ops[2] = Operation {
+        request: put("k/z", "z"),
+        outcome: put_ok(4),
+        ..h.ops[2].clone()
+    };
+    for (id, key) in [(4u64, "k/a"), (5, "k/b")] {
+        h.ops.push(Operation {
+            id,
+            client: id,
+            member: Some(1),
+            invoke_ns: 60 * MS,
+            complete_ns: 90 * MS,
+            request: delete(key),
+            outcome: Outcome::Unknown("timeout".into()),
+        });
+    }
+    // A read at revision 7 fixes that both deletes happened.
+    h.ops.push(Operation {
+        id: 6,
+        client: 0,
+        member: Some(1),
+        invoke_ns: 100 * MS,
+        complete_ns: 105 * MS,
+        request: Request::Range(RangeRequest {
+            key: b"k/a".to_vec(),
+            ..Default::default()
+        }),
+        outcome: Outcome::Ok(Response::Range(RangeResponse {
+            header: hdr(7),
+            kvs: vec![],
+            more: false,
+            count: 0,
+        })),
+    });
+    let z = kv("k/z", "z", 4, 4, 1);
+    h.watches[0].responses = vec![
+        created(7),
+        events(vec![put_ev(a1(), None)]),
+        events(vec![put_ev(a2(), Some(a1()))]),
+        events(vec![put_ev(z, None)]),
+        events(vec![put_ev(b3(), None)]),
+        events(vec![del_ev("k/b", 6, Some(b3()))]),
+        events(vec![del_ev("k/a", 7, Some(a2()))]),
+    ];
+    assert_eq!(violated(&h), vec![]);
+}
