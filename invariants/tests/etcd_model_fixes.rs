@@ -7,26 +7,11 @@ use faultline_invariants::check_etcd_history;
 use faultline_invariants::history::{History, Operation, Outcome};
 use faultline_invariants::linearizability::Verdict;
 
+mod common;
+use common::*;
+
 const BUDGET: u64 = 1_000_000;
 const MS: u64 = 1_000_000;
-
-fn hdr(revision: i64) -> ResponseHeader {
-    ResponseHeader {
-        revision,
-        ..Default::default()
-    }
-}
-
-fn kv(key: &str, value: &str, create: i64, modr: i64, version: i64) -> KeyValue {
-    KeyValue {
-        key: key.as_bytes().to_vec(),
-        create_revision: create,
-        mod_revision: modr,
-        version,
-        value: value.as_bytes().to_vec(),
-        lease: 0,
-    }
-}
 
 fn put_req(key: &str, value: &str) -> PutRequest {
     PutRequest {
@@ -38,13 +23,6 @@ fn put_req(key: &str, value: &str) -> PutRequest {
 
 fn put(key: &str, value: &str) -> Request {
     Request::Put(put_req(key, value))
-}
-
-fn put_ok(rev: i64) -> Outcome {
-    Outcome::Ok(Response::Put(PutResponse {
-        header: hdr(rev),
-        prev_kv: None,
-    }))
 }
 
 /// The whole `k/` prefix.

@@ -7,40 +7,10 @@ use faultline_invariants::history::{History, Operation, Outcome, WatchReceived, 
 use faultline_invariants::linearizability::Verdict;
 use faultline_invariants::watch::{check_watches, check_watches_with, WatchProperty, WatchVerdict};
 
+mod common;
+use common::*;
+
 const MS: u64 = 1_000_000;
-
-fn hdr(revision: i64) -> ResponseHeader {
-    ResponseHeader {
-        revision,
-        ..Default::default()
-    }
-}
-
-fn kv(key: &str, value: &str, create: i64, modr: i64, version: i64) -> KeyValue {
-    KeyValue {
-        key: key.as_bytes().to_vec(),
-        create_revision: create,
-        mod_revision: modr,
-        version,
-        value: value.as_bytes().to_vec(),
-        lease: 0,
-    }
-}
-
-fn put(key: &str, value: &str) -> Request {
-    Request::Put(PutRequest {
-        key: key.as_bytes().to_vec(),
-        value: value.as_bytes().to_vec(),
-        ..Default::default()
-    })
-}
-
-fn put_ok(rev: i64) -> Outcome {
-    Outcome::Ok(Response::Put(PutResponse {
-        header: hdr(rev),
-        prev_kv: None,
-    }))
-}
 
 fn delete(key: &str) -> Request {
     Request::DeleteRange(DeleteRangeRequest {

@@ -155,6 +155,15 @@ async fn simulate_in_runtime(plan: Plan, options: RunOptions) -> RunOutput {
     let ops = Arc::new(Mutex::new(Vec::<Operation>::new()));
     let watches = Arc::new(Mutex::new(Vec::<WatchReport>::new()));
     let next_session = Arc::new(AtomicU64::new(plan.first_free_client_id()));
+    // Every client, watcher and the final phase share the history sinks and session counter.
+    let shared_ctx = ClientContext {
+        addrs: addrs.clone(),
+        recorder: recorder.clone(),
+        ops: ops.clone(),
+        watches: watches.clone(),
+        next_session: next_session.clone(),
+        request_timeout: Duration::from_millis(scenario.client_request_timeout_ms),
+    };
     let mut client_tasks = Vec::new();
     for client in &plan.clients {
         let node = handle
@@ -162,14 +171,7 @@ async fn simulate_in_runtime(plan: Plan, options: RunOptions) -> RunOutput {
             .name(format!("client-{}", client.id))
             .ip(client.ip)
             .build();
-        let ctx = ClientContext {
-            addrs: addrs.clone(),
-            recorder: recorder.clone(),
-            ops: ops.clone(),
-            watches: watches.clone(),
-            next_session: next_session.clone(),
-            request_timeout: Duration::from_millis(scenario.client_request_timeout_ms),
-        };
+        let ctx = shared_ctx.clone();
         let client = client.clone();
         client_tasks.push(node.spawn(async move { run_client(client, ctx).await }));
     }
@@ -179,14 +181,7 @@ async fn simulate_in_runtime(plan: Plan, options: RunOptions) -> RunOutput {
             .name(format!("watcher-{}", watcher.id))
             .ip(watcher.ip)
             .build();
-        let ctx = ClientContext {
-            addrs: addrs.clone(),
-            recorder: recorder.clone(),
-            ops: ops.clone(),
-            watches: watches.clone(),
-            next_session: next_session.clone(),
-            request_timeout: Duration::from_millis(scenario.client_request_timeout_ms),
-        };
+        let ctx = shared_ctx.clone();
         let watcher = watcher.clone();
         client_tasks.push(node.spawn(async move { run_watcher(watcher, ctx).await }));
     }
@@ -204,14 +199,7 @@ async fn simulate_in_runtime(plan: Plan, options: RunOptions) -> RunOutput {
         .name("client-final")
         .ip("10.1.1.1".parse().expect("ip"))
         .build();
-    let ctx = ClientContext {
-        addrs: addrs.clone(),
-        recorder: recorder.clone(),
-        ops: ops.clone(),
-        watches: watches.clone(),
-        next_session: next_session.clone(),
-        request_timeout: Duration::from_millis(scenario.client_request_timeout_ms),
-    };
+    let ctx = shared_ctx.clone();
     let heal_timeout = Duration::from_millis(scenario.heal_timeout_ms);
     let (healed_write_succeeded, final_hashes) = final_node
         .spawn(async move { final_phase(ctx, heal_timeout).await })
