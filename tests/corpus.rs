@@ -20,7 +20,9 @@ fn default_scenario_corpus_passes() {
         for window in Plan::generate(seed, &scenario).faults {
             match window.fault {
                 Fault::Crash { .. } | Fault::CrashLeader => crashes += 1,
-                Fault::Isolate { .. } | Fault::PartitionFromPeers { .. } => partitions += 1,
+                Fault::Isolate { .. }
+                | Fault::PartitionFromPeers { .. }
+                | Fault::CutNewLeaders { .. } => partitions += 1,
                 Fault::Pause { .. } => {}
                 Fault::ZoneDown { .. } => zone_losses += 1,
             }

@@ -602,12 +602,23 @@ pub fn prepare(history: &History) -> Prepared {
     let mut lease_granted_by: BTreeMap<i64, u64> = BTreeMap::new();
     let mut last_lease_use_any = 0u64;
     for op in &history.ops {
-        let Outcome::Ok(resp) = &op.outcome else {
-            continue;
-        };
         if !included(op) {
             continue;
         }
+        let Outcome::Ok(resp) = &op.outcome else {
+            // An unknown write that puts with a lease may have taken effect at any time, and
+            // only with its lease granted: the grant must stay (new-leader-cuts seed 44 lost an
+            // unknown grant its unknown put needed, and a linearizable history failed).
+            for l in request_puts(&op.request)
+                .iter()
+                .map(|p| p.lease)
+                .filter(|&l| l != 0)
+            {
+                lease_needed_by.insert(l, NEVER);
+                last_lease_use_any = NEVER;
+            }
+            continue;
+        };
         let mut needs: Vec<i64> = request_puts(&op.request)
             .iter()
             .map(|p| p.lease)

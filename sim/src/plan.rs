@@ -94,6 +94,21 @@ pub struct FaultMix {
     /// Crash whoever leads when the fault starts (leader failover, Raft's Figure 8).
     #[serde(default)]
     pub crash_leader_weight: u32,
+    /// Cut each new leader from its peers right after (or soon after) its election.
+    #[serde(default)]
+    pub new_leader_cut_weight: u32,
+    #[serde(default = "default_new_leader_cut_delay_max_ms")]
+    pub new_leader_cut_delay_max_ms: u64,
+    #[serde(default = "default_new_leader_cut_hold_max_ms")]
+    pub new_leader_cut_hold_max_ms: u64,
+}
+
+fn default_new_leader_cut_delay_max_ms() -> u64 {
+    60
+}
+
+fn default_new_leader_cut_hold_max_ms() -> u64 {
+    800
 }
 
 impl FaultMix {
@@ -106,6 +121,7 @@ impl FaultMix {
         self.peer_partition_weight = 0;
         self.pause_weight = 0;
         self.crash_leader_weight = 0;
+        self.new_leader_cut_weight = 0;
     }
 }
 
@@ -118,7 +134,7 @@ impl Scenario {
 
     /// Refuse scenarios the simulator cannot run, naming the field.
     pub fn validate(&self) -> Result<(), String> {
-        let checks: [(bool, &str); 13] = [
+        let checks: [(bool, &str); 14] = [
             (
                 self.members >= 1 && self.members <= 9,
                 "members must be in 1..=9",
@@ -162,6 +178,10 @@ impl Scenario {
             (
                 (0.0..0.5).contains(&self.packet_loss_rate),
                 "packet_loss_rate must be in [0, 0.5)",
+            ),
+            (
+                self.faults.new_leader_cut_hold_max_ms >= 2,
+                "faults.new_leader_cut_hold_max_ms must be >= 2",
             ),
         ];
         match checks.iter().find(|(ok, _)| !ok) {
@@ -274,6 +294,13 @@ pub enum Fault {
     Pause { target: IsolateTarget },
     /// Crash whoever leads when the window starts; restart it at the end.
     CrashLeader,
+    /// While the window is open, every leader (the one at its start, and each member that
+    /// wins an election) is cut from its peers, clients still reaching it, after a delay: none
+    /// (before its first append leaves) half of the time, else up to `delay_max_ms`; each cut
+    /// lasts between `hold_max_ms / 2` and `hold_max_ms`. Leaders that lose their followers
+    /// right after an election, or halfway through catching one up, are where Raft's
+    /// Figure 8 (an earlier term's entry committed by counting, then overwritten) happens.
+    CutNewLeaders { delay_max_ms: u64, hold_max_ms: u64 },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -754,6 +781,7 @@ fn generate_faults(rng: &mut ChaCha8Rng, scenario: &Scenario) -> Vec<FaultWindow
         mix.peer_partition_weight,
         mix.pause_weight,
         mix.crash_leader_weight,
+        mix.new_leader_cut_weight,
     ];
     let total: u32 = weights.iter().sum();
     let mut faults = Vec::new();
@@ -794,7 +822,11 @@ fn generate_faults(rng: &mut ChaCha8Rng, scenario: &Scenario) -> Vec<FaultWindow
             5 => Fault::Pause {
                 target: IsolateTarget::Leader,
             },
-            _ => Fault::CrashLeader,
+            6 => Fault::CrashLeader,
+            _ => Fault::CutNewLeaders {
+                delay_max_ms: mix.new_leader_cut_delay_max_ms,
+                hold_max_ms: mix.new_leader_cut_hold_max_ms,
+            },
         };
         faults.push(FaultWindow {
             start_ms: now_ms,
@@ -828,7 +860,7 @@ mod tests {
     fn default_scenario_has_every_fault_kind() {
         let scenario = Scenario::default_scenario();
         scenario.validate().unwrap();
-        let mut kinds = [false; 5];
+        let mut kinds = [false; 6];
         for seed in 0..50 {
             for window in Plan::generate(seed, &scenario).faults {
                 match window.fault {
@@ -838,10 +870,11 @@ mod tests {
                     Fault::PartitionFromPeers { .. } => kinds[3] = true,
                     Fault::Pause { .. } => kinds[4] = true,
                     Fault::CrashLeader => kinds[0] = true,
+                    Fault::CutNewLeaders { .. } => kinds[5] = true,
                 }
             }
         }
-        assert_eq!(kinds, [true; 5]);
+        assert_eq!(kinds, [true; 6]);
     }
 
     // Issue 3: the default workload uses the whole API (and keeps written values unique,

@@ -34,6 +34,7 @@ fn fault_mark(fault: &Fault, members: &[u64]) -> (MarkKind, String) {
             (MarkKind::Partition, format!("cut {} from peers", target(t)))
         }
         Fault::Pause { target: t } => (MarkKind::Pause, format!("pause {}", target(t))),
+        Fault::CutNewLeaders { .. } => (MarkKind::Partition, "cut new leaders".to_string()),
     }
 }
 

@@ -15,7 +15,8 @@ use faultline_api::{
 };
 use faultline_invariants::history::{History, Operation, Outcome, WatchReceived, WatchReport};
 use faultline_node::{
-    run_member, Canary, ClientCall, NodeConfig, WatchBatch, WatchCall, WatchStreamError,
+    run_member, Canary, ClientCall, NodeConfig, NodeEvent, Observer, WatchBatch, WatchCall,
+    WatchStreamError,
 };
 use faultline_storage::MemDisk;
 use madsim::net::{Endpoint, NetSim};
@@ -74,8 +75,12 @@ struct Cluster {
     /// Members currently killed by the nemesis (a member may be hit by two overlapping faults).
     down: BTreeMap<u64, u32>,
     isolated: BTreeMap<u64, u32>,
-    /// Members cut off from their peers (links between members only).
-    cut_from_peers: BTreeMap<u64, u32>,
+    /// Members cut off from their peers (links between members only); shared with the
+    /// new-leader cuts, which fire from inside a member's task.
+    peer_cuts: Arc<Mutex<PeerCuts>>,
+    /// Present when the plan has `CutNewLeaders` windows (only then: an observer hook and a
+    /// timer node would change every other run's schedule).
+    leader_cuts: Option<Arc<Mutex<LeaderCuts>>>,
     paused: BTreeMap<u64, u32>,
     nemesis_rng: rand_chacha::ChaCha8Rng,
 }
@@ -94,6 +99,20 @@ async fn simulate_in_runtime(plan: Plan, options: RunOptions) -> RunOutput {
     let scenario = &plan.scenario;
     let mut members = BTreeMap::new();
     let mut disks = BTreeMap::new();
+    let peer_cuts = Arc::new(Mutex::new(PeerCuts::default()));
+    let leader_cuts = plan
+        .faults
+        .iter()
+        .any(|w| matches!(w.fault, Fault::CutNewLeaders { .. }))
+        .then(|| {
+            Arc::new(Mutex::new(LeaderCuts {
+                open: Vec::new(),
+                rng: stream(plan.seed, "nemesis/leader-cuts"),
+                peer_cuts: peer_cuts.clone(),
+                recorder: recorder.clone(),
+                timer: handle.create_node().name("nemesis-leader-cuts").build(),
+            }))
+        });
     for member in &plan.members {
         let disk = Arc::new(Mutex::new(MemDisk::new()));
         disks.insert(member.id, disk.clone());
@@ -118,7 +137,13 @@ async fn simulate_in_runtime(plan: Plan, options: RunOptions) -> RunOutput {
             max_watch_response_bytes: faultline_mvcc::watch::MAX_RESPONSE_BYTES_DEFAULT,
             canary: options.canary,
         };
-        let observer = recorder.clone();
+        let observer: Arc<dyn Observer> = match &leader_cuts {
+            Some(cuts) => Arc::new(LeaderCutObserver {
+                recorder: recorder.clone(),
+                cuts: cuts.clone(),
+            }),
+            None => recorder.clone(),
+        };
         let node = handle
             .create_node()
             .name(&member.name)
@@ -139,6 +164,8 @@ async fn simulate_in_runtime(plan: Plan, options: RunOptions) -> RunOutput {
             .build();
         members.insert(member.id, node);
     }
+    peer_cuts.lock().expect("peer cuts").node_ids =
+        members.iter().map(|(id, node)| (*id, node.id())).collect();
     let mut cluster = Cluster {
         handle: handle.clone(),
         recorder: recorder.clone(),
@@ -147,7 +174,8 @@ async fn simulate_in_runtime(plan: Plan, options: RunOptions) -> RunOutput {
         zones: plan.members.iter().map(|m| (m.id, m.zone)).collect(),
         down: BTreeMap::new(),
         isolated: BTreeMap::new(),
-        cut_from_peers: BTreeMap::new(),
+        peer_cuts,
+        leader_cuts,
         paused: BTreeMap::new(),
         nemesis_rng: stream(plan.seed, "nemesis/runtime"),
     };
@@ -255,7 +283,9 @@ async fn run_nemesis(plan: &Plan, cluster: &mut Cluster) {
 fn fault_members(fault: Fault, cluster: &Cluster) -> Vec<u64> {
     match fault {
         Fault::Crash { member } => vec![member],
-        Fault::CrashLeader => cluster.recorder.current_leader().into_iter().collect(),
+        Fault::CrashLeader | Fault::CutNewLeaders { .. } => {
+            cluster.recorder.current_leader().into_iter().collect()
+        }
         Fault::Isolate { target }
         | Fault::PartitionFromPeers { target }
         | Fault::Pause { target } => match target {
@@ -276,6 +306,25 @@ fn start_fault(fault: Fault, members: &[u64], cluster: &mut Cluster) {
         fault,
         members: members.to_vec(),
     });
+    if let Fault::CutNewLeaders {
+        delay_max_ms,
+        hold_max_ms,
+    } = fault
+    {
+        let cuts = cluster
+            .leader_cuts
+            .as_ref()
+            .expect("created for plans with new-leader cuts");
+        cuts.lock()
+            .expect("leader cuts")
+            .open
+            .push((delay_max_ms, hold_max_ms));
+        // The leader at the window's start counts as new.
+        for &member in members {
+            LeaderCuts::leader_elected(cuts, member);
+        }
+        return;
+    }
     for &member in members {
         match fault {
             Fault::Crash { .. } | Fault::CrashLeader | Fault::ZoneDown { .. } => {
@@ -289,11 +338,7 @@ fn start_fault(fault: Fault, members: &[u64], cluster: &mut Cluster) {
                 }
             }
             Fault::PartitionFromPeers { .. } => {
-                let count = cluster.cut_from_peers.entry(member).or_insert(0);
-                *count += 1;
-                if *count == 1 {
-                    set_peer_links(member, LinkState::Cut, cluster);
-                }
+                cluster.peer_cuts.lock().expect("peer cuts").cut(member);
             }
             Fault::Pause { .. } => {
                 let count = cluster.paused.entry(member).or_insert(0);
@@ -302,6 +347,7 @@ fn start_fault(fault: Fault, members: &[u64], cluster: &mut Cluster) {
                     cluster.handle.pause(cluster.members[&member].id());
                 }
             }
+            Fault::CutNewLeaders { .. } => unreachable!("handled above"),
         }
     }
 }
@@ -312,26 +358,147 @@ enum LinkState {
     Restored,
 }
 
-/// Cut or restore both directions of every link between `member` and the other members.
-/// A link stays cut while either end is cut off from its peers.
-fn set_peer_links(member: u64, state: LinkState, cluster: &Cluster) {
-    let net = NetSim::current();
-    let this = cluster.members[&member].id();
-    for (&other, node) in &cluster.members {
-        if other == member {
-            continue;
+/// Which members are cut from their peers (links between members only; clients still reach
+/// them), and by how many faults at once.
+#[derive(Default)]
+struct PeerCuts {
+    node_ids: BTreeMap<u64, madsim::task::NodeId>,
+    counts: BTreeMap<u64, u32>,
+    /// Set by the final heal: from then on no cut starts or ends (a new-leader cut's timer
+    /// may still fire).
+    healed: bool,
+}
+
+impl PeerCuts {
+    fn cut(&mut self, member: u64) {
+        if self.healed {
+            return;
         }
-        let other_cut = cluster.cut_from_peers.contains_key(&other);
-        match state {
-            LinkState::Cut => {
-                net.clog_link(this, node.id());
-                net.clog_link(node.id(), this);
+        let count = self.counts.entry(member).or_insert(0);
+        *count += 1;
+        if *count == 1 {
+            self.set_links(member, LinkState::Cut);
+        }
+    }
+
+    fn restore(&mut self, member: u64) {
+        if self.healed {
+            return;
+        }
+        let count = self.counts.get_mut(&member).expect("cut before restored");
+        *count -= 1;
+        if *count == 0 {
+            self.counts.remove(&member);
+            self.set_links(member, LinkState::Restored);
+        }
+    }
+
+    fn heal_all(&mut self) {
+        for member in std::mem::take(&mut self.counts).into_keys() {
+            self.set_links(member, LinkState::Restored);
+        }
+        self.healed = true;
+    }
+
+    /// Cut or restore both directions of every link between `member` and the other members.
+    /// A link stays cut while either end is cut off from its peers.
+    fn set_links(&self, member: u64, state: LinkState) {
+        let net = NetSim::current();
+        let this = self.node_ids[&member];
+        for (&other, &node) in &self.node_ids {
+            if other == member {
+                continue;
             }
-            LinkState::Restored if !other_cut => {
-                net.unclog_link(this, node.id());
-                net.unclog_link(node.id(), this);
+            match state {
+                LinkState::Cut => {
+                    net.clog_link(this, node);
+                    net.clog_link(node, this);
+                }
+                LinkState::Restored if !self.counts.contains_key(&other) => {
+                    net.unclog_link(this, node);
+                    net.unclog_link(node, this);
+                }
+                LinkState::Restored => {}
             }
-            LinkState::Restored => {}
+        }
+    }
+}
+
+/// The `CutNewLeaders` nemesis. It acts from inside the member's task, at the moment the
+/// member reports leadership: madsim decides a message's fate when it is sent, so only then
+/// does a delay of zero beat the new leader's first append.
+struct LeaderCuts {
+    /// Open windows as (delay_max_ms, hold_max_ms); the latest opened applies.
+    open: Vec<(u64, u64)>,
+    rng: rand_chacha::ChaCha8Rng,
+    peer_cuts: Arc<Mutex<PeerCuts>>,
+    recorder: Arc<Recorder>,
+    /// A node of the simulator's own runs the cut timers (a member's node dies with it).
+    timer: NodeHandle,
+}
+
+impl LeaderCuts {
+    fn leader_elected(cuts: &Mutex<LeaderCuts>, member: u64) {
+        let mut this = cuts.lock().expect("leader cuts");
+        let Some(&(delay_max_ms, hold_max_ms)) = this.open.last() else {
+            return;
+        };
+        let delay_ms = if this.rng.random_bool(0.5) {
+            0
+        } else {
+            this.rng.random_range(1..=delay_max_ms.max(1))
+        };
+        let hold_ms = this
+            .rng
+            .random_range((hold_max_ms / 2).max(1)..=hold_max_ms.max(1));
+        let peer_cuts = this.peer_cuts.clone();
+        let recorder = this.recorder.clone();
+        if delay_ms == 0 {
+            set_leader_cut(&peer_cuts, &recorder, member, true);
+        }
+        this.timer.spawn(async move {
+            if delay_ms > 0 {
+                madsim::time::sleep(Duration::from_millis(delay_ms)).await;
+                set_leader_cut(&peer_cuts, &recorder, member, true);
+            }
+            madsim::time::sleep(Duration::from_millis(hold_ms)).await;
+            set_leader_cut(&peer_cuts, &recorder, member, false);
+        });
+    }
+}
+
+/// One new-leader cut starts or ends; recorded as a peer partition of that member.
+fn set_leader_cut(peer_cuts: &Mutex<PeerCuts>, recorder: &Recorder, member: u64, cut: bool) {
+    let mut peer_cuts = peer_cuts.lock().expect("peer cuts");
+    if peer_cuts.healed {
+        return;
+    }
+    let fault = Fault::PartitionFromPeers {
+        target: IsolateTarget::Member(member),
+    };
+    let members = vec![member];
+    if cut {
+        recorder.record(TraceEvent::FaultStart { fault, members });
+        peer_cuts.cut(member);
+    } else {
+        recorder.record(TraceEvent::FaultEnd { fault, members });
+        peer_cuts.restore(member);
+    }
+}
+
+/// Members' observer when the plan has new-leader cuts: records, and tells the nemesis of
+/// each new leader.
+struct LeaderCutObserver {
+    recorder: Arc<Recorder>,
+    cuts: Arc<Mutex<LeaderCuts>>,
+}
+
+impl Observer for LeaderCutObserver {
+    fn on_event(&self, member: u64, event: NodeEvent) {
+        let elected = matches!(&event, NodeEvent::RoleChanged { role, .. } if role == "Leader");
+        self.recorder.on_event(member, event);
+        if elected {
+            LeaderCuts::leader_elected(&self.cuts, member);
         }
     }
 }
@@ -341,6 +508,21 @@ fn end_fault(fault: Fault, members: &[u64], cluster: &mut Cluster) {
         fault,
         members: members.to_vec(),
     });
+    if let Fault::CutNewLeaders {
+        delay_max_ms,
+        hold_max_ms,
+    } = fault
+    {
+        let cuts = cluster.leader_cuts.as_ref().expect("opened before");
+        let mut cuts = cuts.lock().expect("leader cuts");
+        let at = cuts
+            .open
+            .iter()
+            .position(|w| *w == (delay_max_ms, hold_max_ms))
+            .expect("opened before");
+        cuts.open.remove(at);
+        return;
+    }
     for &member in members {
         match fault {
             Fault::Crash { .. } | Fault::CrashLeader | Fault::ZoneDown { .. } => {
@@ -355,12 +537,7 @@ fn end_fault(fault: Fault, members: &[u64], cluster: &mut Cluster) {
                 }
             }
             Fault::PartitionFromPeers { .. } => {
-                let count = cluster.cut_from_peers.get_mut(&member).expect("cut before");
-                *count -= 1;
-                if *count == 0 {
-                    cluster.cut_from_peers.remove(&member);
-                    set_peer_links(member, LinkState::Restored, cluster);
-                }
+                cluster.peer_cuts.lock().expect("peer cuts").restore(member);
             }
             Fault::Pause { .. } => {
                 let count = cluster.paused.get_mut(&member).expect("paused before");
@@ -370,6 +547,7 @@ fn end_fault(fault: Fault, members: &[u64], cluster: &mut Cluster) {
                     cluster.handle.resume(cluster.members[&member].id());
                 }
             }
+            Fault::CutNewLeaders { .. } => unreachable!("handled above"),
         }
     }
 }
@@ -404,9 +582,10 @@ fn heal_all(cluster: &mut Cluster) {
     for (member, _) in std::mem::take(&mut cluster.isolated) {
         NetSim::current().unclog_node(cluster.members[&member].id());
     }
-    for (member, _) in std::mem::take(&mut cluster.cut_from_peers) {
-        set_peer_links(member, LinkState::Restored, cluster);
+    if let Some(cuts) = &cluster.leader_cuts {
+        cuts.lock().expect("leader cuts").open.clear();
     }
+    cluster.peer_cuts.lock().expect("peer cuts").heal_all();
     for (member, _) in std::mem::take(&mut cluster.paused) {
         cluster.handle.resume(cluster.members[&member].id());
     }
@@ -1335,6 +1514,84 @@ mod tests {
         let sorted = revisions.clone();
         revisions.dedup();
         assert_eq!(revisions, sorted, "no revision delivered twice");
+    }
+
+    /// The new-leader cuts fire: a leader cut at the instant of its election gets no entry of
+    /// its term applied anywhere while it is cut (its first append never left), and the
+    /// others elect a leader of a later term meanwhile.
+    #[test]
+    fn new_leader_cuts_cut_leaders_before_their_first_append() {
+        let mut plan = quiet_plan(puts(80, 50), Vec::new());
+        plan.faults = vec![FaultWindow {
+            start_ms: 1000,
+            duration_ms: 3000,
+            fault: Fault::CutNewLeaders {
+                delay_max_ms: 20,
+                hold_max_ms: 600,
+            },
+        }];
+        let output = simulate(&plan, &RunOptions::default());
+        let trace = &output.trace;
+        // (member, term, cut start, cut end) of leaders cut when elected.
+        let mut cut_at_election = Vec::new();
+        for (i, record) in trace.iter().enumerate() {
+            let TraceEvent::Member {
+                member,
+                event: NodeEvent::RoleChanged { role, term, .. },
+            } = &record.event
+            else {
+                continue;
+            };
+            let cut = Fault::PartitionFromPeers {
+                target: IsolateTarget::Member(*member),
+            };
+            let cut_now = trace[i + 1..]
+                .iter()
+                .take_while(|r| r.at_ns == record.at_ns)
+                .any(|r| matches!(&r.event, TraceEvent::FaultStart { fault, .. } if *fault == cut));
+            if role != "Leader" || !cut_now {
+                continue;
+            }
+            let end_ns = trace[i..]
+                .iter()
+                .find(|r| matches!(&r.event, TraceEvent::FaultEnd { fault, .. } if *fault == cut))
+                .expect("every cut ends")
+                .at_ns;
+            cut_at_election.push((*member, *term, record.at_ns, end_ns));
+        }
+        assert!(
+            cut_at_election.len() >= 2,
+            "too few leaders cut at election: {cut_at_election:?}"
+        );
+        let mut replaced_while_cut = 0;
+        for &(member, term, start_ns, end_ns) in &cut_at_election {
+            let during = || {
+                trace
+                    .iter()
+                    .filter(|r| r.at_ns >= start_ns && r.at_ns < end_ns)
+            };
+            let applied_elsewhere = during().any(|r| {
+                matches!(&r.event, TraceEvent::Member { member: m, event: NodeEvent::Applied { term: t, .. } }
+                    if *m != member && *t == term)
+            });
+            assert!(
+                !applied_elsewhere,
+                "member {member}, cut when elected in term {term}, replicated an entry"
+            );
+            // (Not always: another member may be cut at the same time, leaving no quorum.)
+            if during().any(|r| {
+                matches!(&r.event, TraceEvent::Member { member: m, event: NodeEvent::RoleChanged { role, term: t, .. } }
+                    if *m != member && role == "Leader" && *t > term)
+            }) {
+                replaced_while_cut += 1;
+            }
+        }
+        assert!(
+            replaced_while_cut >= 1,
+            "no cut leader was replaced while cut: {cut_at_election:?}"
+        );
+        // The nemesis heals: writes succeed again after the window.
+        assert!(output.healed_write_succeeded);
     }
 
     // §6/§7: a watch from a compacted revision is canceled with the compact revision, and the

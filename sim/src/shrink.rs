@@ -290,7 +290,7 @@ fn with_members(plan: &Plan, count: u32) -> Plan {
     let kept = |member: u64| member <= u64::from(count);
     smaller.faults.retain(|w| match w.fault {
         Fault::Crash { member } => kept(member),
-        Fault::CrashLeader => true,
+        Fault::CrashLeader | Fault::CutNewLeaders { .. } => true,
         Fault::Isolate { target }
         | Fault::PartitionFromPeers { target }
         | Fault::Pause { target } => match target {
