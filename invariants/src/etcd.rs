@@ -32,7 +32,7 @@ use crate::linearizability::{
 };
 use crate::models::etcd::{
     normalize, response_mutates, single_written_key, EtcdInput, EtcdModel, KeyFacts, KeyObs,
-    RangeKind,
+    LeaseFacts, LeaseTimeline, RangeKind,
 };
 
 fn bytes(b: &[u8]) -> String {
@@ -559,6 +559,7 @@ pub fn prepare(history: &History) -> Prepared {
         max_revision: 0,
         unmodified: cover,
         facts: None,
+        lease_facts: None,
     };
     let mut claimed = vec![false; max_revision as usize + 2];
     for &r in claimed_by.keys() {
@@ -652,6 +653,9 @@ pub fn prepare(history: &History) -> Prepared {
 
     let classes = SymmetryClasses::new(history, &included, &ignore_value_keys);
     let mut class_ids: BTreeMap<ClassKey, u64> = BTreeMap::new();
+    // Unknown lease grants and revokes taking part: (lease, is a grant, invocation ns, tag);
+    // a grant without an id has lease 0.
+    let mut unknown_lease_ops: Vec<(i64, bool, u64, u32)> = Vec::new();
 
     let mut ops = Vec::new();
     for (i, op) in history.ops.iter().enumerate() {
@@ -678,6 +682,7 @@ pub fn prepare(history: &History) -> Prepared {
                         serializable,
                         invoke_ns: op.invoke_ns,
                         class: None,
+                        lease_op_tag: None,
                     },
                     output: Some(normalize(resp)),
                 });
@@ -729,6 +734,16 @@ pub fn prepare(history: &History) -> Prepared {
                         }
                     }
                 };
+                let lease_op = match &op.request {
+                    Request::LeaseGrant(g) => Some((g.id, true)),
+                    Request::LeaseRevoke(r) => Some((r.id, false)),
+                    _ => None,
+                };
+                let lease_op_tag = lease_op.map(|(lease, is_grant)| {
+                    let tag = unknown_lease_ops.len() as u32;
+                    unknown_lease_ops.push((lease, is_grant, op.invoke_ns, tag));
+                    tag
+                });
                 ops.push(Op {
                     id: op.id,
                     client: op.client,
@@ -748,6 +763,7 @@ pub fn prepare(history: &History) -> Prepared {
                                 let next = class_ids.len() as u64;
                                 *class_ids.entry(k).or_insert(next)
                             }),
+                        lease_op_tag,
                     },
                     output: None,
                 });
@@ -762,6 +778,7 @@ pub fn prepare(history: &History) -> Prepared {
         max_revision,
         unmodified: coverage.unmodified,
         facts: None,
+        lease_facts: None,
     };
     let claimers: BTreeMap<Revision, &Operation> = claimed_by
         .iter()
@@ -789,6 +806,12 @@ pub fn prepare(history: &History) -> Prepared {
         &claimers,
         &unclaimed,
         &unclaimed_writers,
+    ));
+    model.lease_facts = Some(lease_facts(
+        &model.lease_universe,
+        history,
+        &included,
+        &unknown_lease_ops,
     ));
     Prepared { model, ops }
 }
@@ -884,6 +907,13 @@ impl SymmetryClasses {
             Request::DeleteRange(d) => {
                 Some((1, d.key.clone(), d.range_end.clone(), 0, false, false, None))
             }
+            // The model ignores a grant's TTL (the server may raise it, and expiry is not
+            // modelled), so grants of one id change the state identically; so do revokes of
+            // one id.
+            Request::LeaseGrant(g) if g.id != 0 => {
+                Some((2, Vec::new(), Vec::new(), g.id, false, false, None))
+            }
+            Request::LeaseRevoke(r) => Some((3, Vec::new(), Vec::new(), r.id, false, false, None)),
             _ => None,
         }
     }
@@ -1090,6 +1120,93 @@ fn key_facts(
     f
 }
 
+/// `LeaseFacts` from the known responses of the included operations and the unknown lease
+/// operations taking part in the search (lease, is a grant, invocation ns, tag).
+fn lease_facts(
+    lease_universe: &[i64],
+    history: &History,
+    included: &dyn Fn(&Operation) -> bool,
+    unknown_lease_ops: &[(i64, bool, u64, u32)],
+) -> LeaseFacts {
+    let mut f = LeaseFacts {
+        leases: vec![LeaseTimeline::default(); lease_universe.len()],
+        unknown_grant_of_any_id: false,
+    };
+    let index = |lease: i64| lease_universe.binary_search(&lease).ok();
+    for op in &history.ops {
+        let (true, Outcome::Ok(resp)) = (included(op), &op.outcome) else {
+            continue;
+        };
+        let h = resp.header().revision;
+        let ret = op.complete_ns;
+        // (lease, lowest state revision at which the operation applies) of every need of a
+        // present lease.
+        let mut present: Vec<(i64, Revision)> = Vec::new();
+        match (&op.request, resp) {
+            (Request::LeaseGrant(_), Response::LeaseGrant(g)) => {
+                // Applied at revision h (a grant changes no revision) to a store without it.
+                if let Some(l) = index(g.id) {
+                    f.leases[l].absent_needed.push((h, ret, ret));
+                    f.leases[l].known_grants.push(h);
+                }
+            }
+            (Request::LeaseRevoke(r), _) => {
+                // Applied at h - 1 when it deleted keys, else at h.
+                present.push((r.id, h - 1));
+                if let Some(l) = index(r.id) {
+                    f.leases[l].known_revokes.push(h);
+                }
+            }
+            (Request::Put(p), _) if p.lease != 0 => present.push((p.lease, h - 1)),
+            (Request::Txn(t), Response::Txn(tr))
+                if response_mutates(&op.request, resp) == Some(true) =>
+            {
+                // Every put of the branch taken needs its lease (else the whole txn fails);
+                // nested txns are left out (their branch is not known here).
+                let branch = if tr.succeeded { &t.success } else { &t.failure };
+                for o in branch {
+                    if let RequestOp::Put(p) = o {
+                        if p.lease != 0 {
+                            present.push((p.lease, h - 1));
+                        }
+                    }
+                }
+            }
+            (Request::Range(r), Response::Range(rr)) if r.revision <= 0 => {
+                // A read of the current state at h: in the model a key's lease always exists.
+                for kv in &rr.kvs {
+                    if kv.lease != 0 {
+                        present.push((kv.lease, h));
+                    }
+                }
+            }
+            _ => {}
+        }
+        for (lease, at) in present {
+            if let Some(l) = index(lease) {
+                f.leases[l].present_needed.push((at, ret, ret));
+            }
+        }
+    }
+    for &(lease, is_grant, call, tag) in unknown_lease_ops {
+        if is_grant && lease == 0 {
+            f.unknown_grant_of_any_id = true;
+            continue;
+        }
+        let Some(l) = index(lease) else { continue };
+        let t = &mut f.leases[l];
+        if is_grant {
+            t.unknown_grants.push((call, tag));
+        } else {
+            t.unknown_revokes.push((call, tag));
+        }
+    }
+    for t in &mut f.leases {
+        t.finish();
+    }
+    f
+}
+
 // ---------------------------------------------------------------------------------------------
 // Historical reads against the linearization.
 
@@ -1259,6 +1376,7 @@ pub fn check_etcd_history_detailed(
             // contradicts, which reads better. Use that report when it completes.
             let mut plain = prepared.model;
             plain.facts = None;
+            plain.lease_facts = None;
             match check_detailed(&plain, &prepared.ops, budget_steps, TimeUnit::Nanoseconds).verdict
             {
                 Verdict::NotLinearizable(better) => *better,

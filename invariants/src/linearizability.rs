@@ -97,6 +97,11 @@ pub trait Model {
     /// it when none does). The search therefore takes such a step only when the next
     /// operation uses `r` (a run of lazy steps must be followed by one operation using all
     /// of them). This is exact, and removes the blow-up of trying every position.
+    ///
+    /// Contract: two lazy steps on the same resource, one right after the other or with only
+    /// lazy steps on other resources between them, either leave the state exactly as it was
+    /// before the first (etcd: a grant and a revoke of a lease with no keys) or cannot both
+    /// succeed (two grants, two revokes); the search skips such pairs.
     fn lazy_resource(
         &self,
         _input: &Self::Input,
@@ -386,6 +391,37 @@ fn fingerprint<T: Hash>(value: &T) -> u128 {
     ((a.finish() as u128) << 64) | b.finish() as u128
 }
 
+/// The memo's hasher. Its keys are a Zobrist hash and a SipHash fingerprint, both uniformly
+/// distributed already, so folding them is a good table hash and much cheaper than hashing
+/// them again with SipHash (the memo insert dominated short searches). The set still compares
+/// whole keys, so this only affects speed.
+#[derive(Clone, Copy, Default)]
+struct FoldFingerprints;
+
+impl std::hash::BuildHasher for FoldFingerprints {
+    type Hasher = FoldHasher;
+    fn build_hasher(&self) -> FoldHasher {
+        FoldHasher(0)
+    }
+}
+
+struct FoldHasher(u64);
+
+impl Hasher for FoldHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used by `(u128, u128)`; kept correct for any key.
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u128(&mut self, i: u128) {
+        self.0 = self.0.rotate_left(23) ^ (i as u64) ^ ((i >> 64) as u64);
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Choice {
     Linearize(u32),
@@ -666,7 +702,7 @@ pub(crate) fn search<M: Model>(
     states.sort();
     states.dedup();
     let mut zobrist: u128 = 0;
-    let mut cache: HashSet<(u128, u128)> = HashSet::new();
+    let mut cache: HashSet<(u128, u128), FoldFingerprints> = HashSet::default();
     let mut stack: Vec<Frame<M::State>> = Vec::new();
 
     // Longest prefix, maintained incrementally: `best_choices[..low_water]` always equals the
@@ -711,8 +747,9 @@ pub(crate) fn search<M: Model>(
                 e = list.next[e as usize];
             }
             reduce_symmetric(&mut choices, &class, ops, &hints, &mut class_best);
-            // A class is tried where its most promising member would be.
-            choices.sort_by_key(|c| {
+            // A class is tried where its most promising member would be. (Cached keys: the
+            // class lookup is linear, and a level can hold hundreds of choices.)
+            choices.sort_by_cached_key(|c| {
                 let o = c.op() as usize;
                 match class[o] {
                     Some(_) => class_best
@@ -786,6 +823,14 @@ pub(crate) fn search<M: Model>(
                                 continue;
                             }
                         }
+                        // Two lazy steps on one resource within a run (nothing used it in
+                        // between, and the lazy steps between them touch other resources
+                        // only, so they commute) compose to no change at all (for etcd: a
+                        // grant and a revoke of a lease with no keys), or cannot both
+                        // succeed. A linearization holding such a pair stays valid without
+                        // both (they are optional), so skipping it is exact; without this the
+                        // search burns every subset of such pairs.
+                        Some(x) if pending.binary_search(&x).is_ok() => continue,
                         Some(x) => {
                             new_pending = pending
                                 .iter()

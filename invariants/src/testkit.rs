@@ -224,6 +224,7 @@ pub fn generate_etcd_history_with_witness(o: &GenOptions) -> (History, Vec<u64>)
         max_revision: i64::MAX,
         unmodified: Default::default(),
         facts: None,
+        lease_facts: None,
     };
     let mut order: Vec<usize> = (0..planned.len())
         .filter(|&i| planned[i].effect_at.is_some())

@@ -49,6 +49,12 @@ pub struct EtcdState {
     pub keys: Vec<Option<KeyState>>,
     /// Sorted.
     pub leases: Vec<LeaseId>,
+    /// Tags (`EtcdInput::lease_op_tag`) of the unknown-outcome lease grants and revokes
+    /// applied so far, sorted. Bookkeeping for `LeaseFacts` (which of them are still
+    /// available). It follows from which operations were decided and whether each was applied
+    /// or dropped, most of which the search's memo key (the set of decided operations) already
+    /// tells, so it seldom splits a memo entry.
+    pub unknown_lease_ops_applied: Vec<u32>,
 }
 
 /// An operation as the model sees it.
@@ -70,6 +76,10 @@ pub struct EtcdInput {
     /// For unknown, unpinned writes: a class of writes no response can tell apart (same
     /// request up to a value nobody observes; see `Model::interchangeable_class`).
     pub class: Option<u64>,
+    /// For unknown lease grants (with an id) and revokes taking part in the search: a tag
+    /// unique to the operation, recorded in `EtcdState::unknown_lease_ops_applied` when it
+    /// is applied (see `LeaseFacts`).
+    pub lease_op_tag: Option<u32>,
 }
 
 /// The etcd key-space model. Build it with `EtcdModel::new`.
@@ -89,6 +99,112 @@ pub struct EtcdModel {
     /// What responses show about each key, used to reject a state as soon as no completion
     /// can match a later observation (`None`: no such pruning, e.g. in generators).
     pub facts: Option<KeyFacts>,
+    /// What known responses show about each lease, used the same way (`None`: no pruning).
+    pub lease_facts: Option<LeaseFacts>,
+}
+
+/// Per-lease facts established by known responses, indexed like `EtcdModel::lease_universe`.
+///
+/// Why: a lease grant does not change the revision, so revisions say nothing about when an
+/// unknown-outcome grant happened. When the search guesses wrong (say it grants a lease to
+/// let an unknown put with that lease fill a free revision), the lease exists for the rest of
+/// the branch, and the mistake shows only at the next known grant of that id, thousands of
+/// levels later, after the search has backtracked over every guess in between.
+/// `EtcdModel::leases_feasible` instead rejects the state as soon as the lease set changes:
+///
+/// * A lease present in a state at revision r must be revoked before every known operation
+///   that needs it absent (a successful grant of it) at a state revision above r. Only
+///   revokes remove leases (expiry is not modelled), so the first revoke after now is
+///   either a known revoke of it whose header lies in [r, a + 1] (a: the lowest such
+///   grant's revision) or an unknown revoke of it that has not been applied yet and was
+///   invoked before every one of those grants completed.
+/// * Symmetrically, a lease absent at revision r must be granted before every known
+///   operation that needs it present (a put with it, a revoke of it, a current read showing a
+///   key attached to it: in the model a key's lease always exists) above r: a known grant
+///   with header in [r, a + 1], an unknown grant not applied yet invoked before all those
+///   operations completed, or an unknown grant whose id the server picks.
+///
+/// Each requirement is recorded at the lowest state revision at which its operation can be
+/// applied, so a requirement above the current revision is certainly still ahead (revisions
+/// never decrease). Every rule is a necessary condition for any completion of the state, so
+/// pruning never turns a linearizable history into a failure.
+#[derive(Clone, Debug, Default)]
+pub struct LeaseFacts {
+    pub leases: Vec<LeaseTimeline>,
+    /// Some unknown grant leaves the id to the server, so any absent lease may be granted.
+    pub unknown_grant_of_any_id: bool,
+}
+
+/// The facts of one lease (see `LeaseFacts`).
+#[derive(Clone, Debug, Default)]
+pub struct LeaseTimeline {
+    /// Known operations that need the lease present: (lowest state revision at which they
+    /// apply, completion time ns, the smallest completion time of this entry and every later
+    /// one), sorted.
+    pub present_needed: Vec<(Revision, u64, u64)>,
+    /// Known grants, which need the lease absent, in the same form.
+    pub absent_needed: Vec<(Revision, u64, u64)>,
+    /// Header revisions of known grants and of known revokes, sorted.
+    pub known_grants: Vec<Revision>,
+    pub known_revokes: Vec<Revision>,
+    /// Unknown grants and revokes taking part in the search: (invocation ns, tag), sorted.
+    pub unknown_grants: Vec<(u64, u32)>,
+    pub unknown_revokes: Vec<(u64, u32)>,
+}
+
+impl LeaseTimeline {
+    /// Sort the needs and fill in their suffix minima of completion time.
+    pub fn finish(&mut self) {
+        for needs in [&mut self.present_needed, &mut self.absent_needed] {
+            needs.sort_unstable();
+            let mut min_ret = u64::MAX;
+            for e in needs.iter_mut().rev() {
+                min_ret = min_ret.min(e.1);
+                e.2 = min_ret;
+            }
+        }
+        for v in [&mut self.known_grants, &mut self.known_revokes] {
+            v.sort_unstable();
+        }
+        for v in [&mut self.unknown_grants, &mut self.unknown_revokes] {
+            v.sort_unstable();
+        }
+    }
+
+    /// Whether the lease, `present` or not in a state at revision `r` whose applied unknown
+    /// lease operations are `applied`, can still meet every later known requirement.
+    fn feasible(&self, present: bool, r: Revision, applied: &[u32], any_id_grant: bool) -> bool {
+        let (needs, known_flips, unknown_flips) = if present {
+            (
+                &self.absent_needed,
+                &self.known_revokes,
+                &self.unknown_revokes,
+            )
+        } else {
+            if any_id_grant {
+                return true;
+            }
+            (
+                &self.present_needed,
+                &self.known_grants,
+                &self.unknown_grants,
+            )
+        };
+        let i = needs.partition_point(|e| e.0 <= r);
+        let Some(&(a, _, deadline_ns)) = needs.get(i) else {
+            return true;
+        };
+        // A known operation that flips the lease may lie between now and the first need.
+        let lo = known_flips.partition_point(|&h| h < r);
+        if known_flips.get(lo).is_some_and(|&h| h <= a + 1) {
+            return true;
+        }
+        // Otherwise an unknown one not applied yet, invoked before every need completed.
+        unknown_flips
+            .iter()
+            .take_while(|(call, _)| *call < deadline_ns)
+            .any(|(_, tag)| applied.binary_search(tag).is_err())
+    }
 }
 
 /// The state of one key at one revision, as a response showed it.
@@ -282,6 +398,37 @@ pub fn response_mutates(req: &Request, resp: &Response) -> Option<bool> {
 }
 
 impl EtcdModel {
+    /// Whether every lease that `next` (reached from `before`) adds or removes can still meet
+    /// the known operations that need it present or absent (see `LeaseFacts`).
+    pub fn leases_feasible(&self, before: &EtcdState, next: &EtcdState) -> bool {
+        let Some(f) = &self.lease_facts else {
+            return true;
+        };
+        if before.leases == next.leases {
+            return true;
+        }
+        let changed = |id: &LeaseId, present: bool| -> bool {
+            let Ok(l) = self.lease_universe.binary_search(id) else {
+                return true;
+            };
+            f.leases[l].feasible(
+                present,
+                next.revision,
+                &next.unknown_lease_ops_applied,
+                f.unknown_grant_of_any_id,
+            )
+        };
+        next.leases
+            .iter()
+            .filter(|id| before.leases.binary_search(id).is_err())
+            .all(|id| changed(id, true))
+            && before
+                .leases
+                .iter()
+                .filter(|id| next.leases.binary_search(id).is_err())
+                .all(|id| changed(id, false))
+    }
+
     /// Whether every key of `next` (reached from `before`) can still match its next
     /// observation (see `KeyFacts`). Small key universes check every key, which also catches
     /// a key whose last chance to be written has just passed; large ones check only the keys
@@ -728,6 +875,7 @@ impl Model for EtcdModel {
             compact_revision: -1,
             keys: vec![None; self.keys.len()],
             leases: vec![],
+            unknown_lease_ops_applied: vec![],
         }]
     }
 
@@ -761,7 +909,10 @@ impl Model for EtcdModel {
                     RangeKind::Historical => actual.header().revision == expected.header().revision,
                     RangeKind::Current => normalize(&expected) == *actual,
                 };
-                if matches && (next == *st || self.feasible(st, &next)) {
+                if matches
+                    && (next == *st
+                        || (self.feasible(st, &next) && self.leases_feasible(st, &next)))
+                {
                     vec![next]
                 } else {
                     vec![]
@@ -779,11 +930,17 @@ impl Model for EtcdModel {
                 };
                 let mut out = Vec::new();
                 for grant in grants {
-                    let Ok((next, _, _)) = self.apply(st, &input.request, grant) else {
+                    let Ok((mut next, _, _)) = self.apply(st, &input.request, grant) else {
                         continue;
                     };
                     if next == *st {
                         continue; // a no-op: the same as never happening
+                    }
+                    if let Some(tag) = input.lease_op_tag {
+                        let applied = &mut next.unknown_lease_ops_applied;
+                        if let Err(pos) = applied.binary_search(&tag) {
+                            applied.insert(pos, tag);
+                        }
                     }
                     if next.revision != st.revision {
                         let r = next.revision;
@@ -802,7 +959,7 @@ impl Model for EtcdModel {
                     } else if input.pin.is_some() {
                         continue;
                     }
-                    if !self.feasible(st, &next) {
+                    if !self.feasible(st, &next) || !self.leases_feasible(st, &next) {
                         continue;
                     }
                     out.push(next);
@@ -836,20 +993,23 @@ impl Model for EtcdModel {
                     None => h != st.revision && h != st.revision + 1,
                 }
             }
-            None => match input.pin {
-                Some(pin) => pin != st.revision + 1,
+            None => match (input.pin, &input.request) {
+                (Some(pin), _) => pin != st.revision + 1,
+                // `apply` fails on a grant of an existing lease and a revoke of a missing one.
+                (None, Request::LeaseGrant(g)) if g.id != 0 => {
+                    st.leases.binary_search(&g.id).is_ok()
+                }
+                (None, Request::LeaseRevoke(r)) => st.leases.binary_search(&r.id).is_err(),
+                (None, Request::LeaseGrant(_)) => false,
                 // Only lease operations can change the state without a new revision; any
                 // other unknown write must produce the next revision, which must be free.
-                None => {
-                    !matches!(
-                        input.request,
-                        Request::LeaseGrant(_) | Request::LeaseRevoke(_)
-                    ) && (st.revision + 1 > self.max_revision
+                (None, _) => {
+                    st.revision + 1 > self.max_revision
                         || self
                             .claimed
                             .get((st.revision + 1) as usize)
                             .copied()
-                            .unwrap_or(false))
+                            .unwrap_or(false)
                 }
             },
         }

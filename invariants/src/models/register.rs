@@ -65,6 +65,27 @@ impl Model for RegisterModel {
         }
     }
 
+    /// Unknown writes of one value, and unknown CASes with the same pair, change the state
+    /// identically. Classes are exact (no hashing): values in [0, 2^31) only, writes as the
+    /// value itself, CASes above 2^62; other values get no class.
+    fn interchangeable_class(
+        &self,
+        input: &RegisterInput,
+        output: Option<&RegisterOutput>,
+    ) -> Option<u64> {
+        const SMALL: std::ops::Range<i64> = 0..(1 << 31);
+        if output.is_some() {
+            return None;
+        }
+        match *input {
+            RegisterInput::Write(v) if SMALL.contains(&v) => Some(v as u64),
+            RegisterInput::Cas(a, b) if SMALL.contains(&a) && SMALL.contains(&b) => {
+                Some((1 << 62) | ((a as u64) << 31) | b as u64)
+            }
+            _ => None,
+        }
+    }
+
     fn describe_input(&self, input: &RegisterInput) -> String {
         match input {
             RegisterInput::Read => "read".to_string(),

@@ -1,0 +1,329 @@
+//! Unknown-outcome lease grants and revokes, which change no revision: when they must be
+//! linearized, when they must not, and that the lease pruning (`LeaseFacts`), the lazy placement
+//! of lease steps and the symmetry of same-id lease operations never change a verdict.
+
+mod common;
+
+use common::{hdr, put};
+use faultline_api::*;
+use faultline_invariants::etcd::check_etcd_history;
+use faultline_invariants::history::{History, Operation, Outcome};
+use faultline_invariants::linearizability::Verdict;
+
+const MS: u64 = 1_000_000;
+const BUDGET: u64 = 100_000;
+
+/// (client, invoke ms, complete ms, request, outcome); each op its own client unless given.
+fn history(ops: Vec<(u64, u64, u64, Request, Outcome)>) -> History {
+    History {
+        ops: ops
+            .into_iter()
+            .enumerate()
+            .map(|(i, (client, a, b, request, outcome))| Operation {
+                id: i as u64,
+                client,
+                member: Some(1),
+                invoke_ns: a * MS,
+                complete_ns: b * MS,
+                request,
+                outcome,
+            })
+            .collect(),
+        watches: Vec::new(),
+    }
+}
+
+fn unknown() -> Outcome {
+    Outcome::Unknown("request timed out".to_string())
+}
+
+fn grant(id: i64) -> Request {
+    Request::LeaseGrant(LeaseGrantRequest {
+        ttl_seconds: 7200,
+        id,
+    })
+}
+
+fn grant_ok(revision: i64, id: i64) -> Outcome {
+    Outcome::Ok(Response::LeaseGrant(LeaseGrantResponse {
+        header: hdr(revision),
+        id,
+        ttl_seconds: 7200,
+    }))
+}
+
+fn revoke(id: i64) -> Request {
+    Request::LeaseRevoke(LeaseRevokeRequest { id })
+}
+
+fn revoke_ok(revision: i64) -> Outcome {
+    Outcome::Ok(Response::LeaseRevoke(LeaseRevokeResponse {
+        header: hdr(revision),
+    }))
+}
+
+fn put_with_lease(key: &str, value: &str, lease: i64) -> Request {
+    let Request::Put(mut p) = put(key, value) else {
+        unreachable!()
+    };
+    p.lease = lease;
+    Request::Put(p)
+}
+
+fn put_ok(revision: i64) -> Outcome {
+    Outcome::Ok(Response::Put(PutResponse {
+        header: hdr(revision),
+        prev_kv: None,
+    }))
+}
+
+/// A count-only read: it shows that the key exists, not its value or lease.
+fn count(key: &str) -> Request {
+    Request::Range(RangeRequest {
+        key: key.as_bytes().to_vec(),
+        count_only: true,
+        ..Default::default()
+    })
+}
+
+fn count_ok(revision: i64, count: i64) -> Outcome {
+    Outcome::Ok(Response::Range(RangeResponse {
+        header: hdr(revision),
+        kvs: vec![],
+        more: false,
+        count,
+    }))
+}
+
+fn linearizable(h: &History) -> bool {
+    match check_etcd_history(h, BUDGET) {
+        Verdict::Linearizable => true,
+        Verdict::NotLinearizable(_) => false,
+        Verdict::Unknown { reason } => panic!("no verdict within the budget: {reason}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A second known grant of an id needs a revoke in between.
+
+/// grant(5), then an unknown revoke, then grant(5) again: the revoke must have happened.
+#[test]
+fn an_unknown_revoke_is_placed_between_two_known_grants() {
+    let h = history(vec![
+        (0, 0, 10, grant(5), grant_ok(1, 5)),
+        (1, 20, 30, revoke(5), unknown()),
+        (2, 40, 50, grant(5), grant_ok(1, 5)),
+    ]);
+    assert!(linearizable(&h));
+}
+
+/// Without the unknown revoke, the second grant of the same id is impossible.
+#[test]
+fn two_known_grants_of_one_id_without_a_revoke_are_rejected() {
+    let h = history(vec![
+        (0, 0, 10, grant(5), grant_ok(1, 5)),
+        (2, 40, 50, grant(5), grant_ok(1, 5)),
+    ]);
+    assert!(!linearizable(&h));
+}
+
+/// An unknown revoke takes effect at most once: three known grants need two revokes.
+#[test]
+fn one_unknown_revoke_cannot_serve_two_regrants() {
+    let one = history(vec![
+        (0, 0, 10, grant(5), grant_ok(1, 5)),
+        (1, 5, 100, revoke(5), unknown()),
+        (2, 40, 50, grant(5), grant_ok(1, 5)),
+        (3, 60, 70, grant(5), grant_ok(1, 5)),
+    ]);
+    assert!(!linearizable(&one));
+    let two = history(vec![
+        (0, 0, 10, grant(5), grant_ok(1, 5)),
+        (1, 5, 100, revoke(5), unknown()),
+        (4, 5, 100, revoke(5), unknown()),
+        (2, 40, 50, grant(5), grant_ok(1, 5)),
+        (3, 60, 70, grant(5), grant_ok(1, 5)),
+    ]);
+    assert!(linearizable(&two));
+}
+
+/// An unknown revoke invoked after the second grant completed cannot come before it.
+#[test]
+fn an_unknown_revoke_cannot_take_effect_before_its_invocation() {
+    let h = history(vec![
+        (0, 0, 10, grant(5), grant_ok(1, 5)),
+        (2, 40, 50, grant(5), grant_ok(1, 5)),
+        (1, 60, 70, revoke(5), unknown()),
+    ]);
+    assert!(!linearizable(&h));
+}
+
+// ---------------------------------------------------------------------------------------------
+// A known use of a lease after a known revoke needs a grant in between.
+
+/// grant, revoke (no keys: revision 1), then a put with the lease: an unknown grant between.
+#[test]
+fn an_unknown_grant_is_placed_between_a_revoke_and_a_use() {
+    let h = history(vec![
+        (0, 0, 10, grant(5), grant_ok(1, 5)),
+        (0, 20, 30, revoke(5), revoke_ok(1)),
+        (1, 25, 200, grant(5), unknown()),
+        (2, 40, 50, put_with_lease("a", "x", 5), put_ok(2)),
+    ]);
+    assert!(linearizable(&h));
+}
+
+/// The same, with the unknown grant invoked after the put completed: rejected.
+#[test]
+fn an_unknown_grant_invoked_after_the_use_cannot_serve_it() {
+    let h = history(vec![
+        (0, 0, 10, grant(5), grant_ok(1, 5)),
+        (0, 20, 30, revoke(5), revoke_ok(1)),
+        (2, 40, 50, put_with_lease("a", "x", 5), put_ok(2)),
+        (1, 60, 200, grant(5), unknown()),
+    ]);
+    assert!(!linearizable(&h));
+}
+
+// ---------------------------------------------------------------------------------------------
+// An unknown grant that an unknown put would need to fill a free revision (the pattern that made
+// the 100,000-operation benchmark run out of budget): the lease would then exist until a later
+// known grant of the same id, which needs it absent.
+
+/// Ops: grant(5) at 1; put a with lease 5 at 2; revoke(5) at 3 (deletes a); an unknown
+/// grant(5) and an unknown put b with lease 5; a read showing b exists at 4 (someone put b);
+/// a known grant(5) at `regrant_revision`. `others` are added to the middle.
+fn regrant_after_filler(
+    others: Vec<(u64, u64, u64, Request, Outcome)>,
+    regrant_revision: i64,
+) -> History {
+    let mut ops = vec![
+        (0, 0, 10, grant(5), grant_ok(1, 5)),
+        (0, 20, 30, put_with_lease("a", "1", 5), put_ok(2)),
+        (0, 40, 50, revoke(5), revoke_ok(3)),
+        (1, 60, 70, grant(5), unknown()),
+        (2, 60, 70, put_with_lease("b", "x", 5), unknown()),
+    ];
+    ops.extend(others);
+    ops.push((4, 100, 110, count("b"), count_ok(4, 1)));
+    ops.push((0, 120, 130, grant(5), grant_ok(regrant_revision, 5)));
+    history(ops)
+}
+
+/// Another unknown put of b without a lease can fill revision 4: linearizable, and the unknown
+/// grant must not be linearized.
+#[test]
+fn a_filler_that_needs_no_lease_is_found() {
+    let h = regrant_after_filler(vec![(3, 60, 70, put("b", "y"), unknown())], 4);
+    assert!(linearizable(&h));
+}
+
+/// Only the leased put can fill revision 4, so lease 5 exists at the known grant: rejected.
+#[test]
+fn a_lease_granted_for_a_filler_blocks_a_later_known_grant() {
+    let h = regrant_after_filler(vec![], 4);
+    assert!(!linearizable(&h));
+}
+
+/// With an unknown revoke invoked in time (it deletes b, producing revision 5), grant, put,
+/// revoke, grant works again.
+#[test]
+fn an_unknown_revoke_in_time_reopens_the_id() {
+    let h = regrant_after_filler(vec![(5, 80, 90, revoke(5), unknown())], 5);
+    assert!(linearizable(&h));
+}
+
+/// The same revoke invoked after the known grant completed is too late.
+#[test]
+fn an_unknown_revoke_too_late_does_not_reopen_the_id() {
+    let h = regrant_after_filler(vec![(5, 140, 150, revoke(5), unknown())], 5);
+    assert!(!linearizable(&h));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lazy lease steps and same-id symmetry.
+
+/// Many unknown grants and revokes of one id around known grants: every known grant needs the
+/// lease absent, and the revokes are few. Exactly as many known re-grants as unknown revokes
+/// is linearizable; one more re-grant is not (the search must still conclude within budget).
+#[test]
+fn many_unknown_lease_operations_of_one_id() {
+    let build = |regrants: u64| {
+        let mut ops = vec![(0, 0, 10, grant(5), grant_ok(1, 5))];
+        for i in 0..6 {
+            ops.push((10 + i, 5, 1000, grant(5), unknown()));
+        }
+        for i in 0..3 {
+            ops.push((20 + i, 5, 1000, revoke(5), unknown()));
+        }
+        for i in 0..regrants {
+            let t = 100 + 20 * i;
+            ops.push((1, t, t + 10, grant(5), grant_ok(1, 5)));
+        }
+        history(ops)
+    };
+    assert!(linearizable(&build(3)));
+    assert!(!linearizable(&build(4)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Differential: the lease pruning never changes a verdict.
+
+/// Generated histories with leases and many unknown outcomes, as generated (linearizable) and
+/// with unknown revokes or unknown grants removed (which can make them non-linearizable): the
+/// search with
+/// `LeaseFacts` and the search without them must agree.
+#[test]
+fn lease_pruning_agrees_with_the_plain_search() {
+    use faultline_invariants::etcd::prepare;
+    use faultline_invariants::linearizability::{check, TimeUnit};
+    use faultline_invariants::testkit::{generate_etcd_history, GenOptions};
+    let mut rejected = 0;
+    for seed in 0..60 {
+        let mut o = GenOptions::benchmark(seed);
+        o.ops = 400;
+        o.clients = 6;
+        o.keys = 4;
+        o.unknown_percent = 25;
+        let generated = generate_etcd_history(&o);
+        let without = |grants: bool| {
+            let mut h = generated.clone();
+            for op in &mut h.ops {
+                let lease_op = match op.request {
+                    Request::LeaseGrant(_) => grants,
+                    Request::LeaseRevoke(_) => !grants,
+                    _ => false,
+                };
+                if lease_op && op.is_unknown() {
+                    op.outcome = Outcome::Failed(EtcdError::LeaseNotFound);
+                }
+            }
+            h
+        };
+        let (without_revokes, without_grants) = (without(false), without(true));
+        for (h, must_pass) in [
+            (&generated, true),
+            (&without_revokes, false),
+            (&without_grants, false),
+        ] {
+            let p = prepare(h);
+            let with = check(&p.model, &p.ops, 1_000_000, TimeUnit::Nanoseconds);
+            let mut plain = p.model;
+            plain.lease_facts = None;
+            let without = check(&plain, &p.ops, 1_000_000, TimeUnit::Nanoseconds);
+            assert!(!with.is_unknown() && !without.is_unknown(), "seed {seed}");
+            assert_eq!(
+                with.is_linearizable(),
+                without.is_linearizable(),
+                "seed {seed}"
+            );
+            if must_pass {
+                assert!(with.is_linearizable(), "seed {seed}: {with}");
+            } else if !with.is_linearizable() {
+                rejected += 1;
+            }
+        }
+    }
+    // The mutation must produce some violations, or the comparison shows little.
+    assert!(rejected > 0);
+}
