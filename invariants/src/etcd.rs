@@ -376,8 +376,35 @@ pub struct Prepared {
     pub ops: Vec<Op<EtcdInput, Response>>,
 }
 
-/// Build the model and the engine's operations from a history.
+/// Observations beyond the responses of current-revision operations that may prune the
+/// search (`KeyFacts`). Each is a necessary condition only if its source is right: a
+/// historical read (part of the linearizability claim) or a watch (judged by the watch
+/// checks), so `check_etcd_history_detailed` searches with them first and without them when
+/// that fails, to tell which source no linearization agrees with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExtraFacts {
+    pub historical_reads: bool,
+    pub watches: bool,
+}
+
+impl ExtraFacts {
+    pub const ALL: ExtraFacts = ExtraFacts {
+        historical_reads: true,
+        watches: true,
+    };
+    pub const NONE: ExtraFacts = ExtraFacts {
+        historical_reads: false,
+        watches: false,
+    };
+}
+
+/// Build the model and the engine's operations from a history (every observation prunes).
 pub fn prepare(history: &History) -> Prepared {
+    prepare_with(history, ExtraFacts::ALL)
+}
+
+/// Build the model and the engine's operations, pruning with the given extra observations.
+pub fn prepare_with(history: &History, extra: ExtraFacts) -> Prepared {
     // Which operations take part, and their basic classification.
     let mut keys: Vec<Vec<u8>> = Vec::new();
     let mut leases: Vec<i64> = Vec::new();
@@ -540,6 +567,38 @@ pub fn prepare(history: &History) -> Prepared {
     }
     for (&u, &p) in &pins {
         claimed_by.entry(p).or_insert(u);
+    }
+    if extra.watches {
+        // A watch reports every change in its window (Reliable): a key of its range is
+        // unmodified between two of its events, and from the window's start or to its end.
+        for w in &history.watches {
+            let Some(window) = crate::watch::window(w) else {
+                continue;
+            };
+            if !w.request.filters.is_empty() {
+                continue;
+            }
+            for key in keys
+                .iter()
+                .filter(|k| faultline_api::key_in_range(k, &w.request.key, &w.request.range_end))
+            {
+                let mut changed: Vec<Revision> = window
+                    .received
+                    .iter()
+                    .filter(|(_, e)| e.kv.key == *key)
+                    .map(|(_, e)| e.kv.mod_revision)
+                    .collect();
+                changed.sort();
+                changed.dedup();
+                let mut from = window.first - 1;
+                for rev in changed.into_iter().chain([window.last + 1]) {
+                    if rev - 1 > from {
+                        cover.entry(key.clone()).or_default().push((from, rev - 1));
+                    }
+                    from = from.max(rev);
+                }
+            }
+        }
     }
     for iv in cover.values_mut() {
         iv.sort();
@@ -801,6 +860,7 @@ pub fn prepare(history: &History) -> Prepared {
         .collect();
     model.facts = Some(key_facts(
         &model,
+        extra,
         history,
         &included,
         &claimers,
@@ -971,6 +1031,7 @@ fn may_delete_key(req: &Request, key: &[u8]) -> bool {
 /// universe at a known revision.
 fn key_observations(
     model: &EtcdModel,
+    facts: ExtraFacts,
     req: &Request,
     resp: &Response,
     out: &mut Vec<(usize, Revision, KeyObs)>,
@@ -984,7 +1045,10 @@ fn key_observations(
     };
     let h = resp.header().revision;
     match (req, resp) {
-        (Request::Range(r), Response::Range(rr)) if r.revision <= 0 => {
+        (Request::Range(r), Response::Range(rr)) if r.revision <= 0 || facts.historical_reads => {
+            // A historical read shows the key space at its revision (the header shows the
+            // current one).
+            let h = if r.revision > 0 { r.revision } else { h };
             let mut shown = Vec::new();
             for kv in &rr.kvs {
                 if let Some(k) = model.key_id(&kv.key) {
@@ -1035,8 +1099,50 @@ fn key_observations(
     }
 }
 
+/// What watch events show about keys at their revisions (etcd-semantics.md §10): a put event's
+/// KV is the key at the event's revision, a delete event's key is absent there, a prev_kv is the
+/// key one revision earlier, and a creation (version 1) means it was absent one revision
+/// earlier. Only for `ExtraFacts::watches`: a wrong watch must not make a history look
+/// non-linearizable (see `check_etcd_history_detailed`).
+fn watch_observations(
+    model: &EtcdModel,
+    history: &History,
+    out: &mut Vec<(usize, Revision, KeyObs)>,
+) {
+    let present = |kv: &KeyValue| KeyObs::Present {
+        create_revision: kv.create_revision,
+        mod_revision: kv.mod_revision,
+        version: kv.version,
+        lease: kv.lease,
+        value: Some(kv.value.clone()),
+    };
+    for w in &history.watches {
+        for received in &w.responses {
+            for e in &received.response.events {
+                let Some(k) = model.key_id(&e.kv.key) else {
+                    continue;
+                };
+                let r = e.kv.mod_revision;
+                match e.kind {
+                    faultline_api::EventType::Put => {
+                        out.push((k, r, present(&e.kv)));
+                        if e.kv.version == 1 {
+                            out.push((k, r - 1, KeyObs::Absent));
+                        }
+                    }
+                    faultline_api::EventType::Delete => out.push((k, r, KeyObs::Absent)),
+                }
+                if let Some(prev) = &e.prev_kv {
+                    out.push((k, r - 1, present(prev)));
+                }
+            }
+        }
+    }
+}
+
 fn key_facts(
     model: &EtcdModel,
+    extra: ExtraFacts,
     history: &History,
     included: &dyn Fn(&Operation) -> bool,
     claimers: &BTreeMap<Revision, &Operation>,
@@ -1056,14 +1162,20 @@ fn key_facts(
     let mut found = Vec::new();
     for op in &history.ops {
         if let (true, Outcome::Ok(resp)) = (included(op), &op.outcome) {
-            key_observations(model, &op.request, resp, &mut found);
+            key_observations(model, extra, &op.request, resp, &mut found);
         }
+    }
+    if extra.watches {
+        watch_observations(model, history, &mut found);
     }
     for (k, at, o) in found {
         f.obs[k].push((at, o));
     }
     for obs in &mut f.obs {
         obs.sort_by_key(|(at, _)| *at);
+        // Identical observations of one revision are kept once. Of two that disagree only the
+        // first prunes (`KeyFacts::key_feasible` looks at one): less pruning, never wrong.
+        obs.dedup();
     }
     for (&rev, op) in claimers {
         let puts = branch_puts(&op.request);
@@ -1290,6 +1402,11 @@ pub fn check_etcd_history(history: &History, budget_steps: u64) -> Verdict {
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Linearization {
     pub op_ids: Vec<u64>,
+    /// No linearization agrees with what the watches observed (a search that used the watch
+    /// events as facts failed, one without them succeeded): the watches are wrong, and every
+    /// finding of the watch checks against this linearization stands.
+    #[serde(default)]
+    pub watches_contradicted: bool,
 }
 
 /// Like `check_etcd_history`, and on `Linearizable` also the linearization found, which the
@@ -1299,34 +1416,77 @@ pub fn check_etcd_history_detailed(
     budget_steps: u64,
 ) -> (Verdict, Option<Linearization>) {
     let stale = find_stale_reads(history);
-    let prepared = prepare(history);
     let by_id: BTreeMap<u64, &Operation> = history.ops.iter().map(|op| (op.id, op)).collect();
-    let checked = check_detailed(
-        &prepared.model,
-        &prepared.ops,
-        budget_steps,
-        TimeUnit::Nanoseconds,
-    );
+    // Search with every observation first: historical reads and watch events prune the
+    // unknown writes, so the linearization found agrees with them where any does. When that
+    // fails, search without the watches, then without the historical reads, to tell which
+    // source no linearization agrees with (each search costs at most `budget_steps`).
+    let search = |extra: ExtraFacts| {
+        let prepared = prepare_with(history, extra);
+        let checked = check_detailed(
+            &prepared.model,
+            &prepared.ops,
+            budget_steps,
+            TimeUnit::Nanoseconds,
+        );
+        (prepared, checked)
+    };
+    let has_watches = !history.watches.is_empty();
+    let with_all = ExtraFacts::ALL;
+    let without_watches = ExtraFacts {
+        watches: false,
+        ..with_all
+    };
+    let (mut prepared, mut checked) = search(if has_watches {
+        with_all
+    } else {
+        without_watches
+    });
+    let mut watches_contradicted = false;
+    if has_watches && !matches!(checked.verdict, Verdict::Linearizable) {
+        let definite = matches!(checked.verdict, Verdict::NotLinearizable(_));
+        let (p, c) = search(without_watches);
+        if matches!(c.verdict, Verdict::Linearizable) {
+            watches_contradicted = definite;
+        }
+        (prepared, checked) = (p, c);
+    }
+    // Historical reads contradict every linearization: the search with them failed for good
+    // and one without them succeeds.
+    let mut historical_contradicted = false;
+    if matches!(checked.verdict, Verdict::NotLinearizable(_)) {
+        let (p, c) = search(ExtraFacts::NONE);
+        if matches!(c.verdict, Verdict::Linearizable) {
+            historical_contradicted = true;
+            (prepared, checked) = (p, c);
+        }
+    }
     let mut report = match checked.verdict {
         Verdict::Linearizable => {
             let order = checked.linearizations.first().cloned().unwrap_or_default();
             let mismatches = check_historical(&prepared.model, &prepared.ops, &order, &by_id);
             if mismatches.is_empty() && stale.is_empty() {
                 let op_ids = order.iter().map(|&i| prepared.ops[i].id).collect();
-                return (Verdict::Linearizable, Some(Linearization { op_ids }));
+                return (
+                    Verdict::Linearizable,
+                    Some(Linearization {
+                        op_ids,
+                        watches_contradicted,
+                    }),
+                );
             }
             let unknown_writes = history
                 .ops
                 .iter()
                 .any(|op| op.is_unknown() && op.request.is_write());
-            if stale.is_empty() && unknown_writes {
-                // Historical reads are checked after the search, against the one
-                // linearization it found. Another linearization (say, a different unknown
-                // write filling the same revision, which a keys_only read cannot tell apart)
-                // may satisfy them, so a mismatch here proves nothing: unknown, not a failure.
-                // Without unknown writes every revision is pinned by a known write, the state
-                // at each revision is unique, and a mismatch is a real violation.
-                // Found on lossy-leader-churn seed 71.
+            if stale.is_empty() && unknown_writes && !historical_contradicted {
+                // Historical reads pruned the search as facts, but a large key universe
+                // checks only changed keys (`EtcdModel::feasible`), so the linearization
+                // found may still disagree with one; another linearization (say, a different
+                // unknown write filling the same revision) may satisfy it, so a mismatch
+                // here proves nothing: unknown, not a failure. Without unknown writes every
+                // revision is pinned by a known write, the state at each revision is unique,
+                // and a mismatch is a real violation. Found on lossy-leader-churn seed 71.
                 let first = &mismatches[0];
                 return (
                     Verdict::Unknown {

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use faultline_api::{key_in_range, Event, EventType, KeyValue, Request, Revision, WatchFilter};
 use serde::{Deserialize, Serialize};
 
-use crate::etcd::{check_etcd_history_detailed, prepare, Linearization};
+use crate::etcd::{check_etcd_history_detailed, prepare_with, ExtraFacts, Linearization};
 use crate::history::{History, Outcome, WatchReport};
 use crate::linearizability::{Model, Verdict};
 use crate::models::etcd::{EtcdModel, EtcdState};
@@ -235,11 +235,12 @@ pub fn check_watches_with(history: &History, linearization: &Linearization) -> W
                     .max()
                     .unwrap_or(start)
                     .min(replay.last_revision);
-                if replay
-                    .uncertain_revisions
-                    .range(start..=last)
-                    .next()
-                    .is_some()
+                if !linearization.watches_contradicted
+                    && replay
+                        .uncertain_revisions
+                        .range(start..=last)
+                        .next()
+                        .is_some()
                 {
                     uncertain.extend(found);
                 } else {
@@ -255,6 +256,12 @@ pub fn check_watches_with(history: &History, linearization: &Linearization) -> W
     }
     if !out.is_empty() {
         WatchVerdict::Violated(out)
+    } else if linearization.watches_contradicted {
+        WatchVerdict::Unknown {
+            reason: "no linearization agrees with what the watches observed, yet no watch \
+                     property check against the one replayed names a finding"
+                .to_string(),
+        }
     } else if let Some(first) = uncertain.first() {
         WatchVerdict::Unknown {
             reason: format!(
@@ -344,7 +351,9 @@ impl Replay {
     /// Step the etcd model through `linearization`, then extend it with unknown writes that
     /// explain what watches saw after it.
     pub fn build(history: &History, linearization: &Linearization) -> Result<Replay, String> {
-        let prepared = prepare(history);
+        // Stepping a linearization needs no pruning by what watches or historical reads
+        // observed (the watch checks judge the watches against it).
+        let prepared = prepare_with(history, ExtraFacts::NONE);
         let model = &prepared.model;
         let by_id: BTreeMap<u64, usize> = prepared
             .ops
@@ -457,35 +466,21 @@ impl Replay {
     }
 }
 
-fn matches_watch(w: &WatchReport, e: &Event) -> bool {
-    let filtered = match e.kind {
-        EventType::Put => w.request.filters.contains(&WatchFilter::NoPut),
-        EventType::Delete => w.request.filters.contains(&WatchFilter::NoDelete),
-    };
-    key_in_range(&e.kv.key, &w.request.key, &w.request.range_end) && !filtered
+/// The revisions a watch reports on completely (etcd's Reliable guarantee) and the events it
+/// received there, with the index of each one's response.
+pub(crate) struct Window<'a> {
+    pub first: Revision,
+    pub last: Revision,
+    pub received: Vec<(usize, &'a Event)>,
 }
 
-fn check_against_replay(
-    index: usize,
-    w: &WatchReport,
-    replay: &Replay,
-    out: &mut Vec<WatchViolation>,
-) {
-    let mut push = |property, response, explanation: String| {
-        out.push(WatchViolation {
-            watch: index,
-            client: w.client,
-            property,
-            response,
-            explanation,
-        })
-    };
+/// A watch's window: from the start revision (or the revision after creation for a watch from
+/// "now"; else the first event or first progress notification + 1) to the last event or
+/// progress notification. `None` for a watch that never learned where it starts.
+pub(crate) fn window(w: &WatchReport) -> Option<Window<'_>> {
     if w.request.start_revision < 0 {
-        return;
+        return None;
     }
-    // The window: from the start revision (or the revision after creation for a watch from
-    // "now"; else the first event or first progress notification + 1) to the last event or
-    // progress notification.
     let mut first: Option<Revision> =
         (w.request.start_revision > 0).then_some(w.request.start_revision);
     let mut last: Revision = 0;
@@ -514,7 +509,44 @@ fn check_against_replay(
             received.push((ri, e));
         }
     }
-    let Some(first) = first else { return };
+    Some(Window {
+        first: first?,
+        last,
+        received,
+    })
+}
+
+fn matches_watch(w: &WatchReport, e: &Event) -> bool {
+    let filtered = match e.kind {
+        EventType::Put => w.request.filters.contains(&WatchFilter::NoPut),
+        EventType::Delete => w.request.filters.contains(&WatchFilter::NoDelete),
+    };
+    key_in_range(&e.kv.key, &w.request.key, &w.request.range_end) && !filtered
+}
+
+fn check_against_replay(
+    index: usize,
+    w: &WatchReport,
+    replay: &Replay,
+    out: &mut Vec<WatchViolation>,
+) {
+    let mut push = |property, response, explanation: String| {
+        out.push(WatchViolation {
+            watch: index,
+            client: w.client,
+            property,
+            response,
+            explanation,
+        })
+    };
+    let Some(Window {
+        first,
+        last,
+        received,
+    }) = window(w)
+    else {
+        return;
+    };
     let last = last.min(replay.last_revision);
     // prev_kv and is-create, per received event the replay knows.
     for &(ri, e) in &received {

@@ -641,3 +641,87 @@ fn historical_read_ambiguous_between_unknown_writes_is_not_a_failure() {
     let v = check_etcd_history(&h, BUDGET);
     assert!(!v.is_not_linearizable(), "false failure: {v}");
 }
+
+/// The same two unknown puts, but the historical read contradicts both (it shows lease 9,
+/// which no write used): no linearization satisfies it, so the verdict is a definite failure
+/// even though unknown writes are involved (historical reads prune the search as facts).
+#[test]
+fn historical_read_no_linearization_satisfies_is_a_failure() {
+    let leased = Request::Put(PutRequest {
+        key: b"k".to_vec(),
+        value: b"with-lease".to_vec(),
+        lease: 7,
+        ..PutRequest::default()
+    });
+    let grant = Request::LeaseGrant(LeaseGrantRequest {
+        ttl_seconds: 7200,
+        id: 7,
+    });
+    let grant_ok = Outcome::Ok(Response::LeaseGrant(LeaseGrantResponse {
+        header: hdr(1),
+        id: 7,
+        ttl_seconds: 7200,
+    }));
+    let read_at_2 = Request::Range(RangeRequest {
+        key: b"k".to_vec(),
+        revision: 2,
+        keys_only: true,
+        ..RangeRequest::default()
+    });
+    let mut odd_kv = kv("k", "", 2, 2, 1);
+    odd_kv.lease = 9;
+    let read_ok = Outcome::Ok(Response::Range(RangeResponse {
+        header: hdr(2),
+        kvs: vec![odd_kv],
+        more: false,
+        count: 1,
+    }));
+    let h = history(vec![
+        (0, 0, 1, grant, grant_ok),
+        (1, 2, 3, put("k", "no-lease"), unknown()),
+        (2, 2, 3, leased, unknown()),
+        (3, 10, 11, read_at_2, read_ok),
+    ]);
+    let v = check_etcd_history(&h, BUDGET);
+    assert!(v.is_not_linearizable(), "expected a failure: {v}");
+}
+
+/// And when it matches only the older of the two (no lease), the search places that one.
+#[test]
+fn historical_read_decides_which_unknown_write_filled_a_revision() {
+    let leased = Request::Put(PutRequest {
+        key: b"k".to_vec(),
+        value: b"with-lease".to_vec(),
+        lease: 7,
+        ..PutRequest::default()
+    });
+    let grant = Request::LeaseGrant(LeaseGrantRequest {
+        ttl_seconds: 7200,
+        id: 7,
+    });
+    let grant_ok = Outcome::Ok(Response::LeaseGrant(LeaseGrantResponse {
+        header: hdr(1),
+        id: 7,
+        ttl_seconds: 7200,
+    }));
+    let read_at_2 = Request::Range(RangeRequest {
+        key: b"k".to_vec(),
+        revision: 2,
+        keys_only: true,
+        ..RangeRequest::default()
+    });
+    let read_ok = Outcome::Ok(Response::Range(RangeResponse {
+        header: hdr(2),
+        kvs: vec![kv("k", "", 2, 2, 1)],
+        more: false,
+        count: 1,
+    }));
+    let h = history(vec![
+        (0, 0, 1, grant, grant_ok),
+        // The leased put is the newer one, which the search tries first.
+        (1, 2, 3, put("k", "no-lease"), unknown()),
+        (2, 3, 4, leased, unknown()),
+        (3, 10, 11, read_at_2, read_ok),
+    ]);
+    assert_eq!(check_etcd_history(&h, BUDGET), Verdict::Linearizable);
+}

@@ -309,3 +309,93 @@ fn unknown_deletes_are_placed_where_the_watch_saw_them() {
     ];
     assert_eq!(violated(&h), vec![]);
 }
+
+/// Two unknown puts of one value could each have made revision 6 (a current read fixes that
+/// one did); only the watch tells which: its event shows no lease. The search tries the newer
+/// one first, which carries a lease; with the watch's events as facts it places the other one,
+/// and the watch checks pass (before, the finding against the leased write was "unknown").
+fn two_unknown_puts_and_a_watch(event_lease: i64) -> History {
+    let mut h = with_watch(2, vec![]);
+    let grant = Request::LeaseGrant(LeaseGrantRequest {
+        ttl_seconds: 7200,
+        id: 7,
+    });
+    let grant_ok = Outcome::Ok(Response::LeaseGrant(LeaseGrantResponse {
+        header: hdr(5),
+        id: 7,
+        ttl_seconds: 7200,
+    }));
+    let leased = Request::Put(PutRequest {
+        key: b"k/c".to_vec(),
+        value: b"same".to_vec(),
+        lease: 7,
+        ..PutRequest::default()
+    });
+    let count_c = Request::Range(RangeRequest {
+        key: b"k/c".to_vec(),
+        count_only: true,
+        ..Default::default()
+    });
+    let counted = Outcome::Ok(Response::Range(RangeResponse {
+        header: hdr(6),
+        kvs: vec![],
+        more: false,
+        count: 1,
+    }));
+    let extra = [
+        (4, 41, 42, grant, grant_ok),
+        (
+            5,
+            50,
+            0,
+            put("k/c", "same"),
+            Outcome::Unknown("timeout".into()),
+        ),
+        (6, 51, 0, leased, Outcome::Unknown("timeout".into())),
+        (7, 80, 85, count_c, counted),
+    ];
+    for (id, a, b, request, outcome) in extra {
+        h.ops.push(Operation {
+            id,
+            client: id,
+            member: Some(1),
+            invoke_ns: a * MS,
+            complete_ns: b * MS,
+            request,
+            outcome,
+        });
+    }
+    let mut c = kv("k/c", "same", 6, 6, 1);
+    c.lease = event_lease;
+    let mut responses = full();
+    responses.pop();
+    responses.push(events(vec![put_ev(c, None)]));
+    responses.push(progress(6));
+    h.watches[0].responses = responses;
+    h
+}
+
+#[test]
+fn watch_events_decide_which_unknown_write_filled_a_revision() {
+    let h = two_unknown_puts_and_a_watch(0);
+    let (verdict, lin) = check_etcd_history_detailed(&h, 1_000_000);
+    assert_eq!(verdict, Verdict::Linearizable);
+    let lin = lin.expect("a linearization");
+    assert!(!lin.watches_contradicted);
+    assert!(
+        lin.op_ids.contains(&5) && !lin.op_ids.contains(&6),
+        "{lin:?}"
+    );
+    assert_eq!(violated(&h), vec![]);
+}
+
+/// A watch that no linearization agrees with (its event shows a lease no write used) is
+/// wrong for certain, unknown writes or not.
+#[test]
+fn a_watch_no_linearization_agrees_with_is_a_definite_violation() {
+    let h = two_unknown_puts_and_a_watch(99);
+    let (verdict, lin) = check_etcd_history_detailed(&h, 1_000_000);
+    assert_eq!(verdict, Verdict::Linearizable);
+    assert!(lin.expect("a linearization").watches_contradicted);
+    assert!(!violated(&h).is_empty());
+}

@@ -447,6 +447,18 @@ impl EtcdModel {
             })
     }
 
+    /// Whether the step `before` -> `after` (to revision `rev`) changes a key that responses or
+    /// watches show unmodified at `rev` (any key a txn wrote, not only a single written key).
+    fn modifies_unmodified(&self, before: &EtcdState, after: &EtcdState, rev: Revision) -> bool {
+        !self.unmodified.is_empty()
+            && before
+                .keys
+                .iter()
+                .zip(&after.keys)
+                .enumerate()
+                .any(|(k, (a, b))| a != b && self.is_unmodified(&self.keys[k], rev))
+    }
+
     /// Whether responses show `key` unmodified at revision `rev`.
     pub fn is_unmodified(&self, key: &[u8], rev: Revision) -> bool {
         let Some(iv) = self.unmodified.get(key) else {
@@ -949,8 +961,7 @@ impl Model for EtcdModel {
                             None => {
                                 r <= self.max_revision
                                     && !self.claimed.get(r as usize).copied().unwrap_or(false)
-                                    && !single_written_key(&input.request)
-                                        .is_some_and(|k| self.is_unmodified(k, r))
+                                    && !self.modifies_unmodified(st, &next, r)
                             }
                         };
                         if !allowed {
