@@ -498,10 +498,36 @@ pub fn prepare_with(history: &History, extra: ExtraFacts) -> Prepared {
             }
         }
     }
+    // Deadlines: deadline[g] = earliest return of a required op that must follow revision g.
+    let size = max_revision as usize + 2;
+    let mut deadline = vec![NEVER; size + 1];
+    let mut lb_ret: Vec<(Revision, u64)> = Vec::new();
+    for op in &history.ops {
+        if !included(op) {
+            continue;
+        }
+        if let Outcome::Ok(resp) = &op.outcome {
+            let h = resp.header().revision;
+            let lb = match response_mutates(&op.request, resp) {
+                Some(false) => h,
+                _ => h - 1,
+            };
+            lb_ret.push((lb, op.complete_ns));
+        }
+    }
+    for (lb, ret) in lb_ret {
+        let idx = lb.clamp(0, size as i64) as usize;
+        deadline[idx] = deadline[idx].min(ret);
+    }
+    for g in (0..size).rev() {
+        deadline[g] = deadline[g].min(deadline[g + 1]);
+    }
+    let deadline_at = |g: Revision| deadline[(g.clamp(0, size as i64)) as usize];
     // Watch events observe writes too: a put event carrying the unique value of an unknown
     // write pins that write to the event's revision, so the linearization (which the watch
-    // checks replay) places it where the watch saw it.
-    for w in &history.watches {
+    // checks replay) places it where the watch saw it. Only when the watches count as facts:
+    // a wrong watch must not make the history itself fail.
+    for w in history.watches.iter().filter(|_| extra.watches) {
         for received in &w.responses {
             for e in &received.response.events {
                 if e.kind != faultline_api::EventType::Put
@@ -525,7 +551,7 @@ pub fn prepare_with(history: &History, extra: ExtraFacts) -> Prepared {
     // are interchangeable: pin the earliest-invoked unpinned one (the weakest constraint), so
     // the linearization deletes the key where the watches saw it.
     let mut delete_events: BTreeMap<Revision, BTreeSet<Vec<u8>>> = BTreeMap::new();
-    for w in &history.watches {
+    for w in history.watches.iter().filter(|_| extra.watches) {
         for received in &w.responses {
             for e in &received.response.events {
                 if e.kind == faultline_api::EventType::Delete {
@@ -544,15 +570,31 @@ pub fn prepare_with(history: &History, extra: ExtraFacts) -> Prepared {
         let Some(key) = keys_deleted.first().filter(|_| keys_deleted.len() == 1) else {
             continue;
         };
+        // Every write that may have made this revision: unknown ones invoked in time, and
+        // known ones whose response does not tell whether they made a revision (a revoke
+        // deletes its lease's keys; default seed 1336: a known revoke made the revision, and
+        // pinning an unknown delete invoked seconds later there failed a linearizable run).
         let candidates: Vec<usize> = history
             .ops
             .iter()
             .enumerate()
-            .filter(|(_, op)| op.is_unknown() && included(op) && may_delete_key(&op.request, key))
+            .filter(|(_, op)| {
+                included(op)
+                    && may_delete_key(&op.request, key)
+                    && match &op.outcome {
+                        Outcome::Unknown(_) => op.invoke_ns <= deadline_at(rev),
+                        Outcome::Ok(resp) => {
+                            response_mutates(&op.request, resp).is_none()
+                                && resp.header().revision == rev
+                        }
+                        Outcome::Failed(_) => false,
+                    }
+            })
             .map(|(i, _)| i)
             .collect();
         let interchangeable = candidates.iter().all(|&i| {
-            matches!(&history.ops[i].request, Request::DeleteRange(d) if d.range_end.is_empty())
+            history.ops[i].is_unknown()
+                && matches!(&history.ops[i].request, Request::DeleteRange(d) if d.range_end.is_empty())
         });
         if !interchangeable {
             continue;
@@ -627,31 +669,6 @@ pub fn prepare_with(history: &History, extra: ExtraFacts) -> Prepared {
         }
     }
 
-    // Deadlines: deadline[g] = earliest return of a required op that must follow revision g.
-    let size = max_revision as usize + 2;
-    let mut deadline = vec![NEVER; size + 1];
-    let mut lb_ret: Vec<(Revision, u64)> = Vec::new();
-    for op in &history.ops {
-        if !included(op) {
-            continue;
-        }
-        if let Outcome::Ok(resp) = &op.outcome {
-            let h = resp.header().revision;
-            let lb = match response_mutates(&op.request, resp) {
-                Some(false) => h,
-                _ => h - 1,
-            };
-            lb_ret.push((lb, op.complete_ns));
-        }
-    }
-    for (lb, ret) in lb_ret {
-        let idx = lb.clamp(0, size as i64) as usize;
-        deadline[idx] = deadline[idx].min(ret);
-    }
-    for g in (0..size).rev() {
-        deadline[g] = deadline[g].min(deadline[g + 1]);
-    }
-    let deadline_at = |g: Revision| deadline[(g.clamp(0, size as i64)) as usize];
     let unclaimed: Vec<Revision> = (2..=max_revision)
         .filter(|&r| !claimed[r as usize])
         .collect();
