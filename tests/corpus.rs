@@ -23,7 +23,7 @@ fn default_scenario_corpus_passes() {
                 Fault::Isolate { .. }
                 | Fault::PartitionFromPeers { .. }
                 | Fault::CutNewLeaders { .. } => partitions += 1,
-                Fault::Pause { .. } => {}
+                Fault::Pause { .. } | Fault::ClockSkew { .. } => {}
                 Fault::ZoneDown { .. } => zone_losses += 1,
             }
         }

@@ -6,6 +6,8 @@
 
 #[cfg(madsim)]
 pub mod cli;
+#[cfg(madsim)]
+pub mod clock;
 pub mod disk;
 pub mod fuzz;
 pub mod plan;

@@ -101,6 +101,9 @@ pub struct FaultMix {
     pub new_leader_cut_delay_max_ms: u64,
     #[serde(default = "default_new_leader_cut_hold_max_ms")]
     pub new_leader_cut_hold_max_ms: u64,
+    /// Make a member's clock (often the leader's) run 10x slow to 5x fast for a while.
+    #[serde(default)]
+    pub clock_skew_weight: u32,
 }
 
 fn default_new_leader_cut_delay_max_ms() -> u64 {
@@ -122,6 +125,7 @@ impl FaultMix {
         self.pause_weight = 0;
         self.crash_leader_weight = 0;
         self.new_leader_cut_weight = 0;
+        self.clock_skew_weight = 0;
     }
 }
 
@@ -301,6 +305,14 @@ pub enum Fault {
     /// right after an election, or halfway through catching one up, are where Raft's
     /// Figure 8 (an earlier term's entry committed by counting, then overwritten) happens.
     CutNewLeaders { delay_max_ms: u64, hold_max_ms: u64 },
+    /// The member's clock runs at `rate_percent` of simulated time until the end of the
+    /// window (a drifting or throttled VM clock): its Raft ticks (elections, heartbeats,
+    /// check-quorum) and its lease expiry follow it. Nothing may break safety: timing is only
+    /// ever an optimization in Raft, and reads go through ReadIndex.
+    ClockSkew {
+        target: IsolateTarget,
+        rate_percent: u32,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -782,6 +794,7 @@ fn generate_faults(rng: &mut ChaCha8Rng, scenario: &Scenario) -> Vec<FaultWindow
         mix.pause_weight,
         mix.crash_leader_weight,
         mix.new_leader_cut_weight,
+        mix.clock_skew_weight,
     ];
     let total: u32 = weights.iter().sum();
     let mut faults = Vec::new();
@@ -823,9 +836,17 @@ fn generate_faults(rng: &mut ChaCha8Rng, scenario: &Scenario) -> Vec<FaultWindow
                 target: IsolateTarget::Leader,
             },
             6 => Fault::CrashLeader,
-            _ => Fault::CutNewLeaders {
+            7 => Fault::CutNewLeaders {
                 delay_max_ms: mix.new_leader_cut_delay_max_ms,
                 hold_max_ms: mix.new_leader_cut_hold_max_ms,
+            },
+            _ => Fault::ClockSkew {
+                target: if rng.random_bool(0.5) {
+                    IsolateTarget::Leader
+                } else {
+                    IsolateTarget::Member(member)
+                },
+                rate_percent: [10, 50, 200, 500][rng.random_range(0..4)],
             },
         };
         faults.push(FaultWindow {
@@ -860,7 +881,7 @@ mod tests {
     fn default_scenario_has_every_fault_kind() {
         let scenario = Scenario::default_scenario();
         scenario.validate().unwrap();
-        let mut kinds = [false; 6];
+        let mut kinds = [false; 7];
         for seed in 0..50 {
             for window in Plan::generate(seed, &scenario).faults {
                 match window.fault {
@@ -871,10 +892,11 @@ mod tests {
                     Fault::Pause { .. } => kinds[4] = true,
                     Fault::CrashLeader => kinds[0] = true,
                     Fault::CutNewLeaders { .. } => kinds[5] = true,
+                    Fault::ClockSkew { .. } => kinds[6] = true,
                 }
             }
         }
-        assert_eq!(kinds, [true; 6]);
+        assert_eq!(kinds, [true; 7]);
     }
 
     // Issue 3: the default workload uses the whole API (and keeps written values unique,

@@ -35,6 +35,13 @@ fn fault_mark(fault: &Fault, members: &[u64]) -> (MarkKind, String) {
         }
         Fault::Pause { target: t } => (MarkKind::Pause, format!("pause {}", target(t))),
         Fault::CutNewLeaders { .. } => (MarkKind::Partition, "cut new leaders".to_string()),
+        Fault::ClockSkew {
+            target: t,
+            rate_percent,
+        } => (
+            MarkKind::Pause,
+            format!("clock of {} at {rate_percent}%", target(t)),
+        ),
     }
 }
 

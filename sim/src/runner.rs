@@ -15,8 +15,8 @@ use faultline_api::{
 };
 use faultline_invariants::history::{History, Operation, Outcome, WatchReceived, WatchReport};
 use faultline_node::{
-    run_member, Canary, ClientCall, NodeConfig, NodeEvent, Observer, WatchBatch, WatchCall,
-    WatchStreamError,
+    run_member_with_clock, Canary, ClientCall, NodeConfig, NodeEvent, Observer, WatchBatch,
+    WatchCall, WatchStreamError,
 };
 use faultline_storage::MemDisk;
 use madsim::net::{Endpoint, NetSim};
@@ -24,6 +24,7 @@ use madsim::runtime::{Handle, NodeHandle, Runtime};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::clock::SkewClock;
 use crate::plan::{
     stream, ClientPlan, Fault, Fill, IsolateTarget, Plan, PlannedWatch, WatchStart, WatcherPlan,
     KEY_PREFIX,
@@ -71,6 +72,9 @@ struct Cluster {
     recorder: Arc<Recorder>,
     members: BTreeMap<u64, NodeHandle>,
     disks: BTreeMap<u64, Arc<Mutex<MemDisk>>>,
+    /// Each member's clock, and the rates of the skew faults on it (the latest applies).
+    clocks: BTreeMap<u64, Arc<SkewClock>>,
+    skews: BTreeMap<u64, Vec<u32>>,
     zones: BTreeMap<u64, u32>,
     /// Members currently killed by the nemesis (a member may be hit by two overlapping faults).
     down: BTreeMap<u64, u32>,
@@ -99,6 +103,7 @@ async fn simulate_in_runtime(plan: Plan, options: RunOptions) -> RunOutput {
     let scenario = &plan.scenario;
     let mut members = BTreeMap::new();
     let mut disks = BTreeMap::new();
+    let mut clocks = BTreeMap::new();
     let peer_cuts = Arc::new(Mutex::new(PeerCuts::default()));
     let leader_cuts = plan
         .faults
@@ -116,6 +121,8 @@ async fn simulate_in_runtime(plan: Plan, options: RunOptions) -> RunOutput {
     for member in &plan.members {
         let disk = Arc::new(Mutex::new(MemDisk::new()));
         disks.insert(member.id, disk.clone());
+        let clock = Arc::new(SkewClock::new());
+        clocks.insert(member.id, clock.clone());
         let incarnation = Arc::new(AtomicU64::new(0));
         let mut store_rng = stream(plan.seed, &format!("store/member-{}", member.id));
         let base_rng_seed: u64 = store_rng.random();
@@ -157,8 +164,9 @@ async fn simulate_in_runtime(plan: Plan, options: RunOptions) -> RunOutput {
                     .wrapping_add(n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
                 let disk: Box<dyn faultline_storage::Disk + Send> = Box::new(disk.clone());
                 let observer = observer.clone();
+                let clock: Arc<dyn faultline_node::Clock> = clock.clone();
                 async move {
-                    run_member(config, disk, observer).await;
+                    run_member_with_clock(config, disk, observer, clock).await;
                 }
             })
             .build();
@@ -171,6 +179,8 @@ async fn simulate_in_runtime(plan: Plan, options: RunOptions) -> RunOutput {
         recorder: recorder.clone(),
         members,
         disks,
+        clocks,
+        skews: BTreeMap::new(),
         zones: plan.members.iter().map(|m| (m.id, m.zone)).collect(),
         down: BTreeMap::new(),
         isolated: BTreeMap::new(),
@@ -288,7 +298,8 @@ fn fault_members(fault: Fault, cluster: &Cluster) -> Vec<u64> {
         }
         Fault::Isolate { target }
         | Fault::PartitionFromPeers { target }
-        | Fault::Pause { target } => match target {
+        | Fault::Pause { target }
+        | Fault::ClockSkew { target, .. } => match target {
             IsolateTarget::Member(member) => vec![member],
             IsolateTarget::Leader => cluster.recorder.current_leader().into_iter().collect(),
         },
@@ -346,6 +357,10 @@ fn start_fault(fault: Fault, members: &[u64], cluster: &mut Cluster) {
                 if *count == 1 {
                     cluster.handle.pause(cluster.members[&member].id());
                 }
+            }
+            Fault::ClockSkew { rate_percent, .. } => {
+                cluster.skews.entry(member).or_default().push(rate_percent);
+                cluster.clocks[&member].set_rate(rate_percent);
             }
             Fault::CutNewLeaders { .. } => unreachable!("handled above"),
         }
@@ -547,6 +562,19 @@ fn end_fault(fault: Fault, members: &[u64], cluster: &mut Cluster) {
                     cluster.handle.resume(cluster.members[&member].id());
                 }
             }
+            Fault::ClockSkew { rate_percent, .. } => {
+                let rates = cluster.skews.get_mut(&member).expect("skewed before");
+                let at = rates
+                    .iter()
+                    .position(|r| *r == rate_percent)
+                    .expect("skewed before");
+                rates.remove(at);
+                let rate = rates.last().copied().unwrap_or(100);
+                if rates.is_empty() {
+                    cluster.skews.remove(&member);
+                }
+                cluster.clocks[&member].set_rate(rate);
+            }
             Fault::CutNewLeaders { .. } => unreachable!("handled above"),
         }
     }
@@ -586,6 +614,9 @@ fn heal_all(cluster: &mut Cluster) {
         cuts.lock().expect("leader cuts").open.clear();
     }
     cluster.peer_cuts.lock().expect("peer cuts").heal_all();
+    for (member, _) in std::mem::take(&mut cluster.skews) {
+        cluster.clocks[&member].set_rate(100);
+    }
     for (member, _) in std::mem::take(&mut cluster.paused) {
         cluster.handle.resume(cluster.members[&member].id());
     }
@@ -1293,6 +1324,96 @@ mod tests {
             panic!("ttl")
         };
         assert_eq!(gone.ttl_seconds, -1);
+    }
+
+    /// A leader whose clock runs 5x fast expires a 10 s lease after about 2 s of simulated
+    /// time (lease expiry follows the member's clock); without the skew the key lives on.
+    #[test]
+    fn a_fast_leader_clock_expires_a_lease_early() {
+        let lease = 80;
+        let ops = vec![
+            op(
+                500,
+                Request::LeaseGrant(LeaseGrantRequest {
+                    ttl_seconds: 10,
+                    id: lease,
+                }),
+            ),
+            op(0, put("k/0", "leased", lease)),
+            op(3000, get("k/0")),
+        ];
+        let count_at_end = |plan: &Plan| {
+            let output = simulate(plan, &RunOptions::default());
+            let outcomes = client_outcomes(&output);
+            let Response::Range(range) = ok(&outcomes[2].1) else {
+                panic!("range")
+            };
+            range.count
+        };
+        let plain = quiet_plan(ops, vec![]);
+        assert_eq!(count_at_end(&plain), 1, "10 s have not passed");
+        let mut skewed = plain.clone();
+        skewed.faults = vec![FaultWindow {
+            start_ms: 1000,
+            duration_ms: 3000,
+            fault: Fault::ClockSkew {
+                target: IsolateTarget::Leader,
+                rate_percent: 500,
+            },
+        }];
+        assert_eq!(count_at_end(&skewed), 0, "the fast clock expired the lease");
+    }
+
+    /// A leader whose clock runs at 10% sends heartbeats 10x too rarely: with no client
+    /// traffic to carry appends, the followers elect another leader while it is slow.
+    #[test]
+    fn a_slow_leader_clock_lets_the_followers_elect_another() {
+        let mut plan = quiet_plan(
+            vec![op(500, put("k/0", "a", 0)), op(4500, get("k/0"))],
+            vec![],
+        );
+        plan.faults = vec![FaultWindow {
+            start_ms: 1000,
+            duration_ms: 3000,
+            fault: Fault::ClockSkew {
+                target: IsolateTarget::Leader,
+                rate_percent: 10,
+            },
+        }];
+        let output = simulate(&plan, &RunOptions::default());
+        let (start_ns, slow) = output
+            .trace
+            .iter()
+            .find_map(|r| match &r.event {
+                TraceEvent::FaultStart {
+                    fault: Fault::ClockSkew { .. },
+                    members,
+                } => Some((r.at_ns, members[0])),
+                _ => None,
+            })
+            .expect("the skew started");
+        let end_ns = start_ns + 3_000_000_000;
+        let other_leader = output.trace.iter().any(|r| {
+            r.at_ns > start_ns
+                && r.at_ns < end_ns
+                && matches!(&r.event, TraceEvent::Member { member, event: NodeEvent::RoleChanged { role, .. } }
+                    if *member != slow && role == "Leader")
+        });
+        assert!(
+            other_leader,
+            "member {slow} stayed leader with a slow clock"
+        );
+        assert!(output.healed_write_succeeded);
+        // Without the skew, nobody else is elected in that time.
+        plan.faults.clear();
+        let calm = simulate(&plan, &RunOptions::default());
+        let elected_during_window = calm.trace.iter().any(|r| {
+            r.at_ns > start_ns
+                && r.at_ns < end_ns
+                && matches!(&r.event, TraceEvent::Member { event: NodeEvent::RoleChanged { role, .. }, .. }
+                    if role == "Leader")
+        });
+        assert!(!elected_during_window, "an election without any fault");
     }
 
     // §8: keep-alives on the leader reset the expiry; the key outlives several TTLs.

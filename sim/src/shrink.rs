@@ -293,7 +293,8 @@ fn with_members(plan: &Plan, count: u32) -> Plan {
         Fault::CrashLeader | Fault::CutNewLeaders { .. } => true,
         Fault::Isolate { target }
         | Fault::PartitionFromPeers { target }
-        | Fault::Pause { target } => match target {
+        | Fault::Pause { target }
+        | Fault::ClockSkew { target, .. } => match target {
             IsolateTarget::Member(member) => kept(member),
             IsolateTarget::Leader => true,
         },

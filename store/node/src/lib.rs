@@ -145,6 +145,12 @@ impl NodeConfig {
 /// request deadlines.
 pub trait Clock: Send + Sync {
     fn now_ms(&self) -> u64;
+
+    /// How fast this clock runs, in percent of the runtime's (100: the same). The member's
+    /// Raft ticks follow it, so a skewed member also times elections and heartbeats wrongly.
+    fn rate_percent(&self) -> u32 {
+        100
+    }
 }
 
 /// The runtime's monotonic clock (madsim's simulated time under `--cfg madsim`).
@@ -356,8 +362,14 @@ pub async fn run_member_with_clock(
         }
     });
 
-    let mut core = NodeCore::open(config.clone(), disk, observer, clock);
-    let mut ticker = tokio::time::interval(Duration::from_millis(config.tick_interval_ms));
+    let mut core = NodeCore::open(config.clone(), disk, observer, clock.clone());
+    // One tick per `tick_interval_ms` of the member's own clock.
+    let tick_period = |rate_percent: u32| {
+        Duration::from_micros(config.tick_interval_ms * 100_000 / u64::from(rate_percent.max(1)))
+            .max(Duration::from_micros(1))
+    };
+    let mut tick_rate = clock.rate_percent();
+    let mut ticker = tokio::time::interval(tick_period(tick_rate));
     let request_timeout = Duration::from_millis(config.request_timeout_ms);
     let peer_timeout = Duration::from_millis(config.peer_timeout_ms);
     loop {
@@ -375,6 +387,12 @@ pub async fn run_member_with_clock(
                 None => unreachable!("the member holds a sender itself"),
             },
             _ = ticker.tick() => core.tick(tokio::time::Instant::now()),
+        }
+        let rate = clock.rate_percent();
+        if rate != tick_rate {
+            tick_rate = rate;
+            let period = tick_period(rate);
+            ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         }
         for message in core.process_ready() {
             let Some(&to) = config.members.get(&message.to.0) else {
