@@ -121,6 +121,13 @@ pub(crate) fn check_canary_available(canary: Option<Canary>) -> Result<(), Strin
 }
 
 pub fn main() -> i32 {
+    // A closed pipe (`dst check FILE | head`) ends the process quietly, as it does for other
+    // command-line tools, instead of panicking in `println!` (Rust ignores SIGPIPE).
+    #[cfg(unix)]
+    // SAFETY: restores the default disposition of one signal before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     // A panic inside a simulation becomes a `Panic` verdict; print it as one line instead
     // of a backtrace per failing seed (set RUST_BACKTRACE=1 for the full one).
     if std::env::var_os("RUST_BACKTRACE").is_none() {
