@@ -595,14 +595,10 @@ fn reads_are_kept_before_the_revision_moves_past_them() {
     expect_violation(&bad, &[2]);
 }
 
-/// Two unknown puts could each have made revision 2; a keys_only read at revision 2 cannot
-/// tell them apart by value, only by lease. The verdict must not be a failure. (This small
-/// case passes with or without the post-hoc guard in `check_etcd_history_detailed`, because
-/// the search happens to pick the matching write; the guard itself was needed on
-/// lossy-leader-churn seed 71, whose 1,169-op history is the real reproduction:
-/// `cargo dst run --seed 71 --scenario sim/scenarios/lossy-leader-churn.toml` now says unknown.)
-#[test]
-fn historical_read_ambiguous_between_unknown_writes_is_not_a_failure() {
+/// Two unknown puts of "k" that could each have made revision 2, one with lease 7 (granted
+/// first), then a keys_only read at revision 2 that shows `shown`. `leased_newer` makes the
+/// leased put the newer one, which the search tries first.
+fn two_unknown_puts_then_historical_read(shown: KeyValue, leased_newer: bool) -> History {
     let leased = Request::Put(PutRequest {
         key: b"k".to_vec(),
         value: b"with-lease".to_vec(),
@@ -624,104 +620,48 @@ fn historical_read_ambiguous_between_unknown_writes_is_not_a_failure() {
         keys_only: true,
         ..RangeRequest::default()
     });
-    let mut unleased_kv = kv("k", "", 2, 2, 1);
-    unleased_kv.lease = 0;
     let read_ok = Outcome::Ok(Response::Range(RangeResponse {
         header: hdr(2),
-        kvs: vec![unleased_kv],
+        kvs: vec![shown],
         more: false,
         count: 1,
     }));
-    let h = history(vec![
+    let leased_at = if leased_newer { 3 } else { 2 };
+    history(vec![
         (0, 0, 1, grant, grant_ok),
         (1, 2, 3, put("k", "no-lease"), unknown()),
-        (2, 2, 3, leased, unknown()),
+        (2, leased_at, leased_at + 1, leased, unknown()),
         (3, 10, 11, read_at_2, read_ok),
-    ]);
+    ])
+}
+
+/// A keys_only read at revision 2 cannot tell the two puts apart by value, only by lease.
+/// The verdict must not be a failure. (The guard in `check_etcd_history_detailed` for a
+/// historical read that mismatches the one linearization found was needed on
+/// lossy-leader-churn seed 71, whose 1,169-op history is the real reproduction; historical
+/// reads now also prune the search as facts.)
+#[test]
+fn historical_read_ambiguous_between_unknown_writes_is_not_a_failure() {
+    let h = two_unknown_puts_then_historical_read(kv("k", "", 2, 2, 1), false);
     let v = check_etcd_history(&h, BUDGET);
     assert!(!v.is_not_linearizable(), "false failure: {v}");
 }
 
-/// The same two unknown puts, but the historical read contradicts both (it shows lease 9,
-/// which no write used): no linearization satisfies it, so the verdict is a definite failure
-/// even though unknown writes are involved (historical reads prune the search as facts).
-#[test]
-fn historical_read_no_linearization_satisfies_is_a_failure() {
-    let leased = Request::Put(PutRequest {
-        key: b"k".to_vec(),
-        value: b"with-lease".to_vec(),
-        lease: 7,
-        ..PutRequest::default()
-    });
-    let grant = Request::LeaseGrant(LeaseGrantRequest {
-        ttl_seconds: 7200,
-        id: 7,
-    });
-    let grant_ok = Outcome::Ok(Response::LeaseGrant(LeaseGrantResponse {
-        header: hdr(1),
-        id: 7,
-        ttl_seconds: 7200,
-    }));
-    let read_at_2 = Request::Range(RangeRequest {
-        key: b"k".to_vec(),
-        revision: 2,
-        keys_only: true,
-        ..RangeRequest::default()
-    });
-    let mut odd_kv = kv("k", "", 2, 2, 1);
-    odd_kv.lease = 9;
-    let read_ok = Outcome::Ok(Response::Range(RangeResponse {
-        header: hdr(2),
-        kvs: vec![odd_kv],
-        more: false,
-        count: 1,
-    }));
-    let h = history(vec![
-        (0, 0, 1, grant, grant_ok),
-        (1, 2, 3, put("k", "no-lease"), unknown()),
-        (2, 2, 3, leased, unknown()),
-        (3, 10, 11, read_at_2, read_ok),
-    ]);
-    let v = check_etcd_history(&h, BUDGET);
-    assert!(v.is_not_linearizable(), "expected a failure: {v}");
-}
-
-/// And when it matches only the older of the two (no lease), the search places that one.
+/// When the read matches only the older put (no lease), the search places that one, though
+/// it tries the newer, leased one first.
 #[test]
 fn historical_read_decides_which_unknown_write_filled_a_revision() {
-    let leased = Request::Put(PutRequest {
-        key: b"k".to_vec(),
-        value: b"with-lease".to_vec(),
-        lease: 7,
-        ..PutRequest::default()
-    });
-    let grant = Request::LeaseGrant(LeaseGrantRequest {
-        ttl_seconds: 7200,
-        id: 7,
-    });
-    let grant_ok = Outcome::Ok(Response::LeaseGrant(LeaseGrantResponse {
-        header: hdr(1),
-        id: 7,
-        ttl_seconds: 7200,
-    }));
-    let read_at_2 = Request::Range(RangeRequest {
-        key: b"k".to_vec(),
-        revision: 2,
-        keys_only: true,
-        ..RangeRequest::default()
-    });
-    let read_ok = Outcome::Ok(Response::Range(RangeResponse {
-        header: hdr(2),
-        kvs: vec![kv("k", "", 2, 2, 1)],
-        more: false,
-        count: 1,
-    }));
-    let h = history(vec![
-        (0, 0, 1, grant, grant_ok),
-        // The leased put is the newer one, which the search tries first.
-        (1, 2, 3, put("k", "no-lease"), unknown()),
-        (2, 3, 4, leased, unknown()),
-        (3, 10, 11, read_at_2, read_ok),
-    ]);
+    let h = two_unknown_puts_then_historical_read(kv("k", "", 2, 2, 1), true);
     assert_eq!(check_etcd_history(&h, BUDGET), Verdict::Linearizable);
+}
+
+/// The read shows lease 9, which no write used: no linearization satisfies it, so the
+/// verdict is a definite failure even though unknown writes are involved.
+#[test]
+fn historical_read_no_linearization_satisfies_is_a_failure() {
+    let mut odd_kv = kv("k", "", 2, 2, 1);
+    odd_kv.lease = 9;
+    let h = two_unknown_puts_then_historical_read(odd_kv, true);
+    let v = check_etcd_history(&h, BUDGET);
+    assert!(v.is_not_linearizable(), "expected a failure: {v}");
 }

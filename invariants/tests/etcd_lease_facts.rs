@@ -327,3 +327,44 @@ fn lease_pruning_agrees_with_the_plain_search() {
     // The mutation must produce some violations, or the comparison shows little.
     assert!(rejected > 0);
 }
+
+// Unknown lease grants that only unknown writes need (new-leader-cuts seed 44): the checker
+// dropped such a grant as "needed by nobody", so the unknown put with that lease could never
+// apply, and a linearizable history failed.
+
+#[test]
+fn an_unknown_grant_needed_only_by_an_unknown_put_is_kept() {
+    let h = history(vec![
+        (0, 0, 10, grant(5), unknown()),
+        (1, 20, 30, put_with_lease("a", "x", 5), unknown()),
+        (2, 100, 110, count("a"), count_ok(2, 1)),
+    ]);
+    assert_eq!(check_etcd_history(&h, BUDGET), Verdict::Linearizable);
+}
+
+/// The other side: without any grant of the lease, the put cannot have applied.
+#[test]
+fn an_unknown_put_with_a_lease_nobody_granted_cannot_apply() {
+    let h = history(vec![
+        (1, 20, 30, put_with_lease("a", "x", 5), unknown()),
+        (2, 100, 110, count("a"), count_ok(2, 1)),
+    ]);
+    assert!(matches!(
+        check_etcd_history(&h, BUDGET),
+        Verdict::NotLinearizable(_)
+    ));
+}
+
+/// And a grant that comes too late (invoked after the read returned) cannot help.
+#[test]
+fn an_unknown_grant_cannot_apply_before_its_invocation() {
+    let h = history(vec![
+        (1, 20, 30, put_with_lease("a", "x", 5), unknown()),
+        (2, 100, 110, count("a"), count_ok(2, 1)),
+        (0, 200, 210, grant(5), unknown()),
+    ]);
+    assert!(matches!(
+        check_etcd_history(&h, BUDGET),
+        Verdict::NotLinearizable(_)
+    ));
+}
