@@ -620,6 +620,8 @@ fn heal_all(cluster: &mut Cluster) {
     for (member, _) in std::mem::take(&mut cluster.paused) {
         cluster.handle.resume(cluster.members[&member].id());
     }
+    // Message loss is a fault too: liveness after heal is judged on a network that delivers.
+    NetSim::current().update_config(|config| config.packet_loss_rate = 0.0);
     cluster.recorder.record(TraceEvent::Healed);
 }
 
@@ -1167,11 +1169,21 @@ async fn final_phase(
         }
         madsim::time::sleep(Duration::from_millis(100)).await;
     }
-    // Every member must reach the final revision and agree on HashKV there.
-    let mut hashes = BTreeMap::new();
-    for &member in &members {
-        let mut result = None;
-        while madsim::time::Instant::now() < deadline {
+    // Every member must reach the final revision and agree on HashKV there. Members are
+    // asked in turn until each answered or the deadline passed, so one slow member does not
+    // use up the others' time (and the report names every member that lagged).
+    let mut hashes: BTreeMap<u64, Option<(i64, u32)>> =
+        members.iter().map(|&member| (member, None)).collect();
+    while madsim::time::Instant::now() < deadline {
+        let waiting: Vec<u64> = hashes
+            .iter()
+            .filter(|(_, hash)| hash.is_none())
+            .map(|(&member, _)| member)
+            .collect();
+        if waiting.is_empty() {
+            break;
+        }
+        for member in waiting {
             let call = ClientCall {
                 request: Request::HashKv(faultline_api::HashKvRequest {
                     revision: final_revision,
@@ -1182,12 +1194,10 @@ async fn final_phase(
                 .call_timeout(ctx.addrs[&member], call, Duration::from_millis(500))
                 .await
             {
-                result = Some((hash.compact_revision, hash.hash));
-                break;
+                hashes.insert(member, Some((hash.compact_revision, hash.hash)));
             }
-            madsim::time::sleep(Duration::from_millis(50)).await;
         }
-        hashes.insert(member, result);
+        madsim::time::sleep(Duration::from_millis(50)).await;
     }
     (true, hashes)
 }

@@ -119,17 +119,19 @@ pub fn check(output: &RunOutput) -> Verdict {
                 .to_string(),
         };
     }
-    if let Some(member) = output
+    let lagging: Vec<u64> = output
         .final_hashes
         .iter()
-        .find_map(|(m, h)| h.is_none().then_some(m))
-    {
+        .filter(|(_, h)| h.is_none())
+        .map(|(m, _)| *m)
+        .collect();
+    if !lagging.is_empty() {
         // Progress, not disagreement: the member may be slow or stuck, but nothing it
         // answered contradicts the others.
         return Verdict::Fail {
             kind: FailureKind::Liveness,
             report: format!(
-                "member {member} did not reach the final revision within heal_timeout_ms \
+                "member(s) {lagging:?} did not reach the final revision within heal_timeout_ms \
                  after every fault was healed"
             ),
         };
