@@ -235,3 +235,47 @@ pub fn check_convergence(output: &RunOutput) -> Option<String> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use faultline_invariants::history::History;
+
+    fn output(healed: bool, hashes: &[(u64, Option<(i64, u32)>)]) -> RunOutput {
+        RunOutput {
+            history: History::default(),
+            trace: Vec::new(),
+            healed_write_succeeded: healed,
+            final_hashes: hashes.iter().copied().collect(),
+        }
+    }
+
+    /// The liveness and convergence checks fire: no write after heal, members that never
+    /// reached the final revision (all of them named), members that disagree.
+    #[test]
+    fn liveness_and_convergence_failures_are_reported() {
+        let all_agree = [(1, Some((5, 77))), (2, Some((5, 77))), (3, Some((5, 77)))];
+        assert_eq!(check(&output(true, &all_agree)), Verdict::Pass);
+        assert!(matches!(
+            check(&output(false, &all_agree)),
+            Verdict::Fail {
+                kind: FailureKind::Liveness,
+                ..
+            }
+        ));
+        let lagging = [(1, Some((5, 77))), (2, None), (3, None)];
+        let Verdict::Fail { kind, report } = check(&output(true, &lagging)) else {
+            panic!("lagging members must fail the run")
+        };
+        assert_eq!(kind, FailureKind::Liveness);
+        assert!(report.contains("[2, 3]"), "{report}");
+        let disagree = [(1, Some((5, 77))), (2, Some((5, 78))), (3, Some((5, 77)))];
+        assert!(matches!(
+            check(&output(true, &disagree)),
+            Verdict::Fail {
+                kind: FailureKind::Divergence,
+                ..
+            }
+        ));
+    }
+}
