@@ -4,14 +4,13 @@
 
 use faultline_api::*;
 use faultline_invariants::check_etcd_history;
-use faultline_invariants::history::{History, Operation, Outcome};
+use faultline_invariants::history::{History, Outcome};
 use faultline_invariants::linearizability::Verdict;
 
 mod common;
 use common::*;
 
 const BUDGET: u64 = 1_000_000;
-const MS: u64 = 1_000_000;
 
 fn put_req(key: &str, value: &str) -> PutRequest {
     PutRequest {
@@ -46,19 +45,7 @@ fn range_ok(rev: i64, kvs: Vec<KeyValue>, more: bool, count: i64) -> Outcome {
 /// Sequential operations of one client, 10 ms apart: (request, outcome).
 fn sequential(ops: Vec<(Request, Outcome)>) -> History {
     History {
-        ops: ops
-            .into_iter()
-            .enumerate()
-            .map(|(i, (request, outcome))| Operation {
-                id: i as u64,
-                client: 0,
-                member: Some(1),
-                invoke_ns: i as u64 * 10 * MS,
-                complete_ns: (i as u64 * 10 + 5) * MS,
-                request,
-                outcome,
-            })
-            .collect(),
+        ops: sequential_ops(ops),
         watches: Vec::new(),
     }
 }

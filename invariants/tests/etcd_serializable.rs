@@ -40,19 +40,7 @@ fn with_read(request: Request, outcome: Outcome) -> History {
         (put("k/b", "2"), put_ok(3)),
         (put("k/a", "3"), put_ok(4)),
     ];
-    let mut ops: Vec<Operation> = writes
-        .into_iter()
-        .enumerate()
-        .map(|(i, (request, outcome))| Operation {
-            id: i as u64,
-            client: 0,
-            member: Some(1),
-            invoke_ns: i as u64 * 10 * MS,
-            complete_ns: (i as u64 * 10 + 5) * MS,
-            request,
-            outcome,
-        })
-        .collect();
+    let mut ops: Vec<Operation> = sequential_ops(writes);
     ops.push(Operation {
         id: 3,
         client: 1,

@@ -98,18 +98,7 @@ fn ops() -> Vec<Operation> {
         (delete("k/a"), delete_ok(4)),
         (put("k/b", "3"), put_ok(5)),
     ];
-    list.into_iter()
-        .enumerate()
-        .map(|(i, (request, outcome))| Operation {
-            id: i as u64,
-            client: 0,
-            member: Some(1),
-            invoke_ns: i as u64 * 10 * MS,
-            complete_ns: (i as u64 * 10 + 5) * MS,
-            request,
-            outcome,
-        })
-        .collect()
+    sequential_ops(list)
 }
 
 fn with_watch(start_revision: i64, responses: Vec<WatchReceived>) -> History {

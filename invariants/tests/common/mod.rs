@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use faultline_api::*;
-use faultline_invariants::history::Outcome;
+use faultline_invariants::history::{Operation, Outcome};
 
 pub fn hdr(revision: i64) -> ResponseHeader {
     ResponseHeader {
@@ -35,4 +35,21 @@ pub fn put_ok(rev: i64) -> Outcome {
         header: hdr(rev),
         prev_kv: None,
     }))
+}
+
+/// Sequential operations of one client, 10 ms apart (each completes 5 ms after its call).
+pub fn sequential_ops(list: Vec<(Request, Outcome)>) -> Vec<Operation> {
+    const MS: u64 = 1_000_000;
+    list.into_iter()
+        .enumerate()
+        .map(|(i, (request, outcome))| Operation {
+            id: i as u64,
+            client: 0,
+            member: Some(1),
+            invoke_ns: i as u64 * 10 * MS,
+            complete_ns: (i as u64 * 10 + 5) * MS,
+            request,
+            outcome,
+        })
+        .collect()
 }
