@@ -26,6 +26,9 @@
 //! * ErrDuplicateKey, like etcd's interval tree, reads a delete range end of `"\0"` as the
 //!   empty interval: a put under such a delete in the same branch is accepted (and executes
 //!   in op order), although the delete itself removes every key from its start on.
+//!   Unlike etcd, a put with ignore_value/ignore_lease after a delete of the same branch that
+//!   may remove its key is ErrKeyNotFound, whatever the state: etcd 3.4.23 accepts such a txn
+//!   and crashes at apply (issue 16; [`KvStore::check_request`], DIFFERENCES.md).
 //! * Nested txn response headers are zero; inner put/delete/range headers follow etcd
 //!   (begin + 1 after a change) but are not meant to be interpreted.
 //! * `KvStore::read` of LeaseTimeToLive returns the granted TTL as `ttl_seconds` (-1 if
@@ -37,7 +40,7 @@ pub mod watch;
 
 pub use lease_clock::LeaseClock;
 pub use store::{
-    KvStore, LeaseRecord, Record, Rev, Snapshot, StoreOptions, MAX_LEASE_TTL_SECONDS,
+    KvCanary, KvStore, LeaseRecord, Record, Rev, Snapshot, StoreOptions, MAX_LEASE_TTL_SECONDS,
     MAX_TXN_OPS_DEFAULT, MIN_LEASE_TTL_SECONDS_DEFAULT,
 };
 pub use watch::{StreamId, WatchCanary, WatchHub, WatchHubOptions, WatchOutput};
