@@ -4,6 +4,8 @@
 //! * [`KvStore`]: the replicated state machine. Every member applies the committed Raft log
 //!   with [`KvStore::apply`]; the same sequence of applies gives bit-identical state (and the
 //!   same [`KvStore::hash_kv`]) everywhere. No time, no I/O, no hash-order dependence.
+//!   [`KvStore::check_request`] is the check of a client's request before proposal (apply
+//!   repeats it); apply never panics on a request a client could send ([`KvStore::apply`]).
 //!   Local reads go through [`KvStore::read`] / [`KvStore::range`]. Watch events of applies are
 //!   collected until [`KvStore::take_events`].
 //! * [`WatchHub`]: watchers over a store's history and its new events (see [`watch`]).
