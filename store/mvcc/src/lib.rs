@@ -4,6 +4,8 @@
 //! * [`KvStore`]: the replicated state machine. Every member applies the committed Raft log
 //!   with [`KvStore::apply`]; the same sequence of applies gives bit-identical state (and the
 //!   same [`KvStore::hash_kv`]) everywhere. No time, no I/O, no hash-order dependence.
+//!   [`KvStore::check_request`] is the check of a client's request before proposal (apply
+//!   repeats it); apply never panics on a request a client could send ([`KvStore::apply`]).
 //!   Local reads go through [`KvStore::read`] / [`KvStore::range`]. Watch events of applies are
 //!   collected until [`KvStore::take_events`].
 //! * [`WatchHub`]: watchers over a store's history and its new events (see [`watch`]).
@@ -26,6 +28,9 @@
 //! * ErrDuplicateKey, like etcd's interval tree, reads a delete range end of `"\0"` as the
 //!   empty interval: a put under such a delete in the same branch is accepted (and executes
 //!   in op order), although the delete itself removes every key from its start on.
+//!   Unlike etcd, a put with ignore_value/ignore_lease after a delete of the same branch that
+//!   may remove its key is ErrKeyNotFound, whatever the state: etcd 3.4.23 accepts such a txn
+//!   and crashes at apply (issue 16; [`KvStore::check_request`], DIFFERENCES.md).
 //! * Nested txn response headers are zero; inner put/delete/range headers follow etcd
 //!   (begin + 1 after a change) but are not meant to be interpreted.
 //! * `KvStore::read` of LeaseTimeToLive returns the granted TTL as `ttl_seconds` (-1 if
@@ -37,7 +42,7 @@ pub mod watch;
 
 pub use lease_clock::LeaseClock;
 pub use store::{
-    KvStore, LeaseRecord, Record, Rev, Snapshot, StoreOptions, MAX_LEASE_TTL_SECONDS,
+    KvCanary, KvStore, LeaseRecord, Record, Rev, Snapshot, StoreOptions, MAX_LEASE_TTL_SECONDS,
     MAX_TXN_OPS_DEFAULT, MIN_LEASE_TTL_SECONDS_DEFAULT,
 };
 pub use watch::{StreamId, WatchCanary, WatchHub, WatchHubOptions, WatchOutput};

@@ -5,18 +5,28 @@
 //! revisions at which it was written (puts and tombstones). Every container is a `BTreeMap`
 //! or a `Vec`, so iteration order (and therefore every response, event and hash) depends only
 //! on the sequence of applied requests.
+//!
+//! Here: the state, the public API, snapshots, invariants, compaction and leases. The steps
+//! of a request live in submodules: `check` (the request in itself, before proposal and at
+//! apply), `txn` (plans, state checks and execution of txns), `write` (the write txn that
+//! commits one revision or is undone), `read` (ranges as of a revision, history as events).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use faultline_api::{
-    key_in_range, CompactionRequest, CompactionResponse, Compare, CompareResult, CompareTarget,
-    DeleteRangeRequest, DeleteRangeResponse, EtcdError, Event, EventType, HashKvResponse, KeyValue,
+    CompactionRequest, CompactionResponse, EtcdError, Event, HashKvResponse, KeyValue,
     LeaseGrantRequest, LeaseGrantResponse, LeaseId, LeaseLeasesResponse, LeaseRevokeRequest,
-    LeaseRevokeResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse, PutRequest, PutResponse,
-    RangeRequest, RangeResponse, Request, RequestOp, Response, ResponseHeader, ResponseOp,
-    Revision, SortOrder, SortTarget, TxnRequest, TxnResponse,
+    LeaseRevokeResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse, Request, Response,
+    ResponseHeader, Revision,
 };
 use serde::{Deserialize, Serialize};
+
+mod check;
+mod read;
+mod txn;
+mod write;
+
+use check::Rules;
 
 /// etcd's default `--max-txn-ops`.
 pub const MAX_TXN_OPS_DEFAULT: usize = 128;
@@ -130,6 +140,19 @@ pub struct KvStore {
     leases: BTreeMap<LeaseId, Lease>,
     /// Watch events of applies not yet taken, one entry per new revision, ascending.
     pending_events: Vec<(Revision, Vec<Event>)>,
+    /// A planted bug; `None` except in canary runs (not replicated state: set per member).
+    canary: Option<KvCanary>,
+}
+
+/// A re-introducible store bug (a canary). The variants always exist so configurations can
+/// name them; `KvStore::set_canary` refuses one unless mvcc is built with `canaries`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum KvCanary {
+    /// Issue 16 (etcd 3.4.23 has the same bug): a txn whose branch deletes a key (a delete to
+    /// the end of the key space, possibly in a nested txn) and then puts it with
+    /// ignore_value/ignore_lease passes every check and panics at apply, on every member and
+    /// again on every replay of the log.
+    IgnorePutAfterDelete,
 }
 
 /// Equality of replicated state; untaken watch events are transient output and not compared.
@@ -151,217 +174,10 @@ impl Default for KvStore {
     }
 }
 
-/// The compares' outcome for a txn and, in order, for every nested txn of the chosen branch
-/// (etcd's `compareToPath`): all evaluated against the state before the txn runs.
-#[derive(Debug)]
-struct Plan {
-    succeeded: bool,
-    nested: Vec<Plan>,
-}
-
-/// A write in progress: changes go straight into the store at revision `begin + 1`;
-/// `current_rev` moves only at commit.
-struct WriteTxn {
-    begin: Revision,
-    changes: i64,
-    events: Vec<Event>,
-}
-
-impl WriteTxn {
-    fn new(begin: Revision) -> WriteTxn {
-        WriteTxn {
-            begin,
-            changes: 0,
-            events: Vec::new(),
-        }
-    }
-    /// The revision reads inside the txn see (etcd: beginRev, or beginRev + 1 after a change).
-    fn view_rev(&self) -> Revision {
-        if self.changes > 0 {
-            self.begin + 1
-        } else {
-            self.begin
-        }
-    }
-    fn next_rev(&self) -> Rev {
-        Rev {
-            main: self.begin + 1,
-            sub: self.changes,
-        }
-    }
-}
-
 fn header(revision: Revision) -> ResponseHeader {
     ResponseHeader {
         revision,
         ..ResponseHeader::default()
-    }
-}
-
-fn check_range_request(req: &RangeRequest) -> Result<(), EtcdError> {
-    if req.key.is_empty() {
-        return Err(EtcdError::EmptyKey);
-    }
-    Ok(())
-}
-
-fn check_put_request(req: &PutRequest) -> Result<(), EtcdError> {
-    if req.key.is_empty() {
-        return Err(EtcdError::EmptyKey);
-    }
-    if req.ignore_value && !req.value.is_empty() {
-        return Err(EtcdError::ValueProvided);
-    }
-    if req.ignore_lease && req.lease != 0 {
-        return Err(EtcdError::LeaseProvided);
-    }
-    Ok(())
-}
-
-fn check_delete_request(req: &DeleteRangeRequest) -> Result<(), EtcdError> {
-    if req.key.is_empty() {
-        return Err(EtcdError::EmptyKey);
-    }
-    Ok(())
-}
-
-/// etcd's `checkTxnRequest` (v3rpc/key.go): op count, empty keys, recursively. A nested txn's
-/// budget is what its parent left: `max_ops - max(len(compare), len(success), len(failure))`.
-fn check_txn_request(txn: &TxnRequest, max_ops: usize) -> Result<(), EtcdError> {
-    let ops = txn
-        .compare
-        .len()
-        .max(txn.success.len())
-        .max(txn.failure.len());
-    if ops > max_ops {
-        return Err(EtcdError::TooManyOps);
-    }
-    if txn.compare.iter().any(|c| c.key.is_empty()) {
-        return Err(EtcdError::EmptyKey);
-    }
-    for op in txn.success.iter().chain(txn.failure.iter()) {
-        match op {
-            RequestOp::Range(r) => check_range_request(r)?,
-            RequestOp::Put(p) => check_put_request(p)?,
-            RequestOp::DeleteRange(d) => check_delete_request(d)?,
-            RequestOp::Txn(t) => check_txn_request(t, max_ops - ops)?,
-        }
-    }
-    Ok(())
-}
-
-/// A delete's key interval as etcd's checkIntervals sees it.
-struct DelInterval {
-    key: Vec<u8>,
-    range_end: Vec<u8>,
-}
-
-/// etcd's checkIntervals builds the interval [key, range_end) literally, so a `"\0"` range end
-/// (which the delete itself reads as "to the end of the key space") is the EMPTY interval
-/// there: a put of a key the same branch deletes that way is not a duplicate. etcd 3.4.23
-/// accepts such a txn (found by the differential test, difftest/); 3.6's checkIntervals builds
-/// the interval the same way.
-fn dels_contain(dels: &[DelInterval], key: &[u8]) -> bool {
-    dels.iter()
-        .filter(|d| d.range_end.as_slice() != [0])
-        .any(|d| key_in_range(key, &d.key, &d.range_end))
-}
-
-/// etcd's `checkIntervals`: returns the puts and deletes of a branch (recursively), or
-/// `ErrDuplicateKey` if two puts share a key or a put falls in a delete range of the branch.
-/// The then/else branches of one nested txn may reuse keys (they are mutually exclusive).
-fn check_intervals(ops: &[RequestOp]) -> Result<(BTreeSet<Vec<u8>>, Vec<DelInterval>), EtcdError> {
-    let mut dels: Vec<DelInterval> = ops
-        .iter()
-        .filter_map(|op| match op {
-            RequestOp::DeleteRange(d) => Some(DelInterval {
-                key: d.key.clone(),
-                range_end: d.range_end.clone(),
-            }),
-            _ => None,
-        })
-        .collect();
-    let mut puts: BTreeSet<Vec<u8>> = BTreeSet::new();
-    for op in ops {
-        let RequestOp::Txn(inner) = op else { continue };
-        let (puts_then, dels_then) = check_intervals(&inner.success)?;
-        let (puts_else, dels_else) = check_intervals(&inner.failure)?;
-        for key in &puts_then {
-            if puts.contains(key) || dels_contain(&dels, key) {
-                return Err(EtcdError::DuplicateKey);
-            }
-            puts.insert(key.clone());
-        }
-        for key in &puts_else {
-            if puts.contains(key) && !puts_then.contains(key) {
-                return Err(EtcdError::DuplicateKey);
-            }
-            if dels_contain(&dels, key) {
-                return Err(EtcdError::DuplicateKey);
-            }
-            puts.insert(key.clone());
-        }
-        dels.extend(dels_then);
-        dels.extend(dels_else);
-    }
-    for op in ops {
-        let RequestOp::Put(p) = op else { continue };
-        if puts.contains(&p.key) || dels_contain(&dels, &p.key) {
-            return Err(EtcdError::DuplicateKey);
-        }
-        puts.insert(p.key.clone());
-    }
-    Ok((puts, dels))
-}
-
-/// Does any branch (at any depth) contain a put or a delete? (etcd's isTxnReadonly, negated.)
-fn txn_has_write(txn: &TxnRequest) -> bool {
-    txn.success
-        .iter()
-        .chain(txn.failure.iter())
-        .any(|op| match op {
-            RequestOp::Range(_) => false,
-            RequestOp::Put(_) | RequestOp::DeleteRange(_) => true,
-            RequestOp::Txn(inner) => txn_has_write(inner),
-        })
-}
-
-fn compare_kv(compare: &Compare, kv: &KeyValue) -> bool {
-    let ordering = match &compare.target {
-        CompareTarget::Version(v) => kv.version.cmp(v),
-        CompareTarget::CreateRevision(r) => kv.create_revision.cmp(r),
-        CompareTarget::ModRevision(r) => kv.mod_revision.cmp(r),
-        CompareTarget::Value(v) => kv.value.as_slice().cmp(v.as_slice()),
-        CompareTarget::Lease(l) => kv.lease.cmp(l),
-    };
-    match compare.result {
-        CompareResult::Equal => ordering.is_eq(),
-        CompareResult::NotEqual => ordering.is_ne(),
-        CompareResult::Greater => ordering.is_gt(),
-        CompareResult::Less => ordering.is_lt(),
-    }
-}
-
-fn sort_kvs(kvs: &mut [KeyValue], order: SortOrder, target: SortTarget) {
-    // etcd: a non-KEY target with order NONE sorts ascending; KEY ascending is the natural
-    // order already. Ties keep key order (Go's sort is stable for etcd-sized small inputs).
-    let order = match (target, order) {
-        (SortTarget::Key, SortOrder::Ascend) => SortOrder::None,
-        (SortTarget::Key, o) => o,
-        (_, SortOrder::None) => SortOrder::Ascend,
-        (_, o) => o,
-    };
-    let cmp = |a: &KeyValue, b: &KeyValue| match target {
-        SortTarget::Key => a.key.cmp(&b.key),
-        SortTarget::Version => a.version.cmp(&b.version),
-        SortTarget::Create => a.create_revision.cmp(&b.create_revision),
-        SortTarget::Mod => a.mod_revision.cmp(&b.mod_revision),
-        SortTarget::Value => a.value.cmp(&b.value),
-    };
-    match order {
-        SortOrder::None => {}
-        SortOrder::Ascend => kvs.sort_by(cmp),
-        SortOrder::Descend => kvs.sort_by(|a, b| cmp(b, a)),
     }
 }
 
@@ -383,7 +199,44 @@ impl KvStore {
             index: BTreeMap::new(),
             leases: BTreeMap::new(),
             pending_events: Vec::new(),
+            canary: None,
         }
+    }
+
+    /// Plant a bug (`None`: none). Member-local, like the rest of a member's configuration:
+    /// a store restored from a snapshot starts without one.
+    ///
+    /// # Panics
+    /// On a canary when faultline-mvcc was built without the `canaries` feature.
+    pub fn set_canary(&mut self, canary: Option<KvCanary>) {
+        assert!(
+            cfg!(feature = "canaries") || canary.is_none(),
+            "store canary {canary:?} requested, but faultline-mvcc was built without `canaries`"
+        );
+        self.canary = canary;
+    }
+
+    fn canary_active(&self, canary: KvCanary) -> bool {
+        cfg!(feature = "canaries") && self.canary == Some(canary)
+    }
+
+    fn rules(&self) -> Rules {
+        Rules {
+            ignore_put_after_delete: !self.canary_active(KvCanary::IgnorePutAfterDelete),
+        }
+    }
+
+    /// The checks of `request` in itself, before proposal: a member calls this before it
+    /// proposes a client's request and answers the error instead. They are etcd's checks of
+    /// a request before its proposal (empty keys, ignore flags with a value or lease, too many
+    /// txn ops, duplicate keys) plus the store's own: ErrKeyNotFound for a txn whose branch
+    /// puts a key with ignore_value/ignore_lease after a delete that may remove it, whatever
+    /// the state and whichever branch would run (etcd 3.4.23 crashes at apply on such a txn;
+    /// see DIFFERENCES.md). `apply` runs the same checks first, so a request that is rejected
+    /// here gets the same error from `apply` (should it reach the log anyway, e.g. from an
+    /// older member), and one that passes them cannot crash a member.
+    pub fn check_request(&self, request: &Request) -> Result<(), EtcdError> {
+        check::check_request(request, self.options.max_txn_ops, self.rules())
     }
 
     pub fn options(&self) -> StoreOptions {
@@ -444,9 +297,20 @@ impl KvStore {
 
     /// Apply one committed request (see the crate docs). Errors leave the state unchanged.
     ///
+    /// The rule: applying a committed entry never panics on a request a client could send,
+    /// and its outcome depends only on the entry and the state, so every member (and every
+    /// replay of the log) computes the same. What can fail is either rejected before proposal
+    /// (`check_request`, which apply runs again first) or is a per-request error computed from
+    /// the state before the request, in etcd's order (ErrKeyNotFound for ignore_value or
+    /// ignore_lease on a key absent at apply, also when an earlier entry deleted it after the
+    /// check; ErrLeaseNotFound; ErrCompacted; ...). Execution itself runs in a write txn that
+    /// is undone completely if it meets an error all the same (`KvStore::write`).
+    /// `tests/apply_total.rs` applies arbitrary requests of the whole grammar to hold us to it.
+    ///
     /// # Panics
-    /// On requests that never go through the log (Range, HashKv, LeaseKeepAlive,
-    /// LeaseTimeToLive, LeaseLeases) and on LeaseGrant with id 0.
+    /// Only on entries a correct proposer never writes, whatever the client sent: requests
+    /// that never go through the log (Range, HashKv, LeaseKeepAlive, LeaseTimeToLive,
+    /// LeaseLeases) and LeaseGrant with id 0 (the proposer picks the id); and under a canary.
     pub fn apply(&mut self, request: &Request) -> Result<Response, EtcdError> {
         let before = self.current_rev;
         let result = match request {
@@ -508,12 +372,6 @@ impl KvStore {
                 panic!("KvStore::read: {request:?} is not a local read")
             }
         }
-    }
-
-    /// etcd's Range (§2): header.revision is the current revision, whatever was asked for.
-    pub fn range(&self, req: &RangeRequest) -> Result<RangeResponse, EtcdError> {
-        check_range_request(req)?;
-        self.range_at(req, self.current_rev)
     }
 
     /// LeaseTimeToLive from replicated state: `ttl_seconds` = granted TTL (the leader's
@@ -655,61 +513,6 @@ impl KvStore {
         std::mem::take(&mut self.pending_events)
     }
 
-    /// Events of revisions `from..=to` rebuilt from the stored history, as `take_events` would
-    /// have produced them, except that `prev_kv` is only filled when `with_prev_kv` is set and
-    /// the revision before the event is not compacted (etcd's watch reads it the same way).
-    /// `from < compact_revision()` => `ErrCompacted`; `to > current_revision()` => `ErrFutureRev`.
-    /// Complete for every revision >= the compact revision: compaction keeps the records of the
-    /// compact revision itself, tombstones included (the fix of etcd #18089/#19179).
-    pub fn history(
-        &self,
-        from: Revision,
-        to: Revision,
-        with_prev_kv: bool,
-    ) -> Result<Vec<(Revision, Vec<Event>)>, EtcdError> {
-        if to > self.current_rev {
-            return Err(EtcdError::FutureRev);
-        }
-        if from < self.compact_rev {
-            return Err(EtcdError::Compacted);
-        }
-        let mut out: Vec<(Revision, Vec<Event>)> = Vec::new();
-        if from > to {
-            return Ok(out);
-        }
-        let range = Rev::first_of(from.max(0))..=Rev::last_of(to);
-        for record in self.backend.range(range).map(|(_, r)| r) {
-            let event = self.record_event(record, with_prev_kv);
-            match out.last_mut() {
-                Some((rev, events)) if *rev == record.rev.main => events.push(event),
-                _ => out.push((record.rev.main, vec![event])),
-            }
-        }
-        Ok(out)
-    }
-
-    fn record_event(&self, record: &Record, with_prev_kv: bool) -> Event {
-        let (kind, kv, is_create) = match &record.kv {
-            Some(kv) => (EventType::Put, kv.clone(), kv.version == 1),
-            None => (
-                EventType::Delete,
-                KeyValue {
-                    key: record.key.clone(),
-                    mod_revision: record.rev.main,
-                    ..KeyValue::default()
-                },
-                false,
-            ),
-        };
-        let prev_rev = record.rev.main - 1;
-        let prev_kv = if with_prev_kv && !is_create && prev_rev >= self.compact_rev {
-            self.live_kv(&record.key, prev_rev).cloned()
-        } else {
-            None
-        };
-        Event { kind, kv, prev_kv }
-    }
-
     /// Check every structural invariant (O(stored revisions)); panics on a violation.
     /// Cheap checks run on every apply; tests call this after every step.
     pub fn check_invariants(&self) {
@@ -766,459 +569,6 @@ impl KvStore {
             assert!(*rev <= self.current_rev);
             assert!(!events.is_empty());
         }
-    }
-
-    // ---- reads ----
-
-    /// The key's KV as of `rev`, if it was live then (callers check compaction).
-    fn live_kv(&self, key: &[u8], rev: Revision) -> Option<&KeyValue> {
-        let revs = self.index.get(key)?;
-        let pos = revs.partition_point(|r| r.main <= rev);
-        if pos == 0 {
-            return None;
-        }
-        self.backend
-            .get(&revs[pos - 1])
-            .expect("indexed revision is stored")
-            .kv
-            .as_ref()
-    }
-
-    /// Every KV live at `rev` in etcd's range [key, range_end), ascending by key.
-    fn live_range(&self, key: &[u8], range_end: &[u8], rev: Revision) -> Vec<&KeyValue> {
-        if range_end.is_empty() {
-            return self.live_kv(key, rev).into_iter().collect();
-        }
-        let keys: Box<dyn Iterator<Item = &Vec<u8>>> = if range_end == [0] {
-            Box::new(self.index.range(key.to_vec()..).map(|(k, _)| k))
-        } else if range_end <= key {
-            Box::new(std::iter::empty())
-        } else {
-            Box::new(
-                self.index
-                    .range(key.to_vec()..range_end.to_vec())
-                    .map(|(k, _)| k),
-            )
-        };
-        keys.filter_map(|k| self.live_kv(k, rev)).collect()
-    }
-
-    /// etcd's applier Range over mvcc's rangeKeys, with `current` the revision the reader is
-    /// at (the store's, or a write txn's view). Header = `current`.
-    fn range_at(&self, req: &RangeRequest, current: Revision) -> Result<RangeResponse, EtcdError> {
-        if req.revision > current {
-            return Err(EtcdError::FutureRev);
-        }
-        let rev = if req.revision <= 0 {
-            current
-        } else {
-            req.revision
-        };
-        if rev < self.compact_rev {
-            return Err(EtcdError::Compacted);
-        }
-        let mut live = self.live_range(&req.key, &req.range_end, rev);
-        let count = live.len() as i64;
-        if req.count_only {
-            return Ok(RangeResponse {
-                header: header(current),
-                kvs: Vec::new(),
-                more: false,
-                count,
-            });
-        }
-        // etcd's rangeLimit (3.4 and 3.6): only an explicit sort order or a min/max filter
-        // makes etcd read every key before sorting; otherwise it reads limit + 1 keys in key
-        // order, so a sort target with order NONE sorts just those (found by difftest/).
-        let reads_everything = req.sort_order != SortOrder::None
-            || req.min_mod_revision != 0
-            || req.max_mod_revision != 0
-            || req.min_create_revision != 0
-            || req.max_create_revision != 0;
-        if !reads_everything && req.limit > 0 {
-            live.truncate(
-                usize::try_from(req.limit)
-                    .unwrap_or(usize::MAX)
-                    .saturating_add(1),
-            );
-        }
-        let mut kvs: Vec<KeyValue> = live
-            .into_iter()
-            .filter(|kv| req.max_mod_revision == 0 || kv.mod_revision <= req.max_mod_revision)
-            .filter(|kv| req.min_mod_revision == 0 || kv.mod_revision >= req.min_mod_revision)
-            .filter(|kv| {
-                req.max_create_revision == 0 || kv.create_revision <= req.max_create_revision
-            })
-            .filter(|kv| {
-                req.min_create_revision == 0 || kv.create_revision >= req.min_create_revision
-            })
-            .cloned()
-            .collect();
-        sort_kvs(&mut kvs, req.sort_order, req.sort_target);
-        let mut more = false;
-        if req.limit > 0 && kvs.len() as i64 > req.limit {
-            kvs.truncate(req.limit as usize);
-            more = true;
-        }
-        if req.keys_only {
-            for kv in &mut kvs {
-                kv.value = Vec::new();
-            }
-        }
-        Ok(RangeResponse {
-            header: header(current),
-            kvs,
-            more,
-            count,
-        })
-    }
-
-    // ---- txn planning and checks (all against the pre-txn state) ----
-
-    /// etcd's applyCompare: the predicate must hold for every key in the range; with no key,
-    /// the zero KV is compared, except that a VALUE compare on missing keys is false.
-    fn eval_compare(&self, compare: &Compare) -> bool {
-        let kvs = self.live_range(&compare.key, &compare.range_end, self.current_rev);
-        if kvs.is_empty() {
-            if matches!(compare.target, CompareTarget::Value(_)) {
-                return false;
-            }
-            return compare_kv(compare, &KeyValue::default());
-        }
-        kvs.into_iter().all(|kv| compare_kv(compare, kv))
-    }
-
-    fn plan(&self, txn: &TxnRequest) -> Plan {
-        let succeeded = txn.compare.iter().all(|c| self.eval_compare(c));
-        let ops = if succeeded {
-            &txn.success
-        } else {
-            &txn.failure
-        };
-        let nested = ops
-            .iter()
-            .filter_map(|op| match op {
-                RequestOp::Txn(inner) => Some(self.plan(inner)),
-                _ => None,
-            })
-            .collect();
-        Plan { succeeded, nested }
-    }
-
-    /// Visit every non-txn op of the chosen branches, depth first in op order.
-    fn for_each_planned_op<'a>(
-        txn: &'a TxnRequest,
-        plan: &Plan,
-        f: &mut dyn FnMut(&'a RequestOp) -> Result<(), EtcdError>,
-    ) -> Result<(), EtcdError> {
-        let ops = if plan.succeeded {
-            &txn.success
-        } else {
-            &txn.failure
-        };
-        let mut nested = plan.nested.iter();
-        for op in ops {
-            match op {
-                RequestOp::Txn(inner) => {
-                    let inner_plan = nested.next().expect("a plan per nested txn");
-                    Self::for_each_planned_op(inner, inner_plan, f)?;
-                }
-                _ => f(op)?,
-            }
-        }
-        assert!(nested.next().is_none());
-        Ok(())
-    }
-
-    /// etcd's checkPut then checkRange over the chosen path, before anything executes.
-    fn check_planned(&self, txn: &TxnRequest, plan: &Plan) -> Result<(), EtcdError> {
-        Self::for_each_planned_op(txn, plan, &mut |op| match op {
-            RequestOp::Put(p) => self.check_put_state(p),
-            _ => Ok(()),
-        })?;
-        Self::for_each_planned_op(txn, plan, &mut |op| match op {
-            // etcd's checkRange (3.4 and 3.6 alike): only revision 0 skips the check, so a
-            // negative revision below the compact revision (-1 before any compaction) fails
-            // the whole txn with ErrCompacted; found by the differential test (difftest/).
-            RequestOp::Range(r) if r.revision != 0 => {
-                if r.revision > self.current_rev {
-                    Err(EtcdError::FutureRev)
-                } else if r.revision < self.compact_rev {
-                    Err(EtcdError::Compacted)
-                } else {
-                    Ok(())
-                }
-            }
-            _ => Ok(()),
-        })
-    }
-
-    /// The state-dependent checks of a put: ignore_value/ignore_lease need the key; a lease
-    /// must exist.
-    fn check_put_state(&self, put: &PutRequest) -> Result<(), EtcdError> {
-        if (put.ignore_value || put.ignore_lease)
-            && self.live_kv(&put.key, self.current_rev).is_none()
-        {
-            return Err(EtcdError::KeyNotFound);
-        }
-        if put.lease != 0 && !self.leases.contains_key(&put.lease) {
-            return Err(EtcdError::LeaseNotFound);
-        }
-        Ok(())
-    }
-
-    // ---- writes ----
-
-    fn commit(&mut self, tx: WriteTxn) {
-        assert_eq!(tx.begin, self.current_rev);
-        assert_eq!(tx.changes, tx.events.len() as i64);
-        if tx.changes > 0 {
-            self.current_rev = tx.begin + 1;
-            self.pending_events.push((self.current_rev, tx.events));
-        }
-    }
-
-    fn write_record(&mut self, tx: &mut WriteTxn, key: &[u8], kv: Option<KeyValue>) -> Rev {
-        let rev = tx.next_rev();
-        let revs = self.index.entry(key.to_vec()).or_default();
-        if let Some(last) = revs.last() {
-            assert!(*last < rev);
-        }
-        revs.push(rev);
-        let previous = self.backend.insert(
-            rev,
-            Record {
-                rev,
-                key: key.to_vec(),
-                kv,
-            },
-        );
-        assert!(previous.is_none());
-        tx.changes += 1;
-        rev
-    }
-
-    fn detach(&mut self, lease: LeaseId, key: &[u8]) {
-        if lease == 0 {
-            return;
-        }
-        if let Some(l) = self.leases.get_mut(&lease) {
-            let removed = l.keys.remove(key);
-            assert!(removed, "a leased key is in its lease's key set");
-        }
-    }
-
-    /// mvcc's put inside a write txn. `value`/`lease` are the final ones (ignore_* resolved).
-    fn put_kv(&mut self, tx: &mut WriteTxn, key: &[u8], value: Vec<u8>, lease: LeaseId) {
-        let prev = self.live_kv(key, tx.view_rev()).cloned();
-        let main = tx.begin + 1;
-        let kv = KeyValue {
-            key: key.to_vec(),
-            create_revision: prev.as_ref().map_or(main, |p| p.create_revision),
-            mod_revision: main,
-            version: prev.as_ref().map_or(1, |p| p.version + 1),
-            value,
-            lease,
-        };
-        self.write_record(tx, key, Some(kv.clone()));
-        if let Some(p) = &prev {
-            self.detach(p.lease, key);
-        }
-        if lease != 0 {
-            let l = self
-                .leases
-                .get_mut(&lease)
-                .expect("put's lease checked before execution");
-            l.keys.insert(key.to_vec());
-        }
-        // A watch event's prev_kv is the key at the revision BEFORE the txn (etcd reads it at
-        // mod_revision - 1), not the in-txn value; a creation (version 1) has none.
-        let event_prev_kv = if kv.version == 1 {
-            None
-        } else {
-            self.live_kv(key, tx.begin).cloned()
-        };
-        tx.events.push(Event {
-            kind: EventType::Put,
-            kv,
-            prev_kv: event_prev_kv,
-        });
-    }
-
-    fn delete_key(&mut self, tx: &mut WriteTxn, key: &[u8]) {
-        let prev = self
-            .live_kv(key, tx.view_rev())
-            .cloned()
-            .expect("only live keys are deleted");
-        let rev = self.write_record(tx, key, None);
-        self.detach(prev.lease, key);
-        // As for puts: the key before the txn, which is absent if this txn created it (etcd
-        // 3.4.23 sent no prev_kv for such a delete; found by difftest/).
-        let event_prev_kv = self.live_kv(key, tx.begin).cloned();
-        tx.events.push(Event {
-            kind: EventType::Delete,
-            kv: KeyValue {
-                key: key.to_vec(),
-                mod_revision: rev.main,
-                ..KeyValue::default()
-            },
-            prev_kv: event_prev_kv,
-        });
-    }
-
-    fn exec_put(&mut self, tx: &mut WriteTxn, put: &PutRequest) -> PutResponse {
-        let prev = self.live_kv(&put.key, tx.view_rev()).cloned();
-        let value = if put.ignore_value {
-            prev.as_ref().expect("checked").value.clone()
-        } else {
-            put.value.clone()
-        };
-        let lease = if put.ignore_lease {
-            prev.as_ref().expect("checked").lease
-        } else {
-            put.lease
-        };
-        self.put_kv(tx, &put.key, value, lease);
-        PutResponse {
-            header: header(tx.begin + 1),
-            prev_kv: if put.prev_kv { prev } else { None },
-        }
-    }
-
-    fn exec_delete_range(
-        &mut self,
-        tx: &mut WriteTxn,
-        del: &DeleteRangeRequest,
-    ) -> DeleteRangeResponse {
-        let prevs: Vec<KeyValue> = self
-            .live_range(&del.key, &del.range_end, tx.view_rev())
-            .into_iter()
-            .cloned()
-            .collect();
-        for kv in &prevs {
-            self.delete_key(tx, &kv.key);
-        }
-        DeleteRangeResponse {
-            header: header(tx.view_rev()),
-            deleted: prevs.len() as i64,
-            prev_kvs: if del.prev_kv { prevs } else { Vec::new() },
-        }
-    }
-
-    fn exec_txn(&mut self, tx: &mut WriteTxn, txn: &TxnRequest, plan: &Plan) -> TxnResponse {
-        let ops = if plan.succeeded {
-            &txn.success
-        } else {
-            &txn.failure
-        };
-        let mut nested = plan.nested.iter();
-        let mut responses = Vec::with_capacity(ops.len());
-        for op in ops {
-            let response = match op {
-                RequestOp::Range(r) => ResponseOp::Range(
-                    self.range_at(r, tx.view_rev())
-                        .expect("range checked before execution"),
-                ),
-                RequestOp::Put(p) => ResponseOp::Put(self.exec_put(tx, p)),
-                RequestOp::DeleteRange(d) => ResponseOp::DeleteRange(self.exec_delete_range(tx, d)),
-                RequestOp::Txn(inner) => {
-                    let inner_plan = nested.next().expect("a plan per nested txn");
-                    ResponseOp::Txn(self.exec_txn(tx, inner, inner_plan))
-                }
-            };
-            responses.push(response);
-        }
-        // Nested txn headers stay zero (etcd's newTxnResp); the caller sets the outer one.
-        TxnResponse {
-            header: ResponseHeader::default(),
-            succeeded: plan.succeeded,
-            responses,
-        }
-    }
-
-    /// Read-only execution (no writes anywhere in the chosen path).
-    fn exec_read_only(&self, txn: &TxnRequest, plan: &Plan) -> TxnResponse {
-        let ops = if plan.succeeded {
-            &txn.success
-        } else {
-            &txn.failure
-        };
-        let mut nested = plan.nested.iter();
-        let responses = ops
-            .iter()
-            .map(|op| match op {
-                RequestOp::Range(r) => ResponseOp::Range(
-                    self.range_at(r, self.current_rev)
-                        .expect("range checked before execution"),
-                ),
-                RequestOp::Txn(inner) => {
-                    let inner_plan = nested.next().expect("a plan per nested txn");
-                    ResponseOp::Txn(self.exec_read_only(inner, inner_plan))
-                }
-                RequestOp::Put(_) | RequestOp::DeleteRange(_) => {
-                    unreachable!("read-only txn has no writes")
-                }
-            })
-            .collect();
-        TxnResponse {
-            header: ResponseHeader::default(),
-            succeeded: plan.succeeded,
-            responses,
-        }
-    }
-
-    fn validate_txn(&self, txn: &TxnRequest) -> Result<Plan, EtcdError> {
-        check_txn_request(txn, self.options.max_txn_ops)?;
-        check_intervals(&txn.success)?;
-        check_intervals(&txn.failure)?;
-        let plan = self.plan(txn);
-        self.check_planned(txn, &plan)?;
-        Ok(plan)
-    }
-
-    fn read_only_txn(&self, txn: &TxnRequest) -> Result<TxnResponse, EtcdError> {
-        let plan = self.validate_txn(txn)?;
-        let mut response = self.exec_read_only(txn, &plan);
-        response.header = header(self.current_rev);
-        Ok(response)
-    }
-
-    fn apply_txn(&mut self, txn: &TxnRequest) -> Result<TxnResponse, EtcdError> {
-        if !txn_has_write(txn) {
-            return self.read_only_txn(txn);
-        }
-        let plan = self.validate_txn(txn)?;
-        let mut tx = WriteTxn::new(self.current_rev);
-        let mut response = self.exec_txn(&mut tx, txn, &plan);
-        response.header = header(tx.view_rev());
-        self.commit(tx);
-        Ok(response)
-    }
-
-    fn apply_put(&mut self, put: &PutRequest) -> Result<PutResponse, EtcdError> {
-        check_put_request(put)?;
-        // etcd's order: lease lookup, then the previous KV for ignore_value/ignore_lease.
-        if put.lease != 0 && !self.leases.contains_key(&put.lease) {
-            return Err(EtcdError::LeaseNotFound);
-        }
-        self.check_put_state(put)?;
-        let mut tx = WriteTxn::new(self.current_rev);
-        let response = self.exec_put(&mut tx, put);
-        self.commit(tx);
-        assert_eq!(response.header.revision, self.current_rev);
-        Ok(response)
-    }
-
-    fn apply_delete_range(
-        &mut self,
-        del: &DeleteRangeRequest,
-    ) -> Result<DeleteRangeResponse, EtcdError> {
-        check_delete_request(del)?;
-        let mut tx = WriteTxn::new(self.current_rev);
-        let response = self.exec_delete_range(&mut tx, del);
-        self.commit(tx);
-        assert_eq!(response.header.revision, self.current_rev);
-        Ok(response)
     }
 
     /// §7: for each key drop every revision <= R except the latest one, and that one too if it
@@ -1303,11 +653,12 @@ impl KvStore {
             None => return Err(EtcdError::LeaseNotFound),
             Some(lease) => lease.keys.iter().cloned().collect(),
         };
-        let mut tx = WriteTxn::new(self.current_rev);
-        for key in &keys {
-            self.delete_key(&mut tx, key);
-        }
-        self.commit(tx);
+        self.write(|store, tx| {
+            for key in &keys {
+                store.delete_key(tx, key);
+            }
+            Ok(())
+        })?;
         let lease = self.leases.remove(&req.id).expect("present");
         assert!(lease.keys.is_empty());
         Ok(LeaseRevokeResponse {

@@ -133,161 +133,188 @@ fn hdr(revision: i64) -> ResponseHeader {
 /// The model's answer to a flat (non-nested) request; state updated on success.
 fn model_apply(m: &mut Model, req: &Request) -> Result<Response, EtcdError> {
     match req {
-        Request::Put(p) => {
+        Request::Put(p) => model_put(m, p).map(Response::Put),
+        Request::DeleteRange(d) => Ok(Response::DeleteRange(model_delete(m, d))),
+        Request::Txn(t) => model_txn(m, t).map(Response::Txn),
+        Request::Compact(c) => model_compact(m, c).map(Response::Compact),
+        Request::LeaseGrant(g) => model_lease_grant(m, g).map(Response::LeaseGrant),
+        Request::LeaseRevoke(r) => model_lease_revoke(m, r).map(Response::LeaseRevoke),
+        _ => unreachable!(),
+    }
+}
+
+fn model_put(m: &mut Model, p: &PutRequest) -> Result<PutResponse, EtcdError> {
+    if p.lease != 0 && !m.leases.contains_key(&p.lease) {
+        return Err(EtcdError::LeaseNotFound);
+    }
+    let prev = m.kv_at(&p.key, m.rev);
+    m.rev += 1;
+    m.writes
+        .push((m.rev, p.key.clone(), Some((p.value.clone(), p.lease))));
+    Ok(PutResponse {
+        header: hdr(m.rev),
+        prev_kv: if p.prev_kv { prev } else { None },
+    })
+}
+
+fn model_delete(m: &mut Model, d: &DeleteRangeRequest) -> DeleteRangeResponse {
+    let prevs = m.live_in(&d.key, &d.range_end, m.rev);
+    if !prevs.is_empty() {
+        m.rev += 1;
+        for kv in &prevs {
+            m.writes.push((m.rev, kv.key.clone(), None));
+        }
+    }
+    DeleteRangeResponse {
+        header: hdr(m.rev),
+        deleted: prevs.len() as i64,
+        prev_kvs: if d.prev_kv { prevs } else { Vec::new() },
+    }
+}
+
+/// Duplicate keys (flat): two puts on a key, or a put inside a delete range.
+fn txn_duplicate_keys(t: &TxnRequest) -> Result<(), EtcdError> {
+    for ops in [&t.success, &t.failure] {
+        let puts: Vec<&Vec<u8>> = ops
+            .iter()
+            .filter_map(|o| match o {
+                RequestOp::Put(p) => Some(&p.key),
+                _ => None,
+            })
+            .collect();
+        for (i, k) in puts.iter().enumerate() {
+            let twice = puts[i + 1..].contains(k);
+            let deleted = ops.iter().any(|o| match o {
+                // etcd's interval tree reads a "\0" range end as an empty interval.
+                RequestOp::DeleteRange(d) => {
+                    d.range_end.as_slice() != [0] && key_in_range(k, &d.key, &d.range_end)
+                }
+                _ => false,
+            });
+            if twice || deleted {
+                return Err(EtcdError::DuplicateKey);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The chosen branch's checks before execution: leases of puts, then range revisions.
+fn txn_branch_checks(m: &Model, ops: &[RequestOp]) -> Result<(), EtcdError> {
+    for op in ops {
+        if let RequestOp::Put(p) = op {
             if p.lease != 0 && !m.leases.contains_key(&p.lease) {
                 return Err(EtcdError::LeaseNotFound);
             }
-            let prev = m.kv_at(&p.key, m.rev);
-            m.rev += 1;
-            m.writes
-                .push((m.rev, p.key.clone(), Some((p.value.clone(), p.lease))));
-            Ok(Response::Put(PutResponse {
-                header: hdr(m.rev),
-                prev_kv: if p.prev_kv { prev } else { None },
-            }))
         }
-        Request::DeleteRange(d) => {
-            let prevs = m.live_in(&d.key, &d.range_end, m.rev);
-            if !prevs.is_empty() {
-                m.rev += 1;
-                for kv in &prevs {
-                    m.writes.push((m.rev, kv.key.clone(), None));
-                }
-            }
-            Ok(Response::DeleteRange(DeleteRangeResponse {
-                header: hdr(m.rev),
-                deleted: prevs.len() as i64,
-                prev_kvs: if d.prev_kv { prevs } else { Vec::new() },
-            }))
-        }
-        Request::Txn(t) => {
-            // duplicate keys (flat): two puts on a key, or a put inside a delete range
-            for ops in [&t.success, &t.failure] {
-                let puts: Vec<&Vec<u8>> = ops
-                    .iter()
-                    .filter_map(|o| match o {
-                        RequestOp::Put(p) => Some(&p.key),
-                        _ => None,
-                    })
-                    .collect();
-                for (i, k) in puts.iter().enumerate() {
-                    let twice = puts[i + 1..].contains(k);
-                    let deleted = ops.iter().any(|o| match o {
-                        // etcd's interval tree reads a "\0" range end as an empty interval.
-                        RequestOp::DeleteRange(d) => {
-                            d.range_end.as_slice() != [0] && key_in_range(k, &d.key, &d.range_end)
-                        }
-                        _ => false,
-                    });
-                    if twice || deleted {
-                        return Err(EtcdError::DuplicateKey);
-                    }
-                }
-            }
-            let ok = t.compare.iter().all(|c| m.compare(c));
-            let ops = if ok { &t.success } else { &t.failure };
-            for op in ops {
-                if let RequestOp::Put(p) = op {
-                    if p.lease != 0 && !m.leases.contains_key(&p.lease) {
-                        return Err(EtcdError::LeaseNotFound);
-                    }
-                }
-            }
-            for op in ops {
-                if let RequestOp::Range(r) = op {
-                    if r.revision > m.rev {
-                        return Err(EtcdError::FutureRev);
-                    }
-                    // etcd's checkRange: only revision 0 skips the compaction check.
-                    if r.revision != 0 && r.revision < m.compact {
-                        return Err(EtcdError::Compacted);
-                    }
-                }
-            }
-            let begin = m.rev;
-            let mut changed = false;
-            let mut responses = Vec::new();
-            for op in ops {
-                let view = if changed { begin + 1 } else { begin };
-                responses.push(match op {
-                    RequestOp::Range(r) => ResponseOp::Range(m.range(r, view).unwrap()),
-                    RequestOp::Put(p) => {
-                        let prev = m.kv_at(&p.key, view);
-                        m.writes
-                            .push((begin + 1, p.key.clone(), Some((p.value.clone(), p.lease))));
-                        changed = true;
-                        ResponseOp::Put(PutResponse {
-                            header: hdr(begin + 1),
-                            prev_kv: if p.prev_kv { prev } else { None },
-                        })
-                    }
-                    RequestOp::DeleteRange(d) => {
-                        let prevs = m.live_in(&d.key, &d.range_end, view);
-                        for kv in &prevs {
-                            m.writes.push((begin + 1, kv.key.clone(), None));
-                        }
-                        changed |= !prevs.is_empty();
-                        ResponseOp::DeleteRange(DeleteRangeResponse {
-                            header: hdr(if changed { begin + 1 } else { begin }),
-                            deleted: prevs.len() as i64,
-                            prev_kvs: if d.prev_kv { prevs } else { Vec::new() },
-                        })
-                    }
-                    RequestOp::Txn(_) => unreachable!("flat txns only"),
-                });
-            }
-            if changed {
-                m.rev += 1;
-            }
-            Ok(Response::Txn(TxnResponse {
-                header: hdr(m.rev),
-                succeeded: ok,
-                responses,
-            }))
-        }
-        Request::Compact(c) => {
-            if c.revision <= m.compact {
-                return Err(EtcdError::Compacted);
-            }
-            if c.revision > m.rev {
+    }
+    for op in ops {
+        if let RequestOp::Range(r) = op {
+            if r.revision > m.rev {
                 return Err(EtcdError::FutureRev);
             }
-            m.compact = c.revision;
-            Ok(Response::Compact(CompactionResponse { header: hdr(m.rev) }))
-        }
-        Request::LeaseGrant(g) => {
-            if m.leases.contains_key(&g.id) {
-                return Err(EtcdError::LeaseExist);
+            // etcd's checkRange: only revision 0 skips the compaction check.
+            if r.revision != 0 && r.revision < m.compact {
+                return Err(EtcdError::Compacted);
             }
-            let ttl = g.ttl_seconds.max(MIN_LEASE_TTL_SECONDS_DEFAULT);
-            m.leases.insert(g.id, ttl);
-            Ok(Response::LeaseGrant(LeaseGrantResponse {
-                header: hdr(m.rev),
-                id: g.id,
-                ttl_seconds: ttl,
-            }))
         }
-        Request::LeaseRevoke(r) => {
-            if m.leases.remove(&r.id).is_none() {
-                return Err(EtcdError::LeaseNotFound);
-            }
-            let doomed: Vec<KeyValue> = m
-                .live_in(b"\0", b"\0", m.rev)
-                .into_iter()
-                .filter(|kv| kv.lease == r.id)
-                .collect();
-            if !doomed.is_empty() {
-                m.rev += 1;
-                for kv in doomed {
-                    m.writes.push((m.rev, kv.key, None));
-                }
-            }
-            Ok(Response::LeaseRevoke(LeaseRevokeResponse {
-                header: hdr(m.rev),
-            }))
-        }
-        _ => unreachable!(),
     }
+    Ok(())
+}
+
+fn model_txn(m: &mut Model, t: &TxnRequest) -> Result<TxnResponse, EtcdError> {
+    txn_duplicate_keys(t)?;
+    let ok = t.compare.iter().all(|c| m.compare(c));
+    let ops = if ok { &t.success } else { &t.failure };
+    txn_branch_checks(m, ops)?;
+    let begin = m.rev;
+    let mut changed = false;
+    let mut responses = Vec::new();
+    for op in ops {
+        let view = if changed { begin + 1 } else { begin };
+        responses.push(match op {
+            RequestOp::Range(r) => ResponseOp::Range(m.range(r, view).unwrap()),
+            RequestOp::Put(p) => {
+                let prev = m.kv_at(&p.key, view);
+                m.writes
+                    .push((begin + 1, p.key.clone(), Some((p.value.clone(), p.lease))));
+                changed = true;
+                ResponseOp::Put(PutResponse {
+                    header: hdr(begin + 1),
+                    prev_kv: if p.prev_kv { prev } else { None },
+                })
+            }
+            RequestOp::DeleteRange(d) => {
+                let prevs = m.live_in(&d.key, &d.range_end, view);
+                for kv in &prevs {
+                    m.writes.push((begin + 1, kv.key.clone(), None));
+                }
+                changed |= !prevs.is_empty();
+                ResponseOp::DeleteRange(DeleteRangeResponse {
+                    header: hdr(if changed { begin + 1 } else { begin }),
+                    deleted: prevs.len() as i64,
+                    prev_kvs: if d.prev_kv { prevs } else { Vec::new() },
+                })
+            }
+            RequestOp::Txn(_) => unreachable!("flat txns only"),
+        });
+    }
+    if changed {
+        m.rev += 1;
+    }
+    Ok(TxnResponse {
+        header: hdr(m.rev),
+        succeeded: ok,
+        responses,
+    })
+}
+
+fn model_compact(m: &mut Model, c: &CompactionRequest) -> Result<CompactionResponse, EtcdError> {
+    if c.revision <= m.compact {
+        return Err(EtcdError::Compacted);
+    }
+    if c.revision > m.rev {
+        return Err(EtcdError::FutureRev);
+    }
+    m.compact = c.revision;
+    Ok(CompactionResponse { header: hdr(m.rev) })
+}
+
+fn model_lease_grant(
+    m: &mut Model,
+    g: &LeaseGrantRequest,
+) -> Result<LeaseGrantResponse, EtcdError> {
+    if m.leases.contains_key(&g.id) {
+        return Err(EtcdError::LeaseExist);
+    }
+    let ttl = g.ttl_seconds.max(MIN_LEASE_TTL_SECONDS_DEFAULT);
+    m.leases.insert(g.id, ttl);
+    Ok(LeaseGrantResponse {
+        header: hdr(m.rev),
+        id: g.id,
+        ttl_seconds: ttl,
+    })
+}
+
+fn model_lease_revoke(
+    m: &mut Model,
+    r: &LeaseRevokeRequest,
+) -> Result<LeaseRevokeResponse, EtcdError> {
+    if m.leases.remove(&r.id).is_none() {
+        return Err(EtcdError::LeaseNotFound);
+    }
+    let doomed: Vec<KeyValue> = m
+        .live_in(b"\0", b"\0", m.rev)
+        .into_iter()
+        .filter(|kv| kv.lease == r.id)
+        .collect();
+    if !doomed.is_empty() {
+        m.rev += 1;
+        for kv in doomed {
+            m.writes.push((m.rev, kv.key, None));
+        }
+    }
+    Ok(LeaseRevokeResponse { header: hdr(m.rev) })
 }
 
 fn key() -> impl Strategy<Value = Vec<u8>> {
