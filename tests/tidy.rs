@@ -70,11 +70,6 @@ const LONG_FN_ALLOWED: &[(&str, &str, &str)] = &[
         "check_against_replay",
         "issue 9: being split",
     ),
-    (
-        "store/mvcc/tests/props.rs",
-        "model_apply",
-        "issue 9: being split",
-    ),
 ];
 
 /// Import cycles allowed between the files of a crate, as (the files in the cycle, reason).
