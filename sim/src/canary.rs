@@ -452,6 +452,23 @@ mod tests {
         }
     }
 
+    /// The dedicated scenarios moved from code to sim/scenarios/: the TOML files are exactly
+    /// the scenarios built here before (so every canary hunts the same plans).
+    #[test]
+    fn dedicated_scenario_files_equal_the_in_code_scenarios() {
+        let pairs = [
+            ("single-member-crash", single_member_crash_scenario()),
+            ("leader-pause", leader_pause_scenario()),
+            ("leader-churn", leader_churn_scenario()),
+            ("compact-on-delete", compact_on_delete_scenario()),
+            ("lossy-leader-churn", lossy_leader_churn_scenario()),
+            ("new-leader-cuts", new_leader_cuts_scenario()),
+        ];
+        for (name, in_code) in pairs {
+            assert_eq!(Scenario::embedded(name), Some(in_code), "{name}");
+        }
+    }
+
     #[test]
     fn pending_canaries_are_never_reported_as_caught() {
         let pending = all_canaries()

@@ -119,9 +119,47 @@ impl FaultMix {
 
 pub const DEFAULT_SCENARIO_TOML: &str = include_str!("../../scenarios/default.toml");
 
+/// Every scenario of sim/scenarios/ as (name, TOML text), embedded so that no run depends on
+/// the working directory. A file's `name` is its file name without `.toml`.
+pub const EMBEDDED_SCENARIOS: [(&str, &str); 7] = [
+    ("default", DEFAULT_SCENARIO_TOML),
+    (
+        "compact-on-delete",
+        include_str!("../../scenarios/compact-on-delete.toml"),
+    ),
+    (
+        "leader-churn",
+        include_str!("../../scenarios/leader-churn.toml"),
+    ),
+    (
+        "leader-pause",
+        include_str!("../../scenarios/leader-pause.toml"),
+    ),
+    (
+        "lossy-leader-churn",
+        include_str!("../../scenarios/lossy-leader-churn.toml"),
+    ),
+    (
+        "new-leader-cuts",
+        include_str!("../../scenarios/new-leader-cuts.toml"),
+    ),
+    (
+        "single-member-crash",
+        include_str!("../../scenarios/single-member-crash.toml"),
+    ),
+];
+
 impl Scenario {
     pub fn default_scenario() -> Scenario {
         toml::from_str(DEFAULT_SCENARIO_TOML).expect("the embedded default scenario parses")
+    }
+
+    /// The embedded scenario `name` (sim/scenarios/<name>.toml), if there is one.
+    pub fn embedded(name: &str) -> Option<Scenario> {
+        let (_, text) = EMBEDDED_SCENARIOS.iter().find(|(n, _)| *n == name)?;
+        let scenario: Scenario = toml::from_str(text)
+            .unwrap_or_else(|e| panic!("the embedded scenario {name} does not parse: {e}"));
+        Some(scenario)
     }
 
     /// Refuse scenarios the simulator cannot run, naming the field.

@@ -127,3 +127,41 @@ fn invalid_scenario_names_the_field() {
     scenario.zones = 0;
     assert!(scenario.validate().unwrap_err().contains("zones"));
 }
+
+#[test]
+fn every_scenario_file_is_embedded_under_its_name_and_valid() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .expect("sim/scenarios")
+        .map(|entry| entry.expect("entry").path())
+        .filter(|path| path.extension().is_some_and(|e| e == "toml"))
+        .map(|path| {
+            path.file_stem()
+                .expect("stem")
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    files.sort();
+    let mut embedded: Vec<String> = EMBEDDED_SCENARIOS
+        .iter()
+        .map(|(name, _)| name.to_string())
+        .collect();
+    embedded.sort();
+    assert_eq!(
+        files, embedded,
+        "sim/scenarios and EMBEDDED_SCENARIOS differ"
+    );
+    for (name, text) in EMBEDDED_SCENARIOS {
+        let on_disk = std::fs::read_to_string(dir.join(format!("{name}.toml"))).expect("file");
+        assert_eq!(text, on_disk, "{name}");
+        let scenario = Scenario::embedded(name).expect("embedded");
+        assert_eq!(scenario.name, name, "a scenario's name is its file name");
+        scenario.validate().unwrap();
+    }
+    assert_eq!(
+        Scenario::embedded("default"),
+        Some(Scenario::default_scenario())
+    );
+    assert_eq!(Scenario::embedded("no-such-scenario"), None);
+}
