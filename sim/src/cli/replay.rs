@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 use faultline_node::Canary;
 
-use super::{check_canary_available, first_lines, load_scenario, parse_canary};
+use super::common::{check_canary_available, first_lines, load_scenario, parse_canary};
 use crate::replay::replay;
 use crate::seedfile::{SeedFile, VerdictKind};
 
