@@ -150,20 +150,7 @@ fn random_request(
     let key = key_name(rng.random_range(0..scenario.keys));
     let mut fill = Fill::None;
     let request = match rng.random_range(0..100) {
-        0..22 => {
-            let with_lease = planned > 0 && rng.random_bool(0.2);
-            Request::Put(PutRequest {
-                key,
-                value: value(),
-                prev_kv: rng.random_bool(0.3),
-                lease: if with_lease {
-                    lease_id(client, rng.random_range(0..planned))
-                } else {
-                    0
-                },
-                ..PutRequest::default()
-            })
-        }
+        0..22 => random_put(rng, key, client, planned, value),
         22..34 => Request::Range(RangeRequest {
             key,
             serializable: rng.random_bool(0.25),
@@ -228,6 +215,29 @@ fn random_request(
         }),
     };
     (request, fill)
+}
+
+/// A put, with prev_kv 30% of the time, on one of this client's `leases` planned so far 20%
+/// of the time (once there is one).
+fn random_put(
+    rng: &mut ChaCha8Rng,
+    key: Vec<u8>,
+    client: u64,
+    leases: u32,
+    value: &mut dyn FnMut() -> Vec<u8>,
+) -> Request {
+    let with_lease = leases > 0 && rng.random_bool(0.2);
+    Request::Put(PutRequest {
+        key,
+        value: value(),
+        prev_kv: rng.random_bool(0.3),
+        lease: if with_lease {
+            lease_id(client, rng.random_range(0..leases))
+        } else {
+            0
+        },
+        ..PutRequest::default()
+    })
 }
 
 /// Compare-and-set on what this client last read of the key (etcd's CompareAndSet traffic;
