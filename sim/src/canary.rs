@@ -41,215 +41,165 @@ pub enum CanaryKind {
     Pending { reason: &'static str },
 }
 
-/// A single-member cluster that crashes often: etcd #14370 lost an acknowledged write on
-/// crash in a one-member cluster, where nobody else holds a copy.
-pub fn single_member_crash_scenario() -> Scenario {
-    let mut scenario = Scenario::default_scenario();
-    scenario.name = "single-member-crash".to_string();
-    scenario.members = 1;
-    scenario.zones = 1;
-    scenario.clients = 3;
-    scenario.faults.disable_all();
-    scenario.faults.crash_weight = 1;
-    scenario
+/// A ready canary hunted in the embedded scenario `scenario` (sim/scenarios/<name>.toml);
+/// any other than "default" is dedicated to its canaries.
+fn ready(
+    name: &'static str,
+    canary: Canary,
+    models: &'static str,
+    scenario: &str,
+    seed_budget: u64,
+    detected_as: &'static [VerdictKind],
+) -> CanarySpec {
+    let embedded = Scenario::embedded(scenario)
+        .unwrap_or_else(|| panic!("no scenario {scenario:?} in sim/scenarios"));
+    CanarySpec {
+        name,
+        models,
+        kind: CanaryKind::Ready {
+            canary,
+            scenario: Box::new(embedded),
+            dedicated: scenario != "default",
+            seed_budget,
+            detected_as,
+        },
+    }
 }
 
-/// The embedded lossy-leader-churn scenario (sim/scenarios/lossy-leader-churn.toml): one entry
-/// per append, 15% message loss, leader crashes: the most likely place for Figure 8.
-pub fn lossy_leader_churn_scenario() -> Scenario {
-    toml::from_str(include_str!("../scenarios/lossy-leader-churn.toml"))
-        .expect("the embedded lossy-leader-churn scenario parses")
-}
-
-/// The embedded new-leader-cuts scenario (sim/scenarios/new-leader-cuts.toml): each leader is
-/// cut from its peers right after its election or halfway through catching a follower up,
-/// with one entry per append: where Raft's Figure 8 happens.
-pub fn new_leader_cuts_scenario() -> Scenario {
-    toml::from_str(include_str!("../scenarios/new-leader-cuts.toml"))
-        .expect("the embedded new-leader-cuts scenario parses")
-}
-
-/// Only process pauses of the leader: the trigger of etcd #20418 (stale reads after a pause).
-pub fn leader_pause_scenario() -> Scenario {
-    let mut scenario = Scenario::default_scenario();
-    scenario.name = "leader-pause".to_string();
-    scenario.faults.disable_all();
-    scenario.faults.pause_weight = 1;
-    scenario
-}
-
-/// Five members and frequent short leader isolations and crashes: many elections with
-/// members whose logs lag, where a vote given without the log check elects a leader missing
-/// committed entries.
-pub fn leader_churn_scenario() -> Scenario {
-    let mut scenario = Scenario::default_scenario();
-    scenario.name = "leader-churn".to_string();
-    scenario.members = 5;
-    scenario.zones = 5;
-    scenario.faults.gap_ms = (30, 300);
-    scenario.faults.duration_ms = (50, 400);
-    scenario.faults.disable_all();
-    scenario.faults.crash_weight = 3;
-    scenario.faults.isolate_leader_weight = 6;
-    scenario
-}
-
-/// Frequent compaction and many watchers, no faults: compactions land on deletions often and
-/// watchers reopen from the compact revision (etcd #18089 needs a watch from a revision whose
-/// deletion the compaction dropped).
-pub fn compact_on_delete_scenario() -> Scenario {
-    let mut scenario = Scenario::default_scenario();
-    scenario.name = "compact-on-delete".to_string();
-    scenario.watchers = 6;
-    scenario.compaction_interval_ms = 50;
-    scenario.faults.disable_all();
-    scenario
-}
+/// Verdict kinds that count as catching a canary (a panic or a liveness failure does not
+/// prove that the right checker noticed, except where said).
+const READS: &[VerdictKind] = &[VerdictKind::NotLinearizable];
+const WATCHES: &[VerdictKind] = &[VerdictKind::WatchGuarantee];
+/// A lost acknowledged entry: Raft's state machine safety check sees its index applied with
+/// another entry first, or the history shows the lost write.
+const LOST_ENTRY: &[VerdictKind] = &[
+    VerdictKind::RaftSafety,
+    VerdictKind::NotLinearizable,
+    VerdictKind::Divergence,
+];
+/// A committed entry overwritten: a panic counts here, since raft's assertion that no append
+/// overwrites the committed prefix (store/raft/src/log.rs) is a safety check in the code.
+const OVERWRITTEN_COMMIT: &[VerdictKind] = &[
+    VerdictKind::RaftSafety,
+    VerdictKind::NotLinearizable,
+    VerdictKind::Divergence,
+    VerdictKind::Panic,
+];
 
 /// Every canary in the table, in order.
 pub fn all_canaries() -> Vec<CanarySpec> {
-    let default = Scenario::default_scenario;
-    let reads = &[VerdictKind::NotLinearizable];
-    let watches = &[VerdictKind::WatchGuarantee];
+    let mut all = raft_and_read_canaries();
+    all.extend(watch_canaries());
+    all.push(CanarySpec {
+        name: "revision-decrease-on-compaction-crash",
+        models: "etcd #17780: revision decreases after a crash during compaction",
+        kind: CanaryKind::Pending {
+            reason: "compaction is not persisted (no snapshots or compaction on disk)",
+        },
+    });
+    all
+}
+
+/// Bugs in Raft, the WAL and the read path, caught by the linearizability and Raft checkers.
+fn raft_and_read_canaries() -> Vec<CanarySpec> {
     vec![
-        CanarySpec {
-            name: Canary::StaleFollowerRead.name(),
-            models: "follower serves linearizable reads locally (classic)",
-            kind: CanaryKind::Ready {
-                canary: Canary::StaleFollowerRead,
-                scenario: Box::new(default()),
-                dedicated: false,
-                seed_budget: 20,
-                detected_as: reads,
-            },
-        },
-        CanarySpec {
-            name: Canary::AckBeforeSync.name(),
-            models: "etcd #14370: write acked before WAL fsync, lost on crash",
-            kind: CanaryKind::Ready {
-                canary: Canary::AckBeforeSync,
-                scenario: Box::new(single_member_crash_scenario()),
-                dedicated: true,
-                seed_budget: 50,
-                // The lost entry's index is later applied with another entry: Raft's state
-                // machine safety check sees it first, or the history shows the lost write.
-                detected_as: &[
-                    VerdictKind::RaftSafety,
-                    VerdictKind::NotLinearizable,
-                    VerdictKind::Divergence,
-                ],
-            },
-        },
-        CanarySpec {
-            name: Canary::LeaderLocalRead.name(),
-            models: "leader serves reads without ReadIndex after losing its quorum (classic)",
-            // Exposed by the default scenario's peer partitions (the leader is cut off from
-            // the other members while clients still reach it).
-            kind: CanaryKind::Ready {
-                canary: Canary::LeaderLocalRead,
-                scenario: Box::new(default()),
-                dedicated: false,
-                seed_budget: 60,
-                detected_as: reads,
-            },
-        },
-        CanarySpec {
-            name: Canary::VoteWithoutLogCheck.name(),
-            models: "Raft §5.4.1: vote granted without the log up-to-date check",
-            kind: CanaryKind::Ready {
-                canary: Canary::VoteWithoutLogCheck,
-                scenario: Box::new(leader_churn_scenario()),
-                dedicated: true,
-                seed_budget: 100,
-                // A panic counts here: raft's assertion that no append overwrites the
-                // committed prefix (store/raft/src/log.rs) is a safety check in the code.
-                detected_as: &[
-                    VerdictKind::RaftSafety,
-                    VerdictKind::NotLinearizable,
-                    VerdictKind::Divergence,
-                    VerdictKind::Panic,
-                ],
-            },
-        },
-        CanarySpec {
-            name: Canary::CommitOldTerm.name(),
-            models: "Raft §5.4.2 (Figure 8): earlier term's entry committed by counting",
-            // Random faults missed it (200 default seeds, 300 with one entry per append, 100
-            // lossy-leader-churn seeds): a new leader's first append carries its own term's
-            // entry, so an old entry rarely reaches a quorum alone. The new-leader cuts fault
-            // makes that happen: leaders cut off before their first append leaves, or while
-            // catching a follower up one entry at a time.
-            kind: CanaryKind::Ready {
-                canary: Canary::CommitOldTerm,
-                scenario: Box::new(new_leader_cuts_scenario()),
-                dedicated: true,
-                seed_budget: 40,
-                // A panic counts here as for vote-without-log-check: the overwritten entry
-                // was committed, and raft's assertion that no append overwrites the
-                // committed prefix (store/raft/src/log.rs) is a safety check in the code.
-                detected_as: &[
-                    VerdictKind::RaftSafety,
-                    VerdictKind::NotLinearizable,
-                    VerdictKind::Divergence,
-                    VerdictKind::Panic,
-                ],
-            },
-        },
-        CanarySpec {
-            name: "pause-stale-read",
-            models: "etcd #20418: stale reads after a process pause (leader-local-read, paused)",
-            kind: CanaryKind::Ready {
-                canary: Canary::LeaderLocalRead,
-                scenario: Box::new(leader_pause_scenario()),
-                dedicated: true,
-                seed_budget: 150,
-                detected_as: reads,
-            },
-        },
-        CanarySpec {
-            name: Canary::WatchBackInTime.name(),
-            models: "etcd #15271: watch travels back in time after a partition",
-            // Any new term a member learns of (elections after crashes and partitions in the
-            // default scenario) resyncs its watchers; the bug re-sends delivered revisions.
-            kind: CanaryKind::Ready {
-                canary: Canary::WatchBackInTime,
-                scenario: Box::new(default()),
-                dedicated: false,
-                seed_budget: 30,
-                detected_as: watches,
-            },
-        },
-        CanarySpec {
-            name: Canary::WatchDropOnCompactDelete.name(),
-            models: "etcd #18089: watch drops an event when compacting on delete",
-            kind: CanaryKind::Ready {
-                canary: Canary::WatchDropOnCompactDelete,
-                scenario: Box::new(compact_on_delete_scenario()),
-                dedicated: true,
-                seed_budget: 100,
-                detected_as: watches,
-            },
-        },
-        CanarySpec {
-            name: Canary::ProgressBeforeEvents.name(),
-            models: "etcd #15220: progress notification before delivered events",
-            // Watches from past revisions start unsynced (caught up on the member's next
-            // tick); the watch client asks for progress right after opening.
-            kind: CanaryKind::Ready {
-                canary: Canary::ProgressBeforeEvents,
-                scenario: Box::new(default()),
-                dedicated: false,
-                seed_budget: 30,
-                detected_as: watches,
-            },
-        },
-        CanarySpec {
-            name: "revision-decrease-on-compaction-crash",
-            models: "etcd #17780: revision decreases after a crash during compaction",
-            kind: CanaryKind::Pending {
-                reason: "compaction is not persisted (no snapshots or compaction on disk)",
-            },
-        },
+        ready(
+            Canary::StaleFollowerRead.name(),
+            Canary::StaleFollowerRead,
+            "follower serves linearizable reads locally (classic)",
+            "default",
+            20,
+            READS,
+        ),
+        // single-member-crash: etcd #14370 lost an acknowledged write on crash in a
+        // one-member cluster, where nobody else holds a copy.
+        ready(
+            Canary::AckBeforeSync.name(),
+            Canary::AckBeforeSync,
+            "etcd #14370: write acked before WAL fsync, lost on crash",
+            "single-member-crash",
+            50,
+            LOST_ENTRY,
+        ),
+        // Exposed by the default scenario's peer partitions (the leader is cut off from the
+        // other members while clients still reach it).
+        ready(
+            Canary::LeaderLocalRead.name(),
+            Canary::LeaderLocalRead,
+            "leader serves reads without ReadIndex after losing its quorum (classic)",
+            "default",
+            60,
+            READS,
+        ),
+        // leader-churn: many elections with members whose logs lag, where a vote given
+        // without the log check elects a leader missing committed entries.
+        ready(
+            Canary::VoteWithoutLogCheck.name(),
+            Canary::VoteWithoutLogCheck,
+            "Raft §5.4.1: vote granted without the log up-to-date check",
+            "leader-churn",
+            100,
+            OVERWRITTEN_COMMIT,
+        ),
+        // Random faults missed it (200 default seeds, 300 with one entry per append, 100
+        // lossy-leader-churn seeds): a new leader's first append carries its own term's
+        // entry, so an old entry rarely reaches a quorum alone. The new-leader cuts fault
+        // makes that happen: leaders cut off before their first append leaves, or while
+        // catching a follower up one entry at a time.
+        ready(
+            Canary::CommitOldTerm.name(),
+            Canary::CommitOldTerm,
+            "Raft §5.4.2 (Figure 8): earlier term's entry committed by counting",
+            "new-leader-cuts",
+            40,
+            OVERWRITTEN_COMMIT,
+        ),
+        // leader-pause: only process pauses of the leader, etcd #20418's trigger.
+        ready(
+            "pause-stale-read",
+            Canary::LeaderLocalRead,
+            "etcd #20418: stale reads after a process pause (leader-local-read, paused)",
+            "leader-pause",
+            150,
+            READS,
+        ),
+    ]
+}
+
+/// Bugs in the watch path, caught by the watch checker.
+fn watch_canaries() -> Vec<CanarySpec> {
+    vec![
+        // Any new term a member learns of (elections after crashes and partitions in the
+        // default scenario) resyncs its watchers; the bug re-sends delivered revisions.
+        ready(
+            Canary::WatchBackInTime.name(),
+            Canary::WatchBackInTime,
+            "etcd #15271: watch travels back in time after a partition",
+            "default",
+            30,
+            WATCHES,
+        ),
+        // compact-on-delete: compactions land on deletions often and watchers reopen from
+        // the compact revision (the bug needs a watch from a revision whose deletion the
+        // compaction dropped).
+        ready(
+            Canary::WatchDropOnCompactDelete.name(),
+            Canary::WatchDropOnCompactDelete,
+            "etcd #18089: watch drops an event when compacting on delete",
+            "compact-on-delete",
+            100,
+            WATCHES,
+        ),
+        // Watches from past revisions start unsynced (caught up on the member's next tick);
+        // the watch client asks for progress right after opening.
+        ready(
+            Canary::ProgressBeforeEvents.name(),
+            Canary::ProgressBeforeEvents,
+            "etcd #15220: progress notification before delivered events",
+            "default",
+            30,
+            WATCHES,
+        ),
     ]
 }
 

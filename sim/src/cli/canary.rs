@@ -2,15 +2,15 @@
 //! goes undetected within its seed budget. `--save DIR` shrinks each first detection and
 //! writes it as a regression seed file.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use crate::canary::{all_canaries, hunt, table, CanaryOutcome};
+use crate::canary::{all_canaries, hunt, table, CanaryKind, CanaryOutcome, CanarySpec};
 use crate::fuzz::default_workers;
 use crate::plan::Plan;
 use crate::runner::RunOptions;
-use crate::seedfile::SeedFile;
+use crate::seedfile::{SeedFile, VerdictKind};
 use crate::shrink::{shrink, ShrinkOptions};
 
 #[derive(Args)]
@@ -59,57 +59,7 @@ pub fn run(args: CanaryArgs) -> Result<i32, String> {
         );
         if let (Some(dir), CanaryOutcome::Caught { seed, kind, .. }) = (&args.save, &report.outcome)
         {
-            let crate::canary::CanaryKind::Ready {
-                canary, scenario, ..
-            } = &spec.kind
-            else {
-                unreachable!("only ready canaries are caught")
-            };
-            let plan = Plan::generate(*seed, scenario);
-            let options = RunOptions {
-                canary: Some(*canary),
-            };
-            let shrunk = shrink(
-                &plan,
-                &options,
-                *kind,
-                &ShrinkOptions {
-                    max_runs: args.shrink_max_runs,
-                },
-                &mut |_| {},
-            )?;
-            let file = SeedFile::new(
-                format!(
-                    "canary {} ({}), first caught at seed {seed} of scenario {:?}, shrunk {:.1}x \
-                     from {} to {}{}",
-                    spec.name,
-                    spec.models,
-                    scenario.name,
-                    shrunk.ratio(),
-                    shrunk.before,
-                    shrunk.after,
-                    if shrunk.budget_exhausted {
-                        " (shrink budget ran out)"
-                    } else {
-                        ""
-                    }
-                ),
-                &shrunk.plan,
-                Some(*canary),
-                crate::seedfile::VerdictKind::of(&shrunk.result.verdict),
-                Some(shrunk.result.trace_hash),
-            );
-            let path = dir.join(format!("canary-{}.toml", spec.name));
-            file.save(&path)
-                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-            println!(
-                "  shrunk {:.1}x ({} -> {} ops + faults, {} runs) -> {}",
-                shrunk.ratio(),
-                shrunk.before.ops_plus_faults(),
-                shrunk.after.ops_plus_faults(),
-                shrunk.runs,
-                path.display()
-            );
+            save_shrunk(dir, spec, *seed, *kind, args.shrink_max_runs)?;
         }
         reports.push(report);
     }
@@ -128,4 +78,66 @@ pub fn run(args: CanaryArgs) -> Result<i32, String> {
         );
         Ok(1)
     }
+}
+
+/// `--save`: shrink a first detection and write it to `dir` as `canary-<name>.toml`.
+fn save_shrunk(
+    dir: &Path,
+    spec: &CanarySpec,
+    seed: u64,
+    kind: VerdictKind,
+    shrink_max_runs: usize,
+) -> Result<(), String> {
+    let CanaryKind::Ready {
+        canary, scenario, ..
+    } = &spec.kind
+    else {
+        unreachable!("only ready canaries are caught")
+    };
+    let plan = Plan::generate(seed, scenario);
+    let options = RunOptions {
+        canary: Some(*canary),
+    };
+    let shrunk = shrink(
+        &plan,
+        &options,
+        kind,
+        &ShrinkOptions {
+            max_runs: shrink_max_runs,
+        },
+        &mut |_| {},
+    )?;
+    let file = SeedFile::new(
+        format!(
+            "canary {} ({}), first caught at seed {seed} of scenario {:?}, shrunk {:.1}x \
+             from {} to {}{}",
+            spec.name,
+            spec.models,
+            scenario.name,
+            shrunk.ratio(),
+            shrunk.before,
+            shrunk.after,
+            if shrunk.budget_exhausted {
+                " (shrink budget ran out)"
+            } else {
+                ""
+            }
+        ),
+        &shrunk.plan,
+        Some(*canary),
+        VerdictKind::of(&shrunk.result.verdict),
+        Some(shrunk.result.trace_hash),
+    );
+    let path = dir.join(format!("canary-{}.toml", spec.name));
+    file.save(&path)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    println!(
+        "  shrunk {:.1}x ({} -> {} ops + faults, {} runs) -> {}",
+        shrunk.ratio(),
+        shrunk.before.ops_plus_faults(),
+        shrunk.after.ops_plus_faults(),
+        shrunk.runs,
+        path.display()
+    );
+    Ok(())
 }

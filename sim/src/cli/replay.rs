@@ -1,13 +1,13 @@
 //! `dst replay`: re-run a seed file (or a seed) and confirm its verdict and trace hash; with
 //! `--trace`, print the run's log with simulated time and one span per member.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use faultline_node::Canary;
 
-use super::{check_canary_available, first_lines, load_scenario, parse_canary};
-use crate::replay::replay;
+use super::common::{check_canary_available, first_lines, load_scenario, parse_canary};
+use crate::replay::{replay, Replay};
 use crate::seedfile::{SeedFile, VerdictKind};
 
 #[derive(Args)]
@@ -39,22 +39,7 @@ pub struct ReplayArgs {
 }
 
 pub fn run(args: ReplayArgs) -> Result<i32, String> {
-    let file = match (&args.file, args.seed) {
-        (Some(path), _) => SeedFile::load(path).map_err(|e| e.to_string())?,
-        (None, Some(seed)) => {
-            let scenario = load_scenario(args.scenario.as_deref())?;
-            check_canary_available(args.canary)?;
-            let plan = crate::plan::Plan::generate(seed, &scenario);
-            SeedFile::new(
-                format!("seed {seed} of scenario {:?}", scenario.name),
-                &plan,
-                args.canary,
-                VerdictKind::Pass,
-                None,
-            )
-        }
-        (None, None) => unreachable!("clap requires a file or --seed"),
-    };
+    let file = seed_file(&args)?;
     check_canary_available(file.canary())?;
     if args.trace {
         install_trace_subscriber();
@@ -87,45 +72,10 @@ pub fn run(args: ReplayArgs) -> Result<i32, String> {
         }
     }
     if let Some(path) = &args.history {
-        let output = replayed
-            .output
-            .as_ref()
-            .ok_or("the run panicked: there is no history to write")?;
-        let json = serde_json::to_string_pretty(&output.history)
-            .map_err(|e| format!("cannot serialize the history: {e}"))?;
-        std::fs::write(path, json)
-            .map_err(|e| format!("cannot write history {}: {e}", path.display()))?;
-        println!("history written to {}", path.display());
+        write_history(path, &replayed)?;
     }
     if let Some(path) = &args.html {
-        let output = replayed
-            .output
-            .as_ref()
-            .ok_or("the run panicked: there is no history to draw")?;
-        let source = match &args.file {
-            Some(file) => format!("dst replay {}", file.display()),
-            None => format!("dst replay --seed {}", file.seed),
-        };
-        let mut notes = vec![
-            format!("replay: {source}"),
-            format!("trace hash: {:016x}", replayed.result.trace_hash),
-        ];
-        if !file.description.is_empty() {
-            notes.push(format!("description: {}", file.description));
-        }
-        let title = format!(
-            "seed {}{}",
-            file.seed,
-            file.canary
-                .as_deref()
-                .map(|c| format!(" with canary {c}"))
-                .unwrap_or_default()
-        );
-        let html =
-            crate::report::render_run_report(output, &replayed.result.verdict, &title, notes);
-        std::fs::write(path, html)
-            .map_err(|e| format!("cannot write the HTML report {}: {e}", path.display()))?;
-        println!("HTML report written to {}", path.display());
+        write_html_report(path, &args, &file, &replayed)?;
     }
     if replayed.matches() {
         println!("replay matches: {}", replayed.verdict);
@@ -136,6 +86,77 @@ pub fn run(args: ReplayArgs) -> Result<i32, String> {
         }
         Ok(1)
     }
+}
+
+/// The seed file named on the command line, or one made for `--seed` (expecting a pass).
+fn seed_file(args: &ReplayArgs) -> Result<SeedFile, String> {
+    Ok(match (&args.file, args.seed) {
+        (Some(path), _) => SeedFile::load(path).map_err(|e| e.to_string())?,
+        (None, Some(seed)) => {
+            let scenario = load_scenario(args.scenario.as_deref())?;
+            check_canary_available(args.canary)?;
+            let plan = crate::plan::Plan::generate(seed, &scenario);
+            SeedFile::new(
+                format!("seed {seed} of scenario {:?}", scenario.name),
+                &plan,
+                args.canary,
+                VerdictKind::Pass,
+                None,
+            )
+        }
+        (None, None) => unreachable!("clap requires a file or --seed"),
+    })
+}
+
+/// `--history`: the run's history as JSON.
+fn write_history(path: &Path, replayed: &Replay) -> Result<(), String> {
+    let output = replayed
+        .output
+        .as_ref()
+        .ok_or("the run panicked: there is no history to write")?;
+    let json = serde_json::to_string_pretty(&output.history)
+        .map_err(|e| format!("cannot serialize the history: {e}"))?;
+    std::fs::write(path, json)
+        .map_err(|e| format!("cannot write history {}: {e}", path.display()))?;
+    println!("history written to {}", path.display());
+    Ok(())
+}
+
+/// `--html`: the run's HTML report.
+fn write_html_report(
+    path: &Path,
+    args: &ReplayArgs,
+    file: &SeedFile,
+    replayed: &Replay,
+) -> Result<(), String> {
+    let output = replayed
+        .output
+        .as_ref()
+        .ok_or("the run panicked: there is no history to draw")?;
+    let source = match &args.file {
+        Some(file) => format!("dst replay {}", file.display()),
+        None => format!("dst replay --seed {}", file.seed),
+    };
+    let mut notes = vec![
+        format!("replay: {source}"),
+        format!("trace hash: {:016x}", replayed.result.trace_hash),
+    ];
+    if !file.description.is_empty() {
+        notes.push(format!("description: {}", file.description));
+    }
+    let title = format!(
+        "seed {}{}",
+        file.seed,
+        file.canary
+            .as_deref()
+            .map(|c| format!(" with canary {c}"))
+            .unwrap_or_default()
+    );
+    let html = crate::report::render_run_report(output, &replayed.result.verdict, &title, notes);
+    std::fs::write(path, html)
+        .map_err(|e| format!("cannot write the HTML report {}: {e}", path.display()))?;
+    println!("HTML report written to {}", path.display());
+    Ok(())
 }
 
 /// Simulated time since the runtime started, or `-` outside a simulation.

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::check_canary_available;
+use super::common::check_canary_available;
 use crate::runner::RunOptions;
 use crate::seedfile::{SeedFile, VerdictKind};
 use crate::shrink::{shrink, ShrinkOptions};

@@ -1,0 +1,131 @@
+//! The fault schedule: the nemesis's windows, drawn from the scenario's fault mix on the
+//! seed's own "nemesis" stream.
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::scenario::Scenario;
+
+/// Who a partition isolates: a fixed member, or whoever leads when the fault starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum IsolateTarget {
+    Member(u64),
+    Leader,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Fault {
+    /// Kill the member's process (unsynced disk writes are lost), restart it at the end.
+    Crash { member: u64 },
+    /// Cut every link of the member, both ways, until the end of the window.
+    Isolate { target: IsolateTarget },
+    /// Crash every member of the zone at once; restart them all at the end.
+    ZoneDown { zone: u32 },
+    /// Cut the links between the member and every other member, both ways; clients still
+    /// reach it (a minority partition with clients on its side).
+    PartitionFromPeers { target: IsolateTarget },
+    /// Freeze the member's process (a GC or VM pause): no crash, no lost state; its timers
+    /// and inbox resume at the end of the window (etcd #20418's trigger).
+    Pause { target: IsolateTarget },
+    /// Crash whoever leads when the window starts; restart it at the end.
+    CrashLeader,
+    /// While the window is open, every leader (the one at its start, and each member that
+    /// wins an election) is cut from its peers, clients still reaching it, after a delay: none
+    /// (before its first append leaves) half of the time, else up to `delay_max_ms`; each cut
+    /// lasts between `hold_max_ms / 2` and `hold_max_ms`. Leaders that lose their followers
+    /// right after an election, or halfway through catching one up, are where Raft's
+    /// Figure 8 (an earlier term's entry committed by counting, then overwritten) happens.
+    CutNewLeaders { delay_max_ms: u64, hold_max_ms: u64 },
+    /// The member's clock runs at `rate_percent` of simulated time until the end of the
+    /// window (a drifting or throttled VM clock): its Raft ticks (elections, heartbeats,
+    /// check-quorum) and its lease expiry follow it. Nothing may break safety: timing is only
+    /// ever an optimization in Raft, and reads go through ReadIndex.
+    ClockSkew {
+        target: IsolateTarget,
+        rate_percent: u32,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultWindow {
+    pub start_ms: u64,
+    pub duration_ms: u64,
+    pub fault: Fault,
+}
+
+pub(super) fn generate_faults(rng: &mut ChaCha8Rng, scenario: &Scenario) -> Vec<FaultWindow> {
+    let mix = &scenario.faults;
+    let weights = [
+        mix.crash_weight,
+        mix.isolate_member_weight,
+        mix.isolate_leader_weight,
+        mix.zone_down_weight,
+        mix.peer_partition_weight,
+        mix.pause_weight,
+        mix.crash_leader_weight,
+        mix.new_leader_cut_weight,
+        mix.clock_skew_weight,
+    ];
+    let total: u32 = weights.iter().sum();
+    let mut faults = Vec::new();
+    if total == 0 {
+        return faults;
+    }
+    let mut now_ms = rng.random_range(mix.gap_ms.0..=mix.gap_ms.1);
+    while now_ms < scenario.workload_duration_ms {
+        let duration_ms = rng.random_range(mix.duration_ms.0..=mix.duration_ms.1);
+        let member = rng.random_range(1..=u64::from(scenario.members));
+        let mut pick = rng.random_range(0..total);
+        let kind = weights
+            .iter()
+            .position(|&w| {
+                if pick < w {
+                    true
+                } else {
+                    pick -= w;
+                    false
+                }
+            })
+            .expect("pick < total");
+        let fault = match kind {
+            0 => Fault::Crash { member },
+            1 => Fault::Isolate {
+                target: IsolateTarget::Member(member),
+            },
+            2 => Fault::Isolate {
+                target: IsolateTarget::Leader,
+            },
+            3 => Fault::ZoneDown {
+                zone: rng.random_range(0..scenario.zones),
+            },
+            // Partitions and pauses hit the leader: that is where stale reads come from.
+            4 => Fault::PartitionFromPeers {
+                target: IsolateTarget::Leader,
+            },
+            5 => Fault::Pause {
+                target: IsolateTarget::Leader,
+            },
+            6 => Fault::CrashLeader,
+            7 => Fault::CutNewLeaders {
+                delay_max_ms: mix.new_leader_cut_delay_max_ms,
+                hold_max_ms: mix.new_leader_cut_hold_max_ms,
+            },
+            _ => Fault::ClockSkew {
+                target: if rng.random_bool(0.5) {
+                    IsolateTarget::Leader
+                } else {
+                    IsolateTarget::Member(member)
+                },
+                rate_percent: [10, 50, 200, 500][rng.random_range(0..4)],
+            },
+        };
+        faults.push(FaultWindow {
+            start_ms: now_ms,
+            duration_ms,
+            fault,
+        });
+        now_ms += duration_ms + rng.random_range(mix.gap_ms.0..=mix.gap_ms.1);
+    }
+    faults
+}

@@ -1,0 +1,222 @@
+//! Scenarios: the knobs a seed is drawn against (cluster shape, workload, fault mix), read
+//! from TOML (sim/scenarios/).
+
+use serde::{Deserialize, Serialize};
+
+/// The knobs a seed is drawn against. The default scenario is embedded in the binary
+/// (`scenarios/default.toml`) so `dst fuzz` needs no files.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    pub members: u32,
+    pub zones: u32,
+    pub clients: u32,
+    /// Length of the workload phase, during which the nemesis runs.
+    pub workload_duration_ms: u64,
+    /// Keys the workload touches: `k/0` .. `k/{keys-1}` (a small space makes conflicts likely).
+    pub keys: u32,
+    /// A client pauses between 0 and this long before each request.
+    pub think_time_ms_max: u64,
+    /// How long a client waits for one request (all retries included) before it records
+    /// the outcome as unknown.
+    pub client_request_timeout_ms: u64,
+    pub tick_interval_ms: u64,
+    pub election_timeout_ticks: u64,
+    pub heartbeat_interval_ticks: u64,
+    /// After the nemesis heals everything, a write must succeed within this (liveness).
+    pub heal_timeout_ms: u64,
+    /// Clients that open watches over the key prefix (etcd robustness: watch traffic).
+    #[serde(default)]
+    pub watchers: u32,
+    /// The compactor compacts at a recent revision this often (0: no compactor).
+    #[serde(default)]
+    pub compaction_interval_ms: u64,
+    /// TTL of every lease the workload grants. The checker does not model expiry, so it must
+    /// outlive the run (etcd's robustness traffic uses 7200 s).
+    #[serde(default = "default_lease_ttl_seconds")]
+    pub lease_ttl_seconds: i64,
+    /// Members send progress notifications to progress_notify watchers this often.
+    #[serde(default = "default_progress_notify_interval_ms")]
+    pub watch_progress_notify_interval_ms: u64,
+    /// Most entries a leader puts in one append message (1 makes Raft's Figure 8 reachable).
+    #[serde(default = "default_max_entries_per_append")]
+    pub max_entries_per_append: usize,
+    /// Probability that the simulated network drops any one message (madsim's packet loss).
+    #[serde(default)]
+    pub packet_loss_rate: f64,
+    pub faults: FaultMix,
+}
+
+fn default_max_entries_per_append() -> usize {
+    64
+}
+
+fn default_lease_ttl_seconds() -> i64 {
+    7200
+}
+
+fn default_progress_notify_interval_ms() -> u64 {
+    200
+}
+
+/// How often and which faults the nemesis draws.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultMix {
+    /// Quiet time between two fault windows, drawn uniformly from this range.
+    pub gap_ms: (u64, u64),
+    /// How long a fault lasts before it is healed.
+    pub duration_ms: (u64, u64),
+    /// Relative weights of each fault kind (0 disables it).
+    pub crash_weight: u32,
+    pub isolate_member_weight: u32,
+    pub isolate_leader_weight: u32,
+    pub zone_down_weight: u32,
+    /// Cut the leader off from the other members while clients still reach it.
+    #[serde(default)]
+    pub peer_partition_weight: u32,
+    /// Freeze a member's process (often the leader) without killing it, then let it go on.
+    #[serde(default)]
+    pub pause_weight: u32,
+    /// Crash whoever leads when the fault starts (leader failover, Raft's Figure 8).
+    #[serde(default)]
+    pub crash_leader_weight: u32,
+    /// Cut each new leader from its peers right after (or soon after) its election.
+    #[serde(default)]
+    pub new_leader_cut_weight: u32,
+    #[serde(default = "default_new_leader_cut_delay_max_ms")]
+    pub new_leader_cut_delay_max_ms: u64,
+    #[serde(default = "default_new_leader_cut_hold_max_ms")]
+    pub new_leader_cut_hold_max_ms: u64,
+    /// Make a member's clock (often the leader's) run 10x slow to 5x fast for a while.
+    #[serde(default)]
+    pub clock_skew_weight: u32,
+}
+
+fn default_new_leader_cut_delay_max_ms() -> u64 {
+    60
+}
+
+fn default_new_leader_cut_hold_max_ms() -> u64 {
+    800
+}
+
+impl FaultMix {
+    /// Switch every fault kind off (then turn on the ones a scenario wants).
+    pub fn disable_all(&mut self) {
+        self.crash_weight = 0;
+        self.isolate_member_weight = 0;
+        self.isolate_leader_weight = 0;
+        self.zone_down_weight = 0;
+        self.peer_partition_weight = 0;
+        self.pause_weight = 0;
+        self.crash_leader_weight = 0;
+        self.new_leader_cut_weight = 0;
+        self.clock_skew_weight = 0;
+    }
+}
+
+pub const DEFAULT_SCENARIO_TOML: &str = include_str!("../../scenarios/default.toml");
+
+/// Every scenario of sim/scenarios/ as (name, TOML text), embedded so that no run depends on
+/// the working directory. A file's `name` is its file name without `.toml`.
+pub const EMBEDDED_SCENARIOS: [(&str, &str); 7] = [
+    ("default", DEFAULT_SCENARIO_TOML),
+    (
+        "compact-on-delete",
+        include_str!("../../scenarios/compact-on-delete.toml"),
+    ),
+    (
+        "leader-churn",
+        include_str!("../../scenarios/leader-churn.toml"),
+    ),
+    (
+        "leader-pause",
+        include_str!("../../scenarios/leader-pause.toml"),
+    ),
+    (
+        "lossy-leader-churn",
+        include_str!("../../scenarios/lossy-leader-churn.toml"),
+    ),
+    (
+        "new-leader-cuts",
+        include_str!("../../scenarios/new-leader-cuts.toml"),
+    ),
+    (
+        "single-member-crash",
+        include_str!("../../scenarios/single-member-crash.toml"),
+    ),
+];
+
+impl Scenario {
+    pub fn default_scenario() -> Scenario {
+        toml::from_str(DEFAULT_SCENARIO_TOML).expect("the embedded default scenario parses")
+    }
+
+    /// The embedded scenario `name` (sim/scenarios/<name>.toml), if there is one.
+    pub fn embedded(name: &str) -> Option<Scenario> {
+        let (_, text) = EMBEDDED_SCENARIOS.iter().find(|(n, _)| *n == name)?;
+        let scenario: Scenario = toml::from_str(text)
+            .unwrap_or_else(|e| panic!("the embedded scenario {name} does not parse: {e}"));
+        Some(scenario)
+    }
+
+    /// Refuse scenarios the simulator cannot run, naming the field.
+    pub fn validate(&self) -> Result<(), String> {
+        let checks: [(bool, &str); 14] = [
+            (
+                self.members >= 1 && self.members <= 9,
+                "members must be in 1..=9",
+            ),
+            (
+                self.zones >= 1 && self.zones <= self.members,
+                "zones must be in 1..=members",
+            ),
+            (
+                self.clients >= 1 && self.clients <= 64,
+                "clients must be in 1..=64",
+            ),
+            (self.keys >= 1, "keys must be >= 1"),
+            (self.tick_interval_ms >= 1, "tick_interval_ms must be >= 1"),
+            (
+                self.election_timeout_ticks > self.heartbeat_interval_ticks,
+                "election_timeout_ticks must exceed heartbeat_interval_ticks",
+            ),
+            (
+                self.faults.gap_ms.0 <= self.faults.gap_ms.1
+                    && self.faults.duration_ms.0 <= self.faults.duration_ms.1,
+                "fault ranges must be (min, max) with min <= max",
+            ),
+            (
+                self.client_request_timeout_ms >= 1,
+                "client_request_timeout_ms must be >= 1",
+            ),
+            (self.watchers <= 64, "watchers must be in 0..=64"),
+            (
+                self.lease_ttl_seconds >= 1,
+                "lease_ttl_seconds must be >= 1",
+            ),
+            (
+                self.watch_progress_notify_interval_ms >= 1,
+                "watch_progress_notify_interval_ms must be >= 1",
+            ),
+            (
+                self.max_entries_per_append >= 1,
+                "max_entries_per_append must be >= 1",
+            ),
+            (
+                (0.0..0.5).contains(&self.packet_loss_rate),
+                "packet_loss_rate must be in [0, 0.5)",
+            ),
+            (
+                self.faults.new_leader_cut_hold_max_ms >= 2,
+                "faults.new_leader_cut_hold_max_ms must be >= 2",
+            ),
+        ];
+        match checks.iter().find(|(ok, _)| !ok) {
+            Some((_, message)) => Err(format!("scenario {:?}: {message}", self.name)),
+            None => Ok(()),
+        }
+    }
+}

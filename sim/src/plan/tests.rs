@@ -1,0 +1,167 @@
+use faultline_api::{Request, RequestOp, SortOrder};
+
+use super::*;
+
+#[test]
+fn same_seed_same_plan_and_streams_are_independent() {
+    let scenario = Scenario::default_scenario();
+    assert_eq!(Plan::generate(7, &scenario), Plan::generate(7, &scenario));
+    assert_ne!(Plan::generate(7, &scenario), Plan::generate(8, &scenario));
+    // Fewer clients leave the fault schedule untouched.
+    let mut fewer = scenario.clone();
+    fewer.clients = 1;
+    assert_eq!(
+        Plan::generate(7, &scenario).faults,
+        Plan::generate(7, &fewer).faults
+    );
+}
+
+#[test]
+fn default_scenario_has_every_fault_kind() {
+    let scenario = Scenario::default_scenario();
+    scenario.validate().unwrap();
+    let mut kinds = [false; 7];
+    for seed in 0..50 {
+        for window in Plan::generate(seed, &scenario).faults {
+            match window.fault {
+                Fault::Crash { .. } => kinds[0] = true,
+                Fault::Isolate { .. } => kinds[1] = true,
+                Fault::ZoneDown { .. } => kinds[2] = true,
+                Fault::PartitionFromPeers { .. } => kinds[3] = true,
+                Fault::Pause { .. } => kinds[4] = true,
+                Fault::CrashLeader => kinds[0] = true,
+                Fault::CutNewLeaders { .. } => kinds[5] = true,
+                Fault::ClockSkew { .. } => kinds[6] = true,
+            }
+        }
+    }
+    assert_eq!(kinds, [true; 7]);
+}
+
+// Issue 3: the default workload uses the whole API (and keeps written values unique,
+// which the checkers rely on).
+#[test]
+fn default_workload_uses_the_full_api_with_unique_values() {
+    let plan = Plan::generate(3, &Scenario::default_scenario());
+    let mut kinds = std::collections::BTreeSet::new();
+    let mut values = std::collections::BTreeSet::new();
+    let mut note_value = |value: &[u8]| assert!(values.insert(value.to_vec()), "{value:?}");
+    for op in plan.clients.iter().flat_map(|c| &c.ops) {
+        let kind = match &op.request {
+            Request::Range(r) if r.serializable => "serializable range",
+            Request::Range(_) if matches!(op.fill, Fill::RevisionsBack(_)) => "historical range",
+            Request::Range(r) if r.sort_order != SortOrder::None => "sorted range",
+            Request::Range(r) if r.keys_only || r.count_only || r.limit > 0 => "range options",
+            Request::Range(_) => "range",
+            Request::Put(p) => {
+                note_value(&p.value);
+                if p.lease != 0 {
+                    "put with lease"
+                } else {
+                    "put"
+                }
+            }
+            Request::DeleteRange(_) => "delete",
+            Request::Txn(t) => {
+                let mut nested = false;
+                for op in t.success.iter() {
+                    match op {
+                        RequestOp::Put(p) => note_value(&p.value),
+                        RequestOp::Txn(inner) => {
+                            nested = true;
+                            for op in &inner.success {
+                                if let RequestOp::Put(p) = op {
+                                    note_value(&p.value);
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                if nested {
+                    "nested txn"
+                } else if op.fill == Fill::CompareLastSeen {
+                    "cas txn"
+                } else {
+                    "multi-op txn"
+                }
+            }
+            Request::Compact(_) => "compact",
+            Request::LeaseGrant(_) => "lease grant",
+            Request::LeaseRevoke(_) => "lease revoke",
+            Request::LeaseKeepAlive(_) => "keep-alive",
+            Request::LeaseTimeToLive(_) => "time-to-live",
+            Request::LeaseLeases => "leases",
+            Request::HashKv(_) => "hashkv",
+        };
+        kinds.insert(kind);
+    }
+    for kind in [
+        "serializable range",
+        "historical range",
+        "sorted range",
+        "range options",
+        "range",
+        "put",
+        "put with lease",
+        "delete",
+        "nested txn",
+        "cas txn",
+        "multi-op txn",
+        "compact",
+        "lease grant",
+        "lease revoke",
+        "keep-alive",
+        "time-to-live",
+        "leases",
+    ] {
+        assert!(kinds.contains(kind), "the default workload has no {kind}");
+    }
+    assert_eq!(plan.watchers.len(), 2);
+    assert!(plan.watchers.iter().all(|w| !w.sessions.is_empty()));
+}
+
+#[test]
+fn invalid_scenario_names_the_field() {
+    let mut scenario = Scenario::default_scenario();
+    scenario.zones = 0;
+    assert!(scenario.validate().unwrap_err().contains("zones"));
+}
+
+#[test]
+fn every_scenario_file_is_embedded_under_its_name_and_valid() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .expect("sim/scenarios")
+        .map(|entry| entry.expect("entry").path())
+        .filter(|path| path.extension().is_some_and(|e| e == "toml"))
+        .map(|path| {
+            path.file_stem()
+                .expect("stem")
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    files.sort();
+    let mut embedded: Vec<String> = EMBEDDED_SCENARIOS
+        .iter()
+        .map(|(name, _)| name.to_string())
+        .collect();
+    embedded.sort();
+    assert_eq!(
+        files, embedded,
+        "sim/scenarios and EMBEDDED_SCENARIOS differ"
+    );
+    for (name, text) in EMBEDDED_SCENARIOS {
+        let on_disk = std::fs::read_to_string(dir.join(format!("{name}.toml"))).expect("file");
+        assert_eq!(text, on_disk, "{name}");
+        let scenario = Scenario::embedded(name).expect("embedded");
+        assert_eq!(scenario.name, name, "a scenario's name is its file name");
+        scenario.validate().unwrap();
+    }
+    assert_eq!(
+        Scenario::embedded("default"),
+        Some(Scenario::default_scenario())
+    );
+    assert_eq!(Scenario::embedded("no-such-scenario"), None);
+}

@@ -1,0 +1,259 @@
+//! The clients: sessions that issue the planned requests one at a time, fill their run-time
+//! parts from what the session has seen, and record every outcome in the history.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use faultline_api::{CompareTarget, KeyValue, Request, Response, Revision};
+use faultline_invariants::history::{History, Operation, Outcome, WatchReport};
+use faultline_node::ClientCall;
+use madsim::net::Endpoint;
+use madsim::runtime::Handle;
+use madsim::task::JoinHandle;
+
+use crate::plan::{ClientPlan, Fill, Plan};
+use crate::trace::Recorder;
+
+const CLIENT_PORT: u16 = 4000;
+
+/// What every client, watcher and the final phase share: the members' addresses, the history
+/// sinks and the session counter.
+#[derive(Clone)]
+pub(super) struct ClientContext {
+    pub(super) addrs: BTreeMap<u64, SocketAddr>,
+    pub(super) recorder: Arc<Recorder>,
+    ops: Arc<Mutex<Vec<Operation>>>,
+    pub(super) watches: Arc<Mutex<Vec<WatchReport>>>,
+    next_session: Arc<AtomicU64>,
+    request_timeout: Duration,
+}
+
+impl ClientContext {
+    pub(super) fn new(
+        plan: &Plan,
+        addrs: BTreeMap<u64, SocketAddr>,
+        recorder: &Arc<Recorder>,
+    ) -> ClientContext {
+        ClientContext {
+            addrs,
+            recorder: recorder.clone(),
+            ops: Arc::new(Mutex::new(Vec::new())),
+            watches: Arc::new(Mutex::new(Vec::new())),
+            next_session: Arc::new(AtomicU64::new(plan.first_free_client_id())),
+            request_timeout: Duration::from_millis(plan.scenario.client_request_timeout_ms),
+        }
+    }
+
+    /// The history recorded so far: operations in invocation order (numbered in that order),
+    /// watch reports in creation order.
+    pub(super) fn take_history(&self) -> History {
+        let mut ops = std::mem::take(&mut *self.ops.lock().expect("ops lock"));
+        ops.sort_by_key(|op| (op.invoke_ns, op.client));
+        for (id, op) in ops.iter_mut().enumerate() {
+            op.id = id as u64;
+        }
+        let mut watches = std::mem::take(&mut *self.watches.lock().expect("watches lock"));
+        watches.sort_by_key(|w| (w.created_ns, w.client));
+        History { ops, watches }
+    }
+}
+
+/// What a client has seen, to fill run-time parts of planned requests (`plan::Fill`).
+#[derive(Default)]
+pub(super) struct Observed {
+    /// Highest header revision of any response.
+    pub(super) revision: Revision,
+    /// The last full KV read for each key (`None`: read as absent).
+    kvs: BTreeMap<Vec<u8>, Option<KeyValue>>,
+}
+
+impl Observed {
+    fn observe(&mut self, request: &Request, response: &Response) {
+        self.revision = self.revision.max(response.header().revision);
+        if let (Request::Range(range), Response::Range(result)) = (request, response) {
+            if range.keys_only || range.count_only || range.revision > 0 {
+                return; // not the latest full KVs
+            }
+            if range.range_end.is_empty() {
+                self.kvs
+                    .insert(range.key.clone(), result.kvs.first().cloned());
+            } else {
+                for kv in &result.kvs {
+                    self.kvs.insert(kv.key.clone(), Some(kv.clone()));
+                }
+            }
+        }
+    }
+
+    fn back(&self, n: u32) -> Revision {
+        (self.revision - Revision::from(n)).max(1)
+    }
+
+    fn fill(&self, mut request: Request, fill: Fill) -> Request {
+        match (fill, &mut request) {
+            (Fill::None, _) => {}
+            (Fill::CompareLastSeen, Request::Txn(txn)) => {
+                if let Some(compare) = txn.compare.first_mut() {
+                    let seen = self.kvs.get(&compare.key).cloned().flatten();
+                    match (&mut compare.target, seen) {
+                        (CompareTarget::ModRevision(r), kv) => {
+                            *r = kv.map_or(0, |kv| kv.mod_revision)
+                        }
+                        (CompareTarget::Version(v), kv) => *v = kv.map_or(0, |kv| kv.version),
+                        (CompareTarget::CreateRevision(r), kv) => {
+                            *r = kv.map_or(0, |kv| kv.create_revision)
+                        }
+                        (CompareTarget::Value(v), Some(kv)) => *v = kv.value,
+                        (CompareTarget::Lease(l), kv) => *l = kv.map_or(0, |kv| kv.lease),
+                        (CompareTarget::Value(_), None) => {}
+                    }
+                }
+            }
+            (Fill::RevisionsBack(n), Request::Range(range)) => range.revision = self.back(n),
+            (Fill::MinModRevisionBack(n), Request::Range(range)) => {
+                range.min_mod_revision = self.back(n)
+            }
+            (Fill::CompactRevisionsBack(n), Request::Compact(compact)) => {
+                compact.revision = self.back(n)
+            }
+            (fill, request) => panic!("plan error: fill {fill:?} does not apply to {request:?}"),
+        }
+        request
+    }
+}
+
+/// A client session: issues requests one at a time, follows leader hints, and records each
+/// outcome. After an unknown outcome it continues as a new session (a fresh client id), as
+/// etcd's robustness tests do, so later operations are not ordered after the unknown one.
+pub(super) struct Session {
+    pub(super) endpoint: Endpoint,
+    pub(super) ctx: ClientContext,
+    pub(super) client: u64,
+    pub(super) target: u64,
+    pub(super) observed: Observed,
+}
+
+impl Session {
+    pub(super) async fn new(
+        ip: std::net::IpAddr,
+        client: u64,
+        first_member: u64,
+        ctx: ClientContext,
+    ) -> Session {
+        let endpoint = Endpoint::bind(SocketAddr::new(ip, CLIENT_PORT))
+            .await
+            .expect("bind client");
+        Session {
+            endpoint,
+            ctx,
+            client,
+            target: first_member,
+            observed: Observed::default(),
+        }
+    }
+
+    fn next_member(&self) -> u64 {
+        let ids: Vec<u64> = self.ctx.addrs.keys().copied().collect();
+        let pos = ids.iter().position(|&id| id == self.target).unwrap_or(0);
+        ids[(pos + 1) % ids.len()]
+    }
+
+    /// Issue one request and record it. Retries only after definite failures (the request
+    /// was not applied), within one overall deadline.
+    pub(super) async fn execute(&mut self, request: Request) -> Outcome {
+        let invoke_ns = self.ctx.recorder.now_ns();
+        let deadline = madsim::time::Instant::now() + self.ctx.request_timeout;
+        let mut member;
+        let outcome = loop {
+            member = self.target;
+            let now = madsim::time::Instant::now();
+            if now >= deadline {
+                break Outcome::Failed(faultline_api::EtcdError::NoLeader);
+            }
+            let call = ClientCall {
+                request: request.clone(),
+            };
+            match self
+                .endpoint
+                .call_timeout(self.ctx.addrs[&member], call, deadline - now)
+                .await
+            {
+                Ok(Ok(response)) => break Outcome::Ok(response),
+                Ok(Err(faultline_api::EtcdError::NotLeader {
+                    leader_hint: Some(hint),
+                })) if hint != member && self.ctx.addrs.contains_key(&hint) => {
+                    self.target = hint;
+                }
+                Ok(Err(
+                    faultline_api::EtcdError::NotLeader { .. } | faultline_api::EtcdError::NoLeader,
+                )) => {
+                    self.target = self.next_member();
+                    madsim::time::sleep(Duration::from_millis(20)).await;
+                }
+                Ok(Err(error)) if error.is_unknown_outcome() => {
+                    break Outcome::Unknown(error.to_string())
+                }
+                Ok(Err(error)) => break Outcome::Failed(error),
+                Err(io_error) => break Outcome::Unknown(format!("rpc: {io_error}")),
+            }
+        };
+        let complete_ns = self.ctx.recorder.now_ns();
+        // For `dst replay --trace`; free when no subscriber is installed.
+        tracing::debug!(
+            client = self.client,
+            member,
+            ?request,
+            ?outcome,
+            "client op"
+        );
+        let unknown = matches!(outcome, Outcome::Unknown(_));
+        if let Outcome::Ok(response) = &outcome {
+            self.observed.observe(&request, response);
+        }
+        self.ctx.ops.lock().expect("ops lock").push(Operation {
+            id: 0,
+            client: self.client,
+            member: Some(member),
+            invoke_ns,
+            complete_ns,
+            request,
+            outcome: outcome.clone(),
+        });
+        if unknown {
+            self.client = self.ctx.next_session.fetch_add(1, Ordering::Relaxed);
+            self.target = self.next_member();
+        }
+        outcome
+    }
+}
+
+/// Start every planned client on its own node.
+pub(super) fn spawn_clients(clients: &[ClientPlan], ctx: &ClientContext) -> Vec<JoinHandle<()>> {
+    let handle = Handle::current();
+    clients
+        .iter()
+        .map(|client| {
+            let node = handle
+                .create_node()
+                .name(format!("client-{}", client.id))
+                .ip(client.ip)
+                .build();
+            let ctx = ctx.clone();
+            let client = client.clone();
+            node.spawn(async move { run_client(client, ctx).await })
+        })
+        .collect()
+}
+
+async fn run_client(plan: ClientPlan, ctx: ClientContext) {
+    let mut session = Session::new(plan.ip, plan.id, 1, ctx).await;
+    for op in plan.ops {
+        madsim::time::sleep(Duration::from_millis(op.think_time_ms)).await;
+        session.target = op.member;
+        let request = session.observed.fill(op.request, op.fill);
+        session.execute(request).await;
+    }
+}

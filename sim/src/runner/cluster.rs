@@ -1,0 +1,233 @@
+//! The cluster: the members' nodes and what the simulator owns for them (disks that outlive
+//! crashes, skewable clocks), and what the nemesis currently holds down, so that a crash,
+//! a restart and the final heal each are one step.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use faultline_node::{run_member_with_clock, Canary, NodeConfig, Observer};
+use faultline_storage::MemDisk;
+use madsim::net::NetSim;
+use madsim::runtime::{Handle, NodeHandle};
+use rand::Rng;
+
+use super::cuts::{LeaderCutObserver, LeaderCuts, PeerCuts};
+use crate::clock::SkewClock;
+use crate::plan::{stream, Fault, MemberPlan, Plan, Scenario};
+use crate::trace::{Recorder, TraceEvent};
+
+/// Member port on every member's IP.
+const MEMBER_PORT: u16 = 2379;
+/// How long a member holds a watch poll open before answering it empty.
+pub(super) const WATCH_POLL_TIMEOUT_MS: u64 = 200;
+
+pub(super) struct Cluster {
+    pub(super) handle: Handle,
+    pub(super) recorder: Arc<Recorder>,
+    pub(super) members: BTreeMap<u64, NodeHandle>,
+    disks: BTreeMap<u64, Arc<Mutex<MemDisk>>>,
+    /// Each member's clock, and the rates of the skew faults on it (the latest applies).
+    pub(super) clocks: BTreeMap<u64, Arc<SkewClock>>,
+    pub(super) skews: BTreeMap<u64, Vec<u32>>,
+    pub(super) zones: BTreeMap<u64, u32>,
+    /// Members currently killed by the nemesis (a member may be hit by two overlapping faults).
+    down: BTreeMap<u64, u32>,
+    pub(super) isolated: BTreeMap<u64, u32>,
+    /// Members cut off from their peers (links between members only); shared with the
+    /// new-leader cuts, which fire from inside a member's task.
+    pub(super) peer_cuts: Arc<Mutex<PeerCuts>>,
+    /// Present when the plan has `CutNewLeaders` windows (only then: an observer hook and a
+    /// timer node would change every other run's schedule).
+    pub(super) leader_cuts: Option<Arc<Mutex<LeaderCuts>>>,
+    pub(super) paused: BTreeMap<u64, u32>,
+    nemesis_rng: rand_chacha::ChaCha8Rng,
+}
+
+pub(super) fn member_addrs(plan: &Plan) -> BTreeMap<u64, SocketAddr> {
+    plan.members
+        .iter()
+        .map(|m| (m.id, SocketAddr::new(m.ip, MEMBER_PORT)))
+        .collect()
+}
+
+/// What one member's node is made of; the simulator keeps the disk and the clock.
+struct MemberParts {
+    config: NodeConfig,
+    disk: Arc<Mutex<MemDisk>>,
+    clock: Arc<SkewClock>,
+    observer: Arc<dyn Observer>,
+}
+
+impl Cluster {
+    /// Create every member's node (started by madsim) with its disk and clock.
+    pub(super) fn start(
+        plan: &Plan,
+        addrs: &BTreeMap<u64, SocketAddr>,
+        canary: Option<Canary>,
+        recorder: &Arc<Recorder>,
+    ) -> Cluster {
+        let handle = Handle::current();
+        let peer_cuts = Arc::new(Mutex::new(PeerCuts::default()));
+        let leader_cuts = plan
+            .faults
+            .iter()
+            .any(|w| matches!(w.fault, Fault::CutNewLeaders { .. }))
+            .then(|| {
+                Arc::new(Mutex::new(LeaderCuts {
+                    open: Vec::new(),
+                    rng: stream(plan.seed, "nemesis/leader-cuts"),
+                    peer_cuts: peer_cuts.clone(),
+                    recorder: recorder.clone(),
+                    timer: handle.create_node().name("nemesis-leader-cuts").build(),
+                }))
+            });
+        let mut members = BTreeMap::new();
+        let mut disks = BTreeMap::new();
+        let mut clocks = BTreeMap::new();
+        for member in &plan.members {
+            let disk = Arc::new(Mutex::new(MemDisk::new()));
+            disks.insert(member.id, disk.clone());
+            let clock = Arc::new(SkewClock::new());
+            clocks.insert(member.id, clock.clone());
+            let observer: Arc<dyn Observer> = match &leader_cuts {
+                Some(cuts) => Arc::new(LeaderCutObserver {
+                    recorder: recorder.clone(),
+                    cuts: cuts.clone(),
+                }),
+                None => recorder.clone(),
+            };
+            let parts = MemberParts {
+                config: member_config(plan.seed, &plan.scenario, member, addrs, canary),
+                disk,
+                clock,
+                observer,
+            };
+            members.insert(member.id, start_member(&handle, member, parts));
+        }
+        peer_cuts.lock().expect("peer cuts").node_ids =
+            members.iter().map(|(id, node)| (*id, node.id())).collect();
+        Cluster {
+            handle,
+            recorder: recorder.clone(),
+            members,
+            disks,
+            clocks,
+            skews: BTreeMap::new(),
+            zones: plan.members.iter().map(|m| (m.id, m.zone)).collect(),
+            down: BTreeMap::new(),
+            isolated: BTreeMap::new(),
+            peer_cuts,
+            leader_cuts,
+            paused: BTreeMap::new(),
+            nemesis_rng: stream(plan.seed, "nemesis/runtime"),
+        }
+    }
+
+    /// Kill the member's process; its disk loses what was not synced (drawn from the
+    /// nemesis's stream). A member already down stays down until every crash of it ends.
+    pub(super) fn crash(&mut self, member: u64) {
+        let count = self.down.entry(member).or_insert(0);
+        *count += 1;
+        if *count > 1 {
+            return; // already down
+        }
+        self.handle.kill(self.members[&member].id());
+        let disk = &self.disks[&member];
+        let fault = crate::disk::crash_disk(&mut disk.lock().expect("disk"), &mut self.nemesis_rng);
+        self.recorder
+            .record(TraceEvent::DiskCrash { member, fault });
+    }
+
+    pub(super) fn restart(&mut self, member: u64) {
+        let count = self.down.get_mut(&member).expect("down before restart");
+        *count -= 1;
+        if *count == 0 {
+            self.down.remove(&member);
+            self.handle.restart(self.members[&member].id());
+        }
+    }
+
+    /// End every fault at once (the workload is over): liveness is judged from here.
+    pub(super) fn heal_all(&mut self) {
+        for (member, _) in std::mem::take(&mut self.down) {
+            self.handle.restart(self.members[&member].id());
+        }
+        for (member, _) in std::mem::take(&mut self.isolated) {
+            NetSim::current().unclog_node(self.members[&member].id());
+        }
+        if let Some(cuts) = &self.leader_cuts {
+            cuts.lock().expect("leader cuts").open.clear();
+        }
+        self.peer_cuts.lock().expect("peer cuts").heal_all();
+        for (member, _) in std::mem::take(&mut self.skews) {
+            self.clocks[&member].set_rate(100);
+        }
+        for (member, _) in std::mem::take(&mut self.paused) {
+            self.handle.resume(self.members[&member].id());
+        }
+        // Message loss is a fault too: liveness after heal is judged on a network that delivers.
+        NetSim::current().update_config(|config| config.packet_loss_rate = 0.0);
+        self.recorder.record(TraceEvent::Healed);
+    }
+}
+
+fn member_config(
+    seed: u64,
+    scenario: &Scenario,
+    member: &MemberPlan,
+    addrs: &BTreeMap<u64, SocketAddr>,
+    canary: Option<Canary>,
+) -> NodeConfig {
+    let mut store_rng = stream(seed, &format!("store/member-{}", member.id));
+    let base_rng_seed: u64 = store_rng.random();
+    NodeConfig {
+        id: member.id,
+        members: addrs.clone(),
+        tick_interval_ms: scenario.tick_interval_ms,
+        election_timeout_ticks: scenario.election_timeout_ticks,
+        heartbeat_interval_ticks: scenario.heartbeat_interval_ticks,
+        pre_vote: true,
+        check_quorum: true,
+        max_entries_per_append: scenario.max_entries_per_append,
+        request_timeout_ms: scenario.client_request_timeout_ms,
+        peer_timeout_ms: scenario.tick_interval_ms * scenario.election_timeout_ticks,
+        rng_seed: base_rng_seed,
+        watch_progress_notify_interval_ms: scenario.watch_progress_notify_interval_ms,
+        watch_poll_timeout_ms: WATCH_POLL_TIMEOUT_MS,
+        watch_slow_backlog_responses: faultline_mvcc::watch::SLOW_WATCHER_BACKLOG_DEFAULT,
+        max_watch_response_bytes: faultline_mvcc::watch::MAX_RESPONSE_BYTES_DEFAULT,
+        canary,
+    }
+}
+
+/// The member's node: madsim runs `init` at start and at every restart.
+fn start_member(handle: &Handle, member: &MemberPlan, parts: MemberParts) -> NodeHandle {
+    let MemberParts {
+        config,
+        disk,
+        clock,
+        observer,
+    } = parts;
+    let incarnation = Arc::new(AtomicU64::new(0));
+    handle
+        .create_node()
+        .name(&member.name)
+        .ip(member.ip)
+        .init(move || {
+            let mut config = config.clone();
+            // Each incarnation draws fresh (but seeded) randomness.
+            let n = incarnation.fetch_add(1, Ordering::Relaxed);
+            config.rng_seed = config
+                .rng_seed
+                .wrapping_add(n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            let disk: Box<dyn faultline_storage::Disk + Send> = Box::new(disk.clone());
+            let observer = observer.clone();
+            let clock: Arc<dyn faultline_node::Clock> = clock.clone();
+            async move {
+                run_member_with_clock(config, disk, observer, clock).await;
+            }
+        })
+        .build()
+}

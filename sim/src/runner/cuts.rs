@@ -1,0 +1,166 @@
+//! Peer cuts and new-leader cuts: the nemesis's network faults that cut a member off from
+//! its peers while clients still reach it. The new-leader cuts fire from inside a member's
+//! task (through [`LeaderCutObserver`]), so this file depends on nothing else of the runner.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use faultline_node::{NodeEvent, Observer};
+use madsim::net::NetSim;
+use madsim::runtime::NodeHandle;
+use rand::Rng;
+
+use crate::plan::{Fault, IsolateTarget};
+use crate::trace::{Recorder, TraceEvent};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum LinkState {
+    Cut,
+    Restored,
+}
+
+/// Which members are cut from their peers (links between members only; clients still reach
+/// them), and by how many faults at once.
+#[derive(Default)]
+pub(super) struct PeerCuts {
+    pub(super) node_ids: BTreeMap<u64, madsim::task::NodeId>,
+    counts: BTreeMap<u64, u32>,
+    /// Set by the final heal: from then on no cut starts or ends (a new-leader cut's timer
+    /// may still fire).
+    healed: bool,
+}
+
+impl PeerCuts {
+    pub(super) fn cut(&mut self, member: u64) {
+        if self.healed {
+            return;
+        }
+        let count = self.counts.entry(member).or_insert(0);
+        *count += 1;
+        if *count == 1 {
+            self.set_links(member, LinkState::Cut);
+        }
+    }
+
+    pub(super) fn restore(&mut self, member: u64) {
+        if self.healed {
+            return;
+        }
+        let count = self.counts.get_mut(&member).expect("cut before restored");
+        *count -= 1;
+        if *count == 0 {
+            self.counts.remove(&member);
+            self.set_links(member, LinkState::Restored);
+        }
+    }
+
+    pub(super) fn heal_all(&mut self) {
+        for member in std::mem::take(&mut self.counts).into_keys() {
+            self.set_links(member, LinkState::Restored);
+        }
+        self.healed = true;
+    }
+
+    /// Cut or restore both directions of every link between `member` and the other members.
+    /// A link stays cut while either end is cut off from its peers.
+    fn set_links(&self, member: u64, state: LinkState) {
+        let net = NetSim::current();
+        let this = self.node_ids[&member];
+        for (&other, &node) in &self.node_ids {
+            if other == member {
+                continue;
+            }
+            match state {
+                LinkState::Cut => {
+                    net.clog_link(this, node);
+                    net.clog_link(node, this);
+                }
+                LinkState::Restored if !self.counts.contains_key(&other) => {
+                    net.unclog_link(this, node);
+                    net.unclog_link(node, this);
+                }
+                LinkState::Restored => {}
+            }
+        }
+    }
+}
+
+/// The `CutNewLeaders` nemesis. It acts from inside the member's task, at the moment the
+/// member reports leadership: madsim decides a message's fate when it is sent, so only then
+/// does a delay of zero beat the new leader's first append.
+pub(super) struct LeaderCuts {
+    /// Open windows as (delay_max_ms, hold_max_ms); the latest opened applies.
+    pub(super) open: Vec<(u64, u64)>,
+    pub(super) rng: rand_chacha::ChaCha8Rng,
+    pub(super) peer_cuts: Arc<Mutex<PeerCuts>>,
+    pub(super) recorder: Arc<Recorder>,
+    /// A node of the simulator's own runs the cut timers (a member's node dies with it).
+    pub(super) timer: NodeHandle,
+}
+
+impl LeaderCuts {
+    pub(super) fn leader_elected(cuts: &Mutex<LeaderCuts>, member: u64) {
+        let mut this = cuts.lock().expect("leader cuts");
+        let Some(&(delay_max_ms, hold_max_ms)) = this.open.last() else {
+            return;
+        };
+        let delay_ms = if this.rng.random_bool(0.5) {
+            0
+        } else {
+            this.rng.random_range(1..=delay_max_ms.max(1))
+        };
+        let hold_ms = this
+            .rng
+            .random_range((hold_max_ms / 2).max(1)..=hold_max_ms.max(1));
+        let peer_cuts = this.peer_cuts.clone();
+        let recorder = this.recorder.clone();
+        if delay_ms == 0 {
+            set_leader_cut(&peer_cuts, &recorder, member, true);
+        }
+        this.timer.spawn(async move {
+            if delay_ms > 0 {
+                madsim::time::sleep(Duration::from_millis(delay_ms)).await;
+                set_leader_cut(&peer_cuts, &recorder, member, true);
+            }
+            madsim::time::sleep(Duration::from_millis(hold_ms)).await;
+            set_leader_cut(&peer_cuts, &recorder, member, false);
+        });
+    }
+}
+
+/// One new-leader cut starts or ends; recorded as a peer partition of that member.
+fn set_leader_cut(peer_cuts: &Mutex<PeerCuts>, recorder: &Recorder, member: u64, cut: bool) {
+    let mut peer_cuts = peer_cuts.lock().expect("peer cuts");
+    if peer_cuts.healed {
+        return;
+    }
+    let fault = Fault::PartitionFromPeers {
+        target: IsolateTarget::Member(member),
+    };
+    let members = vec![member];
+    if cut {
+        recorder.record(TraceEvent::FaultStart { fault, members });
+        peer_cuts.cut(member);
+    } else {
+        recorder.record(TraceEvent::FaultEnd { fault, members });
+        peer_cuts.restore(member);
+    }
+}
+
+/// Members' observer when the plan has new-leader cuts: records, and tells the nemesis of
+/// each new leader.
+pub(super) struct LeaderCutObserver {
+    pub(super) recorder: Arc<Recorder>,
+    pub(super) cuts: Arc<Mutex<LeaderCuts>>,
+}
+
+impl Observer for LeaderCutObserver {
+    fn on_event(&self, member: u64, event: NodeEvent) {
+        let elected = matches!(&event, NodeEvent::RoleChanged { role, .. } if role == "Leader");
+        self.recorder.on_event(member, event);
+        if elected {
+            LeaderCuts::leader_elected(&self.cuts, member);
+        }
+    }
+}

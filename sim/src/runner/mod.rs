@@ -1,0 +1,95 @@
+//! Plan → Simulation → (History, Trace): one run inside madsim's deterministic runtime.
+//!
+//! The simulator owns what a member must not: the disks (they outlive crashes), the network
+//! faults, the clock, and the fault schedule. A run is a list of stages, one file each:
+//!
+//! - [`cluster`]: start the members; crash, restart, and the final heal.
+//! - [`nemesis`]: play the plan's fault windows (start and end of each fault), with the peer
+//!   cuts and new-leader cuts of [`cuts`].
+//! - [`client`]: client sessions issue the planned requests (filled at run time) and record
+//!   the history.
+//! - [`watcher`]: watch sessions over the members' streams (reassembly, resume).
+//! - [`final_phase`]: after the heal, a write, a read of everything, and every member's hash.
+//!
+//! Imports run one way: `mod.rs` uses the stages; `nemesis` → `cluster` → `cuts`;
+//! `watcher` and `final_phase` → `client` (and `watcher` → `cluster` for the poll timeout).
+
+mod client;
+mod cluster;
+mod cuts;
+mod final_phase;
+mod nemesis;
+#[cfg(test)]
+mod tests;
+mod watcher;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use faultline_invariants::history::History;
+use faultline_node::Canary;
+use madsim::runtime::Runtime;
+use serde::{Deserialize, Serialize};
+
+use crate::plan::Plan;
+use crate::trace::{Recorder, Trace};
+use client::{spawn_clients, ClientContext};
+use cluster::{member_addrs, Cluster};
+use final_phase::run_final_phase;
+use nemesis::run_nemesis;
+use watcher::spawn_watchers;
+
+/// Options of one run that are not part of the plan (they do not change what is simulated,
+/// except a canary, which plants a bug on purpose).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunOptions {
+    pub canary: Option<Canary>,
+}
+
+/// What a run produced, before any checker looked at it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunOutput {
+    pub history: History,
+    pub trace: Trace,
+    /// Did a write succeed after everything was healed, within the scenario's heal timeout?
+    pub healed_write_succeeded: bool,
+    /// HashKV of every member at the final revision, if every member caught up in time.
+    pub final_hashes: BTreeMap<u64, Option<(i64, u32)>>,
+}
+
+/// Run one plan to completion in a fresh deterministic runtime on this thread.
+pub fn simulate(plan: &Plan, options: &RunOptions) -> RunOutput {
+    let mut config = madsim::Config::default();
+    config.net.packet_loss_rate = plan.scenario.packet_loss_rate;
+    let runtime = Runtime::with_seed_and_config(plan.seed, config);
+    let plan = plan.clone();
+    let options = options.clone();
+    runtime.block_on(async move { simulate_in_runtime(plan, options).await })
+}
+
+/// The stages of a run, in order. The order of everything that touches the runtime (node
+/// creation, spawning, the nemesis's steps) is part of every seed's trace hash.
+async fn simulate_in_runtime(plan: Plan, options: RunOptions) -> RunOutput {
+    let recorder = Recorder::new();
+    let addrs = member_addrs(&plan);
+    let mut cluster = Cluster::start(&plan, &addrs, options.canary, &recorder);
+    // Every client, watcher and the final phase share the history sinks and session counter.
+    let ctx = ClientContext::new(&plan, addrs, &recorder);
+    let mut tasks = spawn_clients(&plan.clients, &ctx);
+    tasks.extend(spawn_watchers(&plan.watchers, &ctx));
+
+    run_nemesis(&plan, &mut cluster).await;
+    for task in tasks {
+        task.await.expect("client task");
+    }
+    cluster.heal_all();
+
+    let heal_timeout = Duration::from_millis(plan.scenario.heal_timeout_ms);
+    let (healed_write_succeeded, final_hashes) = run_final_phase(&ctx, heal_timeout).await;
+    RunOutput {
+        history: ctx.take_history(),
+        trace: recorder.take(),
+        healed_write_succeeded,
+        final_hashes,
+    }
+}

@@ -1,0 +1,184 @@
+//! The nemesis: the plan's fault windows played in time order. Each window's start resolves
+//! its target members (the leader at that moment, a zone's members) and applies the fault to
+//! the cluster; its end undoes exactly that.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use madsim::net::NetSim;
+
+use super::cluster::Cluster;
+use super::cuts::LeaderCuts;
+use crate::plan::{Fault, IsolateTarget, Plan};
+use crate::trace::TraceEvent;
+
+/// Play the plan's fault windows, then wait for the end of the workload phase.
+pub(super) async fn run_nemesis(plan: &Plan, cluster: &mut Cluster) {
+    // Each window becomes a start and an end event; process them in time order.
+    let mut events: Vec<(u64, bool, usize)> = Vec::new();
+    for (i, window) in plan.faults.iter().enumerate() {
+        events.push((window.start_ms, true, i));
+        events.push((window.start_ms + window.duration_ms, false, i));
+    }
+    events.sort();
+    let mut resolved: BTreeMap<usize, Vec<u64>> = BTreeMap::new();
+    for (at_ms, is_start, i) in events {
+        let now_ms = cluster.recorder.now_ns() / 1_000_000;
+        if at_ms > now_ms {
+            madsim::time::sleep(Duration::from_millis(at_ms - now_ms)).await;
+        }
+        let fault = plan.faults[i].fault;
+        if is_start {
+            let members = fault_members(fault, cluster);
+            start_fault(fault, &members, cluster);
+            resolved.insert(i, members);
+        } else {
+            let members = resolved.remove(&i).expect("started before it ends");
+            end_fault(fault, &members, cluster);
+        }
+    }
+    let end_ms = plan.scenario.workload_duration_ms;
+    let now_ms = cluster.recorder.now_ns() / 1_000_000;
+    if end_ms > now_ms {
+        madsim::time::sleep(Duration::from_millis(end_ms - now_ms)).await;
+    }
+}
+
+fn fault_members(fault: Fault, cluster: &Cluster) -> Vec<u64> {
+    match fault {
+        Fault::Crash { member } => vec![member],
+        Fault::CrashLeader | Fault::CutNewLeaders { .. } => {
+            cluster.recorder.current_leader().into_iter().collect()
+        }
+        Fault::Isolate { target }
+        | Fault::PartitionFromPeers { target }
+        | Fault::Pause { target }
+        | Fault::ClockSkew { target, .. } => match target {
+            IsolateTarget::Member(member) => vec![member],
+            IsolateTarget::Leader => cluster.recorder.current_leader().into_iter().collect(),
+        },
+        Fault::ZoneDown { zone } => cluster
+            .zones
+            .iter()
+            .filter(|(_, z)| **z == zone)
+            .map(|(id, _)| *id)
+            .collect(),
+    }
+}
+
+fn start_fault(fault: Fault, members: &[u64], cluster: &mut Cluster) {
+    cluster.recorder.record(TraceEvent::FaultStart {
+        fault,
+        members: members.to_vec(),
+    });
+    if let Fault::CutNewLeaders {
+        delay_max_ms,
+        hold_max_ms,
+    } = fault
+    {
+        let cuts = cluster
+            .leader_cuts
+            .as_ref()
+            .expect("created for plans with new-leader cuts");
+        cuts.lock()
+            .expect("leader cuts")
+            .open
+            .push((delay_max_ms, hold_max_ms));
+        // The leader at the window's start counts as new.
+        for &member in members {
+            LeaderCuts::leader_elected(cuts, member);
+        }
+        return;
+    }
+    for &member in members {
+        match fault {
+            Fault::Crash { .. } | Fault::CrashLeader | Fault::ZoneDown { .. } => {
+                cluster.crash(member)
+            }
+            Fault::Isolate { .. } => {
+                let count = cluster.isolated.entry(member).or_insert(0);
+                *count += 1;
+                if *count == 1 {
+                    NetSim::current().clog_node(cluster.members[&member].id());
+                }
+            }
+            Fault::PartitionFromPeers { .. } => {
+                cluster.peer_cuts.lock().expect("peer cuts").cut(member);
+            }
+            Fault::Pause { .. } => {
+                let count = cluster.paused.entry(member).or_insert(0);
+                *count += 1;
+                if *count == 1 {
+                    cluster.handle.pause(cluster.members[&member].id());
+                }
+            }
+            Fault::ClockSkew { rate_percent, .. } => {
+                cluster.skews.entry(member).or_default().push(rate_percent);
+                cluster.clocks[&member].set_rate(rate_percent);
+            }
+            Fault::CutNewLeaders { .. } => unreachable!("handled above"),
+        }
+    }
+}
+
+fn end_fault(fault: Fault, members: &[u64], cluster: &mut Cluster) {
+    cluster.recorder.record(TraceEvent::FaultEnd {
+        fault,
+        members: members.to_vec(),
+    });
+    if let Fault::CutNewLeaders {
+        delay_max_ms,
+        hold_max_ms,
+    } = fault
+    {
+        let cuts = cluster.leader_cuts.as_ref().expect("opened before");
+        let mut cuts = cuts.lock().expect("leader cuts");
+        let at = cuts
+            .open
+            .iter()
+            .position(|w| *w == (delay_max_ms, hold_max_ms))
+            .expect("opened before");
+        cuts.open.remove(at);
+        return;
+    }
+    for &member in members {
+        match fault {
+            Fault::Crash { .. } | Fault::CrashLeader | Fault::ZoneDown { .. } => {
+                cluster.restart(member)
+            }
+            Fault::Isolate { .. } => {
+                let count = cluster.isolated.get_mut(&member).expect("isolated before");
+                *count -= 1;
+                if *count == 0 {
+                    cluster.isolated.remove(&member);
+                    NetSim::current().unclog_node(cluster.members[&member].id());
+                }
+            }
+            Fault::PartitionFromPeers { .. } => {
+                cluster.peer_cuts.lock().expect("peer cuts").restore(member);
+            }
+            Fault::Pause { .. } => {
+                let count = cluster.paused.get_mut(&member).expect("paused before");
+                *count -= 1;
+                if *count == 0 {
+                    cluster.paused.remove(&member);
+                    cluster.handle.resume(cluster.members[&member].id());
+                }
+            }
+            Fault::ClockSkew { rate_percent, .. } => {
+                let rates = cluster.skews.get_mut(&member).expect("skewed before");
+                let at = rates
+                    .iter()
+                    .position(|r| *r == rate_percent)
+                    .expect("skewed before");
+                rates.remove(at);
+                let rate = rates.last().copied().unwrap_or(100);
+                if rates.is_empty() {
+                    cluster.skews.remove(&member);
+                }
+                cluster.clocks[&member].set_rate(rate);
+            }
+            Fault::CutNewLeaders { .. } => unreachable!("handled above"),
+        }
+    }
+}
