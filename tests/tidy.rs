@@ -23,18 +23,6 @@ const MAX_FN_LINES: usize = 120;
 /// Functions allowed to be longer, as (file, function name, reason).
 const LONG_FN_ALLOWED: &[(&str, &str, &str)] = &[
     (
-        "sim/src/canary.rs",
-        "all_canaries",
-        "issue 9: scenarios move to TOML files",
-    ),
-    ("sim/src/cli/mod.rs", "run", "issue 9: being split"),
-    ("sim/src/plan.rs", "generate_ops", "issue 9: being split"),
-    (
-        "sim/src/runner.rs",
-        "simulate_in_runtime",
-        "issue 9: runner/ folder",
-    ),
-    (
         "invariants/examples/bench.rs",
         "main",
         "issue 9: being split",
