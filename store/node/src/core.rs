@@ -276,6 +276,12 @@ impl NodeCore {
     }
 
     fn propose(&mut self, mut request: Request, reply: Reply, deadline: Instant) {
+        // What the request is wrong in itself is answered now, not committed (etcd checks
+        // requests before proposing them too); apply would give every member the same error.
+        if let Err(error) = self.kv.check_request(&request) {
+            let _ = reply.send(Err(error));
+            return;
+        }
         if let Request::LeaseGrant(grant) = &mut request {
             if grant.id == 0 {
                 // The proposer picks the ID so every replica applies the same one (etcd: a

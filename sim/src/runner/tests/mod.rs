@@ -3,6 +3,7 @@
 
 mod faults;
 mod leases;
+mod requests;
 mod watches;
 
 use faultline_api::{
