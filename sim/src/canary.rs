@@ -69,6 +69,7 @@ fn ready(
 /// Verdict kinds that count as catching a canary (a panic or a liveness failure does not
 /// prove that the right checker noticed, except where said).
 const READS: &[VerdictKind] = &[VerdictKind::NotLinearizable];
+const PANIC: &[VerdictKind] = &[VerdictKind::Panic];
 const WATCHES: &[VerdictKind] = &[VerdictKind::WatchGuarantee];
 /// A lost acknowledged entry: Raft's state machine safety check sees its index applied with
 /// another entry first, or the history shows the lost write.
@@ -90,6 +91,17 @@ const OVERWRITTEN_COMMIT: &[VerdictKind] = &[
 pub fn all_canaries() -> Vec<CanarySpec> {
     let mut all = raft_and_read_canaries();
     all.extend(watch_canaries());
+    // The default workload sends txns that delete a key to the end of the key space and then
+    // put it with ignore_value/ignore_lease (workload::risky_ignore_put), which the store
+    // refuses before proposal; the bug proposes one, and every member panics applying it.
+    all.push(ready(
+        Canary::IgnorePutAfterDelete.name(),
+        Canary::IgnorePutAfterDelete,
+        "issue 16 (etcd 3.4.23 too): txn deletes from-key then puts ignore_value: apply panics",
+        "default",
+        30,
+        PANIC,
+    ));
     all.push(CanarySpec {
         name: "revision-decrease-on-compaction-crash",
         models: "etcd #17780: revision decreases after a crash during compaction",

@@ -371,7 +371,44 @@ fn random_multi_op_txn(
         let inner = nested_txn(rng, scenario, value, &keys);
         txn.success.push(RequestOp::Txn(inner));
     }
+    if allow_nested && rng.random_bool(0.04) {
+        risky_ignore_put(rng, &mut txn, key_name(chosen[0]));
+    }
     txn
+}
+
+/// Issue 16's shape, so that a member crash on it shows up as a failing seed: the txn's
+/// success branch ends with a delete of `key` to the end of the key space followed by a put
+/// of `key` with ignore_value or ignore_lease, flat or in two nested txns. A correct member
+/// refuses the whole txn before proposal (ErrKeyNotFound, whatever the state); etcd 3.4.23
+/// panics on every member applying it.
+fn risky_ignore_put(rng: &mut ChaCha8Rng, txn: &mut TxnRequest, key: Vec<u8>) {
+    let delete = RequestOp::DeleteRange(DeleteRangeRequest {
+        key: key.clone(),
+        range_end: vec![0],
+        prev_kv: false,
+    });
+    let ignore_value = rng.random_bool(0.5);
+    let put = RequestOp::Put(PutRequest {
+        key,
+        ignore_value,
+        ignore_lease: !ignore_value,
+        ..PutRequest::default()
+    });
+    // Any key the earlier ops of the branch put would be a duplicate of the delete's range.
+    txn.success.retain(|op| matches!(op, RequestOp::Range(_)));
+    if rng.random_bool(0.5) {
+        txn.success.extend([delete, put]);
+    } else {
+        let nested = |op| {
+            RequestOp::Txn(TxnRequest {
+                compare: Vec::new(),
+                success: vec![op],
+                failure: Vec::new(),
+            })
+        };
+        txn.success.extend([nested(delete), nested(put)]);
+    }
 }
 
 /// The compare of a multi-op txn: 40% of txns are guarded by one random compare.

@@ -136,9 +136,10 @@ impl NodeCore {
         let raft = Raft::new(raft_config, persisted, rng.random());
         // The minimum lease TTL is replicated configuration derived from the election timeout
         // exactly as etcd does (ceil(1.5 x election timeout)); every member computes the same.
-        let kv = KvStore::with_options(StoreOptions::for_election_timeout_ms(
+        let mut kv = KvStore::with_options(StoreOptions::for_election_timeout_ms(
             config.election_timeout_ms(),
         ));
+        kv.set_canary(config.canary.and_then(Canary::kv_canary));
         // etcd's way: watches from the past and slow watchers are caught up from history by
         // `sync` on every tick (etcd's syncWatchersLoop), bounded by what the stream holds.
         let hub = WatchHub::new(

@@ -48,10 +48,14 @@ pub enum Canary {
     /// etcd #15220 (progress notification not synced with the stream): progress is sent at
     /// the current revision while a watcher still has events to deliver.
     ProgressBeforeEvents,
+    /// Issue 16 (etcd 3.4.23 has it too): a txn that deletes a key to the end of the key space
+    /// and then puts it with ignore_value/ignore_lease is proposed, and every member panics
+    /// applying it, again at each restart (`faultline_mvcc::KvCanary::IgnorePutAfterDelete`).
+    IgnorePutAfterDelete,
 }
 
 impl Canary {
-    pub const ALL: [Canary; 8] = [
+    pub const ALL: [Canary; 9] = [
         Canary::StaleFollowerRead,
         Canary::AckBeforeSync,
         Canary::LeaderLocalRead,
@@ -60,6 +64,7 @@ impl Canary {
         Canary::WatchBackInTime,
         Canary::WatchDropOnCompactDelete,
         Canary::ProgressBeforeEvents,
+        Canary::IgnorePutAfterDelete,
     ];
 
     /// The name used on the command line and in seed files.
@@ -73,6 +78,7 @@ impl Canary {
             Canary::WatchBackInTime => "watch-back-in-time",
             Canary::WatchDropOnCompactDelete => "watch-drop-on-compact-delete",
             Canary::ProgressBeforeEvents => "progress-before-events",
+            Canary::IgnorePutAfterDelete => "ignore-put-after-delete",
         }
     }
 
@@ -90,6 +96,14 @@ impl Canary {
         match self {
             Canary::WatchBackInTime => Some(faultline_mvcc::WatchCanary::BackInTime),
             Canary::ProgressBeforeEvents => Some(faultline_mvcc::WatchCanary::ProgressBeforeEvents),
+            _ => None,
+        }
+    }
+
+    /// The key-space bug this canary plants, if it lives in `faultline_mvcc::KvStore`.
+    pub fn kv_canary(self) -> Option<faultline_mvcc::KvCanary> {
+        match self {
+            Canary::IgnorePutAfterDelete => Some(faultline_mvcc::KvCanary::IgnorePutAfterDelete),
             _ => None,
         }
     }
