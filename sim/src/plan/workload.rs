@@ -372,7 +372,7 @@ fn random_multi_op_txn(
         txn.success.push(RequestOp::Txn(inner));
     }
     if allow_nested && rng.random_bool(0.04) {
-        risky_ignore_put(rng, &mut txn, key_name(chosen[0]));
+        risky_ignore_put(rng, &mut txn, key_name(chosen[0]), value);
     }
     txn
 }
@@ -382,7 +382,12 @@ fn random_multi_op_txn(
 /// of `key` with ignore_value or ignore_lease, flat or in two nested txns. A correct member
 /// refuses the whole txn before proposal (ErrKeyNotFound, whatever the state); etcd 3.4.23
 /// panics on every member applying it.
-fn risky_ignore_put(rng: &mut ChaCha8Rng, txn: &mut TxnRequest, key: Vec<u8>) {
+fn risky_ignore_put(
+    rng: &mut ChaCha8Rng,
+    txn: &mut TxnRequest,
+    key: Vec<u8>,
+    value: &mut dyn FnMut() -> Vec<u8>,
+) {
     let delete = RequestOp::DeleteRange(DeleteRangeRequest {
         key: key.clone(),
         range_end: vec![0],
@@ -391,6 +396,8 @@ fn risky_ignore_put(rng: &mut ChaCha8Rng, txn: &mut TxnRequest, key: Vec<u8>) {
     let ignore_value = rng.random_bool(0.5);
     let put = RequestOp::Put(PutRequest {
         key,
+        // Written values stay unique: only an ignore_value put writes none.
+        value: if ignore_value { Vec::new() } else { value() },
         ignore_value,
         ignore_lease: !ignore_value,
         ..PutRequest::default()
