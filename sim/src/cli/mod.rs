@@ -5,6 +5,7 @@ mod canary;
 mod check;
 mod common;
 mod fuzz;
+mod interrupt;
 mod replay;
 mod run;
 mod shrink;
@@ -31,9 +32,12 @@ enum Command {
     Shrink(shrink::ShrinkArgs),
     /// Hunt every canary (planted bug) and print seeds and time to first detection.
     Canary(canary::CanaryArgs),
-    /// Check a recorded history on its own (exit 0 linearizable, 1 not, 2 unknown, 3 unreadable).
+    /// Check a recorded history on its own (exit 0 linearizable, 1 not, 2 unknown, 3 unreadable,
+    /// 4 an output file cannot be written).
     Check(check::CheckArgs),
-    /// Run a range of seeds and list the failing ones with the command that replays each.
+    /// Run a range of seeds (or a time budget's worth, or a shard) and list the failing ones
+    /// with the command that replays each (exit 0 all pass, 1 a failure or unknown, 2 bad
+    /// input, 4 the --json summary cannot be written, 128+signal interrupted).
     Fuzz(fuzz::FuzzArgs),
 }
 
