@@ -28,6 +28,8 @@ pub mod seedfile;
 pub mod seedrange;
 #[cfg(madsim)]
 pub mod shrink;
+#[cfg(madsim)]
+pub mod triage;
 
 #[cfg(madsim)]
 pub use fuzz::{run_plan, run_seed, RunResult};

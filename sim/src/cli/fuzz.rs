@@ -24,6 +24,7 @@ use crate::seedfile::{SeedFile, VerdictKind};
 use crate::seedrange::{
     parse_duration, parse_seed_range, parse_shard, parse_workers, SeedRange, Shard,
 };
+use crate::triage::{failing_property, FOUND_PREFIX};
 use crate::verdict::Verdict;
 use crate::RunResult;
 
@@ -244,7 +245,11 @@ fn save_found(
         Verdict::Pass => String::new(),
     };
     let file = SeedFile::new(
-        format!("found by `dst fuzz`: {} {headline}", result.verdict.label()),
+        format!(
+            "{FOUND_PREFIX}{} [{}] {headline}",
+            result.verdict.label(),
+            failing_property(&result.verdict)
+        ),
         plan,
         canary,
         VerdictKind::of(&result.verdict),

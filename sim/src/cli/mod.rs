@@ -9,6 +9,7 @@ mod interrupt;
 mod replay;
 mod run;
 mod shrink;
+mod triage;
 
 use clap::{Parser, Subcommand};
 
@@ -39,6 +40,9 @@ enum Command {
     /// with the command that replays each (exit 0 all pass, 1 a failure or unknown, 2 bad
     /// input, 4 the --json summary cannot be written, 128+signal interrupted).
     Fuzz(fuzz::FuzzArgs),
+    /// Group a folder of found seed files by failure signature, replay one per group, print a
+    /// table (exit 0 every example reproduced, 1 not, 2 bad input).
+    Triage(triage::TriageArgs),
 }
 
 pub fn main() -> i32 {
@@ -69,7 +73,36 @@ pub fn main() -> i32 {
             );
         }));
     }
-    let cli = Cli::parse();
+    run_from(std::env::args_os())
+}
+
+/// Parse `args` (the first is the program name) without running anything: campaign
+/// definitions in the repository are checked against the real flags this way.
+pub fn parse_only<I, T>(args: I) -> Result<(), String>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    Cli::try_parse_from(args)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// Parse `args` (the first is the program name) and run the command; the exit code. Tests
+/// call this to run `dst` as a user would, inside the test process.
+pub fn run_from<I, T>(args: I) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version print to stdout and exit 0; usage errors exit 2 (bad input).
+            let _ = e.print();
+            return e.exit_code();
+        }
+    };
     match run(cli) {
         Ok(code) => code,
         Err(message) => {
@@ -87,5 +120,6 @@ fn run(cli: Cli) -> Result<i32, String> {
         Command::Canary(args) => canary::run(args),
         Command::Check(args) => check::run(args),
         Command::Fuzz(args) => fuzz::run(args),
+        Command::Triage(args) => triage::run(args),
     }
 }
