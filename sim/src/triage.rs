@@ -106,7 +106,7 @@ pub fn group_dir(dir: &Path) -> Result<(Vec<Group>, Vec<String>), String> {
         .into_iter()
         .map(|(signature, files)| Group { signature, files })
         .collect();
-    groups.sort_by(|a, b| b.files.len().cmp(&a.files.len()));
+    groups.sort_by_key(|g| std::cmp::Reverse(g.files.len()));
     Ok((groups, unreadable))
 }
 
