@@ -115,7 +115,7 @@ fn bad_inputs_get_their_own_exit_codes() {
         "--found-dir",
         dir.to_str().unwrap(),
         "--json",
-        "/nonexistent-dir/summary.json",
+        "/proc/summary.json",
     ]);
     assert_eq!(code, 4, "an unwritable --json is not bad input (2)");
     let history =

@@ -165,6 +165,10 @@ pub fn run(args: FuzzArgs) -> Result<i32, String> {
 fn write_json(path: &Path, summary: &CampaignSummary) -> Result<(), String> {
     let json = serde_json::to_string_pretty(summary)
         .map_err(|e| format!("cannot serialize the summary: {e}"))?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {} for the JSON summary: {e}", dir.display()))?;
+    }
     std::fs::write(path, json + "\n")
         .map_err(|e| format!("cannot write the JSON summary {}: {e}", path.display()))
 }
