@@ -5,14 +5,18 @@ pub use imp::*;
 
 #[cfg(madsim)]
 mod imp {
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::path::Path;
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
     use std::sync::Mutex;
+
+    use faultline_node::Canary;
     use std::time::Instant;
 
     use serde::{Deserialize, Serialize};
 
     use crate::plan::{Plan, Scenario};
     use crate::runner::{simulate, RunOptions, RunOutput};
+    use crate::seedrange::SeedRange;
     use crate::trace::{fingerprint, summarize, TraceSummary};
     use crate::verdict::{check, FailureKind, Verdict};
 
@@ -132,7 +136,39 @@ mod imp {
         results
     }
 
-    /// The command that replays one seed of a scenario.
+    /// Run the seeds of `seeds` over `workers` threads, lazily (a huge range costs no memory),
+    /// until the range ends or `should_stop` says so (checked before each seed; a seed that has
+    /// started runs to its end). `on_result` sees each result as it finishes; results are not
+    /// kept. Returns how many seeds ran.
+    pub fn run_seed_range(
+        seeds: &SeedRange,
+        scenario: &Scenario,
+        options: &RunOptions,
+        workers: usize,
+        should_stop: &(dyn Fn() -> bool + Sync),
+        on_result: &(dyn Fn(&RunResult) + Sync),
+    ) -> u64 {
+        assert!(workers > 0, "run_seed_range needs at least one worker");
+        let next = AtomicU64::new(0);
+        let ran = AtomicU64::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| {
+                    while !should_stop() {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(seed) = seeds.nth(i) else { break };
+                        let result = run_seed(seed, scenario, options);
+                        on_result(&result);
+                        ran.fetch_add(1, Ordering::Relaxed);
+                    }
+                });
+            }
+        });
+        ran.into_inner()
+    }
+
+    /// The command that replays one seed of a scenario (without its file: a placeholder names
+    /// the scenario; `rerun_command` has the path and the canary).
     pub fn replay_command(seed: u64, scenario: &Scenario) -> String {
         if *scenario == Scenario::default_scenario() {
             format!("cargo dst run --seed {seed}")
@@ -141,6 +177,32 @@ mod imp {
                 "cargo dst run --seed {seed} --scenario <file with scenario {:?}>",
                 scenario.name
             )
+        }
+    }
+
+    /// The command that re-runs one seed of a scenario: with the scenario file it came from
+    /// (`None`: the embedded default) and the canary, so following it reproduces the run.
+    pub fn rerun_command(
+        seed: u64,
+        scenario_path: Option<&Path>,
+        canary: Option<Canary>,
+    ) -> String {
+        let mut command = format!("{} run --seed {seed}", dst_command(canary.is_some()));
+        if let Some(path) = scenario_path {
+            command.push_str(&format!(" --scenario {}", path.display()));
+        }
+        if let Some(canary) = canary {
+            command.push_str(&format!(" --canary {}", canary.name()));
+        }
+        command
+    }
+
+    /// How to invoke `dst` from the workspace: canaries need a build with the feature.
+    pub fn dst_command(canaries: bool) -> &'static str {
+        if canaries {
+            "cargo run --release -p faultline-sim --features canaries --bin dst --"
+        } else {
+            "cargo dst"
         }
     }
 

@@ -18,13 +18,18 @@ pub mod trace;
 pub mod verdict;
 // Issue 5: from a failing seed to the bug (seed files, replay, shrinking, canaries).
 #[cfg(madsim)]
+pub mod campaign;
+#[cfg(madsim)]
 pub mod canary;
 #[cfg(madsim)]
 pub mod replay;
 pub mod report;
 pub mod seedfile;
+pub mod seedrange;
 #[cfg(madsim)]
 pub mod shrink;
+#[cfg(madsim)]
+pub mod triage;
 
 #[cfg(madsim)]
 pub use fuzz::{run_plan, run_seed, RunResult};

@@ -1,7 +1,7 @@
 //! `dst check FILE`: check a recorded history on its own, outside any simulation.
 //!
 //! Exit codes: 0 linearizable, 1 not linearizable, 2 unknown within the budget (not a pass),
-//! 3 unreadable input (the message names the line). The generic CLI error code (2, also
+//! 3 unreadable input (the message names the line), 4 the `--html` report cannot be written. The generic CLI error code (2, also
 //! clap's) is never used for unreadable input: `run` maps it to 3 explicitly.
 
 use std::path::PathBuf;
@@ -157,8 +157,12 @@ pub fn run(args: CheckArgs) -> Result<i32, String> {
     let verdict = &checked.verdict;
     if let Some(out) = &args.html {
         let html = render_check_report(&args.file, args.format, &checked);
-        std::fs::write(out, html)
-            .map_err(|e| format!("cannot write the HTML report {}: {e}", out.display()))?;
+        if let Err(e) = std::fs::write(out, html) {
+            // Not "unknown" (2) nor "unreadable input" (3): the check ran, its report cannot
+            // be written.
+            eprintln!("error: cannot write the HTML report {}: {e}", out.display());
+            return Ok(super::common::EXIT_CANNOT_WRITE);
+        }
     }
     if args.json {
         let out = serde_json::json!({

@@ -7,23 +7,9 @@ use faultline_node::Canary;
 
 use crate::plan::Scenario;
 
-pub(crate) fn parse_seed_range(text: &str) -> Result<(u64, u64), String> {
-    let (a, b) = text
-        .split_once("..")
-        .ok_or_else(|| format!("{text:?} is not a range A..B (for example 0..200)"))?;
-    let a: u64 = a
-        .parse()
-        .map_err(|e| format!("start {a:?} of {text:?} is not a seed: {e}"))?;
-    let b: u64 = b
-        .parse()
-        .map_err(|e| format!("end {b:?} of {text:?} is not a seed: {e}"))?;
-    if a >= b {
-        return Err(format!(
-            "range {text:?} is empty: the end must exceed the start"
-        ));
-    }
-    Ok((a, b))
-}
+/// Exit code of every command when an output file (a report, a summary) cannot be written:
+/// distinct from bad input (2) and from `dst check`'s verdicts (0..3).
+pub(crate) const EXIT_CANNOT_WRITE: i32 = 4;
 
 pub(crate) fn parse_canary(text: &str) -> Result<Canary, String> {
     Canary::from_name(text).ok_or_else(|| {

@@ -5,9 +5,11 @@ mod canary;
 mod check;
 mod common;
 mod fuzz;
+mod interrupt;
 mod replay;
 mod run;
 mod shrink;
+mod triage;
 
 use clap::{Parser, Subcommand};
 
@@ -31,10 +33,16 @@ enum Command {
     Shrink(shrink::ShrinkArgs),
     /// Hunt every canary (planted bug) and print seeds and time to first detection.
     Canary(canary::CanaryArgs),
-    /// Check a recorded history on its own (exit 0 linearizable, 1 not, 2 unknown, 3 unreadable).
+    /// Check a recorded history on its own (exit 0 linearizable, 1 not, 2 unknown, 3 unreadable,
+    /// 4 an output file cannot be written).
     Check(check::CheckArgs),
-    /// Run a range of seeds and list the failing ones with the command that replays each.
+    /// Run a range of seeds (or a time budget's worth, or a shard) and list the failing ones
+    /// with the command that replays each (exit 0 all pass, 1 a failure or unknown, 2 bad
+    /// input, 4 the --json summary cannot be written, 128+signal interrupted).
     Fuzz(fuzz::FuzzArgs),
+    /// Group a folder of found seed files by failure signature, replay one per group, print a
+    /// table (exit 0 every example reproduced, 1 not, 2 bad input).
+    Triage(triage::TriageArgs),
 }
 
 pub fn main() -> i32 {
@@ -65,7 +73,36 @@ pub fn main() -> i32 {
             );
         }));
     }
-    let cli = Cli::parse();
+    run_from(std::env::args_os())
+}
+
+/// Parse `args` (the first is the program name) without running anything: campaign
+/// definitions in the repository are checked against the real flags this way.
+pub fn parse_only<I, T>(args: I) -> Result<(), String>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    Cli::try_parse_from(args)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// Parse `args` (the first is the program name) and run the command; the exit code. Tests
+/// call this to run `dst` as a user would, inside the test process.
+pub fn run_from<I, T>(args: I) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version print to stdout and exit 0; usage errors exit 2 (bad input).
+            let _ = e.print();
+            return e.exit_code();
+        }
+    };
     match run(cli) {
         Ok(code) => code,
         Err(message) => {
@@ -83,5 +120,6 @@ fn run(cli: Cli) -> Result<i32, String> {
         Command::Canary(args) => canary::run(args),
         Command::Check(args) => check::run(args),
         Command::Fuzz(args) => fuzz::run(args),
+        Command::Triage(args) => triage::run(args),
     }
 }

@@ -7,7 +7,7 @@ use clap::Args;
 use faultline_node::Canary;
 
 use super::common::{check_canary_available, first_lines, load_scenario, parse_canary};
-use crate::fuzz::replay_command;
+use crate::fuzz::rerun_command;
 use crate::plan::Plan;
 use crate::replay::{check_determinism, Determinism};
 use crate::run_seed;
@@ -41,7 +41,8 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
         verbose,
         check_determinism: twice,
     } = args;
-    let scenario = load_scenario(scenario.as_deref())?;
+    let scenario_path = scenario;
+    let scenario = load_scenario(scenario_path.as_deref())?;
     check_canary_available(canary)?;
     let options = RunOptions { canary };
     let result = if twice {
@@ -61,7 +62,10 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
             } else {
                 println!("{}", first_lines(report, 30));
             }
-            println!("replay: {}", replay_command(seed, &scenario));
+            println!(
+                "replay: {}",
+                rerun_command(seed, scenario_path.as_deref(), canary)
+            );
             Ok(kind.exit_code())
         }
         Verdict::Unknown { reason } => {
