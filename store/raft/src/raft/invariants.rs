@@ -1,0 +1,88 @@
+//! `check_invariants`: what must hold after every input, checked cheaply.
+
+use super::*;
+
+impl Raft {
+    /// Panics with a description of the first broken invariant. Cheap enough to run after
+    /// every step in simulation.
+    pub fn check_invariants(&self) {
+        self.log.check_invariants();
+        let id = self.config.id;
+        assert!(
+            self.log.last_term() <= self.term,
+            "node {id}: last log term {} > current term {}",
+            self.log.last_term(),
+            self.term
+        );
+        assert!(
+            self.reported_hard_state.term <= self.term,
+            "node {id}: term went backwards"
+        );
+        assert_eq!(
+            self.leader == Some(id),
+            self.role == Role::Leader,
+            "node {id}: role {} but leader {:?}",
+            self.role,
+            self.leader
+        );
+        if matches!(self.role, Role::Candidate | Role::Leader) {
+            assert_eq!(
+                self.vote,
+                Some(id),
+                "node {id}: {} without self-vote",
+                self.role
+            );
+        }
+        let timeout = self.config.election_timeout_ticks;
+        assert!(
+            (timeout..2 * timeout).contains(&self.randomized_election_timeout_ticks),
+            "node {id}: randomized election timeout out of range"
+        );
+        if self.role == Role::Leader {
+            self.check_leader_invariants();
+        } else {
+            assert!(
+                self.progress.is_empty(),
+                "node {id}: non-leader tracks progress"
+            );
+            assert!(self.reads.is_empty(), "node {id}: non-leader holds reads");
+            assert!(
+                self.reads_before_first_commit.is_empty(),
+                "node {id}: non-leader holds reads"
+            );
+        }
+    }
+
+    pub(super) fn check_leader_invariants(&self) {
+        let id = self.config.id;
+        // The no-op appended on election (Raft paper §8) guarantees this.
+        assert_eq!(
+            self.log.last_term(),
+            self.term,
+            "node {id}: leader has no entry of its own term"
+        );
+        assert_eq!(
+            self.progress.len() + 1,
+            self.config.voters.len(),
+            "node {id}: progress must cover every other voter"
+        );
+        let last = self.log.last_index();
+        for (peer, progress) in &self.progress {
+            assert!(
+                progress.match_index <= last,
+                "node {id}: peer {peer} matches beyond our log"
+            );
+            assert!(
+                progress.next_index <= last.next(),
+                "node {id}: peer {peer} next beyond our log"
+            );
+        }
+        self.reads.check_invariants(self.log.commit);
+        if !self.reads.is_empty() {
+            assert!(
+                self.committed_in_current_term(),
+                "node {id}: reads confirmed before committing in term"
+            );
+        }
+    }
+}
