@@ -1,98 +1,150 @@
-//! The in-memory replicated log and its watermarks.
+//! The in-memory replicated log: a snapshot (the compacted prefix) followed by entries, and the
+//! watermarks that connect it to the node's storage and state machine.
 //!
 //! ```text
-//!   1 ......... applied ..... commit ......... persisted .... handed_out ..... last
-//!   |<- applied ->|<- to apply ->|               |<- in a Ready ->|<- pending ->|
+//!   snapshot | snapshot+1 .. applied ..... commit ......... persisted .... handed_out ..... last
+//!   <compacted>|<- applied ->|<- to apply ->|               |<- in a Ready ->|<- pending ->|
 //! ```
 //! `persisted` and `handed_out` are independent of `commit`/`applied` (a follower may learn
 //! that an entry is committed before it has persisted it), so the picture shows one ordering
-//! among several.
+//! among several. Everything at or below the snapshot index is committed and applied (a
+//! snapshot installed from the leader is applied by the node with the Ready that carries it).
 
-use crate::types::{Entry, LogIndex, Term};
+use crate::types::{ConfState, Entry, LogIndex, Snapshot, SnapshotMetadata, Term};
 
-/// The whole log from index 1 (there is no compaction yet), plus the watermarks that connect
-/// it to the node's storage and state machine.
 #[derive(Debug)]
 pub(crate) struct RaftLog {
-    /// `entries[i].index == i + 1`.
+    /// The compacted prefix: the log up to `snapshot.metadata.index` (index 0 and term 0, with
+    /// empty data, before any compaction). Invariant: snapshot index <= commit.
+    snapshot: Snapshot,
+    /// `entries[i].index == snapshot index + i + 1`.
     entries: Vec<Entry>,
+    /// A snapshot installed from the leader and not yet handed to the node in a `Ready`.
+    snapshot_unstable: bool,
     /// Highest index the node confirmed durable through `advance`.
-    /// Invariant: persisted <= handed_out <= last_index.
+    /// Invariant: snapshot index <= persisted <= handed_out <= last_index.
     persisted: LogIndex,
     /// Highest index given to the node in a `Ready` (persisting or persisted).
     handed_out: LogIndex,
     /// Invariant: commit <= last_index. Never decreases.
     pub(crate) commit: LogIndex,
-    /// Highest index given to the node in `Ready::committed_entries`.
-    /// Invariant: applied <= applying <= commit.
+    /// Highest index given to the node in `Ready::committed_entries` (or `Ready::snapshot`).
+    /// Invariant: applied <= applying <= commit, and snapshot index <= applying.
     applying: LogIndex,
     /// Highest index the node confirmed applied through `advance`.
     pub(crate) applied: LogIndex,
 }
 
 impl RaftLog {
-    /// A log recovered from storage: everything in it is durable already.
-    pub(crate) fn recovered(entries: Vec<Entry>, commit: LogIndex) -> RaftLog {
+    /// A log recovered from storage: everything in it is durable already. `entries` may still
+    /// hold entries the snapshot covers (storage may drop them lazily); those are skipped,
+    /// after checking that the one at the snapshot's index agrees with it.
+    pub(crate) fn recovered(snapshot: Snapshot, entries: Vec<Entry>, commit: LogIndex) -> RaftLog {
+        let snapshot_index = snapshot.metadata.index;
+        if let Some(at_snapshot) = entries.iter().find(|entry| entry.index == snapshot_index) {
+            assert_eq!(
+                at_snapshot.term, snapshot.metadata.term,
+                "recovered entry at the snapshot index {snapshot_index} disagrees with the snapshot"
+            );
+        }
+        let entries: Vec<Entry> = entries
+            .into_iter()
+            .filter(|entry| entry.index > snapshot_index)
+            .collect();
         for (position, entry) in entries.iter().enumerate() {
             assert_eq!(
                 entry.index.0,
-                position as u64 + 1,
-                "recovered log must be contiguous from index 1"
+                snapshot_index.0 + position as u64 + 1,
+                "recovered log must be contiguous from just after the snapshot (index {})",
+                snapshot_index.next()
             );
         }
-        for pair in entries.windows(2) {
+        let mut previous_term = snapshot.metadata.term;
+        for entry in &entries {
             assert!(
-                pair[0].term <= pair[1].term,
+                previous_term <= entry.term,
                 "recovered log terms must not decrease"
             );
+            previous_term = entry.term;
         }
-        let last = LogIndex(entries.len() as u64);
+        let last = LogIndex(snapshot_index.0 + entries.len() as u64);
         // The node persists commit together with (or after) the entries it covers, so a
-        // recovered commit beyond the log means storage lost acknowledged writes.
+        // recovered commit beyond the log means storage lost acknowledged writes. A snapshot
+        // holds committed state only, so commit is at least its index.
         assert!(
             commit <= last,
             "recovered commit {commit} is beyond the recovered log's last index {last}"
         );
+        let commit = commit.max(snapshot_index);
         RaftLog {
+            snapshot,
             entries,
+            snapshot_unstable: false,
             persisted: last,
             handed_out: last,
             commit,
-            applying: LogIndex(0),
-            applied: LogIndex(0),
+            // The node restores its state machine from the snapshot before starting Raft.
+            applying: snapshot_index,
+            applied: snapshot_index,
         }
     }
 
+    pub(crate) fn snapshot(&self) -> &Snapshot {
+        &self.snapshot
+    }
+
+    /// The last index the snapshot covers (0 before any compaction).
+    pub(crate) fn snapshot_index(&self) -> LogIndex {
+        self.snapshot.metadata.index
+    }
+
     pub(crate) fn last_index(&self) -> LogIndex {
-        LogIndex(self.entries.len() as u64)
+        LogIndex(self.snapshot_index().0 + self.entries.len() as u64)
     }
 
     pub(crate) fn last_term(&self) -> Term {
-        self.entries.last().map_or(Term(0), |entry| entry.term)
+        self.entries
+            .last()
+            .map_or(self.snapshot.metadata.term, |entry| entry.term)
     }
 
     pub(crate) fn persisted(&self) -> LogIndex {
         self.persisted
     }
 
-    /// The term of the entry at `index`; index 0 has term 0; `None` beyond the log.
+    /// The term of the entry at `index`: the snapshot answers for its own index (index 0 has
+    /// term 0); `None` for compacted indexes below it and beyond the log.
     pub(crate) fn term(&self, index: LogIndex) -> Option<Term> {
-        if index.0 == 0 {
-            return Some(Term(0));
+        let snapshot_index = self.snapshot_index();
+        if index == snapshot_index {
+            return Some(self.snapshot.metadata.term);
         }
-        self.entries
-            .get(index.0 as usize - 1)
+        self.position(index)
+            .and_then(|position| self.entries.get(position))
             .map(|entry| entry.term)
     }
 
+    /// Is `index` below the snapshot, so only the snapshot can stand for it?
+    pub(crate) fn is_compacted(&self, index: LogIndex) -> bool {
+        index < self.snapshot_index()
+    }
+
+    /// Position in `entries` of the entry at `index`, if `index` lies after the snapshot.
+    fn position(&self, index: LogIndex) -> Option<usize> {
+        (index > self.snapshot_index()).then(|| (index.0 - self.snapshot_index().0 - 1) as usize)
+    }
+
+    /// The entries after the snapshot.
     pub(crate) fn entries(&self) -> &[Entry] {
         &self.entries
     }
 
-    /// Entries in `[from, from + max_count)`, clipped to the log.
+    /// Entries in `[from, from + max_count)`, clipped to the log. `from` must lie after the
+    /// snapshot.
     pub(crate) fn slice(&self, from: LogIndex, max_count: usize) -> Vec<Entry> {
-        assert!(from.0 >= 1, "slice starts at index 1 or later");
-        let start = from.0 as usize - 1;
+        let start = self
+            .position(from)
+            .expect("slice starts after the snapshot");
         if start >= self.entries.len() {
             return Vec::new();
         }
@@ -106,12 +158,13 @@ impl RaftLog {
         (last_term, last_index) >= (self.last_term(), self.last_index())
     }
 
-    /// The largest index `<= index` whose term is `<= term` (0 if none). Used on both sides of
-    /// the reject hint to skip whole terms while backtracking.
+    /// The largest index `<= index` whose term is `<= term`, looking no lower than the
+    /// snapshot (whose term is the lowest we know). Used on both sides of the reject hint to
+    /// skip whole terms while backtracking. An `index` below the snapshot comes back as is.
     pub(crate) fn find_conflict_by_term(&self, index: LogIndex, term: Term) -> LogIndex {
         let mut probe = index.min(self.last_index());
         // Bounded by the log length: each step moves one index down.
-        while probe.0 > 0 {
+        while probe > self.snapshot_index() {
             let probe_term = self.term(probe).expect("probe is within the log");
             if probe_term <= term {
                 break;
@@ -132,11 +185,15 @@ impl RaftLog {
         index
     }
 
-    /// A follower's append after a successful consistency check at `prev_index`. Entries that
-    /// already match are kept (a late duplicate must not truncate newer entries, Raft paper
-    /// Figure 2 receiver rule 3); from the first conflict on, our log is replaced.
-    /// Returns the index of the last entry of the append, now in our log.
+    /// A follower's append after a successful consistency check at `prev_index` (at or after
+    /// the snapshot). Entries that already match are kept (a late duplicate must not truncate
+    /// newer entries, Raft paper Figure 2 receiver rule 3); from the first conflict on, our log
+    /// is replaced. Returns the index of the last entry of the append, now in our log.
     pub(crate) fn append_from_leader(&mut self, prev_index: LogIndex, new: &[Entry]) -> LogIndex {
+        assert!(
+            prev_index >= self.snapshot_index(),
+            "append below the snapshot"
+        );
         for (offset, entry) in new.iter().enumerate() {
             assert_eq!(
                 entry.index.0,
@@ -168,9 +225,11 @@ impl RaftLog {
     /// out there is gone, and the next `Ready` re-sends from `index` so the node truncates its
     /// storage too.
     fn truncate_from(&mut self, index: LogIndex) {
-        assert!(index.0 >= 1);
         assert!(index > self.commit, "never truncate committed entries");
-        self.entries.truncate(index.0 as usize - 1);
+        let position = self
+            .position(index)
+            .expect("committed prefix covers the snapshot");
+        self.entries.truncate(position);
         let new_last = self.last_index();
         self.persisted = self.persisted.min(new_last);
         self.handed_out = self.handed_out.min(new_last);
@@ -186,13 +245,80 @@ impl RaftLog {
         }
     }
 
+    /// Replaces the prefix up to `index` (applied by the node) with the node's snapshot `data`
+    /// of its state machine at `index`, where `conf_state` was in force. Entries after `index`
+    /// stay.
+    pub(crate) fn compact(&mut self, index: LogIndex, conf_state: ConfState, data: Vec<u8>) {
+        assert!(
+            index > self.snapshot_index(),
+            "compaction moves the snapshot forward"
+        );
+        assert!(
+            index <= self.applied,
+            "compact at {index} beyond the applied index {}",
+            self.applied
+        );
+        let term = self.term(index).expect("index is within the log");
+        let snapshot = Snapshot {
+            metadata: SnapshotMetadata {
+                index,
+                term,
+                conf_state,
+            },
+            data,
+        };
+        let keep_from = self
+            .position(index)
+            .expect("index is after the old snapshot")
+            + 1;
+        self.entries.drain(..keep_from);
+        self.snapshot = snapshot;
+        // Everything up to `index` was applied, so persisted (or it could not have been).
+        self.persisted = self.persisted.max(index);
+        self.handed_out = self.handed_out.max(index);
+    }
+
+    /// Replaces the whole log with a snapshot from the leader that lies beyond our commit
+    /// index (Raft paper §7: discard the entire log). The node persists and applies it with
+    /// the next `Ready`, before sending the answer that acknowledges it.
+    pub(crate) fn restore(&mut self, snapshot: Snapshot) {
+        let index = snapshot.metadata.index;
+        assert!(
+            index > self.commit,
+            "restoring snapshot {index} at or below commit {} would drop committed entries",
+            self.commit
+        );
+        self.restore_unchecked(snapshot);
+    }
+
+    /// `restore` without its guard: only the `InstallStaleSnapshot` canary calls this directly.
+    pub(crate) fn restore_unchecked(&mut self, snapshot: Snapshot) {
+        let index = snapshot.metadata.index;
+        self.entries.clear();
+        self.snapshot = snapshot;
+        self.snapshot_unstable = true;
+        // Covered by the snapshot, which the node persists before anyone hears of it.
+        self.persisted = index;
+        self.handed_out = index;
+        self.commit = index;
+        self.applying = index;
+        self.applied = self.applied.min(index);
+    }
+
     pub(crate) fn has_unstable(&self) -> bool {
-        self.handed_out < self.last_index()
+        self.snapshot_unstable || self.handed_out < self.last_index()
+    }
+
+    /// The snapshot to persist and apply, if one was installed since the last `Ready`.
+    pub(crate) fn take_unstable_snapshot(&mut self) -> Option<Snapshot> {
+        std::mem::take(&mut self.snapshot_unstable).then(|| self.snapshot.clone())
     }
 
     /// Entries not yet given to the node for persisting; marks them handed out.
     pub(crate) fn take_unstable(&mut self) -> Vec<Entry> {
-        let from = self.handed_out.0 as usize;
+        let from = self
+            .position(self.handed_out.next())
+            .expect("handed_out is at or after the snapshot");
         let unstable = self.entries[from..].to_vec();
         self.handed_out = self.last_index();
         unstable
@@ -215,8 +341,10 @@ impl RaftLog {
     /// All of them are persisted or in the same Ready's `entries` (which the node persists
     /// first), because unstable entries are always handed out in the same Ready.
     pub(crate) fn take_to_apply(&mut self) -> Vec<Entry> {
-        let from = self.applying.0 as usize;
-        let to = self.commit.0 as usize;
+        let from = self
+            .position(self.applying.next())
+            .expect("applying is at or after the snapshot");
+        let to = from + (self.commit.0 - self.applying.0) as usize;
         let committed = self.entries[from..to].to_vec();
         self.applying = self.commit;
         committed
@@ -234,6 +362,11 @@ impl RaftLog {
     /// Panics on a broken watermark or log-shape invariant. Cheap: O(1) plus the tail.
     pub(crate) fn check_invariants(&self) {
         let last = self.last_index();
+        let snapshot_index = self.snapshot_index();
+        assert!(
+            snapshot_index <= self.persisted,
+            "log: snapshot beyond persisted"
+        );
         assert!(
             self.persisted <= self.handed_out,
             "log: persisted > handed_out"
@@ -244,8 +377,28 @@ impl RaftLog {
             "log: commit {} > last_index {last}",
             self.commit
         );
+        assert!(
+            snapshot_index <= self.commit,
+            "log: snapshot {snapshot_index} beyond commit {}",
+            self.commit
+        );
         assert!(self.applying <= self.commit, "log: applying > commit");
+        assert!(
+            snapshot_index <= self.applying,
+            "log: snapshot beyond what was handed out to apply"
+        );
         assert!(self.applied <= self.applying, "log: applied > applying");
+        if let Some(first) = self.entries.first() {
+            assert_eq!(
+                first.index,
+                snapshot_index.next(),
+                "log: first entry does not follow the snapshot"
+            );
+            assert!(
+                first.term >= self.snapshot.metadata.term,
+                "log: term decreases after the snapshot"
+            );
+        }
         if let Some(entry) = self.entries.last() {
             assert_eq!(
                 entry.index, last,
@@ -270,9 +423,24 @@ mod tests {
         }
     }
 
+    fn snapshot(index: u64, term: u64) -> Snapshot {
+        Snapshot {
+            metadata: SnapshotMetadata {
+                index: LogIndex(index),
+                term: Term(term),
+                conf_state: Default::default(),
+            },
+            data: vec![1, 2, 3],
+        }
+    }
+
+    fn log(entries: Vec<Entry>, commit: u64) -> RaftLog {
+        RaftLog::recovered(Snapshot::default(), entries, LogIndex(commit))
+    }
+
     #[test]
     fn find_conflict_by_term_skips_whole_terms() {
-        let log = RaftLog::recovered(
+        let log = log(
             vec![
                 entry(1, 1),
                 entry(2, 1),
@@ -280,7 +448,7 @@ mod tests {
                 entry(4, 3),
                 entry(5, 5),
             ],
-            LogIndex(0),
+            0,
         );
         assert_eq!(log.find_conflict_by_term(LogIndex(5), Term(4)), LogIndex(4));
         assert_eq!(log.find_conflict_by_term(LogIndex(5), Term(2)), LogIndex(2));
@@ -290,7 +458,7 @@ mod tests {
 
     #[test]
     fn duplicate_append_does_not_truncate() {
-        let mut log = RaftLog::recovered(vec![entry(1, 1), entry(2, 1), entry(3, 1)], LogIndex(0));
+        let mut log = log(vec![entry(1, 1), entry(2, 1), entry(3, 1)], 0);
         let last = log.append_from_leader(LogIndex(0), &[entry(1, 1)]);
         assert_eq!(last, LogIndex(1));
         assert_eq!(log.last_index(), LogIndex(3));
@@ -298,7 +466,7 @@ mod tests {
 
     #[test]
     fn conflicting_append_truncates_and_resets_watermarks() {
-        let mut log = RaftLog::recovered(vec![entry(1, 1), entry(2, 1), entry(3, 1)], LogIndex(1));
+        let mut log = log(vec![entry(1, 1), entry(2, 1), entry(3, 1)], 1);
         let last = log.append_from_leader(LogIndex(1), &[entry(2, 2)]);
         assert_eq!(last, LogIndex(2));
         assert_eq!(log.last_index(), LogIndex(2));
@@ -311,6 +479,74 @@ mod tests {
     #[test]
     #[should_panic(expected = "beyond the recovered log")]
     fn recovered_commit_beyond_log_panics() {
-        RaftLog::recovered(vec![entry(1, 1)], LogIndex(2));
+        log(vec![entry(1, 1)], 2);
+    }
+
+    #[test]
+    fn compaction_keeps_terms_at_the_snapshot_and_after() {
+        let mut log = log((1..=5).map(|i| entry(i, 1 + i / 3)).collect(), 4);
+        assert_eq!(log.take_to_apply().len(), 4);
+        log.applied_to(LogIndex(4));
+        log.compact(LogIndex(3), ConfState::default(), vec![7]);
+        log.check_invariants();
+        assert_eq!(log.snapshot_index(), LogIndex(3));
+        assert_eq!(log.term(LogIndex(2)), None, "compacted");
+        assert!(log.is_compacted(LogIndex(2)));
+        assert_eq!(log.term(LogIndex(3)), Some(Term(2)), "from the snapshot");
+        assert_eq!(log.term(LogIndex(4)), Some(Term(2)));
+        assert_eq!(log.entries(), &[entry(4, 2), entry(5, 2)]);
+        assert_eq!(log.slice(LogIndex(4), 10).len(), 2);
+        // Backtracking stops at the snapshot: nothing below it can be compared.
+        assert_eq!(log.find_conflict_by_term(LogIndex(5), Term(1)), LogIndex(3));
+    }
+
+    #[test]
+    #[should_panic(expected = "beyond the applied index")]
+    fn compaction_beyond_applied_panics() {
+        let mut log = log(vec![entry(1, 1), entry(2, 1)], 2);
+        log.compact(LogIndex(2), ConfState::default(), vec![7]);
+    }
+
+    #[test]
+    fn restore_replaces_the_log_and_is_handed_out_once() {
+        let mut log = log(vec![entry(1, 1), entry(2, 1), entry(3, 2)], 1);
+        log.restore(snapshot(5, 3));
+        log.check_invariants();
+        assert_eq!(log.last_index(), LogIndex(5));
+        assert_eq!(log.last_term(), Term(3));
+        assert_eq!(log.commit, LogIndex(5));
+        assert!(log.entries().is_empty());
+        assert!(log.has_unstable());
+        assert_eq!(
+            log.take_unstable_snapshot().map(|s| s.metadata.index),
+            Some(LogIndex(5))
+        );
+        assert!(log.take_unstable().is_empty());
+        assert!(!log.has_unstable());
+        assert!(!log.has_to_apply());
+        log.applied_to(LogIndex(5));
+        let last = log.append_from_leader(LogIndex(5), &[entry(6, 3)]);
+        assert_eq!(last, LogIndex(6));
+        log.check_invariants();
+    }
+
+    #[test]
+    #[should_panic(expected = "would drop committed entries")]
+    fn restore_at_or_below_commit_panics() {
+        let mut log = log(vec![entry(1, 1), entry(2, 1), entry(3, 2)], 3);
+        log.restore(snapshot(3, 2));
+    }
+
+    #[test]
+    fn recovery_skips_entries_the_snapshot_covers() {
+        let log = RaftLog::recovered(
+            snapshot(2, 1),
+            vec![entry(1, 1), entry(2, 1), entry(3, 2)],
+            LogIndex(1),
+        );
+        log.check_invariants();
+        assert_eq!(log.entries(), &[entry(3, 2)]);
+        assert_eq!(log.commit, LogIndex(2), "a snapshot is committed");
+        assert_eq!(log.applied, LogIndex(2));
     }
 }

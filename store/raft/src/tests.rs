@@ -281,3 +281,150 @@ fn canary_without_the_feature_is_refused() {
     };
     let _ = Raft::new(config, PersistedState::default(), 1);
 }
+
+fn snapshot_message(index: u64, term: u64, leader_term: u64) -> Message {
+    Message {
+        from: NodeId(1),
+        to: NodeId(2),
+        term: Term(leader_term),
+        body: MessageBody::InstallSnapshot {
+            snapshot: crate::Snapshot {
+                metadata: crate::SnapshotMetadata {
+                    index: LogIndex(index),
+                    term: Term(term),
+                    conf_state: crate::ConfState::with_voters((1..=3).map(NodeId)),
+                },
+                data: b"state".to_vec(),
+            },
+        },
+    }
+}
+
+fn log_of(terms: &[u64]) -> Vec<Entry> {
+    terms
+        .iter()
+        .enumerate()
+        .map(|(i, term)| Entry {
+            term: Term(*term),
+            index: LogIndex(i as u64 + 1),
+            data: vec![b'a' + i as u8],
+        })
+        .collect()
+}
+
+fn follower_with(terms: &[u64], commit: u64) -> Raft {
+    let persisted = PersistedState {
+        hard_state: HardState {
+            term: Term(5),
+            vote: None,
+            commit: LogIndex(commit),
+        },
+        entries: log_of(terms),
+    };
+    let mut raft = Raft::new(config(2, 3), persisted, 0);
+    drain(&mut raft);
+    raft
+}
+
+fn only_answer(raft: &mut Raft) -> crate::AppendResult {
+    let ready = raft.ready();
+    raft.advance(&ready);
+    assert_eq!(ready.messages.len(), 1);
+    match &ready.messages[0].body {
+        MessageBody::AppendEntriesResponse { result } => *result,
+        other => panic!("unexpected answer {other:?}"),
+    }
+}
+
+#[test]
+fn snapshot_older_than_commit_is_answered_not_installed() {
+    let mut raft = follower_with(&[1, 1, 2, 2], 3);
+    raft.step(snapshot_message(2, 1, 5));
+    assert_eq!(
+        only_answer(&mut raft),
+        crate::AppendResult::Accepted {
+            match_index: LogIndex(3)
+        }
+    );
+    assert_eq!(raft.status().snapshot_index, LogIndex(0));
+    assert_eq!(raft.log_entries(), log_of(&[1, 1, 2, 2]).as_slice());
+    raft.check_invariants();
+}
+
+#[test]
+fn snapshot_matching_our_log_commits_and_keeps_the_log() {
+    let mut raft = follower_with(&[1, 1, 2, 2], 1);
+    raft.step(snapshot_message(3, 2, 5));
+    let ready = raft.ready();
+    assert!(ready.snapshot.is_none(), "the log already holds it");
+    assert_eq!(ready.committed_entries, log_of(&[1, 1, 2])[1..].to_vec());
+    raft.advance(&ready);
+    assert_eq!(raft.status().commit, LogIndex(3));
+    assert_eq!(raft.log_entries().len(), 4, "entry 4 is kept");
+}
+
+#[test]
+fn snapshot_beyond_commit_replaces_the_log() {
+    let mut raft = follower_with(&[1, 1, 2, 2], 1);
+    raft.step(snapshot_message(6, 4, 5));
+    let ready = raft.ready();
+    let snapshot = ready.snapshot.clone().expect("installed");
+    assert_eq!(snapshot.metadata.index, LogIndex(6));
+    assert!(ready.entries.is_empty());
+    assert!(
+        ready.committed_entries.is_empty(),
+        "the snapshot stands for them"
+    );
+    assert_eq!(ready.hard_state.map(|hs| hs.commit), Some(LogIndex(6)));
+    assert_eq!(
+        ready.messages.len(),
+        1,
+        "the answer leaves after persisting"
+    );
+    raft.advance(&ready);
+    let status = raft.status();
+    assert_eq!(
+        (
+            status.snapshot_index,
+            status.commit,
+            status.applied,
+            status.last_index
+        ),
+        (LogIndex(6), LogIndex(6), LogIndex(6), LogIndex(6))
+    );
+    assert!(raft.log_entries().is_empty());
+    raft.check_invariants();
+}
+
+#[test]
+fn restart_from_a_snapshot_applies_only_what_follows_it() {
+    let mut leader = Raft::new(config(1, 1), PersistedState::default(), 0);
+    leader.campaign();
+    drain(&mut leader);
+    for data in [b"a", b"b", b"c"] {
+        leader.propose(data.to_vec()).unwrap();
+        drain(&mut leader);
+    }
+    assert_eq!(leader.status().applied, LogIndex(4));
+    leader.compact(LogIndex(3), b"state at 3".to_vec());
+    let snapshot = leader.snapshot().cloned().expect("compacted");
+    assert_eq!(snapshot.metadata.term, Term(1));
+    assert_eq!(leader.log_entries().len(), 1);
+    let persisted = PersistedState {
+        hard_state: HardState {
+            term: Term(1),
+            vote: Some(NodeId(1)),
+            commit: LogIndex(4),
+        },
+        // Storage may still hold entries the snapshot covers.
+        entries: log_of(&[1, 1, 1, 1]),
+    };
+    let mut restarted = Raft::recover(config(1, 1), Some(snapshot), persisted, 0);
+    assert_eq!(restarted.status().applied, LogIndex(3));
+    let readies = drain(&mut restarted);
+    let applied: Vec<LogIndex> = readies
+        .iter()
+        .flat_map(|ready| ready.committed_entries.iter().map(|e| e.index))
+        .collect();
+    assert_eq!(applied, vec![LogIndex(4)]);
+}

@@ -1,6 +1,7 @@
 //! The vocabulary of the crate: identifiers, log entries, messages, configuration and the
 //! small value types a node reads back from `Raft`.
 
+use std::collections::BTreeSet;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -67,6 +68,66 @@ pub struct Entry {
     pub data: Vec<u8>,
 }
 
+/// The cluster's membership: who votes, and who only receives the log (learners never vote
+/// and never count in a quorum). Replicated state: a snapshot carries the configuration as of
+/// its last entry.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ConfState {
+    pub voters: BTreeSet<NodeId>,
+    pub learners: BTreeSet<NodeId>,
+}
+
+impl ConfState {
+    /// A configuration of voters only.
+    pub fn with_voters(voters: impl IntoIterator<Item = NodeId>) -> ConfState {
+        ConfState {
+            voters: voters.into_iter().collect(),
+            learners: BTreeSet::new(),
+        }
+    }
+
+    pub fn is_voter(&self, id: NodeId) -> bool {
+        self.voters.contains(&id)
+    }
+
+    pub fn is_learner(&self, id: NodeId) -> bool {
+        self.learners.contains(&id)
+    }
+
+    /// Voters and learners, in id order.
+    pub fn members(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.voters.union(&self.learners).copied()
+    }
+}
+
+/// What a snapshot covers: the log up to and including (`index`, `term`), and the
+/// configuration in force at `index`.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SnapshotMetadata {
+    pub index: LogIndex,
+    pub term: Term,
+    pub conf_state: ConfState,
+}
+
+/// The application's state as of `metadata.index`, which replaces the log up to that index.
+/// `data` is opaque to Raft: the application produces it (`Raft::compact`) and restores its
+/// state machine from it (`Ready::snapshot`).
+#[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub metadata: SnapshotMetadata,
+    pub data: Vec<u8>,
+}
+
+impl fmt::Debug for Snapshot {
+    /// The data can be large: show its size only.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("metadata", &self.metadata)
+            .field("data_bytes", &self.data.len())
+            .finish()
+    }
+}
+
 /// What must be durable before any message that depends on it leaves the node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct HardState {
@@ -126,6 +187,13 @@ pub enum MessageBody {
     },
     HeartbeatResponse {
         read_ctx: Option<u64>,
+    },
+    /// The leader's snapshot, for a follower whose next entry the leader has compacted away
+    /// (Raft paper §7, InstallSnapshot RPC, sent whole rather than in chunks). Answered with an
+    /// `AppendEntriesResponse`: `Accepted { match_index }`, the index the follower now holds
+    /// the leader's log up to.
+    InstallSnapshot {
+        snapshot: Snapshot,
     },
 }
 
@@ -222,7 +290,8 @@ impl Config {
 }
 
 /// What storage recovered after a crash: the last persisted hard state and the persisted log,
-/// contiguous from index 1. A fresh node passes `PersistedState::default()`.
+/// contiguous from index 1, or (with `Raft::recover`) from just after the recovered
+/// snapshot. A fresh node passes `PersistedState::default()`.
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct PersistedState {
     pub hard_state: HardState,
@@ -277,6 +346,9 @@ pub struct Status {
     pub last_index: LogIndex,
     pub last_term: Term,
     pub vote: Option<NodeId>,
+    /// The last index covered by the snapshot (0 before any compaction): the log holds
+    /// entries from `snapshot_index + 1` on.
+    pub snapshot_index: LogIndex,
 }
 
 /// Why a proposal or a read was refused. Not an assertion: losing leadership is normal.

@@ -25,6 +25,7 @@ fn run_seeds(node_count: u64, seeds: std::ops::Range<u64>) {
     let mut lost_readies = 0;
     let mut delivered = 0;
     let mut leader_terms = 0;
+    let mut snapshots_installed = 0;
     let seed_count = seeds.end - seeds.start;
     for seed in seeds {
         let summary = run_or_panic(seed, node_count);
@@ -34,11 +35,13 @@ fn run_seeds(node_count: u64, seeds: std::ops::Range<u64>) {
         lost_readies += summary.stats.lost_readies;
         delivered += summary.stats.messages_delivered;
         leader_terms += summary.leader_terms;
+        snapshots_installed += summary.stats.snapshots_installed;
     }
     eprintln!(
         "{node_count} nodes, {seed_count} seeds: {committed} entries committed, {reads} reads \
          confirmed, {crashes} crashes ({lost_readies} lost an unpersisted Ready), \
-         {delivered} messages delivered, {leader_terms} leader terms"
+         {delivered} messages delivered, {leader_terms} leader terms, \
+         {snapshots_installed} snapshots installed"
     );
     // The runs must actually exercise what they claim to: a harness that never commits or
     // never crashes anything would pass vacuously.
@@ -49,6 +52,10 @@ fn run_seeds(node_count: u64, seeds: std::ops::Range<u64>) {
     assert!(reads > seed_count, "too few confirmed reads: {reads}");
     assert!(crashes > seed_count / 2, "too few crashes: {crashes}");
     assert!(lost_readies > 0, "no crash ever lost an unpersisted Ready");
+    assert!(
+        snapshots_installed > seed_count / 4,
+        "too few snapshots installed: {snapshots_installed}"
+    );
 }
 
 #[test]

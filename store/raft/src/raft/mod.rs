@@ -3,6 +3,7 @@
 mod election;
 mod invariants;
 mod replication;
+mod snapshot;
 
 use std::collections::BTreeMap;
 
@@ -14,8 +15,9 @@ use crate::progress::{quorum, quorum_index, Progress};
 use crate::read_index::ReadQueue;
 use crate::ready::Ready;
 use crate::types::{
-    AppendResult, Canary, Config, Entry, HardState, LogIndex, Message, MessageBody, NodeId,
-    PersistedState, ProposeError, ReadState, Role, SoftState, Status, Term,
+    AppendResult, Canary, ConfState, Config, Entry, HardState, LogIndex, Message, MessageBody,
+    NodeId, PersistedState, ProposeError, ReadState, Role, Snapshot, SnapshotMetadata, SoftState,
+    Status, Term,
 };
 
 /// Whether `send_append` sends a message that carries no entries. An empty append still
@@ -65,21 +67,48 @@ pub struct Raft {
 
 impl Raft {
     /// Creates a node, fresh (`PersistedState::default()`) or restarting from what storage
-    /// recovered. It starts as a follower that knows no leader; applied starts at 0, so the
-    /// node re-applies the log up to commit.
+    /// recovered, without a snapshot. It starts as a follower that knows no leader; applied
+    /// starts at 0, so the node re-applies the log up to commit.
     pub fn new(config: Config, persisted: PersistedState, rng_seed: u64) -> Raft {
+        Raft::recover(config, None, persisted, rng_seed)
+    }
+
+    /// Creates a node from everything storage recovered: the latest snapshot (if the node
+    /// ever compacted its log or installed one from a leader) and the hard state and entries
+    /// persisted after it (entries the snapshot covers are skipped). The node restores its
+    /// state machine from `snapshot.data` before calling this; applied starts at the
+    /// snapshot's index, and the node re-applies the log from there up to commit.
+    pub fn recover(
+        config: Config,
+        snapshot: Option<Snapshot>,
+        persisted: PersistedState,
+        rng_seed: u64,
+    ) -> Raft {
         config.validate();
         let PersistedState {
             hard_state,
             entries,
         } = persisted;
-        let log = RaftLog::recovered(entries, hard_state.commit);
+        let snapshot = snapshot.unwrap_or_else(|| Snapshot {
+            metadata: SnapshotMetadata {
+                index: LogIndex(0),
+                term: Term(0),
+                conf_state: ConfState::with_voters(config.voters.iter().copied()),
+            },
+            data: Vec::new(),
+        });
+        let log = RaftLog::recovered(snapshot, entries, hard_state.commit);
         assert!(
             log.last_term() <= hard_state.term,
             "recovered log has term {} beyond the recovered term {}",
             log.last_term(),
             hard_state.term
         );
+        // A recovered snapshot may carry a commit index beyond the persisted one.
+        let hard_state = HardState {
+            commit: log.commit,
+            ..hard_state
+        };
         let soft_state = SoftState {
             leader: None,
             role: Role::Follower,
@@ -215,11 +244,14 @@ impl Raft {
         let hard_state = self.hard_state();
         // Unstable entries first, then committed ones: a committed entry is then always either
         // persisted already or in this Ready's `entries`, which the node persists first.
+        // A snapshot installed from the leader comes first: it replaces the log before them.
+        let snapshot = self.log.take_unstable_snapshot();
         let entries = self.log.take_unstable();
         let committed_entries = self.log.take_to_apply();
         let ready = Ready {
             soft_state: (soft_state != self.reported_soft_state).then_some(soft_state),
             hard_state: (hard_state != self.reported_hard_state).then_some(hard_state),
+            snapshot,
             entries,
             messages: std::mem::take(&mut self.outbox),
             committed_entries,
@@ -236,6 +268,9 @@ impl Raft {
     pub fn advance(&mut self, ready: &Ready) {
         assert!(self.ready_outstanding, "advance() without a ready()");
         self.ready_outstanding = false;
+        if let Some(snapshot) = &ready.snapshot {
+            self.log.applied_to(snapshot.metadata.index);
+        }
         if let Some(last) = ready.entries.last() {
             self.log.stable_to(last);
             if self.role == Role::Leader {
@@ -260,13 +295,22 @@ impl Raft {
             last_index: self.log.last_index(),
             last_term: self.log.last_term(),
             vote: self.vote,
+            snapshot_index: self.log.snapshot_index(),
         }
     }
 
-    /// The whole in-memory log from index 1, including entries not yet persisted. For
-    /// checkers (log matching, leader completeness) and debugging; the node uses `Ready`.
+    /// The in-memory log after the snapshot (from `status().snapshot_index + 1`), including
+    /// entries not yet persisted. For checkers (log matching, leader completeness) and
+    /// debugging; the node uses `Ready`.
     pub fn log_entries(&self) -> &[Entry] {
         self.log.entries()
+    }
+
+    /// The latest snapshot (compacted by this node or installed from a leader), or `None`
+    /// before the first one. The node keeps its own durable copy; this is the one Raft sends.
+    pub fn snapshot(&self) -> Option<&Snapshot> {
+        let snapshot = self.log.snapshot();
+        (snapshot.metadata.index > LogIndex(0)).then_some(snapshot)
     }
 
     // ---------------------------------------------------------------------------------------
@@ -293,7 +337,9 @@ impl Raft {
             // A granted pre-vote is tagged with the term we would campaign in, not a term
             // anyone is in; a rejection carries the rejecter's real term, which we adopt below.
             MessageBody::PreVoteResponse { granted: true } => true,
-            MessageBody::AppendEntries { .. } | MessageBody::Heartbeat { .. } => {
+            MessageBody::AppendEntries { .. }
+            | MessageBody::Heartbeat { .. }
+            | MessageBody::InstallSnapshot { .. } => {
                 self.become_follower(msg.term, Some(msg.from));
                 true
             }
@@ -307,7 +353,9 @@ impl Raft {
     pub(super) fn answer_stale(&mut self, msg: &Message) {
         let body = match msg.body {
             // Tell an old leader about the new term so that it steps down.
-            MessageBody::AppendEntries { .. } | MessageBody::Heartbeat { .. } => {
+            MessageBody::AppendEntries { .. }
+            | MessageBody::Heartbeat { .. }
+            | MessageBody::InstallSnapshot { .. } => {
                 MessageBody::HeartbeatResponse { read_ctx: None }
             }
             MessageBody::PreVote { .. } => MessageBody::PreVoteResponse { granted: false },
@@ -344,7 +392,12 @@ impl Raft {
             (Role::Candidate, MessageBody::RequestVoteResponse { granted }) => {
                 self.handle_vote_response(from, granted)
             }
-            (Role::Leader, MessageBody::AppendEntries { .. } | MessageBody::Heartbeat { .. }) => {
+            (
+                Role::Leader,
+                MessageBody::AppendEntries { .. }
+                | MessageBody::Heartbeat { .. }
+                | MessageBody::InstallSnapshot { .. },
+            ) => {
                 panic!(
                     "election safety: node {} and node {from} both lead term {}",
                     self.config.id, self.term
@@ -371,6 +424,10 @@ impl Raft {
             ) => {
                 self.follow(from);
                 self.handle_heartbeat(from, leader_commit, read_ctx)
+            }
+            (_, MessageBody::InstallSnapshot { snapshot }) => {
+                self.follow(from);
+                self.handle_snapshot(from, snapshot)
             }
             (Role::Leader, MessageBody::AppendEntriesResponse { result }) => {
                 self.handle_append_response(from, result)

@@ -15,7 +15,14 @@ impl Raft {
         entries: &[Entry],
         leader_commit: LogIndex,
     ) {
-        let result = if self.log.term(prev_index) == Some(prev_term) {
+        let result = if self.log.is_compacted(prev_index) {
+            // Our snapshot covers prev: everything up to our commit index is committed, so by
+            // Leader Completeness (Raft paper §5.4.3) the leader holds it too. Say how far we
+            // match and let the leader continue from there (etcd answers the same way).
+            AppendResult::Accepted {
+                match_index: self.log.commit,
+            }
+        } else if self.log.term(prev_index) == Some(prev_term) {
             let last_new = self.log.append_from_leader(prev_index, entries);
             // Figure 2 receiver rule 5: commit only what this append proved we hold; entries
             // past `last_new` may still be stale leftovers of an older term.
@@ -126,6 +133,11 @@ impl Raft {
             return;
         }
         let prev_log_index = progress.next_index.prev();
+        if self.log.is_compacted(prev_log_index) {
+            // The follower needs entries we no longer have: only the snapshot can stand in.
+            self.send_snapshot(to);
+            return;
+        }
         let prev_log_term = self
             .log
             .term(prev_log_index)
