@@ -60,9 +60,9 @@ mod types;
 pub use raft::Raft;
 pub use ready::Ready;
 pub use types::{
-    AppendResult, Canary, ConfState, Config, Entry, HardState, LogIndex, Message, MessageBody,
-    NodeId, PersistedState, ProposeError, ReadState, Role, Snapshot, SnapshotMetadata, SoftState,
-    Status, Term,
+    AppendResult, Canary, ConfState, Config, Entry, HardState, Limits, LogIndex, Message,
+    MessageBody, NodeId, PeerProgress, PersistedState, ProgressState, ProposeError, ReadState,
+    Role, Snapshot, SnapshotMetadata, SoftState, Status, Term,
 };
 
 #[cfg(test)]

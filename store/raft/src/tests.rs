@@ -419,7 +419,13 @@ fn restart_from_a_snapshot_applies_only_what_follows_it() {
         // Storage may still hold entries the snapshot covers.
         entries: log_of(&[1, 1, 1, 1]),
     };
-    let mut restarted = Raft::recover(config(1, 1), Some(snapshot), persisted, 0);
+    let mut restarted = Raft::recover(
+        config(1, 1),
+        crate::Limits::default(),
+        Some(snapshot),
+        persisted,
+        0,
+    );
     assert_eq!(restarted.status().applied, LogIndex(3));
     let readies = drain(&mut restarted);
     let applied: Vec<LogIndex> = readies

@@ -237,6 +237,38 @@ pub struct Config {
     pub canary: Option<Canary>,
 }
 
+/// Bounds that shape replication and membership changes but not safety, so they have a
+/// `Default` (unlike `Config`). Passed to `Raft::recover`; `Raft::new` uses the defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Per follower in the replicate state: at most this many appends carrying entries may
+    /// be unacknowledged (etcd's `MaxInflightMsgs`). Bounds the leader's outgoing queue and
+    /// what a slow follower has to absorb.
+    pub max_inflight_appends: usize,
+    /// A learner may be promoted to voter only when its match index is within this many
+    /// entries of the leader's last index (see `ConfChangeError::LearnerNotCaughtUp`).
+    pub promote_max_lag_entries: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_inflight_appends: 64,
+            promote_max_lag_entries: 16,
+        }
+    }
+}
+
+impl Limits {
+    /// Panics on bounds that cannot work; called by `Raft::recover`.
+    pub fn validate(&self) {
+        assert!(
+            self.max_inflight_appends > 0,
+            "limits: max_inflight_appends must be > 0"
+        );
+    }
+}
+
 /// A re-introducible Raft safety bug (a canary), proving that the checkers catch it. The
 /// variants always exist (so configs and seed files can name them); the buggy code paths are
 /// compiled only with the `canaries` cargo feature.
@@ -349,6 +381,41 @@ pub struct Status {
     /// The last index covered by the snapshot (0 before any compaction): the log holds
     /// entries from `snapshot_index + 1` on.
     pub snapshot_index: LogIndex,
+}
+
+/// A follower's replication state as the leader sees it (see `Raft::progress`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProgressState {
+    /// Where the follower's log matches ours is unknown: one append at a time.
+    Probe,
+    /// Appends stream, up to `Limits::max_inflight_appends` unacknowledged.
+    Replicate,
+    /// A snapshot is on its way; nothing else is sent until it is acknowledged.
+    Snapshot,
+}
+
+impl fmt::Display for ProgressState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            ProgressState::Probe => "probe",
+            ProgressState::Replicate => "replicate",
+            ProgressState::Snapshot => "snapshot",
+        };
+        f.write_str(name)
+    }
+}
+
+/// What the leader knows about one follower, for status reports and checkers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerProgress {
+    pub id: NodeId,
+    pub match_index: LogIndex,
+    pub next_index: LogIndex,
+    pub state: ProgressState,
+    /// Unacknowledged appends that carried entries (replicate state only).
+    pub inflight_appends: usize,
+    /// Heard from since the last check-quorum round.
+    pub recently_active: bool,
 }
 
 /// Why a proposal or a read was refused. Not an assertion: losing leadership is normal.

@@ -202,9 +202,10 @@ impl Raft {
         // next = last + 1 before the no-op, so the first append carries the no-op and probes
         // at our previous last entry (Raft paper §5.3).
         let last = self.log.last_index();
+        let max_inflight = self.limits.max_inflight_appends;
         self.progress = self
             .peers()
-            .map(|peer| (peer, Progress::new(last)))
+            .map(|peer| (peer, Progress::new(last, max_inflight)))
             .collect();
         // Raft paper §8: an entry of our own term lets us commit everything before it
         // (§5.4.2 forbids committing earlier terms' entries by counting replicas).
@@ -241,6 +242,10 @@ impl Raft {
             for progress in self.progress.values_mut() {
                 progress.recently_active = false;
             }
+        }
+        let timeout = self.config.election_timeout_ticks;
+        for progress in self.progress.values_mut() {
+            progress.tick(timeout);
         }
         if self.heartbeat_elapsed_ticks >= self.config.heartbeat_interval_ticks {
             self.heartbeat_elapsed_ticks = 0;

@@ -68,6 +68,7 @@ impl Raft {
         );
         let last = self.log.last_index();
         for (peer, progress) in &self.progress {
+            progress.check();
             assert!(
                 progress.match_index <= last,
                 "node {id}: peer {peer} matches beyond our log"

@@ -15,9 +15,9 @@ use crate::progress::{quorum, quorum_index, Progress};
 use crate::read_index::ReadQueue;
 use crate::ready::Ready;
 use crate::types::{
-    AppendResult, Canary, ConfState, Config, Entry, HardState, LogIndex, Message, MessageBody,
-    NodeId, PersistedState, ProposeError, ReadState, Role, Snapshot, SnapshotMetadata, SoftState,
-    Status, Term,
+    AppendResult, Canary, ConfState, Config, Entry, HardState, Limits, LogIndex, Message,
+    MessageBody, NodeId, PeerProgress, PersistedState, ProgressState, ProposeError, ReadState,
+    Role, Snapshot, SnapshotMetadata, SoftState, Status, Term,
 };
 
 /// Whether `send_append` sends a message that carries no entries. An empty append still
@@ -32,6 +32,7 @@ pub(super) enum WhenEmpty {
 #[derive(Debug)]
 pub struct Raft {
     config: Config,
+    limits: Limits,
     term: Term,
     vote: Option<NodeId>,
     /// Invariant: `leader == Some(config.id)` iff `role == Leader`.
@@ -70,7 +71,7 @@ impl Raft {
     /// recovered, without a snapshot. It starts as a follower that knows no leader; applied
     /// starts at 0, so the node re-applies the log up to commit.
     pub fn new(config: Config, persisted: PersistedState, rng_seed: u64) -> Raft {
-        Raft::recover(config, None, persisted, rng_seed)
+        Raft::recover(config, Limits::default(), None, persisted, rng_seed)
     }
 
     /// Creates a node from everything storage recovered: the latest snapshot (if the node
@@ -80,11 +81,13 @@ impl Raft {
     /// snapshot's index, and the node re-applies the log from there up to commit.
     pub fn recover(
         config: Config,
+        limits: Limits,
         snapshot: Option<Snapshot>,
         persisted: PersistedState,
         rng_seed: u64,
     ) -> Raft {
         config.validate();
+        limits.validate();
         let PersistedState {
             hard_state,
             entries,
@@ -116,6 +119,7 @@ impl Raft {
         };
         let mut raft = Raft {
             config,
+            limits,
             term: hard_state.term,
             vote: hard_state.vote,
             leader: None,
@@ -304,6 +308,22 @@ impl Raft {
     /// debugging; the node uses `Ready`.
     pub fn log_entries(&self) -> &[Entry] {
         self.log.entries()
+    }
+
+    /// What the leader knows about each follower (voters and learners), in id order; empty
+    /// unless this node leads.
+    pub fn progress(&self) -> Vec<PeerProgress> {
+        self.progress
+            .iter()
+            .map(|(id, progress)| PeerProgress {
+                id: *id,
+                match_index: progress.match_index,
+                next_index: progress.next_index,
+                state: progress.state(),
+                inflight_appends: progress.inflight_appends(),
+                recently_active: progress.recently_active,
+            })
+            .collect()
     }
 
     /// The latest snapshot (compacted by this node or installed from a leader), or `None`

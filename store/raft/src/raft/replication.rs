@@ -125,18 +125,39 @@ impl Raft {
         }
     }
 
+    /// Sends `to` what it needs next, as far as flow control allows: one append (or the
+    /// snapshot) while probing, and appends until the in-flight window is full or the log is
+    /// exhausted while replicating (etcd fills the window the same way).
     pub(super) fn send_append(&mut self, to: NodeId, when_empty: WhenEmpty) {
+        let mut when_empty = when_empty;
+        // Bounded: each round fills a window slot, and the window is bounded.
+        for _ in 0..=self.limits.max_inflight_appends {
+            let carried_entries = self.send_one_append(to, when_empty);
+            let progress = &self.progress[&to];
+            let more = carried_entries
+                && progress.state() == ProgressState::Replicate
+                && progress.next_index <= self.log.last_index();
+            if !more {
+                return;
+            }
+            when_empty = WhenEmpty::Skip;
+        }
+    }
+
+    /// Sends one append or the snapshot if flow control allows. Returns whether an append
+    /// with entries went out.
+    fn send_one_append(&mut self, to: NodeId, when_empty: WhenEmpty) -> bool {
         let max_entries = self.config.max_entries_per_append;
         let commit = self.log.commit;
         let progress = &self.progress[&to];
         if !progress.can_send() {
-            return;
+            return false;
         }
         let prev_log_index = progress.next_index.prev();
         if self.log.is_compacted(prev_log_index) {
             // The follower needs entries we no longer have: only the snapshot can stand in.
             self.send_snapshot(to);
-            return;
+            return false;
         }
         let prev_log_term = self
             .log
@@ -144,10 +165,12 @@ impl Raft {
             .expect("next_index is at most last_index + 1");
         let entries = self.log.slice(progress.next_index, max_entries);
         if entries.is_empty() && when_empty == WhenEmpty::Skip {
-            return;
+            return false;
         }
+        let carried_entries = !entries.is_empty();
         let last_sent = entries.last().map_or(prev_log_index, |entry| entry.index);
-        self.progress_mut(to).sent(last_sent, commit);
+        self.progress_mut(to)
+            .sent(last_sent, carried_entries, commit);
         self.send(
             to,
             self.term,
@@ -158,6 +181,7 @@ impl Raft {
                 leader_commit: commit,
             },
         );
+        carried_entries
     }
 
     pub(super) fn broadcast_append(&mut self, when_empty: WhenEmpty) {

@@ -68,7 +68,8 @@ impl Raft {
             "a compacted index implies a snapshot"
         );
         let commit = self.log.commit;
-        self.progress_mut(to).sent(snapshot.metadata.index, commit);
+        self.progress_mut(to)
+            .sent_snapshot(snapshot.metadata.index, commit);
         self.send(to, self.term, MessageBody::InstallSnapshot { snapshot });
     }
 }

@@ -97,3 +97,31 @@ pub fn status(raft: &Raft) -> String {
 pub fn log(raft: &Raft) -> String {
     entries(raft.log_entries())
 }
+
+/// A short name of the message kind, for script filters.
+pub fn kind(msg: &Message) -> &'static str {
+    match msg.body {
+        MessageBody::PreVote { .. } => "prevote",
+        MessageBody::PreVoteResponse { .. } => "prevote-resp",
+        MessageBody::RequestVote { .. } => "vote",
+        MessageBody::RequestVoteResponse { .. } => "vote-resp",
+        MessageBody::AppendEntries { .. } => "app",
+        MessageBody::AppendEntriesResponse { .. } => "app-resp",
+        MessageBody::Heartbeat { .. } => "hb",
+        MessageBody::HeartbeatResponse { .. } => "hb-resp",
+        MessageBody::InstallSnapshot { .. } => "snap",
+    }
+}
+
+/// The leader's view of each follower: `id state match=M next=N inflight=K`.
+pub fn progress(raft: &Raft) -> Vec<String> {
+    raft.progress()
+        .iter()
+        .map(|p| {
+            format!(
+                "{} {} match={} next={} inflight={}",
+                p.id, p.state, p.match_index, p.next_index, p.inflight_appends
+            )
+        })
+        .collect()
+}

@@ -22,8 +22,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use faultline_raft::{
-    Canary, Config, Entry, LogIndex, Message, NodeId, PersistedState, Raft, ReadState, Ready, Role,
-    Snapshot, Term,
+    Canary, Config, Entry, Limits, LogIndex, Message, NodeId, PersistedState, Raft, ReadState,
+    Ready, Role, Snapshot, Term,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -32,6 +32,7 @@ mod checker;
 pub mod describe;
 mod network;
 mod random;
+pub mod script;
 pub mod state_machine;
 
 pub use checker::{entry_at, violation, Checker, Violation};
@@ -45,6 +46,7 @@ pub struct ClusterOptions {
     pub election_timeout_ticks: u64,
     pub heartbeat_interval_ticks: u64,
     pub max_entries_per_append: usize,
+    pub limits: Limits,
     /// A planted bug (needs the `canaries` feature).
     pub canary: Option<Canary>,
 }
@@ -58,6 +60,7 @@ impl ClusterOptions {
             election_timeout_ticks: 10,
             heartbeat_interval_ticks: 2,
             max_entries_per_append: 16,
+            limits: Limits::default(),
             canary: None,
         }
     }
@@ -174,8 +177,10 @@ impl Cluster {
     /// learns the configuration from the leader's log or snapshot).
     pub fn start_node(&mut self, id: NodeId) {
         assert!(!self.disks.contains_key(&id), "node {id} exists already");
-        let raft = Raft::new(
+        let raft = Raft::recover(
             self.options.config(id),
+            self.options.limits,
+            None,
             PersistedState::default(),
             self.rng.random(),
         );
@@ -526,6 +531,7 @@ impl Cluster {
             .map_or_else(Vec::new, |s| state_machine::decode(&s.data));
         let raft = Raft::recover(
             self.options.config(id),
+            self.options.limits,
             disk.snapshot,
             disk.persisted,
             self.rng.random(),

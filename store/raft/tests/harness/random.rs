@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use faultline_raft::{Canary, LogIndex, NodeId, Term};
+use faultline_raft::{Canary, Limits, LogIndex, NodeId, Term};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -42,6 +42,10 @@ pub fn run_random_with_canary(
         election_timeout_ticks,
         heartbeat_interval_ticks: plan_rng.random_range(1..election_timeout_ticks / 2),
         max_entries_per_append: plan_rng.random_range(1..6),
+        limits: Limits {
+            max_inflight_appends: plan_rng.random_range(2..9),
+            ..Limits::default()
+        },
         canary,
     };
     let mut cluster = Cluster::new(options, plan_rng.random());
@@ -99,12 +103,15 @@ pub fn run_random_with_canary(
         "liveness",
         format!(
             "no proposal committed on all nodes within {liveness_ticks} ticks after healing \
-             (leader {:?}, proposal {final_proposal:?}, statuses {:?})",
+             (leader {:?}, proposal {final_proposal:?}, statuses {:?}, leader's progress {:?})",
             cluster.leader(),
             ids.iter()
                 .filter(|id| cluster.is_live(**id))
                 .map(|id| cluster.raft(*id).status())
-                .collect::<Vec<_>>()
+                .collect::<Vec<_>>(),
+            cluster
+                .leader()
+                .map(|leader| cluster.raft(leader).progress()),
         ),
     )
     .map(|()| RunSummary::default())

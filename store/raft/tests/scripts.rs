@@ -1,0 +1,40 @@
+//! Interaction tests as readable scripts with golden output, one per feature. The scripts
+//! live in tests/scripts/*.txt (the language is described in tests/harness/script.rs); the
+//! transcripts are insta snapshots in tests/snapshots/. After an intended change in
+//! behaviour, review the new transcript and accept it (`cargo insta review`, or
+//! `INSTA_UPDATE=always cargo test -p faultline-raft --test scripts`).
+//!
+//! The safety checker runs after every step of every script, so a transcript that ends
+//! without `VIOLATION` or `PANIC` also passed every safety property.
+
+mod harness;
+
+fn transcript(name: &str) -> String {
+    let path = format!("{}/tests/scripts/{name}.txt", env!("CARGO_MANIFEST_DIR"));
+    let script = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    harness::script::run(&script)
+}
+
+/// Runs the script and compares its transcript with the golden one. Unless the script is
+/// expected to catch something (`caught`), a transcript must not end in a violation.
+fn check(name: &str, caught: Option<&str>) {
+    let out = transcript(name);
+    match caught {
+        None => assert!(
+            !out.contains("VIOLATION") && !out.contains("PANIC"),
+            "{name} failed:\n{out}"
+        ),
+        Some(what) => assert!(out.contains(what), "{name} did not catch {what}:\n{out}"),
+    }
+    insta::assert_snapshot!(name, out);
+}
+
+#[test]
+fn snapshot_catch_up() {
+    check("snapshot_catch_up", None);
+}
+
+#[test]
+fn flow_control() {
+    check("flow_control", None);
+}
