@@ -50,6 +50,7 @@
 //! tests switch on at runtime (`Config::canary`) to prove they catch them. Their code paths
 //! exist only with the `canaries` cargo feature; without it `Raft::new` refuses a canary.
 
+mod conf;
 mod log;
 mod progress;
 mod raft;
@@ -57,10 +58,11 @@ mod read_index;
 mod ready;
 mod types;
 
+pub use conf::{ConfChange, ConfChangeError, ConfChangeType, ConfState, Membership};
 pub use raft::Raft;
 pub use ready::Ready;
 pub use types::{
-    AppendResult, Canary, ConfState, Config, Entry, HardState, Limits, LogIndex, Message,
+    AppendResult, Canary, Config, Entry, EntryKind, HardState, Limits, LogIndex, Message,
     MessageBody, NodeId, PeerProgress, PersistedState, ProgressState, ProposeError, ReadState,
     Role, Snapshot, SnapshotMetadata, SoftState, Status, Term,
 };

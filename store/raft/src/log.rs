@@ -10,7 +10,10 @@
 //! among several. Everything at or below the snapshot index is committed and applied (a
 //! snapshot installed from the leader is applied by the node with the Ready that carries it).
 
-use crate::types::{ConfState, Entry, LogIndex, Snapshot, SnapshotMetadata, Term};
+use std::collections::BTreeMap;
+
+use crate::conf::ConfState;
+use crate::types::{Entry, EntryKind, LogIndex, Snapshot, SnapshotMetadata, Term};
 
 #[derive(Debug)]
 pub(crate) struct RaftLog {
@@ -19,6 +22,10 @@ pub(crate) struct RaftLog {
     snapshot: Snapshot,
     /// `entries[i].index == snapshot index + i + 1`.
     entries: Vec<Entry>,
+    /// The configuration-change entries in `entries`, by index, with the configuration each
+    /// results in. The configuration in force is the last one (or the snapshot's): a change
+    /// takes effect as soon as it is in the log (Raft thesis §4.1).
+    confs: BTreeMap<LogIndex, ConfState>,
     /// A snapshot installed from the leader and not yet handed to the node in a `Ready`.
     snapshot_unstable: bool,
     /// Highest index the node confirmed durable through `advance`.
@@ -76,9 +83,11 @@ impl RaftLog {
             "recovered commit {commit} is beyond the recovered log's last index {last}"
         );
         let commit = commit.max(snapshot_index);
+        let confs = conf_entries(&entries).collect();
         RaftLog {
             snapshot,
             entries,
+            confs,
             snapshot_unstable: false,
             persisted: last,
             handed_out: last,
@@ -106,6 +115,41 @@ impl RaftLog {
         self.entries
             .last()
             .map_or(self.snapshot.metadata.term, |entry| entry.term)
+    }
+
+    /// The configuration in force: the last one in the log, or the snapshot's.
+    pub(crate) fn conf_state(&self) -> &ConfState {
+        self.confs
+            .values()
+            .next_back()
+            .unwrap_or(&self.snapshot.metadata.conf_state)
+    }
+
+    /// The configuration in force at `index` (at or after the snapshot).
+    pub(crate) fn conf_state_at(&self, index: LogIndex) -> &ConfState {
+        assert!(
+            index >= self.snapshot_index(),
+            "no configuration below the snapshot"
+        );
+        self.confs
+            .range(..=index)
+            .next_back()
+            .map_or(&self.snapshot.metadata.conf_state, |(_, conf)| conf)
+    }
+
+    /// The index of the last configuration change in the log (the snapshot's index if none
+    /// follows it).
+    pub(crate) fn last_conf_index(&self) -> LogIndex {
+        self.confs
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or(self.snapshot_index())
+    }
+
+    /// Configuration changes in the log after `index`.
+    pub(crate) fn conf_changes_after(&self, index: LogIndex) -> usize {
+        self.confs.range(index.next()..).count()
     }
 
     pub(crate) fn persisted(&self) -> LogIndex {
@@ -175,13 +219,21 @@ impl RaftLog {
     }
 
     /// A leader's own append. Returns the new entry's index.
-    pub(crate) fn append_new(&mut self, term: Term, data: Vec<u8>) -> LogIndex {
+    pub(crate) fn append_new(&mut self, term: Term, data: Vec<u8>, kind: EntryKind) -> LogIndex {
         assert!(
             term >= self.last_term(),
             "leader appends never lower the last term"
         );
         let index = self.last_index().next();
-        self.entries.push(Entry { term, index, data });
+        if let EntryKind::ConfChange { conf_state, .. } = &kind {
+            self.confs.insert(index, conf_state.clone());
+        }
+        self.entries.push(Entry {
+            term,
+            index,
+            data,
+            kind,
+        });
         index
     }
 
@@ -212,13 +264,18 @@ impl RaftLog {
                         self.commit
                     );
                     self.truncate_from(entry.index);
-                    self.entries.extend_from_slice(&new[offset..]);
+                    self.extend(&new[offset..]);
                 }
-                None => self.entries.extend_from_slice(&new[offset..]),
+                None => self.extend(&new[offset..]),
             }
             break;
         }
         LogIndex(prev_index.0 + new.len() as u64)
+    }
+
+    fn extend(&mut self, new: &[Entry]) {
+        self.confs.extend(conf_entries(new));
+        self.entries.extend_from_slice(new);
     }
 
     /// Drops entries at `index` and above. The watermarks follow: what was persisted or handed
@@ -230,6 +287,8 @@ impl RaftLog {
             .position(index)
             .expect("committed prefix covers the snapshot");
         self.entries.truncate(position);
+        // A change that leaves the log stops being in force (thesis §4.1).
+        self.confs.split_off(&index);
         let new_last = self.last_index();
         self.persisted = self.persisted.min(new_last);
         self.handed_out = self.handed_out.min(new_last);
@@ -246,9 +305,9 @@ impl RaftLog {
     }
 
     /// Replaces the prefix up to `index` (applied by the node) with the node's snapshot `data`
-    /// of its state machine at `index`, where `conf_state` was in force. Entries after `index`
-    /// stay.
-    pub(crate) fn compact(&mut self, index: LogIndex, conf_state: ConfState, data: Vec<u8>) {
+    /// of its state machine at `index`; the snapshot records the configuration in force there.
+    /// Entries after `index` stay.
+    pub(crate) fn compact(&mut self, index: LogIndex, data: Vec<u8>) {
         assert!(
             index > self.snapshot_index(),
             "compaction moves the snapshot forward"
@@ -259,6 +318,7 @@ impl RaftLog {
             self.applied
         );
         let term = self.term(index).expect("index is within the log");
+        let conf_state = self.conf_state_at(index).clone();
         let snapshot = Snapshot {
             metadata: SnapshotMetadata {
                 index,
@@ -272,6 +332,7 @@ impl RaftLog {
             .expect("index is after the old snapshot")
             + 1;
         self.entries.drain(..keep_from);
+        self.confs = self.confs.split_off(&index.next());
         self.snapshot = snapshot;
         // Everything up to `index` was applied, so persisted (or it could not have been).
         self.persisted = self.persisted.max(index);
@@ -295,6 +356,7 @@ impl RaftLog {
     pub(crate) fn restore_unchecked(&mut self, snapshot: Snapshot) {
         let index = snapshot.metadata.index;
         self.entries.clear();
+        self.confs.clear();
         self.snapshot = snapshot;
         self.snapshot_unstable = true;
         // Covered by the snapshot, which the node persists before anyone hears of it.
@@ -411,6 +473,14 @@ impl RaftLog {
     }
 }
 
+/// The configuration changes among `entries`, with the configuration each results in.
+fn conf_entries(entries: &[Entry]) -> impl Iterator<Item = (LogIndex, ConfState)> + '_ {
+    entries.iter().filter_map(|entry| match &entry.kind {
+        EntryKind::ConfChange { conf_state, .. } => Some((entry.index, conf_state.clone())),
+        EntryKind::Normal => None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -420,6 +490,7 @@ mod tests {
             term: Term(term),
             index: LogIndex(index),
             data: vec![index as u8],
+            kind: EntryKind::Normal,
         }
     }
 
@@ -487,7 +558,7 @@ mod tests {
         let mut log = log((1..=5).map(|i| entry(i, 1 + i / 3)).collect(), 4);
         assert_eq!(log.take_to_apply().len(), 4);
         log.applied_to(LogIndex(4));
-        log.compact(LogIndex(3), ConfState::default(), vec![7]);
+        log.compact(LogIndex(3), vec![7]);
         log.check_invariants();
         assert_eq!(log.snapshot_index(), LogIndex(3));
         assert_eq!(log.term(LogIndex(2)), None, "compacted");
@@ -504,7 +575,7 @@ mod tests {
     #[should_panic(expected = "beyond the applied index")]
     fn compaction_beyond_applied_panics() {
         let mut log = log(vec![entry(1, 1), entry(2, 1)], 2);
-        log.compact(LogIndex(2), ConfState::default(), vec![7]);
+        log.compact(LogIndex(2), vec![7]);
     }
 
     #[test]
@@ -548,5 +619,72 @@ mod tests {
         assert_eq!(log.entries(), &[entry(3, 2)]);
         assert_eq!(log.commit, LogIndex(2), "a snapshot is committed");
         assert_eq!(log.applied, LogIndex(2));
+    }
+}
+
+#[cfg(test)]
+mod conf_tests {
+    use super::*;
+    use crate::conf::{ConfChange, ConfChangeType};
+    use crate::types::NodeId;
+
+    fn conf_entry(index: u64, term: u64, voters: &[u64]) -> Entry {
+        Entry {
+            term: Term(term),
+            index: LogIndex(index),
+            data: Vec::new(),
+            kind: EntryKind::ConfChange {
+                change: ConfChange {
+                    change_type: ConfChangeType::AddVoter,
+                    node: NodeId(*voters.last().expect("a voter")),
+                },
+                conf_state: ConfState::with_voters(voters.iter().copied().map(NodeId)),
+            },
+        }
+    }
+
+    fn normal(index: u64, term: u64) -> Entry {
+        Entry {
+            term: Term(term),
+            index: LogIndex(index),
+            data: vec![1],
+            kind: EntryKind::Normal,
+        }
+    }
+
+    fn bootstrap() -> Snapshot {
+        Snapshot {
+            metadata: SnapshotMetadata {
+                index: LogIndex(0),
+                term: Term(0),
+                conf_state: ConfState::with_voters([NodeId(1)]),
+            },
+            data: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn configuration_follows_the_log_including_truncation_and_compaction() {
+        let entries = vec![normal(1, 1), conf_entry(2, 1, &[1, 2]), normal(3, 1)];
+        let mut log = RaftLog::recovered(bootstrap(), entries, LogIndex(3));
+        assert_eq!(log.conf_state().voters.len(), 2);
+        assert_eq!(log.conf_state_at(LogIndex(1)).voters.len(), 1);
+        // An uncommitted change from a leader of term 2, replaced by one of term 3: the
+        // configuration falls back when its entry leaves the log.
+        log.append_from_leader(LogIndex(3), &[conf_entry(4, 2, &[1, 2, 3])]);
+        assert_eq!(log.conf_state().voters.len(), 3);
+        assert_eq!(log.last_conf_index(), LogIndex(4));
+        assert_eq!(log.conf_changes_after(LogIndex(3)), 1);
+        log.append_from_leader(LogIndex(3), &[normal(4, 3)]);
+        assert_eq!(log.conf_state().voters.len(), 2);
+        assert_eq!(log.last_conf_index(), LogIndex(2));
+        // Compaction keeps the configuration in force at the snapshot's index.
+        log.take_to_apply();
+        log.applied_to(LogIndex(3));
+        log.compact(LogIndex(3), vec![]);
+        assert_eq!(log.snapshot().metadata.conf_state.voters.len(), 2);
+        assert_eq!(log.conf_state().voters.len(), 2);
+        assert_eq!(log.last_conf_index(), LogIndex(3));
+        log.check_invariants();
     }
 }

@@ -3,8 +3,8 @@
 use proptest::prelude::*;
 
 use crate::{
-    Config, Entry, HardState, LogIndex, Message, MessageBody, NodeId, PersistedState, ProposeError,
-    Raft, Role, Term,
+    Config, Entry, EntryKind, HardState, LogIndex, Message, MessageBody, NodeId, PersistedState,
+    ProposeError, Raft, Role, Term,
 };
 
 fn config(id: u64, voter_count: u64) -> Config {
@@ -123,11 +123,13 @@ fn restart_keeps_term_vote_and_log_and_reapplies() {
             term: Term(1),
             index: LogIndex(1),
             data: Vec::new(),
+            kind: EntryKind::Normal,
         },
         Entry {
             term: Term(2),
             index: LogIndex(2),
             data: b"a".to_vec(),
+            kind: EntryKind::Normal,
         },
     ];
     let persisted = PersistedState {
@@ -205,12 +207,20 @@ fn ready_twice_without_advance_panics() {
     let _second = raft.ready();
 }
 
+/// A node outside the bootstrap voters (one that joins later) starts as a non-member: it
+/// never campaigns until a configuration in its log makes it a voter.
 #[test]
-#[should_panic(expected = "must include this node")]
-fn config_without_self_panics() {
-    let mut bad = config(4, 3);
-    bad.id = NodeId(4);
-    Raft::new(bad, PersistedState::default(), 0);
+fn a_node_outside_its_configuration_never_campaigns() {
+    let mut joiner = Raft::new(config(4, 3), PersistedState::default(), 0);
+    assert_eq!(joiner.status().membership, crate::Membership::NotMember);
+    for _ in 0..100 {
+        joiner.tick();
+    }
+    assert_eq!(joiner.status().role, Role::Follower);
+    assert_eq!(joiner.status().term, Term(0));
+    assert!(drain(&mut joiner)
+        .iter()
+        .all(|ready| ready.messages.is_empty()));
 }
 
 proptest! {
@@ -230,6 +240,7 @@ proptest! {
                 term: Term(*term),
                 index: LogIndex(i as u64 + 1),
                 data: vec![*term as u8, i as u8],
+                kind: EntryKind::Normal,
             }).collect()
         };
         let leader_log = to_log(&leader_terms);
@@ -308,6 +319,7 @@ fn log_of(terms: &[u64]) -> Vec<Entry> {
             term: Term(*term),
             index: LogIndex(i as u64 + 1),
             data: vec![b'a' + i as u8],
+            kind: EntryKind::Normal,
         })
         .collect()
 }

@@ -1,10 +1,11 @@
 //! The vocabulary of the crate: identifiers, log entries, messages, configuration and the
 //! small value types a node reads back from `Raft`.
 
-use std::collections::BTreeSet;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+
+use crate::conf::{ConfChange, ConfState, Membership};
 
 macro_rules! newtype_u64 {
     ($(#[$meta:meta])* $name:ident) => {
@@ -63,41 +64,27 @@ impl Term {
 pub struct Entry {
     pub term: Term,
     pub index: LogIndex,
-    /// Empty only for the no-op entry a new leader appends (Raft paper §8): it lets the leader
-    /// commit entries of earlier terms. The node skips it when applying.
+    /// The application's command. Empty for the no-op entry a new leader appends (Raft paper
+    /// §8: it lets the leader commit entries of earlier terms) and for configuration changes;
+    /// the node skips empty entries when applying commands.
     pub data: Vec<u8>,
+    /// What the entry is: an application command (or the no-op), or a configuration change.
+    pub kind: EntryKind,
 }
 
-/// The cluster's membership: who votes, and who only receives the log (learners never vote
-/// and never count in a quorum). Replicated state: a snapshot carries the configuration as of
-/// its last entry.
-#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct ConfState {
-    pub voters: BTreeSet<NodeId>,
-    pub learners: BTreeSet<NodeId>,
-}
-
-impl ConfState {
-    /// A configuration of voters only.
-    pub fn with_voters(voters: impl IntoIterator<Item = NodeId>) -> ConfState {
-        ConfState {
-            voters: voters.into_iter().collect(),
-            learners: BTreeSet::new(),
-        }
-    }
-
-    pub fn is_voter(&self, id: NodeId) -> bool {
-        self.voters.contains(&id)
-    }
-
-    pub fn is_learner(&self, id: NodeId) -> bool {
-        self.learners.contains(&id)
-    }
-
-    /// Voters and learners, in id order.
-    pub fn members(&self) -> impl Iterator<Item = NodeId> + '_ {
-        self.voters.union(&self.learners).copied()
-    }
+/// What a log entry carries besides `data`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EntryKind {
+    /// An application command in `data` (or, with empty `data`, a new leader's no-op).
+    #[default]
+    Normal,
+    /// A membership change (`data` is empty). It takes effect on every server as soon as the
+    /// entry is in its log, committed or not (see `Raft::propose_conf_change`), and
+    /// `conf_state` is the configuration from this entry on.
+    ConfChange {
+        change: ConfChange,
+        conf_state: ConfState,
+    },
 }
 
 /// What a snapshot covers: the log up to and including (`index`, `term`), and the
@@ -218,7 +205,10 @@ pub enum AppendResult {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Config {
     pub id: NodeId,
-    /// All voters, including `id`. Membership is fixed.
+    /// The bootstrap configuration: the voters before any membership change. Every member of
+    /// a cluster passes the same list; it applies until the log (or a snapshot) holds a
+    /// configuration. A node that joins later passes the same list without being in it, and
+    /// learns the current configuration from the leader.
     pub voters: Vec<NodeId>,
     /// Followers wait a random number of ticks in `[t, 2t)` before campaigning (Raft paper
     /// §5.2); also the check-quorum period and the follower's leader lease.
@@ -280,6 +270,17 @@ pub enum Canary {
     /// Commit any entry replicated on a quorum, even one of an earlier term (Raft paper
     /// §5.4.2, Figure 8): a later leader can overwrite it.
     CommitOldTerm,
+    /// Membership changes take effect on append, but the leader accepts a second change while
+    /// the first is uncommitted, and a change before its first commit in its term: the
+    /// classic single-server-change bug (Ongaro, raft-dev 2015; thesis errata). Two
+    /// configurations two servers apart can then elect leaders with disjoint majorities.
+    ConfChangeOnAppendNoGuard,
+    /// A follower installs a snapshot older than its commit index, truncating entries it
+    /// already knew committed and rolling its state machine back.
+    InstallStaleSnapshot,
+    /// A learner is promoted to voter before it has caught up (etcd refuses this): the quorum
+    /// grows by a node that holds nothing yet.
+    PromoteUnreadyLearner,
 }
 
 impl Config {
@@ -291,12 +292,6 @@ impl Config {
             "config: canary {:?} requested, but faultline-raft was built without the \
              `canaries` feature",
             self.canary
-        );
-        assert!(
-            self.voters.contains(&self.id),
-            "config: voters {:?} must include this node's id {}",
-            self.voters,
-            self.id
         );
         let mut sorted = self.voters.clone();
         sorted.sort();
@@ -381,6 +376,10 @@ pub struct Status {
     /// The last index covered by the snapshot (0 before any compaction): the log holds
     /// entries from `snapshot_index + 1` on.
     pub snapshot_index: LogIndex,
+    /// This node's place in the configuration in force (the latest in its log). A node
+    /// that is not a voter never campaigns; one that finds itself `NotMember` after a
+    /// committed removal of itself should stop (see `Raft::propose_conf_change`).
+    pub membership: Membership,
 }
 
 /// A follower's replication state as the leader sees it (see `Raft::progress`).

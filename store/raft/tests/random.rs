@@ -26,6 +26,7 @@ fn run_seeds(node_count: u64, seeds: std::ops::Range<u64>) {
     let mut delivered = 0;
     let mut leader_terms = 0;
     let mut snapshots_installed = 0;
+    let mut conf_changes = 0;
     let seed_count = seeds.end - seeds.start;
     for seed in seeds {
         let summary = run_or_panic(seed, node_count);
@@ -36,12 +37,13 @@ fn run_seeds(node_count: u64, seeds: std::ops::Range<u64>) {
         delivered += summary.stats.messages_delivered;
         leader_terms += summary.leader_terms;
         snapshots_installed += summary.stats.snapshots_installed;
+        conf_changes += summary.stats.conf_changes_proposed;
     }
     eprintln!(
         "{node_count} nodes, {seed_count} seeds: {committed} entries committed, {reads} reads \
          confirmed, {crashes} crashes ({lost_readies} lost an unpersisted Ready), \
          {delivered} messages delivered, {leader_terms} leader terms, \
-         {snapshots_installed} snapshots installed"
+         {snapshots_installed} snapshots installed, {conf_changes} membership changes"
     );
     // The runs must actually exercise what they claim to: a harness that never commits or
     // never crashes anything would pass vacuously.
@@ -55,6 +57,10 @@ fn run_seeds(node_count: u64, seeds: std::ops::Range<u64>) {
     assert!(
         snapshots_installed > seed_count / 4,
         "too few snapshots installed: {snapshots_installed}"
+    );
+    assert!(
+        conf_changes > seed_count,
+        "too few membership changes: {conf_changes}"
     );
 }
 

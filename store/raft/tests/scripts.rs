@@ -38,3 +38,23 @@ fn snapshot_catch_up() {
 fn flow_control() {
     check("flow_control", None);
 }
+
+#[test]
+fn add_remove_voter() {
+    check("add_remove_voter", None);
+}
+
+#[test]
+fn learner_promote() {
+    check("learner_promote", None);
+}
+
+#[test]
+fn removed_leader() {
+    check("removed_leader", None);
+}
+
+#[test]
+fn removed_member() {
+    check("removed_member", None);
+}

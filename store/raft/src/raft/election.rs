@@ -8,7 +8,12 @@ impl Raft {
     // ---------------------------------------------------------------------------------------
 
     /// Starts an election (or pre-election) now, as if the election timeout had run out.
+    /// A node that may not campaign (see `may_campaign`: a learner, a node not yet added, or
+    /// one whose removal it knows committed) never does.
     pub(crate) fn campaign(&mut self) {
+        if !self.may_campaign() {
+            return;
+        }
         if self.config.pre_vote {
             self.become_pre_candidate();
         } else {
@@ -88,13 +93,20 @@ impl Raft {
         }
     }
 
-    /// Records a vote; returns `Some(won)` once the outcome is decided.
+    /// Records a vote; returns `Some(won)` once the outcome is decided. Only the votes of
+    /// voters in our configuration count.
     pub(super) fn tally(&mut self, from: NodeId, granted: bool) -> Option<bool> {
         // The first answer counts; a duplicate cannot change it.
         self.votes.entry(from).or_insert(granted);
-        let needed = quorum(self.config.voters.len());
-        let granted_count = self.votes.values().filter(|granted| **granted).count();
-        let rejected_count = self.votes.len() - granted_count;
+        let voters = self.voters();
+        let needed = quorum(voters.len());
+        let counted = |want: bool| {
+            self.votes
+                .iter()
+                .filter(|(id, granted)| **granted == want && voters.contains(id))
+                .count()
+        };
+        let (granted_count, rejected_count) = (counted(true), counted(false));
         if granted_count >= needed {
             Some(true)
         } else if rejected_count >= needed {
@@ -143,6 +155,7 @@ impl Raft {
 
     pub(super) fn become_pre_candidate(&mut self) {
         assert_ne!(self.role, Role::Leader);
+        assert!(self.may_campaign(), "only a voter campaigns");
         self.role = Role::PreCandidate;
         // A pre-candidate has given up on the old leader but keeps its term and vote.
         self.leader = None;
@@ -161,6 +174,7 @@ impl Raft {
 
     pub(super) fn become_candidate(&mut self) {
         assert_ne!(self.role, Role::Leader);
+        assert!(self.may_campaign(), "only a voter campaigns");
         self.term = self.term.next();
         self.vote = Some(self.config.id);
         self.role = Role::Candidate;
@@ -184,7 +198,7 @@ impl Raft {
         body: impl Fn(LogIndex, Term) -> MessageBody,
     ) {
         let (last_index, last_term) = (self.log.last_index(), self.log.last_term());
-        for peer in self.peers() {
+        for peer in self.vote_peers() {
             self.send(peer, term, body(last_index, last_term));
         }
     }
@@ -199,17 +213,13 @@ impl Raft {
         self.role = Role::Leader;
         self.leader = Some(self.config.id);
         self.leave_role();
-        // next = last + 1 before the no-op, so the first append carries the no-op and probes
-        // at our previous last entry (Raft paper §5.3).
-        let last = self.log.last_index();
-        let max_inflight = self.limits.max_inflight_appends;
-        self.progress = self
-            .peers()
-            .map(|peer| (peer, Progress::new(last, max_inflight)))
-            .collect();
         // Raft paper §8: an entry of our own term lets us commit everything before it
         // (§5.4.2 forbids committing earlier terms' entries by counting replicas).
-        self.log.append_new(self.term, Vec::new());
+        self.log
+            .append_new(self.term, Vec::new(), EntryKind::Normal);
+        // Every follower starts at the no-op, so the first append carries it and probes at
+        // our previous last entry (Raft paper §5.3).
+        self.sync_progress();
         self.broadcast_append(WhenEmpty::Send);
     }
 
@@ -253,8 +263,16 @@ impl Raft {
         }
     }
 
+    /// Have a quorum of voters (ourselves included, if we vote) been heard from since the
+    /// last check? Learners and removed nodes do not count.
     pub(super) fn quorum_recently_active(&self) -> bool {
-        let active_peers = self.progress.values().filter(|p| p.recently_active).count();
-        active_peers + 1 >= quorum(self.config.voters.len())
+        let voters = self.voters();
+        let active = voters
+            .iter()
+            .filter(|id| {
+                **id == self.config.id || self.progress.get(id).is_some_and(|p| p.recently_active)
+            })
+            .count();
+        active >= quorum(voters.len())
     }
 }

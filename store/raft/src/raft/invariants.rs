@@ -38,6 +38,13 @@ impl Raft {
             (timeout..2 * timeout).contains(&self.randomized_election_timeout_ticks),
             "node {id}: randomized election timeout out of range"
         );
+        self.log.conf_state().check();
+        if matches!(self.role, Role::PreCandidate | Role::Candidate) {
+            assert!(
+                self.may_campaign(),
+                "node {id}: campaigns without being a voter"
+            );
+        }
         if self.role == Role::Leader {
             self.check_leader_invariants();
         } else {
@@ -61,10 +68,23 @@ impl Raft {
             self.term,
             "node {id}: leader has no entry of its own term"
         );
+        let tracked: BTreeSet<NodeId> = self.progress.keys().copied().collect();
         assert_eq!(
-            self.progress.len() + 1,
-            self.config.voters.len(),
-            "node {id}: progress must cover every other voter"
+            tracked,
+            self.replication_targets(),
+            "node {id}: progress must cover exactly the members (and a pending removal)"
+        );
+        // Single-server changes are safe only one at a time (membership.rs, rule 1).
+        let pending_changes = self.log.conf_changes_after(self.log.commit);
+        assert!(
+            pending_changes <= 1,
+            "node {id}: {pending_changes} uncommitted configuration changes in the leader's \
+             log (at most one may be in flight)"
+        );
+        // A leader that removed itself steps down once the removal commits.
+        assert!(
+            self.is_voter() || pending_changes == 1,
+            "node {id}: leads without being a voter after its removal committed"
         );
         let last = self.log.last_index();
         for (peer, progress) in &self.progress {

@@ -2,20 +2,23 @@
 
 mod election;
 mod invariants;
+mod membership;
 mod replication;
 mod snapshot;
+mod transfer;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::conf::{ConfChange, ConfChangeError, ConfChangeType, ConfState};
 use crate::log::RaftLog;
 use crate::progress::{quorum, quorum_index, Progress};
 use crate::read_index::ReadQueue;
 use crate::ready::Ready;
 use crate::types::{
-    AppendResult, Canary, ConfState, Config, Entry, HardState, Limits, LogIndex, Message,
+    AppendResult, Canary, Config, Entry, EntryKind, HardState, Limits, LogIndex, Message,
     MessageBody, NodeId, PeerProgress, PersistedState, ProgressState, ProposeError, ReadState,
     Role, Snapshot, SnapshotMetadata, SoftState, Status, Term,
 };
@@ -174,11 +177,11 @@ impl Raft {
             "node {} sent a message to itself",
             msg.from
         );
-        if !self.config.voters.contains(&msg.from) {
-            // Membership is fixed: a sender outside it is misconfigured, not a peer. Ignoring it
-            // keeps a stray process from disrupting the cluster.
-            return;
-        }
+        // Messages from nodes outside our configuration are handled like any other: a node
+        // that joins learns the configuration from the leader's log, so it must follow a
+        // leader it does not know yet, and a candidate's votes are counted against the
+        // candidate's own configuration. What keeps a removed node from disrupting the
+        // cluster is documented in `membership.rs`.
         match msg.term.cmp(&self.term) {
             std::cmp::Ordering::Less => self.answer_stale(&msg),
             std::cmp::Ordering::Greater => {
@@ -199,7 +202,7 @@ impl Raft {
                 leader_hint: self.leader,
             });
         }
-        let index = self.log.append_new(self.term, data);
+        let index = self.log.append_new(self.term, data, EntryKind::Normal);
         self.broadcast_append(WhenEmpty::Skip);
         Ok((self.term, index))
     }
@@ -300,6 +303,7 @@ impl Raft {
             last_term: self.log.last_term(),
             vote: self.vote,
             snapshot_index: self.log.snapshot_index(),
+            membership: self.log.conf_state().membership(self.config.id),
         }
     }
 
@@ -449,6 +453,11 @@ impl Raft {
                 self.follow(from);
                 self.handle_snapshot(from, snapshot)
             }
+            // An answer from a node we no longer replicate to (removed since).
+            (
+                Role::Leader,
+                MessageBody::AppendEntriesResponse { .. } | MessageBody::HeartbeatResponse { .. },
+            ) if !self.progress.contains_key(&from) => {}
             (Role::Leader, MessageBody::AppendEntriesResponse { result }) => {
                 self.handle_append_response(from, result)
             }
@@ -469,12 +478,6 @@ impl Raft {
     // ---------------------------------------------------------------------------------------
     // Helpers.
     // ---------------------------------------------------------------------------------------
-
-    pub(super) fn peers(&self) -> impl Iterator<Item = NodeId> + 'static {
-        let id = self.config.id;
-        let voters = self.config.voters.clone();
-        voters.into_iter().filter(move |peer| *peer != id)
-    }
 
     pub(super) fn progress_mut(&mut self, peer: NodeId) -> &mut Progress {
         self.progress

@@ -83,9 +83,12 @@ impl Raft {
                 if self.progress_mut(from).accepted(match_index) {
                     self.maybe_commit();
                 }
+                // A commit can end our leadership (our removal) or `from`'s membership.
+                let Some(progress) = self.progress.get(&from) else {
+                    return;
+                };
                 // Keep the pipeline going; if there is nothing left to send, still tell an
                 // idle follower about a commit index it has not seen.
-                let progress = &self.progress[&from];
                 let when_empty = if progress.is_idle() && progress.commit_sent < self.log.commit {
                     WhenEmpty::Send
                 } else {
@@ -119,8 +122,8 @@ impl Raft {
             self.send_append(from, WhenEmpty::Send);
         }
         if let Some(ctx) = read_ctx {
-            let needed = quorum(self.config.voters.len());
-            let confirmed = self.reads.ack(ctx, from, needed);
+            let voters = self.log.conf_state().voters.clone();
+            let confirmed = self.reads.ack(ctx, from, &voters);
             self.read_states.extend(confirmed);
         }
     }
@@ -184,8 +187,11 @@ impl Raft {
         carried_entries
     }
 
+    /// Sends to every follower we replicate to (voters, learners, and a node whose removal
+    /// is not committed yet).
     pub(super) fn broadcast_append(&mut self, when_empty: WhenEmpty) {
-        for peer in self.peers() {
+        let peers: Vec<NodeId> = self.progress.keys().copied().collect();
+        for peer in peers {
             self.send_append(peer, when_empty);
         }
     }
@@ -210,16 +216,24 @@ impl Raft {
         }
     }
 
-    /// Commits the highest index held durably by a quorum, if it is of our term.
+    /// Commits the highest index held durably by a quorum of the voters in our configuration
+    /// (the latest in our log, committed or not), if it is of our term. Learners and removed
+    /// nodes never count; neither do we while our own removal is pending.
     pub(super) fn maybe_commit(&mut self) {
         assert_eq!(self.role, Role::Leader);
-        let mut matches: BTreeMap<NodeId, LogIndex> = self
-            .progress
+        let matches: BTreeMap<NodeId, LogIndex> = self
+            .voters()
             .iter()
-            .map(|(peer, progress)| (*peer, progress.match_index))
+            .map(|voter| {
+                let held = if *voter == self.config.id {
+                    // Only what `advance` confirmed durable counts for ourselves.
+                    self.log.persisted()
+                } else {
+                    self.progress[voter].match_index
+                };
+                (*voter, held)
+            })
             .collect();
-        // Only what `advance` confirmed durable counts for ourselves.
-        matches.insert(self.config.id, self.log.persisted());
         let quorum_held = quorum_index(&matches);
         if quorum_held <= self.log.commit {
             return;
@@ -230,8 +244,12 @@ impl Raft {
         if !of_current_term && !self.canary_active(Canary::CommitOldTerm) {
             return;
         }
+        let old_commit = self.log.commit;
         self.log.commit_to(quorum_held);
         self.on_commit_advanced();
+        if self.log.last_conf_index() > old_commit {
+            self.after_commit_of_conf_change();
+        }
     }
 
     pub(super) fn on_commit_advanced(&mut self) {
@@ -258,7 +276,8 @@ impl Raft {
     pub(super) fn start_read(&mut self, ctx: u64) {
         assert_eq!(self.role, Role::Leader);
         assert!(self.committed_in_current_term());
-        if self.config.voters.len() == 1 {
+        let voters = self.voters();
+        if voters.len() == 1 && voters.contains(&self.config.id) {
             // We alone are a quorum: nobody else can have been elected.
             self.read_states.push(ReadState {
                 ctx,

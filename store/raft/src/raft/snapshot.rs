@@ -23,21 +23,21 @@ impl Raft {
         if index <= self.log.snapshot_index() {
             return;
         }
-        let conf_state = self.conf_state_at(index);
-        self.log.compact(index, conf_state, data);
+        self.log.compact(index, data);
         self.check_invariants();
-    }
-
-    /// The configuration in force at `index` (at or after the snapshot).
-    pub(super) fn conf_state_at(&self, index: LogIndex) -> ConfState {
-        assert!(index >= self.log.snapshot_index());
-        self.log.snapshot().metadata.conf_state.clone()
     }
 
     /// A snapshot from the leader of our term.
     pub(super) fn handle_snapshot(&mut self, from: NodeId, snapshot: Snapshot) {
         let SnapshotMetadata { index, term, .. } = snapshot.metadata;
-        let match_index = if index <= self.log.commit {
+        let match_index = if index <= self.log.commit
+            && self.canary_active(Canary::InstallStaleSnapshot)
+            && index < self.log.commit
+        {
+            // Planted bug: install it anyway, dropping committed entries after it.
+            self.log.restore_unchecked(snapshot);
+            index
+        } else if index <= self.log.commit {
             // Older than what we know committed: installing it would truncate committed
             // entries and roll the state machine back. Just say how far we are.
             self.log.commit

@@ -1,9 +1,13 @@
 //! One-line descriptions of messages and node states, for scripted tests' golden output.
 
-use faultline_raft::{AppendResult, Entry, Message, MessageBody, Raft};
+use faultline_raft::{AppendResult, ConfState, Entry, EntryKind, Message, MessageBody, Raft};
 
-/// `index/term`, and the data as text when it is printable (`-` for the no-op).
+/// `index/term`, and the data as text when it is printable (`-` for the no-op), or the
+/// configuration change.
 pub fn entry(entry: &Entry) -> String {
+    if let EntryKind::ConfChange { change, .. } = &entry.kind {
+        return format!("{}/{} conf:{change}", entry.index, entry.term);
+    }
     let data = if entry.data.is_empty() {
         "-".to_string()
     } else if entry.data.iter().all(|b| b.is_ascii_graphic()) {
@@ -64,11 +68,10 @@ pub fn message(msg: &Message) -> String {
             format!("HeartbeatResponse{}", read_ctx_suffix(*read_ctx))
         }
         MessageBody::InstallSnapshot { snapshot } => format!(
-            "InstallSnapshot index={}/{} voters={:?} learners={:?} data={} bytes",
+            "InstallSnapshot index={}/{} {} data={} bytes",
             snapshot.metadata.index,
             snapshot.metadata.term,
-            ids(snapshot.metadata.conf_state.voters.iter()),
-            ids(snapshot.metadata.conf_state.learners.iter()),
+            conf_state(&snapshot.metadata.conf_state),
             snapshot.data.len()
         ),
     };
@@ -83,13 +86,30 @@ fn ids<'a>(ids: impl Iterator<Item = &'a faultline_raft::NodeId>) -> Vec<u64> {
     ids.map(|id| id.0).collect()
 }
 
-/// `node role term=T leader=L commit=C applied=A last=I/T snapshot=S`.
+/// `node role (membership) term=T leader=L commit=C applied=A last=I/T snapshot=S`.
 pub fn status(raft: &Raft) -> String {
     let s = raft.status();
     let leader = s.leader.map_or_else(|| "-".to_string(), |l| l.to_string());
     format!(
-        "{} {} term={} leader={leader} commit={} applied={} last={}/{} snapshot={}",
-        s.id, s.role, s.term, s.commit, s.applied, s.last_index, s.last_term, s.snapshot_index
+        "{} {} ({}) term={} leader={leader} commit={} applied={} last={}/{} snapshot={}",
+        s.id,
+        s.role,
+        s.membership,
+        s.term,
+        s.commit,
+        s.applied,
+        s.last_index,
+        s.last_term,
+        s.snapshot_index
+    )
+}
+
+/// `voters=[..] learners=[..]`.
+pub fn conf_state(conf: &ConfState) -> String {
+    format!(
+        "voters={:?} learners={:?}",
+        ids(conf.voters.iter()),
+        ids(conf.learners.iter())
     )
 }
 

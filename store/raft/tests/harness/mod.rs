@@ -22,14 +22,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use faultline_raft::{
-    Canary, Config, Entry, Limits, LogIndex, Message, NodeId, PersistedState, Raft, ReadState,
-    Ready, Role, Snapshot, Term,
+    Canary, ConfChange, ConfChangeError, Config, Entry, Limits, LogIndex, Message, NodeId,
+    PersistedState, Raft, ReadState, Ready, Role, Snapshot, Term,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 mod checker;
 pub mod describe;
+mod membership_checker;
 mod network;
 mod random;
 pub mod script;
@@ -92,6 +93,9 @@ pub struct NetworkFaults {
     pub max_delay_ticks: u64,
 }
 
+/// Where a membership change went, or why it was refused.
+pub type ConfChangeOutcome = Result<(Term, LogIndex), ConfChangeError>;
+
 #[derive(Debug)]
 struct InFlight {
     deliver_at_tick: u64,
@@ -107,6 +111,7 @@ pub struct Stats {
     pub messages_delivered: u64,
     pub snapshots_installed: u64,
     pub compactions: u64,
+    pub conf_changes_proposed: u64,
 }
 
 /// What a node has durably written; survives crashes.
@@ -123,6 +128,8 @@ pub struct Cluster {
     nodes: BTreeMap<NodeId, Raft>,
     /// Every node ever started, live or crashed.
     disks: BTreeMap<NodeId, Disk>,
+    /// Nodes stopped for good (removed from the cluster).
+    retired: BTreeSet<NodeId>,
     /// What each node's state machine holds: the applied entries from index 1 (restored from
     /// a snapshot's data on restart or install).
     applied: BTreeMap<NodeId, Vec<Entry>>,
@@ -135,6 +142,7 @@ pub struct Cluster {
     rng: ChaCha8Rng,
     now_ticks: u64,
     pub checker: Checker,
+    membership_checker: membership_checker::MembershipChecker,
     /// ctx -> (node asked, committed entries known when asked).
     read_requests: BTreeMap<u64, (NodeId, usize)>,
     next_read_ctx: u64,
@@ -152,6 +160,7 @@ impl Cluster {
             options: options.clone(),
             nodes: BTreeMap::new(),
             disks: BTreeMap::new(),
+            retired: BTreeSet::new(),
             applied: BTreeMap::new(),
             network: Vec::new(),
             faults: NetworkFaults::default(),
@@ -160,6 +169,7 @@ impl Cluster {
             rng: ChaCha8Rng::seed_from_u64(seed),
             now_ticks: 0,
             checker: Checker::default(),
+            membership_checker: Default::default(),
             read_requests: BTreeMap::new(),
             next_read_ctx: 1,
             read_states: Vec::new(),
@@ -236,7 +246,18 @@ impl Cluster {
     }
 
     pub fn check(&mut self) -> Result<(), Violation> {
-        self.checker.observe(&self.nodes)
+        self.checker.observe(&self.nodes)?;
+        self.membership_checker
+            .observe(&self.nodes, &self.disks, self.options.limits)
+    }
+
+    /// Proposes a membership change on `id`; returns where it went, or why it was refused.
+    pub fn propose_conf_change(
+        &mut self,
+        id: NodeId,
+        change: ConfChange,
+    ) -> Result<Option<ConfChangeOutcome>, Violation> {
+        self.with_node(id, |raft| raft.propose_conf_change(change))
     }
 
     // -- Node inputs ---------------------------------------------------------------------
@@ -518,10 +539,16 @@ impl Cluster {
         }
     }
 
+    /// Stops a node for good, as an operator stops a member removed from the cluster.
+    pub fn retire(&mut self, id: NodeId) {
+        self.crash(id);
+        self.retired.insert(id);
+    }
+
     /// Restarts a crashed node from its disk: the state machine from the snapshot, Raft from
     /// the snapshot and the entries after it.
     pub fn restart(&mut self, id: NodeId) -> Result<(), Violation> {
-        if self.is_live(id) {
+        if self.is_live(id) || self.retired.contains(&id) {
             return Ok(());
         }
         let disk = self.disks[&id].clone();

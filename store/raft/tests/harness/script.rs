@@ -8,6 +8,8 @@
 //! elect ID                 tick ID until it campaigns, then stabilize
 //! campaign ID              tick ID until it campaigns (messages stay in flight)
 //! tick ID [N]              N ticks (default 1) of one node; `tick all N` ticks everyone
+//! run N                    N rounds of: every live node ticks once, then stabilize
+//!                          (delivered messages are counted, not listed)
 //! stabilize                deliver everything, and what it causes, until the network is empty
 //! deliver FILTER           deliver the matching in-flight messages (once, not what they cause)
 //! drop FILTER              drop the matching in-flight messages
@@ -20,6 +22,7 @@
 //! add-node ID              start a new, empty node (it learns the configuration from the leader)
 //! conf ID OP NODE          propose a configuration change on ID: add-voter, add-learner,
 //!                          promote, remove
+//! members ID               the configuration in force on ID
 //! transfer ID TO           ask leader ID to hand leadership to TO
 //! isolate ID / reconnect ID / heal / partition A,B,..
 //! crash ID / restart ID
@@ -32,7 +35,7 @@
 use std::collections::BTreeSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use faultline_raft::{Canary, LogIndex, Message, NodeId};
+use faultline_raft::{Canary, ConfChange, ConfChangeType, LogIndex, Message, NodeId};
 
 use super::{describe, Cluster, ClusterOptions, Violation};
 
@@ -118,10 +121,23 @@ fn filter(args: &[&str]) -> impl Fn(&Message) -> bool {
     }
 }
 
+fn conf_change_type(word: &str) -> ConfChangeType {
+    match word {
+        "add-voter" => ConfChangeType::AddVoter,
+        "add-learner" => ConfChangeType::AddLearner,
+        "promote" => ConfChangeType::PromoteLearner,
+        "remove" => ConfChangeType::RemoveNode,
+        _ => panic!("unknown configuration change {word:?}"),
+    }
+}
+
 fn canary(name: &str) -> Canary {
     match name {
         "vote-without-log-check" => Canary::VoteWithoutLogCheck,
         "commit-old-term" => Canary::CommitOldTerm,
+        "conf-change-on-append-no-guard" => Canary::ConfChangeOnAppendNoGuard,
+        "install-stale-snapshot" => Canary::InstallStaleSnapshot,
+        "promote-unready-learner" => Canary::PromoteUnreadyLearner,
         _ => panic!("unknown canary {name:?}"),
     }
 }
@@ -187,6 +203,7 @@ impl Runner {
             "campaign" => self.cluster().tick_until_campaign(id(args[0])),
             "tick" => self.tick(args),
             "stabilize" => self.cluster().stabilize(),
+            "run" => self.run_rounds(number(args[0])),
             "deliver" => self.cluster().deliver_where(filter(args)).map(|_| ()),
             "drop" | "hold" | "copy" => self.set_aside(name, args),
             "release" => {
@@ -221,6 +238,25 @@ impl Runner {
             }
         }
         Ok(())
+    }
+
+    fn run_rounds(&mut self, rounds: u64) -> Result<(), Violation> {
+        let cluster = self.cluster();
+        let events = cluster.events.take();
+        let before = cluster.stats.messages_delivered;
+        let outcome = (|| {
+            for _ in 0..rounds {
+                for node in cluster.live_ids() {
+                    cluster.tick(node)?;
+                }
+                cluster.stabilize()?;
+            }
+            Ok(())
+        })();
+        cluster.events = events;
+        let delivered = cluster.stats.messages_delivered - before;
+        self.say(format!("{delivered} messages delivered"));
+        outcome
     }
 
     fn set_aside(&mut self, name: &str, args: &[&str]) -> Result<(), Violation> {
@@ -266,6 +302,20 @@ impl Runner {
                 self.cluster().start_node(id(args[0]));
                 Ok(())
             }
+            "conf" => {
+                let change = ConfChange {
+                    change_type: conf_change_type(args[1]),
+                    node: id(args[2]),
+                };
+                let outcome = self.cluster().propose_conf_change(id(args[0]), change)?;
+                let line = match outcome {
+                    Some(Ok((term, index))) => format!("proposed at {index}/{term}"),
+                    Some(Err(refused)) => format!("refused: {refused}"),
+                    None => "node is down".to_string(),
+                };
+                self.say(line);
+                Ok(())
+            }
             "isolate" => {
                 self.cluster().isolate(id(args[0]));
                 Ok(())
@@ -307,6 +357,7 @@ impl Runner {
                     .collect()
             }
             "log" => vec![describe::log(cluster.raft(id(args[0])))],
+            "members" => vec![describe::conf_state(cluster.raft(id(args[0])).conf_state())],
             "progress" => describe::progress(cluster.raft(id(args[0]))),
             "applied" => {
                 let data: Vec<String> = cluster
