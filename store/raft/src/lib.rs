@@ -64,7 +64,7 @@ pub use ready::Ready;
 pub use types::{
     AppendResult, Canary, Config, Entry, EntryKind, HardState, Limits, LogIndex, Message,
     MessageBody, NodeId, PeerProgress, PersistedState, ProgressState, ProposeError, ReadState,
-    Role, Snapshot, SnapshotMetadata, SoftState, Status, Term,
+    Role, Snapshot, SnapshotMetadata, SoftState, Status, Term, TransferError,
 };
 
 #[cfg(test)]

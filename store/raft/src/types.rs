@@ -146,10 +146,13 @@ pub enum MessageBody {
     PreVoteResponse {
         granted: bool,
     },
-    /// RequestVote RPC (Raft paper §5.2, Figure 2).
+    /// RequestVote RPC (Raft paper §5.2, Figure 2). `leader_transfer` marks a campaign the
+    /// leader asked for (`TimeoutNow`): voters that still hear from that leader grant it
+    /// anyway, where they would otherwise ignore a vote request during their leader lease.
     RequestVote {
         last_log_index: LogIndex,
         last_log_term: Term,
+        leader_transfer: bool,
     },
     RequestVoteResponse {
         granted: bool,
@@ -182,6 +185,9 @@ pub enum MessageBody {
     InstallSnapshot {
         snapshot: Snapshot,
     },
+    /// Leader transfer (Raft thesis §3.10): the leader tells a caught-up voter to campaign at
+    /// once, without waiting for its election timeout or a pre-vote.
+    TimeoutNow,
 }
 
 /// How a follower answered an AppendEntries.
@@ -417,11 +423,36 @@ pub struct PeerProgress {
     pub recently_active: bool,
 }
 
+/// Why `Raft::transfer_leader` was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TransferError {
+    /// Only the leader hands leadership over; `leader_hint` is the leader this node believes
+    /// in.
+    NotLeader { leader_hint: Option<NodeId> },
+    /// Only a voter of the configuration can become leader.
+    NotVoter { node: NodeId },
+}
+
+impl fmt::Display for TransferError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TransferError::NotLeader { leader_hint } => {
+                write!(f, "not the leader (leader hint {leader_hint:?})")
+            }
+            TransferError::NotVoter { node } => write!(f, "node {node} is not a voter"),
+        }
+    }
+}
+
+impl std::error::Error for TransferError {}
+
 /// Why a proposal or a read was refused. Not an assertion: losing leadership is normal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ProposeError {
     /// Only the leader accepts proposals and reads. `leader_hint` is the leader this node
-    /// believes in, if any; the caller decides whether to redirect.
+    /// believes in, if any; the caller decides whether to redirect. A leader handing
+    /// leadership over (`Raft::transfer_leader`) refuses proposals the same way, naming the
+    /// transfer's target, which is about to lead.
     NotLeader { leader_hint: Option<NodeId> },
 }
 

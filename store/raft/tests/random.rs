@@ -27,6 +27,7 @@ fn run_seeds(node_count: u64, seeds: std::ops::Range<u64>) {
     let mut leader_terms = 0;
     let mut snapshots_installed = 0;
     let mut conf_changes = 0;
+    let mut transfers = 0;
     let seed_count = seeds.end - seeds.start;
     for seed in seeds {
         let summary = run_or_panic(seed, node_count);
@@ -38,12 +39,14 @@ fn run_seeds(node_count: u64, seeds: std::ops::Range<u64>) {
         leader_terms += summary.leader_terms;
         snapshots_installed += summary.stats.snapshots_installed;
         conf_changes += summary.stats.conf_changes_proposed;
+        transfers += summary.stats.transfers_started;
     }
     eprintln!(
         "{node_count} nodes, {seed_count} seeds: {committed} entries committed, {reads} reads \
          confirmed, {crashes} crashes ({lost_readies} lost an unpersisted Ready), \
          {delivered} messages delivered, {leader_terms} leader terms, \
-         {snapshots_installed} snapshots installed, {conf_changes} membership changes"
+         {snapshots_installed} snapshots installed, {conf_changes} membership changes, \
+         {transfers} leader transfers started"
     );
     // The runs must actually exercise what they claim to: a harness that never commits or
     // never crashes anything would pass vacuously.
@@ -57,6 +60,10 @@ fn run_seeds(node_count: u64, seeds: std::ops::Range<u64>) {
     assert!(
         snapshots_installed > seed_count / 4,
         "too few snapshots installed: {snapshots_installed}"
+    );
+    assert!(
+        transfers > seed_count / 2,
+        "too few leader transfers: {transfers}"
     );
     assert!(
         conf_changes > seed_count,

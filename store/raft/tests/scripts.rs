@@ -58,3 +58,8 @@ fn removed_leader() {
 fn removed_member() {
     check("removed_member", None);
 }
+
+#[test]
+fn leader_transfer() {
+    check("leader_transfer", None);
+}

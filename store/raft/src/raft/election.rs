@@ -2,6 +2,16 @@
 
 use super::*;
 
+/// Why a candidate campaigns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Campaign {
+    /// Its election timeout ran out (after a pre-vote, if enabled).
+    Normal,
+    /// The leader asked it to (`TimeoutNow`): no pre-vote, and voters that still hear from
+    /// the leader grant it anyway.
+    Transfer,
+}
+
 impl Raft {
     // ---------------------------------------------------------------------------------------
     // Elections.
@@ -17,7 +27,7 @@ impl Raft {
         if self.config.pre_vote {
             self.become_pre_candidate();
         } else {
-            self.become_candidate();
+            self.become_candidate(Campaign::Normal);
         }
     }
 
@@ -79,7 +89,7 @@ impl Raft {
             return; // An answer to an older pre-campaign.
         }
         match self.tally(from, granted) {
-            Some(true) => self.become_candidate(),
+            Some(true) => self.become_candidate(Campaign::Normal),
             Some(false) => self.become_follower(self.term, None),
             None => {}
         }
@@ -168,11 +178,11 @@ impl Raft {
             }
         });
         if self.tally(self.config.id, true) == Some(true) {
-            self.become_candidate();
+            self.become_candidate(Campaign::Normal);
         }
     }
 
-    pub(super) fn become_candidate(&mut self) {
+    pub(super) fn become_candidate(&mut self, campaign: Campaign) {
         assert_ne!(self.role, Role::Leader);
         assert!(self.may_campaign(), "only a voter campaigns");
         self.term = self.term.next();
@@ -181,10 +191,12 @@ impl Raft {
         self.leader = None;
         self.leave_role();
         self.votes.insert(self.config.id, true);
+        let leader_transfer = campaign == Campaign::Transfer;
         self.request_votes(self.term, |last_log_index, last_log_term| {
             MessageBody::RequestVote {
                 last_log_index,
                 last_log_term,
+                leader_transfer,
             }
         });
         if self.tally(self.config.id, true) == Some(true) {
@@ -229,6 +241,7 @@ impl Raft {
         self.progress.clear();
         self.reads.clear();
         self.reads_before_first_commit.clear();
+        self.transfer = None;
         self.reset_timers();
     }
 
@@ -257,6 +270,7 @@ impl Raft {
         for progress in self.progress.values_mut() {
             progress.tick(timeout);
         }
+        self.tick_transfer();
         if self.heartbeat_elapsed_ticks >= self.config.heartbeat_interval_ticks {
             self.heartbeat_elapsed_ticks = 0;
             self.broadcast_heartbeat();

@@ -206,6 +206,7 @@ impl Raft {
         }
         self.sync_progress();
         if !self.is_voter() {
+            self.hand_over_after_removal();
             self.become_follower(self.term, None);
         }
     }

@@ -12,6 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use election::Campaign;
+
 use crate::conf::{ConfChange, ConfChangeError, ConfChangeType, ConfState};
 use crate::log::RaftLog;
 use crate::progress::{quorum, quorum_index, Progress};
@@ -20,7 +22,7 @@ use crate::ready::Ready;
 use crate::types::{
     AppendResult, Canary, Config, Entry, EntryKind, HardState, Limits, LogIndex, Message,
     MessageBody, NodeId, PeerProgress, PersistedState, ProgressState, ProposeError, ReadState,
-    Role, Snapshot, SnapshotMetadata, SoftState, Status, Term,
+    Role, Snapshot, SnapshotMetadata, SoftState, Status, Term, TransferError,
 };
 
 /// Whether `send_append` sends a message that carries no entries. An empty append still
@@ -55,6 +57,8 @@ pub struct Raft {
     votes: BTreeMap<NodeId, bool>,
     /// Leader only: one entry per other voter.
     progress: BTreeMap<NodeId, Progress>,
+    /// Leader only: the leader transfer in progress, if any.
+    transfer: Option<transfer::Transfer>,
     /// Leader only: ReadIndex requests waiting for a heartbeat quorum.
     reads: ReadQueue,
     /// Leader only: ReadIndex requests that arrived before the leader committed an entry of
@@ -134,6 +138,7 @@ impl Raft {
             randomized_election_timeout_ticks: 0,
             votes: BTreeMap::new(),
             progress: BTreeMap::new(),
+            transfer: None,
             reads: ReadQueue::default(),
             reads_before_first_commit: Vec::new(),
             outbox: Vec::new(),
@@ -200,6 +205,12 @@ impl Raft {
         if self.role != Role::Leader {
             return Err(ProposeError::NotLeader {
                 leader_hint: self.leader,
+            });
+        }
+        if let Some(to) = self.transfer_target() {
+            // Leadership is about to move: new entries would only delay the target.
+            return Err(ProposeError::NotLeader {
+                leader_hint: Some(to),
             });
         }
         let index = self.log.append_new(self.term, data, EntryKind::Normal);
@@ -351,11 +362,11 @@ impl Raft {
             // Thesis §4.2.3: with check-quorum, leaders step down when cut off, so followers
             // can safely also ignore real vote requests (and their terms) during the lease.
             // This keeps a server that was partitioned away from deposing a healthy leader.
-            MessageBody::RequestVote { .. }
-                if self.config.check_quorum && self.in_leader_lease() =>
-            {
-                false
-            }
+            // A campaign the leader asked for (leader transfer) is the exception.
+            MessageBody::RequestVote {
+                leader_transfer: false,
+                ..
+            } if self.config.check_quorum && self.in_leader_lease() => false,
             // Pre-vote neither changes terms nor records anything (thesis §9.6).
             MessageBody::PreVote { .. } => true,
             // A granted pre-vote is tagged with the term we would campaign in, not a term
@@ -363,7 +374,8 @@ impl Raft {
             MessageBody::PreVoteResponse { granted: true } => true,
             MessageBody::AppendEntries { .. }
             | MessageBody::Heartbeat { .. }
-            | MessageBody::InstallSnapshot { .. } => {
+            | MessageBody::InstallSnapshot { .. }
+            | MessageBody::TimeoutNow => {
                 self.become_follower(msg.term, Some(msg.from));
                 true
             }
@@ -408,6 +420,7 @@ impl Raft {
                 MessageBody::RequestVote {
                     last_log_index,
                     last_log_term,
+                    ..
                 },
             ) => self.handle_request_vote(from, last_log_index, last_log_term),
             (Role::PreCandidate, MessageBody::PreVoteResponse { granted }) => {
@@ -420,7 +433,8 @@ impl Raft {
                 Role::Leader,
                 MessageBody::AppendEntries { .. }
                 | MessageBody::Heartbeat { .. }
-                | MessageBody::InstallSnapshot { .. },
+                | MessageBody::InstallSnapshot { .. }
+                | MessageBody::TimeoutNow,
             ) => {
                 panic!(
                     "election safety: node {} and node {from} both lead term {}",
@@ -452,6 +466,10 @@ impl Raft {
             (_, MessageBody::InstallSnapshot { snapshot }) => {
                 self.follow(from);
                 self.handle_snapshot(from, snapshot)
+            }
+            (_, MessageBody::TimeoutNow) => {
+                self.follow(from);
+                self.handle_timeout_now()
             }
             // An answer from a node we no longer replicate to (removed since).
             (

@@ -84,9 +84,13 @@ impl Raft {
                     self.maybe_commit();
                 }
                 // A commit can end our leadership (our removal) or `from`'s membership.
-                let Some(progress) = self.progress.get(&from) else {
+                if !self.progress.contains_key(&from) {
                     return;
-                };
+                }
+                if self.transfer_target() == Some(from) {
+                    self.maybe_send_timeout_now();
+                }
+                let progress = &self.progress[&from];
                 // Keep the pipeline going; if there is nothing left to send, still tell an
                 // idle follower about a commit index it has not seen.
                 let when_empty = if progress.is_idle() && progress.commit_sent < self.log.commit {

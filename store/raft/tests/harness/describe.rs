@@ -34,7 +34,15 @@ pub fn message(msg: &Message) -> String {
         MessageBody::RequestVote {
             last_log_index,
             last_log_term,
-        } => format!("RequestVote last={last_log_index}/{last_log_term}"),
+            leader_transfer,
+        } => format!(
+            "RequestVote last={last_log_index}/{last_log_term}{}",
+            if *leader_transfer {
+                " leader-transfer"
+            } else {
+                ""
+            }
+        ),
         MessageBody::RequestVoteResponse { granted } => {
             format!("RequestVoteResponse granted={granted}")
         }
@@ -74,6 +82,7 @@ pub fn message(msg: &Message) -> String {
             conf_state(&snapshot.metadata.conf_state),
             snapshot.data.len()
         ),
+        MessageBody::TimeoutNow => "TimeoutNow".to_string(),
     };
     format!("{}->{} term={} {body}", msg.from, msg.to, msg.term)
 }
@@ -130,6 +139,7 @@ pub fn kind(msg: &Message) -> &'static str {
         MessageBody::Heartbeat { .. } => "hb",
         MessageBody::HeartbeatResponse { .. } => "hb-resp",
         MessageBody::InstallSnapshot { .. } => "snap",
+        MessageBody::TimeoutNow => "timeout-now",
     }
 }
 

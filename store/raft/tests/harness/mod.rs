@@ -112,6 +112,7 @@ pub struct Stats {
     pub snapshots_installed: u64,
     pub compactions: u64,
     pub conf_changes_proposed: u64,
+    pub transfers_started: u64,
 }
 
 /// What a node has durably written; survives crashes.

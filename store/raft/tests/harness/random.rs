@@ -156,7 +156,7 @@ fn liveness_phase(cluster: &mut Cluster, operator: &mut Operator) -> Result<RunS
 }
 
 /// The operator changes membership now and then (through whoever leads): adds a new node as
-/// a learner, promotes a learner, removes a member. Like an etcd operator, it stops a removed
+/// a learner, promotes a learner, removes a member, or moves leadership to another voter. Like an etcd operator, it stops a removed
 /// node for good once the removal has committed.
 struct Operator {
     max_node_id: u64,
@@ -167,14 +167,21 @@ struct Operator {
 impl Operator {
     fn step(&mut self, cluster: &mut Cluster, rng: &mut ChaCha8Rng) -> Result<(), Violation> {
         self.retire_removed(cluster);
-        if !rng.random_bool(0.02) {
+        if !rng.random_bool(0.03) {
             return Ok(());
         }
         let Some(leader) = cluster.leader() else {
             return Ok(());
         };
         let conf = cluster.raft(leader).conf_state().clone();
-        let change = match rng.random_range(0..3) {
+        let change = match rng.random_range(0..4) {
+            3 => {
+                if let Some(to) = pick(rng, conf.voters.iter().copied()) {
+                    cluster.with_node(leader, |raft| raft.transfer_leader(to))?;
+                    cluster.stats.transfers_started += 1;
+                }
+                return Ok(());
+            }
             0 => {
                 let node = NodeId(cluster.ids().len() as u64 + 1);
                 if node.0 > self.max_node_id {

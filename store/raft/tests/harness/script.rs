@@ -282,11 +282,14 @@ impl Runner {
     fn node_command(&mut self, name: &str, args: &[&str]) -> Result<(), Violation> {
         match name {
             "propose" => {
-                let node = id(args[0]);
-                let accepted = self.cluster().propose(node, args[1].as_bytes().to_vec())?;
-                let line = match accepted {
-                    Some((term, index)) => format!("proposed at {index}/{term}"),
-                    None => "refused".to_string(),
+                let data = args[1].as_bytes().to_vec();
+                let outcome = self
+                    .cluster()
+                    .with_node(id(args[0]), |raft| raft.propose(data))?;
+                let line = match outcome {
+                    Some(Ok((term, index))) => format!("proposed at {index}/{term}"),
+                    Some(Err(refused)) => format!("refused: {refused}"),
+                    None => "node is down".to_string(),
                 };
                 self.say(line);
                 Ok(())
@@ -310,6 +313,19 @@ impl Runner {
                 let outcome = self.cluster().propose_conf_change(id(args[0]), change)?;
                 let line = match outcome {
                     Some(Ok((term, index))) => format!("proposed at {index}/{term}"),
+                    Some(Err(refused)) => format!("refused: {refused}"),
+                    None => "node is down".to_string(),
+                };
+                self.say(line);
+                Ok(())
+            }
+            "transfer" => {
+                let (leader, to) = (id(args[0]), id(args[1]));
+                let outcome = self
+                    .cluster()
+                    .with_node(leader, |raft| raft.transfer_leader(to))?;
+                let line = match outcome {
+                    Some(Ok(())) => "transfer started".to_string(),
                     Some(Err(refused)) => format!("refused: {refused}"),
                     None => "node is down".to_string(),
                 };
