@@ -126,3 +126,54 @@ fn canary_vote_without_log_check_is_caught_by_random_search() {
         "caught only as a liveness failure"
     );
 }
+
+/// Runs random seeds with `canary` until one fails, panics included (a Raft assertion), and
+/// checks that this seed passes without the canary. Returns the seed and what caught it.
+#[cfg(feature = "canaries")]
+fn hunt(canary: Canary, seed_budget: u64) -> (u64, String) {
+    (0..seed_budget)
+        .find_map(|seed| {
+            let node_count = if seed % 2 == 0 { 3 } else { 5 };
+            let run = std::panic::catch_unwind(|| {
+                run_random_with_canary(seed, node_count, FAULT_TICKS, Some(canary))
+            });
+            match run {
+                Ok(Ok(_)) => None,
+                Ok(Err(violation)) => Some((seed, violation.to_string())),
+                Err(payload) => {
+                    let message = payload
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_default();
+                    Some((seed, format!("panic: {message}")))
+                }
+            }
+        })
+        .unwrap_or_else(|| panic!("{canary:?} escaped every seed in the budget"))
+}
+
+/// The membership and snapshot canaries are each caught by random search too (besides their
+/// scripts in tests/scripts/), by the property each one breaks.
+#[cfg(feature = "canaries")]
+#[test]
+fn membership_and_snapshot_canaries_are_caught_by_random_search() {
+    let expectations = [
+        (
+            Canary::ConfChangeOnAppendNoGuard,
+            "uncommitted configuration changes",
+        ),
+        (Canary::InstallStaleSnapshot, "state machine safety"),
+        (Canary::PromoteUnreadyLearner, "promotion readiness"),
+    ];
+    for (canary, caught_by) in expectations {
+        let (seed, caught) = hunt(canary, 300);
+        eprintln!("{canary:?} caught at seed {seed}: {caught}");
+        let node_count = if seed % 2 == 0 { 3 } else { 5 };
+        run_or_panic(seed, node_count);
+        assert!(
+            caught.contains(caught_by),
+            "{canary:?} caught by something else: {caught}"
+        );
+    }
+}

@@ -63,3 +63,75 @@ fn removed_member() {
 fn leader_transfer() {
     check("leader_transfer", None);
 }
+
+/// A canary's script, run without its canary: nothing may be caught then, so what the canary
+/// script catches is the planted bug and not the scenario.
+fn check_without_canary(name: &str) {
+    let path = format!("{}/tests/scripts/{name}.txt", env!("CARGO_MANIFEST_DIR"));
+    let script = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let without: String = script
+        .lines()
+        .map(|line| {
+            let words: Vec<&str> = line
+                .split_whitespace()
+                .filter(|word| !word.starts_with("canary="))
+                .collect();
+            words.join(" ") + "\n"
+        })
+        .collect();
+    assert_ne!(without.trim(), script.trim(), "{name} names no canary");
+    let out = harness::script::run(&without);
+    assert!(
+        !out.contains("VIOLATION") && !out.contains("PANIC"),
+        "{name} fails without its canary:\n{out}"
+    );
+}
+
+#[test]
+fn canary_scripts_pass_without_their_canary() {
+    for name in [
+        "canary_conf_change_no_guard",
+        "canary_conf_change_two_pending",
+        "canary_install_stale_snapshot",
+        "canary_promote_unready_learner",
+    ] {
+        check_without_canary(name);
+    }
+}
+
+#[cfg(feature = "canaries")]
+mod canaries {
+    use super::check;
+
+    #[test]
+    fn conf_change_no_guard_is_caught() {
+        check(
+            "canary_conf_change_no_guard",
+            Some("VIOLATION leader completeness"),
+        );
+    }
+
+    #[test]
+    fn conf_change_two_pending_is_caught() {
+        check(
+            "canary_conf_change_two_pending",
+            Some("2 uncommitted configuration changes"),
+        );
+    }
+
+    #[test]
+    fn install_stale_snapshot_is_caught() {
+        check(
+            "canary_install_stale_snapshot",
+            Some("VIOLATION state machine safety"),
+        );
+    }
+
+    #[test]
+    fn promote_unready_learner_is_caught() {
+        check(
+            "canary_promote_unready_learner",
+            Some("VIOLATION promotion readiness"),
+        );
+    }
+}
