@@ -43,6 +43,17 @@
 //! assert_eq!(applied, vec![b"x=1".to_vec()]);
 //! ```
 //!
+//! Besides that loop (see [`Ready`] for the full order contract):
+//! - **Log compaction**: once the state machine has applied index `i`, the node persists its
+//!   snapshot of it and calls [`Raft::compact`]`(i, data)`; after a restart it passes that
+//!   snapshot to [`Raft::recover`]. A follower that falls behind the leader's snapshot gets
+//!   it in [`Ready::snapshot`], to persist and apply.
+//! - **Membership**: [`Raft::propose_conf_change`] with a single-server [`ConfChange`]
+//!   (one at a time, effective on append; see `raft/membership.rs` for the scheme and why
+//!   it is safe); [`Raft::conf_state`] and [`Status::membership`] tell where a node stands.
+//! - **Leader transfer**: [`Raft::transfer_leader`].
+//! - **Flow control**: [`Limits`] and [`Raft::progress`].
+//!
 //! Everything random (election timeouts) comes from a ChaCha8 stream seeded by the caller, so
 //! the same inputs always produce the same outputs.
 //!

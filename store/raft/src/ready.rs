@@ -15,9 +15,11 @@ use crate::types::{Entry, HardState, Message, ReadState, Snapshot, SoftState};
 ///    disk before anyone hears about them.
 /// 2. Only then send `messages`, in any order (the network reorders them anyway).
 /// 3. Apply, after step 1: first `snapshot` (replace the state machine with one restored from
-///    `snapshot.data`), then `committed_entries` in order (they may include entries from this
-///    `Ready`'s `entries`, and follow the snapshot); skip entries with empty `data` (a new
-///    leader's no-op).
+///    `snapshot.data`; its `metadata.conf_state` is the membership from then on), then
+///    `committed_entries` in order (they may include entries from this `Ready`'s `entries`,
+///    and follow the snapshot); skip entries with empty `data` as commands: a new leader's
+///    no-op, or a membership change (`EntryKind::ConfChange`), which Raft has already put in
+///    force and which tells the node who joined or left.
 /// 4. Serve each of `read_states` once the applied index is `>= index`.
 /// 5. Call `Raft::advance(&ready)`, and only then `Raft::ready` again.
 ///

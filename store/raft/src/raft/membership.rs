@@ -16,7 +16,8 @@
 //! 1. **At most one change in flight**: the leader refuses a change while its log holds one
 //!    that is not committed (`ConfChangeError::ChangePending`). Two uncommitted changes could
 //!    differ from the committed configuration by two servers, whose majorities need not
-//!    overlap. `check_invariants` asserts this on every leader.
+//!    overlap. `check_invariants` asserts this on every leader that has committed in its
+//!    term (before that, its commit index may lag behind changes that did commit).
 //! 2. **No change before the leader's first commit in its term**
 //!    (`ConfChangeError::NotCommittedInTerm`): the fix for the bug Ongaro reported on
 //!    raft-dev in 2015 (thesis errata). Without it a new leader can append a change on top of

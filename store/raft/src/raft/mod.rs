@@ -443,33 +443,13 @@ impl Raft {
             }
             (
                 _,
-                MessageBody::AppendEntries {
-                    prev_log_index,
-                    prev_log_term,
-                    entries,
-                    leader_commit,
-                },
+                body @ (MessageBody::AppendEntries { .. }
+                | MessageBody::Heartbeat { .. }
+                | MessageBody::InstallSnapshot { .. }
+                | MessageBody::TimeoutNow),
             ) => {
                 self.follow(from);
-                self.handle_append(from, prev_log_index, prev_log_term, &entries, leader_commit)
-            }
-            (
-                _,
-                MessageBody::Heartbeat {
-                    leader_commit,
-                    read_ctx,
-                },
-            ) => {
-                self.follow(from);
-                self.handle_heartbeat(from, leader_commit, read_ctx)
-            }
-            (_, MessageBody::InstallSnapshot { snapshot }) => {
-                self.follow(from);
-                self.handle_snapshot(from, snapshot)
-            }
-            (_, MessageBody::TimeoutNow) => {
-                self.follow(from);
-                self.handle_timeout_now()
+                self.handle_from_leader(from, body)
             }
             // An answer from a node we no longer replicate to (removed since).
             (
@@ -490,6 +470,25 @@ impl Raft {
                 | MessageBody::AppendEntriesResponse { .. }
                 | MessageBody::HeartbeatResponse { .. },
             ) => {}
+        }
+    }
+
+    /// A message only the leader of our term sends, which we now follow.
+    fn handle_from_leader(&mut self, from: NodeId, body: MessageBody) {
+        match body {
+            MessageBody::AppendEntries {
+                prev_log_index,
+                prev_log_term,
+                entries,
+                leader_commit,
+            } => self.handle_append(from, prev_log_index, prev_log_term, &entries, leader_commit),
+            MessageBody::Heartbeat {
+                leader_commit,
+                read_ctx,
+            } => self.handle_heartbeat(from, leader_commit, read_ctx),
+            MessageBody::InstallSnapshot { snapshot } => self.handle_snapshot(from, snapshot),
+            MessageBody::TimeoutNow => self.handle_timeout_now(),
+            other => unreachable!("not a leader's message: {other:?}"),
         }
     }
 
