@@ -17,5 +17,5 @@ mod wal;
 
 pub use disk::{Disk, DiskError};
 pub use file_disk::FileDisk;
-pub use mem_disk::{ByteFlip, CrashFault, DiskStats, MemDisk, TailFate};
+pub use mem_disk::{ByteFlip, CrashFault, DirOp, DiskStats, MemDisk, TailFate};
 pub use wal::{Violation, Wal, WalError, MAX_RECORD_BYTES, WAL_FILE};

@@ -1,7 +1,8 @@
 //! The simulator's disk: in memory, owned by the simulator so it outlives a node's crash, and
-//! able to lose, tear or corrupt exactly the bytes a real disk may lose at power loss.
+//! able to lose, tear or corrupt exactly the bytes a real disk may lose at power loss, and to
+//! undo the directory operations (creations, renames, removals) not yet made durable.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -33,18 +34,37 @@ pub struct ByteFlip {
     pub xor_mask: u8,
 }
 
-/// The simulator's decision for one power loss: the fate of each file's unsynced tail.
-/// Files with an unsynced tail that are not named here lose it ([`TailFate::Lost`]).
+/// A directory operation that is not yet durable (no [`Disk::sync_dir`] since it was made).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DirOp {
+    /// The file was created (by its first append).
+    Create { file: String },
+    /// `from` was renamed to `to`, replacing what `to` named.
+    Rename { from: String, to: String },
+    /// The file was removed.
+    Remove { file: String },
+}
+
+/// The simulator's decision for one power loss: the fate of each file's unsynced tail, and
+/// which pending directory operations reach the platter.
 ///
-/// Draw it from [`MemDisk::unsynced_lengths`] with the seeded RNG, record it in the trace, then
-/// pass it to [`MemDisk::crash`].
+/// Files with an unsynced tail that are not named in `tails` lose it ([`TailFate::Lost`]).
+/// Pending directory operations whose position in [`MemDisk::pending_dir_ops`] is not in
+/// `dir_ops_kept` are undone. So the default (empty) fault loses everything not synced.
+///
+/// Draw it from [`MemDisk::unsynced_lengths`] and [`MemDisk::pending_dir_ops`] with the
+/// seeded RNG, record it in the trace, then pass it to [`MemDisk::crash`].
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CrashFault {
     pub tails: BTreeMap<String, TailFate>,
+    /// Positions in [`MemDisk::pending_dir_ops`] of the operations that survive.
+    #[serde(default)]
+    pub dir_ops_kept: BTreeSet<u64>,
 }
 
 impl CrashFault {
-    /// Every unsynced byte of every file is lost: the plainest power loss.
+    /// Every unsynced byte of every file and every unsynced directory operation is lost: the
+    /// plainest power loss.
     pub fn lose_all_unsynced() -> Self {
         CrashFault::default()
     }
@@ -57,28 +77,45 @@ pub struct DiskStats {
     pub bytes_written: u64,
     /// Calls to `sync` that returned `Ok`.
     pub syncs: u64,
+    /// Calls to `sync_dir` that returned `Ok`.
+    pub dir_syncs: u64,
     /// Calls to [`MemDisk::crash`].
     pub crashes: u64,
     /// Unsynced bytes that did not survive a crash (lost or torn off).
     pub bytes_lost: u64,
     /// Bytes damaged by [`TailFate::Corrupted`].
     pub bytes_corrupted: u64,
+    /// Directory operations undone by a crash.
+    pub dir_ops_lost: u64,
 }
 
+/// The content of one file, whatever names it has had.
 #[derive(Clone, Debug, Default)]
-struct MemFile {
+struct Inode {
     data: Vec<u8>,
     /// Invariant: `synced_len <= data.len()`. Bytes below it never change.
     synced_len: usize,
-    /// Whether the file's existence is durable (it has been synced at least once).
-    created_durably: bool,
 }
+
+type InodeId = u64;
 
 /// An in-memory [`Disk`] with power-loss faults. Deterministic: no clock, no randomness of its
 /// own; every fault is decided by the caller.
+///
+/// Like a real file system it separates a file's content (an inode, synced by `sync`) from the
+/// directory that names it (synced by `sync_dir`): it keeps the directory as it is now, the
+/// directory as it is on the platter, and the operations between the two.
 #[derive(Clone, Debug, Default)]
 pub struct MemDisk {
-    files: BTreeMap<String, MemFile>,
+    inodes: BTreeMap<InodeId, Inode>,
+    /// The directory as the running process sees it.
+    names: BTreeMap<String, InodeId>,
+    /// The directory as of the last `sync_dir` (or crash).
+    durable_names: BTreeMap<String, InodeId>,
+    /// Directory operations since then, in order. Replaying them all on `durable_names`
+    /// gives `names`.
+    pending: Vec<(DirOp, InodeId)>,
+    next_inode: InodeId,
     stats: DiskStats,
 }
 
@@ -90,16 +127,25 @@ impl MemDisk {
     /// For each file with unsynced bytes, how many: what a [`CrashFault`] may decide about.
     /// Files whose content is fully synced are not listed.
     pub fn unsynced_lengths(&self) -> BTreeMap<String, u64> {
-        self.files
+        self.names
             .iter()
+            .map(|(name, id)| (name, &self.inodes[id]))
             .filter(|(_, f)| f.data.len() > f.synced_len)
             .map(|(name, f)| (name.clone(), to_u64(f.data.len() - f.synced_len)))
             .collect()
     }
 
+    /// The directory operations a crash may undo, oldest first: what
+    /// [`CrashFault::dir_ops_kept`] refers to by position.
+    pub fn pending_dir_ops(&self) -> Vec<DirOp> {
+        self.pending.iter().map(|(op, _)| op.clone()).collect()
+    }
+
     /// Bytes of `file` that are durable, or `None` if it does not exist.
     pub fn synced_len(&self, file: &str) -> Option<u64> {
-        self.files.get(file).map(|f| to_u64(f.synced_len))
+        self.names
+            .get(file)
+            .map(|id| to_u64(self.inodes[id].synced_len))
     }
 
     pub fn stats(&self) -> DiskStats {
@@ -107,89 +153,169 @@ impl MemDisk {
     }
 
     /// Power loss. Each file's unsynced tail meets the fate `fault` gives it (lost if not
-    /// named); whatever survives is then on the platter, hence durable. A file that was never
-    /// synced and keeps no byte disappears. Synced bytes are never touched.
+    /// named); then the directory on the platter is replayed with the pending operations
+    /// `fault` keeps, in order (a kept rename whose source creation was lost still names its
+    /// file under the new name, with whatever content reached the platter). Whatever survives
+    /// is then durable. Synced bytes are never touched.
     ///
     /// Panics if `fault` is inconsistent with the disk (names a missing file, keeps more bytes
-    /// than the tail has, flips outside the kept bytes or with a zero mask): that is a bug in
-    /// the simulator, which must draw faults from [`MemDisk::unsynced_lengths`].
+    /// than the tail has, flips outside the kept bytes or with a zero mask, keeps a directory
+    /// operation that is not pending): that is a bug in the simulator, which must draw faults
+    /// from [`MemDisk::unsynced_lengths`] and [`MemDisk::pending_dir_ops`].
     pub fn crash(&mut self, fault: &CrashFault) {
         for name in fault.tails.keys() {
             assert!(
-                self.files.contains_key(name),
+                self.names.contains_key(name),
                 "crash fault names file {name:?}, which does not exist"
             );
         }
-        let lost = TailFate::Lost;
-        for (name, file) in &mut self.files {
-            let fate = fault.tails.get(name).unwrap_or(&lost);
-            let tail_len = file.data.len() - file.synced_len;
-            let keep_len = match fate {
-                TailFate::Lost => 0,
-                TailFate::Kept => tail_len,
-                TailFate::Torn { keep_bytes } | TailFate::Corrupted { keep_bytes, .. } => {
-                    to_usize(*keep_bytes)
-                }
-            };
+        for &position in &fault.dir_ops_kept {
             assert!(
-                keep_len <= tail_len,
-                "crash fault keeps {keep_len} bytes of {name:?}, whose unsynced tail has {tail_len}"
+                position < to_u64(self.pending.len()),
+                "crash fault keeps directory operation {position}, but only {} are pending",
+                self.pending.len()
             );
-            if let TailFate::Corrupted { flips, .. } = fate {
-                for flip in flips {
-                    let offset = to_usize(flip.offset);
-                    assert!(
-                        offset < keep_len,
-                        "flip {flip:?} outside the kept tail of {name:?}"
-                    );
-                    assert_ne!(
-                        flip.xor_mask, 0,
-                        "flip {flip:?} of {name:?} changes nothing"
-                    );
-                    file.data[file.synced_len + offset] ^= flip.xor_mask;
-                }
-                self.stats.bytes_corrupted += to_u64(flips.len());
-            }
-            file.data.truncate(file.synced_len + keep_len);
-            self.stats.bytes_lost += to_u64(tail_len - keep_len);
-            file.synced_len = file.data.len();
-            if !file.data.is_empty() {
-                file.created_durably = true;
+        }
+        let lost = TailFate::Lost;
+        let named: BTreeMap<InodeId, &str> = self
+            .names
+            .iter()
+            .map(|(name, &id)| (id, name.as_str()))
+            .collect();
+        for (id, inode) in &mut self.inodes {
+            // A file no longer named (removed or replaced) loses its tail.
+            let (name, fate) = match named.get(id) {
+                Some(&name) => (name, fault.tails.get(name).unwrap_or(&lost)),
+                None => ("(unnamed)", &lost),
+            };
+            let (lost_bytes, corrupted_bytes) = apply_fate(inode, name, fate);
+            self.stats.bytes_lost += lost_bytes;
+            self.stats.bytes_corrupted += corrupted_bytes;
+        }
+        let mut directory = std::mem::take(&mut self.durable_names);
+        for (position, (op, id)) in self.pending.drain(..).enumerate() {
+            if fault.dir_ops_kept.contains(&to_u64(position)) {
+                replay(&mut directory, &op, id);
+            } else {
+                self.stats.dir_ops_lost += 1;
             }
         }
-        self.files.retain(|_, f| f.created_durably);
+        self.names = directory.clone();
+        self.durable_names = directory;
+        self.forget_unnamed_inodes();
         self.stats.crashes += 1;
     }
 
-    fn file_mut(&mut self, file: &str) -> Result<&mut MemFile, DiskError> {
+    /// Drops the content of files no directory can name any more. Only valid with no pending
+    /// operation (they may refer to such files).
+    fn forget_unnamed_inodes(&mut self) {
+        assert!(self.pending.is_empty());
+        assert_eq!(self.names, self.durable_names);
+        let named: BTreeSet<InodeId> = self.names.values().copied().collect();
+        self.inodes.retain(|id, _| named.contains(id));
+    }
+
+    fn inode_mut(&mut self, file: &str) -> Result<&mut Inode, DiskError> {
         check_name(file)?;
-        self.files.get_mut(file).ok_or_else(|| DiskError::NotFound {
-            file: file.to_owned(),
-        })
+        match self.names.get(file) {
+            Some(id) => Ok(self.inodes.get_mut(id).expect("a named inode exists")),
+            None => Err(DiskError::NotFound {
+                file: file.to_owned(),
+            }),
+        }
+    }
+}
+
+/// Applies `fate` to the unsynced tail of `inode` (named `name` in messages); afterwards all of
+/// it is durable. Returns (bytes lost, bytes corrupted).
+fn apply_fate(inode: &mut Inode, name: &str, fate: &TailFate) -> (u64, u64) {
+    let tail_len = inode.data.len() - inode.synced_len;
+    let keep_len = match fate {
+        TailFate::Lost => 0,
+        TailFate::Kept => tail_len,
+        TailFate::Torn { keep_bytes } | TailFate::Corrupted { keep_bytes, .. } => {
+            to_usize(*keep_bytes)
+        }
+    };
+    assert!(
+        keep_len <= tail_len,
+        "crash fault keeps {keep_len} bytes of {name:?}, whose unsynced tail has {tail_len}"
+    );
+    let mut corrupted = 0;
+    if let TailFate::Corrupted { flips, .. } = fate {
+        for flip in flips {
+            let offset = to_usize(flip.offset);
+            assert!(
+                offset < keep_len,
+                "flip {flip:?} outside the kept tail of {name:?}"
+            );
+            assert_ne!(
+                flip.xor_mask, 0,
+                "flip {flip:?} of {name:?} changes nothing"
+            );
+            inode.data[inode.synced_len + offset] ^= flip.xor_mask;
+        }
+        corrupted = to_u64(flips.len());
+    }
+    inode.data.truncate(inode.synced_len + keep_len);
+    inode.synced_len = inode.data.len();
+    (to_u64(tail_len - keep_len), corrupted)
+}
+
+/// Replays one directory operation that reached the platter on `directory`.
+fn replay(directory: &mut BTreeMap<String, InodeId>, op: &DirOp, id: InodeId) {
+    match op {
+        DirOp::Create { file } => {
+            directory.insert(file.clone(), id);
+        }
+        DirOp::Rename { from, to } => {
+            if directory.get(from) == Some(&id) {
+                directory.remove(from);
+            }
+            directory.insert(to.clone(), id);
+        }
+        DirOp::Remove { file } => {
+            if directory.get(file) == Some(&id) {
+                directory.remove(file);
+            }
+        }
     }
 }
 
 impl Disk for MemDisk {
     fn append(&mut self, file: &str, bytes: &[u8]) -> Result<(), DiskError> {
         check_name(file)?;
-        let entry = self.files.entry(file.to_owned()).or_default();
-        entry.data.extend_from_slice(bytes);
+        let id = match self.names.get(file) {
+            Some(&id) => id,
+            None => {
+                let id = self.next_inode;
+                self.next_inode += 1;
+                self.inodes.insert(id, Inode::default());
+                self.names.insert(file.to_owned(), id);
+                let op = DirOp::Create {
+                    file: file.to_owned(),
+                };
+                self.pending.push((op, id));
+                id
+            }
+        };
+        let inode = self.inodes.get_mut(&id).expect("a named inode exists");
+        inode.data.extend_from_slice(bytes);
         self.stats.bytes_written += to_u64(bytes.len());
         Ok(())
     }
 
     fn sync(&mut self, file: &str) -> Result<(), DiskError> {
-        let entry = self.file_mut(file)?;
-        entry.synced_len = entry.data.len();
-        entry.created_durably = true;
+        let inode = self.inode_mut(file)?;
+        inode.synced_len = inode.data.len();
         self.stats.syncs += 1;
         Ok(())
     }
 
     fn read(&self, file: &str) -> Result<Vec<u8>, DiskError> {
         check_name(file)?;
-        match self.files.get(file) {
-            Some(f) => Ok(f.data.clone()),
+        match self.names.get(file) {
+            Some(id) => Ok(self.inodes[id].data.clone()),
             None => Err(DiskError::NotFound {
                 file: file.to_owned(),
             }),
@@ -197,8 +323,8 @@ impl Disk for MemDisk {
     }
 
     fn truncate(&mut self, file: &str, len_bytes: u64) -> Result<(), DiskError> {
-        let entry = self.file_mut(file)?;
-        let actual_bytes = to_u64(entry.data.len());
+        let inode = self.inode_mut(file)?;
+        let actual_bytes = to_u64(inode.data.len());
         if len_bytes > actual_bytes {
             return Err(DiskError::TruncateBeyondEnd {
                 file: file.to_owned(),
@@ -207,21 +333,48 @@ impl Disk for MemDisk {
             });
         }
         let len = to_usize(len_bytes);
-        entry.data.truncate(len);
-        // Durable on return: the cut is synced, and so is the file's existence.
-        entry.synced_len = entry.synced_len.min(len);
-        entry.created_durably = true;
+        inode.data.truncate(len);
+        // Durable on return: the cut reaches the synced bytes too.
+        inode.synced_len = inode.synced_len.min(len);
         Ok(())
     }
 
     fn remove(&mut self, file: &str) -> Result<(), DiskError> {
-        self.file_mut(file)?;
-        self.files.remove(file);
+        self.inode_mut(file)?;
+        let id = self.names.remove(file).expect("checked above");
+        let op = DirOp::Remove {
+            file: file.to_owned(),
+        };
+        self.pending.push((op, id));
+        Ok(())
+    }
+
+    fn rename(&mut self, from: &str, to: &str) -> Result<(), DiskError> {
+        check_name(to)?;
+        self.inode_mut(from)?;
+        if from == to {
+            return Ok(()); // POSIX: renaming a file to itself does nothing
+        }
+        let id = self.names.remove(from).expect("checked above");
+        self.names.insert(to.to_owned(), id);
+        let op = DirOp::Rename {
+            from: from.to_owned(),
+            to: to.to_owned(),
+        };
+        self.pending.push((op, id));
+        Ok(())
+    }
+
+    fn sync_dir(&mut self) -> Result<(), DiskError> {
+        self.pending.clear();
+        self.durable_names = self.names.clone();
+        self.forget_unnamed_inodes();
+        self.stats.dir_syncs += 1;
         Ok(())
     }
 
     fn list(&self) -> Result<Vec<String>, DiskError> {
-        Ok(self.files.keys().cloned().collect())
+        Ok(self.names.keys().cloned().collect())
     }
 }
 
@@ -237,10 +390,12 @@ fn to_usize(n: u64) -> usize {
 mod tests {
     use super::*;
 
+    /// "f" holds `synced` durably (data and name) and `unsynced` after it.
     fn disk_with(synced: &[u8], unsynced: &[u8]) -> MemDisk {
         let mut disk = MemDisk::new();
         disk.append("f", synced).unwrap();
         disk.sync("f").unwrap();
+        disk.sync_dir().unwrap();
         disk.append("f", unsynced).unwrap();
         disk
     }
@@ -251,6 +406,13 @@ mod tests {
         disk.crash(&fault);
     }
 
+    fn keep_dir_ops(positions: &[u64]) -> CrashFault {
+        CrashFault {
+            dir_ops_kept: positions.iter().copied().collect(),
+            ..CrashFault::default()
+        }
+    }
+
     #[test]
     fn unsynced_lengths_lists_only_files_at_risk() {
         let mut disk = disk_with(b"abc", b"de");
@@ -259,6 +421,10 @@ mod tests {
         let expected = BTreeMap::from([("f".to_owned(), 2)]);
         assert_eq!(disk.unsynced_lengths(), expected);
         assert_eq!(disk.synced_len("f"), Some(3));
+        let create_g = DirOp::Create {
+            file: "g".to_owned(),
+        };
+        assert_eq!(disk.pending_dir_ops(), vec![create_g]);
     }
 
     #[test]
@@ -290,22 +456,40 @@ mod tests {
     }
 
     #[test]
-    fn unnamed_files_lose_their_tail_and_never_synced_empty_files_vanish() {
+    fn unnamed_files_lose_their_tail_and_unsynced_creations_vanish() {
         let mut disk = disk_with(b"abc", b"def");
         disk.append("new", b"xyz").unwrap();
+        // Synced data does not make the name durable.
+        disk.append("synced-only", b"s").unwrap();
+        disk.sync("synced-only").unwrap();
         disk.crash(&CrashFault::lose_all_unsynced());
         assert_eq!(disk.read("f").unwrap(), b"abc");
         assert!(matches!(disk.read("new"), Err(DiskError::NotFound { .. })));
         assert_eq!(disk.list().unwrap(), vec!["f".to_owned()]);
         let stats = disk.stats();
-        assert_eq!(stats.bytes_written, 9);
+        assert_eq!(stats.bytes_written, 10);
         assert_eq!(stats.bytes_lost, 6);
-        assert_eq!(stats.syncs, 1);
+        assert_eq!(stats.syncs, 2);
+        assert_eq!(stats.dir_syncs, 1);
+        assert_eq!(stats.dir_ops_lost, 2);
         assert_eq!(stats.crashes, 1);
     }
 
     #[test]
-    fn truncate_and_remove_are_durable() {
+    fn a_kept_creation_keeps_the_file_with_its_fate() {
+        let mut disk = MemDisk::new();
+        disk.append("new", b"xyz").unwrap();
+        let mut fault = keep_dir_ops(&[0]);
+        fault
+            .tails
+            .insert("new".to_owned(), TailFate::Torn { keep_bytes: 2 });
+        disk.crash(&fault);
+        assert_eq!(disk.read("new").unwrap(), b"xy");
+        assert!(disk.pending_dir_ops().is_empty());
+    }
+
+    #[test]
+    fn truncate_is_durable_and_remove_waits_for_sync_dir() {
         let mut disk = disk_with(b"abcdef", b"gh");
         disk.truncate("f", 4).unwrap();
         assert!(matches!(
@@ -315,10 +499,94 @@ mod tests {
         disk.append("f", b"XY").unwrap();
         crash_with(&mut disk, TailFate::Kept);
         assert_eq!(disk.read("f").unwrap(), b"abcdXY");
+        // A removal not followed by sync_dir is undone by a crash: the synced bytes are back.
         disk.remove("f").unwrap();
+        assert!(disk.list().unwrap().is_empty());
         disk.crash(&CrashFault::lose_all_unsynced());
+        assert_eq!(disk.read("f").unwrap(), b"abcdXY");
+        // A kept removal, and a synced one, stay.
+        disk.remove("f").unwrap();
+        disk.crash(&keep_dir_ops(&[0]));
         assert!(disk.list().unwrap().is_empty());
         assert!(matches!(disk.remove("f"), Err(DiskError::NotFound { .. })));
+        let mut disk = disk_with(b"abc", b"");
+        disk.remove("f").unwrap();
+        disk.sync_dir().unwrap();
+        disk.crash(&CrashFault::lose_all_unsynced());
+        assert!(disk.list().unwrap().is_empty());
+    }
+
+    /// The old file at "snap", a new file synced at "snap.tmp" and renamed over it.
+    fn renamed_over() -> MemDisk {
+        let mut disk = MemDisk::new();
+        disk.append("snap", b"old").unwrap();
+        disk.sync("snap").unwrap();
+        disk.sync_dir().unwrap();
+        disk.append("snap.tmp", b"new").unwrap();
+        disk.sync("snap.tmp").unwrap();
+        disk.rename("snap.tmp", "snap").unwrap();
+        assert_eq!(disk.read("snap").unwrap(), b"new");
+        assert_eq!(disk.list().unwrap(), vec!["snap".to_owned()]);
+        disk
+    }
+
+    #[test]
+    fn a_rename_not_followed_by_sync_dir_may_be_lost() {
+        let create = DirOp::Create {
+            file: "snap.tmp".to_owned(),
+        };
+        let rename = DirOp::Rename {
+            from: "snap.tmp".to_owned(),
+            to: "snap".to_owned(),
+        };
+        assert_eq!(renamed_over().pending_dir_ops(), vec![create, rename]);
+        type Files<'a> = &'a [(&'a str, &'a [u8])];
+        let cases: [(&[u64], Files); 4] = [
+            // Both lost: the old file is back, the new one vanished.
+            (&[], &[("snap", b"old")]),
+            // Only the creation: the new file is back under its old name.
+            (&[0], &[("snap", b"old"), ("snap.tmp", b"new")]),
+            // Both, or only the rename (it names the file, with its synced data).
+            (&[0, 1], &[("snap", b"new")]),
+            (&[1], &[("snap", b"new")]),
+        ];
+        for (kept, expected) in cases {
+            let mut disk = renamed_over();
+            disk.crash(&keep_dir_ops(kept));
+            let files: Vec<(String, Vec<u8>)> = disk
+                .list()
+                .unwrap()
+                .into_iter()
+                .map(|name| (name.clone(), disk.read(&name).unwrap()))
+                .collect();
+            let expected: Vec<(String, Vec<u8>)> = expected
+                .iter()
+                .map(|(n, d)| (n.to_string(), d.to_vec()))
+                .collect();
+            assert_eq!(files, expected, "kept {kept:?}");
+        }
+        // After sync_dir the rename is durable.
+        let mut disk = renamed_over();
+        disk.sync_dir().unwrap();
+        disk.crash(&CrashFault::lose_all_unsynced());
+        assert_eq!(disk.read("snap").unwrap(), b"new");
+        assert_eq!(disk.list().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn rename_errors_and_self_rename() {
+        let mut disk = disk_with(b"abc", b"");
+        assert!(matches!(
+            disk.rename("missing", "x"),
+            Err(DiskError::NotFound { .. })
+        ));
+        assert!(matches!(
+            disk.rename("f", "a/b"),
+            Err(DiskError::InvalidName { .. })
+        ));
+        disk.rename("f", "f").unwrap();
+        assert!(disk.pending_dir_ops().is_empty());
+        assert_eq!(disk.read("f").unwrap(), b"abc");
     }
 
     #[test]
@@ -329,10 +597,18 @@ mod tests {
     }
 
     #[test]
+    #[should_panic(expected = "keeps directory operation 1")]
+    fn a_fault_keeping_an_operation_that_is_not_pending_is_a_simulator_bug() {
+        let mut disk = disk_with(b"abc", b"");
+        disk.remove("f").unwrap();
+        disk.crash(&keep_dir_ops(&[1]));
+    }
+
+    #[test]
     fn crash_fault_round_trips_through_serde() {
-        let mut fault = CrashFault::default();
+        let mut fault = keep_dir_ops(&[0, 2]);
         fault.tails.insert(
-            "raft.wal".to_owned(),
+            "wal".to_owned(),
             TailFate::Corrupted {
                 keep_bytes: 9,
                 flips: vec![ByteFlip {

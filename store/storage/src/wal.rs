@@ -251,6 +251,8 @@ pub struct Wal<D: Disk = Box<dyn Disk + Send>> {
     len_bytes: u64,
     /// Invariant: `synced_len_bytes <= len_bytes`, and both are record boundaries.
     synced_len_bytes: u64,
+    /// Whether the file's name is durable (a `sync_dir` since it was created).
+    name_durable: bool,
     failed: bool,
 }
 
@@ -405,6 +407,7 @@ impl<D: Disk> Wal<D> {
                 }
             }
             disk.sync(WAL_FILE)?;
+            disk.sync_dir()?;
         }
         assert_eq!(entries.len(), shape.entry_terms.len());
         assert!(entries
@@ -420,6 +423,7 @@ impl<D: Disk> Wal<D> {
             shape,
             len_bytes: pos as u64,
             synced_len_bytes: pos as u64,
+            name_durable: bytes.is_some(),
             failed: false,
         };
         Ok((wal, state))
@@ -489,6 +493,13 @@ impl<D: Disk> Wal<D> {
         if let Err(e) = self.disk.sync(WAL_FILE) {
             self.failed = true;
             return Err(e.into());
+        }
+        if !self.name_durable {
+            if let Err(e) = self.disk.sync_dir() {
+                self.failed = true;
+                return Err(e.into());
+            }
+            self.name_durable = true;
         }
         self.synced_len_bytes = self.len_bytes;
         Ok(())
@@ -679,6 +690,7 @@ mod tests {
         let mut disk = MemDisk::new();
         disk.append(WAL_FILE, &image).unwrap();
         disk.sync(WAL_FILE).unwrap();
+        disk.sync_dir().unwrap();
         match Wal::open(disk) {
             Err(WalError::Corrupt {
                 offset_bytes,
@@ -804,6 +816,12 @@ mod tests {
             }
             fn remove(&mut self, file: &str) -> Result<(), DiskError> {
                 self.0.remove(file)
+            }
+            fn rename(&mut self, from: &str, to: &str) -> Result<(), DiskError> {
+                self.0.rename(from, to)
+            }
+            fn sync_dir(&mut self) -> Result<(), DiskError> {
+                self.0.sync_dir()
             }
             fn list(&self) -> Result<Vec<String>, DiskError> {
                 self.0.list()

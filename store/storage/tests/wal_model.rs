@@ -226,6 +226,12 @@ fn run(ops: Vec<Op>) {
                         (TailFate::Corrupted { keep_bytes, flips }, intact)
                     }
                 };
+                // A file whose creation is not durable vanishes with all of its tail.
+                let intact = if disk.pending_dir_ops().is_empty() {
+                    intact
+                } else {
+                    0
+                };
                 let mut fault = CrashFault::default();
                 if tail > 0 {
                     fault.tails.insert(WAL_FILE.to_owned(), fate);
