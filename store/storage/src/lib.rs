@@ -13,9 +13,13 @@
 mod disk;
 mod file_disk;
 mod mem_disk;
+mod snap;
 mod wal;
 
 pub use disk::{Disk, DiskError};
 pub use file_disk::FileDisk;
 pub use mem_disk::{ByteFlip, CrashFault, DirOp, DiskStats, MemDisk, TailFate};
+pub use snap::{
+    LoadedSnapshot, RejectedSnapshot, Snapshot, SnapshotError, SnapshotFiles, SnapshotOptions,
+};
 pub use wal::{Violation, Wal, WalError, MAX_RECORD_BYTES, WAL_FILE};
