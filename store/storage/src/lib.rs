@@ -22,4 +22,4 @@ pub use mem_disk::{ByteFlip, CrashFault, DirOp, DiskStats, MemDisk, TailFate};
 pub use snap::{
     LoadedSnapshot, RejectedSnapshot, Snapshot, SnapshotError, SnapshotFiles, SnapshotOptions,
 };
-pub use wal::{Violation, Wal, WalError, MAX_RECORD_BYTES, WAL_FILE};
+pub use wal::{Violation, Wal, WalError, WalOptions, WalState, MAX_RECORD_BYTES};
