@@ -13,12 +13,16 @@
 mod disk;
 mod file_disk;
 mod mem_disk;
+mod restart;
 mod snap;
 mod wal;
 
 pub use disk::{Disk, DiskError};
 pub use file_disk::FileDisk;
 pub use mem_disk::{ByteFlip, CrashFault, DirOp, DiskStats, MemDisk, TailFate};
+pub use restart::{
+    combine, open_member_storage, MemberStorage, RestartError, RestartState, StorageOptions,
+};
 pub use snap::{
     LoadedSnapshot, RejectedSnapshot, Snapshot, SnapshotError, SnapshotFiles, SnapshotOptions,
 };
