@@ -58,7 +58,11 @@ pub enum DirOp {
 pub struct CrashFault {
     pub tails: BTreeMap<String, TailFate>,
     /// Positions in [`MemDisk::pending_dir_ops`] of the operations that survive.
-    #[serde(default)]
+    ///
+    /// Left out when empty, so a fault that keeps none serializes exactly as before this
+    /// field existed (traces are hashed over their JSON). Use a self-describing format
+    /// (JSON, TOML): bincode cannot read a left-out field.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub dir_ops_kept: BTreeSet<u64>,
 }
 

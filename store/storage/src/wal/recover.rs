@@ -2,10 +2,10 @@
 
 use faultline_raft::{Entry, LogIndex};
 
+use super::error::WalError;
 use super::format::{parse_at, synced_evidence, Frame, Parsed, Record, SegmentHeader};
 use super::segments::{newest_run, Segment, SegmentName};
 use super::shape::{LogShape, Violation};
-use super::WalError;
 use crate::disk::Disk;
 
 /// What recovery found.

@@ -1,6 +1,7 @@
 //! Unit tests of the WAL: recovery, rotation, markers and release.
 
 use super::*;
+use crate::disk::DiskError;
 use crate::mem_disk::{ByteFlip, CrashFault, MemDisk, TailFate};
 use faultline_raft::NodeId;
 
