@@ -107,8 +107,9 @@ impl NodeCore {
             "canary {:?} requested, but this build has no canaries (enable the `canaries` feature)",
             config.canary
         );
-        let (wal, persisted): (Wal, PersistedState) =
+        let (wal, recovered) =
             Wal::open(disk).expect("WAL recovery failed: the disk holds corrupt synced data");
+        let persisted: PersistedState = recovered.into_persisted();
         let hard_state = persisted.hard_state;
         let last_index = persisted.entries.last().map_or(0, |e| e.index.0);
         observer.on_event(
