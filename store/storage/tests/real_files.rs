@@ -31,6 +31,7 @@ fn entries(indexes: std::ops::RangeInclusive<u64>) -> Vec<Entry> {
             term: Term(2),
             index: LogIndex(i),
             data: vec![i as u8; 100],
+            kind: faultline_raft::EntryKind::Normal,
         })
         .collect()
 }

@@ -34,6 +34,7 @@ fn entries(term: u64, indexes: std::ops::RangeInclusive<u64>) -> Vec<Entry> {
             term: Term(term),
             index: LogIndex(i),
             data: vec![i as u8; 30],
+            kind: faultline_raft::EntryKind::Normal,
         })
         .collect()
 }

@@ -48,6 +48,7 @@ fn run(snapshots: bool) -> Figures {
             term: Term(1),
             index: LogIndex(index),
             data: vec![(index % 251) as u8; PAYLOAD_BYTES],
+            kind: faultline_raft::EntryKind::Normal,
         };
         let before = storage.wal.len_bytes();
         storage.wal.save(Some(hard_state), &[entry]).unwrap();

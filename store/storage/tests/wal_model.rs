@@ -191,6 +191,7 @@ fn concretize_save(
                 term: entry_term,
                 index: LogIndex(index),
                 data: vec![index as u8; usize::from(data_len)],
+                kind: faultline_raft::EntryKind::Normal,
             });
         }
     }

@@ -186,6 +186,7 @@ mod tests {
             term: Term(1),
             index: LogIndex(1),
             data: vec![7; data_len],
+            kind: faultline_raft::EntryKind::Normal,
         };
         Frame {
             synced_len_bytes,

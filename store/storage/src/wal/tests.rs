@@ -10,6 +10,7 @@ pub(super) fn entry(term: u64, index: u64) -> Entry {
         term: Term(term),
         index: LogIndex(index),
         data: format!("t{term}i{index}").into_bytes(),
+        kind: faultline_raft::EntryKind::Normal,
     }
 }
 
@@ -324,6 +325,7 @@ fn an_oversized_record_is_refused_before_writing() {
         term: Term(1),
         index: LogIndex(1),
         data: vec![0; MAX_RECORD_BYTES as usize],
+        kind: faultline_raft::EntryKind::Normal,
     };
     assert!(matches!(
         wal.save(None, &[big]),
