@@ -118,10 +118,10 @@ impl WalState {
 /// let (mut wal, recovered) = Wal::open(MemDisk::new())?;
 /// assert!(recovered.entries.is_empty());
 /// let hard_state = HardState { term: Term(1), vote: Some(NodeId(1)), commit: LogIndex(0) };
-/// let entry = Entry { term: Term(1), index: LogIndex(1), data: b"put a=1".to_vec() };
+/// let entry = Entry { term: Term(1), index: LogIndex(1), data: b"put a=1".to_vec(), kind: Default::default() };
 /// wal.save(Some(hard_state), &[entry.clone()])?;
 /// wal.sync()?; // only now may the Ready's messages leave
-/// wal.save(None, &[Entry { term: Term(1), index: LogIndex(2), data: vec![] }])?;
+/// wal.save(None, &[Entry { term: Term(1), index: LogIndex(2), data: vec![], kind: Default::default() }])?;
 ///
 /// // Power loss before the second sync: the simulator owns the disk and decides.
 /// let mut disk = wal.into_disk();
