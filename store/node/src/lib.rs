@@ -129,6 +129,14 @@ pub struct NodeConfig {
     /// A `fragment` watch gets responses estimated larger than this split into fragments
     /// (etcd: `--max-request-bytes`, 1.5 MiB by default).
     pub max_watch_response_bytes: usize,
+    /// A member snapshots its key space once this many entries were applied since its last
+    /// snapshot (etcd's `--snapshot-count`); 0: never.
+    pub snapshot_threshold_entries: u64,
+    /// Entries kept in the log after a snapshot's index before compacting up to it, so a
+    /// follower slightly behind catches up by entries (etcd's `SnapshotCatchUpEntries`).
+    pub snapshot_catch_up_entries: u64,
+    /// A new WAL segment begins once the current one holds this many bytes.
+    pub wal_segment_size_bytes: u64,
     pub canary: Option<Canary>,
 }
 
@@ -203,6 +211,16 @@ pub enum NodeEvent {
     },
     /// A client write was acknowledged as applied at `revision`.
     WriteAcked { index: u64, revision: i64 },
+    /// The member snapshotted its key space at `index` and compacted its log up to it.
+    SnapshotTaken { index: u64, term: u64 },
+    /// The member installed a snapshot from the leader (it had fallen behind its log).
+    SnapshotInstalled {
+        index: u64,
+        term: u64,
+        revision: i64,
+    },
+    /// A membership change entry was applied (Raft put it in force when appended).
+    ConfChangeApplied { index: u64, change: String },
 }
 
 pub trait Observer: Send + Sync {
