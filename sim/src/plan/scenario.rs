@@ -59,11 +59,11 @@ pub struct Scenario {
 }
 
 fn default_snapshot_threshold_entries() -> u64 {
-    150
+    100
 }
 
 fn default_snapshot_catch_up_entries() -> u64 {
-    50
+    10
 }
 
 fn default_wal_segment_size_bytes() -> u64 {

@@ -138,14 +138,6 @@ impl NodeCore {
             .entries
             .last()
             .map_or(snapshot_index, |e| e.index.0);
-        observer.on_event(
-            config.id,
-            NodeEvent::Recovered {
-                term: hard_state.term.0,
-                commit: hard_state.commit.0,
-                last_index,
-            },
-        );
         let raft_config = RaftConfig {
             id: NodeId(config.id),
             voters: config.members.keys().map(|&id| NodeId(id)).collect(),
@@ -168,6 +160,16 @@ impl NodeCore {
                 config.election_timeout_ms(),
             )),
         };
+        observer.on_event(
+            config.id,
+            NodeEvent::Recovered {
+                term: hard_state.term.0,
+                commit: hard_state.commit.0,
+                last_index,
+                snapshot_index,
+                revision: kv.current_revision(),
+            },
+        );
         let raft = Raft::recover(
             raft_config,
             Limits::default(),

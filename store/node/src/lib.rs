@@ -190,11 +190,14 @@ impl Clock for RuntimeClock {
 /// safety checks, or logs in a real deployment). Observers only observe.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NodeEvent {
-    /// The member recovered its WAL and starts.
+    /// The member recovered its snapshot and WAL and starts. `snapshot_index` is 0 without a
+    /// snapshot; `revision` is the restored key space's, before the WAL tail is re-applied.
     Recovered {
         term: u64,
         commit: u64,
         last_index: u64,
+        snapshot_index: u64,
+        revision: i64,
     },
     /// Role or leader changed.
     RoleChanged {
