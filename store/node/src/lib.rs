@@ -214,8 +214,15 @@ pub enum NodeEvent {
     },
     /// A client write was acknowledged as applied at `revision`.
     WriteAcked { index: u64, revision: i64 },
-    /// The member snapshotted its key space at `index` and compacted its log up to it.
-    SnapshotTaken { index: u64, term: u64 },
+    /// The member snapshotted its key space at `index` and compacted its log up to it; what
+    /// its storage and log hold afterwards (the bound snapshots keep them in).
+    SnapshotTaken {
+        index: u64,
+        term: u64,
+        wal_bytes: u64,
+        wal_segments: u64,
+        log_entries: u64,
+    },
     /// The member installed a snapshot from the leader (it had fallen behind its log).
     SnapshotInstalled {
         index: u64,

@@ -89,16 +89,19 @@ impl NodeCore {
         self.raft.compact(index, data);
         let snapshot = self.raft.snapshot().expect("just compacted").clone();
         self.persist_snapshot(&snapshot);
+        self.wal
+            .release_to(index)
+            .expect("WAL release after a snapshot failed");
         self.observer.on_event(
             self.config.id,
             NodeEvent::SnapshotTaken {
                 index: index.0,
                 term: snapshot.metadata.term.0,
+                wal_bytes: self.wal.len_bytes(),
+                wal_segments: self.wal.segment_files().len() as u64,
+                log_entries: self.raft.log_entries().len() as u64,
             },
         );
-        self.wal
-            .release_to(index)
-            .expect("WAL release after a snapshot failed");
     }
 
     fn raft_snapshot_index(&self) -> LogIndex {
