@@ -138,19 +138,7 @@ impl NodeCore {
             .entries
             .last()
             .map_or(snapshot_index, |e| e.index.0);
-        let raft_config = RaftConfig {
-            id: NodeId(config.id),
-            voters: config.members.keys().map(|&id| NodeId(id)).collect(),
-            election_timeout_ticks: config.election_timeout_ticks,
-            heartbeat_interval_ticks: config.heartbeat_interval_ticks,
-            pre_vote: config.pre_vote,
-            // The leader-local-read canary is the classic combination: reads served from a
-            // leader that does not notice it lost its quorum (no check-quorum step-down).
-            check_quorum: config.check_quorum
-                && !(cfg!(feature = "canaries") && config.canary == Some(Canary::LeaderLocalRead)),
-            max_entries_per_append: config.max_entries_per_append,
-            canary: config.canary.and_then(Canary::raft_canary),
-        };
+        let raft_config = raft_config(&config);
         let mut rng = ChaCha8Rng::seed_from_u64(config.rng_seed);
         // The minimum lease TTL is replicated configuration derived from the election timeout
         // exactly as etcd does (ceil(1.5 x election timeout)); every member computes the same.
@@ -827,6 +815,23 @@ impl NodeCore {
         for (_, read) in expired {
             let _ = read.reply.send(Err(EtcdError::Timeout));
         }
+    }
+}
+
+/// Raft's configuration for this member.
+fn raft_config(config: &NodeConfig) -> RaftConfig {
+    RaftConfig {
+        id: NodeId(config.id),
+        voters: config.members.keys().map(|&id| NodeId(id)).collect(),
+        election_timeout_ticks: config.election_timeout_ticks,
+        heartbeat_interval_ticks: config.heartbeat_interval_ticks,
+        pre_vote: config.pre_vote,
+        // The leader-local-read canary is the classic combination: reads served from a
+        // leader that does not notice it lost its quorum (no check-quorum step-down).
+        check_quorum: config.check_quorum
+            && !(cfg!(feature = "canaries") && config.canary == Some(Canary::LeaderLocalRead)),
+        max_entries_per_append: config.max_entries_per_append,
+        canary: config.canary.and_then(Canary::raft_canary),
     }
 }
 
