@@ -36,7 +36,7 @@ mod imp {
         pub fn one_line(&self) -> String {
             format!(
                 "seed {} {} trace {:016x} | ops {} (ok {}, failed {}, unknown {}) | faults {} \
-                 | elections {} | committed {} | {} ms",
+                 | elections {} | committed {} | snapshots {} taken, {} installed | {} ms",
                 self.seed,
                 self.verdict.label(),
                 self.trace_hash,
@@ -47,6 +47,8 @@ mod imp {
                 self.summary.faults,
                 self.summary.elections,
                 self.summary.entries_committed,
+                self.summary.snapshots_taken,
+                self.summary.snapshots_installed,
                 self.wall_ms
             )
         }

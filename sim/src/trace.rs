@@ -135,6 +135,12 @@ pub struct TraceSummary {
     pub faults: u64,
     pub crashes: u64,
     pub entries_committed: u64,
+    /// Snapshots members took of their own key space (log compactions).
+    #[serde(default)]
+    pub snapshots_taken: u64,
+    /// Snapshots members installed from a leader (they had fallen behind its log).
+    #[serde(default)]
+    pub snapshots_installed: u64,
     pub ops: u64,
     pub ops_ok: u64,
     pub ops_failed: u64,
@@ -156,6 +162,8 @@ pub fn summarize(trace: &Trace, history: &History) -> TraceSummary {
                 NodeEvent::Applied { index, .. } => {
                     committed.insert(*index);
                 }
+                NodeEvent::SnapshotTaken { .. } => summary.snapshots_taken += 1,
+                NodeEvent::SnapshotInstalled { .. } => summary.snapshots_installed += 1,
                 _ => {}
             },
             TraceEvent::FaultStart { fault, members } => {

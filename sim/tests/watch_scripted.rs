@@ -38,6 +38,9 @@ fn config(slow_backlog: usize, max_response_bytes: usize) -> NodeConfig {
         watch_poll_timeout_ms: 200,
         watch_slow_backlog_responses: slow_backlog,
         max_watch_response_bytes: max_response_bytes,
+        snapshot_threshold_entries: 100,
+        snapshot_catch_up_entries: 20,
+        wal_segment_size_bytes: 64 << 10,
         canary: None,
     }
 }

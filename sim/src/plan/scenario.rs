@@ -45,7 +45,29 @@ pub struct Scenario {
     /// Probability that the simulated network drops any one message (madsim's packet loss).
     #[serde(default)]
     pub packet_loss_rate: f64,
+    /// A member snapshots its key space and compacts its log once this many entries were
+    /// applied since its last snapshot (0: never). Small, so snapshots happen in most seeds.
+    #[serde(default = "default_snapshot_threshold_entries")]
+    pub snapshot_threshold_entries: u64,
+    /// Entries kept in the log before a snapshot's index, for followers slightly behind.
+    #[serde(default = "default_snapshot_catch_up_entries")]
+    pub snapshot_catch_up_entries: u64,
+    /// WAL segment size: small, so segments rotate and are released in a run.
+    #[serde(default = "default_wal_segment_size_bytes")]
+    pub wal_segment_size_bytes: u64,
     pub faults: FaultMix,
+}
+
+fn default_snapshot_threshold_entries() -> u64 {
+    100
+}
+
+fn default_snapshot_catch_up_entries() -> u64 {
+    10
+}
+
+fn default_wal_segment_size_bytes() -> u64 {
+    64 << 10
 }
 
 fn default_max_entries_per_append() -> usize {

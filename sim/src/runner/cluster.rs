@@ -198,6 +198,9 @@ fn member_config(
         watch_poll_timeout_ms: WATCH_POLL_TIMEOUT_MS,
         watch_slow_backlog_responses: faultline_mvcc::watch::SLOW_WATCHER_BACKLOG_DEFAULT,
         max_watch_response_bytes: faultline_mvcc::watch::MAX_RESPONSE_BYTES_DEFAULT,
+        snapshot_threshold_entries: scenario.snapshot_threshold_entries,
+        snapshot_catch_up_entries: scenario.snapshot_catch_up_entries,
+        wal_segment_size_bytes: scenario.wal_segment_size_bytes,
         canary,
     }
 }

@@ -10,10 +10,12 @@ use faultline_api::{
 };
 use faultline_mvcc::{KvStore, LeaseClock, StoreOptions, WatchHub, WatchHubOptions, WatchOutput};
 use faultline_raft::{
-    Config as RaftConfig, Entry, LogIndex, Message, NodeId, PersistedState, ProposeError, Raft,
-    Role, Term,
+    Config as RaftConfig, Entry, EntryKind, Limits, LogIndex, Message, NodeId, PersistedState,
+    ProposeError, Raft, Role, Term,
 };
-use faultline_storage::{Disk, Wal};
+use faultline_storage::{
+    open_member_storage, Disk, SnapshotFiles, SnapshotOptions, StorageOptions, Wal, WalOptions,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio::time::Instant;
@@ -22,6 +24,8 @@ use crate::{
     Canary, Clock, NodeConfig, NodeEvent, Observer, Reply, Sequenced, WatchBatch, WatchCall,
     WatchReply, WatchStreamError,
 };
+
+mod snapshot;
 
 /// At most this many expired leases are proposed for revocation per tick (etcd rate-limits
 /// revokes to 1000/s; with 10 ms ticks this is the same rate).
@@ -63,6 +67,9 @@ pub struct NodeCore {
     config: NodeConfig,
     raft: Raft,
     wal: Wal,
+    snapshots: SnapshotFiles,
+    /// A capture of `kv` waiting for the catch-up margin (see `snapshot.rs`).
+    pending_compaction: Option<snapshot::PendingCompaction>,
     kv: KvStore,
     observer: Arc<dyn Observer>,
     rng: ChaCha8Rng,
@@ -93,8 +100,9 @@ pub struct NodeCore {
 }
 
 impl NodeCore {
-    /// Recover from the WAL and build the Raft state machine. The key space is rebuilt by
-    /// re-applying the committed log (no snapshots yet).
+    /// Recover from the newest snapshot and the WAL after it and build the Raft state machine:
+    /// the key space is restored from the snapshot, then the committed entries after it are
+    /// re-applied.
     pub fn open(
         config: NodeConfig,
         disk: Box<dyn Disk + Send>,
@@ -107,39 +115,58 @@ impl NodeCore {
             "canary {:?} requested, but this build has no canaries (enable the `canaries` feature)",
             config.canary
         );
-        let (wal, persisted): (Wal, PersistedState) =
-            Wal::open(disk).expect("WAL recovery failed: the disk holds corrupt synced data");
+        let options = StorageOptions {
+            wal: WalOptions {
+                segment_size_bytes: config.wal_segment_size_bytes,
+            },
+            snapshots: SnapshotOptions::default(),
+        };
+        let storage = open_member_storage(disk, options)
+            .expect("storage recovery failed: the disk holds corrupt synced data");
+        let restart = storage.restart;
+        let raft_snapshot = restart
+            .snapshot
+            .as_ref()
+            .map(|s| snapshot::decode_payload(&s.payload));
+        let persisted = PersistedState {
+            hard_state: restart.hard_state,
+            entries: restart.entries,
+        };
         let hard_state = persisted.hard_state;
-        let last_index = persisted.entries.last().map_or(0, |e| e.index.0);
+        let snapshot_index = raft_snapshot.as_ref().map_or(0, |s| s.metadata.index.0);
+        let last_index = persisted
+            .entries
+            .last()
+            .map_or(snapshot_index, |e| e.index.0);
+        let raft_config = raft_config(&config);
+        let mut rng = ChaCha8Rng::seed_from_u64(config.rng_seed);
+        // The minimum lease TTL is replicated configuration derived from the election timeout
+        // exactly as etcd does (ceil(1.5 x election timeout)); every member computes the same.
+        let mut kv = match &raft_snapshot {
+            Some(s) => snapshot::decode_kv(&s.data),
+            None => KvStore::with_options(StoreOptions::for_election_timeout_ms(
+                config.election_timeout_ms(),
+            )),
+        };
+        // The canary is this member's, not replicated state: set again after every restore.
+        kv.set_canary(config.canary.and_then(Canary::kv_canary));
         observer.on_event(
             config.id,
             NodeEvent::Recovered {
                 term: hard_state.term.0,
                 commit: hard_state.commit.0,
                 last_index,
+                snapshot_index,
+                revision: kv.current_revision(),
             },
         );
-        let raft_config = RaftConfig {
-            id: NodeId(config.id),
-            voters: config.members.keys().map(|&id| NodeId(id)).collect(),
-            election_timeout_ticks: config.election_timeout_ticks,
-            heartbeat_interval_ticks: config.heartbeat_interval_ticks,
-            pre_vote: config.pre_vote,
-            // The leader-local-read canary is the classic combination: reads served from a
-            // leader that does not notice it lost its quorum (no check-quorum step-down).
-            check_quorum: config.check_quorum
-                && !(cfg!(feature = "canaries") && config.canary == Some(Canary::LeaderLocalRead)),
-            max_entries_per_append: config.max_entries_per_append,
-            canary: config.canary.and_then(Canary::raft_canary),
-        };
-        let mut rng = ChaCha8Rng::seed_from_u64(config.rng_seed);
-        let raft = Raft::new(raft_config, persisted, rng.random());
-        // The minimum lease TTL is replicated configuration derived from the election timeout
-        // exactly as etcd does (ceil(1.5 x election timeout)); every member computes the same.
-        let mut kv = KvStore::with_options(StoreOptions::for_election_timeout_ms(
-            config.election_timeout_ms(),
-        ));
-        kv.set_canary(config.canary.and_then(Canary::kv_canary));
+        let raft = Raft::recover(
+            raft_config,
+            Limits::default(),
+            raft_snapshot,
+            persisted,
+            rng.random(),
+        );
         // etcd's way: watches from the past and slow watchers are caught up from history by
         // `sync` on every tick (etcd's syncWatchersLoop), bounded by what the stream holds.
         let hub = WatchHub::new(
@@ -156,16 +183,18 @@ impl NodeCore {
         let stream_base = u64::from(rng.random::<u32>()) << 32;
         let now_ms = clock.now_ms();
         let mut lease_clock = LeaseClock::new();
-        // Nothing is applied yet; the lessor is rebuilt as the committed log is re-applied.
+        // The snapshot's leases; the rest are rebuilt as the committed log is re-applied.
         lease_clock.sync(&kv.leases(), now_ms);
         NodeCore {
             config,
             raft,
-            wal,
+            wal: storage.wal,
+            snapshots: storage.snapshots,
+            pending_compaction: None,
             kv,
             observer,
             rng,
-            applied: LogIndex(0),
+            applied: LogIndex(snapshot_index),
             role: Role::Follower,
             term: hard_state.term,
             leader: None,
@@ -376,6 +405,10 @@ impl NodeCore {
             if let Some(soft) = &ready.soft_state {
                 self.on_soft_state(soft.role, soft.term, soft.leader);
             }
+            if let Some(snapshot) = &ready.snapshot {
+                // Durable before the entries after it and before any message acknowledges it.
+                self.persist_snapshot(snapshot);
+            }
             if ready.hard_state.is_some() || !ready.entries.is_empty() {
                 self.wal
                     .save(ready.hard_state, &ready.entries)
@@ -383,6 +416,12 @@ impl NodeCore {
                 if !self.canary_active(Canary::AckBeforeSync) {
                     self.wal.sync().expect("WAL sync failed");
                 }
+            }
+            if let Some(snapshot) = &ready.snapshot {
+                self.install_snapshot(snapshot);
+                self.wal
+                    .release_to(snapshot.metadata.index)
+                    .expect("WAL release after a snapshot failed");
             }
             for entry in &ready.committed_entries {
                 self.apply(entry);
@@ -397,6 +436,7 @@ impl NodeCore {
             outbox.extend(ready.messages.iter().cloned());
             self.raft.advance(&ready);
             self.raft.check_invariants();
+            self.maybe_compact();
         }
         self.serve_applied_reads();
         self.flush_watch_polls();
@@ -456,7 +496,17 @@ impl NodeCore {
             "committed entries are applied in order, without gaps"
         );
         self.applied = entry.index;
-        let result = if entry.data.is_empty() {
+        let result = if let EntryKind::ConfChange { change, .. } = &entry.kind {
+            // Raft put it in force when it was appended; not a command for the key space.
+            self.observer.on_event(
+                self.config.id,
+                NodeEvent::ConfChangeApplied {
+                    index: entry.index.0,
+                    change: format!("{change:?}"),
+                },
+            );
+            None
+        } else if entry.data.is_empty() {
             None // the leader's no-op
         } else {
             let request: Request =
@@ -767,6 +817,23 @@ impl NodeCore {
         for (_, read) in expired {
             let _ = read.reply.send(Err(EtcdError::Timeout));
         }
+    }
+}
+
+/// Raft's configuration for this member.
+fn raft_config(config: &NodeConfig) -> RaftConfig {
+    RaftConfig {
+        id: NodeId(config.id),
+        voters: config.members.keys().map(|&id| NodeId(id)).collect(),
+        election_timeout_ticks: config.election_timeout_ticks,
+        heartbeat_interval_ticks: config.heartbeat_interval_ticks,
+        pre_vote: config.pre_vote,
+        // The leader-local-read canary is the classic combination: reads served from a
+        // leader that does not notice it lost its quorum (no check-quorum step-down).
+        check_quorum: config.check_quorum
+            && !(cfg!(feature = "canaries") && config.canary == Some(Canary::LeaderLocalRead)),
+        max_entries_per_append: config.max_entries_per_append,
+        canary: config.canary.and_then(Canary::raft_canary),
     }
 }
 

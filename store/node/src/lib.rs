@@ -143,6 +143,14 @@ pub struct NodeConfig {
     /// A `fragment` watch gets responses estimated larger than this split into fragments
     /// (etcd: `--max-request-bytes`, 1.5 MiB by default).
     pub max_watch_response_bytes: usize,
+    /// A member snapshots its key space once this many entries were applied since its last
+    /// snapshot (etcd's `--snapshot-count`); 0: never.
+    pub snapshot_threshold_entries: u64,
+    /// Entries kept in the log after a snapshot's index before compacting up to it, so a
+    /// follower slightly behind catches up by entries (etcd's `SnapshotCatchUpEntries`).
+    pub snapshot_catch_up_entries: u64,
+    /// A new WAL segment begins once the current one holds this many bytes.
+    pub wal_segment_size_bytes: u64,
     pub canary: Option<Canary>,
 }
 
@@ -196,11 +204,14 @@ impl Clock for RuntimeClock {
 /// safety checks, or logs in a real deployment). Observers only observe.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NodeEvent {
-    /// The member recovered its WAL and starts.
+    /// The member recovered its snapshot and WAL and starts. `snapshot_index` is 0 without a
+    /// snapshot; `revision` is the restored key space's, before the WAL tail is re-applied.
     Recovered {
         term: u64,
         commit: u64,
         last_index: u64,
+        snapshot_index: u64,
+        revision: i64,
     },
     /// Role or leader changed.
     RoleChanged {
@@ -217,6 +228,23 @@ pub enum NodeEvent {
     },
     /// A client write was acknowledged as applied at `revision`.
     WriteAcked { index: u64, revision: i64 },
+    /// The member snapshotted its key space at `index` and compacted its log up to it; what
+    /// its storage and log hold afterwards (the bound snapshots keep them in).
+    SnapshotTaken {
+        index: u64,
+        term: u64,
+        wal_bytes: u64,
+        wal_segments: u64,
+        log_entries: u64,
+    },
+    /// The member installed a snapshot from the leader (it had fallen behind its log).
+    SnapshotInstalled {
+        index: u64,
+        term: u64,
+        revision: i64,
+    },
+    /// A membership change entry was applied (Raft put it in force when appended).
+    ConfChangeApplied { index: u64, change: String },
 }
 
 pub trait Observer: Send + Sync {

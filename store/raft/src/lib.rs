@@ -43,6 +43,17 @@
 //! assert_eq!(applied, vec![b"x=1".to_vec()]);
 //! ```
 //!
+//! Besides that loop (see [`Ready`] for the full order contract):
+//! - **Log compaction**: once the state machine has applied index `i`, the node persists its
+//!   snapshot of it and calls [`Raft::compact`]`(i, data)`; after a restart it passes that
+//!   snapshot to [`Raft::recover`]. A follower that falls behind the leader's snapshot gets
+//!   it in [`Ready::snapshot`], to persist and apply.
+//! - **Membership**: [`Raft::propose_conf_change`] with a single-server [`ConfChange`]
+//!   (one at a time, effective on append; see `raft/membership.rs` for the scheme and why
+//!   it is safe); [`Raft::conf_state`] and [`Status::membership`] tell where a node stands.
+//! - **Leader transfer**: [`Raft::transfer_leader`].
+//! - **Flow control**: [`Limits`] and [`Raft::progress`].
+//!
 //! Everything random (election timeouts) comes from a ChaCha8 stream seeded by the caller, so
 //! the same inputs always produce the same outputs.
 //!
@@ -50,6 +61,8 @@
 //! tests switch on at runtime (`Config::canary`) to prove they catch them. Their code paths
 //! exist only with the `canaries` cargo feature; without it `Raft::new` refuses a canary.
 
+mod conf;
+mod ids;
 mod log;
 mod progress;
 mod raft;
@@ -57,11 +70,13 @@ mod read_index;
 mod ready;
 mod types;
 
+pub use conf::{ConfChange, ConfChangeError, ConfChangeType, ConfState, Membership};
 pub use raft::Raft;
 pub use ready::Ready;
 pub use types::{
-    AppendResult, Canary, Config, Entry, HardState, LogIndex, Message, MessageBody, NodeId,
-    PersistedState, ProposeError, ReadState, Role, SoftState, Status, Term,
+    AppendResult, Canary, Config, Entry, EntryKind, HardState, Limits, LogIndex, Message,
+    MessageBody, NodeId, PeerProgress, PersistedState, ProgressState, ProposeError, ReadState,
+    Role, Snapshot, SnapshotMetadata, SoftState, Status, Term, TransferError,
 };
 
 #[cfg(test)]

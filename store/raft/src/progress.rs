@@ -1,18 +1,75 @@
-//! What a leader knows about each follower's log, and quorum arithmetic.
+//! What a leader knows about each follower's log (flow control), and quorum arithmetic.
+//!
+//! Each follower is in one of three states, as in etcd's `tracker` package:
+//! - **Probe**: we do not know where its log matches ours. One append at a time; the next
+//!   waits for its answer or for the next heartbeat answer (the append may have been lost).
+//! - **Replicate**: its log matches ours up to `match_index`. Appends stream without waiting,
+//!   `next_index` moves ahead optimistically, and at most `max_inflight_appends` appends that
+//!   carry entries may be unacknowledged (each answer frees those it covers).
+//! - **Snapshot**: it needs entries we compacted; a snapshot is on its way. Nothing else is
+//!   sent until it is acknowledged, or an election timeout passes without that (the snapshot
+//!   may have been lost) and we probe again.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
-use crate::types::{LogIndex, NodeId};
+use crate::types::{LogIndex, NodeId, ProgressState};
 
-/// How the leader sends entries to one follower.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The last index of each unacknowledged append that carried entries, oldest first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Inflights {
+    last_indexes: VecDeque<LogIndex>,
+    max_count: usize,
+}
+
+impl Inflights {
+    fn new(max_count: usize) -> Inflights {
+        assert!(max_count > 0, "max_inflight_appends must be > 0");
+        Inflights {
+            last_indexes: VecDeque::new(),
+            max_count,
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        self.last_indexes.len() >= self.max_count
+    }
+
+    fn add(&mut self, last_index: LogIndex) {
+        assert!(!self.is_full(), "inflights: sent beyond the bound");
+        assert!(
+            self.last_indexes
+                .back()
+                .is_none_or(|last| *last < last_index),
+            "inflights: appends go out in index order"
+        );
+        self.last_indexes.push_back(last_index);
+    }
+
+    /// Frees every append the follower acknowledged by matching up to `index`.
+    fn free_to(&mut self, index: LogIndex) {
+        while self.last_indexes.front().is_some_and(|last| *last <= index) {
+            self.last_indexes.pop_front();
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.last_indexes.len()
+    }
+}
+
+/// How the leader sends entries to one follower (see the module docs).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum ReplicationMode {
-    /// We do not know where the follower's log matches ours: send one append at a time and
-    /// wait for its answer (or the next heartbeat round) before sending the next.
-    Probe { waiting: bool },
-    /// The follower's log matches up to `match_index`: stream appends without waiting,
-    /// advancing `next_index` optimistically.
-    Replicate,
+    Probe {
+        waiting: bool,
+    },
+    Replicate {
+        inflights: Inflights,
+    },
+    Snapshot {
+        pending_index: LogIndex,
+        elapsed_ticks: u64,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -28,39 +85,83 @@ pub(crate) struct Progress {
     /// The leader commit index carried by the last append sent, to know whether the follower
     /// still needs to hear about a newer one.
     pub(crate) commit_sent: LogIndex,
+    /// `match_index` at the previous heartbeat answer: a replicating follower that made no
+    /// progress over a whole heartbeat round while lagging has probably lost appends.
+    match_at_last_heartbeat: LogIndex,
+    max_inflight_appends: usize,
 }
 
 impl Progress {
     /// A new leader knows nothing about followers: it starts optimistic, just past its own
     /// log (Raft paper §5.3), and probes backwards on rejection.
-    pub(crate) fn new(leader_last_index: LogIndex) -> Progress {
+    pub(crate) fn new(leader_last_index: LogIndex, max_inflight_appends: usize) -> Progress {
         Progress {
             match_index: LogIndex(0),
             next_index: leader_last_index.next(),
             mode: ReplicationMode::Probe { waiting: false },
             recently_active: false,
             commit_sent: LogIndex(0),
+            match_at_last_heartbeat: LogIndex(0),
+            max_inflight_appends,
+        }
+    }
+
+    pub(crate) fn state(&self) -> ProgressState {
+        match self.mode {
+            ReplicationMode::Probe { .. } => ProgressState::Probe,
+            ReplicationMode::Replicate { .. } => ProgressState::Replicate,
+            ReplicationMode::Snapshot { .. } => ProgressState::Snapshot,
+        }
+    }
+
+    pub(crate) fn inflight_appends(&self) -> usize {
+        match &self.mode {
+            ReplicationMode::Replicate { inflights } => inflights.len(),
+            _ => 0,
         }
     }
 
     pub(crate) fn can_send(&self) -> bool {
-        !matches!(self.mode, ReplicationMode::Probe { waiting: true })
+        match &self.mode {
+            ReplicationMode::Probe { waiting } => !waiting,
+            ReplicationMode::Replicate { inflights } => !inflights.is_full(),
+            ReplicationMode::Snapshot { .. } => false,
+        }
     }
 
     /// Nothing sent is unacknowledged: an append at `next_index` cannot overtake another.
     pub(crate) fn is_idle(&self) -> bool {
         self.next_index == self.match_index.next()
+            && !matches!(self.mode, ReplicationMode::Snapshot { .. })
     }
 
-    /// Records that entries up to `last_sent` went out, with `commit`.
-    pub(crate) fn sent(&mut self, last_sent: LogIndex, commit: LogIndex) {
+    /// Records that an append went out with entries up to `last_sent` (`carried_entries`
+    /// false for an append that only probes or carries the commit index) and `commit`.
+    pub(crate) fn sent(&mut self, last_sent: LogIndex, carried_entries: bool, commit: LogIndex) {
         self.commit_sent = self.commit_sent.max(commit);
-        match self.mode {
-            ReplicationMode::Probe { .. } => self.mode = ReplicationMode::Probe { waiting: true },
-            ReplicationMode::Replicate => {
+        match &mut self.mode {
+            ReplicationMode::Probe { waiting } => *waiting = true,
+            ReplicationMode::Replicate { inflights } => {
                 self.next_index = self.next_index.max(last_sent.next());
+                if carried_entries {
+                    inflights.add(last_sent);
+                }
             }
+            ReplicationMode::Snapshot { .. } => panic!("progress: append sent while snapshotting"),
         }
+    }
+
+    /// Records that our snapshot up to `index` went out: wait for its acknowledgement.
+    pub(crate) fn sent_snapshot(&mut self, index: LogIndex, commit: LogIndex) {
+        assert!(
+            index >= self.match_index,
+            "progress: snapshot behind the match"
+        );
+        self.commit_sent = self.commit_sent.max(commit);
+        self.mode = ReplicationMode::Snapshot {
+            pending_index: index,
+            elapsed_ticks: 0,
+        };
     }
 
     /// The follower holds our log up to `index`. Returns whether anything was learned.
@@ -70,9 +171,31 @@ impl Progress {
             self.match_index = index;
         }
         self.next_index = self.next_index.max(index.next());
-        self.mode = ReplicationMode::Replicate;
+        match &mut self.mode {
+            ReplicationMode::Probe { .. } => self.become_replicate(),
+            ReplicationMode::Replicate { inflights } => inflights.free_to(index),
+            // Only an answer covering the snapshot ends the wait; an older one is a late
+            // answer to an append sent before it.
+            ReplicationMode::Snapshot { pending_index, .. } => {
+                if index >= *pending_index {
+                    self.become_replicate();
+                }
+            }
+        }
         self.check();
         learned
+    }
+
+    fn become_replicate(&mut self) {
+        self.next_index = self.match_index.next();
+        self.mode = ReplicationMode::Replicate {
+            inflights: Inflights::new(self.max_inflight_appends),
+        };
+    }
+
+    fn become_probe(&mut self) {
+        self.next_index = self.match_index.next();
+        self.mode = ReplicationMode::Probe { waiting: false };
     }
 
     /// The follower rejected an append whose prev was `rejected_prev_index`; `next_guess` is
@@ -84,11 +207,14 @@ impl Progress {
         if rejected_prev_index <= self.match_index {
             return false;
         }
-        // While probing, only the answer to the one outstanding probe counts.
-        if matches!(self.mode, ReplicationMode::Probe { .. })
-            && rejected_prev_index != self.next_index.prev()
-        {
-            return false;
+        match self.mode {
+            // While probing, only the answer to the one outstanding probe counts.
+            ReplicationMode::Probe { .. } if rejected_prev_index != self.next_index.prev() => {
+                return false;
+            }
+            // A late answer to an append sent before the snapshot.
+            ReplicationMode::Snapshot { .. } => return false,
+            _ => {}
         }
         // Move strictly below the rejected prev so backtracking always makes progress, but
         // never below what is known to match.
@@ -101,28 +227,54 @@ impl Progress {
     }
 
     /// A heartbeat answer: the follower is alive, so a paused probe may go out again. A
-    /// replicating follower that still lags may have lost appends; fall back to probing just
-    /// past what is known to match so the leader resends (bounded: once per heartbeat).
+    /// replicating follower that lags and made no progress since the previous heartbeat
+    /// answer has probably lost appends (or their answers): probe just past what is known to
+    /// match so the leader resends (bounded: once per heartbeat round).
     pub(crate) fn heartbeat_answered(&mut self, leader_last_index: LogIndex) {
+        let stalled = self.match_index == self.match_at_last_heartbeat;
+        self.match_at_last_heartbeat = self.match_index;
         match self.mode {
             ReplicationMode::Probe { .. } => self.mode = ReplicationMode::Probe { waiting: false },
-            ReplicationMode::Replicate => {
-                if self.match_index < leader_last_index {
-                    self.next_index = self.match_index.next();
-                    self.mode = ReplicationMode::Probe { waiting: false };
+            ReplicationMode::Replicate { .. } => {
+                if self.match_index < leader_last_index && stalled {
+                    self.become_probe();
                 }
             }
+            ReplicationMode::Snapshot { .. } => {}
         }
         self.check();
     }
 
-    fn check(&self) {
+    /// One leader tick. A snapshot unacknowledged for `timeout_ticks` was probably lost:
+    /// probe again (which sends the snapshot again if it is still needed).
+    pub(crate) fn tick(&mut self, timeout_ticks: u64) {
+        if let ReplicationMode::Snapshot { elapsed_ticks, .. } = &mut self.mode {
+            *elapsed_ticks += 1;
+            if *elapsed_ticks >= timeout_ticks {
+                self.become_probe();
+            }
+        }
+    }
+
+    pub(crate) fn check(&self) {
         assert!(
             self.match_index < self.next_index,
             "progress: match_index {} must be below next_index {}",
             self.match_index,
             self.next_index
         );
+        if let ReplicationMode::Replicate { inflights } = &self.mode {
+            assert!(
+                inflights.len() <= self.max_inflight_appends,
+                "progress: more appends in flight than allowed"
+            );
+            if let Some(last) = inflights.last_indexes.back() {
+                assert!(
+                    *last < self.next_index,
+                    "progress: in-flight append beyond next_index"
+                );
+            }
+        }
     }
 }
 
@@ -164,14 +316,78 @@ mod tests {
 
     #[test]
     fn stale_rejection_is_ignored() {
-        let mut progress = Progress::new(LogIndex(10));
+        let mut progress = Progress::new(LogIndex(10), 4);
         assert!(progress.accepted(LogIndex(8)));
         // Rejection of an append whose prev (4) is already known to match: stale.
         assert!(!progress.rejected(LogIndex(4), LogIndex(2)));
-        assert_eq!(progress.next_index, LogIndex(11));
+        assert_eq!(progress.next_index, LogIndex(9));
         // A real rejection above match moves next strictly below the rejected prev.
         assert!(progress.rejected(LogIndex(10), LogIndex(12)));
         assert_eq!(progress.next_index, LogIndex(10));
-        assert!(!progress.can_send() || progress.mode == ReplicationMode::Probe { waiting: false });
+        assert_eq!(progress.mode, ReplicationMode::Probe { waiting: false });
+    }
+
+    #[test]
+    fn replicate_stops_at_the_inflight_bound_and_acks_free_slots() {
+        let mut progress = Progress::new(LogIndex(0), 2);
+        progress.accepted(LogIndex(0));
+        assert_eq!(progress.state(), ProgressState::Replicate);
+        progress.sent(LogIndex(3), true, LogIndex(0));
+        progress.sent(LogIndex(6), true, LogIndex(0));
+        assert!(!progress.can_send(), "two appends in flight");
+        // An append without entries (commit only) takes no slot, but none may go out now.
+        assert_eq!(progress.inflight_appends(), 2);
+        progress.accepted(LogIndex(3));
+        assert!(progress.can_send());
+        assert_eq!(progress.inflight_appends(), 1);
+        progress.accepted(LogIndex(6));
+        assert_eq!(progress.inflight_appends(), 0);
+        assert!(progress.is_idle());
+    }
+
+    #[test]
+    fn snapshot_waits_for_its_ack_or_times_out() {
+        let mut progress = Progress::new(LogIndex(20), 4);
+        progress.sent_snapshot(LogIndex(15), LogIndex(15));
+        assert_eq!(progress.state(), ProgressState::Snapshot);
+        assert!(!progress.can_send());
+        assert!(
+            !progress.rejected(LogIndex(19), LogIndex(3)),
+            "late rejection"
+        );
+        progress.accepted(LogIndex(2));
+        assert_eq!(progress.state(), ProgressState::Snapshot, "older ack");
+        progress.accepted(LogIndex(15));
+        assert_eq!(progress.state(), ProgressState::Replicate);
+        assert_eq!(progress.next_index, LogIndex(16));
+        progress.sent_snapshot(LogIndex(18), LogIndex(18));
+        for _ in 0..9 {
+            progress.tick(10);
+        }
+        assert_eq!(progress.state(), ProgressState::Snapshot);
+        progress.tick(10);
+        assert_eq!(progress.state(), ProgressState::Probe, "lost snapshot");
+        assert_eq!(progress.next_index, LogIndex(16));
+    }
+
+    #[test]
+    fn a_stalled_replicating_follower_falls_back_to_probe() {
+        let mut progress = Progress::new(LogIndex(0), 8);
+        progress.accepted(LogIndex(0));
+        progress.sent(LogIndex(5), true, LogIndex(0));
+        progress.accepted(LogIndex(2));
+        progress.heartbeat_answered(LogIndex(5));
+        assert_eq!(
+            progress.state(),
+            ProgressState::Replicate,
+            "progress since start"
+        );
+        progress.heartbeat_answered(LogIndex(5));
+        assert_eq!(
+            progress.state(),
+            ProgressState::Probe,
+            "stalled for a round"
+        );
+        assert_eq!(progress.next_index, LogIndex(3));
     }
 }

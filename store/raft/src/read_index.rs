@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use crate::progress::quorum;
 use crate::types::{LogIndex, NodeId, ReadState};
 
 #[derive(Debug)]
@@ -44,13 +45,21 @@ impl ReadQueue {
     }
 
     /// Records an ack and returns the requests it confirms (possibly none), oldest first.
-    pub(crate) fn ack(&mut self, ctx: u64, from: NodeId, quorum: usize) -> Vec<ReadState> {
+    /// Only acks of `voters` count towards their majority (the leader's own too: a leader
+    /// whose removal is pending does not count itself).
+    pub(crate) fn ack(
+        &mut self,
+        ctx: u64,
+        from: NodeId,
+        voters: &BTreeSet<NodeId>,
+    ) -> Vec<ReadState> {
         let Some(position) = self.pending.iter().position(|read| read.ctx == ctx) else {
             // Answer to a request already confirmed, or from an earlier term.
             return Vec::new();
         };
-        self.pending[position].acks.insert(from);
-        if self.pending[position].acks.len() < quorum {
+        let acks = &mut self.pending[position].acks;
+        acks.insert(from);
+        if acks.intersection(voters).count() < quorum(voters.len()) {
             return Vec::new();
         }
         self.pending
@@ -96,8 +105,13 @@ mod tests {
         assert!(queue.push(1, LogIndex(3), NodeId(1)));
         assert!(queue.push(2, LogIndex(4), NodeId(1)));
         assert!(!queue.push(2, LogIndex(4), NodeId(1)));
-        assert!(queue.ack(2, NodeId(2), 3).is_empty());
-        let confirmed = queue.ack(2, NodeId(3), 3);
+        let voters: BTreeSet<NodeId> = (1..=5).map(NodeId).collect();
+        assert!(queue.ack(2, NodeId(2), &voters).is_empty());
+        assert!(
+            queue.ack(2, NodeId(9), &voters).is_empty(),
+            "a non-voter does not count"
+        );
+        let confirmed = queue.ack(2, NodeId(3), &voters);
         assert_eq!(
             confirmed,
             vec![
@@ -112,6 +126,6 @@ mod tests {
             ]
         );
         assert!(queue.is_empty());
-        assert!(queue.ack(1, NodeId(2), 3).is_empty());
+        assert!(queue.ack(1, NodeId(2), &voters).is_empty());
     }
 }

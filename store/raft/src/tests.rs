@@ -3,8 +3,8 @@
 use proptest::prelude::*;
 
 use crate::{
-    Config, Entry, HardState, LogIndex, Message, MessageBody, NodeId, PersistedState, ProposeError,
-    Raft, Role, Term,
+    Config, Entry, EntryKind, HardState, LogIndex, Message, MessageBody, NodeId, PersistedState,
+    ProposeError, Raft, Role, Term,
 };
 
 fn config(id: u64, voter_count: u64) -> Config {
@@ -123,11 +123,13 @@ fn restart_keeps_term_vote_and_log_and_reapplies() {
             term: Term(1),
             index: LogIndex(1),
             data: Vec::new(),
+            kind: EntryKind::Normal,
         },
         Entry {
             term: Term(2),
             index: LogIndex(2),
             data: b"a".to_vec(),
+            kind: EntryKind::Normal,
         },
     ];
     let persisted = PersistedState {
@@ -205,12 +207,20 @@ fn ready_twice_without_advance_panics() {
     let _second = raft.ready();
 }
 
+/// A node outside the bootstrap voters (one that joins later) starts as a non-member: it
+/// never campaigns until a configuration in its log makes it a voter.
 #[test]
-#[should_panic(expected = "must include this node")]
-fn config_without_self_panics() {
-    let mut bad = config(4, 3);
-    bad.id = NodeId(4);
-    Raft::new(bad, PersistedState::default(), 0);
+fn a_node_outside_its_configuration_never_campaigns() {
+    let mut joiner = Raft::new(config(4, 3), PersistedState::default(), 0);
+    assert_eq!(joiner.status().membership, crate::Membership::NotMember);
+    for _ in 0..100 {
+        joiner.tick();
+    }
+    assert_eq!(joiner.status().role, Role::Follower);
+    assert_eq!(joiner.status().term, Term(0));
+    assert!(drain(&mut joiner)
+        .iter()
+        .all(|ready| ready.messages.is_empty()));
 }
 
 proptest! {
@@ -230,6 +240,7 @@ proptest! {
                 term: Term(*term),
                 index: LogIndex(i as u64 + 1),
                 data: vec![*term as u8, i as u8],
+                kind: EntryKind::Normal,
             }).collect()
         };
         let leader_log = to_log(&leader_terms);
@@ -280,4 +291,158 @@ fn canary_without_the_feature_is_refused() {
         ..config(1, 1)
     };
     let _ = Raft::new(config, PersistedState::default(), 1);
+}
+
+fn snapshot_message(index: u64, term: u64, leader_term: u64) -> Message {
+    Message {
+        from: NodeId(1),
+        to: NodeId(2),
+        term: Term(leader_term),
+        body: MessageBody::InstallSnapshot {
+            snapshot: crate::Snapshot {
+                metadata: crate::SnapshotMetadata {
+                    index: LogIndex(index),
+                    term: Term(term),
+                    conf_state: crate::ConfState::with_voters((1..=3).map(NodeId)),
+                },
+                data: b"state".to_vec(),
+            },
+        },
+    }
+}
+
+fn log_of(terms: &[u64]) -> Vec<Entry> {
+    terms
+        .iter()
+        .enumerate()
+        .map(|(i, term)| Entry {
+            term: Term(*term),
+            index: LogIndex(i as u64 + 1),
+            data: vec![b'a' + i as u8],
+            kind: EntryKind::Normal,
+        })
+        .collect()
+}
+
+fn follower_with(terms: &[u64], commit: u64) -> Raft {
+    let persisted = PersistedState {
+        hard_state: HardState {
+            term: Term(5),
+            vote: None,
+            commit: LogIndex(commit),
+        },
+        entries: log_of(terms),
+    };
+    let mut raft = Raft::new(config(2, 3), persisted, 0);
+    drain(&mut raft);
+    raft
+}
+
+fn only_answer(raft: &mut Raft) -> crate::AppendResult {
+    let ready = raft.ready();
+    raft.advance(&ready);
+    assert_eq!(ready.messages.len(), 1);
+    match &ready.messages[0].body {
+        MessageBody::AppendEntriesResponse { result } => *result,
+        other => panic!("unexpected answer {other:?}"),
+    }
+}
+
+#[test]
+fn snapshot_older_than_commit_is_answered_not_installed() {
+    let mut raft = follower_with(&[1, 1, 2, 2], 3);
+    raft.step(snapshot_message(2, 1, 5));
+    assert_eq!(
+        only_answer(&mut raft),
+        crate::AppendResult::Accepted {
+            match_index: LogIndex(3)
+        }
+    );
+    assert_eq!(raft.status().snapshot_index, LogIndex(0));
+    assert_eq!(raft.log_entries(), log_of(&[1, 1, 2, 2]).as_slice());
+    raft.check_invariants();
+}
+
+#[test]
+fn snapshot_matching_our_log_commits_and_keeps_the_log() {
+    let mut raft = follower_with(&[1, 1, 2, 2], 1);
+    raft.step(snapshot_message(3, 2, 5));
+    let ready = raft.ready();
+    assert!(ready.snapshot.is_none(), "the log already holds it");
+    assert_eq!(ready.committed_entries, log_of(&[1, 1, 2])[1..].to_vec());
+    raft.advance(&ready);
+    assert_eq!(raft.status().commit, LogIndex(3));
+    assert_eq!(raft.log_entries().len(), 4, "entry 4 is kept");
+}
+
+#[test]
+fn snapshot_beyond_commit_replaces_the_log() {
+    let mut raft = follower_with(&[1, 1, 2, 2], 1);
+    raft.step(snapshot_message(6, 4, 5));
+    let ready = raft.ready();
+    let snapshot = ready.snapshot.clone().expect("installed");
+    assert_eq!(snapshot.metadata.index, LogIndex(6));
+    assert!(ready.entries.is_empty());
+    assert!(
+        ready.committed_entries.is_empty(),
+        "the snapshot stands for them"
+    );
+    assert_eq!(ready.hard_state.map(|hs| hs.commit), Some(LogIndex(6)));
+    assert_eq!(
+        ready.messages.len(),
+        1,
+        "the answer leaves after persisting"
+    );
+    raft.advance(&ready);
+    let status = raft.status();
+    assert_eq!(
+        (
+            status.snapshot_index,
+            status.commit,
+            status.applied,
+            status.last_index
+        ),
+        (LogIndex(6), LogIndex(6), LogIndex(6), LogIndex(6))
+    );
+    assert!(raft.log_entries().is_empty());
+    raft.check_invariants();
+}
+
+#[test]
+fn restart_from_a_snapshot_applies_only_what_follows_it() {
+    let mut leader = Raft::new(config(1, 1), PersistedState::default(), 0);
+    leader.campaign();
+    drain(&mut leader);
+    for data in [b"a", b"b", b"c"] {
+        leader.propose(data.to_vec()).unwrap();
+        drain(&mut leader);
+    }
+    assert_eq!(leader.status().applied, LogIndex(4));
+    leader.compact(LogIndex(3), b"state at 3".to_vec());
+    let snapshot = leader.snapshot().cloned().expect("compacted");
+    assert_eq!(snapshot.metadata.term, Term(1));
+    assert_eq!(leader.log_entries().len(), 1);
+    let persisted = PersistedState {
+        hard_state: HardState {
+            term: Term(1),
+            vote: Some(NodeId(1)),
+            commit: LogIndex(4),
+        },
+        // Storage may still hold entries the snapshot covers.
+        entries: log_of(&[1, 1, 1, 1]),
+    };
+    let mut restarted = Raft::recover(
+        config(1, 1),
+        crate::Limits::default(),
+        Some(snapshot),
+        persisted,
+        0,
+    );
+    assert_eq!(restarted.status().applied, LogIndex(3));
+    let readies = drain(&mut restarted);
+    let applied: Vec<LogIndex> = readies
+        .iter()
+        .flat_map(|ready| ready.committed_entries.iter().map(|e| e.index))
+        .collect();
+    assert_eq!(applied, vec![LogIndex(4)]);
 }

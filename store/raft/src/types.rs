@@ -5,66 +5,63 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-macro_rules! newtype_u64 {
-    ($(#[$meta:meta])* $name:ident) => {
-        $(#[$meta])*
-        #[derive(
-            Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
-        )]
-        #[serde(transparent)]
-        pub struct $name(pub u64);
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}", self.0)
-            }
-        }
-    };
-}
-
-newtype_u64!(
-    /// A member of the cluster. Ids are chosen by the operator; 0 is a legal id but no node
-    /// should rely on it meaning "none" (use `Option<NodeId>` for that).
-    NodeId
-);
-newtype_u64!(
-    /// A Raft term (Raft paper §5.1). Term 0 is the term before any election.
-    Term
-);
-newtype_u64!(
-    /// A position in the replicated log. The first entry has index 1; index 0 is the empty
-    /// prefix, whose term is 0, so that the consistency check of the first append always passes.
-    LogIndex
-);
-
-impl LogIndex {
-    /// The next index. Panics on overflow rather than wrapping: a wrapped index would silently
-    /// compare smaller than every real one.
-    pub fn next(self) -> LogIndex {
-        LogIndex(self.0.checked_add(1).expect("log index overflow"))
-    }
-
-    /// The previous index, saturating at 0 (the empty prefix).
-    pub fn prev(self) -> LogIndex {
-        LogIndex(self.0.saturating_sub(1))
-    }
-}
-
-impl Term {
-    /// The next term. Panics on overflow for the same reason as `LogIndex::next`.
-    pub fn next(self) -> Term {
-        Term(self.0.checked_add(1).expect("term overflow"))
-    }
-}
+use crate::conf::{ConfChange, ConfState, Membership};
+pub use crate::ids::{LogIndex, NodeId, Term};
 
 /// One entry of the replicated log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     pub term: Term,
     pub index: LogIndex,
-    /// Empty only for the no-op entry a new leader appends (Raft paper §8): it lets the leader
-    /// commit entries of earlier terms. The node skips it when applying.
+    /// The application's command. Empty for the no-op entry a new leader appends (Raft paper
+    /// §8: it lets the leader commit entries of earlier terms) and for configuration changes;
+    /// the node skips empty entries when applying commands.
     pub data: Vec<u8>,
+    /// What the entry is: an application command (or the no-op), or a configuration change.
+    pub kind: EntryKind,
+}
+
+/// What a log entry carries besides `data`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EntryKind {
+    /// An application command in `data` (or, with empty `data`, a new leader's no-op).
+    #[default]
+    Normal,
+    /// A membership change (`data` is empty). It takes effect on every server as soon as the
+    /// entry is in its log, committed or not (see `Raft::propose_conf_change`), and
+    /// `conf_state` is the configuration from this entry on.
+    ConfChange {
+        change: ConfChange,
+        conf_state: ConfState,
+    },
+}
+
+/// What a snapshot covers: the log up to and including (`index`, `term`), and the
+/// configuration in force at `index`.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SnapshotMetadata {
+    pub index: LogIndex,
+    pub term: Term,
+    pub conf_state: ConfState,
+}
+
+/// The application's state as of `metadata.index`, which replaces the log up to that index.
+/// `data` is opaque to Raft: the application produces it (`Raft::compact`) and restores its
+/// state machine from it (`Ready::snapshot`).
+#[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub metadata: SnapshotMetadata,
+    pub data: Vec<u8>,
+}
+
+impl fmt::Debug for Snapshot {
+    /// The data can be large: show its size only.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("metadata", &self.metadata)
+            .field("data_bytes", &self.data.len())
+            .finish()
+    }
 }
 
 /// What must be durable before any message that depends on it leaves the node.
@@ -98,10 +95,13 @@ pub enum MessageBody {
     PreVoteResponse {
         granted: bool,
     },
-    /// RequestVote RPC (Raft paper §5.2, Figure 2).
+    /// RequestVote RPC (Raft paper §5.2, Figure 2). `leader_transfer` marks a campaign the
+    /// leader asked for (`TimeoutNow`): voters that still hear from that leader grant it
+    /// anyway, where they would otherwise ignore a vote request during their leader lease.
     RequestVote {
         last_log_index: LogIndex,
         last_log_term: Term,
+        leader_transfer: bool,
     },
     RequestVoteResponse {
         granted: bool,
@@ -127,6 +127,16 @@ pub enum MessageBody {
     HeartbeatResponse {
         read_ctx: Option<u64>,
     },
+    /// The leader's snapshot, for a follower whose next entry the leader has compacted away
+    /// (Raft paper §7, InstallSnapshot RPC, sent whole rather than in chunks). Answered with an
+    /// `AppendEntriesResponse`: `Accepted { match_index }`, the index the follower now holds
+    /// the leader's log up to.
+    InstallSnapshot {
+        snapshot: Snapshot,
+    },
+    /// Leader transfer (Raft thesis §3.10): the leader tells a caught-up voter to campaign at
+    /// once, without waiting for its election timeout or a pre-vote.
+    TimeoutNow,
 }
 
 /// How a follower answered an AppendEntries.
@@ -150,7 +160,10 @@ pub enum AppendResult {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Config {
     pub id: NodeId,
-    /// All voters, including `id`. Membership is fixed.
+    /// The bootstrap configuration: the voters before any membership change. Every member of
+    /// a cluster passes the same list; it applies until the log (or a snapshot) holds a
+    /// configuration. A node that joins later passes the same list without being in it, and
+    /// learns the current configuration from the leader.
     pub voters: Vec<NodeId>,
     /// Followers wait a random number of ticks in `[t, 2t)` before campaigning (Raft paper
     /// §5.2); also the check-quorum period and the follower's leader lease.
@@ -169,6 +182,38 @@ pub struct Config {
     pub canary: Option<Canary>,
 }
 
+/// Bounds that shape replication and membership changes but not safety, so they have a
+/// `Default` (unlike `Config`). Passed to `Raft::recover`; `Raft::new` uses the defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Per follower in the replicate state: at most this many appends carrying entries may
+    /// be unacknowledged (etcd's `MaxInflightMsgs`). Bounds the leader's outgoing queue and
+    /// what a slow follower has to absorb.
+    pub max_inflight_appends: usize,
+    /// A learner may be promoted to voter only when its match index is within this many
+    /// entries of the leader's last index (see `ConfChangeError::LearnerNotCaughtUp`).
+    pub promote_max_lag_entries: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_inflight_appends: 64,
+            promote_max_lag_entries: 16,
+        }
+    }
+}
+
+impl Limits {
+    /// Panics on bounds that cannot work; called by `Raft::recover`.
+    pub fn validate(&self) {
+        assert!(
+            self.max_inflight_appends > 0,
+            "limits: max_inflight_appends must be > 0"
+        );
+    }
+}
+
 /// A re-introducible Raft safety bug (a canary), proving that the checkers catch it. The
 /// variants always exist (so configs and seed files can name them); the buggy code paths are
 /// compiled only with the `canaries` cargo feature.
@@ -180,6 +225,17 @@ pub enum Canary {
     /// Commit any entry replicated on a quorum, even one of an earlier term (Raft paper
     /// §5.4.2, Figure 8): a later leader can overwrite it.
     CommitOldTerm,
+    /// Membership changes take effect on append, but the leader accepts a second change while
+    /// the first is uncommitted, and a change before its first commit in its term: the
+    /// classic single-server-change bug (Ongaro, raft-dev 2015; thesis errata). Two
+    /// configurations two servers apart can then elect leaders with disjoint majorities.
+    ConfChangeOnAppendNoGuard,
+    /// A follower installs a snapshot older than its commit index, truncating entries it
+    /// already knew committed and rolling its state machine back.
+    InstallStaleSnapshot,
+    /// A learner is promoted to voter before it has caught up (etcd refuses this): the quorum
+    /// grows by a node that holds nothing yet.
+    PromoteUnreadyLearner,
 }
 
 impl Config {
@@ -191,12 +247,6 @@ impl Config {
             "config: canary {:?} requested, but faultline-raft was built without the \
              `canaries` feature",
             self.canary
-        );
-        assert!(
-            self.voters.contains(&self.id),
-            "config: voters {:?} must include this node's id {}",
-            self.voters,
-            self.id
         );
         let mut sorted = self.voters.clone();
         sorted.sort();
@@ -222,7 +272,8 @@ impl Config {
 }
 
 /// What storage recovered after a crash: the last persisted hard state and the persisted log,
-/// contiguous from index 1. A fresh node passes `PersistedState::default()`.
+/// contiguous from index 1, or (with `Raft::recover`) from just after the recovered
+/// snapshot. A fresh node passes `PersistedState::default()`.
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct PersistedState {
     pub hard_state: HardState,
@@ -277,13 +328,80 @@ pub struct Status {
     pub last_index: LogIndex,
     pub last_term: Term,
     pub vote: Option<NodeId>,
+    /// The last index covered by the snapshot (0 before any compaction): the log holds
+    /// entries from `snapshot_index + 1` on.
+    pub snapshot_index: LogIndex,
+    /// This node's place in the configuration in force (the latest in its log). A node
+    /// that is not a voter never campaigns; one that finds itself `NotMember` after a
+    /// committed removal of itself should stop (see `Raft::propose_conf_change`).
+    pub membership: Membership,
 }
+
+/// A follower's replication state as the leader sees it (see `Raft::progress`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProgressState {
+    /// Where the follower's log matches ours is unknown: one append at a time.
+    Probe,
+    /// Appends stream, up to `Limits::max_inflight_appends` unacknowledged.
+    Replicate,
+    /// A snapshot is on its way; nothing else is sent until it is acknowledged.
+    Snapshot,
+}
+
+impl fmt::Display for ProgressState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            ProgressState::Probe => "probe",
+            ProgressState::Replicate => "replicate",
+            ProgressState::Snapshot => "snapshot",
+        };
+        f.write_str(name)
+    }
+}
+
+/// What the leader knows about one follower, for status reports and checkers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerProgress {
+    pub id: NodeId,
+    pub match_index: LogIndex,
+    pub next_index: LogIndex,
+    pub state: ProgressState,
+    /// Unacknowledged appends that carried entries (replicate state only).
+    pub inflight_appends: usize,
+    /// Heard from since the last check-quorum round.
+    pub recently_active: bool,
+}
+
+/// Why `Raft::transfer_leader` was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TransferError {
+    /// Only the leader hands leadership over; `leader_hint` is the leader this node believes
+    /// in.
+    NotLeader { leader_hint: Option<NodeId> },
+    /// Only a voter of the configuration can become leader.
+    NotVoter { node: NodeId },
+}
+
+impl fmt::Display for TransferError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TransferError::NotLeader { leader_hint } => {
+                write!(f, "not the leader (leader hint {leader_hint:?})")
+            }
+            TransferError::NotVoter { node } => write!(f, "node {node} is not a voter"),
+        }
+    }
+}
+
+impl std::error::Error for TransferError {}
 
 /// Why a proposal or a read was refused. Not an assertion: losing leadership is normal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ProposeError {
     /// Only the leader accepts proposals and reads. `leader_hint` is the leader this node
-    /// believes in, if any; the caller decides whether to redirect.
+    /// believes in, if any; the caller decides whether to redirect. A leader handing
+    /// leadership over (`Raft::transfer_leader`) refuses proposals the same way, naming the
+    /// transfer's target, which is about to lead.
     NotLeader { leader_hint: Option<NodeId> },
 }
 

@@ -25,6 +25,9 @@ fn run_seeds(node_count: u64, seeds: std::ops::Range<u64>) {
     let mut lost_readies = 0;
     let mut delivered = 0;
     let mut leader_terms = 0;
+    let mut snapshots_installed = 0;
+    let mut conf_changes = 0;
+    let mut transfers = 0;
     let seed_count = seeds.end - seeds.start;
     for seed in seeds {
         let summary = run_or_panic(seed, node_count);
@@ -34,11 +37,16 @@ fn run_seeds(node_count: u64, seeds: std::ops::Range<u64>) {
         lost_readies += summary.stats.lost_readies;
         delivered += summary.stats.messages_delivered;
         leader_terms += summary.leader_terms;
+        snapshots_installed += summary.stats.snapshots_installed;
+        conf_changes += summary.stats.conf_changes_proposed;
+        transfers += summary.stats.transfers_started;
     }
     eprintln!(
         "{node_count} nodes, {seed_count} seeds: {committed} entries committed, {reads} reads \
          confirmed, {crashes} crashes ({lost_readies} lost an unpersisted Ready), \
-         {delivered} messages delivered, {leader_terms} leader terms"
+         {delivered} messages delivered, {leader_terms} leader terms, \
+         {snapshots_installed} snapshots installed, {conf_changes} membership changes, \
+         {transfers} leader transfers started"
     );
     // The runs must actually exercise what they claim to: a harness that never commits or
     // never crashes anything would pass vacuously.
@@ -49,6 +57,18 @@ fn run_seeds(node_count: u64, seeds: std::ops::Range<u64>) {
     assert!(reads > seed_count, "too few confirmed reads: {reads}");
     assert!(crashes > seed_count / 2, "too few crashes: {crashes}");
     assert!(lost_readies > 0, "no crash ever lost an unpersisted Ready");
+    assert!(
+        snapshots_installed > seed_count / 4,
+        "too few snapshots installed: {snapshots_installed}"
+    );
+    assert!(
+        transfers > seed_count / 2,
+        "too few leader transfers: {transfers}"
+    );
+    assert!(
+        conf_changes > seed_count,
+        "too few membership changes: {conf_changes}"
+    );
 }
 
 #[test]
@@ -105,4 +125,55 @@ fn canary_vote_without_log_check_is_caught_by_random_search() {
         violation.property, "liveness",
         "caught only as a liveness failure"
     );
+}
+
+/// Runs random seeds with `canary` until one fails, panics included (a Raft assertion), and
+/// checks that this seed passes without the canary. Returns the seed and what caught it.
+#[cfg(feature = "canaries")]
+fn hunt(canary: Canary, seed_budget: u64) -> (u64, String) {
+    (0..seed_budget)
+        .find_map(|seed| {
+            let node_count = if seed % 2 == 0 { 3 } else { 5 };
+            let run = std::panic::catch_unwind(|| {
+                run_random_with_canary(seed, node_count, FAULT_TICKS, Some(canary))
+            });
+            match run {
+                Ok(Ok(_)) => None,
+                Ok(Err(violation)) => Some((seed, violation.to_string())),
+                Err(payload) => {
+                    let message = payload
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_default();
+                    Some((seed, format!("panic: {message}")))
+                }
+            }
+        })
+        .unwrap_or_else(|| panic!("{canary:?} escaped every seed in the budget"))
+}
+
+/// The membership and snapshot canaries are each caught by random search too (besides their
+/// scripts in tests/scripts/), by the property each one breaks.
+#[cfg(feature = "canaries")]
+#[test]
+fn membership_and_snapshot_canaries_are_caught_by_random_search() {
+    let expectations = [
+        (
+            Canary::ConfChangeOnAppendNoGuard,
+            "uncommitted configuration changes",
+        ),
+        (Canary::InstallStaleSnapshot, "state machine safety"),
+        (Canary::PromoteUnreadyLearner, "promotion readiness"),
+    ];
+    for (canary, caught_by) in expectations {
+        let (seed, caught) = hunt(canary, 300);
+        eprintln!("{canary:?} caught at seed {seed}: {caught}");
+        let node_count = if seed % 2 == 0 { 3 } else { 5 };
+        run_or_panic(seed, node_count);
+        assert!(
+            caught.contains(caught_by),
+            "{canary:?} caught by something else: {caught}"
+        );
+    }
 }

@@ -522,3 +522,34 @@ fn crash_and_restart_recovers_from_disk() -> Result<(), Violation> {
     }
     Ok(())
 }
+
+/// Raft paper §7: a follower that needs entries the leader compacted away catches up from the
+/// leader's snapshot, then from the log; after a crash it restarts from its own snapshot.
+#[test]
+fn lagging_follower_catches_up_from_a_snapshot() -> Result<(), Violation> {
+    let mut cluster = Cluster::new(ClusterOptions::new(3), 14);
+    elect(&mut cluster, N1)?;
+    cluster.isolate(N3);
+    for value in [b"a", b"b", b"c", b"d"] {
+        cluster.propose(N1, value.to_vec())?;
+    }
+    cluster.stabilize()?;
+    cluster.compact(N1, LogIndex(4))?;
+    assert_eq!(cluster.raft(N1).status().snapshot_index, LogIndex(4));
+    cluster.propose(N1, b"e".to_vec())?;
+    cluster.reconnect(N3);
+    for _ in 0..4 {
+        cluster.tick(N1)?;
+        cluster.stabilize()?;
+    }
+    assert_eq!(cluster.stats.snapshots_installed, 1);
+    assert_eq!(cluster.raft(N3).status().snapshot_index, LogIndex(4));
+    assert_eq!(data_of(&cluster, N3), data_of(&cluster, N1));
+    assert_eq!(data_of(&cluster, N3).len(), 6);
+    cluster.crash(N3);
+    cluster.restart(N3)?;
+    assert_eq!(cluster.raft(N3).status().snapshot_index, LogIndex(4));
+    cluster.stabilize()?;
+    assert_eq!(data_of(&cluster, N3), data_of(&cluster, N1));
+    Ok(())
+}

@@ -1,4 +1,4 @@
-//! The minimal file interface the WAL needs, and the wrappers that let one disk be shared.
+//! The minimal file interface the WAL and snapshot files need, and the wrappers that let one disk be shared.
 
 use std::sync::{Arc, Mutex};
 
@@ -24,30 +24,45 @@ pub enum DiskError {
     },
 }
 
-/// A flat directory of named, append-only files: exactly what a write-ahead log needs.
+/// A flat directory of named, append-only files: what a write-ahead log and snapshot files need.
 ///
-/// Durability contract, which every implementation keeps and the WAL relies on:
+/// Durability contract, which every implementation keeps and the WAL and snapshot files rely
+/// on. It is what POSIX promises (`fsync` of a file covers its data, not its directory entry):
 /// - [`append`](Disk::append) creates the file if needed and adds bytes at its end. Appended
 ///   bytes are at risk (lost, torn or corrupted at power loss) until [`sync`](Disk::sync) of
-///   that file returns `Ok`. The file's existence is also only durable after its first sync.
-/// - Bytes that were synced are never lost or changed.
-/// - [`truncate`](Disk::truncate) and [`remove`](Disk::remove) are durable when they return.
-/// - [`read`](Disk::read) returns every byte appended so far, synced or not (what the page
-///   cache shows); after a crash that is what the restarted process sees.
+///   that file returns `Ok`. Bytes that were synced are never lost or changed.
+/// - The directory is separate: a file's creation, a [`rename`](Disk::rename) and a
+///   [`remove`](Disk::remove) are durable only once [`sync_dir`](Disk::sync_dir) returns
+///   `Ok`. Until then a power loss may undo each of them, independently: a created file
+///   vanishes (even if its data was synced), a removed file comes back with its synced bytes,
+///   a renamed file is back under its old name and the new name shows what it showed before
+///   (or nothing). Syncing a file does not make its name durable.
+/// - [`truncate`](Disk::truncate) is durable when it returns (it changes the file, not the
+///   directory: implementations sync the file).
+/// - [`read`](Disk::read) and [`list`](Disk::list) show every operation so far, durable or
+///   not (what the page cache shows); after a crash that is what the restarted process sees.
 ///
 /// Names are single path components: non-empty, no `/`, `\` or NUL, not `.` or `..`.
 /// All methods are synchronous: in simulation they take no simulated time.
 pub trait Disk {
     /// Appends `bytes` at the end of `file`, creating it if it does not exist.
     fn append(&mut self, file: &str, bytes: &[u8]) -> Result<(), DiskError>;
-    /// The durability point: returns once every byte appended to `file` is on stable storage.
+    /// The durability point of a file's data: returns once every byte appended to `file` is on
+    /// stable storage. Its name is durable only after [`sync_dir`](Disk::sync_dir).
     fn sync(&mut self, file: &str) -> Result<(), DiskError>;
     /// The whole content of `file`. [`DiskError::NotFound`] if it does not exist.
     fn read(&self, file: &str) -> Result<Vec<u8>, DiskError>;
     /// Cuts `file` down to `len_bytes` bytes, durably. Growing a file is an error.
     fn truncate(&mut self, file: &str, len_bytes: u64) -> Result<(), DiskError>;
-    /// Deletes `file`, durably. [`DiskError::NotFound`] if it does not exist.
+    /// Deletes `file`; durable after `sync_dir`. [`DiskError::NotFound`] if it does not exist.
     fn remove(&mut self, file: &str) -> Result<(), DiskError>;
+    /// Renames `from` to `to`, atomically replacing `to` if it exists: a reader sees the old
+    /// or the new `to`, never a mix. Durable after `sync_dir`. [`DiskError::NotFound`] if
+    /// `from` does not exist.
+    fn rename(&mut self, from: &str, to: &str) -> Result<(), DiskError>;
+    /// The durability point of the directory: returns once every creation, rename and
+    /// removal so far is on stable storage.
+    fn sync_dir(&mut self) -> Result<(), DiskError>;
     /// The names of all files, sorted.
     fn list(&self) -> Result<Vec<String>, DiskError>;
 }
@@ -81,6 +96,12 @@ impl<D: Disk + ?Sized> Disk for &mut D {
     fn remove(&mut self, file: &str) -> Result<(), DiskError> {
         (**self).remove(file)
     }
+    fn rename(&mut self, from: &str, to: &str) -> Result<(), DiskError> {
+        (**self).rename(from, to)
+    }
+    fn sync_dir(&mut self) -> Result<(), DiskError> {
+        (**self).sync_dir()
+    }
     fn list(&self) -> Result<Vec<String>, DiskError> {
         (**self).list()
     }
@@ -101,6 +122,12 @@ impl<D: Disk + ?Sized> Disk for Box<D> {
     }
     fn remove(&mut self, file: &str) -> Result<(), DiskError> {
         (**self).remove(file)
+    }
+    fn rename(&mut self, from: &str, to: &str) -> Result<(), DiskError> {
+        (**self).rename(from, to)
+    }
+    fn sync_dir(&mut self) -> Result<(), DiskError> {
+        (**self).sync_dir()
     }
     fn list(&self) -> Result<Vec<String>, DiskError> {
         (**self).list()
@@ -126,6 +153,12 @@ impl<D: Disk + ?Sized> Disk for Arc<Mutex<D>> {
     }
     fn remove(&mut self, file: &str) -> Result<(), DiskError> {
         lock(self).remove(file)
+    }
+    fn rename(&mut self, from: &str, to: &str) -> Result<(), DiskError> {
+        lock(self).rename(from, to)
+    }
+    fn sync_dir(&mut self) -> Result<(), DiskError> {
+        lock(self).sync_dir()
     }
     fn list(&self) -> Result<Vec<String>, DiskError> {
         lock(self).list()

@@ -1,16 +1,15 @@
 //! Real files in one directory, for the real-tokio build of the server.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 
 use crate::disk::{check_name, Disk, DiskError};
 
-/// A [`Disk`] over a directory of real files. `sync` is `fdatasync` of the file, plus an
-/// `fsync` of the directory when files were created or removed since the last one, so that a
-/// synced file also survives as a directory entry. `truncate` and `remove` sync before
-/// returning.
+/// A [`Disk`] over a directory of real files. `sync` is `fdatasync` of the file, `sync_dir` an
+/// `fsync` of the directory, `rename` is `rename(2)` (atomic on POSIX), `truncate` syncs the
+/// file before returning.
 ///
 /// Blocking I/O: the node calls it from its own task, accepting that a slow disk stalls it.
 #[derive(Debug)]
@@ -18,8 +17,6 @@ pub struct FileDisk {
     dir: PathBuf,
     /// Append handles opened so far, so each append is one `write` call.
     handles: BTreeMap<String, File>,
-    /// Files created since the directory was last synced.
-    created: BTreeSet<String>,
 }
 
 impl FileDisk {
@@ -31,7 +28,6 @@ impl FileDisk {
         Ok(FileDisk {
             dir,
             handles: BTreeMap::new(),
-            created: BTreeSet::new(),
         })
     }
 
@@ -43,32 +39,17 @@ impl FileDisk {
         check_name(file)?;
         Ok(self.dir.join(file))
     }
-
-    fn sync_dir(&mut self) -> Result<(), DiskError> {
-        // Directories can be opened and fsynced on Unix; elsewhere directory entries are
-        // made durable by the file system itself.
-        #[cfg(unix)]
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| io("sync directory", &self.dir, e))?;
-        self.created.clear();
-        Ok(())
-    }
 }
 
 impl Disk for FileDisk {
     fn append(&mut self, file: &str, bytes: &[u8]) -> Result<(), DiskError> {
         let path = self.path(file)?;
         if !self.handles.contains_key(file) {
-            let existed = path.exists();
             let handle = OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(&path)
                 .map_err(|e| io("open for append", &path, e))?;
-            if !existed {
-                self.created.insert(file.to_owned());
-            }
             self.handles.insert(file.to_owned(), handle);
         }
         let handle = self.handles.get_mut(file).expect("handle inserted above");
@@ -84,9 +65,6 @@ impl Disk for FileDisk {
             None => File::open(&path)
                 .and_then(|f| f.sync_data())
                 .map_err(|e| not_found_or_io("sync", file, &path, e))?,
-        }
-        if self.created.contains(file) {
-            self.sync_dir()?;
         }
         Ok(())
     }
@@ -114,18 +92,37 @@ impl Disk for FileDisk {
         handle
             .set_len(len_bytes)
             .and_then(|()| handle.sync_all())
-            .map_err(|e| io("truncate", &path, e))?;
-        if self.created.contains(file) {
-            self.sync_dir()?;
-        }
-        Ok(())
+            .map_err(|e| io("truncate", &path, e))
     }
 
     fn remove(&mut self, file: &str) -> Result<(), DiskError> {
         let path = self.path(file)?;
         self.handles.remove(file);
-        fs::remove_file(&path).map_err(|e| not_found_or_io("remove", file, &path, e))?;
-        self.sync_dir()
+        fs::remove_file(&path).map_err(|e| not_found_or_io("remove", file, &path, e))
+    }
+
+    fn rename(&mut self, from: &str, to: &str) -> Result<(), DiskError> {
+        let from_path = self.path(from)?;
+        let to_path = self.path(to)?;
+        fs::rename(&from_path, &to_path)
+            .map_err(|e| not_found_or_io("rename", from, &from_path, e))?;
+        // An append handle follows its file (it names the inode, not the path); one for the
+        // replaced `to` would write to a file no longer in the directory.
+        self.handles.remove(to);
+        if let Some(handle) = self.handles.remove(from) {
+            self.handles.insert(to.to_owned(), handle);
+        }
+        Ok(())
+    }
+
+    fn sync_dir(&mut self) -> Result<(), DiskError> {
+        // Directories can be opened and fsynced on Unix; elsewhere directory entries are
+        // made durable by the file system itself.
+        #[cfg(unix)]
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io("sync directory", &self.dir, e))?;
+        Ok(())
     }
 
     fn list(&self) -> Result<Vec<String>, DiskError> {
@@ -217,6 +214,21 @@ mod tests {
 
         disk.remove("b").unwrap();
         assert!(matches!(disk.remove("b"), Err(DiskError::NotFound { .. })));
+
+        // A rename replaces its target; appends through an open handle follow the file.
+        disk.append("c.tmp", b"new").unwrap();
+        disk.sync("c.tmp").unwrap();
+        disk.append("c", b"old").unwrap();
+        disk.rename("c.tmp", "c").unwrap();
+        disk.append("c", b"er").unwrap();
+        disk.sync_dir().unwrap();
+        assert_eq!(disk.read("c").unwrap(), b"newer");
+        assert!(matches!(
+            disk.rename("c.tmp", "d"),
+            Err(DiskError::NotFound { .. })
+        ));
+        disk.remove("c").unwrap();
+        disk.sync_dir().unwrap();
 
         // A new process sees what the old one wrote.
         drop(disk);

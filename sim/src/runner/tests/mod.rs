@@ -4,6 +4,7 @@
 mod faults;
 mod leases;
 mod requests;
+mod snapshots;
 mod watches;
 
 use faultline_api::{

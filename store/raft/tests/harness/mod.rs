@@ -1,30 +1,43 @@
-//! A deterministic in-process cluster for testing `faultline-raft`: nodes, their disks, a
-//! network that drops, delays, reorders and duplicates, partitions and crash-restarts, and a
-//! safety checker that runs after every step. Everything random comes from seeded ChaCha8
-//! streams, so a failing seed replays exactly.
+//! A deterministic in-process cluster for testing `faultline-raft`: nodes, their disks and
+//! state machines (with snapshots), a network that drops, delays, reorders and duplicates,
+//! partitions and crash-restarts, and a safety checker that runs after every step. Everything
+//! random comes from seeded ChaCha8 streams, so a failing seed replays exactly.
 //!
 //! The checker verifies the Raft paper's Figure 3 properties:
 //! - election safety: at most one leader per term;
 //! - log matching: an (index, term) pair identifies one entry and one prefix, checked over
 //!   everything any node ever persisted;
-//! - leader completeness: the leader of the newest term holds every committed entry;
-//! - state machine safety: all nodes commit and apply one sequence;
+//! - leader completeness: the leader of the newest term holds every committed entry (or a
+//!   snapshot covering it);
+//! - state machine safety: all nodes commit and apply one sequence, a node's commit index
+//!   never goes back, and a state machine restored from a snapshot holds exactly the
+//!   committed prefix and never rolls back;
 //!
 //! and, for ReadIndex, that a confirmed read is not older than the commit index known when the
 //! read was requested.
 
 // Each test binary uses a different part of the harness.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 
 use faultline_raft::{
-    Canary, Config, Entry, LogIndex, Message, NodeId, PersistedState, Raft, ReadState, Role, Term,
+    Canary, ConfChange, ConfChangeError, Config, Entry, Limits, LogIndex, Message, NodeId,
+    PersistedState, Raft, ReadState, Ready, Role, Snapshot, Term,
 };
-use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+
+mod checker;
+pub mod describe;
+mod membership_checker;
+mod network;
+mod random;
+pub mod script;
+pub mod state_machine;
+
+pub use checker::{entry_at, violation, Checker, Violation};
+pub use random::{run_random, run_random_with_canary, RunSummary};
 
 #[derive(Clone, Debug)]
 pub struct ClusterOptions {
@@ -34,6 +47,7 @@ pub struct ClusterOptions {
     pub election_timeout_ticks: u64,
     pub heartbeat_interval_ticks: u64,
     pub max_entries_per_append: usize,
+    pub limits: Limits,
     /// A planted bug (needs the `canaries` feature).
     pub canary: Option<Canary>,
 }
@@ -47,10 +61,12 @@ impl ClusterOptions {
             election_timeout_ticks: 10,
             heartbeat_interval_ticks: 2,
             max_entries_per_append: 16,
+            limits: Limits::default(),
             canary: None,
         }
     }
 
+    /// The nodes the cluster starts with: its bootstrap voters.
     pub fn ids(&self) -> Vec<NodeId> {
         (1..=self.node_count).map(NodeId).collect()
     }
@@ -77,165 +93,8 @@ pub struct NetworkFaults {
     pub max_delay_ticks: u64,
 }
 
-/// A broken safety property.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Violation {
-    pub property: &'static str,
-    pub detail: String,
-}
-
-impl fmt::Display for Violation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} violated: {}", self.property, self.detail)
-    }
-}
-
-fn violation(property: &'static str, detail: String) -> Result<(), Violation> {
-    Err(Violation { property, detail })
-}
-
-/// Observes nodes and their outputs; never influences them.
-#[derive(Debug, Default)]
-pub struct Checker {
-    leaders_by_term: BTreeMap<Term, NodeId>,
-    /// The committed log as learned from any node's commit index or applied entries.
-    committed: Vec<Entry>,
-    /// (index, term) -> (term at index - 1, data), over every entry ever persisted anywhere.
-    /// By induction on the index this is the Log Matching Property.
-    entry_identity: BTreeMap<(LogIndex, Term), (Term, Vec<u8>)>,
-    /// Per node (and incarnation): how far its commit index has been compared.
-    commit_checked: BTreeMap<NodeId, LogIndex>,
-    /// Per (leader, term): how many committed entries were found in its log.
-    completeness_checked: BTreeMap<(NodeId, Term), usize>,
-}
-
-impl Checker {
-    pub fn committed(&self) -> &[Entry] {
-        &self.committed
-    }
-
-    pub fn leaders_by_term(&self) -> &BTreeMap<Term, NodeId> {
-        &self.leaders_by_term
-    }
-
-    fn node_restarted(&mut self, id: NodeId) {
-        self.commit_checked.remove(&id);
-    }
-
-    fn record_committed(&mut self, by: NodeId, entry: &Entry) -> Result<(), Violation> {
-        let position = entry.index.0 as usize - 1;
-        match self.committed.get(position) {
-            Some(known) if known == entry => Ok(()),
-            Some(known) => violation(
-                "state machine safety",
-                format!("node {by} committed {entry:?} but {known:?} was committed at that index"),
-            ),
-            None if position == self.committed.len() => {
-                self.committed.push(entry.clone());
-                Ok(())
-            }
-            None => violation(
-                "state machine safety",
-                format!(
-                    "node {by} committed index {} with only {} entries known committed",
-                    entry.index,
-                    self.committed.len()
-                ),
-            ),
-        }
-    }
-
-    fn record_persisted(
-        &mut self,
-        by: NodeId,
-        prev_term: Term,
-        entry: &Entry,
-    ) -> Result<(), Violation> {
-        let key = (entry.index, entry.term);
-        match self.entry_identity.get(&key) {
-            Some((known_prev_term, known_data)) => {
-                if *known_prev_term != prev_term || *known_data != entry.data {
-                    return violation(
-                        "log matching",
-                        format!(
-                            "node {by} persisted index {} term {} after term {prev_term}, \
-                             but another log has it after term {known_prev_term} \
-                             (same data: {})",
-                            entry.index,
-                            entry.term,
-                            *known_data == entry.data
-                        ),
-                    );
-                }
-                Ok(())
-            }
-            None => {
-                self.entry_identity
-                    .insert(key, (prev_term, entry.data.clone()));
-                Ok(())
-            }
-        }
-    }
-
-    /// Runs after every step.
-    pub fn observe(&mut self, nodes: &BTreeMap<NodeId, Raft>) -> Result<(), Violation> {
-        for (id, raft) in nodes {
-            raft.check_invariants();
-            let status = raft.status();
-            if status.role == Role::Leader {
-                let first = *self.leaders_by_term.entry(status.term).or_insert(*id);
-                if first != *id {
-                    return violation(
-                        "election safety",
-                        format!("nodes {first} and {id} both led term {}", status.term),
-                    );
-                }
-            }
-            let checked = self.commit_checked.get(id).copied().unwrap_or_default();
-            for entry in &raft.log_entries()[checked.0 as usize..status.commit.0 as usize] {
-                self.record_committed(*id, entry)?;
-            }
-            self.commit_checked.insert(*id, status.commit.max(checked));
-        }
-        self.check_leader_completeness(nodes)
-    }
-
-    /// The newest term's leader must hold every committed entry (Raft paper §5.4.3).
-    fn check_leader_completeness(
-        &mut self,
-        nodes: &BTreeMap<NodeId, Raft>,
-    ) -> Result<(), Violation> {
-        let Some((&newest_term, &leader)) = self.leaders_by_term.last_key_value() else {
-            return Ok(());
-        };
-        let Some(raft) = nodes.get(&leader) else {
-            return Ok(());
-        };
-        let status = raft.status();
-        if status.role != Role::Leader || status.term != newest_term {
-            return Ok(());
-        }
-        let checked = self
-            .completeness_checked
-            .entry((leader, newest_term))
-            .or_default();
-        let log = raft.log_entries();
-        for entry in &self.committed[*checked..] {
-            if log.get(entry.index.0 as usize - 1) != Some(entry) {
-                return violation(
-                    "leader completeness",
-                    format!(
-                        "leader {leader} of term {newest_term} lacks committed {entry:?}; \
-                         it has {:?}",
-                        log.get(entry.index.0 as usize - 1)
-                    ),
-                );
-            }
-        }
-        *checked = self.committed.len();
-        Ok(())
-    }
-}
+/// Where a membership change went, or why it was refused.
+pub type ConfChangeOutcome = Result<(Term, LogIndex), ConfChangeError>;
 
 #[derive(Debug)]
 struct InFlight {
@@ -250,16 +109,30 @@ pub struct Stats {
     pub crashes: u64,
     pub lost_readies: u64,
     pub messages_delivered: u64,
+    pub snapshots_installed: u64,
+    pub compactions: u64,
+    pub conf_changes_proposed: u64,
+    pub transfers_started: u64,
+}
+
+/// What a node has durably written; survives crashes.
+#[derive(Clone, Debug, Default)]
+pub struct Disk {
+    pub snapshot: Option<Snapshot>,
+    /// Entries after the snapshot.
+    pub persisted: PersistedState,
 }
 
 pub struct Cluster {
     pub options: ClusterOptions,
-    ids: Vec<NodeId>,
     /// Live nodes only; a crashed node is absent until restarted.
     nodes: BTreeMap<NodeId, Raft>,
-    /// What each node has durably written; survives crashes.
-    disks: BTreeMap<NodeId, PersistedState>,
-    /// What each node's state machine applied since its last (re)start.
+    /// Every node ever started, live or crashed.
+    disks: BTreeMap<NodeId, Disk>,
+    /// Nodes stopped for good (removed from the cluster).
+    retired: BTreeSet<NodeId>,
+    /// What each node's state machine holds: the applied entries from index 1 (restored from
+    /// a snapshot's data on restart or install).
     applied: BTreeMap<NodeId, Vec<Entry>>,
     network: Vec<InFlight>,
     pub faults: NetworkFaults,
@@ -270,6 +143,7 @@ pub struct Cluster {
     rng: ChaCha8Rng,
     now_ticks: u64,
     pub checker: Checker,
+    membership_checker: membership_checker::MembershipChecker,
     /// ctx -> (node asked, committed entries known when asked).
     read_requests: BTreeMap<u64, (NodeId, usize)>,
     next_read_ctx: u64,
@@ -277,49 +151,66 @@ pub struct Cluster {
     pub stats: Stats,
     /// FNV-1a over everything observable, to compare runs of one seed.
     pub trace_hash: u64,
+    /// When `Some`, every delivered message is described here (for scripted tests).
+    pub events: Option<Vec<String>>,
 }
 
 impl Cluster {
     pub fn new(options: ClusterOptions, seed: u64) -> Cluster {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let ids = options.ids();
-        let nodes = ids
-            .iter()
-            .map(|id| {
-                let raft = Raft::new(options.config(*id), PersistedState::default(), rng.random());
-                (*id, raft)
-            })
-            .collect();
-        Cluster {
-            disks: ids
-                .iter()
-                .map(|id| (*id, PersistedState::default()))
-                .collect(),
-            applied: ids.iter().map(|id| (*id, Vec::new())).collect(),
-            options,
-            ids,
-            nodes,
+        let mut cluster = Cluster {
+            options: options.clone(),
+            nodes: BTreeMap::new(),
+            disks: BTreeMap::new(),
+            retired: BTreeSet::new(),
+            applied: BTreeMap::new(),
             network: Vec::new(),
             faults: NetworkFaults::default(),
             cut_links: BTreeSet::new(),
             crash_before_persist_per_mille: 0,
-            rng,
+            rng: ChaCha8Rng::seed_from_u64(seed),
             now_ticks: 0,
             checker: Checker::default(),
+            membership_checker: Default::default(),
             read_requests: BTreeMap::new(),
             next_read_ctx: 1,
             read_states: Vec::new(),
             stats: Stats::default(),
             trace_hash: 0xcbf2_9ce4_8422_2325,
+            events: None,
+        };
+        for id in options.ids() {
+            cluster.start_node(id);
         }
+        cluster
     }
 
-    pub fn ids(&self) -> &[NodeId] {
-        &self.ids
+    /// Starts a node with an empty disk (a bootstrap member, or a new one joining: then it
+    /// learns the configuration from the leader's log or snapshot).
+    pub fn start_node(&mut self, id: NodeId) {
+        assert!(!self.disks.contains_key(&id), "node {id} exists already");
+        let raft = Raft::recover(
+            self.options.config(id),
+            self.options.limits,
+            None,
+            PersistedState::default(),
+            self.rng.random(),
+        );
+        self.nodes.insert(id, raft);
+        self.disks.insert(id, Disk::default());
+        self.applied.insert(id, Vec::new());
+    }
+
+    /// Every node ever started, live or crashed.
+    pub fn ids(&self) -> Vec<NodeId> {
+        self.disks.keys().copied().collect()
     }
 
     pub fn raft(&self, id: NodeId) -> &Raft {
         &self.nodes[&id]
+    }
+
+    pub fn disk(&self, id: NodeId) -> &Disk {
+        &self.disks[&id]
     }
 
     pub fn is_live(&self, id: NodeId) -> bool {
@@ -356,7 +247,18 @@ impl Cluster {
     }
 
     pub fn check(&mut self) -> Result<(), Violation> {
-        self.checker.observe(&self.nodes)
+        self.checker.observe(&self.nodes)?;
+        self.membership_checker
+            .observe(&self.nodes, &self.disks, self.options.limits)
+    }
+
+    /// Proposes a membership change on `id`; returns where it went, or why it was refused.
+    pub fn propose_conf_change(
+        &mut self,
+        id: NodeId,
+        change: ConfChange,
+    ) -> Result<Option<ConfChangeOutcome>, Violation> {
+        self.with_node(id, |raft| raft.propose_conf_change(change))
     }
 
     // -- Node inputs ---------------------------------------------------------------------
@@ -410,11 +312,51 @@ impl Cluster {
         if accepted {
             // Everything committed before the request must be visible to the read.
             self.read_requests
-                .insert(ctx, (id, self.checker.committed.len()));
+                .insert(ctx, (id, self.checker.committed().len()));
         }
         self.process_ready(id)?;
         self.check()?;
         Ok(accepted.then_some(ctx))
+    }
+
+    /// Runs `input` on live node `id` (if live), then plays its Ready and checks.
+    pub fn with_node<T>(
+        &mut self,
+        id: NodeId,
+        input: impl FnOnce(&mut Raft) -> T,
+    ) -> Result<Option<T>, Violation> {
+        let Some(raft) = self.nodes.get_mut(&id) else {
+            return Ok(None);
+        };
+        let output = input(raft);
+        self.process_ready(id)?;
+        self.check()?;
+        Ok(Some(output))
+    }
+
+    /// The node's application snapshots its state machine at `index` (at most its applied
+    /// index), persists the snapshot and hands it to Raft, which drops the log up to there;
+    /// the disk drops those entries too.
+    pub fn compact(&mut self, id: NodeId, index: LogIndex) -> Result<(), Violation> {
+        let Some(raft) = self.nodes.get_mut(&id) else {
+            return Ok(());
+        };
+        let applied = &self.applied[&id];
+        assert!(index.0 as usize <= applied.len(), "compact beyond applied");
+        let data = state_machine::encode(&applied[..index.0 as usize]);
+        raft.compact(index, data);
+        let snapshot = raft.snapshot().cloned();
+        let disk = self.disks.get_mut(&id).expect("every node has a disk");
+        if let Some(snapshot) = snapshot {
+            let snapshot_index = snapshot.metadata.index;
+            disk.persisted
+                .entries
+                .retain(|entry| entry.index > snapshot_index);
+            disk.snapshot = Some(snapshot);
+        }
+        self.stats.compactions += 1;
+        self.process_ready(id)?;
+        self.check()
     }
 
     /// Plays the node's part of the Ready protocol until nothing is pending.
@@ -440,6 +382,9 @@ impl Cluster {
             for msg in &ready.messages {
                 self.enqueue(msg.clone());
             }
+            if let Some(snapshot) = &ready.snapshot {
+                self.install_snapshot(id, snapshot)?;
+            }
             for entry in &ready.committed_entries {
                 self.apply(id, entry)?;
             }
@@ -460,34 +405,76 @@ impl Cluster {
         panic!("node {id} kept producing Readies");
     }
 
-    fn persist(&mut self, id: NodeId, ready: &faultline_raft::Ready) -> Result<(), Violation> {
+    fn persist(&mut self, id: NodeId, ready: &Ready) -> Result<(), Violation> {
         let disk = self.disks.get_mut(&id).expect("every node has a disk");
+        if let Some(snapshot) = &ready.snapshot {
+            // A snapshot from the leader replaces the whole log.
+            disk.snapshot = Some(snapshot.clone());
+            disk.persisted.entries.clear();
+        }
         if let Some(hard_state) = ready.hard_state {
             assert!(
-                hard_state.term >= disk.hard_state.term,
+                hard_state.term >= disk.persisted.hard_state.term,
                 "term went backwards on disk"
             );
-            disk.hard_state = hard_state;
+            disk.persisted.hard_state = hard_state;
         }
+        let (snapshot_index, snapshot_term) =
+            disk.snapshot.as_ref().map_or((LogIndex(0), Term(0)), |s| {
+                (s.metadata.index, s.metadata.term)
+            });
+        let entries = &mut disk.persisted.entries;
         if let Some(first) = ready.entries.first() {
+            let position = (first.index.0 - snapshot_index.0 - 1) as usize;
             assert!(
-                first.index.0 as usize <= disk.entries.len() + 1,
+                position <= entries.len(),
                 "Ready entries leave a gap on disk"
             );
-            disk.entries.truncate(first.index.0 as usize - 1);
+            entries.truncate(position);
         }
-        disk.entries.extend(ready.entries.iter().cloned());
-        let disk = &self.disks[&id];
-        let start = disk.entries.len() - ready.entries.len();
-        for position in start..disk.entries.len() {
-            let prev_term = if position == 0 {
-                Term(0)
-            } else {
-                disk.entries[position - 1].term
-            };
-            let entry = disk.entries[position].clone();
-            self.checker.record_persisted(id, prev_term, &entry)?;
+        entries.extend(ready.entries.iter().cloned());
+        let start = entries.len() - ready.entries.len();
+        let prev_term = match start {
+            0 => snapshot_term,
+            _ => entries[start - 1].term,
+        };
+        let prev_terms = std::iter::once(prev_term).chain(ready.entries.iter().map(|e| e.term));
+        for (prev_term, entry) in prev_terms.zip(&ready.entries) {
+            self.checker.record_persisted(id, prev_term, entry)?;
         }
+        Ok(())
+    }
+
+    /// Restores the node's state machine from a snapshot's data: it must hold exactly the
+    /// committed prefix, and must not roll back what the state machine already applied.
+    fn install_snapshot(&mut self, id: NodeId, snapshot: &Snapshot) -> Result<(), Violation> {
+        let restored = state_machine::decode(&snapshot.data);
+        if restored.len() as u64 != snapshot.metadata.index.0 {
+            return violation(
+                "state machine safety",
+                format!(
+                    "node {id} got a snapshot at index {} holding {} entries",
+                    snapshot.metadata.index,
+                    restored.len()
+                ),
+            );
+        }
+        let before = self.applied[&id].len();
+        if restored.len() < before {
+            return violation(
+                "state machine safety",
+                format!(
+                    "node {id} rolled its state machine back from index {before} to {} by \
+                     installing a snapshot",
+                    restored.len()
+                ),
+            );
+        }
+        for entry in &restored {
+            self.checker.record_committed(id, entry)?;
+        }
+        self.stats.snapshots_installed += 1;
+        self.applied.insert(id, restored);
         Ok(())
     }
 
@@ -544,7 +531,7 @@ impl Cluster {
         Ok(())
     }
 
-    // -- Faults ----------------------------------------------------------------------------
+    // -- Crashes ---------------------------------------------------------------------------
 
     pub fn crash(&mut self, id: NodeId) {
         if self.nodes.remove(&id).is_some() {
@@ -553,307 +540,38 @@ impl Cluster {
         }
     }
 
-    /// Restarts a crashed node from its disk.
+    /// Stops a node for good, as an operator stops a member removed from the cluster.
+    pub fn retire(&mut self, id: NodeId) {
+        self.crash(id);
+        self.retired.insert(id);
+    }
+
+    /// Restarts a crashed node from its disk: the state machine from the snapshot, Raft from
+    /// the snapshot and the entries after it.
     pub fn restart(&mut self, id: NodeId) -> Result<(), Violation> {
-        if self.is_live(id) {
+        if self.is_live(id) || self.retired.contains(&id) {
             return Ok(());
         }
-        let raft = Raft::new(
+        let disk = self.disks[&id].clone();
+        let restored = disk
+            .snapshot
+            .as_ref()
+            .map_or_else(Vec::new, |s| state_machine::decode(&s.data));
+        let raft = Raft::recover(
             self.options.config(id),
-            self.disks[&id].clone(),
+            self.options.limits,
+            disk.snapshot,
+            disk.persisted,
             self.rng.random(),
         );
         self.nodes.insert(id, raft);
+        self.applied.insert(id, restored);
         self.checker.node_restarted(id);
         self.process_ready(id)?;
         self.check()
     }
 
-    pub fn cut(&mut self, from: NodeId, to: NodeId) {
-        self.cut_links.insert((from, to));
-    }
-
-    /// Cuts every link between `id` and the others, both ways.
-    pub fn isolate(&mut self, id: NodeId) {
-        for other in self.ids.clone() {
-            if other != id {
-                self.cut(id, other);
-                self.cut(other, id);
-            }
-        }
-    }
-
-    /// Cuts every link between the two sides of a split, both ways.
-    pub fn partition(&mut self, side: &BTreeSet<NodeId>) {
-        for a in self.ids.clone() {
-            for b in self.ids.clone() {
-                if side.contains(&a) != side.contains(&b) {
-                    self.cut(a, b);
-                }
-            }
-        }
-    }
-
-    pub fn heal(&mut self) {
-        self.cut_links.clear();
-    }
-
-    /// Reconnects `id` with everyone, leaving other cuts in place.
-    pub fn reconnect(&mut self, id: NodeId) {
-        self.cut_links.retain(|(from, to)| *from != id && *to != id);
-    }
-
-    // -- Network ---------------------------------------------------------------------------
-
-    fn enqueue(&mut self, msg: Message) {
-        let faults = self.faults.clone();
-        if faults.drop_per_mille > 0 && self.rng.random_range(0..1000) < faults.drop_per_mille {
-            return;
-        }
-        let copies = if faults.duplicate_per_mille > 0
-            && self.rng.random_range(0..1000) < faults.duplicate_per_mille
-        {
-            2
-        } else {
-            1
-        };
-        for _ in 0..copies {
-            let delay = if faults.max_delay_ticks > 0 {
-                self.rng.random_range(0..=faults.max_delay_ticks)
-            } else {
-                0
-            };
-            self.network.push(InFlight {
-                deliver_at_tick: self.now_ticks + delay,
-                msg: msg.clone(),
-            });
-        }
-    }
-
-    fn deliver(&mut self, msg: Message) -> Result<(), Violation> {
-        let to = msg.to;
-        if self.cut_links.contains(&(msg.from, to)) || !self.is_live(to) {
-            return Ok(());
-        }
-        self.stats.messages_delivered += 1;
-        self.nodes.get_mut(&to).expect("live").step(msg);
-        self.process_ready(to)?;
-        self.check()
-    }
-
-    /// Delivers, in random order, every message due by now (messages queued meanwhile wait
-    /// for the next call).
-    pub fn deliver_due(&mut self) -> Result<(), Violation> {
-        let now = self.now_ticks;
-        let (mut due, later): (Vec<InFlight>, Vec<InFlight>) = std::mem::take(&mut self.network)
-            .into_iter()
-            .partition(|in_flight| in_flight.deliver_at_tick <= now);
-        self.network = later;
-        due.shuffle(&mut self.rng);
-        for in_flight in due {
-            self.deliver(in_flight.msg)?;
-        }
-        Ok(())
-    }
-
-    /// Delivers the in-flight messages matching `select` right away (ignoring delays), and
-    /// keeps the rest. Returns how many matched.
-    pub fn deliver_where(
-        &mut self,
-        mut select: impl FnMut(&Message) -> bool,
-    ) -> Result<usize, Violation> {
-        let (chosen, rest): (Vec<InFlight>, Vec<InFlight>) = std::mem::take(&mut self.network)
-            .into_iter()
-            .partition(|in_flight| select(&in_flight.msg));
-        self.network = rest;
-        let count = chosen.len();
-        for in_flight in chosen {
-            self.deliver(in_flight.msg)?;
-        }
-        Ok(count)
-    }
-
-    /// Drops the in-flight messages matching `select`.
-    pub fn drop_where(&mut self, mut select: impl FnMut(&Message) -> bool) {
-        self.network.retain(|in_flight| !select(&in_flight.msg));
-    }
-
-    /// Delivers everything, including what that causes, until the network is empty.
-    pub fn stabilize(&mut self) -> Result<(), Violation> {
-        for _ in 0..1000 {
-            if self.network.is_empty() {
-                return Ok(());
-            }
-            self.deliver_where(|_| true)?;
-        }
-        panic!("network did not quiesce");
-    }
-
-    /// One unit of time: every live node ticks, then due messages are delivered.
-    pub fn step_time(&mut self) -> Result<(), Violation> {
-        self.now_ticks += 1;
-        for id in self.live_ids() {
-            self.tick(id)?;
-        }
-        self.deliver_due()
-    }
-
     pub fn now_ticks(&self) -> u64 {
         self.now_ticks
     }
-}
-
-/// What one random run did, for the aggregate assertions of a test.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct RunSummary {
-    pub committed: usize,
-    pub leader_terms: usize,
-    pub stats: Stats,
-    pub trace_hash: u64,
-}
-
-/// One seeded run: random configuration, a fault phase with every nemesis, then a liveness
-/// phase (all faults healed, all nodes up) that must commit a new proposal everywhere.
-pub fn run_random(seed: u64, node_count: u64, fault_ticks: u64) -> Result<RunSummary, Violation> {
-    run_random_with_canary(seed, node_count, fault_ticks, None)
-}
-
-/// `run_random` with a planted bug switched on (needs the `canaries` feature).
-pub fn run_random_with_canary(
-    seed: u64,
-    node_count: u64,
-    fault_ticks: u64,
-    canary: Option<Canary>,
-) -> Result<RunSummary, Violation> {
-    // Separate streams per purpose, so changing one does not reshuffle the others.
-    let mut plan_rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut nemesis_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6e65_6d65_7369_7300);
-    let mut client_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x636c_6965_6e74_0000);
-    let election_timeout_ticks = plan_rng.random_range(6..14);
-    let options = ClusterOptions {
-        node_count,
-        pre_vote: plan_rng.random_bool(0.5),
-        check_quorum: plan_rng.random_bool(0.5),
-        election_timeout_ticks,
-        heartbeat_interval_ticks: plan_rng.random_range(1..election_timeout_ticks / 2),
-        max_entries_per_append: plan_rng.random_range(1..6),
-        canary,
-    };
-    let mut cluster = Cluster::new(options, plan_rng.random());
-    let chaos = NetworkFaults {
-        drop_per_mille: plan_rng.random_range(0..250),
-        duplicate_per_mille: plan_rng.random_range(0..60),
-        max_delay_ticks: plan_rng.random_range(0..6),
-    };
-    cluster.faults = chaos.clone();
-    cluster.crash_before_persist_per_mille = plan_rng.random_range(0..8);
-    let ids = cluster.ids().to_vec();
-    let mut next_value: u64 = 0;
-
-    for _ in 0..fault_ticks {
-        nemesis_step(&mut cluster, &mut nemesis_rng, &ids)?;
-        client_step(&mut cluster, &mut client_rng, &ids, &mut next_value)?;
-        cluster.step_time()?;
-    }
-
-    // Liveness: a healthy cluster must elect a leader and commit on every node.
-    cluster.heal();
-    cluster.faults = NetworkFaults::default();
-    cluster.crash_before_persist_per_mille = 0;
-    for id in &ids {
-        cluster.restart(*id)?;
-    }
-    let liveness_ticks = 20 * cluster.options.election_timeout_ticks;
-    // Re-proposed whenever leadership moves, since a deposed leader's proposal may be lost.
-    let mut final_proposal: Option<(Term, LogIndex)> = None;
-    for _ in 0..liveness_ticks {
-        cluster.step_time()?;
-        if let Some(leader) = cluster.leader() {
-            let leader_term = cluster.raft(leader).status().term;
-            if final_proposal.is_none_or(|(term, _)| term != leader_term) {
-                final_proposal = cluster.propose(leader, b"final".to_vec())?;
-            }
-        }
-        let everywhere = ids.iter().all(|id| {
-            cluster
-                .applied(*id)
-                .iter()
-                .any(|entry| entry.data == b"final")
-        });
-        if everywhere {
-            return Ok(RunSummary {
-                committed: cluster.checker.committed().len(),
-                leader_terms: cluster.checker.leaders_by_term().len(),
-                stats: cluster.stats,
-                trace_hash: cluster.trace_hash,
-            });
-        }
-    }
-    violation(
-        "liveness",
-        format!(
-            "no proposal committed on all nodes within {liveness_ticks} ticks after healing \
-             (leader {:?}, proposal {final_proposal:?}, statuses {:?})",
-            cluster.leader(),
-            ids.iter()
-                .filter(|id| cluster.is_live(**id))
-                .map(|id| cluster.raft(*id).status())
-                .collect::<Vec<_>>()
-        ),
-    )
-    .map(|()| RunSummary::default())
-}
-
-fn nemesis_step(
-    cluster: &mut Cluster,
-    rng: &mut ChaCha8Rng,
-    ids: &[NodeId],
-) -> Result<(), Violation> {
-    let roll = rng.random_range(0..1000);
-    let node = ids[rng.random_range(0..ids.len())];
-    match roll {
-        0..=9 => cluster.crash(node),
-        10..=39 => cluster.restart(node)?,
-        40..=49 => {
-            let side: BTreeSet<NodeId> = ids
-                .iter()
-                .copied()
-                .filter(|_| rng.random_bool(0.5))
-                .collect();
-            cluster.partition(&side);
-        }
-        50..=54 => cluster.isolate(node),
-        55..=59 => {
-            // One-way cut: the kind of fault that check-quorum and pre-vote exist for.
-            let other = ids[rng.random_range(0..ids.len())];
-            if other != node {
-                cluster.cut(node, other);
-            }
-        }
-        60..=79 => cluster.heal(),
-        _ => {}
-    }
-    Ok(())
-}
-
-fn client_step(
-    cluster: &mut Cluster,
-    rng: &mut ChaCha8Rng,
-    ids: &[NodeId],
-    next_value: &mut u64,
-) -> Result<(), Violation> {
-    // Clients mostly find the leader, sometimes ask a random node (and get NotLeader).
-    let target = if rng.random_bool(0.8) {
-        cluster.leader().unwrap_or(ids[0])
-    } else {
-        ids[rng.random_range(0..ids.len())]
-    };
-    if rng.random_bool(0.3) {
-        *next_value += 1;
-        cluster.propose(target, next_value.to_le_bytes().to_vec())?;
-    }
-    if rng.random_bool(0.1) {
-        cluster.read_index(target)?;
-    }
-    Ok(())
 }

@@ -1,0 +1,170 @@
+//! Snapshots inside a member: restart from a snapshot plus the WAL after it, local log
+//! compaction, and installing a snapshot sent by the leader.
+//!
+//! Write order (storage's crate docs): the snapshot file, then the WAL marker and a sync, then
+//! `release_to`, so a power loss anywhere restarts consistently.
+//!
+//! Local compaction keeps a margin: at `snapshot_threshold_entries` applied entries past the
+//! last snapshot the member captures its key space at the applied index, and compacts Raft's
+//! log there only once `snapshot_catch_up_entries` more entries are applied (etcd's
+//! `SnapshotCatchUpEntries`), so a follower a little behind catches up by entries instead of
+//! receiving the whole state.
+
+use faultline_mvcc::{KvStore, LeaseClock, Snapshot as KvSnapshot};
+use faultline_raft::{LogIndex, Snapshot, SnapshotMetadata};
+use serde::{Deserialize, Serialize};
+
+use super::NodeCore;
+use crate::NodeEvent;
+
+/// What a member's snapshot file holds: Raft's metadata and Raft's snapshot data, which is the
+/// bincode of the MVCC state (`faultline_mvcc::Snapshot`, with compaction revision and
+/// leases) at `metadata.index`.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct SnapshotPayload {
+    pub metadata: SnapshotMetadata,
+    pub data: Vec<u8>,
+}
+
+/// The MVCC state as Raft carries it in `Snapshot::data`.
+pub(crate) fn encode_kv(kv: &KvStore) -> Vec<u8> {
+    bincode::serialize(&kv.snapshot()).expect("MVCC snapshots always serialize")
+}
+
+pub(crate) fn decode_kv(data: &[u8]) -> KvStore {
+    let snapshot: KvSnapshot =
+        bincode::deserialize(data).expect("a snapshot's data holds a serialized MVCC state");
+    KvStore::restore(snapshot)
+}
+
+/// Raft's snapshot from a snapshot file's payload.
+pub(crate) fn decode_payload(payload: &[u8]) -> Snapshot {
+    let SnapshotPayload { metadata, data } =
+        bincode::deserialize(payload).expect("a snapshot file holds a serialized payload");
+    Snapshot { metadata, data }
+}
+
+fn encode_payload(snapshot: &Snapshot) -> Vec<u8> {
+    bincode::serialize(&SnapshotPayload {
+        metadata: snapshot.metadata.clone(),
+        data: snapshot.data.clone(),
+    })
+    .expect("payloads always serialize")
+}
+
+/// A capture of the key space at `index`, waiting for the catch-up margin before it compacts.
+pub(crate) struct PendingCompaction {
+    pub index: LogIndex,
+    pub data: Vec<u8>,
+}
+
+impl NodeCore {
+    /// After applying (and `advance`): capture the key space when the threshold is reached,
+    /// and compact once the margin after a capture is applied.
+    pub(super) fn maybe_compact(&mut self) {
+        let threshold = self.config.snapshot_threshold_entries;
+        if threshold == 0 {
+            return;
+        }
+        let last = self.raft_snapshot_index();
+        if self.pending_compaction.is_none() && self.applied.0 >= last.0 + threshold {
+            self.pending_compaction = Some(PendingCompaction {
+                index: self.applied,
+                data: encode_kv(&self.kv),
+            });
+        }
+        let due = self.pending_compaction.as_ref().is_some_and(|pending| {
+            self.applied.0 >= pending.index.0 + self.config.snapshot_catch_up_entries
+        });
+        if !due {
+            return;
+        }
+        let PendingCompaction { index, data } = self.pending_compaction.take().expect("due");
+        if index <= last {
+            return; // a leader's snapshot overtook it
+        }
+        // Raft computes the metadata (term and configuration at `index`). Nothing leaves the
+        // member between this call and the file being durable (all synchronous), and a crash
+        // before the file leaves the WAL untouched, so this is the storage order in effect.
+        self.raft.compact(index, data);
+        let snapshot = self.raft.snapshot().expect("just compacted").clone();
+        self.persist_snapshot(&snapshot);
+        self.wal
+            .release_to(index)
+            .expect("WAL release after a snapshot failed");
+        self.observer.on_event(
+            self.config.id,
+            NodeEvent::SnapshotTaken {
+                index: index.0,
+                term: snapshot.metadata.term.0,
+                wal_bytes: self.wal.len_bytes(),
+                wal_segments: self.wal.segment_files().len() as u64,
+                log_entries: self.raft.log_entries().len() as u64,
+            },
+        );
+    }
+
+    fn raft_snapshot_index(&self) -> LogIndex {
+        self.raft
+            .snapshot()
+            .map_or(LogIndex(0), |s| s.metadata.index)
+    }
+
+    /// The snapshot file, then the WAL marker, synced.
+    pub(super) fn persist_snapshot(&mut self, snapshot: &Snapshot) {
+        let SnapshotMetadata { index, term, .. } = snapshot.metadata;
+        self.snapshots
+            .save(index, term, &encode_payload(snapshot))
+            .expect("snapshot file write failed");
+        self.wal
+            .save_snapshot_marker(index, term)
+            .expect("WAL snapshot marker write failed");
+        self.wal.sync().expect("WAL sync failed");
+    }
+
+    /// A snapshot from the leader, already durable: replace the key space, rebuild the lease
+    /// clock, move every watcher to catch up from the restored store.
+    pub(super) fn install_snapshot(&mut self, snapshot: &Snapshot) {
+        let index = snapshot.metadata.index;
+        assert!(
+            index > self.applied,
+            "a leader's snapshot lies beyond what this member applied"
+        );
+        self.kv = decode_kv(&snapshot.data);
+        self.kv
+            .set_canary(self.config.canary.and_then(crate::Canary::kv_canary));
+        assert!(self.kv.take_events().is_empty());
+        self.applied = index;
+        self.pending_compaction = None;
+        // Leases: the store's set, with fresh expiries (only a leader runs them, and a member
+        // installing a leader's snapshot is a follower).
+        let mut lease_clock = LeaseClock::new();
+        lease_clock.sync(&self.kv.leases(), self.clock.now_ms());
+        self.lease_clock = lease_clock;
+        self.revoking.clear();
+        // Watchers continue from their own next revision, replayed from the restored store's
+        // history (or canceled with its compact revision): none goes back in time or skips.
+        let outputs = self.hub.resync(&self.kv);
+        self.deliver_watch(outputs);
+        // Our proposals at or below the snapshot may or may not be the entries it covers.
+        let covered: Vec<LogIndex> = self
+            .pending_writes
+            .range(..=index)
+            .map(|(&i, _)| i)
+            .collect();
+        for i in covered {
+            let write = self.pending_writes.remove(&i).expect("listed above");
+            let _ = write
+                .reply
+                .send(Err(faultline_api::EtcdError::LeaderChanged));
+        }
+        self.observer.on_event(
+            self.config.id,
+            NodeEvent::SnapshotInstalled {
+                index: index.0,
+                term: snapshot.metadata.term.0,
+                revision: self.kv.current_revision(),
+            },
+        );
+    }
+}
