@@ -154,7 +154,7 @@ pub fn timeline_from_history(history: &History) -> Vec<TimelineOp> {
         .ops
         .iter()
         .map(|op| {
-            let summary = crate::etcd::summarize(op);
+            let summary = crate::describe::summarize(op);
             let kind = match &op.request {
                 Request::Range(_) => OpKind::Read,
                 Request::Put(_) | Request::DeleteRange(_) => OpKind::Write,
