@@ -6,10 +6,11 @@ use std::cmp::Ordering;
 use std::rc::Rc;
 
 use faultline_api::{
-    key_in_range, Compare, CompareResult, CompareTarget, DeleteRangeRequest, DeleteRangeResponse,
-    EtcdError, KeyValue, LeaseId, PutRequest, PutResponse, RangeRequest, RangeResponse, Request,
-    RequestOp, Response, ResponseHeader, ResponseOp, Revision, SortOrder, SortTarget, TxnRequest,
-    TxnResponse,
+    key_in_range, CompactionRequest, CompactionResponse, Compare, CompareResult, CompareTarget,
+    DeleteRangeRequest, DeleteRangeResponse, EtcdError, KeyValue, LeaseGrantRequest,
+    LeaseGrantResponse, LeaseId, LeaseRevokeRequest, LeaseRevokeResponse, PutRequest, PutResponse,
+    RangeRequest, RangeResponse, Request, RequestOp, Response, ResponseHeader, ResponseOp,
+    Revision, SortOrder, SortTarget, TxnRequest, TxnResponse,
 };
 
 use super::{header, kv_of, EtcdModel, EtcdState, KeyState, RangeKind};
@@ -61,10 +62,37 @@ impl EtcdModel {
                 count,
             };
         }
-        // etcd's applier asks mvcc for every key only when an explicit sort order or a
-        // min/max filter needs them all; otherwise it reads `limit + 1` keys in key order
-        // (the extra one decides `more`) and sorts just those. So order NONE with a non-key
-        // target and a limit sorts a key-ordered prefix, not the whole range.
+        let mut kvs = self.read_range(keys, req, &live);
+        sort_range(&mut kvs, req);
+        let mut more = false;
+        if req.limit > 0 && kvs.len() > req.limit as usize {
+            kvs.truncate(req.limit as usize);
+            more = true;
+        }
+        if req.keys_only {
+            for kv in &mut kvs {
+                kv.value.clear();
+            }
+        }
+        RangeResponse {
+            header: header(rev),
+            kvs,
+            more,
+            count,
+        }
+    }
+
+    /// The KVs of the live keys `live` a range reads, after its min/max filters, in key
+    /// order. etcd's applier asks mvcc for every key only when an explicit sort order or a
+    /// min/max filter needs them all; otherwise it reads `limit + 1` keys in key order (the
+    /// extra one decides `more`) and sorts just those. So order NONE with a non-key target and
+    /// a limit sorts a key-ordered prefix, not the whole range.
+    fn read_range(
+        &self,
+        keys: &[Option<KeyState>],
+        req: &RangeRequest,
+        live: &[usize],
+    ) -> Vec<KeyValue> {
         let reads_all = req.sort_order != SortOrder::None
             || req.min_mod_revision != 0
             || req.max_mod_revision != 0
@@ -89,48 +117,7 @@ impl EtcdModel {
                 kvs.push(kv_of(&self.keys[id], ks));
             }
         }
-        let order = match (req.sort_target, req.sort_order) {
-            (SortTarget::Key, o) => o,
-            (_, SortOrder::None) => SortOrder::Ascend,
-            (_, o) => o,
-        };
-        let target_cmp = |a: &KeyValue, b: &KeyValue| -> Ordering {
-            match req.sort_target {
-                SortTarget::Key => a.key.cmp(&b.key),
-                SortTarget::Version => a.version.cmp(&b.version),
-                SortTarget::Create => a.create_revision.cmp(&b.create_revision),
-                SortTarget::Mod => a.mod_revision.cmp(&b.mod_revision),
-                SortTarget::Value => a.value.cmp(&b.value),
-            }
-        };
-        // Ties on the target keep key order in BOTH directions: etcd sorts the key-ordered
-        // mvcc result with `sort.Sort` / `sort.Reverse`, whose insertion sort (the small
-        // inputs etcd sorts) never swaps equal elements. Keys are unique, so the key
-        // tie-break makes the order total.
-        match order {
-            SortOrder::None | SortOrder::Ascend => {
-                kvs.sort_by(|a, b| target_cmp(a, b).then_with(|| a.key.cmp(&b.key)))
-            }
-            SortOrder::Descend => {
-                kvs.sort_by(|a, b| target_cmp(b, a).then_with(|| a.key.cmp(&b.key)))
-            }
-        }
-        let mut more = false;
-        if req.limit > 0 && kvs.len() > req.limit as usize {
-            kvs.truncate(req.limit as usize);
-            more = true;
-        }
-        if req.keys_only {
-            for kv in &mut kvs {
-                kv.value.clear();
-            }
-        }
-        RangeResponse {
-            header: header(rev),
-            kvs,
-            more,
-            count,
-        }
+        kvs
     }
 
     fn check_range_revision(&self, st: &EtcdState, req: &RangeRequest) -> Res<RangeKind> {
@@ -359,57 +346,109 @@ impl EtcdModel {
                 resp.header = header(next.revision);
                 Response::Txn(resp)
             }
-            Request::Compact(c) => {
-                if c.revision <= st.compact_revision {
-                    return Err(EtcdError::Compacted);
-                }
-                if c.revision > st.revision {
-                    return Err(EtcdError::FutureRev);
-                }
-                next.compact_revision = c.revision;
-                Response::Compact(faultline_api::CompactionResponse {
-                    header: header(st.revision),
-                })
-            }
-            Request::LeaseGrant(g) => {
-                let id = if g.id != 0 {
-                    g.id
-                } else {
-                    grant_id.ok_or(EtcdError::LeaseNotFound)?
-                };
-                match next.leases.binary_search(&id) {
-                    Ok(_) => return Err(EtcdError::LeaseExist),
-                    Err(pos) => next.leases.insert(pos, id),
-                }
-                Response::LeaseGrant(faultline_api::LeaseGrantResponse {
-                    header: header(st.revision),
-                    id,
-                    ttl_seconds: 0,
-                })
-            }
-            Request::LeaseRevoke(r) => {
-                let pos = next
-                    .leases
-                    .binary_search(&r.id)
-                    .map_err(|_| EtcdError::LeaseNotFound)?;
-                next.leases.remove(pos);
-                let mut changed = false;
-                for k in next.keys.iter_mut() {
-                    if k.as_ref().is_some_and(|k| k.lease == r.id) {
-                        *k = None;
-                        changed = true;
-                    }
-                }
-                if changed {
-                    next.revision = rev;
-                }
-                Response::LeaseRevoke(faultline_api::LeaseRevokeResponse {
-                    header: header(next.revision),
-                })
-            }
+            Request::Compact(c) => Response::Compact(self.compact(st, &mut next, c)?),
+            Request::LeaseGrant(g) => Response::LeaseGrant(self.grant(st, &mut next, g, grant_id)?),
+            Request::LeaseRevoke(r) => Response::LeaseRevoke(self.revoke(&mut next, r, rev)?),
             // Not part of the KV model (excluded before checking).
             _ => return Err(EtcdError::InvalidSortOption),
         };
         Ok((next, resp, kind))
+    }
+
+    /// A compaction (no new revision).
+    fn compact(
+        &self,
+        st: &EtcdState,
+        next: &mut EtcdState,
+        c: &CompactionRequest,
+    ) -> Res<CompactionResponse> {
+        if c.revision <= st.compact_revision {
+            return Err(EtcdError::Compacted);
+        }
+        if c.revision > st.revision {
+            return Err(EtcdError::FutureRev);
+        }
+        next.compact_revision = c.revision;
+        Ok(CompactionResponse {
+            header: header(st.revision),
+        })
+    }
+
+    /// A lease grant (no new revision); `grant_id` is the id when the server picks it.
+    fn grant(
+        &self,
+        st: &EtcdState,
+        next: &mut EtcdState,
+        g: &LeaseGrantRequest,
+        grant_id: Option<LeaseId>,
+    ) -> Res<LeaseGrantResponse> {
+        let id = if g.id != 0 {
+            g.id
+        } else {
+            grant_id.ok_or(EtcdError::LeaseNotFound)?
+        };
+        match next.leases.binary_search(&id) {
+            Ok(_) => return Err(EtcdError::LeaseExist),
+            Err(pos) => next.leases.insert(pos, id),
+        }
+        Ok(LeaseGrantResponse {
+            header: header(st.revision),
+            id,
+            ttl_seconds: 0,
+        })
+    }
+
+    /// A lease revoke: the lease and its keys go; a new revision when keys went.
+    fn revoke(
+        &self,
+        next: &mut EtcdState,
+        r: &LeaseRevokeRequest,
+        rev: Revision,
+    ) -> Res<LeaseRevokeResponse> {
+        let pos = next
+            .leases
+            .binary_search(&r.id)
+            .map_err(|_| EtcdError::LeaseNotFound)?;
+        next.leases.remove(pos);
+        let mut changed = false;
+        for k in next.keys.iter_mut() {
+            if k.as_ref().is_some_and(|k| k.lease == r.id) {
+                *k = None;
+                changed = true;
+            }
+        }
+        if changed {
+            next.revision = rev;
+        }
+        Ok(LeaseRevokeResponse {
+            header: header(next.revision),
+        })
+    }
+}
+
+/// Sort a range's KVs by its target and order. Ties on the target keep key order in BOTH
+/// directions: etcd sorts the key-ordered mvcc result with `sort.Sort` / `sort.Reverse`, whose
+/// insertion sort (the small inputs etcd sorts) never swaps equal elements. Keys are unique,
+/// so the key tie-break makes the order total.
+fn sort_range(kvs: &mut [KeyValue], req: &RangeRequest) {
+    let order = match (req.sort_target, req.sort_order) {
+        (SortTarget::Key, o) => o,
+        (_, SortOrder::None) => SortOrder::Ascend,
+        (_, o) => o,
+    };
+    let target_cmp = |a: &KeyValue, b: &KeyValue| -> Ordering {
+        match req.sort_target {
+            SortTarget::Key => a.key.cmp(&b.key),
+            SortTarget::Version => a.version.cmp(&b.version),
+            SortTarget::Create => a.create_revision.cmp(&b.create_revision),
+            SortTarget::Mod => a.mod_revision.cmp(&b.mod_revision),
+            SortTarget::Value => a.value.cmp(&b.value),
+        }
+    };
+    match order {
+        SortOrder::None | SortOrder::Ascend => {
+            kvs.sort_by(|a, b| target_cmp(a, b).then_with(|| a.key.cmp(&b.key)))
+        }
+        SortOrder::Descend => kvs.sort_by(|a, b| target_cmp(b, a).then_with(|| a.key.cmp(&b.key))),
     }
 }

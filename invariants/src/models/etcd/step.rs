@@ -46,74 +46,8 @@ impl Model for EtcdModel {
             }
         }
         match output {
-            Some(actual) => {
-                let grant = match actual {
-                    Response::LeaseGrant(g) => Some(g.id),
-                    _ => None,
-                };
-                let Ok((next, expected, kind)) = self.apply(st, &input.request, grant) else {
-                    return vec![];
-                };
-                let matches = match kind {
-                    RangeKind::Historical => actual.header().revision == expected.header().revision,
-                    RangeKind::Current => normalize(&expected) == *actual,
-                };
-                if matches
-                    && (next == *st
-                        || (self.feasible(st, &next) && self.leases_feasible(st, &next)))
-                {
-                    vec![next]
-                } else {
-                    vec![]
-                }
-            }
-            None => {
-                let grants: Vec<Option<LeaseId>> = match &input.request {
-                    Request::LeaseGrant(g) if g.id == 0 => self
-                        .lease_universe
-                        .iter()
-                        .filter(|l| st.leases.binary_search(l).is_err())
-                        .map(|l| Some(*l))
-                        .collect(),
-                    _ => vec![None],
-                };
-                let mut out = Vec::new();
-                for grant in grants {
-                    let Ok((mut next, _, _)) = self.apply(st, &input.request, grant) else {
-                        continue;
-                    };
-                    if next == *st {
-                        continue; // a no-op: the same as never happening
-                    }
-                    if let Some(tag) = input.lease_op_tag {
-                        let applied = &mut next.unknown_lease_ops_applied;
-                        if let Err(pos) = applied.binary_search(&tag) {
-                            applied.insert(pos, tag);
-                        }
-                    }
-                    if next.revision != st.revision {
-                        let r = next.revision;
-                        let allowed = match input.pin {
-                            Some(pin) => pin == r,
-                            None => {
-                                r <= self.max_revision
-                                    && !self.claimed.get(r as usize).copied().unwrap_or(false)
-                                    && !self.modifies_unmodified(st, &next, r)
-                            }
-                        };
-                        if !allowed {
-                            continue;
-                        }
-                    } else if input.pin.is_some() {
-                        continue;
-                    }
-                    if !self.feasible(st, &next) || !self.leases_feasible(st, &next) {
-                        continue;
-                    }
-                    out.push(next);
-                }
-                out
-            }
+            Some(actual) => self.step_known(st, input, actual),
+            None => self.step_unknown(st, input),
         }
     }
 
@@ -274,5 +208,94 @@ impl Model for EtcdModel {
             keys.join(", "),
             st.leases
         )
+    }
+}
+
+impl EtcdModel {
+    /// The step of an operation with a known response (its revision already checked): the
+    /// response must be the model's, and the state must stay feasible.
+    #[inline]
+    fn step_known(&self, st: &EtcdState, input: &EtcdInput, actual: &Response) -> Vec<EtcdState> {
+        let grant = match actual {
+            Response::LeaseGrant(g) => Some(g.id),
+            _ => None,
+        };
+        let Ok((next, expected, kind)) = self.apply(st, &input.request, grant) else {
+            return vec![];
+        };
+        let matches = match kind {
+            RangeKind::Historical => actual.header().revision == expected.header().revision,
+            RangeKind::Current => normalize(&expected) == *actual,
+        };
+        if matches && (next == *st || (self.feasible(st, &next) && self.leases_feasible(st, &next)))
+        {
+            vec![next]
+        } else {
+            vec![]
+        }
+    }
+
+    /// The steps of an unknown write: one per lease id the server may pick for a grant
+    /// without one, else one; each only where it changes the state and is allowed.
+    #[inline]
+    fn step_unknown(&self, st: &EtcdState, input: &EtcdInput) -> Vec<EtcdState> {
+        let grants: Vec<Option<LeaseId>> = match &input.request {
+            Request::LeaseGrant(g) if g.id == 0 => self
+                .lease_universe
+                .iter()
+                .filter(|l| st.leases.binary_search(l).is_err())
+                .map(|l| Some(*l))
+                .collect(),
+            _ => vec![None],
+        };
+        let mut out = Vec::new();
+        for grant in grants {
+            if let Some(next) = self.unknown_successor(st, input, grant) {
+                out.push(next);
+            }
+        }
+        out
+    }
+
+    /// The state after an unknown write (with the server's lease id `grant`), unless it is a
+    /// no-op, fills a revision it may not (claimed, beyond the highest seen, or where a key
+    /// it changes is shown unmodified; a pinned write exactly its pin), or is infeasible.
+    #[inline]
+    fn unknown_successor(
+        &self,
+        st: &EtcdState,
+        input: &EtcdInput,
+        grant: Option<LeaseId>,
+    ) -> Option<EtcdState> {
+        let (mut next, _, _) = self.apply(st, &input.request, grant).ok()?;
+        if next == *st {
+            return None; // a no-op: the same as never happening
+        }
+        if let Some(tag) = input.lease_op_tag {
+            let applied = &mut next.unknown_lease_ops_applied;
+            if let Err(pos) = applied.binary_search(&tag) {
+                applied.insert(pos, tag);
+            }
+        }
+        if next.revision != st.revision {
+            let r = next.revision;
+            let allowed = match input.pin {
+                Some(pin) => pin == r,
+                None => {
+                    r <= self.max_revision
+                        && !self.claimed.get(r as usize).copied().unwrap_or(false)
+                        && !self.modifies_unmodified(st, &next, r)
+                }
+            };
+            if !allowed {
+                return None;
+            }
+        } else if input.pin.is_some() {
+            return None;
+        }
+        if !self.feasible(st, &next) || !self.leases_feasible(st, &next) {
+            return None;
+        }
+        Some(next)
     }
 }
