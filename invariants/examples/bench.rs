@@ -4,7 +4,8 @@
 //! generator's own order through the model and real-time rules and names the first step it
 //! rejects; FL_WITNESS_GAPS=1 also lists which unknown write filled each unclaimed revision),
 //! FL_REV=A..B (prints the operations around revisions A..B), FL_SHOW=id,id.
-use faultline_invariants::etcd::{prepare, summarize, Prepared};
+use faultline_invariants::describe::summarize;
+use faultline_invariants::etcd::{prepare, Prepared};
 use faultline_invariants::history::{History, Outcome};
 use faultline_invariants::linearizability::{Model, Verdict};
 use faultline_invariants::testkit::*;

@@ -40,6 +40,7 @@ pub(crate) mod watch_facts;
 
 use std::collections::BTreeMap;
 
+// The descriptions live in `describe` (below the models); kept here at their old paths.
 pub use crate::describe::{describe_kv, describe_request, describe_response, summarize};
 pub use observations::ExtraFacts;
 pub use prepare::{prepare, prepare_with, Prepared};

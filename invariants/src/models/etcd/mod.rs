@@ -38,7 +38,8 @@ pub use facts::{KeyFacts, KeyObs, LeaseFacts, LeaseTimeline};
 pub(crate) use state::kv_of;
 pub use state::{EtcdInput, EtcdState, KeyState, RangeKind};
 
-/// The etcd key-space model. Build it with `EtcdModel::new`.
+/// The etcd key-space model: built by `etcd::prepare` from a history, or by hand (with no
+/// facts) as the generators do.
 pub struct EtcdModel {
     /// Key universe, sorted.
     pub keys: Vec<Vec<u8>>,
