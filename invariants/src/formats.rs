@@ -64,16 +64,6 @@ pub fn parse_jepsen_register(text: &str) -> Result<Vec<RegisterOp>, ParseError> 
     const MARK: &str = "jepsen.util - ";
     let mut open: BTreeMap<u64, (usize, RegisterInput)> = BTreeMap::new();
     let mut ops: Vec<RegisterOp> = Vec::new();
-    let mut finish = |proc_: u64, call: usize, input: RegisterInput, ret: u64, output| {
-        ops.push(Op {
-            id: 0,
-            client: proc_,
-            call: call as u64,
-            ret,
-            input,
-            output,
-        });
-    };
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
         let Some(pos) = raw.find(MARK) else { continue };
@@ -84,28 +74,10 @@ pub fn parse_jepsen_register(text: &str) -> Result<Vec<RegisterOp>, ParseError> 
         let proc_: u64 = toks[0]
             .parse()
             .map_err(|_| err(line, format!("process {:?} is not a number", toks[0])))?;
-        let kind = toks[1];
-        let f = toks[2];
-        let args = &toks[3..];
+        let (kind, f, args) = (toks[1], toks[2], &toks[3..]);
         match kind {
             ":invoke" => {
-                let input = match f {
-                    ":read" => RegisterInput::Read,
-                    ":write" => {
-                        let v = args
-                            .first()
-                            .ok_or_else(|| err(line, "write without a value"))?;
-                        RegisterInput::Write(
-                            parse_register_value(line, v)?
-                                .ok_or_else(|| err(line, "write of nil"))?,
-                        )
-                    }
-                    ":cas" => {
-                        let (a, b) = parse_cas_args(line, args)?;
-                        RegisterInput::Cas(a, b)
-                    }
-                    other => return Err(err(line, format!("unknown function {other}"))),
-                };
+                let input = jepsen_invocation(line, f, args)?;
                 if let Some((prev, _)) = open.insert(proc_, (line, input)) {
                     return Err(err(
                         line,
@@ -120,53 +92,15 @@ pub fn parse_jepsen_register(text: &str) -> Result<Vec<RegisterOp>, ParseError> 
                         format!("process {proc_} completes an operation it never invoked"),
                     )
                 })?;
-                let f_matches = matches!(
-                    (f, input),
-                    (":read", RegisterInput::Read)
-                        | (":write", RegisterInput::Write(_))
-                        | (":cas", RegisterInput::Cas(..))
-                );
-                if !f_matches {
-                    return Err(err(
-                        line,
-                        format!("{f} does not match the invoked {input:?}"),
-                    ));
-                }
-                match (kind, input) {
-                    (":ok", RegisterInput::Read) => {
-                        let v = args
-                            .first()
-                            .ok_or_else(|| err(line, "read without a value"))?;
-                        let v = parse_register_value(line, v)?;
-                        finish(
-                            proc_,
-                            call,
-                            input,
-                            line as u64,
-                            Some(RegisterOutput::Read(v)),
-                        );
-                    }
-                    (":ok", RegisterInput::Write(_)) => {
-                        finish(proc_, call, input, line as u64, Some(RegisterOutput::Write))
-                    }
-                    (":ok", RegisterInput::Cas(..)) => finish(
-                        proc_,
-                        call,
+                if let Some((ret, output)) = jepsen_completion(line, kind, f, input, args)? {
+                    ops.push(Op {
+                        id: 0,
+                        client: proc_,
+                        call: call as u64,
+                        ret,
                         input,
-                        line as u64,
-                        Some(RegisterOutput::Cas(true)),
-                    ),
-                    (":fail", RegisterInput::Cas(..)) => finish(
-                        proc_,
-                        call,
-                        input,
-                        line as u64,
-                        Some(RegisterOutput::Cas(false)),
-                    ),
-                    // Failed reads/writes did nothing; unknown reads have no effect.
-                    (":fail", _) | (":info", RegisterInput::Read) => {}
-                    (":info", _) => finish(proc_, call, input, NEVER, None),
-                    _ => unreachable!("kind is one of :ok :fail :info"),
+                        output,
+                    });
                 }
             }
             other => return Err(err(line, format!("unknown type {other}"))),
@@ -174,14 +108,88 @@ pub fn parse_jepsen_register(text: &str) -> Result<Vec<RegisterOp>, ParseError> 
     }
     for (proc_, (call, input)) in open {
         if input != RegisterInput::Read {
-            finish(proc_, call, input, NEVER, None);
+            ops.push(Op {
+                id: 0,
+                client: proc_,
+                call: call as u64,
+                ret: NEVER,
+                input,
+                output: None,
+            });
         }
     }
+    number_in_call_order(&mut ops);
+    Ok(ops)
+}
+
+/// The input of a Jepsen `:invoke` of function `f`.
+fn jepsen_invocation(line: usize, f: &str, args: &[&str]) -> Result<RegisterInput, ParseError> {
+    Ok(match f {
+        ":read" => RegisterInput::Read,
+        ":write" => {
+            let v = args
+                .first()
+                .ok_or_else(|| err(line, "write without a value"))?;
+            RegisterInput::Write(
+                parse_register_value(line, v)?.ok_or_else(|| err(line, "write of nil"))?,
+            )
+        }
+        ":cas" => {
+            let (a, b) = parse_cas_args(line, args)?;
+            RegisterInput::Cas(a, b)
+        }
+        other => return Err(err(line, format!("unknown function {other}"))),
+    })
+}
+
+/// What a Jepsen completion (`kind` of function `f`, at `line`) of `input` makes of it: its
+/// return and output, or `None` when the operation is dropped.
+fn jepsen_completion(
+    line: usize,
+    kind: &str,
+    f: &str,
+    input: RegisterInput,
+    args: &[&str],
+) -> Result<Option<(u64, Option<RegisterOutput>)>, ParseError> {
+    let f_matches = matches!(
+        (f, input),
+        (":read", RegisterInput::Read)
+            | (":write", RegisterInput::Write(_))
+            | (":cas", RegisterInput::Cas(..))
+    );
+    if !f_matches {
+        return Err(err(
+            line,
+            format!("{f} does not match the invoked {input:?}"),
+        ));
+    }
+    let ret = line as u64;
+    Ok(match (kind, input) {
+        (":ok", RegisterInput::Read) => {
+            let v = args
+                .first()
+                .ok_or_else(|| err(line, "read without a value"))?;
+            Some((
+                ret,
+                Some(RegisterOutput::Read(parse_register_value(line, v)?)),
+            ))
+        }
+        (":ok", RegisterInput::Write(_)) => Some((ret, Some(RegisterOutput::Write))),
+        (":ok", RegisterInput::Cas(..)) => Some((ret, Some(RegisterOutput::Cas(true)))),
+        (":fail", RegisterInput::Cas(..)) => Some((ret, Some(RegisterOutput::Cas(false)))),
+        // Failed reads/writes did nothing; unknown reads have no effect.
+        (":fail", _) | (":info", RegisterInput::Read) => None,
+        (":info", _) => Some((NEVER, None)),
+        _ => unreachable!("kind is one of :ok :fail :info"),
+    })
+}
+
+/// Sort operations by call (then client) and number them in that order.
+fn number_in_call_order<I, O>(ops: &mut [Op<I, O>]) {
     ops.sort_by_key(|op| (op.call, op.client));
     for (i, op) in ops.iter_mut().enumerate() {
         op.id = i as u64;
     }
-    Ok(ops)
 }
 
 /// A value in porcupine's EDN-like kv lines.
@@ -199,67 +207,32 @@ fn parse_edn_map(line: usize, text: &str) -> Result<BTreeMap<String, Edn>, Parse
         .strip_prefix('{')
         .and_then(|s| s.strip_suffix('}'))
         .ok_or_else(|| err(line, "expected a map in braces"))?;
-    let chars: Vec<char> = inner.chars().collect();
-    let mut i = 0;
+    let mut cur = EdnCursor {
+        chars: inner.chars().collect(),
+        i: 0,
+        line,
+    };
     let mut map = BTreeMap::new();
-    let skip_ws = |i: &mut usize| {
-        while *i < chars.len() && (chars[*i].is_whitespace() || chars[*i] == ',') {
-            *i += 1;
-        }
-    };
-    let word = |i: &mut usize| -> String {
-        let start = *i;
-        while *i < chars.len() && !chars[*i].is_whitespace() && chars[*i] != ',' {
-            *i += 1;
-        }
-        chars[start..*i].iter().collect()
-    };
     loop {
-        skip_ws(&mut i);
-        if i >= chars.len() {
+        cur.skip_ws();
+        if cur.i >= cur.chars.len() {
             break;
         }
-        if chars[i] != ':' {
+        if cur.chars[cur.i] != ':' {
             return Err(err(
                 line,
-                format!("expected a :keyword at column {}", i + 2),
+                format!("expected a :keyword at column {}", cur.i + 2),
             ));
         }
-        let key = word(&mut i)[1..].to_string();
-        skip_ws(&mut i);
-        if i >= chars.len() {
+        let key = cur.word()[1..].to_string();
+        cur.skip_ws();
+        if cur.i >= cur.chars.len() {
             return Err(err(line, format!("missing value for :{key}")));
         }
-        let value = if chars[i] == '"' {
-            i += 1;
-            let mut s = String::new();
-            loop {
-                match chars.get(i) {
-                    None => return Err(err(line, format!("unterminated string for :{key}"))),
-                    Some('"') => {
-                        i += 1;
-                        break;
-                    }
-                    Some('\\') => {
-                        let c = chars
-                            .get(i + 1)
-                            .ok_or_else(|| err(line, "dangling escape"))?;
-                        s.push(match c {
-                            'n' => '\n',
-                            't' => '\t',
-                            other => *other,
-                        });
-                        i += 2;
-                    }
-                    Some(c) => {
-                        s.push(*c);
-                        i += 1;
-                    }
-                }
-            }
-            Edn::Str(s)
+        let value = if cur.chars[cur.i] == '"' {
+            Edn::Str(cur.string(&key)?)
         } else {
-            let w = word(&mut i);
+            let w = cur.word();
             if w == "nil" {
                 Edn::Nil
             } else if let Some(k) = w.strip_prefix(':') {
@@ -276,6 +249,68 @@ fn parse_edn_map(line: usize, text: &str) -> Result<BTreeMap<String, Edn>, Parse
     Ok(map)
 }
 
+/// A position in the text of an EDN map.
+struct EdnCursor {
+    chars: Vec<char>,
+    i: usize,
+    line: usize,
+}
+
+impl EdnCursor {
+    fn skip_ws(&mut self) {
+        while self.i < self.chars.len()
+            && (self.chars[self.i].is_whitespace() || self.chars[self.i] == ',')
+        {
+            self.i += 1;
+        }
+    }
+
+    /// Up to the next whitespace or comma.
+    fn word(&mut self) -> String {
+        let start = self.i;
+        while self.i < self.chars.len()
+            && !self.chars[self.i].is_whitespace()
+            && self.chars[self.i] != ','
+        {
+            self.i += 1;
+        }
+        self.chars[start..self.i].iter().collect()
+    }
+
+    /// A string in double quotes (the cursor on the opening one), with `\n`, `\t` and `\X`
+    /// escapes; `key` names the value in errors.
+    fn string(&mut self, key: &str) -> Result<String, ParseError> {
+        let line = self.line;
+        self.i += 1;
+        let mut s = String::new();
+        loop {
+            match self.chars.get(self.i) {
+                None => return Err(err(line, format!("unterminated string for :{key}"))),
+                Some('"') => {
+                    self.i += 1;
+                    return Ok(s);
+                }
+                Some('\\') => {
+                    let c = self
+                        .chars
+                        .get(self.i + 1)
+                        .ok_or_else(|| err(line, "dangling escape"))?;
+                    s.push(match c {
+                        'n' => '\n',
+                        't' => '\t',
+                        other => *other,
+                    });
+                    self.i += 2;
+                }
+                Some(c) => {
+                    s.push(*c);
+                    self.i += 1;
+                }
+            }
+        }
+    }
+}
+
 /// Parse porcupine's kv histories (`{:process 0, :type :invoke, :f :append, :key "0",
 /// :value "x 0 0 y"}` per line). Times are line numbers; invokes never completed are optional
 /// (gets among them are dropped); `:fail` completions did not happen and are dropped.
@@ -288,40 +323,12 @@ pub fn parse_porcupine_kv(text: &str) -> Result<Vec<KvOp>, ParseError> {
             continue;
         }
         let map = parse_edn_map(line, raw)?;
-        let get = |k: &str| map.get(k).ok_or_else(|| err(line, format!("missing :{k}")));
-        let Edn::Int(process) = get("process")? else {
-            return Err(err(line, ":process must be an integer"));
-        };
-        let Edn::Keyword(kind) = get("type")? else {
-            return Err(err(line, ":type must be a keyword"));
-        };
-        let Edn::Keyword(f) = get("f")? else {
-            return Err(err(line, ":f must be a keyword"));
-        };
-        let Edn::Str(key) = get("key")? else {
-            return Err(err(line, ":key must be a string"));
-        };
-        let value = get("value")?;
-        match kind.as_str() {
+        let entry = KvEntry::of(line, &map)?;
+        let process = entry.process;
+        match entry.kind {
             "invoke" => {
-                let input = match (f.as_str(), value) {
-                    ("get", _) => KvInput::Get { key: key.clone() },
-                    ("put", Edn::Str(v)) => KvInput::Put {
-                        key: key.clone(),
-                        value: v.clone(),
-                    },
-                    ("append", Edn::Str(v)) => KvInput::Append {
-                        key: key.clone(),
-                        value: v.clone(),
-                    },
-                    (other, v) => {
-                        return Err(err(
-                            line,
-                            format!("unsupported :f :{other} with value {v:?}"),
-                        ))
-                    }
-                };
-                if let Some((prev, _)) = open.insert(*process, (line, input)) {
+                let input = entry.input()?;
+                if let Some((prev, _)) = open.insert(process, (line, input)) {
                     return Err(err(
                         line,
                         format!("process {process} invoked again while its operation from line {prev} is open"),
@@ -329,36 +336,15 @@ pub fn parse_porcupine_kv(text: &str) -> Result<Vec<KvOp>, ParseError> {
                 }
             }
             "ok" | "fail" | "info" => {
-                let (call, input) = open.remove(process).ok_or_else(|| {
+                let (call, input) = open.remove(&process).ok_or_else(|| {
                     err(
                         line,
                         format!("process {process} completes an operation it never invoked"),
                     )
                 })?;
-                if input.key() != key {
-                    return Err(err(line, format!("key {key:?} does not match the invoke")));
+                if let Some(op) = entry.completion(call, input)? {
+                    ops.push(op);
                 }
-                let output = match (kind.as_str(), &input, value) {
-                    ("fail", ..) => continue,
-                    ("info", KvInput::Get { .. }, _) => continue,
-                    ("info", ..) => None,
-                    ("ok", KvInput::Get { .. }, Edn::Str(v)) => Some(KvOutput::Get(v.clone())),
-                    ("ok", KvInput::Get { .. }, Edn::Nil) => Some(KvOutput::Get(String::new())),
-                    ("ok", KvInput::Get { .. }, v) => {
-                        return Err(err(line, format!("get returned {v:?}")))
-                    }
-                    ("ok", ..) => Some(KvOutput::Ok),
-                    _ => unreachable!(),
-                };
-                let ret = if output.is_some() { line as u64 } else { NEVER };
-                ops.push(Op {
-                    id: 0,
-                    client: *process as u64,
-                    call: call as u64,
-                    ret,
-                    input,
-                    output,
-                });
             }
             other => return Err(err(line, format!("unknown :type :{other}"))),
         }
@@ -375,11 +361,97 @@ pub fn parse_porcupine_kv(text: &str) -> Result<Vec<KvOp>, ParseError> {
             });
         }
     }
-    ops.sort_by_key(|op| (op.call, op.client));
-    for (i, op) in ops.iter_mut().enumerate() {
-        op.id = i as u64;
-    }
+    number_in_call_order(&mut ops);
     Ok(ops)
+}
+
+/// The fields of one line of a porcupine kv history.
+struct KvEntry<'a> {
+    line: usize,
+    process: i64,
+    kind: &'a str,
+    f: &'a str,
+    key: &'a str,
+    value: &'a Edn,
+}
+
+impl<'a> KvEntry<'a> {
+    fn of(line: usize, map: &'a BTreeMap<String, Edn>) -> Result<Self, ParseError> {
+        let get = |k: &str| map.get(k).ok_or_else(|| err(line, format!("missing :{k}")));
+        let Edn::Int(process) = get("process")? else {
+            return Err(err(line, ":process must be an integer"));
+        };
+        let Edn::Keyword(kind) = get("type")? else {
+            return Err(err(line, ":type must be a keyword"));
+        };
+        let Edn::Keyword(f) = get("f")? else {
+            return Err(err(line, ":f must be a keyword"));
+        };
+        let Edn::Str(key) = get("key")? else {
+            return Err(err(line, ":key must be a string"));
+        };
+        Ok(KvEntry {
+            line,
+            process: *process,
+            kind,
+            f,
+            key,
+            value: get("value")?,
+        })
+    }
+
+    /// The input of an invoke.
+    fn input(&self) -> Result<KvInput, ParseError> {
+        let key = self.key.to_string();
+        Ok(match (self.f, self.value) {
+            ("get", _) => KvInput::Get { key },
+            ("put", Edn::Str(v)) => KvInput::Put {
+                key,
+                value: v.clone(),
+            },
+            ("append", Edn::Str(v)) => KvInput::Append {
+                key,
+                value: v.clone(),
+            },
+            (other, v) => {
+                return Err(err(
+                    self.line,
+                    format!("unsupported :f :{other} with value {v:?}"),
+                ))
+            }
+        })
+    }
+
+    /// The operation a completion of `input` (invoked at line `call`) makes, or `None` when it
+    /// is dropped.
+    fn completion(&self, call: usize, input: KvInput) -> Result<Option<KvOp>, ParseError> {
+        let line = self.line;
+        if input.key() != self.key {
+            return Err(err(
+                line,
+                format!("key {:?} does not match the invoke", self.key),
+            ));
+        }
+        let output = match (self.kind, &input, self.value) {
+            ("fail", ..) => return Ok(None),
+            ("info", KvInput::Get { .. }, _) => return Ok(None),
+            ("info", ..) => None,
+            ("ok", KvInput::Get { .. }, Edn::Str(v)) => Some(KvOutput::Get(v.clone())),
+            ("ok", KvInput::Get { .. }, Edn::Nil) => Some(KvOutput::Get(String::new())),
+            ("ok", KvInput::Get { .. }, v) => return Err(err(line, format!("get returned {v:?}"))),
+            ("ok", ..) => Some(KvOutput::Ok),
+            _ => unreachable!(),
+        };
+        let ret = if output.is_some() { line as u64 } else { NEVER };
+        Ok(Some(Op {
+            id: 0,
+            client: self.process as u64,
+            call: call as u64,
+            ret,
+            input,
+            output,
+        }))
+    }
 }
 
 /// Check a register history.

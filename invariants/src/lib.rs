@@ -3,16 +3,22 @@
 //! Architecture invariant: this crate never depends on the simulator or the store's internals;
 //! it sees only `faultline-api` types and the history.
 //!
+//! Modules, bottom up (each uses only those above it):
+//! * `history`: the recorded history (what the simulator writes).
 //! * `linearizability`: the generic engine (Wing & Gong / Lowe, as in porcupine), `Verdict`
 //!   and `Report`.
+//! * `describe`: requests, responses and operations in one line, for reports.
 //! * `models`: etcd's key space, a register, a key/value map.
-//! * `etcd`: checking a recorded `history::History` (stale-read pre-check, search, historical
-//!   reads).
-//! * `formats`: parsers for porcupine's recorded histories.
-//! * `testkit`: generators of histories for tests and benchmarks.
+//! * `etcd`: checking a recorded `history::History`: a pipeline of passes (stale reads,
+//!   revision claims and pins, watch facts, symmetry classes, key and lease facts), the
+//!   search in its fallback order, and historical reads against the linearization found.
 //! * `watch`: per-watch checks (filter, ordered, unique, atomic, bookmarkable; reliable,
 //!   resumable, prev_kv, is-create against a replay of the linearization).
+//! * `formats`: parsers for porcupine's recorded histories.
+//! * `html`: the HTML report of a checked history.
+//! * `testkit`: generators of histories for tests and benchmarks.
 
+pub mod describe;
 pub mod etcd;
 pub mod formats;
 pub mod history;

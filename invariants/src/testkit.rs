@@ -119,34 +119,7 @@ fn random_request(rng: &mut Rng, o: &GenOptions, n: usize, revision_guess: i64) 
             prev_kv: rng.percent(50),
             ..Default::default()
         }),
-        75..=89 => {
-            let target = if rng.percent(50) {
-                CompareTarget::ModRevision(revision_guess - rng.below(8) as i64)
-            } else {
-                CompareTarget::Version(rng.below(3) as i64)
-            };
-            Request::Txn(TxnRequest {
-                compare: vec![Compare {
-                    result: if rng.percent(80) {
-                        CompareResult::Equal
-                    } else {
-                        CompareResult::Less
-                    },
-                    target,
-                    key: key(k),
-                    range_end: vec![],
-                }],
-                success: vec![RequestOp::Put(PutRequest {
-                    key: key(k),
-                    value,
-                    ..Default::default()
-                })],
-                failure: vec![RequestOp::Range(RangeRequest {
-                    key: key(k),
-                    ..Default::default()
-                })],
-            })
-        }
+        75..=89 => random_cas(rng, key(k), value, revision_guess),
         90..=93 if o.leases_and_compaction => Request::Put(PutRequest {
             key: key(k),
             value,
@@ -171,6 +144,37 @@ fn random_request(rng: &mut Rng, o: &GenOptions, n: usize, revision_guess: i64) 
     }
 }
 
+/// A txn that puts `value` if the key's mod revision or version compares as guessed, and
+/// reads the key otherwise.
+fn random_cas(rng: &mut Rng, key: Vec<u8>, value: Vec<u8>, revision_guess: i64) -> Request {
+    let target = if rng.percent(50) {
+        CompareTarget::ModRevision(revision_guess - rng.below(8) as i64)
+    } else {
+        CompareTarget::Version(rng.below(3) as i64)
+    };
+    Request::Txn(TxnRequest {
+        compare: vec![Compare {
+            result: if rng.percent(80) {
+                CompareResult::Equal
+            } else {
+                CompareResult::Less
+            },
+            target,
+            key: key.clone(),
+            range_end: vec![],
+        }],
+        success: vec![RequestOp::Put(PutRequest {
+            key: key.clone(),
+            value,
+            ..Default::default()
+        })],
+        failure: vec![RequestOp::Range(RangeRequest {
+            key,
+            ..Default::default()
+        })],
+    })
+}
+
 /// Generate a linearizable etcd history.
 pub fn generate_etcd_history(o: &GenOptions) -> History {
     generate_etcd_history_with_witness(o).0
@@ -181,6 +185,14 @@ pub fn generate_etcd_history(o: &GenOptions) -> History {
 pub fn generate_etcd_history_with_witness(o: &GenOptions) -> (History, Vec<u64>) {
     assert!(o.clients > 0 && o.keys > 0);
     let mut rng = Rng::new(o.seed);
+    let planned = plan_ops(&mut rng, o);
+    let (outcomes, effect_order) = take_effect(&mut rng, o, &planned);
+    record(planned, outcomes, effect_order)
+}
+
+/// The operations of the clients, back to back, each with the instant it takes effect (if it
+/// does).
+fn plan_ops(rng: &mut Rng, o: &GenOptions) -> Vec<Planned> {
     let mut next_free: Vec<u64> = (0..o.clients).map(|c| c * 1000).collect();
     let mut planned: Vec<Planned> = Vec::with_capacity(o.ops);
     // Writes so far, to guess plausible revisions for compares and compactions.
@@ -193,7 +205,7 @@ pub fn generate_etcd_history_with_witness(o: &GenOptions) -> (History, Vec<u64>)
         let invoke = next_free[client as usize] + rng.below(o.latency_ns / 4 + 1);
         let latency = 1 + rng.below(2 * o.latency_ns);
         let complete = invoke + latency;
-        let request = random_request(&mut rng, o, n, writes_so_far);
+        let request = random_request(rng, o, n, writes_so_far);
         if request.is_write() {
             writes_so_far += 1;
         }
@@ -217,6 +229,16 @@ pub fn generate_etcd_history_with_witness(o: &GenOptions) -> (History, Vec<u64>)
             request,
         });
     }
+    planned
+}
+
+/// Apply the operations that take effect, in the order they do, to the etcd model: the
+/// outcome of each (by plan index) and that order.
+fn take_effect(
+    rng: &mut Rng,
+    o: &GenOptions,
+    planned: &[Planned],
+) -> (Vec<Option<Outcome>>, Vec<usize>) {
     let model = EtcdModel {
         keys: (0..o.keys as u64).map(key).collect(),
         lease_universe: vec![],
@@ -232,8 +254,7 @@ pub fn generate_etcd_history_with_witness(o: &GenOptions) -> (History, Vec<u64>)
     order.sort_by_key(|&i| (planned[i].effect_at, i));
     let mut state = model.init().remove(0);
     let mut outcomes: Vec<Option<Outcome>> = (0..planned.len()).map(|_| None).collect();
-    let effect_order = order.clone();
-    for i in order {
+    for &i in &order {
         let p = &planned[i];
         let outcome = match model.apply(&state, &p.request, None) {
             Ok((next, mut resp, _)) => {
@@ -249,6 +270,16 @@ pub fn generate_etcd_history_with_witness(o: &GenOptions) -> (History, Vec<u64>)
         };
         outcomes[i] = Some(outcome);
     }
+    (outcomes, order)
+}
+
+/// The history the clients saw (unknown outcomes for the operations planned so), in
+/// invocation order, and the witness: the ids of `effect_order`.
+fn record(
+    planned: Vec<Planned>,
+    outcomes: Vec<Option<Outcome>>,
+    effect_order: Vec<usize>,
+) -> (History, Vec<u64>) {
     let mut ops: Vec<(usize, Operation)> = planned
         .into_iter()
         .zip(outcomes)

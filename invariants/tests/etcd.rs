@@ -266,34 +266,37 @@ fn serializable_reads_may_be_stale_but_not_wrong() {
     assert!(check_etcd_history(&future, BUDGET).is_not_linearizable());
 }
 
+/// A txn on key "a": put `v` if its mod revision is `modr`, else read it.
+fn cas(modr: i64, v: &str) -> Request {
+    Request::Txn(TxnRequest {
+        compare: vec![Compare {
+            result: CompareResult::Equal,
+            target: CompareTarget::ModRevision(modr),
+            key: b"a".to_vec(),
+            range_end: vec![],
+        }],
+        success: vec![RequestOp::Put(PutRequest {
+            key: b"a".to_vec(),
+            value: v.as_bytes().to_vec(),
+            ..Default::default()
+        })],
+        failure: vec![RequestOp::Range(RangeRequest {
+            key: b"a".to_vec(),
+            ..Default::default()
+        })],
+    })
+}
+
+fn txn_ok(rev: i64, succeeded: bool, responses: Vec<ResponseOp>) -> Outcome {
+    Outcome::Ok(Response::Txn(TxnResponse {
+        header: hdr(rev),
+        succeeded,
+        responses,
+    }))
+}
+
 #[test]
 fn txn_compares_and_delete_are_modelled() {
-    let cas = |modr: i64, v: &str| {
-        Request::Txn(TxnRequest {
-            compare: vec![Compare {
-                result: CompareResult::Equal,
-                target: CompareTarget::ModRevision(modr),
-                key: b"a".to_vec(),
-                range_end: vec![],
-            }],
-            success: vec![RequestOp::Put(PutRequest {
-                key: b"a".to_vec(),
-                value: v.as_bytes().to_vec(),
-                ..Default::default()
-            })],
-            failure: vec![RequestOp::Range(RangeRequest {
-                key: b"a".to_vec(),
-                ..Default::default()
-            })],
-        })
-    };
-    let txn_ok = |rev: i64, succeeded: bool, responses: Vec<ResponseOp>| {
-        Outcome::Ok(Response::Txn(TxnResponse {
-            header: hdr(rev),
-            succeeded,
-            responses,
-        }))
-    };
     let inner_put = ResponseOp::Put(PutResponse {
         header: hdr(99),
         prev_kv: None,

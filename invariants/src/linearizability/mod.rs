@@ -1,0 +1,188 @@
+//! A generic linearizability checker: Wing & Gong's search with Lowe's memoisation, as in
+//! porcupine.
+//!
+//! The history becomes a doubly-linked list of call and return events sorted by time (a call
+//! sorts before a return at the same instant, so touching intervals count as concurrent). The
+//! search repeatedly picks an operation whose call comes before the first return still in the
+//! list, applies it to the model and removes it from the list ("lifts" it); when the first entry
+//! is a return, every open choice failed and it backtracks. A memo cache of (set of decided
+//! operations, model state) prunes configurations that were already explored.
+//!
+//! Differences from porcupine, each for a reason:
+//! * Operations with an unknown outcome are *optional*: they may be linearized anywhere after
+//!   their call, or never. Their return is at +infinity unless a model proves an earlier
+//!   deadline; reaching the return of an optional operation offers "it never happened" as the
+//!   last alternative.
+//! * Candidates at one level are tried in the order of the model's `order_hint` (stable, so
+//!   list order when the hint is constant). The etcd model uses revisions here, which makes
+//!   histories with revisions check in near-linear time.
+//! * The cache stores 128-bit fingerprints instead of full bitsets and states: the set of
+//!   decided operations is a Zobrist hash (XOR of a random 128-bit word per operation) and the
+//!   state a 128-bit SipHash. A fingerprint collision could only prune a branch wrongly (a false
+//!   "not linearizable"); it can never produce a false pass, and at 2^-128 per pair it does not
+//!   happen in practice. This keeps memory proportional to the number of steps, not to
+//!   steps x history length.
+//! * A budget of search steps turns an endless search into `Verdict::Unknown`, never a pass.
+//! * Non-deterministic models return the set of next states; the search runs over sets of
+//!   states (sorted, deduplicated), as porcupine's `NondeterministicModel` does.
+//!
+//! Files, bottom up: `model` (what is checked: `Op`, `Model`), `report` (what a check
+//! concludes), `choice`, `entries` (the call/return list), `memo`, `pruning` (symmetry and
+//! progress limits), `search` (one partition's search), and here the driver over partitions.
+
+mod choice;
+mod entries;
+mod memo;
+mod model;
+mod pruning;
+mod report;
+mod search;
+
+pub use model::{Model, Op, Partition, NEVER};
+pub use report::{Mismatch, OpSummary, Report, StaleKind, StaleRead, TimeUnit, Verdict};
+
+use search::{search, Outcome};
+
+fn summarize<M: Model>(model: &M, op: &Op<M::Input, M::Output>) -> OpSummary {
+    OpSummary {
+        id: op.id,
+        client: op.client,
+        member: None,
+        invoke: op.call,
+        complete: (op.output.is_some() && op.ret != NEVER).then_some(op.ret),
+        request: model.describe_input(&op.input),
+        response: model.describe_output(op.output.as_ref()),
+    }
+}
+
+/// The detailed result of `check_detailed`.
+pub struct Checked {
+    pub verdict: Verdict,
+    /// On success: for each partition, indices into the op slice in linearization order.
+    pub linearizations: Vec<Vec<usize>>,
+}
+
+/// Check a history against a model with a budget of search steps.
+pub fn check<M: Model>(
+    model: &M,
+    ops: &[Op<M::Input, M::Output>],
+    budget_steps: u64,
+    time_unit: TimeUnit,
+) -> Verdict {
+    check_detailed(model, ops, budget_steps, time_unit).verdict
+}
+
+/// Like `check`, and also returns the linearization found.
+///
+/// Several partitions are searched in rounds with a doubling step allowance each (restarting a
+/// partition that did not finish), so that one partition with a huge search space cannot hide
+/// a violation that another partition shows quickly; porcupine gets the same effect by
+/// checking partitions in parallel. Every step of every round counts against the budget.
+pub fn check_detailed<M: Model>(
+    model: &M,
+    ops: &[Op<M::Input, M::Output>],
+    budget_steps: u64,
+    time_unit: TimeUnit,
+) -> Checked {
+    let parts = model.partition(ops);
+    let mut done: Vec<Option<Vec<usize>>> = vec![None; parts.len()];
+    let mut spent = 0u64;
+    let mut allowance: u64 = if parts.len() > 1 {
+        20_000
+    } else {
+        budget_steps
+    };
+    loop {
+        let mut unfinished = None;
+        for (pi, part) in parts.iter().enumerate() {
+            if done[pi].is_some() {
+                continue;
+            }
+            let part_ops: Vec<&Op<M::Input, M::Output>> =
+                part.ops.iter().map(|&i| &ops[i]).collect();
+            let limit = allowance.min(budget_steps - spent);
+            let mut steps = 0u64;
+            let outcome = search(model, &part_ops, &mut steps, limit);
+            spent += steps.min(limit);
+            match outcome {
+                Outcome::Linearizable(order) => {
+                    done[pi] = Some(order.into_iter().map(|i| part.ops[i]).collect());
+                }
+                Outcome::OutOfBudget => {
+                    unfinished.get_or_insert(pi);
+                }
+                Outcome::Violation {
+                    prefix,
+                    unplaceable,
+                } => {
+                    return Checked {
+                        verdict: violation(model, part, &part_ops, prefix, unplaceable, time_unit),
+                        linearizations: vec![],
+                    };
+                }
+            }
+        }
+        let Some(pi) = unfinished else { break };
+        if spent >= budget_steps {
+            return Checked {
+                verdict: Verdict::Unknown {
+                    reason: format!(
+                        "linearizability search ({} model) ran out of its budget of {budget_steps} steps{}",
+                        model.name(),
+                        parts[pi]
+                            .label
+                            .as_ref()
+                            .map(|l| format!(" in partition {l}"))
+                            .unwrap_or_default()
+                    ),
+                },
+                linearizations: vec![],
+            };
+        }
+        allowance = allowance.saturating_mul(2);
+    }
+    Checked {
+        verdict: Verdict::Linearizable,
+        linearizations: done.into_iter().map(|d| d.expect("all done")).collect(),
+    }
+}
+
+fn violation<M: Model>(
+    model: &M,
+    part: &Partition,
+    part_ops: &[&Op<M::Input, M::Output>],
+    prefix: Vec<usize>,
+    unplaceable: Vec<usize>,
+    time_unit: TimeUnit,
+) -> Verdict {
+    // Replay the prefix to show the state it leaves.
+    let mut states = model.init();
+    for &i in &prefix {
+        let op = part_ops[i];
+        let mut next: Vec<M::State> = states
+            .iter()
+            .flat_map(|s| model.step(s, &op.input, op.output.as_ref()))
+            .collect();
+        next.sort();
+        next.dedup();
+        states = next;
+    }
+    let state_after_prefix = states
+        .iter()
+        .map(|s| model.describe_state(s))
+        .collect::<Vec<_>>()
+        .join(" | ");
+    Verdict::NotLinearizable(Box::new(Report {
+        model: model.name(),
+        partition: part.label.clone(),
+        time_unit,
+        longest_prefix: prefix.iter().map(|&i| part_ops[i].id).collect(),
+        state_after_prefix,
+        unplaceable: unplaceable
+            .iter()
+            .map(|&i| summarize(model, part_ops[i]))
+            .collect(),
+        stale_reads: vec![],
+        mismatches: vec![],
+    }))
+}

@@ -1,0 +1,508 @@
+//! The search over one partition: Wing & Gong's depth-first search with Lowe's memo.
+//!
+//! A level of the search is a configuration (the operations decided so far and the model
+//! states). At each level it
+//! 1. selects the candidates (`Search::select_candidates`): every operation whose call comes
+//!    before the first return still in the list, less those the model rejects cheaply and the
+//!    symmetric duplicates, in the model's order; plus "never happened" for an optional
+//!    operation whose return is first;
+//! 2. tries them in turn (`Search::try_choices`), each one a step of the budget: the model step
+//!    (`Search::apply_choice`, which also handles lazy steps), the progress limits, and the
+//!    memo; the first that leads somewhere new becomes the next level (`Search::descend`);
+//! 3. when none does, records the longest prefix (`LongestPrefix`) and backtracks
+//!    (`Search::backtrack`) to the next choice of the level above.
+
+use super::choice::Choice;
+use super::entries::{EntryList, NIL};
+use super::memo::Memo;
+use super::model::{Model, Op};
+use super::pruning::{reduce_symmetric, ProgressLimits};
+
+/// What one partition's search ended with.
+pub(crate) enum Outcome {
+    /// Indices (into the partition's op list) in linearization order.
+    Linearizable(Vec<usize>),
+    Violation {
+        prefix: Vec<usize>,
+        unplaceable: Vec<usize>,
+    },
+    OutOfBudget,
+}
+
+/// Check one partition. `ops` are the partition's operations; `steps` counts every attempted
+/// step across partitions and stops the search at `budget`.
+pub(crate) fn search<M: Model>(
+    model: &M,
+    ops: &[&Op<M::Input, M::Output>],
+    steps: &mut u64,
+    budget: u64,
+) -> Outcome {
+    let n = ops.len();
+    assert!(
+        n < (u32::MAX / 2 - 1) as usize,
+        "history too long for the entry list"
+    );
+    if n == 0 {
+        return Outcome::Linearizable(vec![]);
+    }
+    let table = OpTable::new(model, ops);
+    let mut search = Search::new(model, &table, *steps, budget);
+    let outcome = search.run();
+    *steps = search.steps;
+    outcome
+}
+
+/// What the search needs to know about each operation, computed once.
+struct OpTable<'a, I, O> {
+    ops: &'a [&'a Op<I, O>],
+    /// `Model::order_hint`: lower is tried first.
+    hints: Vec<i64>,
+    /// Unknown outcome: may be dropped.
+    optional: Vec<bool>,
+    /// `Model::may_be_lazy`.
+    lazy_capable: Vec<bool>,
+    /// `Model::resources` (sorted).
+    resources: Vec<Vec<u64>>,
+    /// Symmetry classes (see `Model::interchangeable_class`); only optional ops may have one.
+    class: Vec<Option<u64>>,
+}
+
+impl<'a, I, O> OpTable<'a, I, O> {
+    fn new<M: Model<Input = I, Output = O>>(model: &M, ops: &'a [&'a Op<I, O>]) -> Self {
+        OpTable {
+            ops,
+            hints: ops
+                .iter()
+                .map(|op| model.order_hint(&op.input, op.output.as_ref()))
+                .collect(),
+            optional: ops.iter().map(|op| op.output.is_none()).collect(),
+            lazy_capable: ops
+                .iter()
+                .map(|op| op.output.is_none() && model.may_be_lazy(&op.input, op.output.as_ref()))
+                .collect(),
+            resources: ops.iter().map(|op| model.resources(&op.input)).collect(),
+            class: ops
+                .iter()
+                .map(|op| {
+                    op.output
+                        .is_none()
+                        .then(|| model.interchangeable_class(&op.input, op.output.as_ref()))
+                        .flatten()
+                })
+                .collect(),
+        }
+    }
+
+    /// The progress limits of the operations with a known outcome.
+    fn progress_limits<M: Model<Input = I, Output = O>>(&self, model: &M) -> ProgressLimits {
+        ProgressLimits::new(
+            self.ops
+                .iter()
+                .enumerate()
+                .filter(|(_, op)| op.output.is_some())
+                .filter_map(|(i, op)| {
+                    model
+                        .latest_progress(&op.input, op.output.as_ref())
+                        .map(|l| (l, i as u32))
+                })
+                .collect(),
+            self.ops.len(),
+        )
+    }
+}
+
+/// A level the search descended from, to come back to.
+struct Frame<S> {
+    /// States before the choice was applied.
+    states: Vec<S>,
+    /// The decided set (Zobrist hash) before the choice was applied.
+    decided: u128,
+    choices: Vec<Choice>,
+    /// Index of the choice applied at this frame.
+    taken: usize,
+    /// The lazy resources pending before the choice was applied.
+    pending: Vec<u64>,
+}
+
+/// The longest linearizable prefix seen, maintained incrementally: `choices[..low_water]`
+/// always equals the current stack's choices.
+#[derive(Default)]
+struct LongestPrefix {
+    choices: Vec<Choice>,
+    /// The op whose return forced the decision first, then the other candidates.
+    unplaceable: Vec<usize>,
+    low_water: usize,
+    have_best: bool,
+}
+
+impl LongestPrefix {
+    /// Every choice of the current level failed: keep the path to it if it is the longest.
+    fn record<S>(&mut self, stack: &[Frame<S>], list: &EntryList, choices: &[Choice]) {
+        let depth = stack.len();
+        if depth <= self.choices.len() && self.have_best {
+            return;
+        }
+        self.have_best = true;
+        self.choices.truncate(self.low_water);
+        for f in &stack[self.low_water..] {
+            self.choices.push(f.choices[f.taken]);
+        }
+        self.low_water = depth;
+        self.unplaceable.clear();
+        if let Some(o) = list.first_return() {
+            self.unplaceable.push(o as usize);
+        }
+        for c in choices {
+            if !self.unplaceable.contains(&(c.op() as usize)) {
+                self.unplaceable.push(c.op() as usize);
+            }
+        }
+    }
+
+    /// The search left a level: the stack is now `depth` frames deep.
+    fn popped_to(&mut self, depth: usize) {
+        self.low_water = self.low_water.min(depth);
+    }
+
+    fn into_violation(self) -> Outcome {
+        let prefix = self
+            .choices
+            .iter()
+            .filter_map(|c| match c {
+                Choice::Linearize(o) => Some(*o as usize),
+                Choice::Drop(_) => None,
+            })
+            .collect();
+        Outcome::Violation {
+            prefix,
+            unplaceable: self.unplaceable,
+        }
+    }
+}
+
+/// How trying the choices of a level ended.
+enum Tried {
+    /// One led to a new level.
+    Descended,
+    /// None is left.
+    Exhausted,
+    OutOfBudget,
+}
+
+/// The search's state.
+struct Search<'a, M: Model> {
+    model: &'a M,
+    table: &'a OpTable<'a, M::Input, M::Output>,
+    /// Resource sets used together by one operation: a run of lazy steps over several
+    /// resources is only worth building when some operation uses them all.
+    multi: Vec<&'a [u64]>,
+    steps: u64,
+    budget: u64,
+    list: EntryList,
+    limits: ProgressLimits,
+    memo: Memo,
+    /// The current configuration: model states (sorted, deduplicated), decided set, and the
+    /// resources of the run of lazy steps just taken (sorted): the next operation that is not
+    /// lazy must use all of them.
+    states: Vec<M::State>,
+    decided: u128,
+    pending: Vec<u64>,
+    required_left: usize,
+    stack: Vec<Frame<M::State>>,
+    /// Choices of the level being explored and the next index to try.
+    choices: Vec<Choice>,
+    next_choice: usize,
+    /// Scratch for the per-level class reduction: (class, best hint, representative).
+    class_best: Vec<(u64, u64, u32)>,
+    prefix: LongestPrefix,
+}
+
+impl<'a, M: Model> Search<'a, M> {
+    fn new(
+        model: &'a M,
+        table: &'a OpTable<'a, M::Input, M::Output>,
+        steps: u64,
+        budget: u64,
+    ) -> Self {
+        let mut states = model.init();
+        states.sort();
+        states.dedup();
+        Search {
+            model,
+            table,
+            multi: table
+                .resources
+                .iter()
+                .filter(|r| r.len() > 1)
+                .map(Vec::as_slice)
+                .collect(),
+            steps,
+            budget,
+            list: EntryList::of_ops(table.ops),
+            limits: table.progress_limits(model),
+            memo: Memo::new(table.ops.len()),
+            states,
+            decided: 0,
+            pending: Vec::new(),
+            required_left: table.optional.iter().filter(|o| !**o).count(),
+            stack: Vec::new(),
+            choices: Vec::new(),
+            next_choice: 0,
+            class_best: Vec::new(),
+            prefix: LongestPrefix::default(),
+        }
+    }
+
+    fn run(&mut self) -> Outcome {
+        let mut fresh_level = true;
+        loop {
+            if fresh_level {
+                if self.required_left == 0 {
+                    return Outcome::Linearizable(self.linearization());
+                }
+                self.select_candidates();
+            }
+            match self.try_choices() {
+                Tried::Descended => {
+                    fresh_level = true;
+                    continue;
+                }
+                Tried::OutOfBudget => return Outcome::OutOfBudget,
+                Tried::Exhausted => {}
+            }
+            self.prefix.record(&self.stack, &self.list, &self.choices);
+            if !self.backtrack() {
+                return std::mem::take(&mut self.prefix).into_violation();
+            }
+            fresh_level = false;
+        }
+    }
+
+    /// The linearized operations of the current path, in order.
+    fn linearization(&self) -> Vec<usize> {
+        self.stack
+            .iter()
+            .filter_map(|f| match f.choices[f.taken] {
+                Choice::Linearize(o) => Some(o as usize),
+                Choice::Drop(_) => None,
+            })
+            .collect()
+    }
+
+    /// Candidate selection: the choices of a new level, in the order they are tried.
+    fn select_candidates(&mut self) {
+        let table = self.table;
+        self.choices.clear();
+        let mut e = self.list.first();
+        let mut first_return = None;
+        while e != NIL {
+            if e & 1 == 1 {
+                first_return = Some(e / 2);
+                break;
+            }
+            let op = table.ops[(e / 2) as usize];
+            if !self
+                .states
+                .iter()
+                .all(|st| self.model.quick_reject(st, &op.input, op.output.as_ref()))
+            {
+                self.choices.push(Choice::Linearize(e / 2));
+            }
+            e = self.list.after(e);
+        }
+        reduce_symmetric(
+            &mut self.choices,
+            &table.class,
+            table.ops,
+            &table.hints,
+            &mut self.class_best,
+        );
+        // A class is tried where its most promising member would be. (Cached keys: the
+        // class lookup is linear, and a level can hold hundreds of choices.)
+        let class_best = &self.class_best;
+        self.choices.sort_by_cached_key(|c| {
+            let o = c.op() as usize;
+            match table.class[o] {
+                Some(_) => class_best
+                    .iter()
+                    .find(|e| e.2 == o as u32)
+                    .map_or(table.hints[o], |e| e.1 as i64),
+                None => table.hints[o],
+            }
+        });
+        if let Some(r) = first_return {
+            if table.optional[r as usize] {
+                self.choices.push(Choice::Drop(r));
+            }
+        }
+        if !self.pending.is_empty() {
+            // Drops are excluded: a drop could equally have happened before the lazy steps,
+            // at the level where the first of them was chosen. Whether a lazy step is allowed
+            // is decided after it is applied (`apply_choice`).
+            let pending = &self.pending;
+            self.choices.retain(|c| match *c {
+                Choice::Linearize(o) => {
+                    table.lazy_capable[o as usize]
+                        || pending
+                            .iter()
+                            .all(|r| table.resources[o as usize].binary_search(r).is_ok())
+                }
+                Choice::Drop(_) => false,
+            });
+        }
+        self.next_choice = 0;
+    }
+
+    /// Try the remaining choices of this level, each one step of the budget, until one leads
+    /// to a configuration not explored yet.
+    fn try_choices(&mut self) -> Tried {
+        while self.next_choice < self.choices.len() {
+            let idx = self.next_choice;
+            self.next_choice += 1;
+            let choice = self.choices[idx];
+            self.steps += 1;
+            if self.steps > self.budget {
+                return Tried::OutOfBudget;
+            }
+            let o = choice.op();
+            let Some((new_states, new_pending)) = self.apply_choice(choice) else {
+                continue;
+            };
+            // Progress pruning: a required operation whose last chance has passed.
+            if let Some(limit) = self.limits.min_excluding(o) {
+                if new_states.iter().all(|st| self.model.progress(st) > limit) {
+                    continue;
+                }
+            }
+            let new_decided = self.memo.with_op(self.decided, o);
+            if !self.memo.insert(new_decided, &(&new_states, &new_pending)) {
+                continue;
+            }
+            self.descend(idx, new_states, new_decided, new_pending);
+            return Tried::Descended;
+        }
+        Tried::Exhausted
+    }
+
+    /// The model step of a choice: the next states and the lazy resources pending after it,
+    /// or `None` when the step fails or breaks the rules of lazy steps.
+    fn apply_choice(&self, choice: Choice) -> Option<(Vec<M::State>, Vec<u64>)> {
+        let o = match choice {
+            Choice::Drop(_) => return Some((self.states.clone(), Vec::new())),
+            Choice::Linearize(o) => o as usize,
+        };
+        let op = self.table.ops[o];
+        let lazy_capable = self.table.lazy_capable[o];
+        let mut next: Vec<M::State> = Vec::new();
+        let mut lazy: Option<Option<u64>> = None;
+        for s in &self.states {
+            for n in self.model.step(s, &op.input, op.output.as_ref()) {
+                if lazy_capable {
+                    let r = self
+                        .model
+                        .lazy_resource(&op.input, op.output.as_ref(), s, &n);
+                    lazy = Some(match lazy {
+                        None => r,
+                        Some(prev) if prev == r => r,
+                        Some(_) => None,
+                    });
+                }
+                next.push(n);
+            }
+        }
+        if next.is_empty() {
+            return None;
+        }
+        let new_pending = self.pending_after(o, lazy.flatten())?;
+        next.sort();
+        next.dedup();
+        Some((next, new_pending))
+    }
+
+    /// The lazy resources pending after op `o` was applied (`lazy`: the resource it changed
+    /// lazily), or `None` when the step is not allowed here.
+    #[inline]
+    fn pending_after(&self, o: usize, lazy: Option<u64>) -> Option<Vec<u64>> {
+        let uses = &self.table.resources[o];
+        match lazy {
+            None => self
+                .pending
+                .iter()
+                .all(|r| uses.binary_search(r).is_ok())
+                .then(Vec::new),
+            // Two lazy steps on one resource within a run (nothing used it in between, and
+            // the lazy steps between them touch other resources only, so they commute)
+            // compose to no change at all (for etcd: a grant and a revoke of a lease with no
+            // keys), or cannot both succeed. A linearization holding such a pair stays valid
+            // without both (they are optional), so skipping it is exact; without this the
+            // search burns every subset of such pairs.
+            Some(x) if self.pending.binary_search(&x).is_ok() => None,
+            Some(x) => {
+                let mut new_pending: Vec<u64> = self
+                    .pending
+                    .iter()
+                    .copied()
+                    .filter(|r| uses.binary_search(r).is_err())
+                    .collect();
+                if let Err(pos) = new_pending.binary_search(&x) {
+                    new_pending.insert(pos, x);
+                }
+                self.covered(&new_pending).then_some(new_pending)
+            }
+        }
+    }
+
+    /// Whether some operation uses every resource of `set` (a run of lazy steps it cannot
+    /// end is not worth building).
+    fn covered(&self, set: &[u64]) -> bool {
+        set.len() <= 1
+            || self
+                .multi
+                .iter()
+                .any(|m| set.iter().all(|r| m.binary_search(r).is_ok()))
+    }
+
+    /// Apply the choice `idx` of this level: lift its op and push the level on the stack.
+    fn descend(
+        &mut self,
+        idx: usize,
+        new_states: Vec<M::State>,
+        new_decided: u128,
+        new_pending: Vec<u64>,
+    ) {
+        let o = self.choices[idx].op();
+        self.list.lift(o);
+        self.limits.lift(o);
+        if !self.table.optional[o as usize] {
+            self.required_left -= 1;
+        }
+        self.stack.push(Frame {
+            states: std::mem::replace(&mut self.states, new_states),
+            decided: self.decided,
+            choices: std::mem::take(&mut self.choices),
+            taken: idx,
+            pending: std::mem::replace(&mut self.pending, new_pending),
+        });
+        self.decided = new_decided;
+    }
+
+    /// Go back to the level above and its next choice; false at the root.
+    fn backtrack(&mut self) -> bool {
+        let Some(frame) = self.stack.pop() else {
+            return false;
+        };
+        self.prefix.popped_to(self.stack.len());
+        let o = frame.choices[frame.taken].op();
+        self.list.unlift(o);
+        self.limits.unlift(o);
+        if !self.table.optional[o as usize] {
+            self.required_left += 1;
+        }
+        self.states = frame.states;
+        self.decided = frame.decided;
+        self.pending = frame.pending;
+        self.choices = frame.choices;
+        self.next_choice = frame.taken + 1;
+        true
+    }
+}

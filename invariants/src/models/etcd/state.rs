@@ -1,0 +1,76 @@
+//! The etcd model's state (`EtcdState`, one `KeyState` per live key) and what it steps on
+//! (`EtcdInput`).
+
+use std::rc::Rc;
+
+use faultline_api::{KeyValue, LeaseId, Request, Revision};
+
+/// One live key.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct KeyState {
+    pub value: Rc<[u8]>,
+    pub create_revision: Revision,
+    pub mod_revision: Revision,
+    pub version: i64,
+    pub lease: LeaseId,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EtcdState {
+    pub revision: Revision,
+    pub compact_revision: Revision,
+    /// Indexed like `EtcdModel::keys`; `None` = absent.
+    pub keys: Vec<Option<KeyState>>,
+    /// Sorted.
+    pub leases: Vec<LeaseId>,
+    /// Tags (`EtcdInput::lease_op_tag`) of the unknown-outcome lease grants and revokes
+    /// applied so far, sorted. Bookkeeping for `LeaseFacts` (which of them are still
+    /// available). It follows from which operations were decided and whether each was applied
+    /// or dropped, most of which the search's memo key (the set of decided operations) already
+    /// tells, so it seldom splits a memo entry.
+    pub unknown_lease_ops_applied: Vec<u32>,
+}
+
+/// An operation as the model sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EtcdInput {
+    pub request: Request,
+    /// For known outcomes: whether the response shows a new revision (`None`: cannot tell,
+    /// LeaseRevoke).
+    pub mutating: Option<bool>,
+    /// For unknown outcomes: the revision this write must produce, when a response observed
+    /// one of its (unique) values.
+    pub pin: Option<Revision>,
+    /// A serializable read: compared with the state at its header revision.
+    pub serializable: bool,
+    /// When the operation was invoked: unknown writes that are candidates for the same
+    /// revision are tried newest first (the write that filled a revision was most likely
+    /// invoked shortly before it).
+    pub invoke_ns: u64,
+    /// For unknown, unpinned writes: a class of writes no response can tell apart (same
+    /// request up to a value nobody observes; see `Model::interchangeable_class`).
+    pub class: Option<u64>,
+    /// For unknown lease grants (with an id) and revokes taking part in the search: a tag
+    /// unique to the operation, recorded in `EtcdState::unknown_lease_ops_applied` when it
+    /// is applied (see `LeaseFacts`).
+    pub lease_op_tag: Option<u32>,
+}
+
+/// Whether a range was served from the current state or a historical revision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RangeKind {
+    Current,
+    Historical,
+}
+
+/// A key's state as the API shows it.
+pub(crate) fn kv_of(key: &[u8], ks: &KeyState) -> KeyValue {
+    KeyValue {
+        key: key.to_vec(),
+        create_revision: ks.create_revision,
+        mod_revision: ks.mod_revision,
+        version: ks.version,
+        value: ks.value.to_vec(),
+        lease: ks.lease,
+    }
+}

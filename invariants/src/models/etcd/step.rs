@@ -1,0 +1,301 @@
+//! The etcd model as the linearizability search sees it (`Model`): a step checks a known
+//! response against `apply` and the revision it must show, places an unknown write only in a
+//! revision nobody claims, and prunes with the facts; plus the search's hints (order, cheap
+//! rejection, progress, symmetry classes, lazy lease steps).
+
+use faultline_api::{LeaseId, Request, RequestOp, Response};
+
+use super::{kv_of, normalize, EtcdInput, EtcdModel, EtcdState, RangeKind};
+use crate::describe::{describe_kv, describe_request, describe_response};
+use crate::linearizability::Model;
+
+impl Model for EtcdModel {
+    type State = EtcdState;
+    type Input = EtcdInput;
+    type Output = Response;
+
+    fn name(&self) -> String {
+        "etcd".to_string()
+    }
+
+    fn init(&self) -> Vec<EtcdState> {
+        vec![EtcdState {
+            revision: 1,
+            compact_revision: -1,
+            keys: vec![None; self.keys.len()],
+            leases: vec![],
+            unknown_lease_ops_applied: vec![],
+        }]
+    }
+
+    fn step(&self, st: &EtcdState, input: &EtcdInput, output: Option<&Response>) -> Vec<EtcdState> {
+        // Revision checks first: they reject almost every wrong candidate in O(1).
+        if let Some(resp) = output {
+            let h = resp.header().revision;
+            let ok = match input.mutating {
+                Some(true) => h == st.revision + 1,
+                Some(false) => h == st.revision,
+                None => h == st.revision || h == st.revision + 1,
+            };
+            if !ok {
+                return vec![];
+            }
+        } else if let Some(pin) = input.pin {
+            if pin != st.revision + 1 {
+                return vec![];
+            }
+        }
+        match output {
+            Some(actual) => self.step_known(st, input, actual),
+            None => self.step_unknown(st, input),
+        }
+    }
+
+    fn order_hint(&self, input: &EtcdInput, output: Option<&Response>) -> i64 {
+        match (output, input.pin) {
+            (Some(resp), _) => {
+                let h = resp.header().revision;
+                match input.mutating {
+                    Some(false) => 2 * h,
+                    _ => 2 * h - 1,
+                }
+            }
+            (None, Some(pin)) => 2 * pin - 1,
+            (None, None) => i64::MAX - (input.invoke_ns >> 1) as i64,
+        }
+    }
+
+    fn quick_reject(&self, st: &EtcdState, input: &EtcdInput, output: Option<&Response>) -> bool {
+        match output {
+            Some(resp) => {
+                let h = resp.header().revision;
+                match input.mutating {
+                    Some(true) => h != st.revision + 1,
+                    Some(false) => h != st.revision,
+                    None => h != st.revision && h != st.revision + 1,
+                }
+            }
+            None => match (input.pin, &input.request) {
+                (Some(pin), _) => pin != st.revision + 1,
+                // `apply` fails on a grant of an existing lease and a revoke of a missing one.
+                (None, Request::LeaseGrant(g)) if g.id != 0 => {
+                    st.leases.binary_search(&g.id).is_ok()
+                }
+                (None, Request::LeaseRevoke(r)) => st.leases.binary_search(&r.id).is_err(),
+                (None, Request::LeaseGrant(_)) => false,
+                // Only lease operations can change the state without a new revision; any
+                // other unknown write must produce the next revision, which must be free.
+                (None, _) => {
+                    st.revision + 1 > self.max_revision
+                        || self
+                            .claimed
+                            .get((st.revision + 1) as usize)
+                            .copied()
+                            .unwrap_or(false)
+                }
+            },
+        }
+    }
+
+    fn progress(&self, st: &EtcdState) -> i64 {
+        st.revision
+    }
+
+    fn latest_progress(&self, input: &EtcdInput, output: Option<&Response>) -> Option<i64> {
+        // Mirrors the revision check at the top of `step`.
+        let h = output?.header().revision;
+        Some(match input.mutating {
+            Some(true) => h - 1,
+            Some(false) | None => h,
+        })
+    }
+
+    fn interchangeable_class(&self, input: &EtcdInput, output: Option<&Response>) -> Option<u64> {
+        output.is_none().then_some(input.class).flatten()
+    }
+
+    fn may_be_lazy(&self, input: &EtcdInput, output: Option<&Response>) -> bool {
+        output.is_none()
+            && input.pin.is_none()
+            && matches!(&input.request, Request::LeaseGrant(g) if g.id != 0)
+            || output.is_none() && matches!(&input.request, Request::LeaseRevoke(_))
+    }
+
+    fn lazy_resource(
+        &self,
+        input: &EtcdInput,
+        output: Option<&Response>,
+        before: &EtcdState,
+        after: &EtcdState,
+    ) -> Option<u64> {
+        // Only the lease set changed (no key, no revision): nothing but operations naming
+        // this lease can tell when it happened.
+        if output.is_some() || before.revision != after.revision || before.keys != after.keys {
+            return None;
+        }
+        match &input.request {
+            Request::LeaseGrant(g) if g.id != 0 => Some(g.id as u64),
+            Request::LeaseRevoke(r) => Some(r.id as u64),
+            _ => None,
+        }
+    }
+
+    fn resources(&self, input: &EtcdInput) -> Vec<u64> {
+        // Lease ids an operation reads: puts naming a lease (or keeping one, ignore_lease:
+        // any lease), grants (which need the id absent; a grant without id may pick any)
+        // and revokes.
+        fn txn_leases(ops: &[RequestOp], out: &mut Vec<i64>, any: &mut bool) {
+            for op in ops {
+                match op {
+                    RequestOp::Put(p) => {
+                        *any |= p.ignore_lease;
+                        if p.lease != 0 {
+                            out.push(p.lease);
+                        }
+                    }
+                    RequestOp::Txn(t) => {
+                        txn_leases(&t.success, out, any);
+                        txn_leases(&t.failure, out, any);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let mut out = Vec::new();
+        let mut any = false;
+        match &input.request {
+            Request::Put(p) => txn_leases(&[RequestOp::Put(p.clone())], &mut out, &mut any),
+            Request::Txn(t) => {
+                txn_leases(&t.success, &mut out, &mut any);
+                txn_leases(&t.failure, &mut out, &mut any);
+            }
+            Request::LeaseGrant(g) if g.id != 0 => out.push(g.id),
+            Request::LeaseGrant(_) => any = true,
+            Request::LeaseRevoke(r) => out.push(r.id),
+            _ => {}
+        }
+        if any {
+            out.extend(self.lease_universe.iter().copied());
+        }
+        let mut out: Vec<u64> = out.into_iter().map(|l| l as u64).collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    fn describe_input(&self, input: &EtcdInput) -> String {
+        describe_request(&input.request)
+    }
+
+    fn describe_output(&self, output: Option<&Response>) -> String {
+        match output {
+            Some(r) => describe_response(r),
+            None => "unknown outcome".to_string(),
+        }
+    }
+
+    fn describe_state(&self, st: &EtcdState) -> String {
+        let keys: Vec<String> = st
+            .keys
+            .iter()
+            .enumerate()
+            .filter_map(|(i, k)| k.as_ref().map(|k| describe_kv(&kv_of(&self.keys[i], k))))
+            .collect();
+        format!(
+            "revision {}, compact revision {}, keys [{}], leases {:?}",
+            st.revision,
+            st.compact_revision,
+            keys.join(", "),
+            st.leases
+        )
+    }
+}
+
+impl EtcdModel {
+    /// The step of an operation with a known response (its revision already checked): the
+    /// response must be the model's, and the state must stay feasible.
+    #[inline]
+    fn step_known(&self, st: &EtcdState, input: &EtcdInput, actual: &Response) -> Vec<EtcdState> {
+        let grant = match actual {
+            Response::LeaseGrant(g) => Some(g.id),
+            _ => None,
+        };
+        let Ok((next, expected, kind)) = self.apply(st, &input.request, grant) else {
+            return vec![];
+        };
+        let matches = match kind {
+            RangeKind::Historical => actual.header().revision == expected.header().revision,
+            RangeKind::Current => normalize(&expected) == *actual,
+        };
+        if matches && (next == *st || (self.feasible(st, &next) && self.leases_feasible(st, &next)))
+        {
+            vec![next]
+        } else {
+            vec![]
+        }
+    }
+
+    /// The steps of an unknown write: one per lease id the server may pick for a grant
+    /// without one, else one; each only where it changes the state and is allowed.
+    #[inline]
+    fn step_unknown(&self, st: &EtcdState, input: &EtcdInput) -> Vec<EtcdState> {
+        let grants: Vec<Option<LeaseId>> = match &input.request {
+            Request::LeaseGrant(g) if g.id == 0 => self
+                .lease_universe
+                .iter()
+                .filter(|l| st.leases.binary_search(l).is_err())
+                .map(|l| Some(*l))
+                .collect(),
+            _ => vec![None],
+        };
+        let mut out = Vec::new();
+        for grant in grants {
+            if let Some(next) = self.unknown_successor(st, input, grant) {
+                out.push(next);
+            }
+        }
+        out
+    }
+
+    /// The state after an unknown write (with the server's lease id `grant`), unless it is a
+    /// no-op, fills a revision it may not (claimed, beyond the highest seen, or where a key
+    /// it changes is shown unmodified; a pinned write exactly its pin), or is infeasible.
+    #[inline]
+    fn unknown_successor(
+        &self,
+        st: &EtcdState,
+        input: &EtcdInput,
+        grant: Option<LeaseId>,
+    ) -> Option<EtcdState> {
+        let (mut next, _, _) = self.apply(st, &input.request, grant).ok()?;
+        if next == *st {
+            return None; // a no-op: the same as never happening
+        }
+        if let Some(tag) = input.lease_op_tag {
+            let applied = &mut next.unknown_lease_ops_applied;
+            if let Err(pos) = applied.binary_search(&tag) {
+                applied.insert(pos, tag);
+            }
+        }
+        if next.revision != st.revision {
+            let r = next.revision;
+            let allowed = match input.pin {
+                Some(pin) => pin == r,
+                None => {
+                    r <= self.max_revision
+                        && !self.claimed.get(r as usize).copied().unwrap_or(false)
+                        && !self.modifies_unmodified(st, &next, r)
+                }
+            };
+            if !allowed {
+                return None;
+            }
+        } else if input.pin.is_some() {
+            return None;
+        }
+        if !self.feasible(st, &next) || !self.leases_feasible(st, &next) {
+            return None;
+        }
+        Some(next)
+    }
+}
