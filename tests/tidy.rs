@@ -270,7 +270,7 @@ fn import_graphs() -> BTreeMap<String, BTreeMap<Vec<String>, BTreeSet<Vec<String
             .insert(module.clone());
     }
     let mut graphs: BTreeMap<String, BTreeMap<_, BTreeSet<_>>> = BTreeMap::new();
-    for (file, krate, module, ast) in &sources {
+    for (_file, krate, module, ast) in &sources {
         let mut refs = Refs {
             here: module,
             out: BTreeSet::new(),
