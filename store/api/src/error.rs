@@ -58,6 +58,32 @@ pub enum EtcdError {
     Timeout,
     #[error("etcdserver: server stopped")]
     Stopped,
+    // The Cluster service's errors (etcd's rpctypes: ErrGRPCMemberNotFound and the rest).
+    #[error("etcdserver: member not found")]
+    MemberNotFound,
+    #[error("etcdserver: Peer URLs already exists")]
+    PeerUrlExist,
+    #[error("etcdserver: can only promote a learner member")]
+    MemberNotLearner,
+    #[error("etcdserver: can only promote a learner member which is in sync with leader")]
+    LearnerNotReady,
+    #[error("etcdserver: too many learner members in cluster")]
+    TooManyLearners,
+    /// Removing the member would leave fewer active voters than a quorum (etcd's
+    /// `--strict-reconfig-check`, on by default).
+    #[error("etcdserver: unhealthy cluster")]
+    Unhealthy,
+    /// Adding a voter would leave fewer started voters than the new quorum.
+    #[error("etcdserver: re-configuration failed due to not enough started members")]
+    NotEnoughStartedMembers,
+    #[error("etcdserver: bad leader transferee")]
+    BadLeaderTransferee,
+    #[error("etcdserver: request timed out, leader transfer took too long")]
+    TimeoutLeaderTransfer,
+    /// One membership change at a time: an earlier change is not committed yet (etcd answers
+    /// such a request only after the earlier one applied; ours refuses it and the caller retries).
+    #[error("etcdserver: a membership change is in progress")]
+    ConfChangeInProgress,
 }
 
 impl EtcdError {
@@ -73,6 +99,14 @@ impl EtcdError {
             NotLeader { .. } | NoLeader | LeaderChanged | Timeout | Stopped => {
                 GrpcCode::Unavailable
             }
+            MemberNotFound => GrpcCode::NotFound,
+            PeerUrlExist => GrpcCode::FailedPrecondition,
+            MemberNotLearner | LearnerNotReady | TooManyLearners | NotEnoughStartedMembers => {
+                GrpcCode::FailedPrecondition
+            }
+            ConfChangeInProgress => GrpcCode::FailedPrecondition,
+            Unhealthy | TimeoutLeaderTransfer => GrpcCode::Unavailable,
+            BadLeaderTransferee => GrpcCode::FailedPrecondition,
         }
     }
 

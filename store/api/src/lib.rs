@@ -6,7 +6,9 @@
 
 use serde::{Deserialize, Serialize};
 
+mod cluster;
 mod error;
+pub use cluster::{ClusterRequest, ClusterResponse, Member, StatusResponse};
 pub use error::{EtcdError, GrpcCode};
 
 /// A store revision (etcd's `int64` main revision).

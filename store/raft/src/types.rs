@@ -14,8 +14,8 @@ pub struct Entry {
     pub term: Term,
     pub index: LogIndex,
     /// The application's command. Empty for the no-op entry a new leader appends (Raft paper
-    /// §8: it lets the leader commit entries of earlier terms) and for configuration changes;
-    /// the node skips empty entries when applying commands.
+    /// §8: it lets the leader commit entries of earlier terms); for a configuration change,
+    /// the proposer's context. The node skips empty entries when applying commands.
     pub data: Vec<u8>,
     /// What the entry is: an application command (or the no-op), or a configuration change.
     pub kind: EntryKind,
@@ -27,7 +27,7 @@ pub enum EntryKind {
     /// An application command in `data` (or, with empty `data`, a new leader's no-op).
     #[default]
     Normal,
-    /// A membership change (`data` is empty). It takes effect on every server as soon as the
+    /// A membership change (`data` is the proposer's context for it, opaque to Raft). It takes effect on every server as soon as the
     /// entry is in its log, committed or not (see `Raft::propose_conf_change`), and
     /// `conf_state` is the configuration from this entry on.
     ConfChange {

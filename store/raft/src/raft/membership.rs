@@ -65,7 +65,9 @@ impl Raft {
     /// the returned index and already in force on the leader (see the module docs of
     /// `membership.rs` for the scheme and why it is safe); it is committed once
     /// `Ready::committed_entries` carries an entry at that index and term (an entry whose
-    /// `kind` is `EntryKind::ConfChange`, with empty `data`).
+    /// `kind` is `EntryKind::ConfChange`; its `data` is `context`, the application's
+    /// description of the change, such as the new member's address: etcd's
+    /// `ConfChange.Context`).
     ///
     /// What the node does with committed changes: nothing is required for Raft, which has
     /// already switched; a node connects to added members (the leader starts sending to them
@@ -76,6 +78,7 @@ impl Raft {
     pub fn propose_conf_change(
         &mut self,
         change: ConfChange,
+        context: Vec<u8>,
     ) -> Result<(Term, LogIndex), ConfChangeError> {
         if self.role != Role::Leader {
             return Err(ConfChangeError::NotLeader {
@@ -88,7 +91,7 @@ impl Raft {
             self.check_learner_caught_up(change.node)?;
         }
         let kind = EntryKind::ConfChange { change, conf_state };
-        let index = self.log.append_new(self.term, Vec::new(), kind);
+        let index = self.log.append_new(self.term, context, kind);
         self.sync_progress();
         self.broadcast_append(WhenEmpty::Skip);
         // The quorum may have shrunk (a removed laggard): what the rest hold may commit now.

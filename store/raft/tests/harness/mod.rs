@@ -258,7 +258,7 @@ impl Cluster {
         id: NodeId,
         change: ConfChange,
     ) -> Result<Option<ConfChangeOutcome>, Violation> {
-        self.with_node(id, |raft| raft.propose_conf_change(change))
+        self.with_node(id, |raft| raft.propose_conf_change(change, Vec::new()))
     }
 
     // -- Node inputs ---------------------------------------------------------------------
