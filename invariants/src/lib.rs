@@ -14,6 +14,7 @@
 //!   search in its fallback order, and historical reads against the linearization found.
 //! * `watch`: per-watch checks (filter, ordered, unique, atomic, bookmarkable; reliable,
 //!   resumable, prev_kv, is-create against a replay of the linearization).
+//! * `member_revisions`: no member answers with a revision lower than one it answered before.
 //! * `formats`: parsers for porcupine's recorded histories.
 //! * `html`: the HTML report of a checked history.
 //! * `testkit`: generators of histories for tests and benchmarks.
@@ -24,6 +25,7 @@ pub mod formats;
 pub mod history;
 pub mod html;
 pub mod linearizability;
+pub mod member_revisions;
 pub mod models;
 pub mod testkit;
 pub mod watch;

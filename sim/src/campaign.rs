@@ -40,6 +40,9 @@ pub struct CampaignSummary {
     pub verdicts: BTreeMap<String, u64>,
     /// Fault windows per fault kind over every plan that ran.
     pub faults: BTreeMap<String, u64>,
+    /// Snapshots and membership changes that happened, over every run.
+    #[serde(default)]
+    pub cluster_events: BTreeMap<String, u64>,
     pub elapsed_s: f64,
     /// Why the campaign ended early (`time budget`, `SIGINT`, …); absent when the range ended.
     pub stopped_by: Option<String>,
@@ -68,6 +71,9 @@ impl CampaignSummary {
         }
         let kind = VerdictKind::of(&result.verdict).to_string();
         *self.verdicts.entry(kind).or_default() += 1;
+        for (name, count) in result.summary.cluster_events() {
+            *self.cluster_events.entry(name.to_string()).or_default() += count;
+        }
         for window in &plan.faults {
             *self
                 .faults
@@ -129,6 +135,11 @@ impl CampaignSummary {
         }
         for (kind, count) in &self.faults {
             out.push_str(&format!(" {kind} {count},"));
+        }
+        out.pop();
+        out.push_str("\n  cluster events:");
+        for (name, count) in &self.cluster_events {
+            out.push_str(&format!(" {name} {count},"));
         }
         out.pop();
         out.push('\n');

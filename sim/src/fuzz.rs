@@ -33,10 +33,23 @@ mod imp {
     }
 
     impl RunResult {
+        /// The operator's work, when it did any.
+        fn membership_part(&self) -> String {
+            let s = &self.summary;
+            if s.members_added + s.members_removed + s.leader_transfers + s.operator_gave_up == 0 {
+                return String::new();
+            }
+            format!(
+                " | members added {}, promoted {}, removed {}; {} leader transfer(s); {} step(s) given up",
+                s.members_added, s.members_promoted, s.members_removed, s.leader_transfers,
+                s.operator_gave_up
+            )
+        }
+
         pub fn one_line(&self) -> String {
             format!(
                 "seed {} {} trace {:016x} | ops {} (ok {}, failed {}, unknown {}) | faults {} \
-                 | elections {} | committed {} | snapshots {} taken, {} installed | {} ms",
+                 | elections {} | committed {} | snapshots {} taken, {} installed{} | {} ms",
                 self.seed,
                 self.verdict.label(),
                 self.trace_hash,
@@ -49,6 +62,7 @@ mod imp {
                 self.summary.entries_committed,
                 self.summary.snapshots_taken,
                 self.summary.snapshots_installed,
+                self.membership_part(),
                 self.wall_ms
             )
         }

@@ -9,7 +9,7 @@ use faultline_invariants::html::{MarkKind, TimelineMark};
 use faultline_node::NodeEvent;
 
 use crate::plan::{Fault, IsolateTarget};
-use crate::trace::{Trace, TraceEvent};
+use crate::trace::{OperatorStep, Trace, TraceEvent};
 
 fn members_text(members: &[u64]) -> String {
     members
@@ -42,6 +42,19 @@ fn fault_mark(fault: &Fault, members: &[u64]) -> (MarkKind, String) {
             MarkKind::Pause,
             format!("clock of {} at {rate_percent}%", target(t)),
         ),
+    }
+}
+
+fn operator_label(step: &OperatorStep) -> String {
+    match step {
+        OperatorStep::Added { member } => format!("operator: m{member} added as a learner"),
+        OperatorStep::Promoted { member } => format!("operator: m{member} promoted to voter"),
+        OperatorStep::Removed { member } => format!("operator: m{member} removed"),
+        OperatorStep::Transferred { from, to } => {
+            format!("operator: leadership moved m{from} -> m{to}")
+        }
+        OperatorStep::Skipped { reason } => format!("operator skipped a step: {reason}"),
+        OperatorStep::GaveUp { reason } => format!("operator gave up a step: {reason}"),
     }
 }
 
@@ -122,6 +135,21 @@ pub fn marks_from_trace(trace: &Trace) -> Vec<TimelineMark> {
                 end_ns: None,
                 kind: MarkKind::Heal,
                 label: "every fault healed".to_string(),
+            }),
+            TraceEvent::Operator { step, .. } => marks.push(TimelineMark {
+                at_ns: record.at_ns,
+                end_ns: None,
+                kind: MarkKind::Note,
+                label: operator_label(step),
+            }),
+            TraceEvent::Member {
+                member,
+                event: NodeEvent::SnapshotInstalled { index, .. },
+            } => marks.push(TimelineMark {
+                at_ns: record.at_ns,
+                end_ns: None,
+                kind: MarkKind::Note,
+                label: format!("m{member} installed the leader's snapshot at index {index}"),
             }),
             TraceEvent::Member { .. } => {}
         }

@@ -48,6 +48,8 @@ pub enum VerdictKind {
     Liveness,
     Panic,
     WatchGuarantee,
+    RevisionDecrease,
+    Availability,
 }
 
 impl fmt::Display for VerdictKind {
@@ -61,6 +63,8 @@ impl fmt::Display for VerdictKind {
             VerdictKind::Liveness => "liveness",
             VerdictKind::Panic => "panic",
             VerdictKind::WatchGuarantee => "watch-guarantee",
+            VerdictKind::RevisionDecrease => "revision-decrease",
+            VerdictKind::Availability => "availability",
         };
         f.write_str(name)
     }
@@ -306,6 +310,8 @@ impl VerdictKind {
                 FailureKind::Liveness => VerdictKind::Liveness,
                 FailureKind::Panic => VerdictKind::Panic,
                 FailureKind::WatchGuarantee => VerdictKind::WatchGuarantee,
+                FailureKind::RevisionDecrease => VerdictKind::RevisionDecrease,
+                FailureKind::Availability => VerdictKind::Availability,
             },
         }
     }

@@ -5,7 +5,8 @@
 //! 1. cut time: keep only what is planned before a cutoff (binary search on the cutoff);
 //! 2. fewer members (5 → 3 → 1; faults on removed members or zones go, ops are re-targeted);
 //! 3. fewer clients and watchers (drop one at a time);
-//! 4. fewer fault windows (ddmin, Zeller & Hildebrandt 2002, complements only);
+//! 4. fewer fault windows (ddmin, Zeller & Hildebrandt 2002, complements only), then fewer
+//!    membership steps of the operator (one at a time);
 //! 5. fewer operations (ddmin over every client's ops, then over every watch session);
 //! 6. a shorter workload phase (end it with the last fault).
 //!
@@ -14,7 +15,8 @@
 
 use crate::fuzz::{run_plan, RunResult};
 use crate::plan::{
-    ClientPlan, Fault, FaultWindow, IsolateTarget, MemberPlan, Plan, PlannedOp, PlannedWatch,
+    ClientPlan, Fault, FaultWindow, IsolateTarget, MemberPlan, MembershipAction, Plan, PlannedOp,
+    PlannedWatch,
 };
 use crate::runner::RunOptions;
 use crate::seedfile::VerdictKind;
@@ -37,6 +39,8 @@ pub struct PlanSize {
     /// Client operations plus watch sessions.
     pub ops: usize,
     pub faults: usize,
+    /// The operator's membership steps.
+    pub membership: usize,
     pub clients: usize,
     pub members: usize,
     pub workload_duration_ms: u64,
@@ -47,15 +51,17 @@ impl PlanSize {
         PlanSize {
             ops: plan.op_count() + watch_sessions(plan),
             faults: plan.faults.len(),
+            membership: plan.membership.len(),
             clients: plan.clients.len(),
             members: plan.members.len(),
             workload_duration_ms: plan.scenario.workload_duration_ms,
         }
     }
 
-    /// The measure shrinking is judged by: operations plus fault windows.
+    /// The measure shrinking is judged by: operations plus fault windows (membership steps
+    /// count as faults: they disturb the cluster).
     pub fn ops_plus_faults(&self) -> usize {
-        self.ops + self.faults
+        self.ops + self.faults + self.membership
     }
 }
 
@@ -63,9 +69,10 @@ impl std::fmt::Display for PlanSize {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} ops + {} faults = {} ({} clients, {} members, workload {} ms)",
+            "{} ops + {} faults + {} membership steps = {} ({} clients, {} members, workload {} ms)",
             self.ops,
             self.faults,
+            self.membership,
             self.ops_plus_faults(),
             self.clients,
             self.members,
@@ -188,7 +195,8 @@ pub fn shrink(
         fewer_watchers(&mut oracle);
         oracle.note("fewer members, clients and watchers");
         fewer_faults(&mut oracle);
-        oracle.note("fewer faults");
+        fewer_membership_steps(&mut oracle);
+        oracle.note("fewer faults and membership steps");
         fewer_ops(&mut oracle);
         oracle.note("fewer ops");
         shorter_workload(&mut oracle);
@@ -252,6 +260,7 @@ fn cut_at(plan: &Plan, cutoff_ms: u64) -> Plan {
         watcher.sessions.truncate(keep);
     }
     cut.faults.retain(|w| w.start_ms < cutoff_ms);
+    cut.membership.retain(|step| step.at_ms < cutoff_ms);
     cut.scenario.workload_duration_ms = cutoff_ms;
     cut
 }
@@ -300,6 +309,10 @@ fn with_members(plan: &Plan, count: u32) -> Plan {
         },
         Fault::ZoneDown { zone } => zone < zones,
     });
+    smaller.membership.retain(|step| match step.action {
+        MembershipAction::Replace { member } => kept(member),
+        _ => true,
+    });
     let retarget = |member: u64| (member - 1) % u64::from(count) + 1;
     for client in &mut smaller.clients {
         for op in &mut client.ops {
@@ -343,6 +356,17 @@ fn fewer_watchers(oracle: &mut Oracle) {
         let mut candidate = oracle.best.clone();
         candidate.watchers.remove(i);
         candidate.scenario.watchers = candidate.watchers.len() as u32;
+        if !oracle.fails(&candidate) {
+            i += 1;
+        }
+    }
+}
+
+fn fewer_membership_steps(oracle: &mut Oracle) {
+    let mut i = 0;
+    while i < oracle.best.membership.len() && !oracle.exhausted {
+        let mut candidate = oracle.best.clone();
+        candidate.membership.remove(i);
         if !oracle.fails(&candidate) {
             i += 1;
         }

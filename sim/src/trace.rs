@@ -7,7 +7,7 @@ use faultline_invariants::history::History;
 use faultline_node::{NodeEvent, Observer};
 use serde::{Deserialize, Serialize};
 
-use crate::plan::Fault;
+use crate::plan::{Fault, MembershipAction};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TraceEvent {
@@ -29,6 +29,40 @@ pub enum TraceEvent {
         fault: faultline_storage::CrashFault,
     },
     Healed,
+    /// A step of the operator's membership work (see `plan::MembershipOp`).
+    Operator {
+        action: MembershipAction,
+        step: OperatorStep,
+    },
+}
+
+/// What one operator step did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OperatorStep {
+    /// `member` joined as a learner; its node started empty.
+    Added {
+        member: u64,
+    },
+    Promoted {
+        member: u64,
+    },
+    /// `member` left the configuration; its node was stopped and its disk wiped.
+    Removed {
+        member: u64,
+    },
+    Transferred {
+        from: u64,
+        to: u64,
+    },
+    /// Nothing to do (for example no member the operator added is left to remove).
+    Skipped {
+        reason: String,
+    },
+    /// The step ran out of time (faults can keep a change from committing); the cluster is
+    /// left as the step found it or halfway (a learner not promoted).
+    GaveUp {
+        reason: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,10 +175,37 @@ pub struct TraceSummary {
     /// Snapshots members installed from a leader (they had fallen behind its log).
     #[serde(default)]
     pub snapshots_installed: u64,
+    /// The operator's membership work that completed: members added (as learners),
+    /// promoted, removed, and leader transfers; steps it gave up on.
+    #[serde(default)]
+    pub members_added: u64,
+    #[serde(default)]
+    pub members_promoted: u64,
+    #[serde(default)]
+    pub members_removed: u64,
+    #[serde(default)]
+    pub leader_transfers: u64,
+    #[serde(default)]
+    pub operator_gave_up: u64,
     pub ops: u64,
     pub ops_ok: u64,
     pub ops_failed: u64,
     pub ops_unknown: u64,
+}
+
+impl TraceSummary {
+    /// Snapshot and membership counts by name (for a campaign's totals).
+    pub fn cluster_events(&self) -> [(&'static str, u64); 7] {
+        [
+            ("snapshots taken", self.snapshots_taken),
+            ("snapshots installed", self.snapshots_installed),
+            ("members added", self.members_added),
+            ("members promoted", self.members_promoted),
+            ("members removed", self.members_removed),
+            ("leader transfers", self.leader_transfers),
+            ("operator steps given up", self.operator_gave_up),
+        ]
+    }
 }
 
 pub fn summarize(trace: &Trace, history: &History) -> TraceSummary {
@@ -165,6 +226,14 @@ pub fn summarize(trace: &Trace, history: &History) -> TraceSummary {
                 NodeEvent::SnapshotTaken { .. } => summary.snapshots_taken += 1,
                 NodeEvent::SnapshotInstalled { .. } => summary.snapshots_installed += 1,
                 _ => {}
+            },
+            TraceEvent::Operator { step, .. } => match step {
+                OperatorStep::Added { .. } => summary.members_added += 1,
+                OperatorStep::Promoted { .. } => summary.members_promoted += 1,
+                OperatorStep::Removed { .. } => summary.members_removed += 1,
+                OperatorStep::Transferred { .. } => summary.leader_transfers += 1,
+                OperatorStep::GaveUp { .. } => summary.operator_gave_up += 1,
+                OperatorStep::Skipped { .. } => {}
             },
             TraceEvent::FaultStart { fault, members } => {
                 summary.faults += 1;

@@ -29,6 +29,11 @@ pub enum FailureKind {
     Panic,
     /// A watch broke one of etcd's watch guarantees (ordered, unique, atomic, ...).
     WatchGuarantee,
+    /// A member answered with a revision lower than one it had answered with before.
+    RevisionDecrease,
+    /// The scenario promises writes while one zone is down (five voters over three zones),
+    /// and a zone loss passed without one.
+    Availability,
 }
 
 impl FailureKind {
@@ -40,6 +45,8 @@ impl FailureKind {
             FailureKind::Liveness => 13,
             FailureKind::Panic => 14,
             FailureKind::WatchGuarantee => 16,
+            FailureKind::RevisionDecrease => 17,
+            FailureKind::Availability => 18,
         }
     }
 }
@@ -79,6 +86,14 @@ pub fn check(output: &RunOutput) -> Verdict {
         return Verdict::Fail {
             kind: FailureKind::RaftSafety,
             report,
+        };
+    }
+    let decreases = faultline_invariants::member_revisions::check_member_revisions(&output.history);
+    if !decreases.is_empty() {
+        let report: Vec<String> = decreases.iter().map(ToString::to_string).collect();
+        return Verdict::Fail {
+            kind: FailureKind::RevisionDecrease,
+            report: report.join("\n"),
         };
     }
     // One search: its linearization is also the write order the watch checks replay.
@@ -142,7 +157,65 @@ pub fn check(output: &RunOutput) -> Verdict {
             report,
         };
     }
+    if output.writes_promised_during_zone_loss {
+        if let Some(report) = check_zone_loss_availability(output) {
+            return Verdict::Fail {
+                kind: FailureKind::Availability,
+                report,
+            };
+        }
+    }
     Verdict::Pass
+}
+
+/// After losing a zone, a cluster whose other zones hold a quorum elects a leader (if it lost
+/// one) within this, and from then on must commit writes.
+pub const ZONE_LOSS_GRACE_NS: u64 = 2_000_000_000;
+
+/// Every zone loss that lasted past the grace period saw a write succeed after the grace.
+pub fn check_zone_loss_availability(output: &RunOutput) -> Option<String> {
+    let mut open: BTreeMap<u32, u64> = BTreeMap::new();
+    let mut windows = Vec::new();
+    for record in &output.trace {
+        match &record.event {
+            TraceEvent::FaultStart {
+                fault: crate::plan::Fault::ZoneDown { zone },
+                ..
+            } => {
+                open.insert(*zone, record.at_ns);
+            }
+            TraceEvent::FaultEnd {
+                fault: crate::plan::Fault::ZoneDown { zone },
+                ..
+            } => {
+                if let Some(start) = open.remove(zone) {
+                    windows.push((*zone, start, record.at_ns));
+                }
+            }
+            _ => {}
+        }
+    }
+    for (zone, start_ns, end_ns) in windows {
+        let judged_from_ns = start_ns + ZONE_LOSS_GRACE_NS;
+        if end_ns <= judged_from_ns {
+            continue; // too short to promise anything
+        }
+        let wrote = output.history.ops.iter().any(|op| {
+            op.request.is_write()
+                && matches!(op.outcome, faultline_invariants::history::Outcome::Ok(_))
+                && op.complete_ns >= judged_from_ns
+                && op.complete_ns <= end_ns
+        });
+        if !wrote {
+            return Some(format!(
+                "zone {zone} was down from {:.3} s to {:.3} s and no write succeeded after the                  {:.1} s grace, though the other zones hold a quorum of voters",
+                start_ns as f64 / 1e9,
+                end_ns as f64 / 1e9,
+                ZONE_LOSS_GRACE_NS as f64 / 1e9
+            ));
+        }
+    }
+    None
 }
 
 fn describe_watch_violations(output: &RunOutput, violations: &[WatchViolation]) -> String {
@@ -166,7 +239,8 @@ fn describe_watch_violations(output: &RunOutput, violations: &[WatchViolation]) 
 /// Raft's State Machine Safety (no two members apply different entries at one index) and
 /// Election Safety (at most one leader per term), from the members' own reports.
 pub fn check_raft_safety(output: &RunOutput) -> Option<String> {
-    let mut applied: BTreeMap<u64, (u64, u64, u64)> = BTreeMap::new(); // index -> (term, digest, member)
+    // index -> (term, digest, revision after it, member)
+    let mut applied: BTreeMap<u64, (u64, u64, i64, u64)> = BTreeMap::new();
     let mut leaders: BTreeMap<u64, u64> = BTreeMap::new(); // term -> member
     for record in &output.trace {
         let TraceEvent::Member { member, event } = &record.event else {
@@ -177,9 +251,9 @@ pub fn check_raft_safety(output: &RunOutput) -> Option<String> {
                 index,
                 term,
                 digest,
-                ..
+                revision,
             } => match applied.get(index) {
-                Some(&(first_term, first_digest, first_member))
+                Some(&(first_term, first_digest, _, first_member))
                     if (first_term, first_digest) != (*term, *digest) =>
                 {
                     return Some(format!(
@@ -189,9 +263,19 @@ pub fn check_raft_safety(output: &RunOutput) -> Option<String> {
                         record.at_ns as f64 / 1e6
                     ));
                 }
+                // The same entries from the same state give the same revision, on every member
+                // and in every incarnation: a restore from a snapshot must not change it.
+                Some(&(_, _, first_revision, first_member)) if first_revision != *revision => {
+                    return Some(format!(
+                        "state machine safety: after log index {index}, member {first_member} was \
+                         at revision {first_revision} but member {member} at revision {revision} \
+                         (the same entries applied to different states), at {:.3} ms",
+                        record.at_ns as f64 / 1e6
+                    ));
+                }
                 Some(_) => {}
                 None => {
-                    applied.insert(*index, (*term, *digest, *member));
+                    applied.insert(*index, (*term, *digest, *revision, *member));
                 }
             },
             NodeEvent::RoleChanged { role, term, .. } if role == "Leader" => {
@@ -247,6 +331,7 @@ mod tests {
             trace: Vec::new(),
             healed_write_succeeded: healed,
             final_hashes: hashes.iter().copied().collect(),
+            writes_promised_during_zone_loss: false,
         }
     }
 

@@ -6,6 +6,7 @@
 //! their public items are re-exported here (`plan::Fault`, `plan::Scenario`, ...).
 
 mod faults;
+mod membership;
 mod scenario;
 #[cfg(test)]
 mod tests;
@@ -18,6 +19,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 pub use faults::{Fault, FaultWindow, IsolateTarget};
+pub use membership::{MembershipAction, MembershipMix, MembershipOp};
 pub use scenario::{FaultMix, Scenario, DEFAULT_SCENARIO_TOML, EMBEDDED_SCENARIOS};
 pub use workload::{
     key_name, lease_id, ClientPlan, Fill, PlannedOp, PlannedWatch, WatchStart, WatcherPlan,
@@ -25,6 +27,7 @@ pub use workload::{
 };
 
 use faults::generate_faults;
+use membership::generate_membership;
 use workload::{generate_compactions, generate_ops, generate_watches};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,6 +48,9 @@ pub struct Plan {
     #[serde(default)]
     pub watchers: Vec<WatcherPlan>,
     pub faults: Vec<FaultWindow>,
+    /// The operator's membership changes and leader transfers, in time order.
+    #[serde(default)]
+    pub membership: Vec<MembershipOp>,
 }
 
 /// The seed of one purpose's random stream. Streams are independent: FNV-1a over the seed
@@ -101,6 +107,7 @@ impl Plan {
             })
             .collect();
         let faults = generate_faults(&mut stream(seed, "nemesis"), scenario);
+        let membership = generate_membership(&mut stream(seed, "operator"), scenario);
         Plan {
             seed,
             scenario: scenario.clone(),
@@ -108,6 +115,7 @@ impl Plan {
             clients,
             watchers,
             faults,
+            membership,
         }
     }
 

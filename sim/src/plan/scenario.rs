@@ -56,6 +56,13 @@ pub struct Scenario {
     #[serde(default = "default_wal_segment_size_bytes")]
     pub wal_segment_size_bytes: u64,
     pub faults: FaultMix,
+    /// Writes must succeed while any one zone is down (checked: five voters over three zones
+    /// keep a quorum when a zone is lost).
+    #[serde(default)]
+    pub writes_promised_during_zone_loss: bool,
+    /// The operator's membership changes (none unless the scenario asks).
+    #[serde(default)]
+    pub membership: super::membership::MembershipMix,
 }
 
 fn default_snapshot_threshold_entries() -> u64 {
@@ -143,7 +150,7 @@ pub const DEFAULT_SCENARIO_TOML: &str = include_str!("../../scenarios/default.to
 
 /// Every scenario of sim/scenarios/ as (name, TOML text), embedded so that no run depends on
 /// the working directory. A file's `name` is its file name without `.toml`.
-pub const EMBEDDED_SCENARIOS: [(&str, &str); 7] = [
+pub const EMBEDDED_SCENARIOS: [(&str, &str); 10] = [
     ("default", DEFAULT_SCENARIO_TOML),
     (
         "compact-on-delete",
@@ -169,6 +176,15 @@ pub const EMBEDDED_SCENARIOS: [(&str, &str); 7] = [
         "single-member-crash",
         include_str!("../../scenarios/single-member-crash.toml"),
     ),
+    ("scale", include_str!("../../scenarios/scale.toml")),
+    (
+        "member-replace",
+        include_str!("../../scenarios/member-replace.toml"),
+    ),
+    (
+        "five-voters-three-zones",
+        include_str!("../../scenarios/five-voters-three-zones.toml"),
+    ),
 ];
 
 impl Scenario {
@@ -184,9 +200,19 @@ impl Scenario {
         Some(scenario)
     }
 
+    /// Does losing the largest zone leave a quorum of the members (spread `i % zones`)?
+    fn zone_loss_keeps_quorum(&self) -> bool {
+        let largest_zone = self.members.div_ceil(self.zones.max(1));
+        self.members - largest_zone > self.members / 2
+    }
+
     /// Refuse scenarios the simulator cannot run, naming the field.
     pub fn validate(&self) -> Result<(), String> {
-        let checks: [(bool, &str); 14] = [
+        let checks: [(bool, &str); 15] = [
+            (
+                !self.writes_promised_during_zone_loss || self.zone_loss_keeps_quorum(),
+                "writes_promised_during_zone_loss needs every zone smaller than members - quorum",
+            ),
             (
                 self.members >= 1 && self.members <= 9,
                 "members must be in 1..=9",

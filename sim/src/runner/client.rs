@@ -19,11 +19,62 @@ use crate::trace::Recorder;
 
 const CLIENT_PORT: u16 = 4000;
 
+/// The members clients know, by ID: the initial members, then whatever the operator adds or
+/// removes (etcd clients sync their endpoints from MemberList the same way).
+#[derive(Clone)]
+pub(super) struct Directory(Arc<Mutex<BTreeMap<u64, SocketAddr>>>);
+
+impl Directory {
+    pub(super) fn new(addrs: BTreeMap<u64, SocketAddr>) -> Directory {
+        Directory(Arc::new(Mutex::new(addrs)))
+    }
+
+    pub(super) fn ids(&self) -> Vec<u64> {
+        self.0.lock().expect("directory").keys().copied().collect()
+    }
+
+    pub(super) fn addr(&self, member: u64) -> Option<SocketAddr> {
+        self.0.lock().expect("directory").get(&member).copied()
+    }
+
+    pub(super) fn snapshot(&self) -> BTreeMap<u64, SocketAddr> {
+        self.0.lock().expect("directory").clone()
+    }
+
+    pub(super) fn insert(&self, member: u64, addr: SocketAddr) {
+        self.0.lock().expect("directory").insert(member, addr);
+    }
+
+    pub(super) fn remove(&self, member: u64) {
+        self.0.lock().expect("directory").remove(&member);
+    }
+
+    /// The member after `member` in ID order, wrapping (`member` need not be known).
+    pub(super) fn next_after(&self, member: u64) -> u64 {
+        let addrs = self.0.lock().expect("directory");
+        addrs
+            .range(member + 1..)
+            .next()
+            .or_else(|| addrs.iter().next())
+            .map(|(&id, _)| id)
+            .expect("at least one member")
+    }
+
+    /// `member` if it is known, else the next one.
+    pub(super) fn known_or_next(&self, member: u64) -> u64 {
+        if self.addr(member).is_some() {
+            member
+        } else {
+            self.next_after(member)
+        }
+    }
+}
+
 /// What every client, watcher and the final phase share: the members' addresses, the history
 /// sinks and the session counter.
 #[derive(Clone)]
 pub(super) struct ClientContext {
-    pub(super) addrs: BTreeMap<u64, SocketAddr>,
+    pub(super) members: Directory,
     pub(super) recorder: Arc<Recorder>,
     ops: Arc<Mutex<Vec<Operation>>>,
     pub(super) watches: Arc<Mutex<Vec<WatchReport>>>,
@@ -38,7 +89,7 @@ impl ClientContext {
         recorder: &Arc<Recorder>,
     ) -> ClientContext {
         ClientContext {
-            addrs,
+            members: Directory::new(addrs),
             recorder: recorder.clone(),
             ops: Arc::new(Mutex::new(Vec::new())),
             watches: Arc::new(Mutex::new(Vec::new())),
@@ -156,9 +207,7 @@ impl Session {
     }
 
     fn next_member(&self) -> u64 {
-        let ids: Vec<u64> = self.ctx.addrs.keys().copied().collect();
-        let pos = ids.iter().position(|&id| id == self.target).unwrap_or(0);
-        ids[(pos + 1) % ids.len()]
+        self.ctx.members.next_after(self.target)
     }
 
     /// Issue one request and record it. Retries only after definite failures (the request
@@ -168,7 +217,9 @@ impl Session {
         let deadline = madsim::time::Instant::now() + self.ctx.request_timeout;
         let mut member;
         let outcome = loop {
-            member = self.target;
+            member = self.ctx.members.known_or_next(self.target);
+            self.target = member;
+            let addr = self.ctx.members.addr(member).expect("known_or_next");
             let now = madsim::time::Instant::now();
             if now >= deadline {
                 break Outcome::Failed(faultline_api::EtcdError::NoLeader);
@@ -176,19 +227,17 @@ impl Session {
             let call = ClientCall {
                 request: request.clone(),
             };
-            match self
-                .endpoint
-                .call_timeout(self.ctx.addrs[&member], call, deadline - now)
-                .await
-            {
+            match self.endpoint.call_timeout(addr, call, deadline - now).await {
                 Ok(Ok(response)) => break Outcome::Ok(response),
                 Ok(Err(faultline_api::EtcdError::NotLeader {
                     leader_hint: Some(hint),
-                })) if hint != member && self.ctx.addrs.contains_key(&hint) => {
+                })) if hint != member && self.ctx.members.addr(hint).is_some() => {
                     self.target = hint;
                 }
                 Ok(Err(
-                    faultline_api::EtcdError::NotLeader { .. } | faultline_api::EtcdError::NoLeader,
+                    faultline_api::EtcdError::NotLeader { .. }
+                    | faultline_api::EtcdError::NoLeader
+                    | faultline_api::EtcdError::Removed,
                 )) => {
                     self.target = self.next_member();
                     madsim::time::sleep(Duration::from_millis(20)).await;

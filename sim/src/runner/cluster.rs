@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use faultline_node::{run_member_with_clock, Canary, NodeConfig, Observer};
+use faultline_node::{run_member_with_clock, Canary, InitialClusterState, NodeConfig, Observer};
 use faultline_storage::MemDisk;
 use madsim::net::NetSim;
 use madsim::runtime::{Handle, NodeHandle};
@@ -43,6 +43,15 @@ pub(super) struct Cluster {
     pub(super) leader_cuts: Option<Arc<Mutex<LeaderCuts>>>,
     pub(super) paused: BTreeMap<u64, u32>,
     nemesis_rng: rand_chacha::ChaCha8Rng,
+    /// Members the operator removed: their nodes are dead for good, and faults skip them.
+    retired: std::collections::BTreeSet<u64>,
+    /// Members the operator added so far (they get the addresses after the initial ones).
+    added: u32,
+    /// What a new member's node is started with.
+    seed: u64,
+    scenario: Scenario,
+    canary: Option<Canary>,
+    observer: Arc<dyn Observer>,
 }
 
 pub(super) fn member_addrs(plan: &Plan) -> BTreeMap<u64, SocketAddr> {
@@ -83,51 +92,118 @@ impl Cluster {
                     timer: handle.create_node().name("nemesis-leader-cuts").build(),
                 }))
             });
-        let mut members = BTreeMap::new();
-        let mut disks = BTreeMap::new();
-        let mut clocks = BTreeMap::new();
-        for member in &plan.members {
-            let disk = Arc::new(Mutex::new(MemDisk::new()));
-            disks.insert(member.id, disk.clone());
-            let clock = Arc::new(SkewClock::new());
-            clocks.insert(member.id, clock.clone());
-            let observer: Arc<dyn Observer> = match &leader_cuts {
-                Some(cuts) => Arc::new(LeaderCutObserver {
-                    recorder: recorder.clone(),
-                    cuts: cuts.clone(),
-                }),
-                None => recorder.clone(),
-            };
-            let parts = MemberParts {
-                config: member_config(plan.seed, &plan.scenario, member, addrs, canary),
-                disk,
-                clock,
-                observer,
-            };
-            members.insert(member.id, start_member(&handle, member, parts));
-        }
-        peer_cuts.lock().expect("peer cuts").node_ids =
-            members.iter().map(|(id, node)| (*id, node.id())).collect();
-        Cluster {
+        let observer: Arc<dyn Observer> = match &leader_cuts {
+            Some(cuts) => Arc::new(LeaderCutObserver {
+                recorder: recorder.clone(),
+                cuts: cuts.clone(),
+            }),
+            None => recorder.clone(),
+        };
+        let mut cluster = Cluster {
             handle,
             recorder: recorder.clone(),
-            members,
-            disks,
-            clocks,
+            members: BTreeMap::new(),
+            disks: BTreeMap::new(),
+            clocks: BTreeMap::new(),
             skews: BTreeMap::new(),
-            zones: plan.members.iter().map(|m| (m.id, m.zone)).collect(),
+            zones: BTreeMap::new(),
             down: BTreeMap::new(),
             isolated: BTreeMap::new(),
             peer_cuts,
             leader_cuts,
             paused: BTreeMap::new(),
             nemesis_rng: stream(plan.seed, "nemesis/runtime"),
+            retired: Default::default(),
+            added: 0,
+            seed: plan.seed,
+            scenario: plan.scenario.clone(),
+            canary,
+            observer,
+        };
+        for member in &plan.members {
+            cluster.start_member(member, addrs, InitialClusterState::New);
         }
+        cluster
+    }
+
+    /// Create the member's node with a fresh disk and clock (madsim starts it).
+    fn start_member(
+        &mut self,
+        member: &MemberPlan,
+        addrs: &BTreeMap<u64, SocketAddr>,
+        state: InitialClusterState,
+    ) {
+        let disk = Arc::new(Mutex::new(MemDisk::new()));
+        self.disks.insert(member.id, disk.clone());
+        let clock = Arc::new(SkewClock::new());
+        self.clocks.insert(member.id, clock.clone());
+        let mut config = member_config(self.seed, &self.scenario, member, addrs, self.canary);
+        config.initial_cluster_state = state;
+        let parts = MemberParts {
+            config,
+            disk,
+            clock,
+            observer: self.observer.clone(),
+        };
+        let node = start_member(&self.handle, member, parts);
+        self.peer_cuts
+            .lock()
+            .expect("peer cuts")
+            .node_ids
+            .insert(member.id, node.id());
+        self.members.insert(member.id, node);
+        self.zones.insert(member.id, member.zone);
+    }
+
+    /// Where the next member the operator adds will live: its address, and the zone with the
+    /// fewest live members (the lowest such zone), or `zone` when given.
+    pub(super) fn next_member_slot(&mut self, zone: Option<u32>) -> (std::net::IpAddr, u32) {
+        self.added += 1;
+        let ip = std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 1, self.added as u8));
+        let zone = zone.unwrap_or_else(|| {
+            (0..self.scenario.zones)
+                .min_by_key(|z| self.zones.values().filter(|m| *m == z).count())
+                .expect("at least one zone")
+        });
+        (ip, zone)
+    }
+
+    /// Start a member the cluster just added (`existing`: the members it is told of).
+    pub(super) fn join_member(
+        &mut self,
+        member: &MemberPlan,
+        existing: &BTreeMap<u64, SocketAddr>,
+    ) {
+        let mut addrs = existing.clone();
+        addrs.insert(member.id, SocketAddr::new(member.ip, MEMBER_PORT));
+        self.start_member(member, &addrs, InitialClusterState::Existing);
+    }
+
+    /// The member was removed from the cluster: its process ends for good and its disk is
+    /// gone; faults no longer pick it, and a fault holding it ends without restarting it.
+    pub(super) fn retire(&mut self, member: u64) {
+        if !self.retired.insert(member) {
+            return;
+        }
+        self.handle.kill(self.members[&member].id());
+        self.zones.remove(&member);
+        *self.disks[&member].lock().expect("disk") = MemDisk::new();
+    }
+
+    pub(super) fn is_live(&self, member: u64) -> bool {
+        self.members.contains_key(&member) && !self.retired.contains(&member)
+    }
+
+    pub(super) fn member_addr(ip: std::net::IpAddr) -> SocketAddr {
+        SocketAddr::new(ip, MEMBER_PORT)
     }
 
     /// Kill the member's process; its disk loses what was not synced (drawn from the
     /// nemesis's stream). A member already down stays down until every crash of it ends.
     pub(super) fn crash(&mut self, member: u64) {
+        if self.retired.contains(&member) {
+            return;
+        }
         let count = self.down.entry(member).or_insert(0);
         *count += 1;
         if *count > 1 {
@@ -141,18 +217,28 @@ impl Cluster {
     }
 
     pub(super) fn restart(&mut self, member: u64) {
-        let count = self.down.get_mut(&member).expect("down before restart");
+        let Some(count) = self.down.get_mut(&member) else {
+            assert!(
+                self.retired.contains(&member),
+                "member {member} restarted without a crash"
+            );
+            return; // retired while a crash fault held it; it never went down through it
+        };
         *count -= 1;
         if *count == 0 {
             self.down.remove(&member);
-            self.handle.restart(self.members[&member].id());
+            if !self.retired.contains(&member) {
+                self.handle.restart(self.members[&member].id());
+            }
         }
     }
 
     /// End every fault at once (the workload is over): liveness is judged from here.
     pub(super) fn heal_all(&mut self) {
         for (member, _) in std::mem::take(&mut self.down) {
-            self.handle.restart(self.members[&member].id());
+            if !self.retired.contains(&member) {
+                self.handle.restart(self.members[&member].id());
+            }
         }
         for (member, _) in std::mem::take(&mut self.isolated) {
             NetSim::current().unclog_node(self.members[&member].id());
@@ -185,6 +271,7 @@ fn member_config(
     NodeConfig {
         id: member.id,
         members: addrs.clone(),
+        initial_cluster_state: InitialClusterState::New,
         tick_interval_ms: scenario.tick_interval_ms,
         election_timeout_ticks: scenario.election_timeout_ticks,
         heartbeat_interval_ticks: scenario.heartbeat_interval_ticks,

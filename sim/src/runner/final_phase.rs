@@ -38,7 +38,8 @@ pub(super) async fn run_final_phase(
 }
 
 async fn final_phase(ctx: ClientContext, heal_timeout: Duration) -> (bool, FinalHashes) {
-    let members: Vec<u64> = ctx.addrs.keys().copied().collect();
+    // The members at the end: the operator's changes are over (its task was awaited).
+    let members: Vec<u64> = ctx.members.ids();
     let mut session = Session::new(
         "10.1.1.1".parse().expect("ip"),
         u64::MAX,
@@ -111,9 +112,14 @@ async fn member_hashes(
                     revision: final_revision,
                 }),
             };
+            let addr = session
+                .ctx
+                .members
+                .addr(member)
+                .expect("members do not change now");
             if let Ok(Ok(faultline_api::Response::HashKv(hash))) = session
                 .endpoint
-                .call_timeout(session.ctx.addrs[&member], call, Duration::from_millis(500))
+                .call_timeout(addr, call, Duration::from_millis(500))
                 .await
             {
                 hashes.insert(member, Some((hash.compact_revision, hash.hash)));

@@ -19,11 +19,13 @@ mod cluster;
 mod cuts;
 mod final_phase;
 mod nemesis;
+mod operator;
 #[cfg(test)]
 mod tests;
 mod watcher;
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use faultline_invariants::history::History;
@@ -37,6 +39,7 @@ use client::{spawn_clients, ClientContext};
 use cluster::{member_addrs, Cluster};
 use final_phase::run_final_phase;
 use nemesis::run_nemesis;
+use operator::spawn_operator;
 use watcher::spawn_watchers;
 
 /// Options of one run that are not part of the plan (they do not change what is simulated,
@@ -55,6 +58,10 @@ pub struct RunOutput {
     pub healed_write_succeeded: bool,
     /// HashKV of every member at the final revision, if every member caught up in time.
     pub final_hashes: BTreeMap<u64, Option<(i64, u32)>>,
+    /// The scenario promises that writes succeed while any one zone is down
+    /// (`verdict::check_zone_loss_availability`).
+    #[serde(default)]
+    pub writes_promised_during_zone_loss: bool,
 }
 
 /// Run one plan to completion in a fresh deterministic runtime on this thread.
@@ -72,17 +79,23 @@ pub fn simulate(plan: &Plan, options: &RunOptions) -> RunOutput {
 async fn simulate_in_runtime(plan: Plan, options: RunOptions) -> RunOutput {
     let recorder = Recorder::new();
     let addrs = member_addrs(&plan);
-    let mut cluster = Cluster::start(&plan, &addrs, options.canary, &recorder);
+    let cluster = Arc::new(Mutex::new(Cluster::start(
+        &plan,
+        &addrs,
+        options.canary,
+        &recorder,
+    )));
     // Every client, watcher and the final phase share the history sinks and session counter.
     let ctx = ClientContext::new(&plan, addrs, &recorder);
     let mut tasks = spawn_clients(&plan.clients, &ctx);
     tasks.extend(spawn_watchers(&plan.watchers, &ctx));
+    tasks.extend(spawn_operator(&plan, &cluster, &ctx));
 
-    run_nemesis(&plan, &mut cluster).await;
+    run_nemesis(&plan, &cluster).await;
     for task in tasks {
         task.await.expect("client task");
     }
-    cluster.heal_all();
+    cluster.lock().expect("cluster").heal_all();
 
     let heal_timeout = Duration::from_millis(plan.scenario.heal_timeout_ms);
     let (healed_write_succeeded, final_hashes) = run_final_phase(&ctx, heal_timeout).await;
@@ -91,7 +104,9 @@ async fn simulate_in_runtime(plan: Plan, options: RunOptions) -> RunOutput {
         trace: recorder.take(),
         healed_write_succeeded,
         final_hashes,
+        writes_promised_during_zone_loss: plan.scenario.writes_promised_during_zone_loss,
     };
+    let cluster = cluster.lock().expect("cluster");
     release_nodes(&plan, &cluster).await;
     output
 }
@@ -111,7 +126,8 @@ async fn release_nodes(plan: &Plan, cluster: &Cluster) {
     }
     let names = (plan.clients.iter().map(|c| format!("client-{}", c.id)))
         .chain(plan.watchers.iter().map(|w| format!("watcher-{}", w.id)))
-        .chain(["client-final".to_owned()]);
+        .chain(["client-final".to_owned()])
+        .chain((!plan.membership.is_empty()).then(|| "operator".to_owned()));
     for name in names {
         handle.kill(name);
     }

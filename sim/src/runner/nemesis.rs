@@ -3,6 +3,7 @@
 //! the cluster; its end undoes exactly that.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use madsim::net::NetSim;
@@ -13,7 +14,8 @@ use crate::plan::{Fault, IsolateTarget, Plan};
 use crate::trace::TraceEvent;
 
 /// Play the plan's fault windows, then wait for the end of the workload phase.
-pub(super) async fn run_nemesis(plan: &Plan, cluster: &mut Cluster) {
+pub(super) async fn run_nemesis(plan: &Plan, shared: &Mutex<Cluster>) {
+    let recorder = shared.lock().expect("cluster").recorder.clone();
     // Each window becomes a start and an end event; process them in time order.
     let mut events: Vec<(u64, bool, usize)> = Vec::new();
     for (i, window) in plan.faults.iter().enumerate() {
@@ -23,10 +25,13 @@ pub(super) async fn run_nemesis(plan: &Plan, cluster: &mut Cluster) {
     events.sort();
     let mut resolved: BTreeMap<usize, Vec<u64>> = BTreeMap::new();
     for (at_ms, is_start, i) in events {
-        let now_ms = cluster.recorder.now_ns() / 1_000_000;
+        let now_ms = recorder.now_ns() / 1_000_000;
         if at_ms > now_ms {
             madsim::time::sleep(Duration::from_millis(at_ms - now_ms)).await;
         }
+        // Held for this step only, never across an await (the operator shares the cluster).
+        let mut guard = shared.lock().expect("cluster");
+        let cluster = &mut *guard;
         let fault = plan.faults[i].fault;
         if is_start {
             let members = fault_members(fault, cluster);
@@ -38,13 +43,20 @@ pub(super) async fn run_nemesis(plan: &Plan, cluster: &mut Cluster) {
         }
     }
     let end_ms = plan.scenario.workload_duration_ms;
-    let now_ms = cluster.recorder.now_ns() / 1_000_000;
+    let now_ms = recorder.now_ns() / 1_000_000;
     if end_ms > now_ms {
         madsim::time::sleep(Duration::from_millis(end_ms - now_ms)).await;
     }
 }
 
 fn fault_members(fault: Fault, cluster: &Cluster) -> Vec<u64> {
+    let mut members = planned_fault_members(fault, cluster);
+    // A member the operator removed is gone; the fault has nobody to hit there.
+    members.retain(|&member| cluster.is_live(member));
+    members
+}
+
+fn planned_fault_members(fault: Fault, cluster: &Cluster) -> Vec<u64> {
     match fault {
         Fault::Crash { member } => vec![member],
         Fault::CrashLeader | Fault::CutNewLeaders { .. } => {

@@ -3,8 +3,6 @@
 //! the watch where it left off when the stream is lost or compaction cancels it, as an etcd
 //! client does. Every opened watch becomes one `WatchReport` of the history.
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use faultline_api::{RangeRequest, Request, Revision, WatchResponse};
@@ -104,7 +102,7 @@ async fn watch_session(session: &mut Session, watch: &PlannedWatch, start_revisi
         }
         request.start_revision = resume_from;
         let Some(mut open) = open_stream(session, member, &request).await else {
-            member = next_member_of(&session.ctx.addrs, member);
+            member = session.ctx.members.next_after(member);
             madsim::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
@@ -118,18 +116,9 @@ async fn watch_session(session: &mut Session, watch: &PlannedWatch, start_revisi
         match outcome {
             StreamEnd::Done | StreamEnd::Canceled => return,
             StreamEnd::Compacted(revision) => resume_from = revision,
-            StreamEnd::Lost => member = next_member_of(&session.ctx.addrs, member),
+            StreamEnd::Lost => member = session.ctx.members.next_after(member),
         }
     }
-}
-
-fn next_member_of(addrs: &BTreeMap<u64, SocketAddr>, member: u64) -> u64 {
-    addrs
-        .range(member + 1..)
-        .next()
-        .or_else(|| addrs.iter().next())
-        .map(|(&id, _)| id)
-        .expect("at least one member")
 }
 
 enum WatchCallError {
@@ -145,11 +134,10 @@ async fn watch_call(
     call: WatchCall,
     timeout: Duration,
 ) -> Result<WatchBatch, WatchCallError> {
-    match session
-        .endpoint
-        .call_timeout(session.ctx.addrs[&member], call, timeout)
-        .await
-    {
+    let Some(addr) = session.ctx.members.addr(member) else {
+        return Err(WatchCallError::Transient); // removed from the cluster
+    };
+    match session.endpoint.call_timeout(addr, call, timeout).await {
         Ok(Ok(batch)) => Ok(batch),
         Ok(Err(WatchStreamError::UnknownStream { .. })) => Err(WatchCallError::UnknownStream),
         Ok(Err(WatchStreamError::Stopped)) | Err(_) => Err(WatchCallError::Transient),

@@ -59,8 +59,15 @@ pub enum EtcdError {
     #[error("etcdserver: server stopped")]
     Stopped,
     // The Cluster service's errors (etcd's rpctypes: ErrGRPCMemberNotFound and the rest).
+    /// This member applied its own removal (etcd's ErrMemberRemoved); nothing was done.
+    #[error("etcdserver: the member has been permanently removed from the cluster")]
+    Removed,
     #[error("etcdserver: member not found")]
     MemberNotFound,
+    #[error("etcdserver: member ID already exist")]
+    MemberExist,
+    #[error("etcdserver: given member URLs are invalid")]
+    MemberBadUrls,
     #[error("etcdserver: Peer URLs already exists")]
     PeerUrlExist,
     #[error("etcdserver: can only promote a learner member")]
@@ -99,7 +106,10 @@ impl EtcdError {
             NotLeader { .. } | NoLeader | LeaderChanged | Timeout | Stopped => {
                 GrpcCode::Unavailable
             }
+            Removed => GrpcCode::Unavailable,
             MemberNotFound => GrpcCode::NotFound,
+            MemberExist => GrpcCode::FailedPrecondition,
+            MemberBadUrls => GrpcCode::InvalidArgument,
             PeerUrlExist => GrpcCode::FailedPrecondition,
             MemberNotLearner | LearnerNotReady | TooManyLearners | NotEnoughStartedMembers => {
                 GrpcCode::FailedPrecondition

@@ -20,10 +20,13 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio::time::Instant;
 
-use crate::{Canary, Clock, NodeConfig, NodeEvent, Observer, Reply};
+use crate::{Canary, Clock, ClusterReply, NodeConfig, NodeEvent, Observer, Reply};
 
+mod membership;
 mod snapshot;
 mod watch;
+
+pub use membership::MemberAttrs;
 
 use watch::WatchStream;
 
@@ -36,8 +39,27 @@ const LEASE_REVOKE_RETRY_MS: u64 = 3_000;
 
 struct PendingWrite {
     term: Term,
-    reply: Reply,
+    waiter: Waiter,
     deadline: Instant,
+}
+
+/// Who waits for a proposal: a client of the key space or of the Cluster service.
+enum Waiter {
+    Kv(Reply),
+    Cluster(ClusterReply),
+}
+
+impl Waiter {
+    fn fail(self, error: EtcdError) {
+        match self {
+            Waiter::Kv(reply) => {
+                let _ = reply.send(Err(error));
+            }
+            Waiter::Cluster(reply) => {
+                let _ = reply.send(Err(error));
+            }
+        }
+    }
 }
 
 struct PendingRead {
@@ -80,6 +102,13 @@ pub struct NodeCore {
     stream_base: u64,
     next_stream: u64,
     last_progress_notify_ms: u64,
+    /// Every member ever added, with its address (see `membership.rs`); grows only.
+    address_book: BTreeMap<u64, MemberAttrs>,
+    /// The configuration as of `applied` (Raft's own runs ahead: it changes on append).
+    applied_conf: faultline_raft::ConfState,
+    /// Set once this member applied its own removal: it stops serving and sending.
+    removed: bool,
+    pending_transfer: Option<membership::PendingTransfer>,
 }
 
 impl NodeCore {
@@ -111,6 +140,9 @@ impl NodeCore {
             .snapshot
             .as_ref()
             .map(|s| snapshot::decode_payload(&s.payload));
+        let restored = raft_snapshot
+            .as_ref()
+            .map(|s| snapshot::decode_state(&s.data));
         let persisted = PersistedState {
             hard_state: restart.hard_state,
             entries: restart.entries,
@@ -122,15 +154,20 @@ impl NodeCore {
             .last()
             .map_or(snapshot_index, |e| e.index.0);
         let raft_config = raft_config(&config);
+        let bootstrap_conf = faultline_raft::ConfState::with_voters(raft_config.voters.clone());
         let mut rng = ChaCha8Rng::seed_from_u64(config.rng_seed);
         // The minimum lease TTL is replicated configuration derived from the election timeout
         // exactly as etcd does (ceil(1.5 x election timeout)); every member computes the same.
-        let mut kv = match &raft_snapshot {
-            Some(s) => snapshot::decode_kv(&s.data),
-            None => KvStore::with_options(StoreOptions::for_election_timeout_ms(
-                config.election_timeout_ms(),
-            )),
+        let (mut kv, snapshot_members) = match restored {
+            Some((kv, members)) => (kv, members),
+            None => (
+                KvStore::with_options(StoreOptions::for_election_timeout_ms(
+                    config.election_timeout_ms(),
+                )),
+                BTreeMap::new(),
+            ),
         };
+        let address_book = membership::initial_address_book(&config.members, &snapshot_members);
         // The canary is this member's, not replicated state: set again after every restore.
         kv.set_canary(config.canary.and_then(Canary::kv_canary));
         observer.on_event(
@@ -143,6 +180,7 @@ impl NodeCore {
                 revision: kv.current_revision(),
             },
         );
+        let recovered_entries = persisted.entries.clone();
         let raft = Raft::recover(
             raft_config,
             Limits::default(),
@@ -168,7 +206,7 @@ impl NodeCore {
         let mut lease_clock = LeaseClock::new();
         // The snapshot's leases; the rest are rebuilt as the committed log is re-applied.
         lease_clock.sync(&kv.leases(), now_ms);
-        NodeCore {
+        let mut core = NodeCore {
             config,
             raft,
             wal: storage.wal,
@@ -193,16 +231,33 @@ impl NodeCore {
             stream_base,
             next_stream: 1,
             last_progress_notify_ms: now_ms,
-        }
+            address_book,
+            applied_conf: faultline_raft::ConfState::default(),
+            removed: false,
+            pending_transfer: None,
+        };
+        core.applied_conf = core
+            .raft
+            .snapshot()
+            .map_or_else(|| bootstrap_conf, |s| s.metadata.conf_state.clone());
+        core.learn_addresses(&recovered_entries);
+        core
     }
 
     pub fn step(&mut self, message: Message) {
+        if self.removed {
+            return; // a removed member is gone for the others
+        }
         self.raft.step(message);
     }
 
     pub fn tick(&mut self, now: Instant) {
+        if self.removed {
+            return;
+        }
         self.raft.tick();
         self.expire_requests(now);
+        self.expire_transfer(now);
         let now_ms = self.clock.now_ms();
         self.revoke_expired_leases(now_ms);
         self.watch_tick(now, now_ms);
@@ -237,6 +292,10 @@ impl NodeCore {
 
     /// Answer at once (errors, local reads) or register the request until Raft decides.
     pub fn handle_client(&mut self, request: Request, reply: Reply, deadline: Instant) {
+        if self.removed {
+            let _ = reply.send(Err(EtcdError::Removed));
+            return;
+        }
         if let Request::Range(range) = &request {
             if range.serializable {
                 let result = self.read_local(&request);
@@ -309,7 +368,7 @@ impl NodeCore {
                     index,
                     PendingWrite {
                         term,
-                        reply,
+                        waiter: Waiter::Kv(reply),
                         deadline,
                     },
                 );
@@ -373,6 +432,16 @@ impl NodeCore {
         Ok(response)
     }
 
+    /// The header of a response this member answers now.
+    fn header(&self) -> ResponseHeader {
+        ResponseHeader {
+            revision: self.kv.current_revision(),
+            member_id: self.config.id,
+            raft_term: self.term.0,
+            ..ResponseHeader::default()
+        }
+    }
+
     fn stamp(&self, response: &mut Response) {
         let header = response.header_mut();
         header.member_id = self.config.id;
@@ -392,6 +461,8 @@ impl NodeCore {
                 // Durable before the entries after it and before any message acknowledges it.
                 self.persist_snapshot(snapshot);
             }
+            // Before any message to a member these entries add can leave.
+            self.learn_addresses(&ready.entries);
             if ready.hard_state.is_some() || !ready.entries.is_empty() {
                 self.wal
                     .save(ready.hard_state, &ready.entries)
@@ -420,6 +491,9 @@ impl NodeCore {
             self.raft.advance(&ready);
             self.raft.check_invariants();
             self.maybe_compact();
+            if self.removed {
+                return Vec::new();
+            }
         }
         self.serve_applied_reads();
         self.flush_watch_polls();
@@ -438,6 +512,7 @@ impl NodeCore {
         self.role = role;
         self.term = term;
         self.leader = leader;
+        self.on_leader_for_transfer(leader);
         self.observer.on_event(
             self.config.id,
             NodeEvent::RoleChanged {
@@ -457,18 +532,22 @@ impl NodeCore {
             self.revoking.clear();
             // Our proposals may still commit under the next leader, or never: unknown.
             for (_, write) in std::mem::take(&mut self.pending_writes) {
-                let _ = write.reply.send(Err(EtcdError::LeaderChanged));
+                write.waiter.fail(EtcdError::LeaderChanged);
             }
             // Reads have not been served: a definite failure the client may retry.
-            let hint = self.not_leader();
-            for (_, reads) in std::mem::take(&mut self.reads_awaiting_index) {
-                for read in reads {
-                    let _ = read.reply.send(Err(hint.clone()));
-                }
+            self.fail_reads(self.not_leader());
+        }
+    }
+
+    /// Answer every read not yet served with `error`.
+    fn fail_reads(&mut self, error: EtcdError) {
+        for (_, reads) in std::mem::take(&mut self.reads_awaiting_index) {
+            for read in reads {
+                let _ = read.reply.send(Err(error.clone()));
             }
-            for (_, read) in std::mem::take(&mut self.reads_awaiting_apply) {
-                let _ = read.reply.send(Err(hint.clone()));
-            }
+        }
+        for (_, read) in std::mem::take(&mut self.reads_awaiting_apply) {
+            let _ = read.reply.send(Err(error.clone()));
         }
     }
 
@@ -479,15 +558,10 @@ impl NodeCore {
             "committed entries are applied in order, without gaps"
         );
         self.applied = entry.index;
-        let result = if let EntryKind::ConfChange { change, .. } = &entry.kind {
-            // Raft put it in force when it was appended; not a command for the key space.
-            self.observer.on_event(
-                self.config.id,
-                NodeEvent::ConfChangeApplied {
-                    index: entry.index.0,
-                    change: format!("{change:?}"),
-                },
-            );
+        let result = if matches!(entry.kind, EntryKind::ConfChange { .. }) {
+            // Raft put it in force when it was appended; the member list moves on now.
+            let waiter = self.pending_writes.remove(&entry.index);
+            self.apply_conf_change(entry, waiter);
             None
         } else if entry.data.is_empty() {
             None // the leader's no-op
@@ -523,9 +597,15 @@ impl NodeCore {
             },
         );
         if let Some(write) = self.pending_writes.remove(&entry.index) {
+            // Another leader's entry replaced ours at this index: ours never applies.
+            if write.term != entry.term {
+                write.waiter.fail(EtcdError::LeaderChanged);
+                return;
+            }
+            let Waiter::Kv(reply) = write.waiter else {
+                unreachable!("a cluster change's index holds a command of the same term");
+            };
             let outcome = match result {
-                // Another leader's entry replaced ours at this index: ours never applies.
-                _ if write.term != entry.term => Err(EtcdError::LeaderChanged),
                 Some(Ok(mut response)) => {
                     self.stamp(&mut response);
                     self.observer.on_event(
@@ -540,7 +620,7 @@ impl NodeCore {
                 Some(Err(error)) => Err(error),
                 None => unreachable!("a member never proposes an empty entry for a client"),
             };
-            let _ = write.reply.send(outcome);
+            let _ = reply.send(outcome);
         }
     }
 
@@ -586,7 +666,7 @@ impl NodeCore {
             .collect();
         for index in expired {
             let write = self.pending_writes.remove(&index).expect("listed above");
-            let _ = write.reply.send(Err(EtcdError::Timeout));
+            write.waiter.fail(EtcdError::Timeout);
         }
         for reads in self.reads_awaiting_index.values_mut() {
             let (expired, kept): (Vec<_>, Vec<_>) = std::mem::take(reads)
@@ -613,7 +693,19 @@ impl NodeCore {
 fn raft_config(config: &NodeConfig) -> RaftConfig {
     RaftConfig {
         id: NodeId(config.id),
-        voters: config.members.keys().map(|&id| NodeId(id)).collect(),
+        // A joining member is not among the voters it is told of: it learns the configuration
+        // (with itself in it) from the leader's log or snapshot before it could campaign.
+        voters: match config.initial_cluster_state {
+            crate::InitialClusterState::New => {
+                config.members.keys().map(|&id| NodeId(id)).collect()
+            }
+            crate::InitialClusterState::Existing => config
+                .members
+                .keys()
+                .filter(|&&id| id != config.id)
+                .map(|&id| NodeId(id))
+                .collect(),
+        },
         election_timeout_ticks: config.election_timeout_ticks,
         heartbeat_interval_ticks: config.heartbeat_interval_ticks,
         pre_vote: config.pre_vote,

@@ -12,7 +12,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use faultline_api::{EtcdError, Request, Response, WatchCreateRequest, WatchResponse};
+use faultline_api::{
+    ClusterRequest, ClusterResponse, EtcdError, Request, Response, WatchCreateRequest,
+    WatchResponse,
+};
 use faultline_storage::Disk;
 use madsim::net::rpc::Request as RpcRequest;
 use madsim::net::Endpoint;
@@ -117,8 +120,12 @@ impl Canary {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NodeConfig {
     pub id: u64,
-    /// Every voting member, including this one.
+    /// The members this one knows at start, including itself: the bootstrap voters of a new
+    /// cluster, or, for a member joining an existing cluster, the members when it was added.
     pub members: BTreeMap<u64, SocketAddr>,
+    /// etcd's `--initial-cluster-state`: `new` bootstraps `members` as the voters; `existing`
+    /// joins a running cluster, which tells it the configuration (it never campaigns before).
+    pub initial_cluster_state: InitialClusterState,
     pub tick_interval_ms: u64,
     pub election_timeout_ticks: u64,
     pub heartbeat_interval_ticks: u64,
@@ -152,6 +159,12 @@ pub struct NodeConfig {
     /// A new WAL segment begins once the current one holds this many bytes.
     pub wal_segment_size_bytes: u64,
     pub canary: Option<Canary>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InitialClusterState {
+    New,
+    Existing,
 }
 
 impl NodeConfig {
@@ -243,8 +256,16 @@ pub enum NodeEvent {
         term: u64,
         revision: i64,
     },
-    /// A membership change entry was applied (Raft put it in force when appended).
-    ConfChangeApplied { index: u64, change: String },
+    /// A membership change entry was applied (Raft put it in force when appended); the
+    /// configuration from this entry on.
+    ConfChangeApplied {
+        index: u64,
+        change: String,
+        voters: Vec<u64>,
+        learners: Vec<u64>,
+    },
+    /// The member applied its own removal at `index` and stopped serving.
+    Removed { index: u64 },
 }
 
 pub trait Observer: Send + Sync {
@@ -338,12 +359,25 @@ impl RpcRequest for WatchCall {
     const ID: u64 = 0x5741_5443_4800_0001; // "WATCH\0\0\x01"
 }
 
+/// A call to the Cluster service (membership, leader transfer, status).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ClusterCall {
+    pub request: ClusterRequest,
+}
+
+impl RpcRequest for ClusterCall {
+    type Response = Result<ClusterResponse, EtcdError>;
+    const ID: u64 = 0x434c_5553_5445_5201; // "CLUSTER\x01"
+}
+
 pub(crate) type Reply = oneshot::Sender<Result<Response, EtcdError>>;
+pub(crate) type ClusterReply = oneshot::Sender<Result<ClusterResponse, EtcdError>>;
 pub(crate) type WatchReply = oneshot::Sender<Result<WatchBatch, WatchStreamError>>;
 
 pub(crate) enum Input {
     Peer(faultline_raft::Message),
     Client(Request, Reply),
+    Cluster(ClusterRequest, ClusterReply),
     Watch(WatchCall, WatchReply),
 }
 
@@ -392,6 +426,21 @@ pub async fn run_member_with_clock(
         }
     });
 
+    let cluster_tx = input_tx.clone();
+    endpoint.add_rpc_handler(move |call: ClusterCall| {
+        let cluster_tx = cluster_tx.clone();
+        async move {
+            let (reply_tx, reply_rx) = oneshot::channel();
+            if cluster_tx
+                .send(Input::Cluster(call.request, reply_tx))
+                .is_err()
+            {
+                return Err(EtcdError::Stopped);
+            }
+            reply_rx.await.unwrap_or(Err(EtcdError::Stopped))
+        }
+    });
+
     let watch_tx = input_tx.clone();
     endpoint.add_rpc_handler(move |call: WatchCall| {
         let watch_tx = watch_tx.clone();
@@ -414,7 +463,25 @@ pub async fn run_member_with_clock(
     let mut ticker = tokio::time::interval(tick_period(tick_rate));
     let request_timeout = Duration::from_millis(config.request_timeout_ms);
     let peer_timeout = Duration::from_millis(config.peer_timeout_ms);
+    // Apply what the recovered log committed before serving anything: a restarted member
+    // never answers from a state older than one it served before the restart.
+    let mut outbox = core.process_ready();
     loop {
+        for message in outbox.drain(..) {
+            let Some(to) = core.peer_addr(message.to) else {
+                panic!(
+                    "message to {:?}, whose address no configuration gave",
+                    message.to
+                );
+            };
+            let endpoint = endpoint.clone();
+            tokio::spawn(async move {
+                // Lost or timed-out peer messages are normal: Raft retransmits.
+                let _ = endpoint
+                    .call_timeout(to, PeerMessage(message), peer_timeout)
+                    .await;
+            });
+        }
         // Biased: tokio's unbiased select is not reproducible within one process.
         tokio::select! {
             biased;
@@ -422,6 +489,9 @@ pub async fn run_member_with_clock(
                 Some(Input::Peer(message)) => core.step(message),
                 Some(Input::Client(request, reply)) => {
                     core.handle_client(request, reply, tokio::time::Instant::now() + request_timeout)
+                }
+                Some(Input::Cluster(request, reply)) => {
+                    core.handle_cluster(request, reply, tokio::time::Instant::now() + request_timeout)
                 }
                 Some(Input::Watch(call, reply)) => {
                     core.handle_watch(call, reply, tokio::time::Instant::now())
@@ -436,17 +506,6 @@ pub async fn run_member_with_clock(
             let period = tick_period(rate);
             ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         }
-        for message in core.process_ready() {
-            let Some(&to) = config.members.get(&message.to.0) else {
-                panic!("message to unknown member {:?}", message.to);
-            };
-            let endpoint = endpoint.clone();
-            tokio::spawn(async move {
-                // Lost or timed-out peer messages are normal: Raft retransmits.
-                let _ = endpoint
-                    .call_timeout(to, PeerMessage(message), peer_timeout)
-                    .await;
-            });
-        }
+        outbox = core.process_ready();
     }
 }

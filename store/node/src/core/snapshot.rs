@@ -14,7 +14,9 @@ use faultline_mvcc::{KvStore, LeaseClock, Snapshot as KvSnapshot};
 use faultline_raft::{LogIndex, Snapshot, SnapshotMetadata};
 use serde::{Deserialize, Serialize};
 
-use super::NodeCore;
+use std::collections::BTreeMap;
+
+use super::{MemberAttrs, NodeCore};
 use crate::NodeEvent;
 
 /// What a member's snapshot file holds: Raft's metadata and Raft's snapshot data, which is the
@@ -26,15 +28,30 @@ pub(crate) struct SnapshotPayload {
     pub data: Vec<u8>,
 }
 
-/// The MVCC state as Raft carries it in `Snapshot::data`.
+/// The replicated state as Raft carries it in `Snapshot::data`: the MVCC state and the
+/// attributes of every member added so far (the configuration itself is in the metadata).
+#[derive(Serialize, Deserialize)]
+struct StateSnapshot {
+    kv: KvSnapshot,
+    members: BTreeMap<u64, MemberAttrs>,
+}
+
 pub(crate) fn encode_kv(kv: &KvStore) -> Vec<u8> {
     bincode::serialize(&kv.snapshot()).expect("MVCC snapshots always serialize")
 }
 
-pub(crate) fn decode_kv(data: &[u8]) -> KvStore {
-    let snapshot: KvSnapshot =
-        bincode::deserialize(data).expect("a snapshot's data holds a serialized MVCC state");
-    KvStore::restore(snapshot)
+fn encode_state(kv: &KvStore, members: &BTreeMap<u64, MemberAttrs>) -> Vec<u8> {
+    bincode::serialize(&StateSnapshot {
+        kv: kv.snapshot(),
+        members: members.clone(),
+    })
+    .expect("state snapshots always serialize")
+}
+
+pub(crate) fn decode_state(data: &[u8]) -> (KvStore, BTreeMap<u64, MemberAttrs>) {
+    let snapshot: StateSnapshot =
+        bincode::deserialize(data).expect("a snapshot's data holds a serialized state");
+    (KvStore::restore(snapshot.kv), snapshot.members)
 }
 
 /// Raft's snapshot from a snapshot file's payload.
@@ -70,7 +87,7 @@ impl NodeCore {
         if self.pending_compaction.is_none() && self.applied.0 >= last.0 + threshold {
             self.pending_compaction = Some(PendingCompaction {
                 index: self.applied,
-                data: encode_kv(&self.kv),
+                data: encode_state(&self.kv, &self.address_book),
             });
         }
         let due = self.pending_compaction.as_ref().is_some_and(|pending| {
@@ -130,7 +147,12 @@ impl NodeCore {
             index > self.applied,
             "a leader's snapshot lies beyond what this member applied"
         );
-        self.kv = decode_kv(&snapshot.data);
+        let (kv, members) = decode_state(&snapshot.data);
+        self.kv = kv;
+        for (id, attrs) in members {
+            self.address_book.entry(id).or_insert(attrs);
+        }
+        self.applied_conf = snapshot.metadata.conf_state.clone();
         self.kv
             .set_canary(self.config.canary.and_then(crate::Canary::kv_canary));
         assert!(self.kv.take_events().is_empty());
@@ -154,9 +176,7 @@ impl NodeCore {
             .collect();
         for i in covered {
             let write = self.pending_writes.remove(&i).expect("listed above");
-            let _ = write
-                .reply
-                .send(Err(faultline_api::EtcdError::LeaderChanged));
+            write.waiter.fail(faultline_api::EtcdError::LeaderChanged);
         }
         self.observer.on_event(
             self.config.id,

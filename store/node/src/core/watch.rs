@@ -30,6 +30,10 @@ pub(super) struct WatchStream {
 impl NodeCore {
     /// Open, poll, cancel or close a watch stream (see `WatchCall`).
     pub fn handle_watch(&mut self, call: WatchCall, reply: WatchReply, now: Instant) {
+        if self.removed {
+            let _ = reply.send(Err(WatchStreamError::Stopped));
+            return;
+        }
         match call {
             WatchCall::Open { request } => {
                 let stream = self.stream_base + self.next_stream;

@@ -1,0 +1,375 @@
+//! The operator: plays the plan's membership steps (`plan::MembershipOp`) through the
+//! members' Cluster service, as the etcd operator or a person with etcdctl would, and starts
+//! or retires the members' nodes to match. One step at a time, each with a deadline; a step
+//! retries what etcd tells it to retry (a change in progress, a learner not ready) and checks
+//! the member list after an unknown outcome instead of repeating blindly.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use faultline_api::{ClusterRequest, ClusterResponse, EtcdError, Member};
+use faultline_node::ClusterCall;
+use madsim::net::Endpoint;
+use madsim::runtime::Handle;
+use madsim::task::JoinHandle;
+use madsim::time::Instant;
+
+use super::client::ClientContext;
+use super::cluster::Cluster;
+use crate::plan::{MemberPlan, MembershipAction, Plan};
+use crate::trace::{OperatorStep, TraceEvent};
+
+/// How long one step may take before the operator gives up on it.
+const STEP_TIMEOUT: Duration = Duration::from_secs(6);
+/// The pause before retrying a refused or lost call.
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
+const OPERATOR_PORT: u16 = 4100;
+
+/// Start the operator on a node of its own, if the plan has membership steps (only then: a
+/// node more would change every other run's schedule).
+pub(super) fn spawn_operator(
+    plan: &Plan,
+    cluster: &Arc<Mutex<Cluster>>,
+    ctx: &ClientContext,
+) -> Option<JoinHandle<()>> {
+    if plan.membership.is_empty() {
+        return None;
+    }
+    let ip: std::net::IpAddr = "10.1.1.200".parse().expect("ip");
+    let node = Handle::current()
+        .create_node()
+        .name("operator")
+        .ip(ip)
+        .build();
+    let steps = plan.membership.clone();
+    let initial_members = plan.members.iter().map(|m| m.id).max().unwrap_or(0);
+    let workload_end_ms = plan.scenario.workload_duration_ms;
+    let cluster = cluster.clone();
+    let ctx = ctx.clone();
+    Some(node.spawn(async move {
+        let endpoint = Endpoint::bind(std::net::SocketAddr::new(ip, OPERATOR_PORT))
+            .await
+            .expect("bind operator");
+        let operator = Operator {
+            endpoint,
+            ctx,
+            cluster,
+            initial_members,
+            target: 1,
+        };
+        operator.run(steps, workload_end_ms).await;
+    }))
+}
+
+struct Operator {
+    endpoint: Endpoint,
+    ctx: ClientContext,
+    cluster: Arc<Mutex<Cluster>>,
+    /// IDs up to this one are the plan's initial members.
+    initial_members: u64,
+    /// The member calls go to first (the last one that answered as leader).
+    target: u64,
+}
+
+impl Operator {
+    async fn run(mut self, steps: Vec<crate::plan::MembershipOp>, workload_end_ms: u64) {
+        for step in steps {
+            let now_ms = self.ctx.recorder.now_ns() / 1_000_000;
+            if step.at_ms > now_ms {
+                madsim::time::sleep(Duration::from_millis(step.at_ms - now_ms)).await;
+            }
+            let now_ms = self.ctx.recorder.now_ns() / 1_000_000;
+            let outcome = if now_ms >= workload_end_ms {
+                vec![OperatorStep::Skipped {
+                    reason: "the workload is over".into(),
+                }]
+            } else {
+                let deadline = Instant::now() + STEP_TIMEOUT;
+                self.play(step.action, deadline).await
+            };
+            for done in outcome {
+                self.ctx.recorder.record(TraceEvent::Operator {
+                    action: step.action,
+                    step: done,
+                });
+            }
+        }
+    }
+
+    /// One step; what it did, in order (a replacement removes, adds and promotes).
+    async fn play(&mut self, action: MembershipAction, deadline: Instant) -> Vec<OperatorStep> {
+        let mut done = Vec::new();
+        let result = match action {
+            MembershipAction::AddMember => self.add_member(None, deadline, &mut done).await,
+            MembershipAction::RemoveMember => self.remove_added_member(deadline, &mut done).await,
+            MembershipAction::Replace { member } => self.replace(member, deadline, &mut done).await,
+            MembershipAction::TransferLeader { pick } => {
+                self.transfer_leader(pick, deadline, &mut done).await
+            }
+        };
+        if let Err(step) = result {
+            done.push(step);
+        }
+        done
+    }
+
+    async fn replace(
+        &mut self,
+        member: u64,
+        deadline: Instant,
+        done: &mut Vec<OperatorStep>,
+    ) -> Result<(), OperatorStep> {
+        let zone = self
+            .cluster
+            .lock()
+            .expect("cluster")
+            .zones
+            .get(&member)
+            .copied();
+        let Some(zone) = zone else {
+            return Err(OperatorStep::Skipped {
+                reason: format!("member {member} is no longer in the cluster"),
+            });
+        };
+        self.remove_member(member, deadline, done).await?;
+        self.add_member(Some(zone), deadline, done).await
+    }
+
+    async fn remove_added_member(
+        &mut self,
+        deadline: Instant,
+        done: &mut Vec<OperatorStep>,
+    ) -> Result<(), OperatorStep> {
+        let members = self.member_list(deadline).await?;
+        let Some(member) = members
+            .iter()
+            .filter(|m| !m.is_learner && m.id > self.initial_members)
+            .map(|m| m.id)
+            .max()
+        else {
+            return Err(OperatorStep::Skipped {
+                reason: "no voter the operator added is left".into(),
+            });
+        };
+        self.remove_member(member, deadline, done).await
+    }
+
+    /// MemberRemove until the member is gone from the list; then its node stops for good.
+    async fn remove_member(
+        &mut self,
+        member: u64,
+        deadline: Instant,
+        done: &mut Vec<OperatorStep>,
+    ) -> Result<(), OperatorStep> {
+        loop {
+            match self
+                .call(ClusterRequest::MemberRemove { id: member }, deadline)
+                .await
+            {
+                Ok(_) | Err(EtcdError::MemberNotFound) => break,
+                Err(error) if retryable(&error) => {
+                    if error.is_unknown_outcome() {
+                        let members = self.member_list(deadline).await?;
+                        if !members.iter().any(|m| m.id == member) {
+                            break;
+                        }
+                    }
+                    self.pause(deadline, &error).await?;
+                }
+                Err(error) => return Err(gave_up("remove", &error)),
+            }
+        }
+        self.ctx.members.remove(member);
+        self.cluster.lock().expect("cluster").retire(member);
+        done.push(OperatorStep::Removed { member });
+        Ok(())
+    }
+
+    /// Add an empty member as a learner, start it, and promote it once it caught up.
+    async fn add_member(
+        &mut self,
+        zone: Option<u32>,
+        deadline: Instant,
+        done: &mut Vec<OperatorStep>,
+    ) -> Result<(), OperatorStep> {
+        let (ip, zone) = self.cluster.lock().expect("cluster").next_member_slot(zone);
+        let addr = Cluster::member_addr(ip);
+        let url = format!("http://{addr}");
+        let name = format!("member@{ip}");
+        let id = self.member_add(&name, &url, deadline).await?;
+        let member = MemberPlan { id, name, zone, ip };
+        let existing = self.ctx.members.snapshot();
+        self.cluster
+            .lock()
+            .expect("cluster")
+            .join_member(&member, &existing);
+        self.ctx.members.insert(id, addr);
+        done.push(OperatorStep::Added { member: id });
+        self.promote(id, deadline).await?;
+        done.push(OperatorStep::Promoted { member: id });
+        Ok(())
+    }
+
+    /// MemberAdd (learner) until it is in the list; its ID.
+    async fn member_add(
+        &mut self,
+        name: &str,
+        url: &str,
+        deadline: Instant,
+    ) -> Result<u64, OperatorStep> {
+        let request = ClusterRequest::MemberAdd {
+            name: name.to_owned(),
+            peer_urls: vec![url.to_owned()],
+            is_learner: true,
+        };
+        loop {
+            match self.call(request.clone(), deadline).await {
+                Ok(ClusterResponse::MemberAdd { member, .. }) => return Ok(member.id),
+                Ok(other) => panic!("MemberAdd answered {other:?}"),
+                Err(error) if error.is_unknown_outcome() || error == EtcdError::PeerUrlExist => {
+                    let members = self.member_list(deadline).await?;
+                    if let Some(member) = members
+                        .iter()
+                        .find(|m| m.peer_urls.iter().any(|u| u == url))
+                    {
+                        return Ok(member.id);
+                    }
+                    self.pause(deadline, &error).await?;
+                }
+                Err(error) if retryable(&error) => self.pause(deadline, &error).await?,
+                Err(error) => return Err(gave_up("add", &error)),
+            }
+        }
+    }
+
+    async fn promote(&mut self, member: u64, deadline: Instant) -> Result<(), OperatorStep> {
+        loop {
+            match self
+                .call(ClusterRequest::MemberPromote { id: member }, deadline)
+                .await
+            {
+                Ok(_) | Err(EtcdError::MemberNotLearner) => return Ok(()),
+                Err(error) if retryable(&error) || error == EtcdError::LearnerNotReady => {
+                    self.pause(deadline, &error).await?
+                }
+                Err(error) => return Err(gave_up("promote", &error)),
+            }
+        }
+    }
+
+    async fn transfer_leader(
+        &mut self,
+        pick: u32,
+        deadline: Instant,
+        done: &mut Vec<OperatorStep>,
+    ) -> Result<(), OperatorStep> {
+        let leader = loop {
+            match self.call(ClusterRequest::Status, deadline).await {
+                Ok(ClusterResponse::Status(status)) if status.leader != 0 => break status.leader,
+                Ok(_) => self.pause(deadline, &EtcdError::NoLeader).await?,
+                Err(error) => self.pause(deadline, &error).await?,
+            }
+        };
+        let members = self.member_list(deadline).await?;
+        let others: Vec<u64> = members
+            .iter()
+            .filter(|m| !m.is_learner && m.id != leader)
+            .map(|m| m.id)
+            .collect();
+        if others.is_empty() {
+            return Err(OperatorStep::Skipped {
+                reason: "no other voter".into(),
+            });
+        }
+        let to = others[pick as usize % others.len()];
+        self.target = leader;
+        match self
+            .call(ClusterRequest::MoveLeader { target_id: to }, deadline)
+            .await
+        {
+            Ok(_) => {
+                done.push(OperatorStep::Transferred { from: leader, to });
+                Ok(())
+            }
+            Err(error) => Err(gave_up("move leader", &error)),
+        }
+    }
+
+    async fn member_list(&mut self, deadline: Instant) -> Result<Vec<Member>, OperatorStep> {
+        loop {
+            match self.call(ClusterRequest::MemberList, deadline).await {
+                Ok(response) => {
+                    return Ok(response.members().expect("a member list").to_vec());
+                }
+                Err(error) => self.pause(deadline, &error).await?,
+            }
+        }
+    }
+
+    async fn pause(&self, deadline: Instant, error: &EtcdError) -> Result<(), OperatorStep> {
+        if Instant::now() + RETRY_PAUSE >= deadline {
+            return Err(gave_up("step", error));
+        }
+        madsim::time::sleep(RETRY_PAUSE).await;
+        Ok(())
+    }
+
+    /// One Cluster call, following leader hints between members (no retry of anything else).
+    async fn call(
+        &mut self,
+        request: ClusterRequest,
+        deadline: Instant,
+    ) -> Result<ClusterResponse, EtcdError> {
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(EtcdError::Timeout);
+            }
+            let member = self.ctx.members.known_or_next(self.target);
+            self.target = member;
+            let addr = self.ctx.members.addr(member).expect("known_or_next");
+            let call = ClusterCall {
+                request: request.clone(),
+            };
+            let timeout = (deadline - now).min(Duration::from_secs(2));
+            match self.endpoint.call_timeout(addr, call, timeout).await {
+                Ok(Err(EtcdError::NotLeader {
+                    leader_hint: Some(hint),
+                })) if hint != member && self.ctx.members.addr(hint).is_some() => {
+                    self.target = hint;
+                }
+                Ok(Err(EtcdError::NotLeader { .. } | EtcdError::NoLeader | EtcdError::Removed)) => {
+                    self.target = self.ctx.members.next_after(member);
+                    madsim::time::sleep(Duration::from_millis(20)).await;
+                }
+                Ok(result) => return result,
+                Err(_) => {
+                    // Lost or timed out: the member may be down; whether it acted is unknown.
+                    self.target = self.ctx.members.next_after(member);
+                    return Err(EtcdError::Timeout);
+                }
+            }
+        }
+    }
+}
+
+/// Refusals that pass: another change is in flight, a quorum is not active yet, or the
+/// outcome is unknown (the caller checks the list).
+fn retryable(error: &EtcdError) -> bool {
+    error.is_unknown_outcome()
+        || matches!(
+            error,
+            EtcdError::ConfChangeInProgress
+                | EtcdError::TooManyLearners
+                | EtcdError::NotEnoughStartedMembers
+                | EtcdError::Unhealthy
+                | EtcdError::NoLeader
+                | EtcdError::NotLeader { .. }
+        )
+}
+
+fn gave_up(what: &str, error: &EtcdError) -> OperatorStep {
+    OperatorStep::GaveUp {
+        reason: format!("{what}: {error}"),
+    }
+}
