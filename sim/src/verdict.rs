@@ -171,6 +171,8 @@ pub fn check(output: &RunOutput) -> Verdict {
 /// After losing a zone, a cluster whose other zones hold a quorum elects a leader (if it lost
 /// one) within this, and from then on must commit writes.
 pub const ZONE_LOSS_GRACE_NS: u64 = 2_000_000_000;
+/// A zone loss is judged only if clients were writing for at least this long after the grace.
+pub const ZONE_LOSS_JUDGED_MIN_NS: u64 = 1_000_000_000;
 
 /// Every zone loss that lasted past the grace period saw a write succeed after the grace.
 pub fn check_zone_loss_availability(output: &RunOutput) -> Option<String> {
@@ -195,23 +197,39 @@ pub fn check_zone_loss_availability(output: &RunOutput) -> Option<String> {
             _ => {}
         }
     }
+    // Clients stop at the end of their planned operations: judge only while they still write.
+    let writes_until_ns = output
+        .history
+        .ops
+        .iter()
+        // The final phase's client (after the heal) is not the workload.
+        .filter(|op| op.request.is_write() && op.client != u64::MAX)
+        .map(|op| op.invoke_ns)
+        .max()
+        .unwrap_or(0);
     for (zone, start_ns, end_ns) in windows {
         let judged_from_ns = start_ns + ZONE_LOSS_GRACE_NS;
-        if end_ns <= judged_from_ns {
-            continue; // too short to promise anything
+        let judged_to_ns = end_ns.min(writes_until_ns);
+        if judged_to_ns < judged_from_ns + ZONE_LOSS_JUDGED_MIN_NS {
+            continue; // too short (or after the workload) to promise anything
         }
         let wrote = output.history.ops.iter().any(|op| {
             op.request.is_write()
                 && matches!(op.outcome, faultline_invariants::history::Outcome::Ok(_))
                 && op.complete_ns >= judged_from_ns
-                && op.complete_ns <= end_ns
+                && op.complete_ns <= judged_to_ns
         });
         if !wrote {
             return Some(format!(
-                "zone {zone} was down from {:.3} s to {:.3} s and no write succeeded after the                  {:.1} s grace, though the other zones hold a quorum of voters",
+                "zone {zone} was down from {:.3} s to {:.3} s; clients wrote until {:.3} s, and \
+                 no write succeeded between {:.3} s (after a {:.1} s grace for an election) and \
+                 {:.3} s, though the other zones hold a quorum of voters",
                 start_ns as f64 / 1e9,
                 end_ns as f64 / 1e9,
-                ZONE_LOSS_GRACE_NS as f64 / 1e9
+                writes_until_ns as f64 / 1e9,
+                judged_from_ns as f64 / 1e9,
+                ZONE_LOSS_GRACE_NS as f64 / 1e9,
+                judged_to_ns as f64 / 1e9,
             ));
         }
     }

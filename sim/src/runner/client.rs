@@ -19,43 +19,68 @@ use crate::trace::Recorder;
 
 const CLIENT_PORT: u16 = 4000;
 
+/// How long clients avoid a member after a call to it got no answer at all (a gRPC
+/// balancer marks such an endpoint unhealthy and picks another until it reconnects).
+const UNREACHABLE_BACKOFF: Duration = Duration::from_millis(1000);
+
 /// The members clients know, by ID: the initial members, then whatever the operator adds or
-/// removes (etcd clients sync their endpoints from MemberList the same way).
-#[derive(Clone)]
-pub(super) struct Directory(Arc<Mutex<BTreeMap<u64, SocketAddr>>>);
+/// removes (etcd clients sync their endpoints from MemberList the same way), and which of them
+/// recently did not answer.
+#[derive(Clone, Default)]
+pub(super) struct Directory(Arc<Mutex<Members>>);
+
+#[derive(Default)]
+struct Members {
+    addrs: BTreeMap<u64, SocketAddr>,
+    unreachable_until: BTreeMap<u64, madsim::time::Instant>,
+}
 
 impl Directory {
     pub(super) fn new(addrs: BTreeMap<u64, SocketAddr>) -> Directory {
-        Directory(Arc::new(Mutex::new(addrs)))
+        Directory(Arc::new(Mutex::new(Members {
+            addrs,
+            unreachable_until: BTreeMap::new(),
+        })))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Members> {
+        self.0.lock().expect("directory")
     }
 
     pub(super) fn ids(&self) -> Vec<u64> {
-        self.0.lock().expect("directory").keys().copied().collect()
+        self.lock().addrs.keys().copied().collect()
     }
 
     pub(super) fn addr(&self, member: u64) -> Option<SocketAddr> {
-        self.0.lock().expect("directory").get(&member).copied()
+        self.lock().addrs.get(&member).copied()
     }
 
     pub(super) fn snapshot(&self) -> BTreeMap<u64, SocketAddr> {
-        self.0.lock().expect("directory").clone()
+        self.lock().addrs.clone()
     }
 
     pub(super) fn insert(&self, member: u64, addr: SocketAddr) {
-        self.0.lock().expect("directory").insert(member, addr);
+        self.lock().addrs.insert(member, addr);
     }
 
     pub(super) fn remove(&self, member: u64) {
-        self.0.lock().expect("directory").remove(&member);
+        self.lock().addrs.remove(&member);
+    }
+
+    /// A call to `member` got no answer: avoid it for a while.
+    pub(super) fn mark_unreachable(&self, member: u64) {
+        let until = madsim::time::Instant::now() + UNREACHABLE_BACKOFF;
+        self.lock().unreachable_until.insert(member, until);
     }
 
     /// The member after `member` in ID order, wrapping (`member` need not be known).
     pub(super) fn next_after(&self, member: u64) -> u64 {
-        let addrs = self.0.lock().expect("directory");
-        addrs
+        let members = self.lock();
+        members
+            .addrs
             .range(member + 1..)
             .next()
-            .or_else(|| addrs.iter().next())
+            .or_else(|| members.addrs.iter().next())
             .map(|(&id, _)| id)
             .expect("at least one member")
     }
@@ -66,6 +91,28 @@ impl Directory {
             member
         } else {
             self.next_after(member)
+        }
+    }
+
+    /// `member`, or, if it is unknown or recently unreachable, the next member that is
+    /// neither (or `member`'s known successor when every member is unreachable).
+    pub(super) fn reachable_from(&self, member: u64) -> u64 {
+        let first = self.known_or_next(member);
+        let now = madsim::time::Instant::now();
+        let mut candidate = first;
+        loop {
+            let blocked = self
+                .lock()
+                .unreachable_until
+                .get(&candidate)
+                .is_some_and(|until| *until > now);
+            if !blocked {
+                return candidate;
+            }
+            candidate = self.next_after(candidate);
+            if candidate == first {
+                return first;
+            }
         }
     }
 }
@@ -217,7 +264,7 @@ impl Session {
         let deadline = madsim::time::Instant::now() + self.ctx.request_timeout;
         let mut member;
         let outcome = loop {
-            member = self.ctx.members.known_or_next(self.target);
+            member = self.ctx.members.reachable_from(self.target);
             self.target = member;
             let addr = self.ctx.members.addr(member).expect("known_or_next");
             let now = madsim::time::Instant::now();
@@ -246,7 +293,10 @@ impl Session {
                     break Outcome::Unknown(error.to_string())
                 }
                 Ok(Err(error)) => break Outcome::Failed(error),
-                Err(io_error) => break Outcome::Unknown(format!("rpc: {io_error}")),
+                Err(io_error) => {
+                    self.ctx.members.mark_unreachable(member);
+                    break Outcome::Unknown(format!("rpc: {io_error}"));
+                }
             }
         };
         let complete_ns = self.ctx.recorder.now_ns();

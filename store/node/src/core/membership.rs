@@ -95,6 +95,11 @@ impl NodeCore {
         self.address_book.get(&id.0).map(|attrs| attrs.peer_addr)
     }
 
+    /// Is `id` a voter or learner of the configuration Raft has in force here?
+    pub fn in_configuration(&self, id: NodeId) -> bool {
+        self.raft.conf_state().membership(id) != faultline_raft::Membership::NotMember
+    }
+
     /// True once this member applied its own removal: it serves nothing and sends nothing.
     pub fn is_removed(&self) -> bool {
         self.removed
