@@ -78,6 +78,14 @@ const LOST_ENTRY: &[VerdictKind] = &[
     VerdictKind::NotLinearizable,
     VerdictKind::Divergence,
 ];
+/// A member whose revision went back: its own answers, the revisions it gives to the entries
+/// it applies next (Raft's state machine check compares them per index), or the history.
+const REVISION_DECREASE: &[VerdictKind] = &[
+    VerdictKind::RevisionDecrease,
+    VerdictKind::RaftSafety,
+    VerdictKind::NotLinearizable,
+    VerdictKind::Divergence,
+];
 /// A committed entry overwritten: a panic counts here, since raft's assertion that no append
 /// overwrites the committed prefix (store/raft/src/log.rs) is a safety check in the code.
 const OVERWRITTEN_COMMIT: &[VerdictKind] = &[
@@ -102,13 +110,43 @@ pub fn all_canaries() -> Vec<CanarySpec> {
         30,
         PANIC,
     ));
-    all.push(CanarySpec {
-        name: "revision-decrease-on-compaction-crash",
-        models: "etcd #17780: revision decreases after a crash during compaction",
-        kind: CanaryKind::Pending {
-            reason: "compaction is not persisted (no snapshots or compaction on disk)",
-        },
-    });
+    // Membership: two operators at once propose changes that overlap; learners are promoted
+    // as soon as the leader allows; snapshots are sent often, some twice under message loss.
+    all.push(ready(
+        Canary::ConfChangeNoGuard.name(),
+        Canary::ConfChangeNoGuard,
+        "single-server change bug (Ongaro 2015): a 2nd change while the 1st is in flight",
+        "membership-churn",
+        300,
+        OVERWRITTEN_COMMIT,
+    ));
+    all.push(ready(
+        Canary::PromoteUnreadyLearner.name(),
+        Canary::PromoteUnreadyLearner,
+        "etcd refuses it: a learner promoted before it caught up joins the quorum empty",
+        "membership-churn",
+        300,
+        &[VerdictKind::RaftSafety],
+    ));
+    all.push(ready(
+        Canary::InstallStaleSnapshot.name(),
+        Canary::InstallStaleSnapshot,
+        "a follower installs a snapshot older than its commit index and rolls back",
+        "membership-churn",
+        300,
+        OVERWRITTEN_COMMIT,
+    ));
+    // A member restoring a snapshot taken right after a compaction at the newest revision
+    // comes back below the revision it served; the next entries it applies get revisions
+    // other members gave to other entries.
+    all.push(ready(
+        Canary::RevisionFromRecords.name(),
+        Canary::RevisionFromRecords,
+        "etcd #17780: revision decreases after a crash during compaction",
+        "revision-from-records",
+        300,
+        REVISION_DECREASE,
+    ));
     all
 }
 

@@ -82,7 +82,7 @@ impl Verdict {
 pub const LINEARIZABILITY_BUDGET_STEPS: u64 = 5_000_000;
 
 pub fn check(output: &RunOutput) -> Verdict {
-    if let Some(report) = check_raft_safety(output) {
+    if let Some(report) = check_raft_safety(output).or_else(|| check_promotions(output)) {
         return Verdict::Fail {
             kind: FailureKind::RaftSafety,
             report,
@@ -171,69 +171,77 @@ pub fn check(output: &RunOutput) -> Verdict {
 /// After losing a zone, a cluster whose other zones hold a quorum elects a leader (if it lost
 /// one) within this, and from then on must commit writes.
 pub const ZONE_LOSS_GRACE_NS: u64 = 2_000_000_000;
-/// A zone loss is judged only if clients were writing for at least this long after the grace.
-pub const ZONE_LOSS_JUDGED_MIN_NS: u64 = 1_000_000_000;
 
-/// Every zone loss that lasted past the grace period saw a write succeed after the grace.
+/// While a zone is down (after the grace for an election), every write a client sent to a
+/// member outside the lost zone and got an answer for before the zone came back succeeded:
+/// none timed out, none lost its leader, none found no leader. Writes sent to the lost
+/// members, or still in flight when the zone returned, say nothing about the cluster.
 pub fn check_zone_loss_availability(output: &RunOutput) -> Option<String> {
-    let mut open: BTreeMap<u32, u64> = BTreeMap::new();
+    let mut open: BTreeMap<u32, (u64, Vec<u64>)> = BTreeMap::new();
     let mut windows = Vec::new();
     for record in &output.trace {
         match &record.event {
             TraceEvent::FaultStart {
                 fault: crate::plan::Fault::ZoneDown { zone },
-                ..
+                members,
             } => {
-                open.insert(*zone, record.at_ns);
+                open.insert(*zone, (record.at_ns, members.clone()));
             }
             TraceEvent::FaultEnd {
                 fault: crate::plan::Fault::ZoneDown { zone },
                 ..
             } => {
-                if let Some(start) = open.remove(zone) {
-                    windows.push((*zone, start, record.at_ns));
+                if let Some((start, lost)) = open.remove(zone) {
+                    windows.push((*zone, start, record.at_ns, lost));
                 }
             }
             _ => {}
         }
     }
-    // Clients stop at the end of their planned operations: judge only while they still write.
-    let writes_until_ns = output
-        .history
-        .ops
-        .iter()
-        // The final phase's client (after the heal) is not the workload.
-        .filter(|op| op.request.is_write() && op.client != u64::MAX)
-        .map(|op| op.invoke_ns)
-        .max()
-        .unwrap_or(0);
-    for (zone, start_ns, end_ns) in windows {
+    for (zone, start_ns, end_ns, lost) in windows {
         let judged_from_ns = start_ns + ZONE_LOSS_GRACE_NS;
-        let judged_to_ns = end_ns.min(writes_until_ns);
-        if judged_to_ns < judged_from_ns + ZONE_LOSS_JUDGED_MIN_NS {
-            continue; // too short (or after the workload) to promise anything
-        }
-        let wrote = output.history.ops.iter().any(|op| {
+        let refused = output.history.ops.iter().find(|op| {
             op.request.is_write()
-                && matches!(op.outcome, faultline_invariants::history::Outcome::Ok(_))
-                && op.complete_ns >= judged_from_ns
-                && op.complete_ns <= judged_to_ns
+                && op.member.is_some_and(|m| !lost.contains(&m))
+                && op.invoke_ns >= judged_from_ns
+                && op.complete_ns <= end_ns
+                && unavailable(&op.outcome)
         });
-        if !wrote {
+        if let Some(op) = refused {
             return Some(format!(
-                "zone {zone} was down from {:.3} s to {:.3} s; clients wrote until {:.3} s, and \
-                 no write succeeded between {:.3} s (after a {:.1} s grace for an election) and \
-                 {:.3} s, though the other zones hold a quorum of voters",
+                "zone {zone} (members {lost:?}) was down from {:.3} s to {:.3} s, and the write \
+                 {} sent to member {} at {:.3} s, after the {:.1} s grace for an election, ended \
+                 {:?}, though the other zones hold a quorum of voters",
                 start_ns as f64 / 1e9,
                 end_ns as f64 / 1e9,
-                writes_until_ns as f64 / 1e9,
-                judged_from_ns as f64 / 1e9,
+                op.id,
+                op.member.unwrap_or(0),
+                op.invoke_ns as f64 / 1e9,
                 ZONE_LOSS_GRACE_NS as f64 / 1e9,
-                judged_to_ns as f64 / 1e9,
+                op.outcome,
             ));
         }
     }
     None
+}
+
+/// An outcome that says the cluster could not take the write (not a refusal of the write
+/// itself, such as a failed compare or a compacted revision).
+fn unavailable(outcome: &faultline_invariants::history::Outcome) -> bool {
+    use faultline_api::EtcdError;
+    use faultline_invariants::history::Outcome;
+    match outcome {
+        Outcome::Ok(_) => false,
+        Outcome::Unknown(_) => true,
+        Outcome::Failed(error) => matches!(
+            error,
+            EtcdError::NoLeader
+                | EtcdError::NotLeader { .. }
+                | EtcdError::LeaderChanged
+                | EtcdError::Timeout
+                | EtcdError::Stopped
+        ),
+    }
 }
 
 fn describe_watch_violations(output: &RunOutput, violations: &[WatchViolation]) -> String {
@@ -314,6 +322,55 @@ pub fn check_raft_safety(output: &RunOutput) -> Option<String> {
     None
 }
 
+/// A promoted learner may lag the promotion's index by at most this many entries when the
+/// promotion commits (the leader refuses beyond 16; the rest covers what the learner holds
+/// but has not yet heard is committed).
+pub const PROMOTION_LAG_LIMIT_ENTRIES: u64 = 500;
+
+/// A learner becomes a voter only once caught up (etcd refuses an unready learner): when the
+/// promotion at index `i` first commits, the learner had applied (or installed a snapshot)
+/// up to within `PROMOTION_LAG_LIMIT_ENTRIES` of `i`. Evidence from the learner's own events,
+/// not from the leader's bookkeeping the rule relies on.
+pub fn check_promotions(output: &RunOutput) -> Option<String> {
+    let mut progress: BTreeMap<u64, u64> = BTreeMap::new(); // member -> highest index it holds applied
+                                                            // Each member's view: the learners of the last configuration it applied.
+    let mut learners_of: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    let mut judged: std::collections::BTreeSet<u64> = Default::default(); // promotion indexes seen
+    for record in &output.trace {
+        let TraceEvent::Member { member, event } = &record.event else {
+            continue;
+        };
+        match event {
+            NodeEvent::Applied { index, .. } | NodeEvent::SnapshotInstalled { index, .. } => {
+                let held = progress.entry(*member).or_default();
+                *held = (*held).max(*index);
+            }
+            NodeEvent::ConfChangeApplied {
+                index,
+                voters,
+                learners: now_learners,
+                ..
+            } => {
+                let learners = learners_of.entry(*member).or_default();
+                for promoted in voters.iter().filter(|v| learners.contains(v)) {
+                    let held = progress.get(promoted).copied().unwrap_or(0);
+                    if judged.insert(*index) && held + PROMOTION_LAG_LIMIT_ENTRIES < *index {
+                        return Some(format!(
+                            "membership safety: learner {promoted} was promoted at log index \
+                             {index} (committed by {:.3} ms) while it held entries only up to \
+                             {held}: a voter that holds nothing yet joined the quorum",
+                            record.at_ns as f64 / 1e6
+                        ));
+                    }
+                }
+                *learners = now_learners.clone();
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
 /// Every member reached the final revision and they agree on HashKV there.
 pub fn check_convergence(output: &RunOutput) -> Option<String> {
     let mut first: Option<(u64, (i64, u32))> = None;
@@ -380,5 +437,92 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    fn record(at_ns: u64, event: TraceEvent) -> crate::trace::TraceRecord {
+        crate::trace::TraceRecord { at_ns, event }
+    }
+
+    fn applied(member: u64, index: u64, revision: i64) -> TraceEvent {
+        TraceEvent::Member {
+            member,
+            event: NodeEvent::Applied {
+                index,
+                term: 1,
+                digest: 7,
+                revision,
+            },
+        }
+    }
+
+    /// The same entry applied to different states (a restore that lost a revision) is a
+    /// state machine safety failure, though the entries agree.
+    #[test]
+    fn members_at_different_revisions_after_one_index_fail_raft_safety() {
+        let mut out = output(true, &[]);
+        out.trace = vec![record(1, applied(1, 5, 9)), record(2, applied(2, 5, 9))];
+        assert_eq!(check_raft_safety(&out), None);
+        out.trace.push(record(3, applied(3, 5, 8)));
+        let report = check_raft_safety(&out).expect("revision 8 after index 5 differs from 9");
+        assert!(report.contains("member 3 at revision 8"), "{report}");
+    }
+
+    /// A write sent to a member outside the lost zone after the grace that timed out fails
+    /// `Availability`; one sent to a lost member, or before the grace, or one that succeeded,
+    /// does not.
+    #[test]
+    fn a_write_refused_by_the_quorum_side_during_a_zone_loss_fails_availability() {
+        use faultline_api::{PutRequest, PutResponse, Request, Response};
+        use faultline_invariants::history::{Operation, Outcome};
+        let second = 1_000_000_000;
+        let zone_down = crate::plan::Fault::ZoneDown { zone: 0 };
+        let put = |id: u64, member: u64, invoke_ns: u64, outcome: Outcome| Operation {
+            id,
+            client: 0,
+            member: Some(member),
+            invoke_ns,
+            complete_ns: invoke_ns + second / 2,
+            request: Request::Put(PutRequest::default()),
+            outcome,
+        };
+        let ok = || Outcome::Ok(Response::Put(PutResponse::default()));
+        let timeout = || Outcome::Unknown("timeout".into());
+        let mut out = output(true, &[]);
+        out.writes_promised_during_zone_loss = true;
+        out.trace = vec![
+            record(
+                second,
+                TraceEvent::FaultStart {
+                    fault: zone_down,
+                    members: vec![1],
+                },
+            ),
+            record(
+                6 * second,
+                TraceEvent::FaultEnd {
+                    fault: zone_down,
+                    members: vec![1],
+                },
+            ),
+        ];
+        out.history.ops = vec![
+            put(0, 2, second + second / 2, timeout()), // before the grace: an election
+            put(1, 1, 4 * second, timeout()),          // sent to the lost member
+            put(2, 2, 4 * second, ok()),
+        ];
+        assert_eq!(check_zone_loss_availability(&out), None);
+        out.history.ops.push(put(3, 3, 5 * second, timeout()));
+        let report = check_zone_loss_availability(&out).expect("member 3 could not write");
+        assert!(report.contains("zone 0 (members [1])"), "{report}");
+        assert!(report.contains("sent to member 3"), "{report}");
+        assert!(matches!(
+            check(&out),
+            Verdict::Fail {
+                kind: FailureKind::Availability,
+                ..
+            }
+        ));
+        out.writes_promised_during_zone_loss = false;
+        assert_eq!(check(&out), Verdict::Pass);
     }
 }

@@ -26,6 +26,10 @@ pub struct MembershipMix {
     /// Leader transfers (MoveLeader) to another voter.
     #[serde(default)]
     pub leader_transfers: u32,
+    /// Steps start at their time even while an earlier one still runs, as when two operators
+    /// (a controller and a person) act at once: changes then meet etcd's one-at-a-time rule.
+    #[serde(default)]
+    pub concurrent: bool,
 }
 
 impl MembershipMix {

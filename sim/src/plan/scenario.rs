@@ -150,7 +150,7 @@ pub const DEFAULT_SCENARIO_TOML: &str = include_str!("../../scenarios/default.to
 
 /// Every scenario of sim/scenarios/ as (name, TOML text), embedded so that no run depends on
 /// the working directory. A file's `name` is its file name without `.toml`.
-pub const EMBEDDED_SCENARIOS: [(&str, &str); 10] = [
+pub const EMBEDDED_SCENARIOS: [(&str, &str); 12] = [
     ("default", DEFAULT_SCENARIO_TOML),
     (
         "compact-on-delete",
@@ -184,6 +184,14 @@ pub const EMBEDDED_SCENARIOS: [(&str, &str); 10] = [
     (
         "five-voters-three-zones",
         include_str!("../../scenarios/five-voters-three-zones.toml"),
+    ),
+    (
+        "revision-from-records",
+        include_str!("../../scenarios/revision-from-records.toml"),
+    ),
+    (
+        "membership-churn",
+        include_str!("../../scenarios/membership-churn.toml"),
     ),
 ];
 

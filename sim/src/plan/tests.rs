@@ -169,3 +169,62 @@ fn every_scenario_file_is_embedded_under_its_name_and_valid() {
     );
     assert_eq!(Scenario::embedded("no-such-scenario"), None);
 }
+
+/// The operator's schedule: a scale cycle is add, add, remove, remove in that order; every
+/// step lies in the first 80% of the workload, in time order; it has its own stream (the
+/// faults do not move), and a scenario without `[membership]` plans none.
+#[test]
+fn membership_steps_follow_the_mix_in_time_order() {
+    let scale = Scenario::embedded("scale").expect("embedded");
+    let plan = Plan::generate(3, &scale);
+    let actions: Vec<MembershipAction> = plan.membership.iter().map(|s| s.action).collect();
+    let lifecycle: Vec<MembershipAction> = actions
+        .iter()
+        .copied()
+        .filter(|a| !matches!(a, MembershipAction::TransferLeader { .. }))
+        .collect();
+    assert_eq!(
+        lifecycle,
+        [
+            MembershipAction::AddMember,
+            MembershipAction::AddMember,
+            MembershipAction::RemoveMember,
+            MembershipAction::RemoveMember
+        ]
+    );
+    assert_eq!(actions.len(), 5, "{actions:?}");
+    assert!(plan.membership.windows(2).all(|w| w[0].at_ms <= w[1].at_ms));
+    assert!(plan
+        .membership
+        .iter()
+        .all(|s| s.at_ms <= scale.workload_duration_ms * 8 / 10));
+    let mut without = scale.clone();
+    without.membership = MembershipMix::default();
+    assert_eq!(Plan::generate(3, &without).faults, plan.faults);
+    assert!(Plan::generate(3, &without).membership.is_empty());
+    let replace = Scenario::embedded("member-replace").expect("embedded");
+    let replaced = Plan::generate(3, &replace);
+    assert!(replaced.membership.iter().any(|s| matches!(
+        s.action,
+        MembershipAction::Replace { member } if (1..=3).contains(&member)
+    )));
+}
+
+/// A promise of writes during a zone loss is refused where a zone loss takes the quorum.
+#[test]
+fn a_zone_loss_promise_needs_a_quorum_outside_every_zone() {
+    let five = Scenario::embedded("five-voters-three-zones").expect("embedded");
+    assert!(five.writes_promised_during_zone_loss);
+    five.validate()
+        .expect("2 + 2 + 1: any zone lost leaves 3 of 5");
+    let mut four = five.clone();
+    four.members = 4;
+    four.zones = 2;
+    let error = four
+        .validate()
+        .expect_err("2 + 2: a lost zone leaves 2 of 4, no quorum");
+    assert!(
+        error.contains("writes_promised_during_zone_loss"),
+        "{error}"
+    );
+}

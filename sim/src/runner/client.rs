@@ -19,9 +19,11 @@ use crate::trace::Recorder;
 
 const CLIENT_PORT: u16 = 4000;
 
-/// How long clients avoid a member after a call to it got no answer at all (a gRPC
-/// balancer marks such an endpoint unhealthy and picks another until it reconnects).
+/// How long clients avoid a member after a call to it got no answer at all, doubling with
+/// each failure in a row up to the cap (a gRPC channel's reconnect back-off: base 1 s,
+/// growing, capped), and reset by an answer.
 const UNREACHABLE_BACKOFF: Duration = Duration::from_millis(1000);
+const UNREACHABLE_BACKOFF_MAX: Duration = Duration::from_millis(8000);
 
 /// The members clients know, by ID: the initial members, then whatever the operator adds or
 /// removes (etcd clients sync their endpoints from MemberList the same way), and which of them
@@ -32,7 +34,8 @@ pub(super) struct Directory(Arc<Mutex<Members>>);
 #[derive(Default)]
 struct Members {
     addrs: BTreeMap<u64, SocketAddr>,
-    unreachable_until: BTreeMap<u64, madsim::time::Instant>,
+    /// Per member: avoided until, and the failures in a row that set it.
+    unreachable_until: BTreeMap<u64, (madsim::time::Instant, u32)>,
 }
 
 impl Directory {
@@ -69,8 +72,22 @@ impl Directory {
 
     /// A call to `member` got no answer: avoid it for a while.
     pub(super) fn mark_unreachable(&self, member: u64) {
-        let until = madsim::time::Instant::now() + UNREACHABLE_BACKOFF;
-        self.lock().unreachable_until.insert(member, until);
+        let mut members = self.lock();
+        let failures = members
+            .unreachable_until
+            .get(&member)
+            .map_or(0, |(_, failures)| *failures);
+        let backoff =
+            (UNREACHABLE_BACKOFF * 2u32.pow(failures.min(8))).min(UNREACHABLE_BACKOFF_MAX);
+        let until = madsim::time::Instant::now() + backoff;
+        members
+            .unreachable_until
+            .insert(member, (until, failures + 1));
+    }
+
+    /// `member` answered: it is reachable again.
+    pub(super) fn mark_reachable(&self, member: u64) {
+        self.lock().unreachable_until.remove(&member);
     }
 
     /// The member after `member` in ID order, wrapping (`member` need not be known).
@@ -105,7 +122,7 @@ impl Directory {
                 .lock()
                 .unreachable_until
                 .get(&candidate)
-                .is_some_and(|until| *until > now);
+                .is_some_and(|(until, _)| *until > now);
             if !blocked {
                 return candidate;
             }
@@ -274,7 +291,11 @@ impl Session {
             let call = ClientCall {
                 request: request.clone(),
             };
-            match self.endpoint.call_timeout(addr, call, deadline - now).await {
+            let answer = self.endpoint.call_timeout(addr, call, deadline - now).await;
+            if answer.is_ok() {
+                self.ctx.members.mark_reachable(member);
+            }
+            match answer {
                 Ok(Ok(response)) => break Outcome::Ok(response),
                 Ok(Err(faultline_api::EtcdError::NotLeader {
                     leader_hint: Some(hint),

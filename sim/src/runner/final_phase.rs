@@ -6,9 +6,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use faultline_api::{prefix_range_end, PutRequest, RangeRequest, Request, Revision};
+use faultline_api::{
+    prefix_range_end, ClusterRequest, ClusterResponse, PutRequest, RangeRequest, Request, Revision,
+};
 use faultline_invariants::history::Outcome;
-use faultline_node::ClientCall;
+use faultline_node::{ClientCall, ClusterCall};
 use madsim::runtime::Handle;
 use madsim::time::Instant;
 
@@ -38,12 +40,10 @@ pub(super) async fn run_final_phase(
 }
 
 async fn final_phase(ctx: ClientContext, heal_timeout: Duration) -> (bool, FinalHashes) {
-    // The members at the end: the operator's changes are over (its task was awaited).
-    let members: Vec<u64> = ctx.members.ids();
     let mut session = Session::new(
         "10.1.1.1".parse().expect("ip"),
         u64::MAX,
-        members[0],
+        ctx.members.ids()[0],
         ctx.clone(),
     )
     .await;
@@ -52,6 +52,7 @@ async fn final_phase(ctx: ClientContext, heal_timeout: Duration) -> (bool, Final
         return (false, BTreeMap::new());
     };
     read_everything(&mut session, deadline).await;
+    let members = current_members(&session, deadline).await;
     let hashes = member_hashes(&session, &members, final_revision, deadline).await;
     (true, hashes)
 }
@@ -70,6 +71,47 @@ async fn write_once_healed(session: &mut Session, deadline: Instant) -> Option<R
         }
     }
     None
+}
+
+/// The members of the cluster at the end, as its leader lists them (it applied every change:
+/// the healed write committed after them), that have a node to ask: a change the operator
+/// gave up on may have committed after all, and a member it added may never have started.
+async fn current_members(session: &Session, deadline: Instant) -> Vec<u64> {
+    let known = session.ctx.members.snapshot();
+    while Instant::now() < deadline {
+        for (&member, &addr) in &known {
+            let status = ClusterCall {
+                request: ClusterRequest::Status,
+            };
+            let Ok(Ok(ClusterResponse::Status(status))) = session
+                .endpoint
+                .call_timeout(addr, status, Duration::from_millis(500))
+                .await
+            else {
+                continue;
+            };
+            if status.leader != member {
+                continue;
+            }
+            let list = ClusterCall {
+                request: ClusterRequest::MemberList,
+            };
+            if let Ok(Ok(response)) = session
+                .endpoint
+                .call_timeout(addr, list, Duration::from_millis(500))
+                .await
+            {
+                let listed = response.members().expect("a member list");
+                return listed
+                    .iter()
+                    .map(|m| m.id)
+                    .filter(|id| known.contains_key(id))
+                    .collect();
+            }
+        }
+        madsim::time::sleep(Duration::from_millis(50)).await;
+    }
+    known.keys().copied().collect()
 }
 
 /// A final linearizable read of the whole key space pins the end state for the checker.

@@ -42,6 +42,7 @@ pub(super) fn spawn_operator(
         .ip(ip)
         .build();
     let steps = plan.membership.clone();
+    let concurrent = plan.scenario.membership.concurrent;
     let initial_members = plan.members.iter().map(|m| m.id).max().unwrap_or(0);
     let workload_end_ms = plan.scenario.workload_duration_ms;
     let cluster = cluster.clone();
@@ -51,18 +52,32 @@ pub(super) fn spawn_operator(
             .await
             .expect("bind operator");
         let operator = Operator {
-            endpoint,
+            endpoint: Arc::new(endpoint),
             ctx,
             cluster,
             initial_members,
             target: 1,
         };
-        operator.run(steps, workload_end_ms).await;
+        if concurrent {
+            let tasks: Vec<JoinHandle<()>> = steps
+                .into_iter()
+                .map(|step| {
+                    let operator = operator.clone();
+                    madsim::task::spawn(operator.run(vec![step], workload_end_ms))
+                })
+                .collect();
+            for task in tasks {
+                task.await.expect("operator step");
+            }
+        } else {
+            operator.run(steps, workload_end_ms).await;
+        }
     }))
 }
 
+#[derive(Clone)]
 struct Operator {
-    endpoint: Endpoint,
+    endpoint: Arc<Endpoint>,
     ctx: ClientContext,
     cluster: Arc<Mutex<Cluster>>,
     /// IDs up to this one are the plan's initial members.

@@ -153,6 +153,11 @@ pub enum KvCanary {
     /// ignore_value/ignore_lease passes every check and panics at apply, on every member and
     /// again on every replay of the log.
     IgnorePutAfterDelete,
+    /// etcd #17780 (revision decreasing after a crash during compaction): a restored store
+    /// takes its revision from the newest record it holds instead of the snapshot's, so when
+    /// compaction removed the newest records (tombstones at the compact revision) the member
+    /// restarts, or installs a leader's snapshot, at a revision lower than it had served.
+    RevisionFromRecords,
 }
 
 /// Equality of replicated state; untaken watch events are transient output and not compared.
@@ -501,6 +506,20 @@ impl KvStore {
                 .insert(key);
         }
         store.check_invariants();
+        store
+    }
+
+    /// `restore` with this member's canary set (a canary may live in the restore itself).
+    pub fn restore_with_canary(snapshot: Snapshot, canary: Option<KvCanary>) -> KvStore {
+        let mut store = KvStore::restore(snapshot);
+        store.set_canary(canary);
+        if store.canary_active(KvCanary::RevisionFromRecords) {
+            // Planted bug: the newest stored record's revision, not the snapshot's.
+            let newest = store.backend.keys().next_back().map_or(1, |rev| rev.main);
+            store.current_rev = newest.max(1);
+            store.compact_rev = store.compact_rev.min(store.current_rev);
+            store.check_invariants();
+        }
         store
     }
 

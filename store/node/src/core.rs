@@ -142,7 +142,7 @@ impl NodeCore {
             .map(|s| snapshot::decode_payload(&s.payload));
         let restored = raft_snapshot
             .as_ref()
-            .map(|s| snapshot::decode_state(&s.data));
+            .map(|s| snapshot::decode_state(&s.data, config.canary.and_then(Canary::kv_canary)));
         let persisted = PersistedState {
             hard_state: restart.hard_state,
             entries: restart.entries,
@@ -168,7 +168,8 @@ impl NodeCore {
             ),
         };
         let address_book = membership::initial_address_book(&config.members, &snapshot_members);
-        // The canary is this member's, not replicated state: set again after every restore.
+        // The canary is this member's, not replicated state: set again after every restore
+        // (`decode_state` sets it on a restored store).
         kv.set_canary(config.canary.and_then(Canary::kv_canary));
         observer.on_event(
             config.id,

@@ -55,10 +55,23 @@ pub enum Canary {
     /// and then puts it with ignore_value/ignore_lease is proposed, and every member panics
     /// applying it, again at each restart (`faultline_mvcc::KvCanary::IgnorePutAfterDelete`).
     IgnorePutAfterDelete,
+    /// etcd #17780 (revision decrease after a crash during compaction): a member restoring a
+    /// snapshot (at restart, or installing the leader's) takes its revision from the newest
+    /// record left after compaction instead of the snapshot's
+    /// (`faultline_mvcc::KvCanary::RevisionFromRecords`).
+    RevisionFromRecords,
+    /// The classic single-server membership bug: a second change while the first is
+    /// uncommitted (`faultline_raft::Canary::ConfChangeOnAppendNoGuard`).
+    ConfChangeNoGuard,
+    /// A follower installs a snapshot older than its commit index
+    /// (`faultline_raft::Canary::InstallStaleSnapshot`).
+    InstallStaleSnapshot,
+    /// A learner promoted before it caught up (`faultline_raft::Canary::PromoteUnreadyLearner`).
+    PromoteUnreadyLearner,
 }
 
 impl Canary {
-    pub const ALL: [Canary; 9] = [
+    pub const ALL: [Canary; 13] = [
         Canary::StaleFollowerRead,
         Canary::AckBeforeSync,
         Canary::LeaderLocalRead,
@@ -68,6 +81,10 @@ impl Canary {
         Canary::WatchDropOnCompactDelete,
         Canary::ProgressBeforeEvents,
         Canary::IgnorePutAfterDelete,
+        Canary::RevisionFromRecords,
+        Canary::ConfChangeNoGuard,
+        Canary::InstallStaleSnapshot,
+        Canary::PromoteUnreadyLearner,
     ];
 
     /// The name used on the command line and in seed files.
@@ -82,6 +99,10 @@ impl Canary {
             Canary::WatchDropOnCompactDelete => "watch-drop-on-compact-delete",
             Canary::ProgressBeforeEvents => "progress-before-events",
             Canary::IgnorePutAfterDelete => "ignore-put-after-delete",
+            Canary::RevisionFromRecords => "revision-from-records",
+            Canary::ConfChangeNoGuard => "conf-change-no-guard",
+            Canary::InstallStaleSnapshot => "install-stale-snapshot",
+            Canary::PromoteUnreadyLearner => "promote-unready-learner",
         }
     }
 
@@ -90,6 +111,9 @@ impl Canary {
         match self {
             Canary::VoteWithoutLogCheck => Some(faultline_raft::Canary::VoteWithoutLogCheck),
             Canary::CommitOldTerm => Some(faultline_raft::Canary::CommitOldTerm),
+            Canary::ConfChangeNoGuard => Some(faultline_raft::Canary::ConfChangeOnAppendNoGuard),
+            Canary::InstallStaleSnapshot => Some(faultline_raft::Canary::InstallStaleSnapshot),
+            Canary::PromoteUnreadyLearner => Some(faultline_raft::Canary::PromoteUnreadyLearner),
             _ => None,
         }
     }
@@ -107,6 +131,7 @@ impl Canary {
     pub fn kv_canary(self) -> Option<faultline_mvcc::KvCanary> {
         match self {
             Canary::IgnorePutAfterDelete => Some(faultline_mvcc::KvCanary::IgnorePutAfterDelete),
+            Canary::RevisionFromRecords => Some(faultline_mvcc::KvCanary::RevisionFromRecords),
             _ => None,
         }
     }

@@ -3,6 +3,7 @@
 
 mod faults;
 mod leases;
+mod membership;
 mod requests;
 mod snapshots;
 mod watches;

@@ -48,10 +48,18 @@ fn encode_state(kv: &KvStore, members: &BTreeMap<u64, MemberAttrs>) -> Vec<u8> {
     .expect("state snapshots always serialize")
 }
 
-pub(crate) fn decode_state(data: &[u8]) -> (KvStore, BTreeMap<u64, MemberAttrs>) {
+/// The state in a snapshot's data; `canary` is this member's store canary (not replicated
+/// state: set again on every restore).
+pub(crate) fn decode_state(
+    data: &[u8],
+    canary: Option<faultline_mvcc::KvCanary>,
+) -> (KvStore, BTreeMap<u64, MemberAttrs>) {
     let snapshot: StateSnapshot =
         bincode::deserialize(data).expect("a snapshot's data holds a serialized state");
-    (KvStore::restore(snapshot.kv), snapshot.members)
+    (
+        KvStore::restore_with_canary(snapshot.kv, canary),
+        snapshot.members,
+    )
 }
 
 /// Raft's snapshot from a snapshot file's payload.
@@ -147,14 +155,13 @@ impl NodeCore {
             index > self.applied,
             "a leader's snapshot lies beyond what this member applied"
         );
-        let (kv, members) = decode_state(&snapshot.data);
+        let canary = self.config.canary.and_then(crate::Canary::kv_canary);
+        let (kv, members) = decode_state(&snapshot.data, canary);
         self.kv = kv;
         for (id, attrs) in members {
             self.address_book.entry(id).or_insert(attrs);
         }
         self.applied_conf = snapshot.metadata.conf_state.clone();
-        self.kv
-            .set_canary(self.config.canary.and_then(crate::Canary::kv_canary));
         assert!(self.kv.take_events().is_empty());
         self.applied = index;
         self.pending_compaction = None;

@@ -1,0 +1,115 @@
+//! Membership end to end: the operator grows and shrinks the cluster, replaces a member by an
+//! empty one that catches up by snapshot, and moves leadership, while a client writes.
+
+use faultline_node::NodeEvent;
+
+use super::{puts, quiet_plan};
+use crate::plan::{MembershipAction, MembershipOp, Plan};
+use crate::runner::{simulate, RunOptions, RunOutput};
+use crate::trace::{OperatorStep, TraceEvent};
+use crate::verdict::{check, Verdict};
+
+fn plan_with(steps: Vec<MembershipOp>) -> Plan {
+    let mut plan = quiet_plan(puts(600, 10), Vec::new());
+    plan.scenario.snapshot_threshold_entries = 50;
+    plan.scenario.snapshot_catch_up_entries = 10;
+    plan.membership = steps;
+    plan
+}
+
+fn steps(output: &RunOutput) -> Vec<OperatorStep> {
+    output
+        .trace
+        .iter()
+        .filter_map(|r| match &r.event {
+            TraceEvent::Operator { step, .. } => Some(step.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn events_of(output: &RunOutput, member: u64) -> Vec<&NodeEvent> {
+    output
+        .trace
+        .iter()
+        .filter_map(|r| match &r.event {
+            TraceEvent::Member { member: m, event } if *m == member => Some(event),
+            _ => None,
+        })
+        .collect()
+}
+
+/// 3 → 5 → 3: two learners join, are promoted, and the two are removed again; the removed
+/// members stop (they applied their own removal), the final hashes cover the three left.
+#[test]
+fn the_cluster_grows_to_five_and_shrinks_back_to_three() {
+    let at = |at_ms, action| MembershipOp { at_ms, action };
+    let plan = plan_with(vec![
+        at(1000, MembershipAction::AddMember),
+        at(1500, MembershipAction::AddMember),
+        at(3000, MembershipAction::RemoveMember),
+        at(3500, MembershipAction::RemoveMember),
+    ]);
+    let output = simulate(&plan, &RunOptions::default());
+    assert_eq!(
+        steps(&output),
+        vec![
+            OperatorStep::Added { member: 4 },
+            OperatorStep::Promoted { member: 4 },
+            OperatorStep::Added { member: 5 },
+            OperatorStep::Promoted { member: 5 },
+            OperatorStep::Removed { member: 5 },
+            OperatorStep::Removed { member: 4 },
+        ]
+    );
+    for removed in [4, 5] {
+        assert!(
+            events_of(&output, removed)
+                .iter()
+                .any(|e| matches!(e, NodeEvent::Removed { .. })),
+            "member {removed} applied its own removal and stopped"
+        );
+    }
+    assert_eq!(
+        output.final_hashes.keys().copied().collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    assert_eq!(check(&output), Verdict::Pass);
+}
+
+/// A member replaced by an empty one: the newcomer (a new ID, in the old member's zone)
+/// starts from nothing after the leader compacted its log, so it catches up by snapshot, and
+/// is promoted; the leader then moves to it.
+#[test]
+fn a_replaced_member_catches_up_by_snapshot_and_can_lead() {
+    let at = |at_ms, action| MembershipOp { at_ms, action };
+    let plan = plan_with(vec![
+        at(4000, MembershipAction::Replace { member: 2 }),
+        at(5500, MembershipAction::TransferLeader { pick: 2 }),
+    ]);
+    let output = simulate(&plan, &RunOptions::default());
+    let done = steps(&output);
+    assert_eq!(
+        done[..3],
+        [
+            OperatorStep::Removed { member: 2 },
+            OperatorStep::Added { member: 4 },
+            OperatorStep::Promoted { member: 4 },
+        ]
+    );
+    assert!(
+        matches!(done[3], OperatorStep::Transferred { .. }),
+        "{done:?}"
+    );
+    assert!(
+        events_of(&output, 4)
+            .iter()
+            .any(|e| matches!(e, NodeEvent::SnapshotInstalled { .. })),
+        "the empty member caught up by snapshot"
+    );
+    assert_eq!(
+        output.final_hashes.keys().copied().collect::<Vec<_>>(),
+        vec![1, 3, 4]
+    );
+    assert_eq!(check(&output), Verdict::Pass);
+}
