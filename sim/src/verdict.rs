@@ -323,9 +323,10 @@ pub fn check_raft_safety(output: &RunOutput) -> Option<String> {
 }
 
 /// A promoted learner may lag the promotion's index by at most this many entries when the
-/// promotion commits (the leader refuses beyond 16; the rest covers what the learner holds
-/// but has not yet heard is committed).
-pub const PROMOTION_LAG_LIMIT_ENTRIES: u64 = 500;
+/// promotion commits (the leader refuses beyond 16 entries of its log; the rest covers what
+/// the learner holds but has not yet heard is committed, at most the entries of the last
+/// round trip).
+pub const PROMOTION_LAG_LIMIT_ENTRIES: u64 = 100;
 
 /// A learner becomes a voter only once caught up (etcd refuses an unready learner): when the
 /// promotion at index `i` first commits, the learner had applied (or installed a snapshot)

@@ -32,6 +32,10 @@ pub struct Scenario {
     /// The compactor compacts at a recent revision this often (0: no compactor).
     #[serde(default)]
     pub compaction_interval_ms: u64,
+    /// The compactor compacts between 0 and this many revisions (exclusive) below the newest
+    /// revision it saw (1: always at the newest, etcd robustness's choice).
+    #[serde(default = "default_compact_back_max_revisions")]
+    pub compact_back_max_revisions: u32,
     /// TTL of every lease the workload grants. The checker does not model expiry, so it must
     /// outlive the run (etcd's robustness traffic uses 7200 s).
     #[serde(default = "default_lease_ttl_seconds")]
@@ -63,6 +67,10 @@ pub struct Scenario {
     /// The operator's membership changes (none unless the scenario asks).
     #[serde(default)]
     pub membership: super::membership::MembershipMix,
+}
+
+fn default_compact_back_max_revisions() -> u32 {
+    10
 }
 
 fn default_snapshot_threshold_entries() -> u64 {

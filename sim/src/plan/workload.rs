@@ -519,7 +519,9 @@ pub(super) fn generate_compactions(rng: &mut ChaCha8Rng, scenario: &Scenario) ->
                 revision: 0,
                 physical: rng.random_bool(0.5),
             }),
-            fill: Fill::CompactRevisionsBack(rng.random_range(0..10)),
+            fill: Fill::CompactRevisionsBack(
+                rng.random_range(0..scenario.compact_back_max_revisions.max(1)),
+            ),
         });
     }
     ops

@@ -153,10 +153,13 @@ pub enum KvCanary {
     /// ignore_value/ignore_lease passes every check and panics at apply, on every member and
     /// again on every replay of the log.
     IgnorePutAfterDelete,
-    /// etcd #17780 (revision decreasing after a crash during compaction): a restored store
-    /// takes its revision from the newest record it holds instead of the snapshot's, so when
-    /// compaction removed the newest records (tombstones at the compact revision) the member
-    /// restarts, or installs a leader's snapshot, at a revision lower than it had served.
+    /// etcd #17780 (revision decreasing after a crash during compaction): etcd's compaction
+    /// at revision R physically removes a tombstone at R, and a restarted etcd took its
+    /// revision from the newest key left in its backend, so compacting at the newest revision
+    /// right after a delete made the revision go back. Our store keeps the tombstone at R (a
+    /// watch from R must see it, etcd #18089); the canary's restore takes the revision from
+    /// the newest record that etcd's backend would still hold (tombstones at or below the
+    /// compact revision ignored) instead of the snapshot's.
     RevisionFromRecords,
 }
 
@@ -510,16 +513,21 @@ impl KvStore {
     }
 
     /// `restore` with this member's canary set (a canary may live in the restore itself).
-    pub fn restore_with_canary(snapshot: Snapshot, canary: Option<KvCanary>) -> KvStore {
+    pub fn restore_with_canary(mut snapshot: Snapshot, canary: Option<KvCanary>) -> KvStore {
+        if cfg!(feature = "canaries") && canary == Some(KvCanary::RevisionFromRecords) {
+            // Planted bug: restore what etcd's backend would hold after compacting (no
+            // tombstone at or below the compact revision) and take the revision from the
+            // newest record left, not from the snapshot.
+            let compacted = snapshot.compact_revision;
+            snapshot
+                .records
+                .retain(|record| !(record.kv.is_none() && record.rev.main <= compacted));
+            let newest = snapshot.records.iter().map(|r| r.rev.main).max();
+            snapshot.current_revision = newest.unwrap_or(1).max(1);
+            snapshot.compact_revision = compacted.min(snapshot.current_revision);
+        }
         let mut store = KvStore::restore(snapshot);
         store.set_canary(canary);
-        if store.canary_active(KvCanary::RevisionFromRecords) {
-            // Planted bug: the newest stored record's revision, not the snapshot's.
-            let newest = store.backend.keys().next_back().map_or(1, |rev| rev.main);
-            store.current_rev = newest.max(1);
-            store.compact_rev = store.compact_rev.min(store.current_rev);
-            store.check_invariants();
-        }
         store
     }
 
