@@ -1,5 +1,6 @@
 //! Requests, responses, key-values and operations in one short line each, as reports show
-//! them. Keys and values are shown as strings when they are UTF-8, else in hex.
+//! them. Keys and values are shown as quoted text: a UTF-8 string as Rust escapes it (`"k/1"`),
+//! other bytes as a byte string with everything but printable ASCII escaped (`b"k\xff"`).
 
 use faultline_api::{
     Event, KeyValue, Request, RequestOp, Response, ResponseOp, TxnRequest, TxnResponse,
@@ -11,10 +12,7 @@ use crate::linearizability::OpSummary;
 fn bytes(b: &[u8]) -> String {
     match std::str::from_utf8(b) {
         Ok(s) => format!("{s:?}"),
-        Err(_) => format!(
-            "0x{}",
-            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
-        ),
+        Err(_) => format!("b\"{}\"", b.escape_ascii()),
     }
 }
 
@@ -177,7 +175,8 @@ pub fn describe_response(resp: &Response) -> String {
     }
 }
 
-fn describe_outcome(o: &Outcome) -> String {
+/// What a client learned of a request, in one short line.
+pub fn describe_outcome(o: &Outcome) -> String {
     match o {
         Outcome::Ok(r) => describe_response(r),
         Outcome::Failed(e) => format!("failed: {e}"),

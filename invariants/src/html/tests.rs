@@ -152,8 +152,8 @@ fn a_stale_read_is_highlighted_escaped_and_listed() {
     assert!(!html.contains("<test>") && html.contains("stale &lt;test&gt;"));
     assert!(html.contains("&lt;script&gt;alert(&#39;k&#39;)&lt;/script&gt;&amp;"));
     assert!(
-        html.contains("0xff003c"),
-        "non-UTF-8 value not shown as hex"
+        html.contains(r#"b&quot;\xff\x00&lt;&quot;"#),
+        "non-UTF-8 value not shown as an escaped byte string"
     );
     // Self-contained: no external resource of any kind.
     for forbidden in ["http://", "https://", "<script", "<link", "@import", "url("] {

@@ -9,6 +9,7 @@ mod interrupt;
 mod replay;
 mod run;
 mod shrink;
+mod tracelog;
 mod triage;
 
 use clap::{Parser, Subcommand};

@@ -7,6 +7,7 @@ use clap::Args;
 use faultline_node::Canary;
 
 use super::common::{check_canary_available, first_lines, load_scenario, parse_canary};
+use super::tracelog::install_trace_subscriber;
 use crate::replay::{replay, Replay};
 use crate::seedfile::{SeedFile, VerdictKind};
 
@@ -22,8 +23,8 @@ pub struct ReplayArgs {
     scenario: Option<PathBuf>,
     #[arg(long, value_parser = parse_canary, requires = "seed")]
     canary: Option<Canary>,
-    /// Print the full log of the run (filter with RUST_LOG; default: every trace record and
-    /// client operation).
+    /// Print the run's log to stderr: simulated time, the node (member-N, client-N, ...), each
+    /// trace record and client operation, keys and values as text (filter with RUST_LOG).
     #[arg(long)]
     trace: bool,
     /// Write the run's history (every client operation) as JSON to this file.
@@ -157,30 +158,4 @@ fn write_html_report(
         .map_err(|e| format!("cannot write the HTML report {}: {e}", path.display()))?;
     println!("HTML report written to {}", path.display());
     Ok(())
-}
-
-/// Simulated time since the runtime started, or `-` outside a simulation.
-struct SimTime;
-
-impl tracing_subscriber::fmt::time::FormatTime for SimTime {
-    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
-        match madsim::time::TimeHandle::try_current() {
-            Some(time) => write!(w, "{:>11.6}s", time.elapsed().as_secs_f64()),
-            None => write!(w, "{:>12}", "-"),
-        }
-    }
-}
-
-/// Log to stderr with simulated timestamps; madsim's own `node` span names each member.
-fn install_trace_subscriber() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,faultline_sim=debug"));
-    let installed = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_timer(SimTime)
-        .with_writer(std::io::stderr)
-        .try_init();
-    if let Err(e) = installed {
-        eprintln!("warning: could not install the trace subscriber: {e}");
-    }
 }

@@ -201,13 +201,12 @@ impl Session {
             }
         };
         let complete_ns = self.ctx.recorder.now_ns();
-        // For `dst replay --trace`; free when no subscriber is installed.
+        // For `--trace` (keys and values as text); free when no subscriber is installed.
         tracing::debug!(
-            client = self.client,
-            member,
-            ?request,
-            ?outcome,
-            "client op"
+            "client {} via member {member}: {} => {}",
+            crate::names::ClientId(self.client),
+            faultline_invariants::describe::describe_request(&request),
+            faultline_invariants::describe::describe_outcome(&outcome)
         );
         let unknown = matches!(outcome, Outcome::Unknown(_));
         if let Outcome::Ok(response) = &outcome {

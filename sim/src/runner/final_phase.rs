@@ -41,7 +41,7 @@ async fn final_phase(ctx: ClientContext, heal_timeout: Duration) -> (bool, Final
     let members: Vec<u64> = ctx.addrs.keys().copied().collect();
     let mut session = Session::new(
         "10.1.1.1".parse().expect("ip"),
-        u64::MAX,
+        crate::names::FINAL_CLIENT_ID,
         members[0],
         ctx.clone(),
     )
