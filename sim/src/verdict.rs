@@ -247,6 +247,7 @@ mod tests {
             trace: Vec::new(),
             healed_write_succeeded: healed,
             final_hashes: hashes.iter().copied().collect(),
+            continued_sessions: Default::default(),
         }
     }
 

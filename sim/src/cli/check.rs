@@ -210,6 +210,8 @@ pub fn render_check_report(
             verdict_name(&checked.verdict)
         )],
         text_report: None,
+        // Recorded histories do not say which ids are one client's incarnations.
+        lane_owners: Default::default(),
     };
     render_timeline_report(&checked.timeline, &checked.verdict, &[], &meta)
 }

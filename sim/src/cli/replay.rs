@@ -153,7 +153,13 @@ fn write_html_report(
             .map(|c| format!(" with canary {c}"))
             .unwrap_or_default()
     );
-    let html = crate::report::render_run_report(output, &replayed.result.verdict, &title, notes);
+    let html = crate::report::render_run_report(
+        &file.plan(),
+        output,
+        &replayed.result.verdict,
+        &title,
+        notes,
+    );
     std::fs::write(path, html)
         .map_err(|e| format!("cannot write the HTML report {}: {e}", path.display()))?;
     println!("HTML report written to {}", path.display());

@@ -28,6 +28,9 @@ pub(super) struct ClientContext {
     ops: Arc<Mutex<Vec<Operation>>>,
     pub(super) watches: Arc<Mutex<Vec<WatchReport>>>,
     next_session: Arc<AtomicU64>,
+    /// Each session opened after an unknown outcome → the session it continues (for the
+    /// report's lanes; not part of the history).
+    continued: Arc<Mutex<BTreeMap<u64, u64>>>,
     request_timeout: Duration,
 }
 
@@ -43,6 +46,7 @@ impl ClientContext {
             ops: Arc::new(Mutex::new(Vec::new())),
             watches: Arc::new(Mutex::new(Vec::new())),
             next_session: Arc::new(AtomicU64::new(plan.first_free_client_id())),
+            continued: Arc::new(Mutex::new(BTreeMap::new())),
             request_timeout: Duration::from_millis(plan.scenario.client_request_timeout_ms),
         }
     }
@@ -58,6 +62,11 @@ impl ClientContext {
         let mut watches = std::mem::take(&mut *self.watches.lock().expect("watches lock"));
         watches.sort_by_key(|w| (w.created_ns, w.client));
         History { ops, watches }
+    }
+
+    /// Which session each later session continues: new client id → previous client id.
+    pub(super) fn take_continued(&self) -> BTreeMap<u64, u64> {
+        std::mem::take(&mut *self.continued.lock().expect("continued lock"))
     }
 }
 
@@ -222,7 +231,13 @@ impl Session {
             outcome: outcome.clone(),
         });
         if unknown {
+            let previous = self.client;
             self.client = self.ctx.next_session.fetch_add(1, Ordering::Relaxed);
+            self.ctx
+                .continued
+                .lock()
+                .expect("continued lock")
+                .insert(self.client, previous);
             self.target = self.next_member();
         }
         outcome

@@ -55,6 +55,10 @@ pub struct RunOutput {
     pub healed_write_succeeded: bool,
     /// HashKV of every member at the final revision, if every member caught up in time.
     pub final_hashes: BTreeMap<u64, Option<(i64, u32)>>,
+    /// Client ids opened after an unknown outcome → the id each continues (a client's
+    /// incarnations, for the report's lanes). Not hashed: the history already holds every id.
+    #[serde(default)]
+    pub continued_sessions: BTreeMap<u64, u64>,
 }
 
 /// Run one plan to completion in a fresh deterministic runtime on this thread.
@@ -91,6 +95,7 @@ async fn simulate_in_runtime(plan: Plan, options: RunOptions) -> RunOutput {
         trace: recorder.take(),
         healed_write_succeeded,
         final_hashes,
+        continued_sessions: ctx.take_continued(),
     };
     release_nodes(&plan, &cluster).await;
     output
