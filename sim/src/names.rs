@@ -143,7 +143,9 @@ mod tests {
         let planned = plan.clients.len() + plan.watchers.len() + 1;
         let mut names = std::collections::BTreeSet::new();
         for op in &history.ops {
-            let owner = owners.get(&op.client).expect("every client id has an owner");
+            let owner = owners
+                .get(&op.client)
+                .expect("every client id has an owner");
             names.insert(owner.name.clone());
         }
         assert!(names.len() <= planned, "{names:?}");

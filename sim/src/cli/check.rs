@@ -35,6 +35,7 @@ pub enum Format {
 pub struct CheckArgs {
     /// The history file.
     pub file: PathBuf,
+    /// The history's format (a file that is not in it is refused: exit code 3).
     #[arg(long, value_enum, default_value = "faultline")]
     pub format: Format,
     /// Search steps before the verdict becomes "unknown" (never a pass).
@@ -43,8 +44,8 @@ pub struct CheckArgs {
     /// Print the verdict as one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Also write an HTML report (a timeline per client, the operations that cannot be
-    /// placed highlighted) to this file; any format, linearizable or not.
+    /// Also write an HTML report (a lane per client, the operations that cannot be placed
+    /// highlighted) to this file; any format, linearizable or not.
     #[arg(long)]
     pub html: Option<PathBuf>,
 }

@@ -19,8 +19,10 @@ pub struct ReplayArgs {
     /// Replay a seed of a scenario instead of a file (expects a pass).
     #[arg(long)]
     seed: Option<u64>,
+    /// With --seed: a scenario TOML file (default: the embedded default scenario).
     #[arg(long, requires = "seed")]
     scenario: Option<PathBuf>,
+    /// With --seed: plant a re-introducible bug (needs a build with `--features canaries`).
     #[arg(long, value_parser = parse_canary, requires = "seed")]
     canary: Option<Canary>,
     /// Print the run's log to stderr: simulated time, the node (member-N, client-N, ...), each
@@ -30,8 +32,8 @@ pub struct ReplayArgs {
     /// Write the run's history (every client operation) as JSON to this file.
     #[arg(long)]
     history: Option<PathBuf>,
-    /// Write the HTML report of the run (a timeline per client with the trace's faults and
-    /// leader changes, the operations that cannot be placed highlighted) to this file.
+    /// Write the HTML report of the run (a lane per client incarnation with the trace's faults
+    /// and leader changes, the operations that cannot be placed highlighted) to this file.
     #[arg(long)]
     html: Option<PathBuf>,
     /// Print the failure report in full.

@@ -18,6 +18,7 @@ use crate::RunResult;
 
 #[derive(Args)]
 pub struct RunArgs {
+    /// The seed to run (with the scenario, it decides the plan and the whole simulation).
     #[arg(long)]
     seed: u64,
     /// A scenario TOML file (default: the embedded default scenario).
