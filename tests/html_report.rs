@@ -135,6 +135,7 @@ fn the_report_of_a_failing_run_shows_the_failing_operations_in_chromium() {
     );
 
     let html = render_run_report(
+        &plan,
         &output,
         &result.verdict,
         &format!("seed {} with canary stale-follower-read", plan.seed),
@@ -164,7 +165,12 @@ fn the_report_of_a_failing_run_shows_the_failing_operations_in_chromium() {
             "op {id} is not listed in a table"
         );
     }
-    for words in ["NOT LINEARIZABLE", "cannot be placed", "Around the failure"] {
+    for words in [
+        "NOT LINEARIZABLE",
+        "cannot be placed",
+        "Around the failure",
+        "A lane is one client incarnation",
+    ] {
         assert!(dom.contains(words), "the page does not say {words:?}");
     }
     if !report.stale_reads.is_empty() {

@@ -1,8 +1,10 @@
 //! Requests, responses, key-values and operations in one short line each, as reports show
-//! them. Keys and values are shown as strings when they are UTF-8, else in hex.
+//! them. Keys and values are shown as quoted text: a UTF-8 string as Rust escapes it (`"k/1"`),
+//! other bytes as a byte string with everything but printable ASCII escaped (`b"k\xff"`).
 
 use faultline_api::{
-    Event, KeyValue, Request, RequestOp, Response, ResponseOp, TxnRequest, TxnResponse,
+    CompareTarget, Event, KeyValue, Request, RequestOp, Response, ResponseOp, TxnRequest,
+    TxnResponse,
 };
 
 use crate::history::{Operation, Outcome};
@@ -11,10 +13,7 @@ use crate::linearizability::OpSummary;
 fn bytes(b: &[u8]) -> String {
     match std::str::from_utf8(b) {
         Ok(s) => format!("{s:?}"),
-        Err(_) => format!(
-            "0x{}",
-            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
-        ),
+        Err(_) => format!("b\"{}\"", b.escape_ascii()),
     }
 }
 
@@ -59,9 +58,12 @@ fn describe_txn(t: &TxnRequest) -> String {
         .compare
         .iter()
         .map(|c| {
+            let target = match &c.target {
+                CompareTarget::Value(value) => format!("Value({})", bytes(value)),
+                other => format!("{other:?}"),
+            };
             format!(
-                "{:?} {:?} on {}",
-                c.target,
+                "{target} {:?} on {}",
                 c.result,
                 range_text(&c.key, &c.range_end)
             )
@@ -173,11 +175,25 @@ pub fn describe_response(resp: &Response) -> String {
             }
         ),
         Response::Txn(t) => describe_txn_response(t),
+        Response::LeaseTimeToLive(l) => format!(
+            "revision {}, lease {} ttl {}s of {}s, keys [{}]",
+            l.header.revision,
+            l.id,
+            l.ttl_seconds,
+            l.granted_ttl_seconds,
+            l.keys
+                .iter()
+                .map(|k| bytes(k))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        // The other responses carry no keys or values: their fields as they are.
         other => format!("revision {}, {other:?}", other.header().revision),
     }
 }
 
-fn describe_outcome(o: &Outcome) -> String {
+/// What a client learned of a request, in one short line.
+pub fn describe_outcome(o: &Outcome) -> String {
     match o {
         Outcome::Ok(r) => describe_response(r),
         Outcome::Failed(e) => format!("failed: {e}"),
@@ -206,4 +222,49 @@ pub fn describe_event(e: &Event) -> String {
         String::from_utf8_lossy(&e.kv.key),
         e.kv.mod_revision
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use faultline_api::{
+        Compare, CompareResult, LeaseTimeToLiveResponse, PutRequest, ResponseHeader,
+    };
+
+    /// Keys and values are text wherever they appear, never lists of byte numbers.
+    #[test]
+    fn keys_and_values_are_text_everywhere() {
+        let txn = Request::Txn(TxnRequest {
+            compare: vec![Compare {
+                result: CompareResult::Equal,
+                target: CompareTarget::Value(b"c1-12-1".to_vec()),
+                key: b"k/2".to_vec(),
+                range_end: vec![],
+            }],
+            success: vec![RequestOp::Put(PutRequest {
+                key: b"k/2".to_vec(),
+                value: vec![b'v', 0xff, b'\n'],
+                ..Default::default()
+            })],
+            failure: vec![],
+        });
+        assert_eq!(
+            describe_request(&txn),
+            r#"txn if [Value("c1-12-1") Equal on "k/2"] then [put "k/2"=b"v\xff\n"] else []"#
+        );
+        let ttl = Response::LeaseTimeToLive(LeaseTimeToLiveResponse {
+            header: ResponseHeader {
+                revision: 7,
+                ..Default::default()
+            },
+            id: 3,
+            ttl_seconds: 5,
+            granted_ttl_seconds: 10,
+            keys: vec![b"k/1".to_vec()],
+        });
+        assert_eq!(
+            describe_response(&ttl),
+            r#"revision 7, lease 3 ttl 5s of 10s, keys ["k/1"]"#
+        );
+    }
 }

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod clock;
 pub mod disk;
 pub mod fuzz;
+pub mod names;
 pub mod plan;
 #[cfg(madsim)]
 pub mod runner;

@@ -173,11 +173,13 @@ mod run_report {
     use crate::runner::{RunOptions, RunOutput};
     use crate::verdict::{Verdict, LINEARIZABILITY_BUDGET_STEPS};
 
-    /// The HTML report of one run: the linearizability verdict of its history (checked again
-    /// here, with the run's budget), its trace as marks, and `notes` (what was run, how to
+    /// The HTML report of one run of `plan`: the linearizability verdict of its history
+    /// (checked again here, with the run's budget), its trace as marks, a lane per client
+    /// incarnation grouped by client (named from the plan), and `notes` (what was run, how to
     /// replay it) with the run's own verdict under the banner. The run may have failed another
     /// checker (Raft safety, convergence, ...): the page says so, and still shows the history.
     pub fn render_run_report(
+        plan: &Plan,
         output: &RunOutput,
         run_verdict: &Verdict,
         title: &str,
@@ -209,6 +211,7 @@ mod run_report {
             time_unit: TimeUnit::Nanoseconds,
             notes,
             text_report,
+            lane_owners: crate::names::lane_owners(plan, &output.continued_sessions),
         };
         render_timeline_report(
             &timeline_from_history(&output.history),
@@ -253,7 +256,7 @@ mod run_report {
             format!("replay: {replay_command}"),
             format!("trace hash: {:016x}", result.trace_hash),
         ];
-        let html = render_run_report(&output, &result.verdict, &title, notes);
+        let html = render_run_report(plan, &output, &result.verdict, &title, notes);
         let path = report_path_for(seed_file);
         std::fs::write(&path, html)
             .map_err(|e| format!("cannot write report {}: {e}", path.display()))?;

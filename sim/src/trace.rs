@@ -7,6 +7,7 @@ use faultline_invariants::history::History;
 use faultline_node::{NodeEvent, Observer};
 use serde::{Deserialize, Serialize};
 
+use crate::names::members_text;
 use crate::plan::{Fault, MembershipAction};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,6 +66,29 @@ pub enum OperatorStep {
     },
 }
 
+/// A trace event in one line of the log (the fingerprint hashes the event's JSON, never this
+/// text).
+impl std::fmt::Display for TraceEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TraceEvent::Member { member, event } => write!(f, "member {member}: {event:?}"),
+            TraceEvent::FaultStart { fault, members } => {
+                write!(f, "fault starts: {fault:?} on {}", members_text(members))
+            }
+            TraceEvent::FaultEnd { fault, members } => {
+                write!(f, "fault ends: {fault:?} on {}", members_text(members))
+            }
+            TraceEvent::DiskCrash { member, fault } => {
+                write!(f, "member {member}'s disk crashed: {fault:?}")
+            }
+            TraceEvent::Healed => write!(f, "every fault healed"),
+            TraceEvent::Operator { action, step } => {
+                write!(f, "operator ({action:?}): {step:?}")
+            }
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TraceRecord {
     /// Simulated time since the start of the run.
@@ -95,10 +119,9 @@ impl Recorder {
 
     pub fn record(&self, event: TraceEvent) {
         let at_ns = self.now_ns();
-        // For `dst replay --trace` (elections, commits, faults, disk crashes); formatting
-        // happens only when a subscriber enables it. Inside a member, madsim's `node` span
-        // names the member.
-        tracing::debug!(?event, "trace");
+        // For `--trace` (elections, commits, faults, disk crashes); formatting happens only
+        // when a subscriber enables it. Inside a member, madsim's `node` span names the member.
+        tracing::debug!("{event}");
         self.records
             .lock()
             .expect("recorder lock")

@@ -408,6 +408,7 @@ mod tests {
             healed_write_succeeded: healed,
             final_hashes: hashes.iter().copied().collect(),
             writes_promised_during_zone_loss: false,
+            continued_sessions: Default::default(),
         }
     }
 

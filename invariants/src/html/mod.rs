@@ -13,14 +13,17 @@
 //! history of 100,000 operations still gives a file of a few tens of megabytes at most.
 //!
 //! Files: `text` (escaping and formatting), `timeline` (what is drawn, from each format),
-//! `findings` (what the verdict names), `svg` (the timeline drawing), `page` (the page).
+//! `lanes` (a lane per client id, grouped by client), `findings` (what the verdict names),
+//! `svg` (the timeline drawing), `page` (the page).
 
 mod findings;
+mod lanes;
 mod page;
 mod svg;
 mod text;
 mod timeline;
 
+pub use lanes::LaneOwner;
 pub use page::{render_timeline_report, ReportMeta};
 pub use text::escape;
 pub use timeline::{
@@ -43,6 +46,7 @@ pub fn render_report(
         time_unit: TimeUnit::Nanoseconds,
         notes: vec![],
         text_report: None,
+        lane_owners: Default::default(),
     };
     render_timeline_report(&timeline_from_history(history), verdict, marks, &meta)
 }

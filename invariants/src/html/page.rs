@@ -1,10 +1,11 @@
 //! The page: head and verdict banner, the window around the failure, the findings' tables,
 //! the overview of the whole history, and the operations in the window.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use super::findings::{primary_failure, Findings, Role};
+use super::lanes::{LaneBook, LaneOwner};
 use super::svg::{op_visible, Drawing, Range, Timeline};
 use super::text::{clip, escape, fmt_time};
 use super::timeline::{OpOutcome, TimelineMark, TimelineOp};
@@ -25,6 +26,9 @@ pub struct ReportMeta {
     pub notes: Vec<String>,
     /// A longer text (the run's own failure report) shown collapsed at the end of the page.
     pub text_report: Option<String>,
+    /// Whose incarnation each client id is, when clients continue under new ids after unknown
+    /// outcomes; ids left out are clients of their own (`client N`).
+    pub lane_owners: BTreeMap<u64, LaneOwner>,
 }
 
 const STYLE: &str = r#"
@@ -77,6 +81,10 @@ tr.witness td { background: #eef3fb; }
 td.nw { white-space: nowrap; } td.why { min-width: 200px; }
 "#;
 
+/// What a lane is, said on every page: a history with unknown outcomes has more client ids
+/// than clients.
+const LANES_NOTE: &str = r#"<p id="lanes-note">A lane is one client incarnation: a client that got an unknown outcome continues as a new incarnation under a new client id, so that its later operations are not ordered after the unknown one (etcd's robustness tests do the same; Jepsen gives such a process a new number). The lanes of one client are drawn together, shaded alike and numbered: client 3 #1, client 3 #2, …</p>"#;
+
 fn legend(out: &mut String) {
     out.push_str(r#"<div class="legend">"#);
     for (style, name) in [
@@ -120,13 +128,22 @@ fn member_text(member: Option<u64>) -> String {
     member.map(|m| m.to_string()).unwrap_or_else(|| "-".into())
 }
 
-fn summary_row(out: &mut String, class: &str, s: &OpSummary, unit: TimeUnit, note: &str) {
+/// What a table row shows of an operation: its summary, the client as a lane names it, and why
+/// it is listed.
+struct Row<'a> {
+    class: &'a str,
+    op: &'a OpSummary,
+    note: &'a str,
+}
+
+fn summary_row(out: &mut String, row: Row<'_>, lanes: &LaneBook, unit: TimeUnit) {
+    let Row { class, op: s, note } = row;
     let _ = write!(
         out,
         r#"<tr class="{class}"><td class="nw">{}</td><td class="why">{}</td><td class="nw">{}</td><td class="nw">{}</td><td class="nw">{}</td><td class="nw">{}</td><td class="mono">{}</td><td class="mono">{}</td></tr>"#,
         op_link(s.id),
         escape(note),
-        s.client,
+        escape(&lanes.describe(s.client)),
         member_text(s.member),
         fmt_time(unit, Some(s.invoke)),
         fmt_time(unit, s.complete),
@@ -174,13 +191,15 @@ pub fn render_timeline_report(
     let report = verdict.report();
     let findings = Findings::of(report);
     let full = full_range(ops, marks, unit);
+    let lanes = LaneBook::new(ops, &meta.lane_owners);
     let mut out = String::with_capacity(4096 + ops.len() * 260);
     write_head(&mut out, verdict, ops.len(), meta);
-    write_summary(&mut out, ops, marks, unit);
+    write_summary(&mut out, ops, marks, &lanes, unit);
     let timeline = Timeline {
         ops,
         marks,
         findings: &findings,
+        lanes: &lanes,
         unit,
     };
     let window = failure_window(ops, report, &full);
@@ -205,11 +224,11 @@ pub fn render_timeline_report(
         );
     }
     if let Some(r) = report {
-        write_findings(&mut out, r, unit, ops);
+        write_findings(&mut out, r, &lanes, unit, ops);
     }
     let _ = write!(
         out,
-        r#"<h2 id="overview">Whole history, one lane per client</h2>"#
+        r#"<h2 id="overview">Whole history, one lane per client incarnation</h2>"#
     );
     timeline.draw(
         &mut out,
@@ -225,7 +244,7 @@ pub fn render_timeline_report(
         },
     );
     if let Some(w) = &window {
-        write_window_table(&mut out, ops, &findings, w, unit);
+        write_window_table(&mut out, ops, &findings, &lanes, w, unit);
     }
     if let Some(text) = &meta.text_report {
         let _ = write!(
@@ -329,19 +348,21 @@ fn write_failure_banner(out: &mut String, r: &Report) {
     );
 }
 
-/// One line of counts, and the legend.
-fn write_summary(out: &mut String, ops: &[TimelineOp], marks: &[TimelineMark], unit: TimeUnit) {
-    let clients = ops
-        .iter()
-        .map(|op| op.client)
-        .collect::<BTreeSet<_>>()
-        .len();
+/// One line of counts, what a lane is, and the legend.
+fn write_summary(
+    out: &mut String,
+    ops: &[TimelineOp],
+    marks: &[TimelineMark],
+    lanes: &LaneBook,
+    unit: TimeUnit,
+) {
     let counts = |o: OpOutcome| ops.iter().filter(|op| op.outcome == o).count();
     let _ = write!(
         out,
-        r#"<p class="muted">{} operations from {} clients ({} ok, {} failed, {} unknown outcome); {} marks; time axis in {}. Hover a bar for its details; links jump to it.</p>"#,
+        r#"<p class="muted">{} operations from {} clients in {} incarnations ({} ok, {} failed, {} unknown outcome); {} marks; time axis in {}. Hover a bar for its details; links jump to it.</p>"#,
         ops.len(),
-        clients,
+        lanes.clients(),
+        lanes.incarnations(),
         counts(OpOutcome::Ok),
         counts(OpOutcome::Failed),
         counts(OpOutcome::Unknown),
@@ -351,25 +372,32 @@ fn write_summary(out: &mut String, ops: &[TimelineOp], marks: &[TimelineMark], u
             TimeUnit::Position => "line numbers of the log",
         }
     );
+    out.push_str(LANES_NOTE);
     legend(out);
 }
 
 /// The findings of a failed check, each in its own table, and the longest prefix.
-fn write_findings(out: &mut String, r: &Report, unit: TimeUnit, ops: &[TimelineOp]) {
+fn write_findings(
+    out: &mut String,
+    r: &Report,
+    lanes: &LaneBook,
+    unit: TimeUnit,
+    ops: &[TimelineOp],
+) {
     if !r.unplaceable.is_empty() {
-        write_unplaceable(out, r, unit);
+        write_unplaceable(out, r, lanes, unit);
     }
     if !r.stale_reads.is_empty() {
-        write_stale_reads(out, r, unit);
+        write_stale_reads(out, r, lanes, unit);
     }
     if !r.mismatches.is_empty() {
-        write_mismatches(out, r, unit);
+        write_mismatches(out, r, lanes, unit);
     }
     write_prefix(out, r, ops);
 }
 
 /// Operations that cannot be placed after the longest prefix.
-fn write_unplaceable(out: &mut String, r: &Report, unit: TimeUnit) {
+fn write_unplaceable(out: &mut String, r: &Report, lanes: &LaneBook, unit: TimeUnit) {
     out.push_str(r#"<h2 id="unplaceable">Operations that cannot be placed</h2>"#);
     out.push_str(r#"<p class="muted">After the longest linearizable prefix, none of these can come next in any order the model allows. The first is the operation whose return forced the decision.</p><table>"#);
     out.push_str(SUMMARY_HEAD);
@@ -379,13 +407,18 @@ fn write_unplaceable(out: &mut String, r: &Report, unit: TimeUnit) {
         } else {
             "cannot be placed (other candidate)"
         };
-        summary_row(out, "bad", s, unit, why);
+        let row = Row {
+            class: "bad",
+            op: s,
+            note: why,
+        };
+        summary_row(out, row, lanes, unit);
     }
     out.push_str("</table>");
 }
 
 /// Stale reads, each with the operation that proves it stale.
-fn write_stale_reads(out: &mut String, r: &Report, unit: TimeUnit) {
+fn write_stale_reads(out: &mut String, r: &Report, lanes: &LaneBook, unit: TimeUnit) {
     out.push_str(r#"<h2 id="stale">Stale reads</h2><p class="muted">Each read returned a revision below one that an operation completed before the read was invoked had already reported.</p><table>"#);
     out.push_str(SUMMARY_HEAD);
     for s in &r.stale_reads {
@@ -393,36 +426,36 @@ fn write_stale_reads(out: &mut String, r: &Report, unit: TimeUnit) {
             StaleKind::StaleRead => "stale read",
             StaleKind::RevisionRegression => "revision went backwards",
         };
-        summary_row(
-            out,
-            "bad",
-            &s.op,
-            unit,
-            &format!("{what}: saw revision {}", s.op_revision),
+        let note = format!("{what}: saw revision {}", s.op_revision);
+        let row = Row {
+            class: "bad",
+            op: &s.op,
+            note: &note,
+        };
+        summary_row(out, row, lanes, unit);
+        let note = format!(
+            "completed earlier with revision {} (op {})",
+            s.earlier_revision, s.op.id
         );
-        summary_row(
-            out,
-            "witness",
-            &s.earlier,
-            unit,
-            &format!(
-                "completed earlier with revision {} (op {})",
-                s.earlier_revision, s.op.id
-            ),
-        );
+        let row = Row {
+            class: "witness",
+            op: &s.earlier,
+            note: &note,
+        };
+        summary_row(out, row, lanes, unit);
     }
     out.push_str("</table>");
 }
 
 /// Responses that contradict the linearization found.
-fn write_mismatches(out: &mut String, r: &Report, unit: TimeUnit) {
+fn write_mismatches(out: &mut String, r: &Report, lanes: &LaneBook, unit: TimeUnit) {
     out.push_str(r#"<h2 id="mismatches">Responses that contradict the order found</h2><table><tr><th>op</th><th>client</th><th>member</th><th>invoked</th><th>request</th><th>response</th><th>expected</th><th>why</th></tr>"#);
     for m in &r.mismatches {
         let _ = write!(
             out,
             r#"<tr class="bad"><td class="nw">{}</td><td class="nw">{}</td><td class="nw">{}</td><td class="nw">{}</td><td class="mono">{}</td><td class="mono">{}</td><td class="mono">{}</td><td>{}</td></tr>"#,
             op_link(m.op.id),
-            m.op.client,
+            escape(&lanes.describe(m.op.client)),
             member_text(m.op.member),
             fmt_time(unit, Some(m.op.invoke)),
             escape(&m.op.request),
@@ -473,6 +506,7 @@ fn write_window_table(
     out: &mut String,
     ops: &[TimelineOp],
     findings: &Findings,
+    lanes: &LaneBook,
     w: &Range,
     unit: TimeUnit,
 ) {
@@ -499,7 +533,7 @@ fn write_window_table(
             out,
             r#"<tr class="{class}"><td class="nw">{}</td><td class="nw">{}</td><td class="nw">{}</td><td class="nw">{}</td><td class="nw">{}</td><td>{}</td><td>{}</td><td class="mono">{}</td><td class="mono">{}</td></tr>"#,
             op_link(op.id),
-            op.client,
+            escape(&lanes.describe(op.client)),
             member_text(op.member),
             fmt_time(unit, Some(op.invoke)),
             fmt_time(unit, op.complete),

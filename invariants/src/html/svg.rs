@@ -1,10 +1,11 @@
 //! The timeline as inline SVG: one lane per client, fault bands and instant marks with their
 //! labels, a bar per operation (an open tail for an unknown outcome), and the time axis.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::findings::{Findings, Role};
+use super::lanes::LaneBook;
 use super::text::{clip, escape, fmt_axis, fmt_time, tick_step};
 use super::timeline::{OpOutcome, TimelineMark, TimelineOp};
 use crate::linearizability::TimeUnit;
@@ -41,6 +42,7 @@ pub(super) struct Timeline<'a> {
     pub ops: &'a [TimelineOp],
     pub marks: &'a [TimelineMark],
     pub findings: &'a Findings,
+    pub lanes: &'a LaneBook,
     pub unit: TimeUnit,
 }
 
@@ -61,8 +63,10 @@ pub(super) fn op_visible(op: &TimelineOp, range: &Range) -> bool {
     op.invoke <= range.end && (open || end >= range.start)
 }
 
-/// Where the lanes are: the clients in view, top to bottom.
-struct Lanes {
+/// Where the lanes are: the clients in view, top to bottom, each client's incarnations
+/// together.
+struct Lanes<'a> {
+    book: &'a LaneBook,
     clients: Vec<u64>,
     lane_px: f64,
     /// Top of the first lane (below the mark label rows).
@@ -75,19 +79,18 @@ struct Lanes {
 
 impl Timeline<'_> {
     pub(super) fn draw(&self, out: &mut String, d: &Drawing<'_>) {
-        // A lane for every client with an operation in view: the window leaves out the idle.
-        let clients: Vec<u64> = self
-            .ops
-            .iter()
-            .filter(|op| op_visible(op, &d.range))
-            .map(|op| op.client)
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        // A lane for every client id with an operation in view: the window leaves out the idle.
+        let clients = self.lanes.in_order(
+            self.ops
+                .iter()
+                .filter(|op| op_visible(op, &d.range))
+                .map(|op| op.client),
+        );
         let lane_px = if clients.len() <= 24 { 24.0 } else { 14.0 };
         let top = MARK_LABEL_ROWS as f64 * MARK_ROW_PX + 4.0;
         let lanes_px = lane_px * clients.len().max(1) as f64;
         let lanes = Lanes {
+            book: self.lanes,
             clients,
             lane_px,
             top,
@@ -186,9 +189,9 @@ impl Timeline<'_> {
             None => "",
         };
         let tip = format!(
-            "op {} · client {}{} · {} → {} · {}\nrequest: {}\nresponse: {}",
+            "op {} · {}{} · {} → {} · {}\nrequest: {}\nresponse: {}",
             op.id,
-            op.client,
+            self.lanes.describe(op.client),
             op.member
                 .map(|m| format!(" via member {m}"))
                 .unwrap_or_default(),
@@ -239,22 +242,25 @@ impl Timeline<'_> {
     }
 }
 
-/// Lanes: alternate shading and the client's name.
+/// Lanes: the client's name, shading that alternates from one client to the next (the lanes
+/// of one client's incarnations share it).
 fn draw_lanes(out: &mut String, lanes: &Lanes) {
     let lane_px = lanes.lane_px;
+    let mut odd = true;
+    let mut previous_owner = None;
     for (i, client) in lanes.clients.iter().enumerate() {
+        let owner = lanes.book.owner_order(*client);
+        if previous_owner != Some(owner) {
+            odd = !odd;
+            previous_owner = Some(owner);
+        }
         let y = lanes.top + i as f64 * lane_px;
         let _ = write!(
             out,
-            r#"<rect class="lane{}" x="0" y="{y:.1}" width="{SVG_WIDTH_PX}" height="{lane_px}"/><text class="lane-label" x="6" y="{:.1}">client {}</text>"#,
-            if i % 2 == 1 { " odd" } else { "" },
+            r#"<rect class="lane{}" x="0" y="{y:.1}" width="{SVG_WIDTH_PX}" height="{lane_px}"/><text class="lane-label" x="6" y="{:.1}">{}</text>"#,
+            if odd { " odd" } else { "" },
             y + lane_px * 0.68,
-            // The simulator's final-phase client uses the largest id.
-            if *client == u64::MAX {
-                "max".to_string()
-            } else {
-                client.to_string()
-            }
+            escape(&lanes.book.label(*client))
         );
     }
 }

@@ -152,8 +152,8 @@ fn a_stale_read_is_highlighted_escaped_and_listed() {
     assert!(!html.contains("<test>") && html.contains("stale &lt;test&gt;"));
     assert!(html.contains("&lt;script&gt;alert(&#39;k&#39;)&lt;/script&gt;&amp;"));
     assert!(
-        html.contains("0xff003c"),
-        "non-UTF-8 value not shown as hex"
+        html.contains(r#"b&quot;\xff\x00&lt;&quot;"#),
+        "non-UTF-8 value not shown as an escaped byte string"
     );
     // Self-contained: no external resource of any kind.
     for forbidden in ["http://", "https://", "<script", "<link", "@import", "url("] {
@@ -219,6 +219,7 @@ fn porcupine_histories_render_with_line_numbers() {
         time_unit: TimeUnit::Position,
         notes: vec!["a note".into()],
         text_report: Some("the <text> report".into()),
+        lane_owners: Default::default(),
     };
     let html = render_timeline_report(&timeline_from_kv(&ops), &verdict, &[], &meta);
     assert!(html.contains("Operations that cannot be placed"));
@@ -245,4 +246,56 @@ fn tick_steps_are_round() {
     assert_eq!(tick_step(35, 10), 5);
     assert_eq!(tick_step(1, 10), 1);
     assert_eq!(tick_step(u64::MAX, 10), 2_000_000_000_000_000_000);
+}
+
+/// A client's incarnations (ids given by the caller) share a labelled group of lanes, in
+/// incarnation order, and every page says what a lane is.
+#[test]
+fn incarnations_of_a_client_are_labelled_and_grouped() {
+    // Client 3 continued as client 7 after an unknown outcome; client 5 never did.
+    let history = History {
+        ops: vec![
+            put(0, 3, (MS, 2 * MS), b"a", b"1", 2),
+            put(1, 5, (MS, 3 * MS), b"b", b"1", 3),
+            put(2, 7, (4 * MS, 5 * MS), b"a", b"2", 4),
+        ],
+        watches: vec![],
+    };
+    let owner = |incarnation| LaneOwner {
+        name: "client 3".into(),
+        order: 3,
+        incarnation,
+    };
+    let meta = ReportMeta {
+        title: "incarnations".into(),
+        time_unit: TimeUnit::Nanoseconds,
+        notes: vec![],
+        text_report: None,
+        lane_owners: [(3, owner(1)), (7, owner(2))].into_iter().collect(),
+    };
+    let verdict = crate::check_etcd_history(&history, 100_000);
+    let html = render_timeline_report(&timeline_from_history(&history), &verdict, &[], &meta);
+    assert!(html.contains(r#"<p id="lanes-note">A lane is one client incarnation"#));
+    assert!(html.contains("one lane per client incarnation"));
+    assert!(html.contains("from 2 clients in 3 incarnations"), "counts");
+    let labels: Vec<&str> = html
+        .split(r#"class="lane-label""#)
+        .skip(1)
+        .map(|rest| {
+            let text = &rest[rest.find('>').unwrap() + 1..];
+            &text[..text.find('<').unwrap()]
+        })
+        .collect();
+    assert_eq!(labels, ["client 3 #1", "client 3 #2", "client 5"]);
+    assert!(
+        html.contains("op 2 · client 3 #2 (id 7)"),
+        "tooltip names the incarnation"
+    );
+    // The two lanes of client 3 share their shading; client 5's differs.
+    let shading: Vec<bool> = html
+        .split(r#"<rect class="lane"#)
+        .skip(1)
+        .map(|rest| rest.starts_with(" odd"))
+        .collect();
+    assert_eq!(shading, [false, false, true]);
 }

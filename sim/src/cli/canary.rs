@@ -18,6 +18,7 @@ pub struct CanaryArgs {
     /// Hunt only this canary (by name).
     #[arg(long)]
     only: Option<String>,
+    /// Worker threads: seeds are tried in batches of this many (default: the machine's cores).
     #[arg(long)]
     workers: Option<usize>,
     /// Shrink each first detection and write it to this directory as `canary-<name>.toml`.

@@ -35,6 +35,7 @@ pub enum Format {
 pub struct CheckArgs {
     /// The history file.
     pub file: PathBuf,
+    /// The history's format (a file that is not in it is refused: exit code 3).
     #[arg(long, value_enum, default_value = "faultline")]
     pub format: Format,
     /// Search steps before the verdict becomes "unknown" (never a pass).
@@ -43,8 +44,8 @@ pub struct CheckArgs {
     /// Print the verdict as one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Also write an HTML report (a timeline per client, the operations that cannot be
-    /// placed highlighted) to this file; any format, linearizable or not.
+    /// Also write an HTML report (a lane per client, the operations that cannot be placed
+    /// highlighted) to this file; any format, linearizable or not.
     #[arg(long)]
     pub html: Option<PathBuf>,
 }
@@ -99,7 +100,7 @@ pub fn check_text_timeline(
         }
         Format::Jepsen => {
             let ops = parse_jepsen_register(text).map_err(|e| InputError {
-                line: Some(e.line),
+                line: e.line,
                 message: e.message,
             })?;
             Ok(CheckedText {
@@ -110,7 +111,7 @@ pub fn check_text_timeline(
         }
         Format::PorcupineKv => {
             let ops = parse_porcupine_kv(text).map_err(|e| InputError {
-                line: Some(e.line),
+                line: e.line,
                 message: e.message,
             })?;
             Ok(CheckedText {
@@ -210,6 +211,8 @@ pub fn render_check_report(
             verdict_name(&checked.verdict)
         )],
         text_report: None,
+        // Recorded histories do not say which ids are one client's incarnations.
+        lane_owners: Default::default(),
     };
     render_timeline_report(&checked.timeline, &checked.verdict, &[], &meta)
 }
@@ -238,20 +241,27 @@ mod tests {
                 Format::PorcupineKv
             };
             let text = std::fs::read_to_string(dir.join(file)).expect("history file");
-            let verdict = check_text(&text, format, DEFAULT_BUDGET_STEPS)
-                .unwrap_or_else(|e| panic!("{file}: {e}"));
-            let want = if want.trim() == "empty" {
-                "linearizable"
-            } else {
-                want.trim()
-            };
+            let result = check_text(&text, format, DEFAULT_BUDGET_STEPS);
+            checked += 1;
+            let want = want.trim();
+            if want == "empty" {
+                // A file with no operation is not a history: refused, never "linearizable".
+                match result {
+                    Err(e) if e.line.is_none() && e.message.contains("empty") => {}
+                    other => wrong.push(format!(
+                        "{file}: want refused as empty, got {:?}",
+                        other.map(|v| verdict_name(&v))
+                    )),
+                }
+                continue;
+            }
+            let verdict = result.unwrap_or_else(|e| panic!("{file}: {e}"));
             if verdict_name(&verdict) != want {
                 wrong.push(format!(
                     "{file}: want {want}, got {}",
                     verdict_name(&verdict)
                 ));
             }
-            checked += 1;
         }
         assert!(checked > 100, "only {checked} files listed");
         assert!(wrong.is_empty(), "{}", wrong.join("\n"));
@@ -299,6 +309,66 @@ mod tests {
         let kv = "{:process 0, :type :invoke, :f :get, :key \"0\", :value nil}\nnonsense\n";
         let e = check_text(kv, Format::PorcupineKv, 10).unwrap_err();
         assert_eq!(e.line, Some(2), "{e}");
+    }
+
+    /// A file of another format, or with no operation, is unreadable input (exit code 3), never
+    /// a verdict: a TOML file and a kv log as `--format jepsen`, an empty file in every format.
+    #[test]
+    fn files_of_another_format_exit_as_unreadable() {
+        let dir = std::env::temp_dir().join(format!("faultline-check-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let empty = dir.join("empty.log");
+        std::fs::write(&empty, "").expect("write the empty file");
+        let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/default.toml");
+        let kv = porcupine_dir().join("kv/c01-ok.txt");
+        // (file, format, the line named, what the message says)
+        let cases = [
+            (
+                &scenario,
+                Format::Jepsen,
+                Some(1),
+                "not a line of a Jepsen register log",
+            ),
+            (
+                &kv,
+                Format::Jepsen,
+                Some(1),
+                "not a line of a Jepsen register log",
+            ),
+            (
+                &empty,
+                Format::Jepsen,
+                None,
+                "no operation: the file is empty",
+            ),
+            (
+                &empty,
+                Format::PorcupineKv,
+                None,
+                "no operation: the file is empty",
+            ),
+            (
+                &empty,
+                Format::Faultline,
+                Some(1),
+                "not a faultline history",
+            ),
+        ];
+        for (file, format, line, says) in cases {
+            let text = std::fs::read_to_string(file).expect("input file");
+            let e = check_text(&text, format, 10).expect_err("refused");
+            assert_eq!(e.line, line, "{}: {e}", file.display());
+            assert!(e.message.contains(says), "{}: {e}", file.display());
+            let args = CheckArgs {
+                file: file.clone(),
+                format,
+                budget_steps: 10,
+                json: false,
+                html: None,
+            };
+            assert_eq!(run(args), Ok(3), "{} as {format:?}", file.display());
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod interrupt;
 mod replay;
 mod run;
 mod shrink;
+mod tracelog;
 mod triage;
 
 use clap::{Parser, Subcommand};
@@ -121,5 +122,32 @@ fn run(cli: Cli) -> Result<i32, String> {
         Command::Check(args) => check::run(args),
         Command::Fuzz(args) => fuzz::run(args),
         Command::Triage(args) => triage::run(args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// `dst <sub> --help` has a line of help for every argument and option of every command.
+    #[test]
+    fn every_option_has_help_text() {
+        let cli = Cli::command();
+        let mut missing = Vec::new();
+        for sub in cli.get_subcommands() {
+            assert!(
+                sub.get_about().is_some(),
+                "dst {} has no about",
+                sub.get_name()
+            );
+            for arg in sub.get_arguments() {
+                let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+                if help.trim().is_empty() {
+                    missing.push(format!("dst {} {}", sub.get_name(), arg.get_id()));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "no help text: {missing:?}");
     }
 }

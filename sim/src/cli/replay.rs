@@ -7,6 +7,7 @@ use clap::Args;
 use faultline_node::Canary;
 
 use super::common::{check_canary_available, first_lines, load_scenario, parse_canary};
+use super::tracelog::install_trace_subscriber;
 use crate::replay::{replay, Replay};
 use crate::seedfile::{SeedFile, VerdictKind};
 
@@ -18,19 +19,21 @@ pub struct ReplayArgs {
     /// Replay a seed of a scenario instead of a file (expects a pass).
     #[arg(long)]
     seed: Option<u64>,
+    /// With --seed: a scenario TOML file (default: the embedded default scenario).
     #[arg(long, requires = "seed")]
     scenario: Option<PathBuf>,
+    /// With --seed: plant a re-introducible bug (needs a build with `--features canaries`).
     #[arg(long, value_parser = parse_canary, requires = "seed")]
     canary: Option<Canary>,
-    /// Print the full log of the run (filter with RUST_LOG; default: every trace record and
-    /// client operation).
+    /// Print the run's log to stderr: simulated time, the node (member-N, client-N, ...), each
+    /// trace record and client operation, keys and values as text (filter with RUST_LOG).
     #[arg(long)]
     trace: bool,
     /// Write the run's history (every client operation) as JSON to this file.
     #[arg(long)]
     history: Option<PathBuf>,
-    /// Write the HTML report of the run (a timeline per client with the trace's faults and
-    /// leader changes, the operations that cannot be placed highlighted) to this file.
+    /// Write the HTML report of the run (a lane per client incarnation with the trace's faults
+    /// and leader changes, the operations that cannot be placed highlighted) to this file.
     #[arg(long)]
     html: Option<PathBuf>,
     /// Print the failure report in full.
@@ -152,35 +155,15 @@ fn write_html_report(
             .map(|c| format!(" with canary {c}"))
             .unwrap_or_default()
     );
-    let html = crate::report::render_run_report(output, &replayed.result.verdict, &title, notes);
+    let html = crate::report::render_run_report(
+        &file.plan(),
+        output,
+        &replayed.result.verdict,
+        &title,
+        notes,
+    );
     std::fs::write(path, html)
         .map_err(|e| format!("cannot write the HTML report {}: {e}", path.display()))?;
     println!("HTML report written to {}", path.display());
     Ok(())
-}
-
-/// Simulated time since the runtime started, or `-` outside a simulation.
-struct SimTime;
-
-impl tracing_subscriber::fmt::time::FormatTime for SimTime {
-    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
-        match madsim::time::TimeHandle::try_current() {
-            Some(time) => write!(w, "{:>11.6}s", time.elapsed().as_secs_f64()),
-            None => write!(w, "{:>12}", "-"),
-        }
-    }
-}
-
-/// Log to stderr with simulated timestamps; madsim's own `node` span names each member.
-fn install_trace_subscriber() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,faultline_sim=debug"));
-    let installed = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_timer(SimTime)
-        .with_writer(std::io::stderr)
-        .try_init();
-    if let Err(e) = installed {
-        eprintln!("warning: could not install the trace subscriber: {e}");
-    }
 }

@@ -7,6 +7,7 @@ use clap::Args;
 use faultline_node::Canary;
 
 use super::common::{check_canary_available, first_lines, load_scenario, parse_canary};
+use super::tracelog::install_trace_subscriber;
 use crate::fuzz::rerun_command;
 use crate::plan::Plan;
 use crate::replay::{check_determinism, Determinism};
@@ -17,6 +18,7 @@ use crate::RunResult;
 
 #[derive(Args)]
 pub struct RunArgs {
+    /// The seed to run (with the scenario, it decides the plan and the whole simulation).
     #[arg(long)]
     seed: u64,
     /// A scenario TOML file (default: the embedded default scenario).
@@ -31,6 +33,10 @@ pub struct RunArgs {
     /// Run the seed twice; if the runs differ, print where they diverge (exit code 15).
     #[arg(long)]
     check_determinism: bool,
+    /// Print the run's log to stderr: simulated time, the node (member-N, client-N, ...), each
+    /// trace record and client operation, keys and values as text (filter with RUST_LOG).
+    #[arg(long)]
+    trace: bool,
 }
 
 pub fn run(args: RunArgs) -> Result<i32, String> {
@@ -40,7 +46,11 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
         canary,
         verbose,
         check_determinism: twice,
+        trace,
     } = args;
+    if trace {
+        install_trace_subscriber();
+    }
     let scenario_path = scenario;
     let scenario = load_scenario(scenario_path.as_deref())?;
     check_canary_available(canary)?;

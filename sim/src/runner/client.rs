@@ -143,6 +143,9 @@ pub(super) struct ClientContext {
     ops: Arc<Mutex<Vec<Operation>>>,
     pub(super) watches: Arc<Mutex<Vec<WatchReport>>>,
     next_session: Arc<AtomicU64>,
+    /// Each session opened after an unknown outcome → the session it continues (for the
+    /// report's lanes; not part of the history).
+    continued: Arc<Mutex<BTreeMap<u64, u64>>>,
     request_timeout: Duration,
 }
 
@@ -158,6 +161,7 @@ impl ClientContext {
             ops: Arc::new(Mutex::new(Vec::new())),
             watches: Arc::new(Mutex::new(Vec::new())),
             next_session: Arc::new(AtomicU64::new(plan.first_free_client_id())),
+            continued: Arc::new(Mutex::new(BTreeMap::new())),
             request_timeout: Duration::from_millis(plan.scenario.client_request_timeout_ms),
         }
     }
@@ -173,6 +177,11 @@ impl ClientContext {
         let mut watches = std::mem::take(&mut *self.watches.lock().expect("watches lock"));
         watches.sort_by_key(|w| (w.created_ns, w.client));
         History { ops, watches }
+    }
+
+    /// Which session each later session continues: new client id → previous client id.
+    pub(super) fn take_continued(&self) -> BTreeMap<u64, u64> {
+        std::mem::take(&mut *self.continued.lock().expect("continued lock"))
     }
 }
 
@@ -321,13 +330,12 @@ impl Session {
             }
         };
         let complete_ns = self.ctx.recorder.now_ns();
-        // For `dst replay --trace`; free when no subscriber is installed.
+        // For `--trace` (keys and values as text); free when no subscriber is installed.
         tracing::debug!(
-            client = self.client,
-            member,
-            ?request,
-            ?outcome,
-            "client op"
+            "client {} via member {member}: {} => {}",
+            crate::names::ClientId(self.client),
+            faultline_invariants::describe::describe_request(&request),
+            faultline_invariants::describe::describe_outcome(&outcome)
         );
         let unknown = matches!(outcome, Outcome::Unknown(_));
         if let Outcome::Ok(response) = &outcome {
@@ -343,7 +351,13 @@ impl Session {
             outcome: outcome.clone(),
         });
         if unknown {
+            let previous = self.client;
             self.client = self.ctx.next_session.fetch_add(1, Ordering::Relaxed);
+            self.ctx
+                .continued
+                .lock()
+                .expect("continued lock")
+                .insert(self.client, previous);
             self.target = self.next_member();
         }
         outcome

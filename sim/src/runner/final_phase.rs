@@ -42,7 +42,7 @@ pub(super) async fn run_final_phase(
 async fn final_phase(ctx: ClientContext, heal_timeout: Duration) -> (bool, FinalHashes) {
     let mut session = Session::new(
         "10.1.1.1".parse().expect("ip"),
-        u64::MAX,
+        crate::names::FINAL_CLIENT_ID,
         ctx.members.ids()[0],
         ctx.clone(),
     )

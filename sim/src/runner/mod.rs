@@ -62,6 +62,10 @@ pub struct RunOutput {
     /// (`verdict::check_zone_loss_availability`).
     #[serde(default)]
     pub writes_promised_during_zone_loss: bool,
+    /// Client ids opened after an unknown outcome → the id each continues (a client's
+    /// incarnations, for the report's lanes). Not hashed: the history already holds every id.
+    #[serde(default)]
+    pub continued_sessions: BTreeMap<u64, u64>,
 }
 
 /// Run one plan to completion in a fresh deterministic runtime on this thread.
@@ -105,6 +109,7 @@ async fn simulate_in_runtime(plan: Plan, options: RunOptions) -> RunOutput {
         healed_write_succeeded,
         final_hashes,
         writes_promised_during_zone_loss: plan.scenario.writes_promised_during_zone_loss,
+        continued_sessions: ctx.take_continued(),
     };
     let cluster = cluster.lock().expect("cluster");
     release_nodes(&plan, &cluster).await;

@@ -1,196 +1,10 @@
-//! Parsers for the recorded histories in `shared/data/porcupine` (see its README) and a
-//! checking function per format. Times in these histories are line numbers.
+//! porcupine's key/value histories (EDN-like maps, one a line).
 
 use std::collections::BTreeMap;
 
-use crate::linearizability::{check, Op, TimeUnit, Verdict, NEVER};
-use crate::models::kv::{KvInput, KvModel, KvOutput, KvWholeModel};
-use crate::models::register::{RegisterInput, RegisterModel, RegisterOutput};
-
-pub type RegisterOp = Op<RegisterInput, RegisterOutput>;
-pub type KvOp = Op<KvInput, KvOutput>;
-
-/// A line that could not be understood.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("line {line}: {message}")]
-pub struct ParseError {
-    /// 1-based line number.
-    pub line: usize,
-    pub message: String,
-}
-
-fn err(line: usize, message: impl Into<String>) -> ParseError {
-    ParseError {
-        line,
-        message: message.into(),
-    }
-}
-
-fn parse_register_value(line: usize, tok: &str) -> Result<Option<i64>, ParseError> {
-    if tok == "nil" {
-        return Ok(None);
-    }
-    tok.parse::<i64>()
-        .map(Some)
-        .map_err(|_| err(line, format!("expected nil or an integer, found {tok:?}")))
-}
-
-fn parse_cas_args(line: usize, toks: &[&str]) -> Result<(i64, i64), ParseError> {
-    let joined = toks.join(" ");
-    let inner = joined
-        .strip_prefix('[')
-        .and_then(|s| s.strip_suffix(']'))
-        .ok_or_else(|| err(line, format!("expected [A B] for :cas, found {joined:?}")))?;
-    let parts: Vec<&str> = inner.split_whitespace().collect();
-    if parts.len() != 2 {
-        return Err(err(line, format!("expected two values in {joined:?}")));
-    }
-    let a = parts[0]
-        .parse()
-        .map_err(|_| err(line, format!("bad cas value {:?}", parts[0])))?;
-    let b = parts[1]
-        .parse()
-        .map_err(|_| err(line, format!("bad cas value {:?}", parts[1])))?;
-    Ok((a, b))
-}
-
-/// Parse a Jepsen etcd register log (`INFO  jepsen.util - P :type :f value` lines).
-///
-/// Reads that failed or never completed are dropped (they have no effect); `:fail` writes are
-/// dropped (they did not happen); `:fail` CASes are kept as CASes that found another value;
-/// `:info` and never-completed writes/CASes are optional operations whose return is at
-/// +infinity. Times are line numbers.
-pub fn parse_jepsen_register(text: &str) -> Result<Vec<RegisterOp>, ParseError> {
-    const MARK: &str = "jepsen.util - ";
-    let mut open: BTreeMap<u64, (usize, RegisterInput)> = BTreeMap::new();
-    let mut ops: Vec<RegisterOp> = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
-        let line = i + 1;
-        let Some(pos) = raw.find(MARK) else { continue };
-        let toks: Vec<&str> = raw[pos + MARK.len()..].split_whitespace().collect();
-        if toks.len() < 3 {
-            return Err(err(line, "expected `process :type :f value`"));
-        }
-        let proc_: u64 = toks[0]
-            .parse()
-            .map_err(|_| err(line, format!("process {:?} is not a number", toks[0])))?;
-        let (kind, f, args) = (toks[1], toks[2], &toks[3..]);
-        match kind {
-            ":invoke" => {
-                let input = jepsen_invocation(line, f, args)?;
-                if let Some((prev, _)) = open.insert(proc_, (line, input)) {
-                    return Err(err(
-                        line,
-                        format!("process {proc_} invoked again while its operation from line {prev} is open"),
-                    ));
-                }
-            }
-            ":ok" | ":fail" | ":info" => {
-                let (call, input) = open.remove(&proc_).ok_or_else(|| {
-                    err(
-                        line,
-                        format!("process {proc_} completes an operation it never invoked"),
-                    )
-                })?;
-                if let Some((ret, output)) = jepsen_completion(line, kind, f, input, args)? {
-                    ops.push(Op {
-                        id: 0,
-                        client: proc_,
-                        call: call as u64,
-                        ret,
-                        input,
-                        output,
-                    });
-                }
-            }
-            other => return Err(err(line, format!("unknown type {other}"))),
-        }
-    }
-    for (proc_, (call, input)) in open {
-        if input != RegisterInput::Read {
-            ops.push(Op {
-                id: 0,
-                client: proc_,
-                call: call as u64,
-                ret: NEVER,
-                input,
-                output: None,
-            });
-        }
-    }
-    number_in_call_order(&mut ops);
-    Ok(ops)
-}
-
-/// The input of a Jepsen `:invoke` of function `f`.
-fn jepsen_invocation(line: usize, f: &str, args: &[&str]) -> Result<RegisterInput, ParseError> {
-    Ok(match f {
-        ":read" => RegisterInput::Read,
-        ":write" => {
-            let v = args
-                .first()
-                .ok_or_else(|| err(line, "write without a value"))?;
-            RegisterInput::Write(
-                parse_register_value(line, v)?.ok_or_else(|| err(line, "write of nil"))?,
-            )
-        }
-        ":cas" => {
-            let (a, b) = parse_cas_args(line, args)?;
-            RegisterInput::Cas(a, b)
-        }
-        other => return Err(err(line, format!("unknown function {other}"))),
-    })
-}
-
-/// What a Jepsen completion (`kind` of function `f`, at `line`) of `input` makes of it: its
-/// return and output, or `None` when the operation is dropped.
-fn jepsen_completion(
-    line: usize,
-    kind: &str,
-    f: &str,
-    input: RegisterInput,
-    args: &[&str],
-) -> Result<Option<(u64, Option<RegisterOutput>)>, ParseError> {
-    let f_matches = matches!(
-        (f, input),
-        (":read", RegisterInput::Read)
-            | (":write", RegisterInput::Write(_))
-            | (":cas", RegisterInput::Cas(..))
-    );
-    if !f_matches {
-        return Err(err(
-            line,
-            format!("{f} does not match the invoked {input:?}"),
-        ));
-    }
-    let ret = line as u64;
-    Ok(match (kind, input) {
-        (":ok", RegisterInput::Read) => {
-            let v = args
-                .first()
-                .ok_or_else(|| err(line, "read without a value"))?;
-            Some((
-                ret,
-                Some(RegisterOutput::Read(parse_register_value(line, v)?)),
-            ))
-        }
-        (":ok", RegisterInput::Write(_)) => Some((ret, Some(RegisterOutput::Write))),
-        (":ok", RegisterInput::Cas(..)) => Some((ret, Some(RegisterOutput::Cas(true)))),
-        (":fail", RegisterInput::Cas(..)) => Some((ret, Some(RegisterOutput::Cas(false)))),
-        // Failed reads/writes did nothing; unknown reads have no effect.
-        (":fail", _) | (":info", RegisterInput::Read) => None,
-        (":info", _) => Some((NEVER, None)),
-        _ => unreachable!("kind is one of :ok :fail :info"),
-    })
-}
-
-/// Sort operations by call (then client) and number them in that order.
-fn number_in_call_order<I, O>(ops: &mut [Op<I, O>]) {
-    ops.sort_by_key(|op| (op.call, op.client));
-    for (i, op) in ops.iter_mut().enumerate() {
-        op.id = i as u64;
-    }
-}
+use super::{err, no_operations, number_in_call_order, quoted, KvOp, ParseError};
+use crate::linearizability::{Op, NEVER};
+use crate::models::kv::{KvInput, KvOutput};
 
 /// A value in porcupine's EDN-like kv lines.
 #[derive(Debug, PartialEq, Eq)]
@@ -206,7 +20,15 @@ fn parse_edn_map(line: usize, text: &str) -> Result<BTreeMap<String, Edn>, Parse
     let inner = t
         .strip_prefix('{')
         .and_then(|s| s.strip_suffix('}'))
-        .ok_or_else(|| err(line, "expected a map in braces"))?;
+        .ok_or_else(|| {
+            err(
+                line,
+                format!(
+                    "not a line of a porcupine kv history: expected {EXPECTED}, found {}",
+                    quoted(text)
+                ),
+            )
+        })?;
     let mut cur = EdnCursor {
         chars: inner.chars().collect(),
         i: 0,
@@ -317,11 +139,13 @@ impl EdnCursor {
 pub fn parse_porcupine_kv(text: &str) -> Result<Vec<KvOp>, ParseError> {
     let mut open: BTreeMap<i64, (usize, KvInput)> = BTreeMap::new();
     let mut ops: Vec<KvOp> = Vec::new();
+    let mut operation_lines = 0usize;
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
         if raw.trim().is_empty() {
             continue;
         }
+        operation_lines += 1;
         let map = parse_edn_map(line, raw)?;
         let entry = KvEntry::of(line, &map)?;
         let process = entry.process;
@@ -361,9 +185,16 @@ pub fn parse_porcupine_kv(text: &str) -> Result<Vec<KvOp>, ParseError> {
             });
         }
     }
+    if operation_lines == 0 {
+        return Err(no_operations(text.lines().count(), EXPECTED));
+    }
     number_in_call_order(&mut ops);
     Ok(ops)
 }
+
+/// What the lines of the format look like, for errors.
+const EXPECTED: &str = "lines `{:process <P>, :type <:invoke|:ok|:fail|:info>, \
+     :f <:get|:put|:append>, :key \"<K>\", :value <V>}` (a porcupine kv history)";
 
 /// The fields of one line of a porcupine kv history.
 struct KvEntry<'a> {
@@ -452,32 +283,4 @@ impl<'a> KvEntry<'a> {
             output,
         }))
     }
-}
-
-/// Check a register history.
-pub fn check_register_ops(ops: &[RegisterOp], budget_steps: u64) -> Verdict {
-    check(&RegisterModel, ops, budget_steps, TimeUnit::Position)
-}
-
-/// Check a kv history, split per key.
-pub fn check_kv_ops(ops: &[KvOp], budget_steps: u64) -> Verdict {
-    check(&KvModel, ops, budget_steps, TimeUnit::Position)
-}
-
-/// Check a kv history as one history (no per-key split); for comparison only.
-pub fn check_kv_ops_unpartitioned(ops: &[KvOp], budget_steps: u64) -> Verdict {
-    check(&KvWholeModel, ops, budget_steps, TimeUnit::Position)
-}
-
-/// Parse and check a Jepsen register log.
-pub fn check_jepsen_register(text: &str, budget_steps: u64) -> Result<Verdict, ParseError> {
-    Ok(check_register_ops(
-        &parse_jepsen_register(text)?,
-        budget_steps,
-    ))
-}
-
-/// Parse and check a porcupine kv history.
-pub fn check_porcupine_kv(text: &str, budget_steps: u64) -> Result<Verdict, ParseError> {
-    Ok(check_kv_ops(&parse_porcupine_kv(text)?, budget_steps))
 }
