@@ -41,6 +41,11 @@ const WATCH_SETTLE_TIMEOUT_MS: u64 = 5_000;
 const WATCH_SYNC_WAIT_MS: u64 = 250;
 /// Each request to etcd must answer within this (a hang is reported, never waited out).
 const REQUEST_TIMEOUT_MS: u64 = 10_000;
+/// Every this many writes the store is replaced by a restore of its own snapshot, serialized
+/// and read back as a member's snapshot file is (the restart path, and a follower installing
+/// the leader's snapshot): every later answer then also checks that a snapshot keeps what
+/// etcd answers from (revisions, the compact revision, tombstones, leases and their keys).
+const RESTORE_EVERY_WRITES: u64 = 17;
 
 /// Deliberately corrupt the store's outcome of one step, to prove a difference is reported.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,6 +82,8 @@ pub struct Summary {
     pub watch_sync_wait_ms: u64,
     /// Wall time spent waiting for etcd to deliver the watches' sentinel events.
     pub watch_settle_ms: u64,
+    /// Times the store was replaced by a restore of its snapshot (`RESTORE_EVERY_WRITES`).
+    pub restores: u64,
 }
 
 /// Where in a seed a step was.
@@ -172,6 +179,8 @@ struct Model {
     started: Instant,
     /// Responses delivered to each watch stream after its created response.
     delivered: BTreeMap<StreamId, Vec<WatchResponse>>,
+    writes_since_restore: u64,
+    restores: u64,
 }
 
 impl Model {
@@ -187,7 +196,32 @@ impl Model {
             clock,
             started: Instant::now(),
             delivered: BTreeMap::new(),
+            writes_since_restore: 0,
+            restores: 0,
         }
+    }
+
+    /// Replace the store by a restore of its snapshot after a JSON round trip; watchers
+    /// continue from where they were (`WatchHub::resync`, as a member does after installing
+    /// a snapshot).
+    fn restore_from_snapshot(&mut self) {
+        let bytes = serde_json::to_vec(&self.store.snapshot()).expect("snapshots serialize");
+        let snapshot = serde_json::from_slice(&bytes).expect("snapshots deserialize");
+        let restored = KvStore::restore(snapshot);
+        assert!(
+            restored == self.store,
+            "a restored store differs from the one snapshotted"
+        );
+        self.store = restored;
+        // What a watcher gets now is what it had not seen yet (a watch from the past catching
+        // up); the comparison with etcd's deliveries catches anything sent twice or skipped.
+        for out in self.hub.resync(&self.store) {
+            self.delivered
+                .entry(out.stream)
+                .or_default()
+                .push(out.response);
+        }
+        self.restores += 1;
     }
 
     fn now_ms(&self) -> u64 {
@@ -251,6 +285,13 @@ impl Model {
         }
         self.feed_watches();
         self.store.check_invariants();
+        if request.is_write() {
+            self.writes_since_restore += 1;
+            if self.writes_since_restore == RESTORE_EVERY_WRITES {
+                self.writes_since_restore = 0;
+                self.restore_from_snapshot();
+            }
+        }
         result.map_err(store_error)
     }
 }
@@ -708,6 +749,7 @@ pub fn run(endpoint: &str, options: &RunOptions) -> Result<Summary, Failure> {
             runner.run_seed(seed, options.ops_per_seed).await?;
         }
         runner.summary.final_revision = runner.model.store.current_revision();
+        runner.summary.restores = runner.model.restores;
         Ok(runner.summary)
     })
 }

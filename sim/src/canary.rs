@@ -136,6 +136,16 @@ pub fn all_canaries() -> Vec<CanarySpec> {
         300,
         OVERWRITTEN_COMMIT,
     ));
+    // Snapshots every 30 entries, 16 KiB WAL segments released behind them, crashes: a crash
+    // after a snapshot whose bytes never reached the disk leaves nothing to restart from.
+    all.push(ready(
+        Canary::SnapshotPurgeBeforeDurable.name(),
+        Canary::SnapshotPurgeBeforeDurable,
+        "etcd #18055: a snapshot file purged while still needed (two snapshots in a short period)",
+        "membership-churn",
+        300,
+        OVERWRITTEN_COMMIT,
+    ));
     // A member restoring a snapshot taken right after a compaction at the newest revision
     // comes back below the revision it served; the next entries it applies get revisions
     // other members gave to other entries.

@@ -131,7 +131,10 @@ impl NodeCore {
             wal: WalOptions {
                 segment_size_bytes: config.wal_segment_size_bytes,
             },
-            snapshots: SnapshotOptions::default(),
+            snapshots: SnapshotOptions {
+                canary: config.canary.and_then(Canary::storage_canary),
+                ..SnapshotOptions::default()
+            },
         };
         let storage = open_member_storage(disk, options)
             .expect("storage recovery failed: the disk holds corrupt synced data");

@@ -68,10 +68,14 @@ pub enum Canary {
     InstallStaleSnapshot,
     /// A learner promoted before it caught up (`faultline_raft::Canary::PromoteUnreadyLearner`).
     PromoteUnreadyLearner,
+    /// Modelled on etcd #18055 (a snapshot file deleted while still needed, when two snapshots
+    /// arrive in a short period): a new snapshot is renamed into place before it is durable
+    /// and the older ones are purged (`faultline_storage::StorageCanary::PurgeBeforeDurable`).
+    SnapshotPurgeBeforeDurable,
 }
 
 impl Canary {
-    pub const ALL: [Canary; 13] = [
+    pub const ALL: [Canary; 14] = [
         Canary::StaleFollowerRead,
         Canary::AckBeforeSync,
         Canary::LeaderLocalRead,
@@ -85,6 +89,7 @@ impl Canary {
         Canary::ConfChangeNoGuard,
         Canary::InstallStaleSnapshot,
         Canary::PromoteUnreadyLearner,
+        Canary::SnapshotPurgeBeforeDurable,
     ];
 
     /// The name used on the command line and in seed files.
@@ -103,6 +108,7 @@ impl Canary {
             Canary::ConfChangeNoGuard => "conf-change-no-guard",
             Canary::InstallStaleSnapshot => "install-stale-snapshot",
             Canary::PromoteUnreadyLearner => "promote-unready-learner",
+            Canary::SnapshotPurgeBeforeDurable => "snapshot-purge-before-durable",
         }
     }
 
@@ -132,6 +138,16 @@ impl Canary {
         match self {
             Canary::IgnorePutAfterDelete => Some(faultline_mvcc::KvCanary::IgnorePutAfterDelete),
             Canary::RevisionFromRecords => Some(faultline_mvcc::KvCanary::RevisionFromRecords),
+            _ => None,
+        }
+    }
+
+    /// The storage bug this canary plants, if it lives in `faultline_storage`.
+    pub fn storage_canary(self) -> Option<faultline_storage::StorageCanary> {
+        match self {
+            Canary::SnapshotPurgeBeforeDurable => {
+                Some(faultline_storage::StorageCanary::PurgeBeforeDurable)
+            }
             _ => None,
         }
     }

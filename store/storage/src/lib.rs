@@ -38,5 +38,6 @@ pub use restart::{
 };
 pub use snap::{
     LoadedSnapshot, RejectedSnapshot, Snapshot, SnapshotError, SnapshotFiles, SnapshotOptions,
+    StorageCanary,
 };
 pub use wal::{Violation, Wal, WalError, WalOptions, WalState, MAX_RECORD_BYTES};

@@ -43,12 +43,29 @@ pub struct SnapshotOptions {
     /// Snapshots kept after a save, newest first; at least 1. Keeping two lets a damaged
     /// newest snapshot fall back to the one before it.
     pub retain_count: usize,
+    /// A planted bug (simulation only; `SnapshotFiles::open` refuses one unless the crate is
+    /// built with `canaries`).
+    pub canary: Option<StorageCanary>,
 }
 
 impl Default for SnapshotOptions {
     fn default() -> Self {
-        SnapshotOptions { retain_count: 2 }
+        SnapshotOptions {
+            retain_count: 2,
+            canary: None,
+        }
     }
+}
+
+/// A re-introducible storage bug (a canary).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StorageCanary {
+    /// Modelled on etcd #18055 (a snapshot file deleted by cleanup while it was still needed,
+    /// found when two snapshots arrived in a short period): a save renames the new snapshot
+    /// into place before its bytes are durable and purges every older one at once, so a power
+    /// loss before the bytes reach the disk leaves no whole snapshot, while the WAL was
+    /// already released up to the new one.
+    PurgeBeforeDurable,
 }
 
 /// One snapshot: the last log entry it covers, and the node's bytes.
@@ -185,6 +202,11 @@ impl<D: Disk> SnapshotFiles<D> {
     /// [`save`](Self::save) left behind.
     pub fn open(mut disk: D, options: SnapshotOptions) -> Result<Self, SnapshotError> {
         assert!(options.retain_count >= 1, "retain at least one snapshot");
+        assert!(
+            cfg!(feature = "canaries") || options.canary.is_none(),
+            "storage canary {:?} requested, but faultline-storage was built without `canaries`",
+            options.canary
+        );
         let leftovers: Vec<String> = disk
             .list()?
             .into_iter()
@@ -226,11 +248,19 @@ impl<D: Disk> SnapshotFiles<D> {
             self.disk.remove(&temp)?;
         }
         self.disk.append(&temp, &encode(index, term, payload))?;
+        let purge_before_durable = cfg!(feature = "canaries")
+            && self.options.canary == Some(StorageCanary::PurgeBeforeDurable);
         // The content must be durable before the name points at it, or a power loss could
         // leave a complete name over an incomplete file.
-        self.disk.sync(&temp)?;
+        if !purge_before_durable {
+            self.disk.sync(&temp)?;
+        }
         self.disk.rename(&temp, &name.file(FINAL_SUFFIX))?;
         self.disk.sync_dir()?;
+        if purge_before_durable {
+            // Planted bug: only the newest (not yet durable) snapshot is kept.
+            self.options.retain_count = 1;
+        }
         self.prune()
     }
 

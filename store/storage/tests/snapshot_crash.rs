@@ -161,7 +161,11 @@ fn check_every_crash(options: SnapshotOptions, lies_about_sync: bool) -> Result<
     let mut outcomes = Outcomes::default();
     for budget in 0.. {
         let cut = PowerCut {
-            disk: disk_with_two_snapshots(options),
+            // The two older snapshots are saved correctly; only the new save is under test.
+            disk: disk_with_two_snapshots(SnapshotOptions {
+                canary: None,
+                ..options
+            }),
             ops_left: budget,
             ops_done: 0,
             lies_about_sync,
@@ -198,7 +202,11 @@ fn check_every_crash(options: SnapshotOptions, lies_about_sync: bool) -> Result<
 #[test]
 fn a_power_loss_anywhere_in_save_leaves_the_new_or_the_previous_snapshot() {
     for retain_count in [1, 2] {
-        let outcomes = check_every_crash(SnapshotOptions { retain_count }, false)
+        let options = SnapshotOptions {
+            retain_count,
+            ..SnapshotOptions::default()
+        };
+        let outcomes = check_every_crash(options, false)
             .unwrap_or_else(|violation| panic!("retain {retain_count}: {violation}"));
         println!("retain {retain_count}: {outcomes:?}");
         // Both outcomes happen: the faults really undo unsynced work.
@@ -209,9 +217,30 @@ fn a_power_loss_anywhere_in_save_leaves_the_new_or_the_previous_snapshot() {
 #[test]
 fn the_check_catches_a_disk_that_lies_about_sync() {
     // With one snapshot kept, a save whose data never reached the platter loses both.
-    let violation = check_every_crash(SnapshotOptions { retain_count: 1 }, true).unwrap_err();
+    let one = SnapshotOptions {
+        retain_count: 1,
+        ..SnapshotOptions::default()
+    };
+    let violation = check_every_crash(one, true).unwrap_err();
     assert!(violation.contains("loaded None"), "{violation}");
     // With two kept, a save that returned Ok comes back as the previous snapshot.
     let violation = check_every_crash(SnapshotOptions::default(), true).unwrap_err();
     assert!(violation.contains("index: LogIndex(20)"), "{violation}");
+}
+
+/// The planted bug of `StorageCanary::PurgeBeforeDurable` (etcd #18055's kind): a power loss
+/// while a save is under way, or after it returned Ok, loads neither the new snapshot nor the
+/// one before it (an older one, or none).
+#[cfg(feature = "canaries")]
+#[test]
+fn the_purge_before_durable_canary_loses_the_snapshots_still_needed() {
+    let options = SnapshotOptions {
+        canary: Some(faultline_storage::StorageCanary::PurgeBeforeDurable),
+        ..SnapshotOptions::default()
+    };
+    let violation = check_every_crash(options, false).unwrap_err();
+    assert!(
+        violation.contains("loaded None") || violation.contains("index: LogIndex(10)"),
+        "{violation}"
+    );
 }
