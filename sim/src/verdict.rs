@@ -334,9 +334,7 @@ pub const PROMOTION_LAG_LIMIT_ENTRIES: u64 = 100;
 /// not from the leader's bookkeeping the rule relies on.
 pub fn check_promotions(output: &RunOutput) -> Option<String> {
     let mut progress: BTreeMap<u64, u64> = BTreeMap::new(); // member -> highest index it holds applied
-                                                            // Each member's view: the learners of the last configuration it applied.
-    let mut learners_of: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
-    let mut judged: std::collections::BTreeSet<u64> = Default::default(); // promotion indexes seen
+    let mut judged: std::collections::BTreeSet<u64> = Default::default(); // promotion indexes
     for record in &output.trace {
         let TraceEvent::Member { member, event } = &record.event else {
             continue;
@@ -346,25 +344,22 @@ pub fn check_promotions(output: &RunOutput) -> Option<String> {
                 let held = progress.entry(*member).or_default();
                 *held = (*held).max(*index);
             }
+            // Judged once per promotion entry, at its first apply anywhere (it is committed).
             NodeEvent::ConfChangeApplied {
                 index,
-                voters,
-                learners: now_learners,
+                change,
+                node: promoted,
                 ..
-            } => {
-                let learners = learners_of.entry(*member).or_default();
-                for promoted in voters.iter().filter(|v| learners.contains(v)) {
-                    let held = progress.get(promoted).copied().unwrap_or(0);
-                    if judged.insert(*index) && held + PROMOTION_LAG_LIMIT_ENTRIES < *index {
-                        return Some(format!(
-                            "membership safety: learner {promoted} was promoted at log index \
-                             {index} (committed by {:.3} ms) while it held entries only up to \
-                             {held}: a voter that holds nothing yet joined the quorum",
-                            record.at_ns as f64 / 1e6
-                        ));
-                    }
+            } if change.starts_with("promote") && judged.insert(*index) => {
+                let held = progress.get(promoted).copied().unwrap_or(0);
+                if held + PROMOTION_LAG_LIMIT_ENTRIES < *index {
+                    return Some(format!(
+                        "membership safety: learner {promoted} was promoted at log index \
+                         {index} (committed by {:.3} ms) while it held entries only up to \
+                         {held}: a voter that holds nothing yet joined the quorum",
+                        record.at_ns as f64 / 1e6
+                    ));
                 }
-                *learners = now_learners.clone();
             }
             _ => {}
         }

@@ -24,6 +24,9 @@ const CLIENT_PORT: u16 = 4000;
 /// growing, capped), and reset by an answer.
 const UNREACHABLE_BACKOFF: Duration = Duration::from_millis(1000);
 const UNREACHABLE_BACKOFF_MAX: Duration = Duration::from_millis(8000);
+/// How long past its deadline a client still waits for a member's answer (a member's own
+/// request timer fires on its tick, after the client's deadline).
+const RPC_ANSWER_GRACE: Duration = Duration::from_millis(300);
 
 /// The members clients know, by ID: the initial members, then whatever the operator adds or
 /// removes (etcd clients sync their endpoints from MemberList the same way), and which of them
@@ -289,8 +292,14 @@ impl Session {
         let invoke_ns = self.ctx.recorder.now_ns();
         let deadline = madsim::time::Instant::now() + self.ctx.request_timeout;
         let mut member;
+        // A leader hint is followed even to a member the client is backing off from.
+        let mut hinted = false;
         let outcome = loop {
-            member = self.ctx.members.reachable_from(self.target);
+            member = if std::mem::take(&mut hinted) {
+                self.target
+            } else {
+                self.ctx.members.reachable_from(self.target)
+            };
             self.target = member;
             let addr = self.ctx.members.addr(member).expect("known_or_next");
             let now = madsim::time::Instant::now();
@@ -300,7 +309,12 @@ impl Session {
             let call = ClientCall {
                 request: request.clone(),
             };
-            let answer = self.endpoint.call_timeout(addr, call, deadline - now).await;
+            // A live member answers by its own request timeout (`Timeout`, an answer); the
+            // grace lets that answer arrive, so only silence marks a member unreachable.
+            let answer = self
+                .endpoint
+                .call_timeout(addr, call, deadline - now + RPC_ANSWER_GRACE)
+                .await;
             if answer.is_ok() {
                 self.ctx.members.mark_reachable(member);
             }
@@ -310,6 +324,7 @@ impl Session {
                     leader_hint: Some(hint),
                 })) if hint != member && self.ctx.members.addr(hint).is_some() => {
                     self.target = hint;
+                    hinted = true;
                 }
                 Ok(Err(
                     faultline_api::EtcdError::NotLeader { .. }
@@ -324,7 +339,10 @@ impl Session {
                 }
                 Ok(Err(error)) => break Outcome::Failed(error),
                 Err(io_error) => {
-                    self.ctx.members.mark_unreachable(member);
+                    // Silent for longer than it takes a live member to answer `Timeout`.
+                    if now.elapsed() >= self.ctx.request_timeout + RPC_ANSWER_GRACE {
+                        self.ctx.members.mark_unreachable(member);
+                    }
                     break Outcome::Unknown(format!("rpc: {io_error}"));
                 }
             }

@@ -94,7 +94,9 @@ async fn current_members(session: &Session, deadline: Instant) -> Vec<u64> {
                 continue;
             }
             let list = ClusterCall {
-                request: ClusterRequest::MemberList,
+                request: ClusterRequest::MemberList {
+                    linearizable: false,
+                },
             };
             if let Ok(Ok(response)) = session
                 .endpoint

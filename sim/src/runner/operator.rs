@@ -4,6 +4,8 @@
 //! retries what etcd tells it to retry (a change in progress, a learner not ready) and checks
 //! the member list after an unknown outcome instead of repeating blindly.
 
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -211,9 +213,15 @@ impl Operator {
         let addr = Cluster::member_addr(ip);
         let url = format!("http://{addr}");
         let name = format!("member@{ip}");
-        let id = self.member_add(&name, &url, deadline).await?;
+        let (id, members) = self.member_add(&name, &url, deadline).await?;
         let member = MemberPlan { id, name, zone, ip };
-        let existing = self.ctx.members.snapshot();
+        // The new member is told the cluster's member list, as etcd's
+        // `--initial-cluster` for a member joining an existing cluster is.
+        let existing: BTreeMap<u64, SocketAddr> = members
+            .iter()
+            .filter(|m| m.id != id)
+            .filter_map(|m| Some((m.id, peer_addr(m)?)))
+            .collect();
         self.cluster
             .lock()
             .expect("cluster")
@@ -225,13 +233,13 @@ impl Operator {
         Ok(())
     }
 
-    /// MemberAdd (learner) until it is in the list; its ID.
+    /// MemberAdd (learner) until it is in the list; its ID and the member list.
     async fn member_add(
         &mut self,
         name: &str,
         url: &str,
         deadline: Instant,
-    ) -> Result<u64, OperatorStep> {
+    ) -> Result<(u64, Vec<Member>), OperatorStep> {
         let request = ClusterRequest::MemberAdd {
             name: name.to_owned(),
             peer_urls: vec![url.to_owned()],
@@ -239,7 +247,9 @@ impl Operator {
         };
         loop {
             match self.call(request.clone(), deadline).await {
-                Ok(ClusterResponse::MemberAdd { member, .. }) => return Ok(member.id),
+                Ok(ClusterResponse::MemberAdd {
+                    member, members, ..
+                }) => return Ok((member.id, members)),
                 Ok(other) => panic!("MemberAdd answered {other:?}"),
                 Err(error) if error.is_unknown_outcome() || error == EtcdError::PeerUrlExist => {
                     let members = self.member_list(deadline).await?;
@@ -247,14 +257,37 @@ impl Operator {
                         .iter()
                         .find(|m| m.peer_urls.iter().any(|u| u == url))
                     {
-                        return Ok(member.id);
+                        return Ok((member.id, members.clone()));
                     }
                     self.pause(deadline, &error).await?;
+                }
+                Err(EtcdError::TooManyLearners) => {
+                    self.remove_phantom_learners(deadline).await?;
+                    self.pause(deadline, &EtcdError::TooManyLearners).await?;
                 }
                 Err(error) if retryable(&error) => self.pause(deadline, &error).await?,
                 Err(error) => return Err(gave_up("add", &error)),
             }
         }
+    }
+
+    /// A learner whose add committed after its step gave up has no node; it would block every
+    /// later add (one learner at a time): remove it.
+    async fn remove_phantom_learners(&mut self, deadline: Instant) -> Result<(), OperatorStep> {
+        let members = self.member_list(deadline).await?;
+        let known = self.ctx.members.snapshot();
+        for phantom in members
+            .iter()
+            .filter(|m| m.is_learner && !known.contains_key(&m.id))
+        {
+            let request = ClusterRequest::MemberRemove { id: phantom.id };
+            if let Err(error) = self.call(request, deadline).await {
+                if !retryable(&error) && error != EtcdError::MemberNotFound {
+                    return Err(gave_up("remove a learner without a node", &error));
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn promote(&mut self, member: u64, deadline: Instant) -> Result<(), OperatorStep> {
@@ -312,7 +345,8 @@ impl Operator {
 
     async fn member_list(&mut self, deadline: Instant) -> Result<Vec<Member>, OperatorStep> {
         loop {
-            match self.call(ClusterRequest::MemberList, deadline).await {
+            let list = ClusterRequest::MemberList { linearizable: true };
+            match self.call(list, deadline).await {
                 Ok(response) => {
                     return Ok(response.members().expect("a member list").to_vec());
                 }
@@ -366,6 +400,12 @@ impl Operator {
             }
         }
     }
+}
+
+/// A member's peer address from its first peer URL (`http://host:port`).
+fn peer_addr(member: &Member) -> Option<SocketAddr> {
+    let url = member.peer_urls.first()?;
+    url.trim_start_matches("http://").parse().ok()
 }
 
 /// Refusals that pass: another change is in flight, a quorum is not active yet, or the

@@ -20,8 +20,11 @@ pub struct Member {
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ClusterRequest {
-    /// The member's applied member list (etcd's MemberList with `linearizable: false`).
-    MemberList,
+    /// The member's applied member list; with `linearizable`, only the leader answers (etcd
+    /// 3.5's `MemberListRequest.linearizable`).
+    MemberList {
+        linearizable: bool,
+    },
     /// Adds a member with these peer URLs; the leader picks its ID (etcd derives it from the
     /// URLs and the time; ours comes from the leader's seeded generator).
     MemberAdd {

@@ -494,10 +494,12 @@ impl NodeCore {
             outbox.extend(ready.messages.iter().cloned());
             self.raft.advance(&ready);
             self.raft.check_invariants();
-            self.maybe_compact();
             if self.removed {
+                // Never snapshot past our own removal: a restart replays it from the WAL and
+                // stops again.
                 return Vec::new();
             }
+            self.maybe_compact();
         }
         self.serve_applied_reads();
         self.flush_watch_polls();

@@ -302,6 +302,8 @@ pub enum NodeEvent {
     ConfChangeApplied {
         index: u64,
         change: String,
+        /// The member the change adds, promotes or removes.
+        node: u64,
         voters: Vec<u64>,
         learners: Vec<u64>,
     },

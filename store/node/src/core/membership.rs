@@ -62,6 +62,12 @@ fn parse_peer_url(url: &str) -> Option<SocketAddr> {
     bare.trim_end_matches('/').parse().ok()
 }
 
+/// A member's ID from its peer address: FNV-1a of its text form, in 1..=2^53 (exact in JSON).
+pub fn member_id_for(addr: SocketAddr) -> u64 {
+    let hash = crate::core::fnv1a64(addr.to_string().as_bytes());
+    hash % (1 << 53) + 1
+}
+
 pub(super) fn peer_url(addr: SocketAddr) -> String {
     format!("http://{addr}")
 }
@@ -150,7 +156,13 @@ impl NodeCore {
             return;
         }
         let proposed = match request {
-            ClusterRequest::MemberList => {
+            ClusterRequest::MemberList { linearizable } => {
+                if linearizable && self.role != Role::Leader {
+                    // Served by the leader, whose applied list follows every change it
+                    // committed (etcd 3.5's `linearizable` MemberList confirms with a ReadIndex).
+                    let _ = reply.send(Err(self.not_leader()));
+                    return;
+                }
                 let response = ClusterResponse::MemberList {
                     header: self.header(),
                     members: self.member_list(),
@@ -203,18 +215,8 @@ impl NodeCore {
         change: ConfChange,
         context: Vec<u8>,
     ) -> Result<(faultline_raft::Term, faultline_raft::LogIndex), EtcdError> {
-        if change.change_type != ConfChangeType::AddLearner
-            && change.change_type != ConfChangeType::AddVoter
-            && self.raft.conf_state().membership(change.node)
-                == faultline_raft::Membership::NotMember
-        {
-            return Err(EtcdError::MemberNotFound);
-        }
-        if change.change_type == ConfChangeType::PromoteLearner
-            && !self.raft.conf_state().is_learner(change.node)
-        {
-            return Err(EtcdError::MemberNotLearner);
-        }
+        // Raft checks leadership and a change in flight before the change itself: a retry of
+        // a removal still in flight answers "in progress", never "not found".
         self.raft
             .propose_conf_change(change, context)
             .map_err(conf_change_error)
@@ -246,14 +248,17 @@ impl NodeCore {
         if !is_learner && self.active_voters(&conf) < (conf.voters.len() + 1) / 2 + 1 {
             return Err(EtcdError::NotEnoughStartedMembers);
         }
-        // A fresh ID: one past every ID ever added (the address book keeps removed members),
-        // so never one in use or used before, and short enough to read in a trace. etcd hashes
-        // the URLs with the time instead.
-        let id = self
+        // The ID is a function of the address (etcd hashes the peer URLs with the cluster name
+        // and the time): a leader that never saw an earlier, lost proposal for this address
+        // picks the same ID, and another address never gets it. Addresses are not reused.
+        let id = member_id_for(peer_addr);
+        if self
             .address_book
-            .keys()
-            .next_back()
-            .map_or(1, |max| max + 1);
+            .get(&id)
+            .is_some_and(|known| known.peer_addr != peer_addr)
+        {
+            return Err(EtcdError::MemberExist); // a hash collision: refuse, never alias
+        }
         let change = ConfChange {
             change_type: if is_learner {
                 ConfChangeType::AddLearner
@@ -389,6 +394,7 @@ impl NodeCore {
             NodeEvent::ConfChangeApplied {
                 index: entry.index.0,
                 change: change.to_string(),
+                node: change.node.0,
                 voters: conf_state.voters.iter().map(|id| id.0).collect(),
                 learners: conf_state.learners.iter().map(|id| id.0).collect(),
             },

@@ -158,9 +158,8 @@ impl NodeCore {
         let canary = self.config.canary.and_then(crate::Canary::kv_canary);
         let (kv, members) = decode_state(&snapshot.data, canary);
         self.kv = kv;
-        for (id, attrs) in members {
-            self.address_book.entry(id).or_insert(attrs);
-        }
+        // The leader's committed view wins over what this member saw appended.
+        self.address_book.extend(members);
         self.applied_conf = snapshot.metadata.conf_state.clone();
         assert!(self.kv.take_events().is_empty());
         self.applied = index;
