@@ -59,6 +59,7 @@ pub(super) fn spawn_operator(
             cluster,
             initial_members,
             target: 1,
+            adding: Default::default(),
         };
         if concurrent {
             let tasks: Vec<JoinHandle<()>> = steps
@@ -86,6 +87,9 @@ struct Operator {
     initial_members: u64,
     /// The member calls go to first (the last one that answered as leader).
     target: u64,
+    /// Peer URLs whose MemberAdd a step (of any concurrent operator) is still working on: their
+    /// learners are not left without a node, whatever the directory says yet.
+    adding: Arc<Mutex<std::collections::BTreeSet<String>>>,
 }
 
 impl Operator {
@@ -213,7 +217,12 @@ impl Operator {
         let addr = Cluster::member_addr(ip);
         let url = format!("http://{addr}");
         let name = format!("member@{ip}");
-        let (id, members) = self.member_add(&name, &url, deadline).await?;
+        self.adding.lock().expect("adding").insert(url.clone());
+        let added = self.member_add(&name, &url, deadline).await;
+        let Ok((id, members)) = added else {
+            self.adding.lock().expect("adding").remove(&url);
+            return added.map(|_| ());
+        };
         let member = MemberPlan { id, name, zone, ip };
         // The new member is told the cluster's member list, as etcd's
         // `--initial-cluster` for a member joining an existing cluster is.
@@ -227,6 +236,7 @@ impl Operator {
             .expect("cluster")
             .join_member(&member, &existing);
         self.ctx.members.insert(id, addr);
+        self.adding.lock().expect("adding").remove(&url);
         done.push(OperatorStep::Added { member: id });
         self.promote(id, deadline).await?;
         done.push(OperatorStep::Promoted { member: id });
@@ -276,10 +286,12 @@ impl Operator {
     async fn remove_phantom_learners(&mut self, deadline: Instant) -> Result<(), OperatorStep> {
         let members = self.member_list(deadline).await?;
         let known = self.ctx.members.snapshot();
-        for phantom in members
-            .iter()
-            .filter(|m| m.is_learner && !known.contains_key(&m.id))
-        {
+        let adding = self.adding.lock().expect("adding").clone();
+        for phantom in members.iter().filter(|m| {
+            m.is_learner
+                && !known.contains_key(&m.id)
+                && !m.peer_urls.iter().any(|url| adding.contains(url))
+        }) {
             let request = ClusterRequest::MemberRemove { id: phantom.id };
             if let Err(error) = self.call(request, deadline).await {
                 if !retryable(&error) && error != EtcdError::MemberNotFound {

@@ -66,6 +66,9 @@ pub enum EtcdError {
     MemberNotFound,
     #[error("etcdserver: member ID already exist")]
     MemberExist,
+    /// The ID belongs to a member removed earlier: etcd never lets an ID back in.
+    #[error("etcdserver: ID removed")]
+    IdRemoved,
     #[error("etcdserver: given member URLs are invalid")]
     MemberBadUrls,
     #[error("etcdserver: Peer URLs already exists")]
@@ -108,7 +111,7 @@ impl EtcdError {
             }
             Removed => GrpcCode::Unavailable,
             MemberNotFound => GrpcCode::NotFound,
-            MemberExist => GrpcCode::FailedPrecondition,
+            MemberExist | IdRemoved => GrpcCode::FailedPrecondition,
             MemberBadUrls => GrpcCode::InvalidArgument,
             PeerUrlExist => GrpcCode::FailedPrecondition,
             MemberNotLearner | LearnerNotReady | TooManyLearners | NotEnoughStartedMembers => {

@@ -104,6 +104,8 @@ pub struct NodeCore {
     last_progress_notify_ms: u64,
     /// Every member ever added, with its address (see `membership.rs`); grows only.
     address_book: BTreeMap<u64, MemberAttrs>,
+    /// Members whose removal was applied: their IDs never come back (etcd's removed set).
+    removed_ids: std::collections::BTreeSet<u64>,
     /// The configuration as of `applied` (Raft's own runs ahead: it changes on append).
     applied_conf: faultline_raft::ConfState,
     /// Set once this member applied its own removal: it stops serving and sending.
@@ -161,13 +163,14 @@ impl NodeCore {
         let mut rng = ChaCha8Rng::seed_from_u64(config.rng_seed);
         // The minimum lease TTL is replicated configuration derived from the election timeout
         // exactly as etcd does (ceil(1.5 x election timeout)); every member computes the same.
-        let (mut kv, snapshot_members) = match restored {
-            Some((kv, members)) => (kv, members),
+        let (mut kv, snapshot_members, restored_removed) = match restored {
+            Some((kv, members, removed)) => (kv, members, removed),
             None => (
                 KvStore::with_options(StoreOptions::for_election_timeout_ms(
                     config.election_timeout_ms(),
                 )),
                 BTreeMap::new(),
+                Default::default(),
             ),
         };
         let address_book = membership::initial_address_book(&config.members, &snapshot_members);
@@ -236,6 +239,7 @@ impl NodeCore {
             next_stream: 1,
             last_progress_notify_ms: now_ms,
             address_book,
+            removed_ids: restored_removed,
             applied_conf: faultline_raft::ConfState::default(),
             removed: false,
             pending_transfer: None,

@@ -259,6 +259,11 @@ impl NodeCore {
         {
             return Err(EtcdError::MemberExist); // a hash collision: refuse, never alias
         }
+        if self.removed_ids.contains(&id) {
+            // A removed member that saw its removal has stopped for good; its ID must not
+            // return (etcd's ErrIDRemoved).
+            return Err(EtcdError::IdRemoved);
+        }
         let change = ConfChange {
             change_type: if is_learner {
                 ConfChangeType::AddLearner
@@ -409,6 +414,9 @@ impl NodeCore {
                 };
                 let _ = reply.send(Ok(self.conf_change_response(*change)));
             }
+        }
+        if change.change_type == ConfChangeType::RemoveNode {
+            self.removed_ids.insert(change.node.0);
         }
         if change.change_type == ConfChangeType::RemoveNode && change.node.0 == self.config.id {
             self.stop_after_removal(entry);

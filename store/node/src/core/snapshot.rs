@@ -14,7 +14,7 @@ use faultline_mvcc::{KvStore, LeaseClock, Snapshot as KvSnapshot};
 use faultline_raft::{LogIndex, Snapshot, SnapshotMetadata};
 use serde::{Deserialize, Serialize};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{MemberAttrs, NodeCore};
 use crate::NodeEvent;
@@ -34,16 +34,23 @@ pub(crate) struct SnapshotPayload {
 struct StateSnapshot {
     kv: KvSnapshot,
     members: BTreeMap<u64, MemberAttrs>,
+    /// IDs of members whose removal was applied (never added again).
+    removed_ids: BTreeSet<u64>,
 }
 
 pub(crate) fn encode_kv(kv: &KvStore) -> Vec<u8> {
     bincode::serialize(&kv.snapshot()).expect("MVCC snapshots always serialize")
 }
 
-fn encode_state(kv: &KvStore, members: &BTreeMap<u64, MemberAttrs>) -> Vec<u8> {
+fn encode_state(
+    kv: &KvStore,
+    members: &BTreeMap<u64, MemberAttrs>,
+    removed_ids: &BTreeSet<u64>,
+) -> Vec<u8> {
     bincode::serialize(&StateSnapshot {
         kv: kv.snapshot(),
         members: members.clone(),
+        removed_ids: removed_ids.clone(),
     })
     .expect("state snapshots always serialize")
 }
@@ -53,12 +60,13 @@ fn encode_state(kv: &KvStore, members: &BTreeMap<u64, MemberAttrs>) -> Vec<u8> {
 pub(crate) fn decode_state(
     data: &[u8],
     canary: Option<faultline_mvcc::KvCanary>,
-) -> (KvStore, BTreeMap<u64, MemberAttrs>) {
+) -> (KvStore, BTreeMap<u64, MemberAttrs>, BTreeSet<u64>) {
     let snapshot: StateSnapshot =
         bincode::deserialize(data).expect("a snapshot's data holds a serialized state");
     (
         KvStore::restore_with_canary(snapshot.kv, canary),
         snapshot.members,
+        snapshot.removed_ids,
     )
 }
 
@@ -95,7 +103,7 @@ impl NodeCore {
         if self.pending_compaction.is_none() && self.applied.0 >= last.0 + threshold {
             self.pending_compaction = Some(PendingCompaction {
                 index: self.applied,
-                data: encode_state(&self.kv, &self.address_book),
+                data: encode_state(&self.kv, &self.address_book, &self.removed_ids),
             });
         }
         let due = self.pending_compaction.as_ref().is_some_and(|pending| {
@@ -156,7 +164,8 @@ impl NodeCore {
             "a leader's snapshot lies beyond what this member applied"
         );
         let canary = self.config.canary.and_then(crate::Canary::kv_canary);
-        let (kv, members) = decode_state(&snapshot.data, canary);
+        let (kv, members, removed_ids) = decode_state(&snapshot.data, canary);
+        self.removed_ids = removed_ids;
         self.kv = kv;
         // The leader's committed view wins over what this member saw appended.
         self.address_book.extend(members);
