@@ -198,7 +198,7 @@ fn raft_and_read_canaries() -> Vec<CanarySpec> {
             Canary::VoteWithoutLogCheck,
             "Raft §5.4.1: vote granted without the log up-to-date check",
             "leader-churn",
-            100,
+            300,
             OVERWRITTEN_COMMIT,
         ),
         // Random faults missed it (200 default seeds, 300 with one entry per append, 100
