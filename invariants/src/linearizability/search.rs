@@ -65,11 +65,29 @@ struct OpTable<'a, I, O> {
     resources: Vec<Vec<u64>>,
     /// Symmetry classes (see `Model::interchangeable_class`); only optional ops may have one.
     class: Vec<Option<u64>>,
+    /// `Model::quick_reject_gate`, numbered densely (`NIL`: none), and how many there are.
+    gates: Vec<u32>,
+    n_gates: usize,
 }
 
 impl<'a, I, O> OpTable<'a, I, O> {
     fn new<M: Model<Input = I, Output = O>>(model: &M, ops: &'a [&'a Op<I, O>]) -> Self {
+        let mut gate_ids = std::collections::BTreeMap::new();
+        let gates: Vec<u32> = ops
+            .iter()
+            .map(
+                |op| match model.quick_reject_gate(&op.input, op.output.as_ref()) {
+                    Some(g) => {
+                        let next = gate_ids.len() as u32;
+                        *gate_ids.entry(g).or_insert(next)
+                    }
+                    None => NIL,
+                },
+            )
+            .collect();
         OpTable {
+            gates,
+            n_gates: gate_ids.len(),
             ops,
             hints: ops
                 .iter()
@@ -238,7 +256,7 @@ impl<'a, M: Model> Search<'a, M> {
                 .collect(),
             steps,
             budget,
-            list: EntryList::of_ops(table.ops),
+            list: EntryList::of_ops(table.ops, &table.gates, table.n_gates),
             limits: table.progress_limits(model),
             memo: Memo::new(table.ops.len()),
             states,
@@ -293,23 +311,7 @@ impl<'a, M: Model> Search<'a, M> {
     fn select_candidates(&mut self) {
         let table = self.table;
         self.choices.clear();
-        let mut e = self.list.first();
-        let mut first_return = None;
-        while e != NIL {
-            if e & 1 == 1 {
-                first_return = Some(e / 2);
-                break;
-            }
-            let op = table.ops[(e / 2) as usize];
-            if !self
-                .states
-                .iter()
-                .all(|st| self.model.quick_reject(st, &op.input, op.output.as_ref()))
-            {
-                self.choices.push(Choice::Linearize(e / 2));
-            }
-            e = self.list.after(e);
-        }
+        let first_return = self.open_calls();
         reduce_symmetric(
             &mut self.choices,
             &table.class,
@@ -318,17 +320,20 @@ impl<'a, M: Model> Search<'a, M> {
             &mut self.class_best,
         );
         // A class is tried where its most promising member would be. (Cached keys: the
-        // class lookup is linear, and a level can hold hundreds of choices.)
+        // class lookup is linear, and a level can hold hundreds of choices.) Ties in time
+        // order.
         let class_best = &self.class_best;
+        let list = &self.list;
         self.choices.sort_by_cached_key(|c| {
             let o = c.op() as usize;
-            match table.class[o] {
+            let hint = match table.class[o] {
                 Some(_) => class_best
                     .iter()
                     .find(|e| e.2 == o as u32)
                     .map_or(table.hints[o], |e| e.1 as i64),
                 None => table.hints[o],
-            }
+            };
+            (hint, list.rank(2 * o as u32))
         });
         if let Some(r) = first_return {
             if table.optional[r as usize] {
@@ -337,20 +342,67 @@ impl<'a, M: Model> Search<'a, M> {
         }
         if !self.pending.is_empty() {
             // Drops are excluded: a drop could equally have happened before the lazy steps,
-            // at the level where the first of them was chosen. Whether a lazy step is allowed
-            // is decided after it is applied (`apply_choice`).
-            let pending = &self.pending;
+            // at the level where the first of them was chosen. A lazy-capable operation that
+            // does not use every pending resource can only be another lazy step, and only
+            // one that `pending_after` would allow; whether it is lazy at all is known only
+            // after it is applied (`apply_choice`), so this keeps every choice that could
+            // succeed and drops those that would fail anyway (each a wasted model step).
+            let (pending, multi) = (&self.pending, &self.multi);
             self.choices.retain(|c| match *c {
                 Choice::Linearize(o) => {
-                    table.lazy_capable[o as usize]
-                        || pending
-                            .iter()
-                            .all(|r| table.resources[o as usize].binary_search(r).is_ok())
+                    let uses = &table.resources[o as usize];
+                    pending.iter().all(|r| uses.binary_search(r).is_ok())
+                        || table.lazy_capable[o as usize]
+                            && uses.iter().any(|&x| {
+                                pending.binary_search(&x).is_err()
+                                    && covered(multi, &run_after(pending, uses, x))
+                            })
                 }
                 Choice::Drop(_) => false,
             });
         }
         self.next_choice = 0;
+    }
+
+    /// Push every operation whose call comes before the first return still in the list and
+    /// that the model does not reject cheaply; the op of that first return.
+    fn open_calls(&mut self) -> Option<u32> {
+        let table = self.table;
+        let mut e = self.list.first();
+        let mut first_return = None;
+        while e != NIL {
+            if e & 1 == 1 {
+                first_return = Some(e / 2);
+                break;
+            }
+            if !self.rejected(e / 2) {
+                self.choices.push(Choice::Linearize(e / 2));
+            }
+            e = self.list.after(e);
+        }
+        let horizon = first_return.map_or(u32::MAX, |r| self.list.rank(2 * r + 1));
+        for g in 0..table.n_gates {
+            let first = self.list.gate_first(g);
+            if first == NIL || self.list.rank(2 * first) >= horizon || self.rejected(first) {
+                continue;
+            }
+            let mut o = first;
+            while o != NIL && self.list.rank(2 * o) < horizon {
+                debug_assert!(!self.rejected(o), "gate {g}: members disagree");
+                self.choices.push(Choice::Linearize(o));
+                o = self.list.gate_after(o);
+            }
+        }
+        first_return
+    }
+
+    /// Whether the model rejects op `o` cheaply from every current state.
+    #[inline]
+    fn rejected(&self, o: u32) -> bool {
+        let op = self.table.ops[o as usize];
+        self.states
+            .iter()
+            .all(|st| self.model.quick_reject(st, &op.input, op.output.as_ref()))
     }
 
     /// Try the remaining choices of this level, each one step of the budget, until one leads
@@ -438,28 +490,11 @@ impl<'a, M: Model> Search<'a, M> {
             // search burns every subset of such pairs.
             Some(x) if self.pending.binary_search(&x).is_ok() => None,
             Some(x) => {
-                let mut new_pending: Vec<u64> = self
-                    .pending
-                    .iter()
-                    .copied()
-                    .filter(|r| uses.binary_search(r).is_err())
-                    .collect();
-                if let Err(pos) = new_pending.binary_search(&x) {
-                    new_pending.insert(pos, x);
-                }
-                self.covered(&new_pending).then_some(new_pending)
+                debug_assert!(uses.binary_search(&x).is_ok(), "lazy resource not used");
+                let new_pending = run_after(&self.pending, uses, x);
+                covered(&self.multi, &new_pending).then_some(new_pending)
             }
         }
-    }
-
-    /// Whether some operation uses every resource of `set` (a run of lazy steps it cannot
-    /// end is not worth building).
-    fn covered(&self, set: &[u64]) -> bool {
-        set.len() <= 1
-            || self
-                .multi
-                .iter()
-                .any(|m| set.iter().all(|r| m.binary_search(r).is_ok()))
     }
 
     /// Apply the choice `idx` of this level: lift its op and push the level on the stack.
@@ -505,4 +540,27 @@ impl<'a, M: Model> Search<'a, M> {
         self.next_choice = frame.taken + 1;
         true
     }
+}
+
+/// The resources pending after a lazy step on `x` by an operation using `uses`: those it did
+/// not use, and `x` (sorted).
+fn run_after(pending: &[u64], uses: &[u64], x: u64) -> Vec<u64> {
+    let mut run: Vec<u64> = pending
+        .iter()
+        .copied()
+        .filter(|r| uses.binary_search(r).is_err())
+        .collect();
+    if let Err(pos) = run.binary_search(&x) {
+        run.insert(pos, x);
+    }
+    run
+}
+
+/// Whether some operation uses every resource of `set` (`multi`: the resource sets of the
+/// operations using several); a run of lazy steps no operation can end is not worth building.
+fn covered(multi: &[&[u64]], set: &[u64]) -> bool {
+    set.len() <= 1
+        || multi
+            .iter()
+            .any(|m| set.iter().all(|r| m.binary_search(r).is_ok()))
 }

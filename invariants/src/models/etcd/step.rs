@@ -97,6 +97,15 @@ impl Model for EtcdModel {
         }
     }
 
+    fn quick_reject_gate(&self, input: &EtcdInput, output: Option<&Response>) -> Option<u64> {
+        // The last arm of `quick_reject`: it depends on the state's revision alone.
+        let lease_op = matches!(
+            &input.request,
+            Request::LeaseGrant(_) | Request::LeaseRevoke(_)
+        );
+        (output.is_none() && input.pin.is_none() && !lease_op).then_some(0)
+    }
+
     fn progress(&self, st: &EtcdState) -> i64 {
         st.revision
     }
