@@ -28,10 +28,11 @@
 //!
 //! Files, bottom up: `model` (what is checked: `Op`, `Model`), `report` (what a check
 //! concludes), `choice`, `entries` (the call/return list), `memo`, `pruning` (symmetry and
-//! progress limits), `search` (one partition's search), and here the driver over partitions.
+//! progress limits), `gates` (offering a gate's candidates), `search` (one partition's search), and here the driver over partitions.
 
 mod choice;
 mod entries;
+mod gates;
 mod memo;
 mod model;
 mod pruning;

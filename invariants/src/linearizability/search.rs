@@ -14,9 +14,10 @@
 
 use super::choice::Choice;
 use super::entries::{EntryList, NIL};
+use super::gates::Gates;
 use super::memo::Memo;
 use super::model::{Model, Op};
-use super::pruning::{reduce_symmetric, ProgressLimits};
+use super::pruning::{ProgressLimits, Symmetry};
 
 /// What one partition's search ended with.
 pub(crate) enum Outcome {
@@ -135,7 +136,8 @@ struct Frame<S> {
     states: Vec<S>,
     /// The decided set (Zobrist hash) before the choice was applied.
     decided: u128,
-    choices: Vec<Choice>,
+    /// Exactly as long as it needs to be: the stack can be as deep as the history is long.
+    choices: Box<[Choice]>,
     /// Index of the choice applied at this frame.
     taken: usize,
     /// The lazy resources pending before the choice was applied.
@@ -230,8 +232,9 @@ struct Search<'a, M: Model> {
     /// Choices of the level being explored and the next index to try.
     choices: Vec<Choice>,
     next_choice: usize,
-    /// Scratch for the per-level class reduction: (class, best hint, representative).
-    class_best: Vec<(u64, u64, u32)>,
+    /// The per-level class reduction.
+    symmetry: Symmetry,
+    gates: Gates,
     prefix: LongestPrefix,
 }
 
@@ -245,6 +248,8 @@ impl<'a, M: Model> Search<'a, M> {
         let mut states = model.init();
         states.sort();
         states.dedup();
+        let symmetry = Symmetry::new(&table.class, table.ops);
+        let gates = Gates::new(&table.gates, table.n_gates, &symmetry);
         Search {
             model,
             table,
@@ -266,7 +271,8 @@ impl<'a, M: Model> Search<'a, M> {
             stack: Vec::new(),
             choices: Vec::new(),
             next_choice: 0,
-            class_best: Vec::new(),
+            symmetry,
+            gates,
             prefix: LongestPrefix::default(),
         }
     }
@@ -311,29 +317,15 @@ impl<'a, M: Model> Search<'a, M> {
     fn select_candidates(&mut self) {
         let table = self.table;
         self.choices.clear();
+        self.symmetry.begin_level();
         let first_return = self.open_calls();
-        reduce_symmetric(
-            &mut self.choices,
-            &table.class,
-            table.ops,
-            &table.hints,
-            &mut self.class_best,
-        );
-        // A class is tried where its most promising member would be. (Cached keys: the
-        // class lookup is linear, and a level can hold hundreds of choices.) Ties in time
-        // order.
-        let class_best = &self.class_best;
-        let list = &self.list;
+        let reps = self.symmetry.representatives().map(Choice::Linearize);
+        self.choices.extend(reps);
+        // A class is tried where its most promising member would be; ties in time order.
+        let (symmetry, list) = (&self.symmetry, &self.list);
         self.choices.sort_by_cached_key(|c| {
-            let o = c.op() as usize;
-            let hint = match table.class[o] {
-                Some(_) => class_best
-                    .iter()
-                    .find(|e| e.2 == o as u32)
-                    .map_or(table.hints[o], |e| e.1 as i64),
-                None => table.hints[o],
-            };
-            (hint, list.rank(2 * o as u32))
+            let o = c.op();
+            (symmetry.hint(o, &table.hints), list.rank(2 * o))
         });
         if let Some(r) = first_return {
             if table.optional[r as usize] {
@@ -364,8 +356,9 @@ impl<'a, M: Model> Search<'a, M> {
         self.next_choice = 0;
     }
 
-    /// Push every operation whose call comes before the first return still in the list and
-    /// that the model does not reject cheaply; the op of that first return.
+    /// Offer every operation whose call comes before the first return still in the list and
+    /// that the model does not reject cheaply: pushed as a choice, or to its symmetry class.
+    /// The op of that first return.
     fn open_calls(&mut self) -> Option<u32> {
         let table = self.table;
         let mut e = self.list.first();
@@ -376,7 +369,7 @@ impl<'a, M: Model> Search<'a, M> {
                 break;
             }
             if !self.rejected(e / 2) {
-                self.choices.push(Choice::Linearize(e / 2));
+                self.offer(e / 2);
             }
             e = self.list.after(e);
         }
@@ -386,14 +379,43 @@ impl<'a, M: Model> Search<'a, M> {
             if first == NIL || self.list.rank(2 * first) >= horizon || self.rejected(first) {
                 continue;
             }
-            let mut o = first;
-            while o != NIL && self.list.rank(2 * o) < horizon {
-                debug_assert!(!self.rejected(o), "gate {g}: members disagree");
-                self.choices.push(Choice::Linearize(o));
-                o = self.list.gate_after(o);
-            }
+            let hints = &table.hints;
+            let (choices, list) = (&mut self.choices, &self.list);
+            self.gates.offer(
+                g,
+                horizon,
+                list,
+                &mut self.symmetry,
+                hints,
+                |symmetry, o| {
+                    if symmetry.offer(o, hints) {
+                        choices.push(Choice::Linearize(o));
+                    }
+                },
+            );
+            debug_assert!(self.gate_agrees(g, horizon), "gate {g}: members disagree");
         }
         first_return
+    }
+
+    /// Offer candidate `o`: a choice of its own, or a member of its symmetry class.
+    #[inline]
+    fn offer(&mut self, o: u32) {
+        if self.symmetry.offer(o, &self.table.hints) {
+            self.choices.push(Choice::Linearize(o));
+        }
+    }
+
+    /// Whether the model rejects no member of open gate `g` called before `horizon`.
+    fn gate_agrees(&self, g: usize, horizon: u32) -> bool {
+        let mut o = self.list.gate_first(g);
+        while o != NIL && self.list.rank(2 * o) < horizon {
+            if self.rejected(o) {
+                return false;
+            }
+            o = self.list.gate_after(o);
+        }
+        true
     }
 
     /// Whether the model rejects op `o` cheaply from every current state.
@@ -507,6 +529,7 @@ impl<'a, M: Model> Search<'a, M> {
     ) {
         let o = self.choices[idx].op();
         self.list.lift(o);
+        self.gates.changed(self.table.gates[o as usize]);
         self.limits.lift(o);
         if !self.table.optional[o as usize] {
             self.required_left -= 1;
@@ -514,7 +537,7 @@ impl<'a, M: Model> Search<'a, M> {
         self.stack.push(Frame {
             states: std::mem::replace(&mut self.states, new_states),
             decided: self.decided,
-            choices: std::mem::take(&mut self.choices),
+            choices: self.choices.as_slice().into(),
             taken: idx,
             pending: std::mem::replace(&mut self.pending, new_pending),
         });
@@ -529,6 +552,7 @@ impl<'a, M: Model> Search<'a, M> {
         self.prefix.popped_to(self.stack.len());
         let o = frame.choices[frame.taken].op();
         self.list.unlift(o);
+        self.gates.changed(self.table.gates[o as usize]);
         self.limits.unlift(o);
         if !self.table.optional[o as usize] {
             self.required_left += 1;
@@ -536,7 +560,8 @@ impl<'a, M: Model> Search<'a, M> {
         self.states = frame.states;
         self.decided = frame.decided;
         self.pending = frame.pending;
-        self.choices = frame.choices;
+        self.choices.clear();
+        self.choices.extend_from_slice(&frame.choices);
         self.next_choice = frame.taken + 1;
         true
     }

@@ -98,12 +98,24 @@ impl Model for EtcdModel {
     }
 
     fn quick_reject_gate(&self, input: &EtcdInput, output: Option<&Response>) -> Option<u64> {
-        // The last arm of `quick_reject`: it depends on the state's revision alone.
-        let lease_op = matches!(
-            &input.request,
-            Request::LeaseGrant(_) | Request::LeaseRevoke(_)
-        );
-        (output.is_none() && input.pin.is_none() && !lease_op).then_some(0)
+        // The unpinned arms of `quick_reject` for unknown writes: they depend on the state's
+        // revision alone (gate 0), or on whether one lease exists (a gate per lease id and
+        // kind, numbered by the id's place in the sorted lease universe).
+        if output.is_some() || input.pin.is_some() {
+            return None;
+        }
+        let lease_gate = |id: &LeaseId, kind: u64| {
+            self.lease_universe
+                .binary_search(id)
+                .ok()
+                .map(|p| 1 + 2 * p as u64 + kind)
+        };
+        match &input.request {
+            Request::LeaseGrant(g) if g.id != 0 => lease_gate(&g.id, 0),
+            Request::LeaseGrant(_) => None,
+            Request::LeaseRevoke(r) => lease_gate(&r.id, 1),
+            _ => Some(0),
+        }
     }
 
     fn progress(&self, st: &EtcdState) -> i64 {
