@@ -42,7 +42,7 @@ mod search;
 pub use model::{Model, Op, Partition, NEVER};
 pub use report::{Mismatch, OpSummary, Report, StaleKind, StaleRead, TimeUnit, Verdict};
 
-use search::{search, Outcome};
+use search::{OpTable, Outcome, Search};
 
 fn summarize<M: Model>(model: &M, op: &Op<M::Input, M::Output>) -> OpSummary {
     OpSummary {
@@ -75,10 +75,11 @@ pub fn check<M: Model>(
 
 /// Like `check`, and also returns the linearization found.
 ///
-/// Several partitions are searched in rounds with a doubling step allowance each (restarting a
-/// partition that did not finish), so that one partition with a huge search space cannot hide
-/// a violation that another partition shows quickly; porcupine gets the same effect by
-/// checking partitions in parallel. Every step of every round counts against the budget.
+/// Several partitions are searched in rounds with a doubling step allowance each (a partition
+/// that did not finish goes on where it stopped, up to the new allowance in all), so that one
+/// partition with a huge search space cannot hide a violation that another partition shows
+/// quickly; porcupine gets the same effect by checking partitions in parallel. Every step
+/// counts against the budget once.
 pub fn check_detailed<M: Model>(
     model: &M,
     ops: &[Op<M::Input, M::Output>],
@@ -86,6 +87,13 @@ pub fn check_detailed<M: Model>(
     time_unit: TimeUnit,
 ) -> Checked {
     let parts = model.partition(ops);
+    let part_ops: Vec<Vec<&Op<M::Input, M::Output>>> = parts
+        .iter()
+        .map(|part| part.ops.iter().map(|&i| &ops[i]).collect())
+        .collect();
+    let tables: Vec<OpTable<M::Input, M::Output>> =
+        part_ops.iter().map(|p| OpTable::new(model, p)).collect();
+    let mut searches: Vec<Option<Search<M>>> = tables.iter().map(|_| None).collect();
     let mut done: Vec<Option<Vec<usize>>> = vec![None; parts.len()];
     let mut spent = 0u64;
     let mut allowance: u64 = if parts.len() > 1 {
@@ -99,15 +107,14 @@ pub fn check_detailed<M: Model>(
             if done[pi].is_some() {
                 continue;
             }
-            let part_ops: Vec<&Op<M::Input, M::Output>> =
-                part.ops.iter().map(|&i| &ops[i]).collect();
-            let limit = allowance.min(budget_steps - spent);
-            let mut steps = 0u64;
-            let outcome = search(model, &part_ops, &mut steps, limit);
-            spent += steps.min(limit);
+            let s = searches[pi].get_or_insert_with(|| Search::new(model, &tables[pi]));
+            let before = s.steps();
+            let outcome = s.resume(allowance.min(before.saturating_add(budget_steps - spent)));
+            spent += s.steps() - before;
             match outcome {
                 Outcome::Linearizable(order) => {
                     done[pi] = Some(order.into_iter().map(|i| part.ops[i]).collect());
+                    searches[pi] = None; // its memory is not needed any more
                 }
                 Outcome::OutOfBudget => {
                     unfinished.get_or_insert(pi);
@@ -117,7 +124,14 @@ pub fn check_detailed<M: Model>(
                     unplaceable,
                 } => {
                     return Checked {
-                        verdict: violation(model, part, &part_ops, prefix, unplaceable, time_unit),
+                        verdict: violation(
+                            model,
+                            part,
+                            &part_ops[pi],
+                            prefix,
+                            unplaceable,
+                            time_unit,
+                        ),
                         linearizations: vec![],
                     };
                 }

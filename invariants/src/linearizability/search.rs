@@ -30,31 +30,8 @@ pub(crate) enum Outcome {
     OutOfBudget,
 }
 
-/// Check one partition. `ops` are the partition's operations; `steps` counts every attempted
-/// step across partitions and stops the search at `budget`.
-pub(crate) fn search<M: Model>(
-    model: &M,
-    ops: &[&Op<M::Input, M::Output>],
-    steps: &mut u64,
-    budget: u64,
-) -> Outcome {
-    let n = ops.len();
-    assert!(
-        n < (u32::MAX / 2 - 1) as usize,
-        "history too long for the entry list"
-    );
-    if n == 0 {
-        return Outcome::Linearizable(vec![]);
-    }
-    let table = OpTable::new(model, ops);
-    let mut search = Search::new(model, &table, *steps, budget);
-    let outcome = search.run();
-    *steps = search.steps;
-    outcome
-}
-
-/// What the search needs to know about each operation, computed once.
-struct OpTable<'a, I, O> {
+/// What the search needs to know about each operation of one partition, computed once.
+pub(crate) struct OpTable<'a, I, O> {
     ops: &'a [&'a Op<I, O>],
     /// `Model::order_hint`: lower is tried first.
     hints: Vec<i64>,
@@ -72,7 +49,12 @@ struct OpTable<'a, I, O> {
 }
 
 impl<'a, I, O> OpTable<'a, I, O> {
-    fn new<M: Model<Input = I, Output = O>>(model: &M, ops: &'a [&'a Op<I, O>]) -> Self {
+    /// The table of one partition's operations `ops`.
+    pub(crate) fn new<M: Model<Input = I, Output = O>>(model: &M, ops: &'a [&'a Op<I, O>]) -> Self {
+        assert!(
+            ops.len() < (u32::MAX / 2 - 1) as usize,
+            "history too long for the entry list"
+        );
         let mut gate_ids = std::collections::BTreeMap::new();
         let gates: Vec<u32> = ops
             .iter()
@@ -209,15 +191,21 @@ enum Tried {
     OutOfBudget,
 }
 
-/// The search's state.
-struct Search<'a, M: Model> {
+/// The search over one partition, resumable: `resume` runs it until it ends or has taken a
+/// given number of steps in all, and a later `resume` with a larger number goes on from
+/// where it stopped, exactly as one run with the larger number would have.
+pub(crate) struct Search<'a, M: Model> {
     model: &'a M,
     table: &'a OpTable<'a, M::Input, M::Output>,
     /// Resource sets used together by one operation: a run of lazy steps over several
     /// resources is only worth building when some operation uses them all.
     multi: Vec<&'a [u64]>,
+    /// Steps taken so far, and the number `resume` may take in all.
     steps: u64,
     budget: u64,
+    /// The next `resume` starts a level (selects its candidates) rather than trying the
+    /// remaining choices of the current one.
+    fresh_level: bool,
     list: EntryList,
     limits: ProgressLimits,
     memo: Memo,
@@ -239,12 +227,8 @@ struct Search<'a, M: Model> {
 }
 
 impl<'a, M: Model> Search<'a, M> {
-    fn new(
-        model: &'a M,
-        table: &'a OpTable<'a, M::Input, M::Output>,
-        steps: u64,
-        budget: u64,
-    ) -> Self {
+    /// A search of the partition `table` describes, no step taken yet.
+    pub(crate) fn new(model: &'a M, table: &'a OpTable<'a, M::Input, M::Output>) -> Self {
         let mut states = model.init();
         states.sort();
         states.dedup();
@@ -259,8 +243,9 @@ impl<'a, M: Model> Search<'a, M> {
                 .filter(|r| r.len() > 1)
                 .map(Vec::as_slice)
                 .collect(),
-            steps,
-            budget,
+            steps: 0,
+            budget: 0,
+            fresh_level: true,
             list: EntryList::of_ops(table.ops, &table.gates, table.n_gates),
             limits: table.progress_limits(model),
             memo: Memo::new(table.ops.len()),
@@ -277,18 +262,27 @@ impl<'a, M: Model> Search<'a, M> {
         }
     }
 
-    fn run(&mut self) -> Outcome {
-        let mut fresh_level = true;
+    /// The steps taken so far.
+    pub(crate) fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// Search on until the search ends or `budget` steps have been taken in all (then
+    /// `OutOfBudget`; the search can be resumed with a larger budget). Not to be called again
+    /// once it returned anything else.
+    pub(crate) fn resume(&mut self, budget: u64) -> Outcome {
+        self.budget = budget;
         loop {
-            if fresh_level {
+            if self.fresh_level {
                 if self.required_left == 0 {
                     return Outcome::Linearizable(self.linearization());
                 }
                 self.select_candidates();
+                self.fresh_level = false;
             }
             match self.try_choices() {
                 Tried::Descended => {
-                    fresh_level = true;
+                    self.fresh_level = true;
                     continue;
                 }
                 Tried::OutOfBudget => return Outcome::OutOfBudget,
@@ -298,7 +292,6 @@ impl<'a, M: Model> Search<'a, M> {
             if !self.backtrack() {
                 return std::mem::take(&mut self.prefix).into_violation();
             }
-            fresh_level = false;
         }
     }
 
@@ -431,13 +424,15 @@ impl<'a, M: Model> Search<'a, M> {
     /// to a configuration not explored yet.
     fn try_choices(&mut self) -> Tried {
         while self.next_choice < self.choices.len() {
+            // The budget is checked before the choice is taken, so a resumed search tries
+            // it first.
+            if self.steps >= self.budget {
+                return Tried::OutOfBudget;
+            }
+            self.steps += 1;
             let idx = self.next_choice;
             self.next_choice += 1;
             let choice = self.choices[idx];
-            self.steps += 1;
-            if self.steps > self.budget {
-                return Tried::OutOfBudget;
-            }
             let o = choice.op();
             let Some((new_states, new_pending)) = self.apply_choice(choice) else {
                 continue;

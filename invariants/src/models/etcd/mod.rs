@@ -79,14 +79,19 @@ pub(crate) fn header(revision: Revision) -> ResponseHeader {
 /// Zero the fields a check must ignore.
 pub fn normalize(resp: &Response) -> Response {
     let mut r = resp.clone();
+    normalize_in_place(&mut r);
+    r
+}
+
+/// `normalize` without a copy.
+pub fn normalize_in_place(r: &mut Response) {
     let h = r.header_mut();
     *h = header(h.revision);
-    match &mut r {
+    match r {
         Response::Txn(t) => normalize_txn(t),
         Response::LeaseGrant(g) => g.ttl_seconds = 0,
         _ => {}
     }
-    r
 }
 
 fn normalize_txn(t: &mut TxnResponse) {

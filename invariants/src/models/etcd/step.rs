@@ -3,9 +3,11 @@
 //! revision nobody claims, and prunes with the facts; plus the search's hints (order, cheap
 //! rejection, progress, symmetry classes, lazy lease steps).
 
+use std::rc::Rc;
+
 use faultline_api::{LeaseId, Request, RequestOp, Response};
 
-use super::{kv_of, normalize, EtcdInput, EtcdModel, EtcdState, RangeKind};
+use super::{kv_of, normalize_in_place, EtcdInput, EtcdModel, EtcdState, RangeKind};
 use crate::describe::{describe_kv, describe_request, describe_response};
 use crate::linearizability::Model;
 
@@ -22,9 +24,9 @@ impl Model for EtcdModel {
         vec![EtcdState {
             revision: 1,
             compact_revision: -1,
-            keys: vec![None; self.keys.len()],
-            leases: vec![],
-            unknown_lease_ops_applied: vec![],
+            keys: Rc::new(vec![None; self.keys.len()]),
+            leases: Rc::default(),
+            unknown_lease_ops_applied: Rc::default(),
         }]
     }
 
@@ -241,12 +243,15 @@ impl EtcdModel {
             Response::LeaseGrant(g) => Some(g.id),
             _ => None,
         };
-        let Ok((next, expected, kind)) = self.apply(st, &input.request, grant) else {
+        let Ok((next, mut expected, kind)) = self.apply(st, &input.request, grant) else {
             return vec![];
         };
         let matches = match kind {
             RangeKind::Historical => actual.header().revision == expected.header().revision,
-            RangeKind::Current => normalize(&expected) == *actual,
+            RangeKind::Current => {
+                normalize_in_place(&mut expected);
+                expected == *actual
+            }
         };
         if matches && (next == *st || (self.feasible(st, &next) && self.leases_feasible(st, &next)))
         {
@@ -293,7 +298,7 @@ impl EtcdModel {
             return None; // a no-op: the same as never happening
         }
         if let Some(tag) = input.lease_op_tag {
-            let applied = &mut next.unknown_lease_ops_applied;
+            let applied = Rc::make_mut(&mut next.unknown_lease_ops_applied);
             if let Err(pos) = applied.binary_search(&tag) {
                 applied.insert(pos, tag);
             }
