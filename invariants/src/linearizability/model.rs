@@ -41,14 +41,28 @@ pub trait Model {
     fn name(&self) -> String;
     /// The possible initial states (usually one).
     fn init(&self) -> Vec<Self::State>;
-    /// Every state the operation may lead to from `state` while producing `output` (`None`:
-    /// any output). Empty: the operation is illegal here.
+    /// Push every state the operation may lead to from `state` while producing `output`
+    /// (`None`: any output) onto `out`. None: the operation is illegal here. (Into a vector
+    /// the caller owns: the search reuses one, so a step that leads nowhere new allocates
+    /// nothing.)
+    fn step_into(
+        &self,
+        state: &Self::State,
+        input: &Self::Input,
+        output: Option<&Self::Output>,
+        out: &mut Vec<Self::State>,
+    );
+    /// `step_into` a new vector.
     fn step(
         &self,
         state: &Self::State,
         input: &Self::Input,
         output: Option<&Self::Output>,
-    ) -> Vec<Self::State>;
+    ) -> Vec<Self::State> {
+        let mut out = Vec::new();
+        self.step_into(state, input, output, &mut out);
+        out
+    }
     /// Split the history into independent parts. Default: one part.
     fn partition(&self, ops: &[Op<Self::Input, Self::Output>]) -> Vec<Partition> {
         vec![Partition {

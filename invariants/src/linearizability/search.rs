@@ -217,6 +217,9 @@ pub(crate) struct Search<'a, M: Model> {
     pending: Vec<u64>,
     required_left: usize,
     stack: Vec<Frame<M::State>>,
+    /// Scratch for the successors of a step (`apply_choice`), reused while steps lead
+    /// nowhere new.
+    spare: Vec<M::State>,
     /// Choices of the level being explored and the next index to try.
     choices: Vec<Choice>,
     next_choice: usize,
@@ -254,6 +257,7 @@ impl<'a, M: Model> Search<'a, M> {
             pending: Vec::new(),
             required_left: table.optional.iter().filter(|o| !**o).count(),
             stack: Vec::new(),
+            spare: Vec::new(),
             choices: Vec::new(),
             next_choice: 0,
             symmetry,
@@ -311,15 +315,26 @@ impl<'a, M: Model> Search<'a, M> {
         let table = self.table;
         self.choices.clear();
         self.symmetry.begin_level();
-        let first_return = self.open_calls();
+        let (first_return, in_time_order) = self.open_calls();
         let reps = self.symmetry.representatives().map(Choice::Linearize);
         self.choices.extend(reps);
         // A class is tried where its most promising member would be; ties in time order.
-        let (symmetry, list) = (&self.symmetry, &self.list);
-        self.choices.sort_by_cached_key(|c| {
-            let o = c.op();
-            (symmetry.hint(o, &table.hints), list.rank(2 * o))
-        });
+        // Choices of the main list alone come in time order; with their hints in order too
+        // they are sorted already (the usual case for models without hints).
+        let hints = &table.hints;
+        let sorted = in_time_order == self.choices.len()
+            && self
+                .choices
+                .windows(2)
+                .all(|w| hints[w[0].op() as usize] <= hints[w[1].op() as usize]);
+        if !sorted {
+            let (symmetry, list) = (&self.symmetry, &self.list);
+            // Every key is distinct (ranks are), so an unstable sort gives the one order.
+            self.choices.sort_unstable_by_key(|c| {
+                let o = c.op();
+                (symmetry.hint(o, hints), list.rank(2 * o))
+            });
+        }
         if let Some(r) = first_return {
             if table.optional[r as usize] {
                 self.choices.push(Choice::Drop(r));
@@ -351,8 +366,9 @@ impl<'a, M: Model> Search<'a, M> {
 
     /// Offer every operation whose call comes before the first return still in the list and
     /// that the model does not reject cheaply: pushed as a choice, or to its symmetry class.
-    /// The op of that first return.
-    fn open_calls(&mut self) -> Option<u32> {
+    /// The op of that first return, and how many choices came first from the main list (in
+    /// time order).
+    fn open_calls(&mut self) -> (Option<u32>, usize) {
         let table = self.table;
         let mut e = self.list.first();
         let mut first_return = None;
@@ -366,6 +382,7 @@ impl<'a, M: Model> Search<'a, M> {
             }
             e = self.list.after(e);
         }
+        let in_time_order = self.choices.len();
         let horizon = first_return.map_or(u32::MAX, |r| self.list.rank(2 * r + 1));
         for g in 0..table.n_gates {
             let first = self.list.gate_first(g);
@@ -388,7 +405,7 @@ impl<'a, M: Model> Search<'a, M> {
             );
             debug_assert!(self.gate_agrees(g, horizon), "gate {g}: members disagree");
         }
-        first_return
+        (first_return, in_time_order)
     }
 
     /// Offer candidate `o`: a choice of its own, or a member of its symmetry class.
@@ -434,58 +451,64 @@ impl<'a, M: Model> Search<'a, M> {
             self.next_choice += 1;
             let choice = self.choices[idx];
             let o = choice.op();
-            let Some((new_states, new_pending)) = self.apply_choice(choice) else {
+            let Some(new_pending) = self.apply_choice(choice) else {
                 continue;
             };
             // Progress pruning: a required operation whose last chance has passed.
             if let Some(limit) = self.limits.min_excluding(o) {
-                if new_states.iter().all(|st| self.model.progress(st) > limit) {
+                if self.spare.iter().all(|st| self.model.progress(st) > limit) {
                     continue;
                 }
             }
             let new_decided = self.memo.with_op(self.decided, o);
-            if !self.memo.insert(new_decided, &(&new_states, &new_pending)) {
+            if !self.memo.insert(new_decided, &(&self.spare, &new_pending)) {
                 continue;
             }
+            let new_states = std::mem::take(&mut self.spare);
             self.descend(idx, new_states, new_decided, new_pending);
             return Tried::Descended;
         }
         Tried::Exhausted
     }
 
-    /// The model step of a choice: the next states and the lazy resources pending after it,
-    /// or `None` when the step fails or breaks the rules of lazy steps.
-    fn apply_choice(&self, choice: Choice) -> Option<(Vec<M::State>, Vec<u64>)> {
+    /// The model step of a choice: the next states (left in `spare`) and the lazy resources
+    /// pending after it, or `None` when the step fails or breaks the rules of lazy steps.
+    fn apply_choice(&mut self, choice: Choice) -> Option<Vec<u64>> {
+        self.spare.clear();
         let o = match choice {
-            Choice::Drop(_) => return Some((self.states.clone(), Vec::new())),
+            Choice::Drop(_) => {
+                self.spare.extend(self.states.iter().cloned());
+                return Some(Vec::new());
+            }
             Choice::Linearize(o) => o as usize,
         };
         let op = self.table.ops[o];
         let lazy_capable = self.table.lazy_capable[o];
-        let mut next: Vec<M::State> = Vec::new();
         let mut lazy: Option<Option<u64>> = None;
+        let (model, spare) = (self.model, &mut self.spare);
         for s in &self.states {
-            for n in self.model.step(s, &op.input, op.output.as_ref()) {
-                if lazy_capable {
-                    let r = self
-                        .model
-                        .lazy_resource(&op.input, op.output.as_ref(), s, &n);
+            let from = spare.len();
+            model.step_into(s, &op.input, op.output.as_ref(), spare);
+            if lazy_capable {
+                for n in &spare[from..] {
+                    let r = model.lazy_resource(&op.input, op.output.as_ref(), s, n);
                     lazy = Some(match lazy {
                         None => r,
                         Some(prev) if prev == r => r,
                         Some(_) => None,
                     });
                 }
-                next.push(n);
             }
         }
-        if next.is_empty() {
+        if self.spare.is_empty() {
             return None;
         }
         let new_pending = self.pending_after(o, lazy.flatten())?;
-        next.sort();
-        next.dedup();
-        Some((next, new_pending))
+        if self.spare.len() > 1 {
+            self.spare.sort();
+            self.spare.dedup();
+        }
+        Some(new_pending)
     }
 
     /// The lazy resources pending after op `o` was applied (`lazy`: the resource it changed
@@ -552,7 +575,9 @@ impl<'a, M: Model> Search<'a, M> {
         if !self.table.optional[o as usize] {
             self.required_left += 1;
         }
-        self.states = frame.states;
+        // The states left go back to being the scratch vector.
+        self.spare = std::mem::replace(&mut self.states, frame.states);
+        self.spare.clear();
         self.decided = frame.decided;
         self.pending = frame.pending;
         self.choices.clear();

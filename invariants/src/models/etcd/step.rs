@@ -30,7 +30,13 @@ impl Model for EtcdModel {
         }]
     }
 
-    fn step(&self, st: &EtcdState, input: &EtcdInput, output: Option<&Response>) -> Vec<EtcdState> {
+    fn step_into(
+        &self,
+        st: &EtcdState,
+        input: &EtcdInput,
+        output: Option<&Response>,
+        out: &mut Vec<EtcdState>,
+    ) {
         // Revision checks first: they reject almost every wrong candidate in O(1).
         if let Some(resp) = output {
             let h = resp.header().revision;
@@ -40,16 +46,16 @@ impl Model for EtcdModel {
                 None => h == st.revision || h == st.revision + 1,
             };
             if !ok {
-                return vec![];
+                return;
             }
         } else if let Some(pin) = input.pin {
             if pin != st.revision + 1 {
-                return vec![];
+                return;
             }
         }
         match output {
-            Some(actual) => self.step_known(st, input, actual),
-            None => self.step_unknown(st, input),
+            Some(actual) => out.extend(self.step_known(st, input, actual)),
+            None => self.step_unknown(st, input, out),
         }
     }
 
@@ -238,13 +244,18 @@ impl EtcdModel {
     /// The step of an operation with a known response (its revision already checked): the
     /// response must be the model's, and the state must stay feasible.
     #[inline]
-    fn step_known(&self, st: &EtcdState, input: &EtcdInput, actual: &Response) -> Vec<EtcdState> {
+    fn step_known(
+        &self,
+        st: &EtcdState,
+        input: &EtcdInput,
+        actual: &Response,
+    ) -> Option<EtcdState> {
         let grant = match actual {
             Response::LeaseGrant(g) => Some(g.id),
             _ => None,
         };
         let Ok((next, mut expected, kind)) = self.apply(st, &input.request, grant) else {
-            return vec![];
+            return None;
         };
         let matches = match kind {
             RangeKind::Historical => actual.header().revision == expected.header().revision,
@@ -255,32 +266,26 @@ impl EtcdModel {
         };
         if matches && (next == *st || (self.feasible(st, &next) && self.leases_feasible(st, &next)))
         {
-            vec![next]
+            Some(next)
         } else {
-            vec![]
+            None
         }
     }
 
     /// The steps of an unknown write: one per lease id the server may pick for a grant
     /// without one, else one; each only where it changes the state and is allowed.
     #[inline]
-    fn step_unknown(&self, st: &EtcdState, input: &EtcdInput) -> Vec<EtcdState> {
-        let grants: Vec<Option<LeaseId>> = match &input.request {
-            Request::LeaseGrant(g) if g.id == 0 => self
-                .lease_universe
-                .iter()
-                .filter(|l| st.leases.binary_search(l).is_err())
-                .map(|l| Some(*l))
-                .collect(),
-            _ => vec![None],
-        };
-        let mut out = Vec::new();
-        for grant in grants {
-            if let Some(next) = self.unknown_successor(st, input, grant) {
-                out.push(next);
+    fn step_unknown(&self, st: &EtcdState, input: &EtcdInput, out: &mut Vec<EtcdState>) {
+        match &input.request {
+            Request::LeaseGrant(g) if g.id == 0 => {
+                for l in self.lease_universe.iter() {
+                    if st.leases.binary_search(l).is_err() {
+                        out.extend(self.unknown_successor(st, input, Some(*l)));
+                    }
+                }
             }
+            _ => out.extend(self.unknown_successor(st, input, None)),
         }
-        out
     }
 
     /// The state after an unknown write (with the server's lease id `grant`), unless it is a
