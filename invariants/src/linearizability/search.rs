@@ -112,16 +112,22 @@ impl<'a, I, O> OpTable<'a, I, O> {
     }
 }
 
-/// A level the search descended from, to come back to.
-struct Frame<S> {
-    /// States before the choice was applied.
-    states: Vec<S>,
+/// A level the search descended from, to come back to. Its states and choices live in the
+/// search's arenas (`Arenas`), stacked like the frames, so a level allocates nothing: the
+/// stack can be as deep as the history is long, and most levels are left again at once.
+struct Frame {
+    /// Where its states (before the choice was applied) start in the state arena, and how
+    /// many there are.
+    states_at: usize,
+    n_states: usize,
     /// The decided set (Zobrist hash) before the choice was applied.
     decided: u128,
-    /// Exactly as long as it needs to be: the stack can be as deep as the history is long.
-    choices: Box<[Choice]>,
-    /// Index of the choice applied at this frame.
+    /// Where its choices start in the choice arena, and how many there are.
+    choices_at: usize,
+    n_choices: usize,
+    /// Index of the choice applied at this frame, and that choice.
     taken: usize,
+    choice: Choice,
     /// The lazy resources pending before the choice was applied.
     pending: Vec<u64>,
 }
@@ -139,7 +145,7 @@ struct LongestPrefix {
 
 impl LongestPrefix {
     /// Every choice of the current level failed: keep the path to it if it is the longest.
-    fn record<S>(&mut self, stack: &[Frame<S>], list: &EntryList, choices: &[Choice]) {
+    fn record(&mut self, stack: &[Frame], list: &EntryList, choices: &[Choice]) {
         let depth = stack.len();
         if depth <= self.choices.len() && self.have_best {
             return;
@@ -147,7 +153,7 @@ impl LongestPrefix {
         self.have_best = true;
         self.choices.truncate(self.low_water);
         for f in &stack[self.low_water..] {
-            self.choices.push(f.choices[f.taken]);
+            self.choices.push(f.choice);
         }
         self.low_water = depth;
         self.unplaceable.clear();
@@ -216,7 +222,10 @@ pub(crate) struct Search<'a, M: Model> {
     decided: u128,
     pending: Vec<u64>,
     required_left: usize,
-    stack: Vec<Frame<M::State>>,
+    stack: Vec<Frame>,
+    /// The states and choices of the frames, in stack order.
+    state_arena: Vec<M::State>,
+    choice_arena: Vec<Choice>,
     /// Scratch for the successors of a step (`apply_choice`), reused while steps lead
     /// nowhere new.
     spare: Vec<M::State>,
@@ -257,6 +266,8 @@ impl<'a, M: Model> Search<'a, M> {
             pending: Vec::new(),
             required_left: table.optional.iter().filter(|o| !**o).count(),
             stack: Vec::new(),
+            state_arena: Vec::new(),
+            choice_arena: Vec::new(),
             spare: Vec::new(),
             choices: Vec::new(),
             next_choice: 0,
@@ -303,7 +314,7 @@ impl<'a, M: Model> Search<'a, M> {
     fn linearization(&self) -> Vec<usize> {
         self.stack
             .iter()
-            .filter_map(|f| match f.choices[f.taken] {
+            .filter_map(|f| match f.choice {
                 Choice::Linearize(o) => Some(o as usize),
                 Choice::Drop(_) => None,
             })
@@ -552,13 +563,21 @@ impl<'a, M: Model> Search<'a, M> {
         if !self.table.optional[o as usize] {
             self.required_left -= 1;
         }
-        self.stack.push(Frame {
-            states: std::mem::replace(&mut self.states, new_states),
+        let frame = Frame {
+            states_at: self.state_arena.len(),
+            n_states: self.states.len(),
             decided: self.decided,
-            choices: self.choices.as_slice().into(),
+            choices_at: self.choice_arena.len(),
+            n_choices: self.choices.len(),
             taken: idx,
+            choice: self.choices[idx],
             pending: std::mem::replace(&mut self.pending, new_pending),
-        });
+        };
+        self.stack.push(frame);
+        self.state_arena.append(&mut self.states);
+        self.choice_arena.extend_from_slice(&self.choices);
+        // `new_states` is the scratch vector; the emptied one becomes the scratch.
+        self.spare = std::mem::replace(&mut self.states, new_states);
         self.decided = new_decided;
     }
 
@@ -568,20 +587,23 @@ impl<'a, M: Model> Search<'a, M> {
             return false;
         };
         self.prefix.popped_to(self.stack.len());
-        let o = frame.choices[frame.taken].op();
+        let o = frame.choice.op();
         self.list.unlift(o);
         self.gates.changed(self.table.gates[o as usize]);
         self.limits.unlift(o);
         if !self.table.optional[o as usize] {
             self.required_left += 1;
         }
-        // The states left go back to being the scratch vector.
-        self.spare = std::mem::replace(&mut self.states, frame.states);
-        self.spare.clear();
+        self.states.clear();
+        debug_assert_eq!(frame.states_at + frame.n_states, self.state_arena.len());
+        self.states
+            .extend(self.state_arena.drain(frame.states_at..));
         self.decided = frame.decided;
         self.pending = frame.pending;
         self.choices.clear();
-        self.choices.extend_from_slice(&frame.choices);
+        debug_assert_eq!(frame.choices_at + frame.n_choices, self.choice_arena.len());
+        self.choices
+            .extend(self.choice_arena.drain(frame.choices_at..));
         self.next_choice = frame.taken + 1;
         true
     }
