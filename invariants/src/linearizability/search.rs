@@ -113,20 +113,17 @@ impl<'a, I, O> OpTable<'a, I, O> {
 }
 
 /// A level the search descended from, to come back to. Its states and choices live in the
-/// search's arenas (`Arenas`), stacked like the frames, so a level allocates nothing: the
-/// stack can be as deep as the history is long, and most levels are left again at once.
+/// search's two arenas, stacked like the frames, so a level allocates nothing: the stack can
+/// be as deep as the history is long, and most levels are left again at once.
 struct Frame {
-    /// Where its states (before the choice was applied) start in the state arena, and how
-    /// many there are.
-    states_at: usize,
-    n_states: usize,
     /// The decided set (Zobrist hash) before the choice was applied.
     decided: u128,
-    /// Where its choices start in the choice arena, and how many there are.
-    choices_at: usize,
-    n_choices: usize,
+    /// Where its states (before the choice was applied) and its choices start in the arenas
+    /// (they end where the next frame's start, or at the arena's end).
+    states_at: u32,
+    choices_at: u32,
     /// Index of the choice applied at this frame, and that choice.
-    taken: usize,
+    taken: u32,
     choice: Choice,
     /// The lazy resources pending before the choice was applied.
     pending: Vec<u64>,
@@ -225,7 +222,7 @@ pub(crate) struct Search<'a, M: Model> {
     stack: Vec<Frame>,
     /// The states and choices of the frames, in stack order.
     state_arena: Vec<M::State>,
-    choice_arena: Vec<Choice>,
+    choice_arena: Vec<u32>,
     /// Scratch for the successors of a step (`apply_choice`), reused while steps lead
     /// nowhere new.
     spare: Vec<M::State>,
@@ -234,6 +231,8 @@ pub(crate) struct Search<'a, M: Model> {
     next_choice: usize,
     /// The per-level class reduction.
     symmetry: Symmetry,
+    /// Scratch for sorting a level's choices: (hint, rank of the call, packed choice).
+    keyed: Vec<(i64, u32, u32)>,
     gates: Gates,
     prefix: LongestPrefix,
 }
@@ -272,6 +271,7 @@ impl<'a, M: Model> Search<'a, M> {
             choices: Vec::new(),
             next_choice: 0,
             symmetry,
+            keyed: Vec::new(),
             gates,
             prefix: LongestPrefix::default(),
         }
@@ -339,12 +339,19 @@ impl<'a, M: Model> Search<'a, M> {
                 .windows(2)
                 .all(|w| hints[w[0].op() as usize] <= hints[w[1].op() as usize]);
         if !sorted {
+            // Each key computed once (a level can hold thousands of choices), then one sort
+            // of plain tuples.
             let (symmetry, list) = (&self.symmetry, &self.list);
-            // Every key is distinct (ranks are), so an unstable sort gives the one order.
-            self.choices.sort_unstable_by_key(|c| {
+            self.keyed.clear();
+            self.keyed.extend(self.choices.iter().map(|c| {
                 let o = c.op();
-                (symmetry.hint(o, hints), list.rank(2 * o))
-            });
+                (symmetry.hint(o, hints), list.rank(2 * o), c.pack())
+            }));
+            // Every key is distinct (ranks are), so an unstable sort gives the one order.
+            self.keyed.sort_unstable();
+            self.choices.clear();
+            let sorted = self.keyed.iter().map(|k| Choice::unpack(k.2));
+            self.choices.extend(sorted);
         }
         if let Some(r) = first_return {
             if table.optional[r as usize] {
@@ -564,18 +571,17 @@ impl<'a, M: Model> Search<'a, M> {
             self.required_left -= 1;
         }
         let frame = Frame {
-            states_at: self.state_arena.len(),
-            n_states: self.states.len(),
             decided: self.decided,
-            choices_at: self.choice_arena.len(),
-            n_choices: self.choices.len(),
-            taken: idx,
+            states_at: u32::try_from(self.state_arena.len()).expect("state arena below 2^32"),
+            choices_at: u32::try_from(self.choice_arena.len()).expect("choice arena below 2^32"),
+            taken: idx as u32,
             choice: self.choices[idx],
             pending: std::mem::replace(&mut self.pending, new_pending),
         };
         self.stack.push(frame);
         self.state_arena.append(&mut self.states);
-        self.choice_arena.extend_from_slice(&self.choices);
+        self.choice_arena
+            .extend(self.choices.iter().map(|c| c.pack()));
         // `new_states` is the scratch vector; the emptied one becomes the scratch.
         self.spare = std::mem::replace(&mut self.states, new_states);
         self.decided = new_decided;
@@ -595,16 +601,14 @@ impl<'a, M: Model> Search<'a, M> {
             self.required_left += 1;
         }
         self.states.clear();
-        debug_assert_eq!(frame.states_at + frame.n_states, self.state_arena.len());
         self.states
-            .extend(self.state_arena.drain(frame.states_at..));
+            .extend(self.state_arena.drain(frame.states_at as usize..));
         self.decided = frame.decided;
         self.pending = frame.pending;
         self.choices.clear();
-        debug_assert_eq!(frame.choices_at + frame.n_choices, self.choice_arena.len());
-        self.choices
-            .extend(self.choice_arena.drain(frame.choices_at..));
-        self.next_choice = frame.taken + 1;
+        let packed = self.choice_arena.drain(frame.choices_at as usize..);
+        self.choices.extend(packed.map(Choice::unpack));
+        self.next_choice = frame.taken as usize + 1;
         true
     }
 }
