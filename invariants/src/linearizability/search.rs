@@ -370,7 +370,10 @@ impl<'a, M: Model> Search<'a, M> {
                 Choice::Linearize(o) => {
                     let uses = &table.resources[o as usize];
                     pending.iter().all(|r| uses.binary_search(r).is_ok())
+                        // Such a run holds two resources or more: only an operation using
+                        // several can end it (no allocation in the usual case, none).
                         || table.lazy_capable[o as usize]
+                            && !multi.is_empty()
                             && uses.iter().any(|&x| {
                                 pending.binary_search(&x).is_err()
                                     && covered(multi, &run_after(pending, uses, x))

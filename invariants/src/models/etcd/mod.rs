@@ -60,6 +60,22 @@ pub struct EtcdModel {
     pub lease_facts: Option<LeaseFacts>,
 }
 
+impl EtcdModel {
+    /// The same model without the facts (`facts`, `lease_facts`): the same steps, less
+    /// pruning.
+    pub fn without_facts(&self) -> EtcdModel {
+        EtcdModel {
+            keys: self.keys.clone(),
+            lease_universe: self.lease_universe.clone(),
+            claimed: self.claimed.clone(),
+            max_revision: self.max_revision,
+            unmodified: self.unmodified.clone(),
+            facts: None,
+            lease_facts: None,
+        }
+    }
+}
+
 /// The single key an unknown request writes, when it writes exactly one.
 pub fn single_written_key(req: &Request) -> Option<&[u8]> {
     match req {
