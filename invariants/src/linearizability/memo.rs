@@ -49,11 +49,13 @@ fn fingerprint<T: Hash>(value: &T) -> u128 {
 }
 
 /// A 128-bit hash for fingerprints: two 64-bit lanes, each absorbing every word written
-/// through its own bijective mix (the splitmix64 finaliser, a full-avalanche permutation of
-/// 64-bit words), with different keys and rotations, and a final mix of the length. It hashes
-/// what `Hash` writes (slices and strings write their length first, so values are
-/// unambiguous) word by word, without collecting bytes first: the memo's keys are mostly a
-/// few words, for which two SipHashes cost several times the search step itself.
+/// through its own bijection of the lane (xor the word, multiply by an odd constant, rotate:
+/// inputs that differ in one word always leave different lanes), with different constants,
+/// and a final full-avalanche mix (the splitmix64 finaliser) of each lane with the word
+/// count. It hashes what `Hash` writes (slices and strings write their length first, so
+/// values are unambiguous) word by word, without collecting bytes first: the memo's keys are
+/// mostly a few words, for which two SipHashes cost several times the search step itself,
+/// and kv values are long strings hashed at every step.
 #[derive(Default)]
 struct Fingerprinter {
     a: u64,
@@ -67,14 +69,14 @@ const LANE_B: u64 = 0x1319_8A2E_0370_7344;
 impl Fingerprinter {
     #[inline]
     fn word(&mut self, w: u64) {
-        self.a = splitmix64(self.a.rotate_left(23) ^ w ^ LANE_A);
-        self.b = splitmix64(self.b.rotate_left(41) ^ w.rotate_left(32) ^ LANE_B);
+        self.a = ((self.a ^ w).wrapping_mul(LANE_A | 1)).rotate_left(29);
+        self.b = ((self.b ^ w.rotate_left(32)).wrapping_mul(LANE_B | 1)).rotate_left(31);
         self.words += 1;
     }
 
     fn finish128(&self) -> u128 {
-        let a = splitmix64(self.a ^ self.words);
-        let b = splitmix64(self.b ^ self.words.rotate_left(17));
+        let a = splitmix64(self.a ^ self.words ^ LANE_B);
+        let b = splitmix64(self.b ^ self.words.rotate_left(17) ^ LANE_A);
         ((a as u128) << 64) | b as u128
     }
 }

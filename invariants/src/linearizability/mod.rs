@@ -98,11 +98,7 @@ pub fn check_detailed<M: Model>(
     let mut spent = 0u64;
     // Resumed searches waste no step on a small first allowance; it only lets a violation
     // that one partition shows quickly come out before the others have searched far.
-    let mut allowance: u64 = if parts.len() > 1 {
-        1_000
-    } else {
-        budget_steps
-    };
+    let mut allowance: u64 = if parts.len() > 1 { 1_000 } else { budget_steps };
     loop {
         let mut unfinished = None;
         for (pi, part) in parts.iter().enumerate() {
