@@ -2,9 +2,12 @@
 //!
 //! A configuration is the set of decided operations and the model states. The set is a Zobrist
 //! hash (XOR of a random 128-bit word per operation, so adding or removing an operation is one
-//! XOR) and the states a 128-bit hash (`Fingerprinter`). A fingerprint collision could only
-//! prune a branch wrongly (a false "not linearizable"); it can never produce a false pass.
-//! Memory stays proportional to the number of steps.
+//! XOR) and the states a 128-bit hash (`Fingerprinter`); the memo keeps their XOR, 16 bytes
+//! per entry. Two configurations with the same decided set share a key only if their state
+//! fingerprints are equal; with different sets, only if the XOR of the Zobrist words of the
+//! sets' difference (random, independent of the states) equals that of their fingerprints:
+//! 2^-128. A collision could only prune a branch wrongly (a false "not linearizable"); it can
+//! never produce a false pass. Memory stays proportional to the number of steps.
 
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
@@ -13,7 +16,7 @@ use std::hash::{Hash, Hasher};
 pub(super) struct Memo {
     /// A random 128-bit word per operation (the Zobrist keys).
     op_keys: Vec<u128>,
-    seen: HashSet<(u128, u128), FoldFingerprints>,
+    seen: HashSet<u128, FoldFingerprints>,
 }
 
 impl Memo {
@@ -37,7 +40,7 @@ impl Memo {
     /// resources); false when it was explored already.
     #[inline]
     pub(super) fn insert<T: Hash>(&mut self, decided: u128, states_and_pending: &T) -> bool {
-        self.seen.insert((decided, fingerprint(states_and_pending)))
+        self.seen.insert(decided ^ fingerprint(states_and_pending))
     }
 }
 
@@ -130,9 +133,9 @@ fn splitmix64(mut x: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// The memo's hasher. Its keys are a Zobrist hash and a SipHash fingerprint, both uniformly
-/// distributed already, so folding them is a good table hash and much cheaper than hashing
-/// them again with SipHash (the memo insert dominated short searches). The set still compares
+/// The memo's hasher. Its keys are uniformly distributed already (a Zobrist hash XOR a
+/// fingerprint), so folding them is a good table hash and much cheaper than hashing them
+/// again with SipHash (the memo insert dominated short searches). The set still compares
 /// whole keys, so this only affects speed.
 #[derive(Clone, Copy, Default)]
 struct FoldFingerprints;
