@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Our checker against porcupine on the four hardest porcupine histories (issue 14): jepsen
-# etcd_002 and etcd_007, kv c50-ok and c50-bad. Prints one row per file: our whole-process wall
+# etcd_002 and etcd_007, kv c50-ok and c50-bad. Prints one row per file: our whole-process
 # time (the median of RUNS runs of examples/check_file, which does what `dst check` does: read,
-# parse, check within 100M steps), porcupine's time, and the ratio porcupine / ours.
+# parse, check within 100M steps), wall and CPU (user + system; on a machine other jobs load,
+# the CPU time is the fairer figure), porcupine's time, and the ratios porcupine / ours.
 #
 # Porcupine's time: with `go` on the PATH, its own test suite is run on this machine
 # (`go test -bench` for the Jepsen logs; its kv checks are tests, timed by `go test -v`).
@@ -23,17 +24,17 @@ FILES=(jepsen/etcd_002.log jepsen/etcd_007.log kv/c50-ok.txt kv/c50-bad.txt)
 # Median of numbers, one a line.
 median() { sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 
-# Our whole-process wall time in ms (median of RUNS), and the verdict.
+# Our whole-process times in ms, "wall cpu" (medians of RUNS), and the verdict (in a file).
 ours() {
-  local file=$1 fmt=jepsen out start end
+  local file=$1 fmt=jepsen t
   [[ $file == kv/* ]] && fmt=porcupine-kv
+  { "$CHECK" "$fmt" "$DATA/$file" || true; } | sed -n 's/.*: \([a-z-]*\) (.*/\1/p' >"$TMP/verdict"
+  : >"$TMP/times"
   for _ in $(seq "$RUNS"); do
-    start=$EPOCHREALTIME
-    out=$("$CHECK" "$fmt" "$DATA/$file" || true)
-    end=$EPOCHREALTIME
-    echo "$out" | sed -n 's/.*: \([a-z-]*\) (.*/\1/p' >"$TMP/verdict"
-    echo "($end - $start) * 1000" | bc -l
-  done | median
+    t=$({ TIMEFORMAT='%3R %3U %3S'; time "$CHECK" "$fmt" "$DATA/$file" >/dev/null || true; } 2>&1)
+    echo "$t" >>"$TMP/times"
+  done
+  echo "$(awk '{print $1 * 1000}' "$TMP/times" | median) $(awk '{print ($2 + $3) * 1000}' "$TMP/times" | median)"
 }
 
 # Porcupine's time in ms on this machine (Go present), one line per file in FILES' order.
@@ -72,11 +73,12 @@ else
 fi
 mapfile -t theirs <"$TMP/porcupine.txt"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg); $source; ours: median of $RUNS processes"
-printf '%-22s %-17s %10s %14s %8s\n' file verdict "ours ms" "porcupine ms" ratio
+printf '%-20s %-17s %8s %8s %13s %11s %10s\n' file verdict "wall ms" "cpu ms" "porcupine ms" "ratio wall" "ratio cpu"
+ratio() { if [[ $1 == n/a ]]; then echo n/a; else printf '%.1fx' "$(echo "$1 / $2" | bc -l)"; fi; }
 for i in "${!FILES[@]}"; do
   f=${FILES[$i]}
-  ms=$(ours "$f")
+  read -r wall cpu < <(ours "$f")
   p=${theirs[$i]}
-  if [[ $p == n/a ]]; then ratio=n/a; else ratio=$(printf '%.1fx' "$(echo "$p / $ms" | bc -l)"); fi
-  printf '%-22s %-17s %10.1f %14s %8s\n' "$f" "$(cat "$TMP/verdict")" "$ms" "$p" "$ratio"
+  printf '%-20s %-17s %8.1f %8.1f %13s %11s %10s\n' "$f" "$(cat "$TMP/verdict")" "$wall" "$cpu" \
+    "$p" "$(ratio "$p" "$wall")" "$(ratio "$p" "$cpu")"
 done
