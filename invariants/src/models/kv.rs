@@ -67,6 +67,11 @@ impl Model for KvModel {
         out.push(next);
     }
 
+    /// A get that saw another value fails from this state (what `step_into` checks first).
+    fn quick_reject(&self, state: &String, input: &KvInput, output: Option<&KvOutput>) -> bool {
+        matches!((input, output), (KvInput::Get { .. }, Some(KvOutput::Get(v))) if v != state)
+    }
+
     fn partition(&self, ops: &[Op<KvInput, KvOutput>]) -> Vec<Partition> {
         let mut by_key: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
         for (i, op) in ops.iter().enumerate() {
