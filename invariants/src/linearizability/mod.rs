@@ -16,19 +16,25 @@
 //! * Candidates at one level are tried in the order of the model's `order_hint` (stable, so
 //!   list order when the hint is constant). The etcd model uses revisions here, which makes
 //!   histories with revisions check in near-linear time.
-//! * The cache stores 128-bit fingerprints instead of full bitsets and states: the set of
-//!   decided operations is a Zobrist hash (XOR of a random 128-bit word per operation) and the
-//!   state a 128-bit SipHash. A fingerprint collision could only prune a branch wrongly (a false
-//!   "not linearizable"); it can never produce a false pass, and at 2^-128 per pair it does not
-//!   happen in practice. This keeps memory proportional to the number of steps, not to
-//!   steps x history length.
+//! * The cache stores one 128-bit key per configuration instead of full bitsets and states: the
+//!   set of decided operations as a Zobrist hash (XOR of a random 128-bit word per operation)
+//!   XOR a 128-bit fingerprint of the states (see `memo`). A collision could only prune a
+//!   branch wrongly (a false "not linearizable"); it can never produce a false pass. This keeps
+//!   memory proportional to the number of steps, not to steps x history length.
+//! * Operations whose cheap rejection depends on the state alone share a gate
+//!   (`Model::quick_reject_gate`) and leave the call/return list: a level asks the gate once,
+//!   so thousands of open unknown writes do not make every level cost thousands.
+//! * Partitions are searched in rounds with a doubling allowance, each search resumed where it
+//!   stopped, so a violation one partition shows quickly is not hidden behind a large one
+//!   (porcupine searches partitions in parallel for the same reason).
 //! * A budget of search steps turns an endless search into `Verdict::Unknown`, never a pass.
 //! * Non-deterministic models return the set of next states; the search runs over sets of
 //!   states (sorted, deduplicated), as porcupine's `NondeterministicModel` does.
 //!
 //! Files, bottom up: `model` (what is checked: `Op`, `Model`), `report` (what a check
-//! concludes), `choice`, `entries` (the call/return list), `memo`, `pruning` (symmetry and
-//! progress limits), `gates` (offering a gate's candidates), `search` (one partition's search), and here the driver over partitions.
+//! concludes), `choice`, `entries` (the call/return lists), `memo`, `pruning` (symmetry and
+//! progress limits), `gates` (offering a gate's candidates), `search` (one partition's search,
+//! resumable), and here the driver over partitions.
 
 mod choice;
 mod entries;
