@@ -33,12 +33,14 @@
 //!
 //! Files, bottom up: `model` (what is checked: `Op`, `Model`), `report` (what a check
 //! concludes), `choice`, `entries` (the call/return lists), `memo`, `pruning` (symmetry and
-//! progress limits), `gates` (offering a gate's candidates), `search` (one partition's search,
+//! progress limits), `gates` (offering a gate's candidates), `lazy`
+//! (the rules of lazy steps), `search` (one partition's search,
 //! resumable), and here the driver over partitions.
 
 mod choice;
 mod entries;
 mod gates;
+mod lazy;
 mod memo;
 mod model;
 mod pruning;

@@ -15,6 +15,7 @@
 use super::choice::Choice;
 use super::entries::{EntryList, NIL};
 use super::gates::Gates;
+use super::lazy::{may_follow, pending_after};
 use super::memo::Memo;
 use super::model::{Model, Op};
 use super::pruning::{ProgressLimits, Symmetry};
@@ -367,18 +368,12 @@ impl<'a, M: Model> Search<'a, M> {
             // succeed and drops those that would fail anyway (each a wasted model step).
             let (pending, multi) = (&self.pending, &self.multi);
             self.choices.retain(|c| match *c {
-                Choice::Linearize(o) => {
-                    let uses = &table.resources[o as usize];
-                    pending.iter().all(|r| uses.binary_search(r).is_ok())
-                        // Such a run holds two resources or more: only an operation using
-                        // several can end it (no allocation in the usual case, none).
-                        || table.lazy_capable[o as usize]
-                            && !multi.is_empty()
-                            && uses.iter().any(|&x| {
-                                pending.binary_search(&x).is_err()
-                                    && covered(multi, &run_after(pending, uses, x))
-                            })
-                }
+                Choice::Linearize(o) => may_follow(
+                    pending,
+                    &table.resources[o as usize],
+                    table.lazy_capable[o as usize],
+                    multi,
+                ),
                 Choice::Drop(_) => false,
             });
         }
@@ -536,26 +531,7 @@ impl<'a, M: Model> Search<'a, M> {
     /// lazily), or `None` when the step is not allowed here.
     #[inline]
     fn pending_after(&self, o: usize, lazy: Option<u64>) -> Option<Vec<u64>> {
-        let uses = &self.table.resources[o];
-        match lazy {
-            None => self
-                .pending
-                .iter()
-                .all(|r| uses.binary_search(r).is_ok())
-                .then(Vec::new),
-            // Two lazy steps on one resource within a run (nothing used it in between, and
-            // the lazy steps between them touch other resources only, so they commute)
-            // compose to no change at all (for etcd: a grant and a revoke of a lease with no
-            // keys), or cannot both succeed. A linearization holding such a pair stays valid
-            // without both (they are optional), so skipping it is exact; without this the
-            // search burns every subset of such pairs.
-            Some(x) if self.pending.binary_search(&x).is_ok() => None,
-            Some(x) => {
-                debug_assert!(uses.binary_search(&x).is_ok(), "lazy resource not used");
-                let new_pending = run_after(&self.pending, uses, x);
-                covered(&self.multi, &new_pending).then_some(new_pending)
-            }
-        }
+        pending_after(&self.pending, &self.table.resources[o], &self.multi, lazy)
     }
 
     /// Apply the choice `idx` of this level: lift its op and push the level on the stack.
@@ -614,27 +590,4 @@ impl<'a, M: Model> Search<'a, M> {
         self.next_choice = frame.taken as usize + 1;
         true
     }
-}
-
-/// The resources pending after a lazy step on `x` by an operation using `uses`: those it did
-/// not use, and `x` (sorted).
-fn run_after(pending: &[u64], uses: &[u64], x: u64) -> Vec<u64> {
-    let mut run: Vec<u64> = pending
-        .iter()
-        .copied()
-        .filter(|r| uses.binary_search(r).is_err())
-        .collect();
-    if let Err(pos) = run.binary_search(&x) {
-        run.insert(pos, x);
-    }
-    run
-}
-
-/// Whether some operation uses every resource of `set` (`multi`: the resource sets of the
-/// operations using several); a run of lazy steps no operation can end is not worth building.
-fn covered(multi: &[&[u64]], set: &[u64]) -> bool {
-    set.len() <= 1
-        || multi
-            .iter()
-            .any(|m| set.iter().all(|r| m.binary_search(r).is_ok()))
 }
