@@ -4,6 +4,7 @@
 /// The lazy resources pending after an operation using `uses` was applied with `pending`
 /// before it (`lazy`: the resource it changed lazily), or `None` when the step is not allowed
 /// here. `multi`: the resource sets of the operations using several.
+#[inline(always)]
 pub(super) fn pending_after(
     pending: &[u64],
     uses: &[u64],
@@ -35,6 +36,7 @@ pub(super) fn pending_after(
 /// lazy step that `pending_after` allows. Whether it is lazy at all is known only after it is
 /// applied, so this keeps every operation that could succeed and drops those that would fail
 /// anyway (each a wasted model step).
+#[inline]
 pub(super) fn may_follow(
     pending: &[u64],
     uses: &[u64],
