@@ -280,7 +280,7 @@ fn record(
     outcomes: Vec<Option<Outcome>>,
     effect_order: Vec<usize>,
 ) -> (History, Vec<u64>) {
-    let mut ops: Vec<(usize, Operation)> = planned
+    let ops: Vec<(usize, Operation)> = planned
         .into_iter()
         .zip(outcomes)
         .enumerate()
@@ -308,7 +308,15 @@ fn record(
             )
         })
         .collect();
-    ops.sort_by_key(|(_, op)| (op.invoke_ns, op.client));
+    // Sort positions, not the large operations themselves; ties in plan order, as a stable
+    // sort of the operations would leave them.
+    let mut by_invoke: Vec<usize> = (0..ops.len()).collect();
+    by_invoke.sort_unstable_by_key(|&i| (ops[i].1.invoke_ns, ops[i].1.client, i));
+    let mut slots: Vec<Option<(usize, Operation)>> = ops.into_iter().map(Some).collect();
+    let mut ops: Vec<(usize, Operation)> = by_invoke
+        .into_iter()
+        .map(|i| slots[i].take().expect("each position once"))
+        .collect();
     let mut id_of = vec![0u64; ops.len()];
     for (i, (pi, op)) in ops.iter_mut().enumerate() {
         op.id = i as u64;

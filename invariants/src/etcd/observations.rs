@@ -27,37 +27,35 @@ impl ExtraFacts {
 }
 
 /// Every KeyValue a response shows, with the revision at which it was current (when known).
-pub(super) fn observations(
+pub(super) fn observations<'a>(
     req: &Request,
-    resp: &Response,
-    out: &mut Vec<(KeyValue, Option<Revision>)>,
+    resp: &'a Response,
+    out: &mut Vec<(&'a KeyValue, Option<Revision>)>,
 ) {
     let h = resp.header().revision;
     match (req, resp) {
         (Request::Range(r), Response::Range(rr)) => {
             let at = (r.revision <= 0).then_some(h);
-            out.extend(rr.kvs.iter().map(|kv| (kv.clone(), at)));
+            out.extend(rr.kvs.iter().map(|kv| (kv, at)));
         }
         (Request::Put(_), Response::Put(p)) => {
-            out.extend(p.prev_kv.iter().map(|kv| (kv.clone(), Some(h - 1))));
+            out.extend(p.prev_kv.iter().map(|kv| (kv, Some(h - 1))));
         }
         (Request::DeleteRange(_), Response::DeleteRange(d)) => {
             let at = if d.deleted > 0 { h - 1 } else { h };
-            out.extend(d.prev_kvs.iter().map(|kv| (kv.clone(), Some(at))));
+            out.extend(d.prev_kvs.iter().map(|kv| (kv, Some(at))));
         }
         (Request::Txn(_), Response::Txn(t)) => txn_observations(t, out),
         _ => {}
     }
 }
 
-fn txn_observations(t: &TxnResponse, out: &mut Vec<(KeyValue, Option<Revision>)>) {
+fn txn_observations<'a>(t: &'a TxnResponse, out: &mut Vec<(&'a KeyValue, Option<Revision>)>) {
     for op in &t.responses {
         match op {
-            ResponseOp::Range(r) => out.extend(r.kvs.iter().map(|kv| (kv.clone(), None))),
-            ResponseOp::Put(p) => out.extend(p.prev_kv.iter().map(|kv| (kv.clone(), None))),
-            ResponseOp::DeleteRange(d) => {
-                out.extend(d.prev_kvs.iter().map(|kv| (kv.clone(), None)))
-            }
+            ResponseOp::Range(r) => out.extend(r.kvs.iter().map(|kv| (kv, None))),
+            ResponseOp::Put(p) => out.extend(p.prev_kv.iter().map(|kv| (kv, None))),
+            ResponseOp::DeleteRange(d) => out.extend(d.prev_kvs.iter().map(|kv| (kv, None))),
             ResponseOp::Txn(inner) => txn_observations(inner, out),
         }
     }

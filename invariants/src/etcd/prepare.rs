@@ -61,7 +61,8 @@ pub fn prepare_with(history: &History, extra: ExtraFacts) -> Prepared {
         unclaimed: &unclaimed,
         lease_needs: LeaseNeeds::of(history),
         classes: SymmetryClasses::new(history, &universe.ignore_value_keys),
-        ops: Vec::new(),
+        // At most one per operation: no doubling of a vector of 100,000 large entries.
+        ops: Vec::with_capacity(history.ops.len()),
         unknown_lease_ops: Vec::new(),
     };
     for (i, op) in history.ops.iter().enumerate() {
@@ -85,7 +86,7 @@ struct OpsBuilder<'a> {
     deadlines: &'a Deadlines,
     unclaimed: &'a [Revision],
     lease_needs: LeaseNeeds,
-    classes: SymmetryClasses,
+    classes: SymmetryClasses<'a>,
     ops: Vec<Op<EtcdInput, Response>>,
     unknown_lease_ops: Vec<UnknownLeaseOp>,
 }

@@ -38,7 +38,7 @@ pub(super) fn takes_part(op: &Operation) -> bool {
 }
 
 /// The keys and leases a history names, and who wrote what.
-pub(super) struct Universe {
+pub(super) struct Universe<'h> {
     /// Every key any put writes, sorted.
     pub keys: Vec<Vec<u8>>,
     /// Every lease id any request or grant response names, sorted.
@@ -46,11 +46,11 @@ pub(super) struct Universe {
     /// Keys some `ignore_value` put writes (their values may travel to later revisions), sorted.
     pub ignore_value_keys: Vec<Vec<u8>>,
     /// (key, value) -> the operations (indices) that may have written it.
-    pub writers: BTreeMap<(Vec<u8>, Vec<u8>), Vec<usize>>,
+    pub writers: BTreeMap<(&'h [u8], &'h [u8]), Vec<usize>>,
 }
 
-impl Universe {
-    pub(super) fn of(history: &History) -> Self {
+impl<'h> Universe<'h> {
+    pub(super) fn of(history: &'h History) -> Self {
         let mut u = Universe {
             keys: Vec::new(),
             leases: Vec::new(),
@@ -59,7 +59,9 @@ impl Universe {
         };
         for (i, op) in history.ops.iter().enumerate() {
             for p in request_puts(&op.request) {
-                u.keys.push(p.key.clone());
+                if u.keys.last() != Some(&p.key) {
+                    u.keys.push(p.key.clone()); // sorted and deduplicated below
+                }
                 if p.lease != 0 {
                     u.leases.push(p.lease);
                 }
@@ -67,7 +69,7 @@ impl Universe {
                     u.ignore_value_keys.push(p.key.clone());
                 } else if !matches!(op.outcome, Outcome::Failed(_)) {
                     u.writers
-                        .entry((p.key.clone(), p.value.clone()))
+                        .entry((p.key.as_slice(), p.value.as_slice()))
                         .or_default()
                         .push(i);
                 }
@@ -108,11 +110,7 @@ impl Universe {
         {
             return None;
         }
-        match self
-            .writers
-            .get(&(key.to_vec(), value.to_vec()))?
-            .as_slice()
-        {
+        match self.writers.get(&(key, value))?.as_slice() {
             &[w] if history.ops[w].is_unknown() && takes_part(&history.ops[w]) => Some(w),
             _ => None,
         }

@@ -18,8 +18,8 @@ type ClassKey = (u8, Vec<u8>, Vec<u8>, i64, bool, bool, Option<Vec<u8>>);
 /// (`Model::interchangeable_class`). A put's value is observable when a known response
 /// shows that (key, value), when some request compares or sorts the key by value, or when an
 /// `ignore_value` put may carry it into a later revision.
-pub(super) struct SymmetryClasses {
-    observed: BTreeSet<(Vec<u8>, Vec<u8>)>,
+pub(super) struct SymmetryClasses<'h> {
+    observed: BTreeSet<(&'h [u8], &'h [u8])>,
     /// (key, range_end) of every value compare and every range sorted by value.
     value_sensitive: Vec<(Vec<u8>, Vec<u8>)>,
     ignore_value_keys: Vec<Vec<u8>>,
@@ -27,8 +27,8 @@ pub(super) struct SymmetryClasses {
     ids: BTreeMap<ClassKey, u64>,
 }
 
-impl SymmetryClasses {
-    pub(super) fn new(history: &History, ignore_value_keys: &[Vec<u8>]) -> Self {
+impl<'h> SymmetryClasses<'h> {
+    pub(super) fn new(history: &'h History, ignore_value_keys: &[Vec<u8>]) -> Self {
         fn walk(ops: &[RequestOp], out: &mut Vec<(Vec<u8>, Vec<u8>)>) {
             for op in ops {
                 match op {
@@ -64,7 +64,10 @@ impl SymmetryClasses {
             if let (true, Outcome::Ok(resp)) = (takes_part(op), &op.outcome) {
                 let mut obs = Vec::new();
                 observations(&op.request, resp, &mut obs);
-                observed.extend(obs.into_iter().map(|(kv, _)| (kv.key, kv.value)));
+                observed.extend(
+                    obs.into_iter()
+                        .map(|(kv, _)| (kv.key.as_slice(), kv.value.as_slice())),
+                );
             }
         }
         SymmetryClasses {
@@ -81,7 +84,7 @@ impl SymmetryClasses {
                 .value_sensitive
                 .iter()
                 .any(|(k, e)| key_in_range(key, k, e))
-            || self.observed.contains(&(key.to_vec(), value.to_vec()))
+            || self.observed.contains(&(key, value))
     }
 
     /// The class id of an unknown, unpinned write, if it has one: ids are dense, in order of

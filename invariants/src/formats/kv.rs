@@ -1,21 +1,26 @@
 //! porcupine's key/value histories (EDN-like maps, one a line).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use super::{err, no_operations, number_in_call_order, quoted, KvOp, ParseError};
 use crate::linearizability::{Op, NEVER};
 use crate::models::kv::{KvInput, KvOutput};
 
-/// A value in porcupine's EDN-like kv lines.
+/// A value in porcupine's EDN-like kv lines, borrowed from the line (a string is copied only
+/// when it has escapes).
 #[derive(Debug, PartialEq, Eq)]
-enum Edn {
+enum Edn<'a> {
     Nil,
     Int(i64),
-    Keyword(String),
-    Str(String),
+    Keyword(&'a str),
+    Str(Cow<'a, str>),
 }
 
-fn parse_edn_map(line: usize, text: &str) -> Result<BTreeMap<String, Edn>, ParseError> {
+/// The entries of one line's map, in order (a handful: looked up by a linear search).
+type EdnMap<'a> = Vec<(&'a str, Edn<'a>)>;
+
+fn parse_edn_map(line: usize, text: &str) -> Result<EdnMap<'_>, ParseError> {
     let t = text.trim();
     let inner = t
         .strip_prefix('{')
@@ -30,35 +35,33 @@ fn parse_edn_map(line: usize, text: &str) -> Result<BTreeMap<String, Edn>, Parse
             )
         })?;
     let mut cur = EdnCursor {
-        chars: inner.chars().collect(),
+        text: inner,
         i: 0,
         line,
     };
-    let mut map = BTreeMap::new();
+    let mut map = Vec::with_capacity(5);
     loop {
         cur.skip_ws();
-        if cur.i >= cur.chars.len() {
-            break;
-        }
-        if cur.chars[cur.i] != ':' {
+        let Some(c) = cur.peek() else { break };
+        if c != b':' {
             return Err(err(
                 line,
-                format!("expected a :keyword at column {}", cur.i + 2),
+                format!("expected a :keyword at column {}", cur.column()),
             ));
         }
-        let key = cur.word()[1..].to_string();
+        let key = &cur.word()[1..];
         cur.skip_ws();
-        if cur.i >= cur.chars.len() {
+        let Some(c) = cur.peek() else {
             return Err(err(line, format!("missing value for :{key}")));
-        }
-        let value = if cur.chars[cur.i] == '"' {
-            Edn::Str(cur.string(&key)?)
+        };
+        let value = if c == b'"' {
+            Edn::Str(cur.string(key)?)
         } else {
             let w = cur.word();
             if w == "nil" {
                 Edn::Nil
             } else if let Some(k) = w.strip_prefix(':') {
-                Edn::Keyword(k.to_string())
+                Edn::Keyword(k)
             } else {
                 Edn::Int(
                     w.parse()
@@ -66,70 +69,79 @@ fn parse_edn_map(line: usize, text: &str) -> Result<BTreeMap<String, Edn>, Parse
                 )
             }
         };
-        map.insert(key, value);
+        // A key given twice keeps its last value, as a map does.
+        map.retain(|(k, _)| *k != key);
+        map.push((key, value));
     }
     Ok(map)
 }
 
-/// A position in the text of an EDN map.
-struct EdnCursor {
-    chars: Vec<char>,
+/// A position (a byte index) in the text of an EDN map.
+struct EdnCursor<'a> {
+    text: &'a str,
     i: usize,
     line: usize,
 }
 
-impl EdnCursor {
+impl<'a> EdnCursor<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.text.as_bytes().get(self.i).copied()
+    }
+
+    /// The 1-based column of the cursor in the whole line (after its `{`), in characters.
+    fn column(&self) -> usize {
+        self.text[..self.i].chars().count() + 2
+    }
+
     fn skip_ws(&mut self) {
-        while self.i < self.chars.len()
-            && (self.chars[self.i].is_whitespace() || self.chars[self.i] == ',')
-        {
-            self.i += 1;
-        }
+        let rest = &self.text[self.i..];
+        let trimmed = rest.trim_start_matches(|c: char| c.is_whitespace() || c == ',');
+        self.i += rest.len() - trimmed.len();
     }
 
     /// Up to the next whitespace or comma.
-    fn word(&mut self) -> String {
-        let start = self.i;
-        while self.i < self.chars.len()
-            && !self.chars[self.i].is_whitespace()
-            && self.chars[self.i] != ','
-        {
-            self.i += 1;
-        }
-        self.chars[start..self.i].iter().collect()
+    fn word(&mut self) -> &'a str {
+        let rest = &self.text[self.i..];
+        let end = rest
+            .find(|c: char| c.is_whitespace() || c == ',')
+            .unwrap_or(rest.len());
+        self.i += end;
+        &rest[..end]
     }
 
     /// A string in double quotes (the cursor on the opening one), with `\n`, `\t` and `\X`
     /// escapes; `key` names the value in errors.
-    fn string(&mut self, key: &str) -> Result<String, ParseError> {
+    fn string(&mut self, key: &str) -> Result<Cow<'a, str>, ParseError> {
         let line = self.line;
-        self.i += 1;
-        let mut s = String::new();
-        loop {
-            match self.chars.get(self.i) {
-                None => return Err(err(line, format!("unterminated string for :{key}"))),
-                Some('"') => {
-                    self.i += 1;
-                    return Ok(s);
+        let body = &self.text[self.i + 1..];
+        let Some(end) = body.find(['"', '\\']) else {
+            return Err(err(line, format!("unterminated string for :{key}")));
+        };
+        if body.as_bytes()[end] == b'"' {
+            self.i += 1 + end + 1;
+            return Ok(Cow::Borrowed(&body[..end]));
+        }
+        // Escapes: build the string.
+        let mut s = String::from(&body[..end]);
+        let mut chars = body[end..].char_indices();
+        while let Some((at, c)) = chars.next() {
+            match c {
+                '"' => {
+                    self.i += 1 + end + at + 1;
+                    return Ok(Cow::Owned(s));
                 }
-                Some('\\') => {
-                    let c = self
-                        .chars
-                        .get(self.i + 1)
-                        .ok_or_else(|| err(line, "dangling escape"))?;
-                    s.push(match c {
+                '\\' => {
+                    let (_, e) = chars.next().ok_or_else(|| err(line, "dangling escape"))?;
+                    s.push(match e {
                         'n' => '\n',
                         't' => '\t',
-                        other => *other,
+                        other => other,
                     });
-                    self.i += 2;
                 }
-                Some(c) => {
-                    s.push(*c);
-                    self.i += 1;
-                }
+                c => s.push(c),
             }
         }
+        Err(err(line, format!("unterminated string for :{key}")))
     }
 }
 
@@ -203,12 +215,17 @@ struct KvEntry<'a> {
     kind: &'a str,
     f: &'a str,
     key: &'a str,
-    value: &'a Edn,
+    value: &'a Edn<'a>,
 }
 
 impl<'a> KvEntry<'a> {
-    fn of(line: usize, map: &'a BTreeMap<String, Edn>) -> Result<Self, ParseError> {
-        let get = |k: &str| map.get(k).ok_or_else(|| err(line, format!("missing :{k}")));
+    fn of(line: usize, map: &'a EdnMap<'a>) -> Result<Self, ParseError> {
+        let get = |k: &str| {
+            map.iter()
+                .find(|(key, _)| *key == k)
+                .map(|(_, v)| v)
+                .ok_or_else(|| err(line, format!("missing :{k}")))
+        };
         let Edn::Int(process) = get("process")? else {
             return Err(err(line, ":process must be an integer"));
         };
@@ -238,11 +255,11 @@ impl<'a> KvEntry<'a> {
             ("get", _) => KvInput::Get { key },
             ("put", Edn::Str(v)) => KvInput::Put {
                 key,
-                value: v.clone(),
+                value: v.to_string(),
             },
             ("append", Edn::Str(v)) => KvInput::Append {
                 key,
-                value: v.clone(),
+                value: v.to_string(),
             },
             (other, v) => {
                 return Err(err(
@@ -267,7 +284,7 @@ impl<'a> KvEntry<'a> {
             ("fail", ..) => return Ok(None),
             ("info", KvInput::Get { .. }, _) => return Ok(None),
             ("info", ..) => None,
-            ("ok", KvInput::Get { .. }, Edn::Str(v)) => Some(KvOutput::Get(v.clone())),
+            ("ok", KvInput::Get { .. }, Edn::Str(v)) => Some(KvOutput::Get(v.to_string())),
             ("ok", KvInput::Get { .. }, Edn::Nil) => Some(KvOutput::Get(String::new())),
             ("ok", KvInput::Get { .. }, v) => return Err(err(line, format!("get returned {v:?}"))),
             ("ok", ..) => Some(KvOutput::Ok),
@@ -282,5 +299,34 @@ impl<'a> KvEntry<'a> {
             input,
             output,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Strings borrow from the line unless they hold escapes; a key given twice keeps its
+    /// last value; errors name the column.
+    #[test]
+    fn edn_lines_parse_with_escapes() {
+        let line =
+            r#"{:process 3, :type :invoke, :f :put, :key "k\"1", :value "a\nb", :f :append}"#;
+        let map = parse_edn_map(7, line).expect("parses");
+        let get = |k: &str| &map.iter().find(|(key, _)| *key == k).expect(k).1;
+        assert_eq!(get("process"), &Edn::Int(3));
+        assert_eq!(get("type"), &Edn::Keyword("invoke"));
+        assert_eq!(get("f"), &Edn::Keyword("append"));
+        assert_eq!(get("key"), &Edn::Str(Cow::Borrowed("k\"1")));
+        assert_eq!(get("value"), &Edn::Str(Cow::Borrowed("a\nb")));
+        assert_eq!(map.len(), 5);
+        assert!(matches!(get("type"), Edn::Keyword(_)));
+        let e = parse_edn_map(7, r#"{:process 1, x}"#).unwrap_err();
+        assert_eq!(
+            (e.line, e.message.as_str()),
+            (7, "expected a :keyword at column 14")
+        );
+        let e = parse_edn_map(2, r#"{:key "open}"#).unwrap_err();
+        assert_eq!(e.message, "unterminated string for :key");
     }
 }

@@ -2,20 +2,21 @@
 //!
 //! A configuration is the set of decided operations and the model states. The set is a Zobrist
 //! hash (XOR of a random 128-bit word per operation, so adding or removing an operation is one
-//! XOR) and the states a 128-bit SipHash. A fingerprint collision could only prune a branch
-//! wrongly (a false "not linearizable"); it can never produce a false pass, and at 2^-128 per
-//! pair it does not happen in practice. Memory stays proportional to the number of steps.
+//! XOR) and the states a 128-bit hash (`Fingerprinter`); the memo keeps their XOR, 16 bytes
+//! per entry. Two configurations with the same decided set share a key only if their state
+//! fingerprints are equal; with different sets, only if the XOR of the Zobrist words of the
+//! sets' difference (random, independent of the states) equals that of their fingerprints:
+//! 2^-128. A collision could only prune a branch wrongly (a false "not linearizable"); it can
+//! never produce a false pass. Memory stays proportional to the number of steps.
 
 use std::collections::HashSet;
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{Hash, Hasher};
 
 /// Configurations already explored.
 pub(super) struct Memo {
     /// A random 128-bit word per operation (the Zobrist keys).
     op_keys: Vec<u128>,
-    seen: HashSet<(u128, u128), FoldFingerprints>,
-    /// The bytes of the configuration being fingerprinted (reused).
-    scratch: Vec<u8>,
+    seen: HashSet<u128, FoldFingerprints>,
 }
 
 impl Memo {
@@ -26,7 +27,6 @@ impl Memo {
                 .map(|i| ((splitmix64(2 * i + 1) as u128) << 64) | splitmix64(2 * i + 2) as u128)
                 .collect(),
             seen: HashSet::default(),
-            scratch: Vec::new(),
         }
     }
 
@@ -40,35 +40,88 @@ impl Memo {
     /// resources); false when it was explored already.
     #[inline]
     pub(super) fn insert<T: Hash>(&mut self, decided: u128, states_and_pending: &T) -> bool {
-        let fingerprint = fingerprint(states_and_pending, &mut self.scratch);
-        self.seen.insert((decided, fingerprint))
+        self.seen.insert(decided ^ fingerprint(states_and_pending))
     }
 }
 
-/// Two SipHashes of `value`, one of them salted. SipHash is a stream over the bytes a value
-/// writes, so the bytes are collected first and hashed in one call each: the same fingerprint
-/// as hashing the value field by field, without a call into the hasher per field.
-fn fingerprint<T: Hash>(value: &T, scratch: &mut Vec<u8>) -> u128 {
-    scratch.clear();
-    value.hash(&mut ByteStream(scratch));
-    let mut a = DefaultHasher::new();
-    a.write(scratch);
-    let mut b = DefaultHasher::new();
-    b.write(&0x5bd1_e995_u64.to_ne_bytes());
-    b.write(scratch);
-    ((a.finish() as u128) << 64) | b.finish() as u128
+/// The 128-bit fingerprint of `value`.
+fn fingerprint<T: Hash>(value: &T) -> u128 {
+    let mut f = Fingerprinter::default();
+    value.hash(&mut f);
+    f.finish128()
 }
 
-/// A `Hasher` that only collects the bytes written to it.
-struct ByteStream<'a>(&'a mut Vec<u8>);
+/// A 128-bit hash for fingerprints: two 64-bit lanes, each absorbing every word written
+/// through its own bijection of the lane (xor the word, multiply by an odd constant, rotate:
+/// inputs that differ in one word always leave different lanes), with different constants,
+/// and a final full-avalanche mix (the splitmix64 finaliser) of each lane with the word
+/// count. It hashes what `Hash` writes (slices and strings write their length first, so
+/// values are unambiguous) word by word, without collecting bytes first: the memo's keys are
+/// mostly a few words, for which two SipHashes cost several times the search step itself,
+/// and kv values are long strings hashed at every step.
+#[derive(Default)]
+struct Fingerprinter {
+    a: u64,
+    b: u64,
+    words: u64,
+}
 
-impl Hasher for ByteStream<'_> {
+const LANE_A: u64 = 0x243F_6A88_85A3_08D3;
+const LANE_B: u64 = 0x1319_8A2E_0370_7344;
+
+impl Fingerprinter {
+    #[inline]
+    fn word(&mut self, w: u64) {
+        self.a = ((self.a ^ w).wrapping_mul(LANE_A | 1)).rotate_left(29);
+        self.b = ((self.b ^ w.rotate_left(32)).wrapping_mul(LANE_B | 1)).rotate_left(31);
+        self.words += 1;
+    }
+
+    fn finish128(&self) -> u128 {
+        let a = splitmix64(self.a ^ self.words ^ LANE_B);
+        let b = splitmix64(self.b ^ self.words.rotate_left(17) ^ LANE_A);
+        ((a as u128) << 64) | b as u128
+    }
+}
+
+impl Hasher for Fingerprinter {
     fn finish(&self) -> u64 {
-        unreachable!("a byte stream is hashed by the caller, never finished")
+        let f = self.finish128();
+        (f >> 64) as u64 ^ f as u64
     }
     #[inline]
     fn write(&mut self, bytes: &[u8]) {
-        self.0.extend_from_slice(bytes);
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.word(u64::from_le_bytes(c.try_into().expect("8 bytes")));
+        }
+        let rest = chunks.remainder();
+        // The tail with its length in the top byte, so that no two tails give one word.
+        let mut tail = (rest.len() as u64) << 56;
+        for (i, &b) in rest.iter().enumerate() {
+            tail |= (b as u64) << (8 * i);
+        }
+        self.word(tail);
+    }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.word(i as u64);
+    }
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.word(i as u64);
+    }
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.word(i);
+    }
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.word(i as u64);
+    }
+    #[inline]
+    fn write_i64(&mut self, i: i64) {
+        self.word(i as u64);
     }
 }
 
@@ -80,9 +133,9 @@ fn splitmix64(mut x: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// The memo's hasher. Its keys are a Zobrist hash and a SipHash fingerprint, both uniformly
-/// distributed already, so folding them is a good table hash and much cheaper than hashing
-/// them again with SipHash (the memo insert dominated short searches). The set still compares
+/// The memo's hasher. Its keys are uniformly distributed already (a Zobrist hash XOR a
+/// fingerprint), so folding them is a good table hash and much cheaper than hashing them
+/// again with SipHash (the memo insert dominated short searches). The set still compares
 /// whole keys, so this only affects speed.
 #[derive(Clone, Copy, Default)]
 struct FoldFingerprints;
@@ -115,39 +168,29 @@ impl Hasher for FoldHasher {
 mod tests {
     use super::*;
 
-    /// The fingerprint of a value hashed field by field (how the memo hashed before the bytes
-    /// were collected first).
-    fn field_by_field<T: Hash>(value: &T) -> u128 {
-        let mut a = DefaultHasher::new();
-        value.hash(&mut a);
-        let mut b = DefaultHasher::new();
-        0x5bd1_e995_u64.hash(&mut b);
-        value.hash(&mut b);
-        ((a.finish() as u128) << 64) | b.finish() as u128
-    }
-
+    /// Values that differ, in content, length or field order, get different fingerprints;
+    /// equal values, built differently, the same.
     #[test]
-    fn collected_bytes_fingerprint_like_field_by_field_hashing() {
-        let mut scratch = vec![9, 9, 9];
+    fn fingerprints_tell_values_apart() {
         let states: Vec<Option<i64>> = vec![None, Some(-3), Some(1 << 40)];
         let pending: Vec<u64> = vec![4, 7];
-        let strings = (
-            vec!["k".to_string(), String::new()],
-            std::rc::Rc::<[u8]>::from(&b"v"[..]),
+        let a = fingerprint(&(&states, &pending));
+        assert_eq!(a, fingerprint(&(states.clone(), pending.clone())));
+        assert_ne!(a, fingerprint(&(&pending, &states)));
+        assert_ne!(a, fingerprint(&(&states[..2], &pending)));
+        assert_ne!(
+            fingerprint(&"ab".to_string()),
+            fingerprint(&"ab\0".to_string())
         );
-        for _ in 0..2 {
-            assert_eq!(
-                fingerprint(&(&states, &pending), &mut scratch),
-                field_by_field(&(&states, &pending))
-            );
-            assert_eq!(
-                fingerprint(&strings, &mut scratch),
-                field_by_field(&strings)
-            );
-            assert_ne!(
-                fingerprint(&(&states, &pending), &mut scratch),
-                fingerprint(&(&pending, &states), &mut scratch)
-            );
+        assert_ne!(fingerprint(&vec![0u8; 7]), fingerprint(&vec![0u8; 8]));
+        let shared = std::rc::Rc::new(vec![Some(1i64), None]);
+        assert_eq!(fingerprint(&shared), fingerprint(&vec![Some(1i64), None]));
+        // No collision among many small, similar values.
+        let mut seen = std::collections::BTreeSet::new();
+        for x in 0..200i64 {
+            for p in 0..50u64 {
+                assert!(seen.insert(fingerprint(&(vec![Some(x)], vec![p]))));
+            }
         }
     }
 }

@@ -16,22 +16,31 @@
 //! * Candidates at one level are tried in the order of the model's `order_hint` (stable, so
 //!   list order when the hint is constant). The etcd model uses revisions here, which makes
 //!   histories with revisions check in near-linear time.
-//! * The cache stores 128-bit fingerprints instead of full bitsets and states: the set of
-//!   decided operations is a Zobrist hash (XOR of a random 128-bit word per operation) and the
-//!   state a 128-bit SipHash. A fingerprint collision could only prune a branch wrongly (a false
-//!   "not linearizable"); it can never produce a false pass, and at 2^-128 per pair it does not
-//!   happen in practice. This keeps memory proportional to the number of steps, not to
-//!   steps x history length.
+//! * The cache stores one 128-bit key per configuration instead of full bitsets and states: the
+//!   set of decided operations as a Zobrist hash (XOR of a random 128-bit word per operation)
+//!   XOR a 128-bit fingerprint of the states (see `memo`). A collision could only prune a
+//!   branch wrongly (a false "not linearizable"); it can never produce a false pass. This keeps
+//!   memory proportional to the number of steps, not to steps x history length.
+//! * Operations whose cheap rejection depends on the state alone share a gate
+//!   (`Model::quick_reject_gate`) and leave the call/return list: a level asks the gate once,
+//!   so thousands of open unknown writes do not make every level cost thousands.
+//! * Partitions are searched in rounds with a doubling allowance, each search resumed where it
+//!   stopped, so a violation one partition shows quickly is not hidden behind a large one
+//!   (porcupine searches partitions in parallel for the same reason).
 //! * A budget of search steps turns an endless search into `Verdict::Unknown`, never a pass.
 //! * Non-deterministic models return the set of next states; the search runs over sets of
 //!   states (sorted, deduplicated), as porcupine's `NondeterministicModel` does.
 //!
 //! Files, bottom up: `model` (what is checked: `Op`, `Model`), `report` (what a check
-//! concludes), `choice`, `entries` (the call/return list), `memo`, `pruning` (symmetry and
-//! progress limits), `search` (one partition's search), and here the driver over partitions.
+//! concludes), `choice`, `entries` (the call/return lists), `memo`, `pruning` (symmetry and
+//! progress limits), `gates` (offering a gate's candidates), `lazy`
+//! (the rules of lazy steps), `search` (one partition's search,
+//! resumable), and here the driver over partitions.
 
 mod choice;
 mod entries;
+mod gates;
+mod lazy;
 mod memo;
 mod model;
 mod pruning;
@@ -41,7 +50,7 @@ mod search;
 pub use model::{Model, Op, Partition, NEVER};
 pub use report::{Mismatch, OpSummary, Report, StaleKind, StaleRead, TimeUnit, Verdict};
 
-use search::{search, Outcome};
+use search::{OpTable, Outcome, Search};
 
 fn summarize<M: Model>(model: &M, op: &Op<M::Input, M::Output>) -> OpSummary {
     OpSummary {
@@ -74,10 +83,11 @@ pub fn check<M: Model>(
 
 /// Like `check`, and also returns the linearization found.
 ///
-/// Several partitions are searched in rounds with a doubling step allowance each (restarting a
-/// partition that did not finish), so that one partition with a huge search space cannot hide
-/// a violation that another partition shows quickly; porcupine gets the same effect by
-/// checking partitions in parallel. Every step of every round counts against the budget.
+/// Several partitions are searched in rounds with a doubling step allowance each (a partition
+/// that did not finish goes on where it stopped, up to the new allowance in all), so that one
+/// partition with a huge search space cannot hide a violation that another partition shows
+/// quickly; porcupine gets the same effect by checking partitions in parallel. Every step
+/// counts against the budget once.
 pub fn check_detailed<M: Model>(
     model: &M,
     ops: &[Op<M::Input, M::Output>],
@@ -85,28 +95,32 @@ pub fn check_detailed<M: Model>(
     time_unit: TimeUnit,
 ) -> Checked {
     let parts = model.partition(ops);
+    let part_ops: Vec<Vec<&Op<M::Input, M::Output>>> = parts
+        .iter()
+        .map(|part| part.ops.iter().map(|&i| &ops[i]).collect())
+        .collect();
+    let tables: Vec<OpTable<M::Input, M::Output>> =
+        part_ops.iter().map(|p| OpTable::new(model, p)).collect();
+    let mut searches: Vec<Option<Search<M>>> = tables.iter().map(|_| None).collect();
     let mut done: Vec<Option<Vec<usize>>> = vec![None; parts.len()];
     let mut spent = 0u64;
-    let mut allowance: u64 = if parts.len() > 1 {
-        20_000
-    } else {
-        budget_steps
-    };
+    // Resumed searches waste no step on a small first allowance; it only lets a violation
+    // that one partition shows quickly come out before the others have searched far.
+    let mut allowance: u64 = if parts.len() > 1 { 1_000 } else { budget_steps };
     loop {
         let mut unfinished = None;
         for (pi, part) in parts.iter().enumerate() {
             if done[pi].is_some() {
                 continue;
             }
-            let part_ops: Vec<&Op<M::Input, M::Output>> =
-                part.ops.iter().map(|&i| &ops[i]).collect();
-            let limit = allowance.min(budget_steps - spent);
-            let mut steps = 0u64;
-            let outcome = search(model, &part_ops, &mut steps, limit);
-            spent += steps.min(limit);
+            let s = searches[pi].get_or_insert_with(|| Search::new(model, &tables[pi]));
+            let before = s.steps();
+            let outcome = s.resume(allowance.min(before.saturating_add(budget_steps - spent)));
+            spent += s.steps() - before;
             match outcome {
                 Outcome::Linearizable(order) => {
                     done[pi] = Some(order.into_iter().map(|i| part.ops[i]).collect());
+                    searches[pi] = None; // its memory is not needed any more
                 }
                 Outcome::OutOfBudget => {
                     unfinished.get_or_insert(pi);
@@ -116,7 +130,14 @@ pub fn check_detailed<M: Model>(
                     unplaceable,
                 } => {
                     return Checked {
-                        verdict: violation(model, part, &part_ops, prefix, unplaceable, time_unit),
+                        verdict: violation(
+                            model,
+                            part,
+                            &part_ops[pi],
+                            prefix,
+                            unplaceable,
+                            time_unit,
+                        ),
                         linearizations: vec![],
                     };
                 }

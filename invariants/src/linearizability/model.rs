@@ -41,14 +41,28 @@ pub trait Model {
     fn name(&self) -> String;
     /// The possible initial states (usually one).
     fn init(&self) -> Vec<Self::State>;
-    /// Every state the operation may lead to from `state` while producing `output` (`None`:
-    /// any output). Empty: the operation is illegal here.
+    /// Push every state the operation may lead to from `state` while producing `output`
+    /// (`None`: any output) onto `out`. None: the operation is illegal here. (Into a vector
+    /// the caller owns: the search reuses one, so a step that leads nowhere new allocates
+    /// nothing.)
+    fn step_into(
+        &self,
+        state: &Self::State,
+        input: &Self::Input,
+        output: Option<&Self::Output>,
+        out: &mut Vec<Self::State>,
+    );
+    /// `step_into` a new vector.
     fn step(
         &self,
         state: &Self::State,
         input: &Self::Input,
         output: Option<&Self::Output>,
-    ) -> Vec<Self::State>;
+    ) -> Vec<Self::State> {
+        let mut out = Vec::new();
+        self.step_into(state, input, output, &mut out);
+        out
+    }
     /// Split the history into independent parts. Default: one part.
     fn partition(&self, ops: &[Op<Self::Input, Self::Output>]) -> Vec<Partition> {
         vec![Partition {
@@ -70,7 +84,8 @@ pub trait Model {
     /// operation uses `r` (a run of lazy steps must be followed by one operation using all
     /// of them). This is exact, and removes the blow-up of trying every position.
     ///
-    /// Contract: two lazy steps on the same resource, one right after the other or with only
+    /// Contract: `r` is one of the operation's `resources` (so the search can tell before the
+    /// step which lazy steps could extend a run). Two lazy steps on the same resource, one right after the other or with only
     /// lazy steps on other resources between them, either leave the state exactly as it was
     /// before the first (etcd: a grant and a revoke of a lease with no keys) or cannot both
     /// succeed (two grants, two revokes); the search skips such pairs.
@@ -94,6 +109,19 @@ pub trait Model {
         _output: Option<&Self::Output>,
     ) -> bool {
         false
+    }
+    /// Gating of `quick_reject`. `Some(g)` when, from every state, `quick_reject` gives this
+    /// operation the same answer as every other operation with gate `g` (for etcd: unknown,
+    /// unpinned writes other than lease operations, which all need the next revision free).
+    /// The search then asks once per gate and level, for the earliest open member, instead of
+    /// once per operation: with thousands of open unknown writes that a level rejects alike,
+    /// a level costs what its candidates cost, not what every open operation costs.
+    fn quick_reject_gate(
+        &self,
+        _input: &Self::Input,
+        _output: Option<&Self::Output>,
+    ) -> Option<u64> {
+        None
     }
     /// Symmetry reduction. `Some(c)` when this optional operation belongs to a class `c` of
     /// operations that are interchangeable: from every state, each member of the class leads

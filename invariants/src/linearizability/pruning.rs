@@ -1,7 +1,6 @@
 //! Pruning the choices of a level: the symmetry reduction (`Model::interchangeable_class`)
 //! and the progress limits (`Model::latest_progress`).
 
-use super::choice::Choice;
 use super::model::Op;
 
 /// The unplaced operations with a `Model::latest_progress`, by that limit: `min_excluding`
@@ -58,58 +57,132 @@ impl ProgressLimits {
     }
 }
 
-/// Keep, among the `Linearize` choices of one symmetry class, only the member with the
-/// earliest return (ties: lowest index). Choices without a class are kept as they are.
-///
-/// On return `scratch` holds one entry `(class, best hint of the class, representative)` per
-/// class present (sorted by representative), so the caller can order classes by their most
-/// promising member.
-pub(super) fn reduce_symmetric<I, O>(
-    choices: &mut Vec<Choice>,
-    class: &[Option<u64>],
-    ops: &[&Op<I, O>],
-    hints: &[i64],
-    scratch: &mut Vec<(u64, u64, u32)>,
-) {
-    let mut members: Vec<(u64, u64, u32)> = Vec::new();
-    scratch.clear();
-    for c in choices.iter() {
-        if let Choice::Linearize(o) = *c {
-            if let Some(k) = class[o as usize] {
-                let op = ops[o as usize];
-                members.push((k, op.ret.max(op.call), o));
-            }
-        }
-    }
-    if members.len() < 2 {
-        return;
-    }
-    members.sort_unstable();
-    // The representative of each class is its first entry after sorting; the hint is the
-    // lowest of the class (stored as u64 bits of the i64).
-    for &(k, _, o) in members.iter() {
-        let h = hints[o as usize];
-        match scratch.last_mut() {
-            Some(last) if last.0 == k => {
-                if h < last.1 as i64 {
-                    last.1 = h as u64;
-                }
-            }
-            _ => scratch.push((k, h as u64, o)),
-        }
-    }
-    if scratch.len() == members.len() {
-        scratch.clear();
-        return;
-    }
-    let mut keep: Vec<u32> = scratch.iter().map(|e| e.2).collect();
-    keep.sort_unstable();
-    choices.retain(|c| match *c {
-        Choice::Linearize(o) => class[o as usize].is_none() || keep.binary_search(&o).is_ok(),
-        Choice::Drop(_) => true,
-    });
-    debug_assert!(!choices.is_empty());
+/// The symmetry reduction (`Model::interchangeable_class`) of one level's choices: among the
+/// candidates of one class only the member with the earliest return (ties: lowest index) is
+/// tried, where the class's most promising member would be. Linear in the candidates: a slot
+/// per class, stamped with the level it was last filled at, so nothing is cleared, sorted or
+/// allocated per level.
+pub(super) struct Symmetry {
+    /// Per op: its class, numbered densely (`NO_CLASS`: none).
+    class: Vec<u32>,
+    /// Per op: its return (no earlier than its call), what the representative is chosen by.
+    ret: Vec<u64>,
+    slots: Vec<ClassSlot>,
+    /// The level being reduced (slots with another stamp are empty).
+    stamp: u32,
+    /// The classes offered at this level.
+    seen: Vec<u32>,
 }
+
+/// No symmetry class.
+pub(super) const NO_CLASS: u32 = u32::MAX;
+
+/// The members of one class among a level's candidates.
+#[derive(Clone, Copy, Default)]
+struct ClassSlot {
+    stamp: u32,
+    /// The representative: the member with the earliest return (ties: lowest index).
+    ret: u64,
+    op: u32,
+    /// The lowest hint of the members.
+    hint: i64,
+}
+
+impl Symmetry {
+    /// `classes[o]`: the class of op o, if any.
+    pub(super) fn new<I, O>(classes: &[Option<u64>], ops: &[&Op<I, O>]) -> Self {
+        let mut ids = std::collections::BTreeMap::new();
+        let class = classes
+            .iter()
+            .map(|c| match c {
+                Some(c) => {
+                    let next = ids.len() as u32;
+                    *ids.entry(*c).or_insert(next)
+                }
+                None => NO_CLASS,
+            })
+            .collect();
+        Symmetry {
+            class,
+            ret: ops.iter().map(|op| op.ret.max(op.call)).collect(),
+            slots: vec![ClassSlot::default(); ids.len()],
+            stamp: 0,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Start the candidates of a new level.
+    pub(super) fn begin_level(&mut self) {
+        self.stamp = self.stamp.wrapping_add(1);
+        if self.stamp == 0 {
+            // Wrapped: forget every old stamp.
+            self.slots.fill(ClassSlot::default());
+            self.stamp = 1;
+        }
+        self.seen.clear();
+    }
+
+    /// Offer candidate `o`: false when it belongs to a class (it then takes part in the
+    /// choice of the class's representative), true when it is a choice of its own.
+    #[inline]
+    pub(super) fn offer(&mut self, o: u32, hints: &[i64]) -> bool {
+        let k = self.class[o as usize];
+        if k == NO_CLASS {
+            return true;
+        }
+        self.offer_members(k, o, hints[o as usize]);
+        false
+    }
+
+    /// Offer members of class `k` at once: `o`, the one with the earliest return (ties:
+    /// lowest index), and `hint`, their lowest hint.
+    #[inline]
+    pub(super) fn offer_members(&mut self, k: u32, o: u32, hint: i64) {
+        let ret = self.ret[o as usize];
+        let slot = &mut self.slots[k as usize];
+        if slot.stamp != self.stamp {
+            *slot = ClassSlot {
+                stamp: self.stamp,
+                ret,
+                op: o,
+                hint,
+            };
+            self.seen.push(k);
+        } else {
+            if (ret, o) < (slot.ret, slot.op) {
+                (slot.ret, slot.op) = (ret, o);
+            }
+            slot.hint = slot.hint.min(hint);
+        }
+    }
+
+    /// The class of op `o` (`NO_CLASS`: none).
+    #[inline]
+    pub(super) fn class_of(&self, o: u32) -> u32 {
+        self.class[o as usize]
+    }
+
+    /// The return op `o` is ranked by.
+    #[inline]
+    pub(super) fn ret_of(&self, o: u32) -> u64 {
+        self.ret[o as usize]
+    }
+
+    /// The representative of each class offered at this level.
+    pub(super) fn representatives(&self) -> impl Iterator<Item = u32> + '_ {
+        self.seen.iter().map(|&k| self.slots[k as usize].op)
+    }
+
+    /// The hint a choice is tried by: its own, or for a representative its class's lowest.
+    #[inline]
+    pub(super) fn hint(&self, o: u32, hints: &[i64]) -> i64 {
+        match self.class[o as usize] {
+            NO_CLASS => hints[o as usize],
+            k => self.slots[k as usize].hint,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,6 +198,19 @@ mod tests {
         }
     }
 
+    /// Offer candidates to the reduction; the choices it leaves, sorted.
+    fn reduce(symmetry: &mut Symmetry, offered: &[u32], hints: &[i64]) -> Vec<u32> {
+        symmetry.begin_level();
+        let mut kept: Vec<u32> = offered
+            .iter()
+            .copied()
+            .filter(|&o| symmetry.offer(o, hints))
+            .collect();
+        kept.extend(symmetry.representatives());
+        kept.sort_unstable();
+        kept
+    }
+
     #[test]
     fn symmetric_choices_keep_the_earliest_return_of_each_class() {
         let ops = [
@@ -136,25 +222,20 @@ mod tests {
         ];
         let refs: Vec<&Op<(), ()>> = ops.iter().collect();
         // Ops 0-2 form class 7, op 3 class 8 (alone), op 4 has none.
-        let class = [Some(7), Some(7), Some(7), Some(8), None];
+        let mut symmetry = Symmetry::new(&[Some(7), Some(7), Some(7), Some(8), None], &refs);
         let hints = [-5, 3, 4, 9, 0];
-        let mut choices: Vec<Choice> = (0..5).map(Choice::Linearize).collect();
-        choices.push(Choice::Drop(4));
-        let mut scratch = Vec::new();
-        reduce_symmetric(&mut choices, &class, &refs, &hints, &mut scratch);
         // Op 1: earliest return of class 7 (tie with op 2 broken by index).
         assert_eq!(
-            choices,
-            vec![
-                Choice::Linearize(1),
-                Choice::Linearize(3),
-                Choice::Linearize(4),
-                Choice::Drop(4)
-            ]
+            reduce(&mut symmetry, &[2, 0, 1, 3, 4], &hints),
+            vec![1, 3, 4]
         );
-        // Class 7 is tried where its best hint (op 0's) would be.
-        let e = scratch.iter().find(|e| e.0 == 7).expect("class 7");
-        assert_eq!((e.1 as i64, e.2), (-5, 1));
+        // Class 7 is tried where its best hint (op 0's) would be; others by their own.
+        assert_eq!(symmetry.hint(1, &hints), -5);
+        assert_eq!(symmetry.hint(3, &hints), 9);
+        assert_eq!(symmetry.hint(4, &hints), 0);
+        // The next level starts afresh: op 2 alone represents class 7.
+        assert_eq!(reduce(&mut symmetry, &[2, 4], &hints), vec![2, 4]);
+        assert_eq!(symmetry.hint(2, &hints), 4);
     }
 
     #[test]

@@ -45,18 +45,31 @@ impl Model for KvModel {
         vec![String::new()]
     }
 
-    fn step(&self, state: &String, input: &KvInput, output: Option<&KvOutput>) -> Vec<String> {
-        match (input, output) {
-            (KvInput::Get { .. }, None) => vec![state.clone()],
-            (KvInput::Get { .. }, Some(KvOutput::Get(v))) if v == state => vec![state.clone()],
-            (KvInput::Put { value, .. }, None | Some(KvOutput::Ok)) => vec![value.clone()],
+    fn step_into(
+        &self,
+        state: &String,
+        input: &KvInput,
+        output: Option<&KvOutput>,
+        out: &mut Vec<String>,
+    ) {
+        let next = match (input, output) {
+            (KvInput::Get { .. }, None) => state.clone(),
+            (KvInput::Get { .. }, Some(KvOutput::Get(v))) if v == state => state.clone(),
+            (KvInput::Put { value, .. }, None | Some(KvOutput::Ok)) => value.clone(),
             (KvInput::Append { value, .. }, None | Some(KvOutput::Ok)) => {
-                let mut s = state.clone();
+                let mut s = String::with_capacity(state.len() + value.len());
+                s.push_str(state);
                 s.push_str(value);
-                vec![s]
+                s
             }
-            _ => vec![],
-        }
+            _ => return,
+        };
+        out.push(next);
+    }
+
+    /// A get that saw another value fails from this state (what `step_into` checks first).
+    fn quick_reject(&self, state: &String, input: &KvInput, output: Option<&KvOutput>) -> bool {
+        matches!((input, output), (KvInput::Get { .. }, Some(KvOutput::Get(v))) if v != state)
     }
 
     fn partition(&self, ops: &[Op<KvInput, KvOutput>]) -> Vec<Partition> {
@@ -107,26 +120,23 @@ impl Model for KvWholeModel {
         vec![BTreeMap::new()]
     }
 
-    fn step(
+    fn step_into(
         &self,
         state: &Self::State,
         input: &KvInput,
         output: Option<&KvOutput>,
-    ) -> Vec<Self::State> {
+        out: &mut Vec<Self::State>,
+    ) {
         let key = input.key().to_string();
         let current = state.get(&key).cloned().unwrap_or_default();
-        KvModel
-            .step(&current, input, output)
-            .into_iter()
-            .map(|v| {
-                let mut s = state.clone();
-                if v.is_empty() {
-                    s.remove(&key);
-                } else {
-                    s.insert(key.clone(), v);
-                }
-                s
-            })
-            .collect()
+        out.extend(KvModel.step(&current, input, output).into_iter().map(|v| {
+            let mut s = state.clone();
+            if v.is_empty() {
+                s.remove(&key);
+            } else {
+                s.insert(key.clone(), v);
+            }
+            s
+        }))
     }
 }

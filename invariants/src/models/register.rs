@@ -36,33 +36,35 @@ impl Model for RegisterModel {
         vec![None]
     }
 
-    fn step(
+    fn step_into(
         &self,
         state: &Option<i64>,
         input: &RegisterInput,
         output: Option<&RegisterOutput>,
-    ) -> Vec<Option<i64>> {
-        match (input, output) {
-            (RegisterInput::Read, None) => vec![*state],
-            (RegisterInput::Read, Some(RegisterOutput::Read(v))) if v == state => vec![*state],
-            (RegisterInput::Write(v), None | Some(RegisterOutput::Write)) => vec![Some(*v)],
+        out: &mut Vec<Option<i64>>,
+    ) {
+        let next = match (input, output) {
+            (RegisterInput::Read, None) => *state,
+            (RegisterInput::Read, Some(RegisterOutput::Read(v))) if v == state => *state,
+            (RegisterInput::Write(v), None | Some(RegisterOutput::Write)) => Some(*v),
             (RegisterInput::Cas(from, to), None) => {
                 if *state == Some(*from) {
-                    vec![Some(*to)]
+                    Some(*to)
                 } else {
-                    vec![*state]
+                    *state
                 }
             }
             (RegisterInput::Cas(from, to), Some(RegisterOutput::Cas(applied))) => {
                 let matches = *state == Some(*from);
                 match (matches, applied) {
-                    (true, true) => vec![Some(*to)],
-                    (false, false) => vec![*state],
-                    _ => vec![],
+                    (true, true) => Some(*to),
+                    (false, false) => *state,
+                    _ => return,
                 }
             }
-            _ => vec![],
-        }
+            _ => return,
+        };
+        out.push(next);
     }
 
     /// Unknown writes of one value, and unknown CASes with the same pair, change the state

@@ -170,7 +170,7 @@ impl EtcdModel {
                 _ => req.lease,
             },
         };
-        st.keys[id] = Some(new);
+        st.keys_mut()[id] = Some(new);
         Ok(PutResponse {
             header: header(rev),
             prev_kv: if req.prev_kv {
@@ -188,7 +188,10 @@ impl EtcdModel {
         let mut deleted = 0;
         let mut prev_kvs = Vec::new();
         for id in self.key_ids(&req.key, &req.range_end) {
-            if let Some(old) = st.keys[id].take() {
+            if st.keys[id].is_none() {
+                continue;
+            }
+            if let Some(old) = st.keys_mut()[id].take() {
                 deleted += 1;
                 if req.prev_kv {
                     prev_kvs.push(kv_of(&self.keys[id], &old));
@@ -389,7 +392,7 @@ impl EtcdModel {
         };
         match next.leases.binary_search(&id) {
             Ok(_) => return Err(EtcdError::LeaseExist),
-            Err(pos) => next.leases.insert(pos, id),
+            Err(pos) => Rc::make_mut(&mut next.leases).insert(pos, id),
         }
         Ok(LeaseGrantResponse {
             header: header(st.revision),
@@ -409,12 +412,12 @@ impl EtcdModel {
             .leases
             .binary_search(&r.id)
             .map_err(|_| EtcdError::LeaseNotFound)?;
-        next.leases.remove(pos);
-        let mut changed = false;
-        for k in next.keys.iter_mut() {
-            if k.as_ref().is_some_and(|k| k.lease == r.id) {
+        Rc::make_mut(&mut next.leases).remove(pos);
+        let attached = |k: &Option<KeyState>| k.as_ref().is_some_and(|k| k.lease == r.id);
+        let changed = next.keys.iter().any(attached);
+        if changed {
+            for k in next.keys_mut().iter_mut().filter(|k| attached(k)) {
                 *k = None;
-                changed = true;
             }
         }
         if changed {

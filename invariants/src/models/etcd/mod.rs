@@ -60,6 +60,22 @@ pub struct EtcdModel {
     pub lease_facts: Option<LeaseFacts>,
 }
 
+impl EtcdModel {
+    /// The same model without the facts (`facts`, `lease_facts`): the same steps, less
+    /// pruning.
+    pub fn without_facts(&self) -> EtcdModel {
+        EtcdModel {
+            keys: self.keys.clone(),
+            lease_universe: self.lease_universe.clone(),
+            claimed: self.claimed.clone(),
+            max_revision: self.max_revision,
+            unmodified: self.unmodified.clone(),
+            facts: None,
+            lease_facts: None,
+        }
+    }
+}
+
 /// The single key an unknown request writes, when it writes exactly one.
 pub fn single_written_key(req: &Request) -> Option<&[u8]> {
     match req {
@@ -79,14 +95,19 @@ pub(crate) fn header(revision: Revision) -> ResponseHeader {
 /// Zero the fields a check must ignore.
 pub fn normalize(resp: &Response) -> Response {
     let mut r = resp.clone();
+    normalize_in_place(&mut r);
+    r
+}
+
+/// `normalize` without a copy.
+pub fn normalize_in_place(r: &mut Response) {
     let h = r.header_mut();
     *h = header(h.revision);
-    match &mut r {
+    match r {
         Response::Txn(t) => normalize_txn(t),
         Response::LeaseGrant(g) => g.ttl_seconds = 0,
         _ => {}
     }
-    r
 }
 
 fn normalize_txn(t: &mut TxnResponse) {

@@ -68,7 +68,7 @@ impl EtcdModel {
             && before
                 .keys
                 .iter()
-                .zip(&after.keys)
+                .zip(after.keys.iter())
                 .enumerate()
                 .any(|(k, (a, b))| a != b && self.is_unmodified(&self.keys[k], rev))
     }

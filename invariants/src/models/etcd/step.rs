@@ -3,9 +3,11 @@
 //! revision nobody claims, and prunes with the facts; plus the search's hints (order, cheap
 //! rejection, progress, symmetry classes, lazy lease steps).
 
+use std::rc::Rc;
+
 use faultline_api::{LeaseId, Request, RequestOp, Response};
 
-use super::{kv_of, normalize, EtcdInput, EtcdModel, EtcdState, RangeKind};
+use super::{kv_of, normalize_in_place, EtcdInput, EtcdModel, EtcdState, RangeKind};
 use crate::describe::{describe_kv, describe_request, describe_response};
 use crate::linearizability::Model;
 
@@ -22,13 +24,19 @@ impl Model for EtcdModel {
         vec![EtcdState {
             revision: 1,
             compact_revision: -1,
-            keys: vec![None; self.keys.len()],
-            leases: vec![],
-            unknown_lease_ops_applied: vec![],
+            keys: Rc::new(vec![None; self.keys.len()]),
+            leases: Rc::default(),
+            unknown_lease_ops_applied: Rc::default(),
         }]
     }
 
-    fn step(&self, st: &EtcdState, input: &EtcdInput, output: Option<&Response>) -> Vec<EtcdState> {
+    fn step_into(
+        &self,
+        st: &EtcdState,
+        input: &EtcdInput,
+        output: Option<&Response>,
+        out: &mut Vec<EtcdState>,
+    ) {
         // Revision checks first: they reject almost every wrong candidate in O(1).
         if let Some(resp) = output {
             let h = resp.header().revision;
@@ -38,16 +46,16 @@ impl Model for EtcdModel {
                 None => h == st.revision || h == st.revision + 1,
             };
             if !ok {
-                return vec![];
+                return;
             }
         } else if let Some(pin) = input.pin {
             if pin != st.revision + 1 {
-                return vec![];
+                return;
             }
         }
         match output {
-            Some(actual) => self.step_known(st, input, actual),
-            None => self.step_unknown(st, input),
+            Some(actual) => out.extend(self.step_known(st, input, actual)),
+            None => self.step_unknown(st, input, out),
         }
     }
 
@@ -94,6 +102,27 @@ impl Model for EtcdModel {
                             .unwrap_or(false)
                 }
             },
+        }
+    }
+
+    fn quick_reject_gate(&self, input: &EtcdInput, output: Option<&Response>) -> Option<u64> {
+        // The unpinned arms of `quick_reject` for unknown writes: they depend on the state's
+        // revision alone (gate 0), or on whether one lease exists (a gate per lease id and
+        // kind, numbered by the id's place in the sorted lease universe).
+        if output.is_some() || input.pin.is_some() {
+            return None;
+        }
+        let lease_gate = |id: &LeaseId, kind: u64| {
+            self.lease_universe
+                .binary_search(id)
+                .ok()
+                .map(|p| 1 + 2 * p as u64 + kind)
+        };
+        match &input.request {
+            Request::LeaseGrant(g) if g.id != 0 => lease_gate(&g.id, 0),
+            Request::LeaseGrant(_) => None,
+            Request::LeaseRevoke(r) => lease_gate(&r.id, 1),
+            _ => Some(0),
         }
     }
 
@@ -215,46 +244,48 @@ impl EtcdModel {
     /// The step of an operation with a known response (its revision already checked): the
     /// response must be the model's, and the state must stay feasible.
     #[inline]
-    fn step_known(&self, st: &EtcdState, input: &EtcdInput, actual: &Response) -> Vec<EtcdState> {
+    fn step_known(
+        &self,
+        st: &EtcdState,
+        input: &EtcdInput,
+        actual: &Response,
+    ) -> Option<EtcdState> {
         let grant = match actual {
             Response::LeaseGrant(g) => Some(g.id),
             _ => None,
         };
-        let Ok((next, expected, kind)) = self.apply(st, &input.request, grant) else {
-            return vec![];
+        let Ok((next, mut expected, kind)) = self.apply(st, &input.request, grant) else {
+            return None;
         };
         let matches = match kind {
             RangeKind::Historical => actual.header().revision == expected.header().revision,
-            RangeKind::Current => normalize(&expected) == *actual,
+            RangeKind::Current => {
+                normalize_in_place(&mut expected);
+                expected == *actual
+            }
         };
         if matches && (next == *st || (self.feasible(st, &next) && self.leases_feasible(st, &next)))
         {
-            vec![next]
+            Some(next)
         } else {
-            vec![]
+            None
         }
     }
 
     /// The steps of an unknown write: one per lease id the server may pick for a grant
     /// without one, else one; each only where it changes the state and is allowed.
     #[inline]
-    fn step_unknown(&self, st: &EtcdState, input: &EtcdInput) -> Vec<EtcdState> {
-        let grants: Vec<Option<LeaseId>> = match &input.request {
-            Request::LeaseGrant(g) if g.id == 0 => self
-                .lease_universe
-                .iter()
-                .filter(|l| st.leases.binary_search(l).is_err())
-                .map(|l| Some(*l))
-                .collect(),
-            _ => vec![None],
-        };
-        let mut out = Vec::new();
-        for grant in grants {
-            if let Some(next) = self.unknown_successor(st, input, grant) {
-                out.push(next);
+    fn step_unknown(&self, st: &EtcdState, input: &EtcdInput, out: &mut Vec<EtcdState>) {
+        match &input.request {
+            Request::LeaseGrant(g) if g.id == 0 => {
+                for l in self.lease_universe.iter() {
+                    if st.leases.binary_search(l).is_err() {
+                        out.extend(self.unknown_successor(st, input, Some(*l)));
+                    }
+                }
             }
+            _ => out.extend(self.unknown_successor(st, input, None)),
         }
-        out
     }
 
     /// The state after an unknown write (with the server's lease id `grant`), unless it is a
@@ -272,7 +303,7 @@ impl EtcdModel {
             return None; // a no-op: the same as never happening
         }
         if let Some(tag) = input.lease_op_tag {
-            let applied = &mut next.unknown_lease_ops_applied;
+            let applied = Rc::make_mut(&mut next.unknown_lease_ops_applied);
             if let Err(pos) = applied.binary_search(&tag) {
                 applied.insert(pos, tag);
             }
