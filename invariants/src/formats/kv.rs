@@ -324,7 +324,7 @@ mod tests {
         let e = parse_edn_map(7, r#"{:process 1, x}"#).unwrap_err();
         assert_eq!(
             (e.line, e.message.as_str()),
-            (7, "expected a :keyword at column 14")
+            (Some(7), "expected a :keyword at column 14")
         );
         let e = parse_edn_map(2, r#"{:key "open}"#).unwrap_err();
         assert_eq!(e.message, "unterminated string for :key");
