@@ -13,31 +13,6 @@ use serde::{Deserialize, Serialize};
 
 use super::scenario::Scenario;
 
-/// How much membership work a run does (all 0: the cluster keeps its members).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MembershipMix {
-    /// Times the cluster grows by two members and shrinks back (3 → 5 → 3).
-    #[serde(default)]
-    pub scale_cycles: u32,
-    /// Members replaced by an empty member (disk wiped, new ID, same zone).
-    #[serde(default)]
-    pub replacements: u32,
-    /// Leader transfers (MoveLeader) to another voter.
-    #[serde(default)]
-    pub leader_transfers: u32,
-    /// Steps start at their time even while an earlier one still runs, as when two operators
-    /// (a controller and a person) act at once: changes then meet etcd's one-at-a-time rule.
-    #[serde(default)]
-    pub concurrent: bool,
-}
-
-impl MembershipMix {
-    pub fn is_empty(&self) -> bool {
-        self.scale_cycles == 0 && self.replacements == 0 && self.leader_transfers == 0
-    }
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MembershipAction {
     /// Add one member (learner, caught up, promoted) in the zone with the fewest members.

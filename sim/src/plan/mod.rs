@@ -19,8 +19,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 pub use faults::{Fault, FaultWindow, IsolateTarget};
-pub use membership::{MembershipAction, MembershipMix, MembershipOp};
-pub use scenario::{FaultMix, Scenario, DEFAULT_SCENARIO_TOML, EMBEDDED_SCENARIOS};
+pub use membership::{MembershipAction, MembershipOp};
+pub use scenario::{FaultMix, MembershipMix, Scenario, DEFAULT_SCENARIO_TOML, EMBEDDED_SCENARIOS};
 pub use workload::{
     key_name, lease_id, ClientPlan, Fill, PlannedOp, PlannedWatch, WatchStart, WatcherPlan,
     KEY_PREFIX,

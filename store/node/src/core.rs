@@ -129,16 +129,7 @@ impl NodeCore {
             "canary {:?} requested, but this build has no canaries (enable the `canaries` feature)",
             config.canary
         );
-        let options = StorageOptions {
-            wal: WalOptions {
-                segment_size_bytes: config.wal_segment_size_bytes,
-            },
-            snapshots: SnapshotOptions {
-                canary: config.canary.and_then(Canary::storage_canary),
-                ..SnapshotOptions::default()
-            },
-        };
-        let storage = open_member_storage(disk, options)
+        let storage = open_member_storage(disk, storage_options(&config))
             .expect("storage recovery failed: the disk holds corrupt synced data");
         let restart = storage.restart;
         let raft_snapshot = restart
@@ -163,16 +154,14 @@ impl NodeCore {
         let mut rng = ChaCha8Rng::seed_from_u64(config.rng_seed);
         // The minimum lease TTL is replicated configuration derived from the election timeout
         // exactly as etcd does (ceil(1.5 x election timeout)); every member computes the same.
-        let (mut kv, snapshot_members, restored_removed) = match restored {
-            Some((kv, members, removed)) => (kv, members, removed),
-            None => (
-                KvStore::with_options(StoreOptions::for_election_timeout_ms(
-                    config.election_timeout_ms(),
-                )),
+        let (mut kv, snapshot_members, restored_removed) = restored.unwrap_or_else(|| {
+            let options = StoreOptions::for_election_timeout_ms(config.election_timeout_ms());
+            (
+                KvStore::with_options(options),
                 BTreeMap::new(),
                 Default::default(),
-            ),
-        };
+            )
+        });
         let address_book = membership::initial_address_book(&config.members, &snapshot_members);
         // The canary is this member's, not replicated state: set again after every restore
         // (`decode_state` sets it on a restored store).
@@ -195,19 +184,7 @@ impl NodeCore {
             persisted,
             rng.random(),
         );
-        // etcd's way: watches from the past and slow watchers are caught up from history by
-        // `sync` on every tick (etcd's syncWatchersLoop), bounded by what the stream holds.
-        let hub = WatchHub::new(
-            WatchHubOptions {
-                max_revisions_per_response: WatchHubOptions::etcd_defaults()
-                    .max_revisions_per_response,
-                max_response_bytes: config.max_watch_response_bytes,
-                slow_watcher_backlog: Some(config.watch_slow_backlog_responses),
-                catch_up_at_create: false,
-                canary: config.canary.and_then(Canary::watch_canary),
-            },
-            &kv,
-        );
+        let hub = WatchHub::new(watch_hub_options(&config), &kv);
         let stream_base = u64::from(rng.random::<u32>()) << 32;
         let now_ms = clock.now_ms();
         let mut lease_clock = LeaseClock::new();
@@ -696,6 +673,31 @@ impl NodeCore {
         for (_, read) in expired {
             let _ = read.reply.send(Err(EtcdError::Timeout));
         }
+    }
+}
+
+/// Where and how the member's WAL and snapshot files live.
+fn storage_options(config: &NodeConfig) -> StorageOptions {
+    StorageOptions {
+        wal: WalOptions {
+            segment_size_bytes: config.wal_segment_size_bytes,
+        },
+        snapshots: SnapshotOptions {
+            canary: config.canary.and_then(Canary::storage_canary),
+            ..SnapshotOptions::default()
+        },
+    }
+}
+
+/// etcd's way: watches from the past and slow watchers are caught up from history by `sync`
+/// on every tick (etcd's syncWatchersLoop), bounded by what the stream holds.
+fn watch_hub_options(config: &NodeConfig) -> WatchHubOptions {
+    WatchHubOptions {
+        max_revisions_per_response: WatchHubOptions::etcd_defaults().max_revisions_per_response,
+        max_response_bytes: config.max_watch_response_bytes,
+        slow_watcher_backlog: Some(config.watch_slow_backlog_responses),
+        catch_up_at_create: false,
+        canary: config.canary.and_then(Canary::watch_canary),
     }
 }
 

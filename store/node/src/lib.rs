@@ -434,17 +434,8 @@ pub async fn run_member(
     run_member_with_clock(config, disk, observer, Arc::new(RuntimeClock::new())).await
 }
 
-/// `run_member` with the member's lease clock supplied (a simulator may skew it).
-pub async fn run_member_with_clock(
-    config: NodeConfig,
-    disk: Box<dyn Disk + Send>,
-    observer: Arc<dyn Observer>,
-    clock: Arc<dyn Clock>,
-) -> std::convert::Infallible {
-    let addr = config.members[&config.id];
-    let endpoint = Arc::new(Endpoint::bind(addr).await.expect("bind member address"));
-    let (input_tx, mut input_rx) = mpsc::unbounded_channel::<Input>();
-
+/// Every RPC the member serves feeds its input channel; the member's loop answers.
+fn serve_rpcs(endpoint: &Endpoint, input_tx: &mpsc::UnboundedSender<Input>) {
     let peer_tx = input_tx.clone();
     endpoint.add_rpc_handler(move |message: PeerMessage| {
         let peer_tx = peer_tx.clone();
@@ -495,6 +486,20 @@ pub async fn run_member_with_clock(
             reply_rx.await.unwrap_or(Err(WatchStreamError::Stopped))
         }
     });
+}
+
+/// `run_member` with the member's lease clock supplied (a simulator may skew it).
+pub async fn run_member_with_clock(
+    config: NodeConfig,
+    disk: Box<dyn Disk + Send>,
+    observer: Arc<dyn Observer>,
+    clock: Arc<dyn Clock>,
+) -> std::convert::Infallible {
+    let addr = config.members[&config.id];
+    let endpoint = Arc::new(Endpoint::bind(addr).await.expect("bind member address"));
+    let (input_tx, mut input_rx) = mpsc::unbounded_channel::<Input>();
+
+    serve_rpcs(&endpoint, &input_tx);
 
     let mut core = NodeCore::open(config.clone(), disk, observer, clock.clone());
     // One tick per `tick_interval_ms` of the member's own clock.
