@@ -65,8 +65,8 @@ pub fn replay(file: &SeedFile) -> Replay {
 pub enum Determinism {
     Same(RunResult),
     Diverged {
-        first: RunResult,
-        second: RunResult,
+        first: Box<RunResult>,
+        second: Box<RunResult>,
         /// Where the two runs part, in words (the first differing record, both versions).
         divergence: String,
     },
@@ -99,8 +99,8 @@ pub fn check_determinism(plan: &Plan, options: &RunOptions) -> Determinism {
     match divergence {
         None => Determinism::Same(first),
         Some(divergence) => Determinism::Diverged {
-            first,
-            second,
+            first: Box::new(first),
+            second: Box::new(second),
             divergence,
         },
     }

@@ -111,7 +111,6 @@ async fn simulate_in_runtime(plan: Plan, options: RunOptions) -> RunOutput {
         writes_promised_during_zone_loss: plan.scenario.writes_promised_during_zone_loss,
         continued_sessions: ctx.take_continued(),
     };
-    let cluster = cluster.lock().expect("cluster");
     release_nodes(&plan, &cluster).await;
     output
 }
@@ -121,7 +120,13 @@ async fn simulate_in_runtime(plan: Plan, options: RunOptions) -> RunOutput {
 /// them the members' disks, logs and key spaces: a fuzz process grew by ~5 MB per seed
 /// (../shared/notes/profile-2026-12-07.md, speedup 2). Nothing recorded changes: the history
 /// and trace are taken first.
-async fn release_nodes(plan: &Plan, cluster: &Cluster) {
+async fn release_nodes(plan: &Plan, cluster: &Mutex<Cluster>) {
+    kill_nodes(plan, &cluster.lock().expect("cluster"));
+    // Killed tasks are dropped when the executor next runs.
+    madsim::time::sleep(Duration::from_millis(1)).await;
+}
+
+fn kill_nodes(plan: &Plan, cluster: &Cluster) {
     let handle = &cluster.handle;
     for node in cluster.members.values() {
         handle.kill(node.id());
@@ -136,6 +141,4 @@ async fn release_nodes(plan: &Plan, cluster: &Cluster) {
     for name in names {
         handle.kill(name);
     }
-    // Killed tasks are dropped when the executor next runs.
-    madsim::time::sleep(Duration::from_millis(1)).await;
 }

@@ -72,6 +72,11 @@ pub(super) fn peer_url(addr: SocketAddr) -> String {
     format!("http://{addr}")
 }
 
+/// A majority of `voters`.
+fn quorum(voters: usize) -> usize {
+    voters / 2 + 1
+}
+
 /// Raft's refusal as the etcd error a client of the Cluster service gets.
 fn conf_change_error(error: ConfChangeError) -> EtcdError {
     match error {
@@ -245,7 +250,7 @@ impl NodeCore {
         if is_learner && conf.learners.len() >= MAX_LEARNERS {
             return Err(EtcdError::TooManyLearners);
         }
-        if !is_learner && self.active_voters(&conf) < (conf.voters.len() + 1) / 2 + 1 {
+        if !is_learner && self.active_voters(&conf) < quorum(conf.voters.len() + 1) {
             return Err(EtcdError::NotEnoughStartedMembers);
         }
         // The ID is a function of the address (etcd hashes the peer URLs with the cluster name
@@ -290,7 +295,7 @@ impl NodeCore {
             let mut remaining = conf.clone();
             remaining.voters.remove(&id);
             if remaining.voters.is_empty()
-                || self.active_voters(&remaining) < remaining.voters.len() / 2 + 1
+                || self.active_voters(&remaining) < quorum(remaining.voters.len())
             {
                 return Err(EtcdError::Unhealthy);
             }
