@@ -133,7 +133,7 @@ pub fn all_canaries() -> Vec<CanarySpec> {
         Canary::InstallStaleSnapshot,
         "a follower installs a snapshot older than its commit index and rolls back",
         "membership-churn",
-        300,
+        600,
         OVERWRITTEN_COMMIT,
     ));
     // Snapshots every 30 entries, 16 KiB WAL segments released behind them, crashes: a crash
