@@ -447,45 +447,42 @@ fn serve_rpcs(endpoint: &Endpoint, input_tx: &mpsc::UnboundedSender<Input>) {
     });
     let client_tx = input_tx.clone();
     endpoint.add_rpc_handler(move |call: ClientCall| {
-        let client_tx = client_tx.clone();
+        let tx = client_tx.clone();
         async move {
-            let (reply_tx, reply_rx) = oneshot::channel();
-            if client_tx
-                .send(Input::Client(call.request, reply_tx))
-                .is_err()
-            {
-                return Err(EtcdError::Stopped);
-            }
-            reply_rx.await.unwrap_or(Err(EtcdError::Stopped))
+            let input = |reply| Input::Client(call.request, reply);
+            ask(&tx, input, EtcdError::Stopped).await
         }
     });
-
     let cluster_tx = input_tx.clone();
     endpoint.add_rpc_handler(move |call: ClusterCall| {
-        let cluster_tx = cluster_tx.clone();
+        let tx = cluster_tx.clone();
         async move {
-            let (reply_tx, reply_rx) = oneshot::channel();
-            if cluster_tx
-                .send(Input::Cluster(call.request, reply_tx))
-                .is_err()
-            {
-                return Err(EtcdError::Stopped);
-            }
-            reply_rx.await.unwrap_or(Err(EtcdError::Stopped))
+            let input = |reply| Input::Cluster(call.request, reply);
+            ask(&tx, input, EtcdError::Stopped).await
         }
     });
-
     let watch_tx = input_tx.clone();
     endpoint.add_rpc_handler(move |call: WatchCall| {
-        let watch_tx = watch_tx.clone();
+        let tx = watch_tx.clone();
         async move {
-            let (reply_tx, reply_rx) = oneshot::channel();
-            if watch_tx.send(Input::Watch(call, reply_tx)).is_err() {
-                return Err(WatchStreamError::Stopped);
-            }
-            reply_rx.await.unwrap_or(Err(WatchStreamError::Stopped))
+            let input = |reply| Input::Watch(call, reply);
+            ask(&tx, input, WatchStreamError::Stopped).await
         }
     });
+}
+
+/// Hand a call to the member's loop and wait for its answer; `stopped` when the member is
+/// gone (its channel closed, or the reply dropped).
+async fn ask<T, E>(
+    tx: &mpsc::UnboundedSender<Input>,
+    input: impl FnOnce(oneshot::Sender<Result<T, E>>) -> Input,
+    stopped: E,
+) -> Result<T, E> {
+    let (reply_tx, reply_rx) = oneshot::channel();
+    if tx.send(input(reply_tx)).is_err() {
+        return Err(stopped);
+    }
+    reply_rx.await.unwrap_or(Err(stopped))
 }
 
 /// `run_member` with the member's lease clock supplied (a simulator may skew it).
