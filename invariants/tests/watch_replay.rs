@@ -483,3 +483,92 @@ fn grant_put_revoke_put_then_unknown_delete() -> Vec<Operation> {
         })
         .collect()
 }
+
+/// Four unknown puts of k/c, two of "x" and two of "y" (so no value pins its writer), any of
+/// which could have made revision 6; a keys-only read at revision 6 shows the key without its
+/// value, and the watch's event shows which value it was. Every observation of revision 6 must prune, not only the first one (default seed
+/// 763: the keys-only read hid the watch's value, the search placed the other put, and the
+/// watch checks ended "unknown").
+fn keys_only_read_and_a_watch(watched_value: &str) -> History {
+    let mut h = with_watch(2, vec![]);
+    let keys_only = Request::Range(RangeRequest {
+        key: b"k/c".to_vec(),
+        keys_only: true,
+        ..Default::default()
+    });
+    let mut shown = kv("k/c", "", 6, 6, 1);
+    shown.value.clear();
+    let read = Outcome::Ok(Response::Range(RangeResponse {
+        header: hdr(6),
+        kvs: vec![shown],
+        more: false,
+        count: 1,
+    }));
+    let extra = [
+        (
+            4,
+            50,
+            0,
+            put("k/c", "x"),
+            Outcome::Unknown("timeout".into()),
+        ),
+        (
+            5,
+            51,
+            0,
+            put("k/c", "x"),
+            Outcome::Unknown("timeout".into()),
+        ),
+        (
+            6,
+            52,
+            0,
+            put("k/c", "y"),
+            Outcome::Unknown("timeout".into()),
+        ),
+        (
+            7,
+            53,
+            0,
+            put("k/c", "y"),
+            Outcome::Unknown("timeout".into()),
+        ),
+        (8, 80, 85, keys_only, read),
+    ];
+    for (id, a, b, request, outcome) in extra {
+        h.ops.push(Operation {
+            id,
+            client: id,
+            member: Some(1),
+            invoke_ns: a * MS,
+            complete_ns: b * MS,
+            request,
+            outcome,
+        });
+    }
+    let mut responses = full();
+    responses.pop();
+    responses.push(events(vec![put_ev(
+        kv("k/c", watched_value, 6, 6, 1),
+        None,
+    )]));
+    responses.push(progress(6));
+    h.watches[0].responses = responses;
+    h
+}
+
+#[test]
+fn every_observation_of_a_revision_prunes_not_only_the_first() {
+    for (value, ids) in [("x", [4, 5]), ("y", [6, 7])] {
+        let h = keys_only_read_and_a_watch(value);
+        let (verdict, lin) = check_etcd_history_detailed(&h, 1_000_000);
+        assert_eq!(verdict, Verdict::Linearizable);
+        let lin = lin.expect("a linearization");
+        assert!(!lin.watches_contradicted);
+        assert!(
+            ids.iter().any(|id| lin.op_ids.contains(id)),
+            "watched {value}: {lin:?}"
+        );
+        assert_eq!(violated(&h), vec![], "watched {value}");
+    }
+}

@@ -143,8 +143,8 @@ fn observed_key_states(
     }
     for obs in &mut obs {
         obs.sort_by_key(|(at, _)| *at);
-        // Identical observations of one revision are kept once. Of two that disagree only the
-        // first prunes (`KeyFacts::key_feasible` looks at one): less pruning, never wrong.
+        // Identical observations of one revision are kept once; `KeyFacts::key_feasible`
+        // judges every one left at a revision.
         obs.dedup();
     }
     obs

@@ -179,18 +179,36 @@ impl KeyFacts {
     }
 
     /// Whether key `k` in state `ks` at revision `r` can still become what its next
-    /// observation shows.
+    /// observations show: every observation of the first revision at or after `r` that has
+    /// one. (Several responses may show one revision, one of them with less: a keys-only read
+    /// has no value where a watch event has one. Judging only the first let an unknown put
+    /// fill a revision a watch had shown holding another value: default seed 763.)
     pub(super) fn key_feasible(&self, k: usize, ks: Option<&KeyState>, r: Revision) -> bool {
         let obs = &self.obs[k];
         let i = obs.partition_point(|(at, _)| *at < r);
-        let Some((at, o)) = obs.get(i) else {
+        let Some(&(first_at, _)) = obs.get(i) else {
             return true;
         };
-        debug_assert!(*at >= r);
+        debug_assert!(first_at >= r);
+        obs[i..]
+            .iter()
+            .take_while(|(at, _)| *at == first_at)
+            .all(|(at, o)| self.obs_reachable(k, ks, r, *at, o))
+    }
+
+    /// Whether key `k` in state `ks` at revision `r` can become `o` at revision `at` (>= r).
+    fn obs_reachable(
+        &self,
+        k: usize,
+        ks: Option<&KeyState>,
+        r: Revision,
+        at: Revision,
+        o: &KeyObs,
+    ) -> bool {
         match (o, ks) {
             (KeyObs::Absent, None) => true,
             // Present now, absent at `at`: a delete must fit in (r, at].
-            (KeyObs::Absent, Some(_)) => self.may_delete_in(k, r, *at),
+            (KeyObs::Absent, Some(_)) => self.may_delete_in(k, r, at),
             (
                 KeyObs::Present {
                     create_revision,
