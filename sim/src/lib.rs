@@ -5,6 +5,8 @@
 //! Everything that runs inside madsim needs `--cfg madsim` (the workspace default).
 
 #[cfg(madsim)]
+pub mod bench;
+#[cfg(madsim)]
 pub mod cli;
 #[cfg(madsim)]
 pub mod clock;

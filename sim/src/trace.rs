@@ -157,31 +157,38 @@ impl Observer for Recorder {
     }
 }
 
-/// FNV-1a 64 over bytes, continuing from `hash`.
-fn fnv1a64_extend(mut hash: u64, bytes: &[u8]) -> u64 {
-    for &byte in bytes {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+/// FNV-1a 64 over the bytes written to it: serde_json streams each record's JSON here, so
+/// the hash needs no buffer per record (the same bytes as `serde_json::to_vec`, so the same
+/// hashes).
+struct Fnv1a64(u64);
+
+impl std::io::Write for Fnv1a64 {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        for &byte in bytes {
+            self.0 ^= u64::from(byte);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        Ok(bytes.len())
     }
-    hash
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The run's fingerprint: a stable hash over the trace and the history.
 pub fn fingerprint(trace: &Trace, history: &History) -> u64 {
-    let mut hash = 0xcbf2_9ce4_8422_2325;
+    let mut hash = Fnv1a64(0xcbf2_9ce4_8422_2325);
     for record in trace {
-        let bytes = serde_json::to_vec(record).expect("trace records serialize");
-        hash = fnv1a64_extend(hash, &bytes);
+        serde_json::to_writer(&mut hash, record).expect("trace records serialize");
     }
     for op in &history.ops {
-        let bytes = serde_json::to_vec(op).expect("operations serialize");
-        hash = fnv1a64_extend(hash, &bytes);
+        serde_json::to_writer(&mut hash, op).expect("operations serialize");
     }
     for watch in &history.watches {
-        let bytes = serde_json::to_vec(watch).expect("watch reports serialize");
-        hash = fnv1a64_extend(hash, &bytes);
+        serde_json::to_writer(&mut hash, watch).expect("watch reports serialize");
     }
-    hash
+    hash.0
 }
 
 /// Counts that summarise a run in one line.

@@ -5,6 +5,7 @@
 //! runs out of budget is `Unknown`, which is not a pass.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use faultline_invariants::linearizability::Verdict as LinVerdict;
 use faultline_invariants::watch::{WatchVerdict, WatchViolation};
@@ -82,13 +83,41 @@ impl Verdict {
 pub const LINEARIZABILITY_BUDGET_STEPS: u64 = 5_000_000;
 
 pub fn check(output: &RunOutput) -> Verdict {
-    if let Some(report) = check_raft_safety(output).or_else(|| check_promotions(output)) {
+    check_timed(output).0
+}
+
+/// Wall time of each checker over one run, in the order they ran (for `dst bench`; never
+/// part of a verdict).
+pub type CheckerTimes = Vec<(&'static str, Duration)>;
+
+/// `check`, with the wall time each checker took.
+pub fn check_timed(output: &RunOutput) -> (Verdict, CheckerTimes) {
+    let mut times = CheckerTimes::new();
+    let verdict = run_checkers(output, &mut times);
+    (verdict, times)
+}
+
+/// Run `f` as the checker `name`, adding its wall time to `times`.
+fn timed<T>(times: &mut CheckerTimes, name: &'static str, f: impl FnOnce() -> T) -> T {
+    let started = Instant::now();
+    let out = f();
+    times.push((name, started.elapsed()));
+    out
+}
+
+fn run_checkers(output: &RunOutput, times: &mut CheckerTimes) -> Verdict {
+    let raft = timed(times, "raft safety", || {
+        check_raft_safety(output).or_else(|| check_promotions(output))
+    });
+    if let Some(report) = raft {
         return Verdict::Fail {
             kind: FailureKind::RaftSafety,
             report,
         };
     }
-    let decreases = faultline_invariants::member_revisions::check_member_revisions(&output.history);
+    let decreases = timed(times, "member revisions", || {
+        faultline_invariants::member_revisions::check_member_revisions(&output.history)
+    });
     if !decreases.is_empty() {
         let report: Vec<String> = decreases.iter().map(ToString::to_string).collect();
         return Verdict::Fail {
@@ -97,10 +126,12 @@ pub fn check(output: &RunOutput) -> Verdict {
         };
     }
     // One search: its linearization is also the write order the watch checks replay.
-    let (linearizability, linearization) = faultline_invariants::etcd::check_etcd_history_detailed(
-        &output.history,
-        LINEARIZABILITY_BUDGET_STEPS,
-    );
+    let (linearizability, linearization) = timed(times, "linearizability", || {
+        faultline_invariants::etcd::check_etcd_history_detailed(
+            &output.history,
+            LINEARIZABILITY_BUDGET_STEPS,
+        )
+    });
     let linearization = match linearizability {
         LinVerdict::Linearizable => {
             linearization.expect("a linearizable verdict comes with its linearization")
@@ -113,7 +144,10 @@ pub fn check(output: &RunOutput) -> Verdict {
         }
         LinVerdict::Unknown { reason } => return Verdict::Unknown { reason },
     };
-    match faultline_invariants::watch::check_watches_with(&output.history, &linearization) {
+    let watches = timed(times, "watches", || {
+        faultline_invariants::watch::check_watches_with(&output.history, &linearization)
+    });
+    match watches {
         WatchVerdict::Ok => {}
         WatchVerdict::Violated(violations) => {
             return Verdict::Fail {
@@ -151,14 +185,16 @@ pub fn check(output: &RunOutput) -> Verdict {
             ),
         };
     }
-    if let Some(report) = check_convergence(output) {
+    if let Some(report) = timed(times, "convergence", || check_convergence(output)) {
         return Verdict::Fail {
             kind: FailureKind::Divergence,
             report,
         };
     }
     if output.writes_promised_during_zone_loss {
-        if let Some(report) = check_zone_loss_availability(output) {
+        if let Some(report) = timed(times, "zone-loss availability", || {
+            check_zone_loss_availability(output)
+        }) {
             return Verdict::Fail {
                 kind: FailureKind::Availability,
                 report,

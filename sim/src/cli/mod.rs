@@ -1,6 +1,7 @@
 //! The `dst` command line: a thin front end over the stages of a run. Each subcommand's
 //! arguments and work live in their own module; this file parses and dispatches.
 
+mod bench;
 mod canary;
 mod check;
 mod common;
@@ -44,6 +45,10 @@ enum Command {
     /// Group a folder of found seed files by failure signature, replay one per group, print a
     /// table (exit 0 every example reproduced, 1 not, 2 bad input).
     Triage(triage::TriageArgs),
+    /// Run seeds one after another on one thread and print where the wall time goes
+    /// (simulated seconds per wall second, client operations per second, seeds per hour per
+    /// core, each stage of a run).
+    Bench(bench::BenchArgs),
 }
 
 pub fn main() -> i32 {
@@ -122,6 +127,7 @@ fn run(cli: Cli) -> Result<i32, String> {
         Command::Check(args) => check::run(args),
         Command::Fuzz(args) => fuzz::run(args),
         Command::Triage(args) => triage::run(args),
+        Command::Bench(args) => bench::run(args),
     }
 }
 

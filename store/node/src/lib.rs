@@ -6,6 +6,7 @@
 //! The synchronous decisions live in [`core::NodeCore`]; this file only moves bytes and time.
 
 pub mod core;
+mod peer_transport;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -322,15 +323,6 @@ impl Observer for NoObserver {
     fn on_event(&self, _member: u64, _event: NodeEvent) {}
 }
 
-/// Peer-to-peer Raft message (one-way: the response is empty).
-#[derive(Serialize, Deserialize)]
-pub struct PeerMessage(pub faultline_raft::Message);
-
-impl RpcRequest for PeerMessage {
-    type Response = ();
-    const ID: u64 = 0x5241_4654_4d53_4701; // "RAFTMSG\x01"
-}
-
 /// A client's unary request and its result.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ClientCall {
@@ -435,16 +427,8 @@ pub async fn run_member(
 }
 
 /// Every RPC the member serves feeds its input channel; the member's loop answers.
-fn serve_rpcs(endpoint: &Endpoint, input_tx: &mpsc::UnboundedSender<Input>) {
-    let peer_tx = input_tx.clone();
-    endpoint.add_rpc_handler(move |message: PeerMessage| {
-        let peer_tx = peer_tx.clone();
-        async move {
-            // A closed channel means the member is shutting down: dropping the message is
-            // what a dead process does.
-            let _ = peer_tx.send(Input::Peer(message.0));
-        }
-    });
+fn serve_rpcs(endpoint: &Arc<Endpoint>, input_tx: &mpsc::UnboundedSender<Input>) {
+    peer_transport::serve(endpoint, input_tx);
     let client_tx = input_tx.clone();
     endpoint.add_rpc_handler(move |call: ClientCall| {
         let tx = client_tx.clone();
@@ -507,30 +491,22 @@ pub async fn run_member_with_clock(
     let mut tick_rate = clock.rate_percent();
     let mut ticker = tokio::time::interval(tick_period(tick_rate));
     let request_timeout = Duration::from_millis(config.request_timeout_ms);
-    let peer_timeout = Duration::from_millis(config.peer_timeout_ms);
     // Apply what the recovered log committed before serving anything: a restarted member
     // never answers from a state older than one it served before the restart.
     let mut outbox = core.process_ready();
     loop {
-        for message in outbox.drain(..) {
-            let Some(to) = core.peer_addr(message.to) else {
+        for (peer, batch) in peer_transport::batch_per_peer(std::mem::take(&mut outbox)) {
+            let Some(to) = core.peer_addr(peer) else {
                 // An answer to a member added after everything this member's log holds (say,
                 // a vote request from it): unknown here, as in etcd's transport, so dropped.
                 // A member of our own configuration always has an address.
                 assert!(
-                    !core.in_configuration(message.to),
-                    "no address for {:?}, a member of this member's configuration",
-                    message.to
+                    !core.in_configuration(peer),
+                    "no address for {peer:?}, a member of this member's configuration"
                 );
                 continue;
             };
-            let endpoint = endpoint.clone();
-            tokio::spawn(async move {
-                // Lost or timed-out peer messages are normal: Raft retransmits.
-                let _ = endpoint
-                    .call_timeout(to, PeerMessage(message), peer_timeout)
-                    .await;
-            });
+            peer_transport::send(&endpoint, to, batch, config.peer_timeout_ms);
         }
         // Biased: tokio's unbiased select is not reproducible within one process.
         tokio::select! {

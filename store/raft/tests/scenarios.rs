@@ -319,6 +319,44 @@ fn read_index_is_confirmed_by_a_quorum_heartbeat_round() -> Result<(), Violation
     Ok(())
 }
 
+/// Reads that arrive while a confirmation round is in flight share the next round: one
+/// heartbeat per follower for all of them, sent when the first round ends (etcd batches
+/// reads the same way), and each is confirmed at the commit index it arrived at.
+#[test]
+fn reads_during_a_round_share_the_next_one() -> Result<(), Violation> {
+    let mut cluster = Cluster::new(ClusterOptions::new(3), 5);
+    elect(&mut cluster, N1)?;
+    cluster.propose(N1, b"a".to_vec())?;
+    cluster.stabilize()?;
+    let read_rounds = |cluster: &Cluster| {
+        cluster
+            .in_flight()
+            .filter(|m| {
+                matches!(
+                    m.body,
+                    MessageBody::Heartbeat {
+                        read_ctx: Some(_),
+                        ..
+                    }
+                )
+            })
+            .count()
+    };
+    let first = cluster.read_index(N1)?.expect("leader accepts reads");
+    assert_eq!(read_rounds(&cluster), 2, "a round to each follower");
+    let second = cluster.read_index(N1)?.expect("leader accepts reads");
+    let third = cluster.read_index(N1)?.expect("leader accepts reads");
+    assert_eq!(read_rounds(&cluster), 2, "no round while one is in flight");
+    cluster.stabilize()?;
+    let confirmed: Vec<u64> = cluster.read_states.iter().map(|(_, r)| r.ctx).collect();
+    assert_eq!(confirmed, vec![first, second, third]);
+    assert!(cluster
+        .read_states
+        .iter()
+        .all(|(node, r)| *node == N1 && r.index == LogIndex(2)));
+    Ok(())
+}
+
 /// Raft thesis §6.4: a new leader's commit index may lag until it commits an entry of its
 /// own term, so reads wait for that.
 #[test]

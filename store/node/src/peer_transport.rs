@@ -1,0 +1,102 @@
+//! How Raft messages travel between members: one-way, batched per peer.
+//!
+//! Raft needs no answer to a message (an answer is another message, and a lost one is
+//! retransmitted), so a send waits for nothing. The messages one Ready produced for one peer
+//! go together, in order, as one network message: fewer sends, the same order.
+//!
+//! In simulation a batch travels as madsim's raw datagram (no serialisation, no reply, no
+//! timeout timer): before, every Raft message was an RPC whose empty reply nobody read, and
+//! its send task, reply leg and timeout were most of a seed's wall time (profile of
+//! 2026-12-07 in ../shared/notes). The real build keeps madsim's RPC over TCP, whose reply
+//! is ignored as before.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+#[cfg(not(madsim))]
+use std::time::Duration;
+
+use faultline_raft::{Message, NodeId};
+use madsim::net::Endpoint;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::Input;
+
+/// A batch of Raft messages for one peer, in the order Raft produced them.
+#[derive(Serialize, Deserialize)]
+pub struct PeerMessages(pub Vec<Message>);
+
+impl madsim::net::rpc::Request for PeerMessages {
+    type Response = ();
+    const ID: u64 = 0x5241_4654_4d53_4702; // "RAFTMSG\x02"
+}
+
+/// Tag of the one-way datagrams that carry `PeerMessages` in simulation.
+#[cfg(madsim)]
+const PEER_TAG: u64 = 0x5241_4654_4d53_4703; // "RAFTMSG\x03"
+
+/// The messages of one Ready grouped per recipient, each group in Raft's order.
+pub(crate) fn batch_per_peer(messages: Vec<Message>) -> BTreeMap<NodeId, Vec<Message>> {
+    let mut batches: BTreeMap<NodeId, Vec<Message>> = BTreeMap::new();
+    for message in messages {
+        batches.entry(message.to).or_default().push(message);
+    }
+    batches
+}
+
+/// Send one batch to `to` without waiting: lost batches are normal, Raft retransmits.
+#[cfg(madsim)]
+pub(crate) fn send(endpoint: &Arc<Endpoint>, to: SocketAddr, batch: Vec<Message>, _: u64) {
+    let endpoint = endpoint.clone();
+    tokio::spawn(async move {
+        let _ = endpoint
+            .send_to_raw(to, PEER_TAG, Box::new(PeerMessages(batch)))
+            .await;
+    });
+}
+
+/// Send one batch to `to` without waiting: lost batches are normal, Raft retransmits.
+#[cfg(not(madsim))]
+pub(crate) fn send(endpoint: &Arc<Endpoint>, to: SocketAddr, batch: Vec<Message>, timeout_ms: u64) {
+    let endpoint = endpoint.clone();
+    tokio::spawn(async move {
+        let _ = endpoint
+            .call_timeout(to, PeerMessages(batch), Duration::from_millis(timeout_ms))
+            .await;
+    });
+}
+
+/// Feed every batch peers send to the member's input, message by message.
+#[cfg(madsim)]
+pub(crate) fn serve(endpoint: &Arc<Endpoint>, input_tx: &mpsc::UnboundedSender<Input>) {
+    let endpoint = endpoint.clone();
+    let input_tx = input_tx.clone();
+    tokio::spawn(async move {
+        // An error means the endpoint is gone: the member is shutting down.
+        while let Ok((payload, _from)) = endpoint.recv_from_raw(PEER_TAG).await {
+            let batch = payload
+                .downcast::<PeerMessages>()
+                .expect("only PeerMessages travel with PEER_TAG");
+            for message in batch.0 {
+                // A closed channel means the member is shutting down: dropping the message
+                // is what a dead process does.
+                let _ = input_tx.send(Input::Peer(message));
+            }
+        }
+    });
+}
+
+/// Feed every batch peers send to the member's input, message by message.
+#[cfg(not(madsim))]
+pub(crate) fn serve(endpoint: &Arc<Endpoint>, input_tx: &mpsc::UnboundedSender<Input>) {
+    let input_tx = input_tx.clone();
+    endpoint.add_rpc_handler(move |batch: PeerMessages| {
+        let input_tx = input_tx.clone();
+        async move {
+            for message in batch.0 {
+                let _ = input_tx.send(Input::Peer(message));
+            }
+        }
+    });
+}
