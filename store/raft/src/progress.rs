@@ -89,6 +89,10 @@ pub(crate) struct Progress {
     /// progress over a whole heartbeat round while lagging has probably lost appends.
     match_at_last_heartbeat: LogIndex,
     max_inflight_appends: usize,
+    /// An append went out since the last periodic heartbeat round.
+    appended_since_heartbeat: bool,
+    /// `match_index` when the last periodic heartbeat round started.
+    match_at_last_round: LogIndex,
 }
 
 impl Progress {
@@ -103,6 +107,8 @@ impl Progress {
             commit_sent: LogIndex(0),
             match_at_last_heartbeat: LogIndex(0),
             max_inflight_appends,
+            appended_since_heartbeat: false,
+            match_at_last_round: LogIndex(0),
         }
     }
 
@@ -139,6 +145,7 @@ impl Progress {
     /// false for an append that only probes or carries the commit index) and `commit`.
     pub(crate) fn sent(&mut self, last_sent: LogIndex, carried_entries: bool, commit: LogIndex) {
         self.commit_sent = self.commit_sent.max(commit);
+        self.appended_since_heartbeat = true;
         match &mut self.mode {
             ReplicationMode::Probe { waiting } => *waiting = true,
             ReplicationMode::Replicate { inflights } => {
@@ -243,6 +250,31 @@ impl Progress {
             ReplicationMode::Snapshot { .. } => {}
         }
         self.check();
+    }
+
+    /// Whether this round's periodic heartbeat would tell the follower nothing: it is
+    /// replicating, an append (which resets its election timer as a heartbeat does) went out
+    /// since the last round carrying the commit index the heartbeat would (`leader_commit`),
+    /// and the follower is not stalled (nothing unacknowledged, or its match advanced since
+    /// the last round). A probing, snapshotting or stalled follower always gets its
+    /// heartbeat: its answer is what resumes a paused probe or detects lost appends.
+    pub(crate) fn heartbeat_redundant(&self, leader_commit: LogIndex) -> bool {
+        let ReplicationMode::Replicate { inflights } = &self.mode else {
+            return false;
+        };
+        self.appended_since_heartbeat
+            && self.commit_sent >= leader_commit
+            && (inflights.len() == 0 || self.match_index > self.match_at_last_round)
+    }
+
+    /// A periodic heartbeat round starts; `skipped`: this follower gets no heartbeat in it,
+    /// having shown progress instead (which a heartbeat answer would have recorded).
+    pub(crate) fn heartbeat_round_started(&mut self, skipped: bool) {
+        self.appended_since_heartbeat = false;
+        self.match_at_last_round = self.match_index;
+        if skipped {
+            self.match_at_last_heartbeat = self.match_index;
+        }
     }
 
     /// One leader tick. A snapshot unacknowledged for `timeout_ticks` was probably lost:

@@ -357,6 +357,43 @@ fn reads_during_a_round_share_the_next_one() -> Result<(), Violation> {
     Ok(())
 }
 
+/// A follower that got an append since the last heartbeat round, carrying the commit index
+/// the heartbeat would, is skipped in the periodic round (the append served as its
+/// heartbeat); one that got nothing since gets its heartbeat.
+#[test]
+fn appends_stand_in_for_the_periodic_heartbeat() -> Result<(), Violation> {
+    let mut cluster = Cluster::new(ClusterOptions::new(3), 5);
+    elect(&mut cluster, N1)?;
+    let heartbeats = |cluster: &Cluster| {
+        cluster
+            .in_flight()
+            .filter(|m| matches!(m.body, MessageBody::Heartbeat { .. }))
+            .count()
+    };
+    // Let a periodic round pass, so the next one is judged on what follows.
+    cluster.tick(N1)?;
+    cluster.tick(N1)?;
+    cluster.stabilize()?;
+    cluster.propose(N1, b"a".to_vec())?;
+    cluster.stabilize()?;
+    cluster.tick(N1)?;
+    cluster.tick(N1)?;
+    assert_eq!(
+        heartbeats(&cluster),
+        0,
+        "appends went out since the last round"
+    );
+    cluster.stabilize()?;
+    cluster.tick(N1)?;
+    cluster.tick(N1)?;
+    assert_eq!(
+        heartbeats(&cluster),
+        2,
+        "nothing went out since the last round"
+    );
+    Ok(())
+}
+
 /// Raft thesis §6.4: a new leader's commit index may lag until it commits an entry of its
 /// own term, so reads wait for that.
 #[test]

@@ -273,7 +273,7 @@ impl Raft {
         self.tick_transfer();
         if self.heartbeat_elapsed_ticks >= self.config.heartbeat_interval_ticks {
             self.heartbeat_elapsed_ticks = 0;
-            self.broadcast_heartbeat();
+            self.periodic_heartbeat();
         }
     }
 

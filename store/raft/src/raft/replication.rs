@@ -206,14 +206,36 @@ impl Raft {
         }
     }
 
+    /// A heartbeat to every follower, carrying the newest pending read's context: a read
+    /// confirmation round.
     pub(super) fn broadcast_heartbeat(&mut self) {
+        self.heartbeat_round(false);
+    }
+
+    /// The periodic heartbeat round (every `heartbeat_interval_ticks`). A follower that got
+    /// an append since the last round, carrying what the heartbeat would, is skipped while
+    /// no read waits for confirmation: under load appends are the heartbeats, and sending
+    /// both was a third of all messages (../shared/notes/profile-2026-12-07.md). etcd sends
+    /// both; a follower hears from the leader as often either way.
+    pub(super) fn periodic_heartbeat(&mut self) {
+        self.heartbeat_round(true);
+    }
+
+    fn heartbeat_round(&mut self, periodic: bool) {
         let read_ctx = self.reads.last_ctx();
         let commit = self.log.commit;
-        let targets: Vec<(NodeId, LogIndex)> = self
-            .progress
-            .iter()
-            .map(|(peer, progress)| (*peer, progress.match_index.min(commit)))
-            .collect();
+        let mut targets: Vec<(NodeId, LogIndex)> = Vec::new();
+        for (peer, progress) in &mut self.progress {
+            let leader_commit = progress.match_index.min(commit);
+            if periodic {
+                let skip = read_ctx.is_none() && progress.heartbeat_redundant(leader_commit);
+                progress.heartbeat_round_started(skip);
+                if skip {
+                    continue;
+                }
+            }
+            targets.push((*peer, leader_commit));
+        }
         for (peer, leader_commit) in targets {
             self.send(
                 peer,
