@@ -25,6 +25,11 @@ use crate::trace::{OperatorStep, TraceEvent};
 const STEP_TIMEOUT: Duration = Duration::from_secs(6);
 /// The pause before retrying a refused or lost call.
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
+/// How long a removed member's process is left running before the operator deletes it:
+/// time for the member to learn that its removal committed and stop on its own, as etcd's
+/// members do (the leader's last append tells it). Deleting it at once raced that, so
+/// whether a removed member stops by itself depended on the schedule.
+const REMOVED_MEMBER_GRACE: Duration = Duration::from_millis(500);
 const OPERATOR_PORT: u16 = 4100;
 
 /// Start the operator on a node of its own, if the plan has membership steps (only then: a
@@ -201,8 +206,9 @@ impl Operator {
             }
         }
         self.ctx.members.remove(member);
-        self.cluster.lock().expect("cluster").retire(member);
         done.push(OperatorStep::Removed { member });
+        madsim::time::sleep(REMOVED_MEMBER_GRACE).await;
+        self.cluster.lock().expect("cluster").retire(member);
         Ok(())
     }
 

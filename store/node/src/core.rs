@@ -2,6 +2,7 @@
 //! and a Raft `Ready`. No awaits here; `run_member` feeds it and sends what it returns.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use faultline_api::{
@@ -104,6 +105,9 @@ pub struct NodeCore {
     last_progress_notify_ms: u64,
     /// Every member ever added, with its address (see `membership.rs`); grows only.
     address_book: BTreeMap<u64, MemberAttrs>,
+    /// Peers our log does not know yet, with the address their messages came from (etcd's
+    /// "remotes"): a member that fell behind can answer a leader added after its log ends.
+    remotes: BTreeMap<u64, SocketAddr>,
     /// Members whose removal was applied: their IDs never come back (etcd's removed set).
     removed_ids: std::collections::BTreeSet<u64>,
     /// The configuration as of `applied` (Raft's own runs ahead: it changes on append).
@@ -216,6 +220,7 @@ impl NodeCore {
             next_stream: 1,
             last_progress_notify_ms: now_ms,
             address_book,
+            remotes: BTreeMap::new(),
             removed_ids: restored_removed,
             applied_conf: faultline_raft::ConfState::default(),
             removed: false,
@@ -229,10 +234,12 @@ impl NodeCore {
         core
     }
 
-    pub fn step(&mut self, message: Message) {
+    /// A message from a peer, which sent it from `from_addr`.
+    pub fn step(&mut self, message: Message, from_addr: SocketAddr) {
         if self.removed {
             return; // a removed member is gone for the others
         }
+        self.remember_sender(message.from, from_addr);
         self.raft.step(message);
     }
 

@@ -410,7 +410,8 @@ pub(crate) type ClusterReply = oneshot::Sender<Result<ClusterResponse, EtcdError
 pub(crate) type WatchReply = oneshot::Sender<Result<WatchBatch, WatchStreamError>>;
 
 pub(crate) enum Input {
-    Peer(faultline_raft::Message),
+    /// A Raft message and the peer address it came from.
+    Peer(faultline_raft::Message, SocketAddr),
     Client(Request, Reply),
     Cluster(ClusterRequest, ClusterReply),
     Watch(WatchCall, WatchReply),
@@ -506,13 +507,17 @@ pub async fn run_member_with_clock(
                 );
                 continue;
             };
+            let batch = peer_transport::PeerMessages {
+                from_addr: addr,
+                messages: batch,
+            };
             peer_transport::send(&endpoint, to, batch, config.peer_timeout_ms);
         }
         // Biased: tokio's unbiased select is not reproducible within one process.
         tokio::select! {
             biased;
             input = input_rx.recv() => match input {
-                Some(Input::Peer(message)) => core.step(message),
+                Some(Input::Peer(message, from_addr)) => core.step(message, from_addr),
                 Some(Input::Client(request, reply)) => {
                     core.handle_client(request, reply, tokio::time::Instant::now() + request_timeout)
                 }

@@ -23,9 +23,14 @@ use tokio::sync::mpsc;
 
 use crate::Input;
 
-/// A batch of Raft messages for one peer, in the order Raft produced them.
+/// A batch of Raft messages for one peer, in the order Raft produced them, with the
+/// sender's own peer address (a receiver whose log does not know the sender yet answers
+/// there; etcd's requests carry the sender's peer URLs for the same reason).
 #[derive(Serialize, Deserialize)]
-pub struct PeerMessages(pub Vec<Message>);
+pub struct PeerMessages {
+    pub from_addr: SocketAddr,
+    pub messages: Vec<Message>,
+}
 
 impl madsim::net::rpc::Request for PeerMessages {
     type Response = ();
@@ -47,22 +52,20 @@ pub(crate) fn batch_per_peer(messages: Vec<Message>) -> BTreeMap<NodeId, Vec<Mes
 
 /// Send one batch to `to` without waiting: lost batches are normal, Raft retransmits.
 #[cfg(madsim)]
-pub(crate) fn send(endpoint: &Arc<Endpoint>, to: SocketAddr, batch: Vec<Message>, _: u64) {
+pub(crate) fn send(endpoint: &Arc<Endpoint>, to: SocketAddr, batch: PeerMessages, _: u64) {
     let endpoint = endpoint.clone();
     tokio::spawn(async move {
-        let _ = endpoint
-            .send_to_raw(to, PEER_TAG, Box::new(PeerMessages(batch)))
-            .await;
+        let _ = endpoint.send_to_raw(to, PEER_TAG, Box::new(batch)).await;
     });
 }
 
 /// Send one batch to `to` without waiting: lost batches are normal, Raft retransmits.
 #[cfg(not(madsim))]
-pub(crate) fn send(endpoint: &Arc<Endpoint>, to: SocketAddr, batch: Vec<Message>, timeout_ms: u64) {
+pub(crate) fn send(endpoint: &Arc<Endpoint>, to: SocketAddr, batch: PeerMessages, timeout_ms: u64) {
     let endpoint = endpoint.clone();
     tokio::spawn(async move {
         let _ = endpoint
-            .call_timeout(to, PeerMessages(batch), Duration::from_millis(timeout_ms))
+            .call_timeout(to, batch, Duration::from_millis(timeout_ms))
             .await;
     });
 }
@@ -78,10 +81,10 @@ pub(crate) fn serve(endpoint: &Arc<Endpoint>, input_tx: &mpsc::UnboundedSender<I
             let batch = payload
                 .downcast::<PeerMessages>()
                 .expect("only PeerMessages travel with PEER_TAG");
-            for message in batch.0 {
+            for message in batch.messages {
                 // A closed channel means the member is shutting down: dropping the message
                 // is what a dead process does.
-                let _ = input_tx.send(Input::Peer(message));
+                let _ = input_tx.send(Input::Peer(message, batch.from_addr));
             }
         }
     });
@@ -94,8 +97,8 @@ pub(crate) fn serve(endpoint: &Arc<Endpoint>, input_tx: &mpsc::UnboundedSender<I
     endpoint.add_rpc_handler(move |batch: PeerMessages| {
         let input_tx = input_tx.clone();
         async move {
-            for message in batch.0 {
-                let _ = input_tx.send(Input::Peer(message));
+            for message in batch.messages {
+                let _ = input_tx.send(Input::Peer(message, batch.from_addr));
             }
         }
     });

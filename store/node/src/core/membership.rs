@@ -101,9 +101,25 @@ fn conf_change_error(error: ConfChangeError) -> EtcdError {
 
 impl NodeCore {
     /// Where to send a message to `id`; every member of any configuration in our log or
-    /// snapshot has an entry.
+    /// snapshot has an entry, and so does a peer that wrote to us first.
     pub fn peer_addr(&self, id: NodeId) -> Option<SocketAddr> {
-        self.address_book.get(&id.0).map(|attrs| attrs.peer_addr)
+        self.address_book
+            .get(&id.0)
+            .map(|attrs| attrs.peer_addr)
+            .or_else(|| self.remotes.get(&id.0).copied())
+    }
+
+    /// A peer our log does not know (added after everything we hold) wrote to us from
+    /// `from_addr`: remember where it is, so that our answers reach it. etcd does the same
+    /// with the peer URLs a request carries (rafthttp adds the sender as a "remote" when
+    /// "local etcd falls behind of the cluster, and cannot recognize the members that joined
+    /// after its current progress"). Without it, a member that was partitioned while a
+    /// member was added and then led could never answer that leader, and stayed behind for
+    /// good (membership-churn seed 313).
+    pub(super) fn remember_sender(&mut self, from: NodeId, from_addr: SocketAddr) {
+        if !self.address_book.contains_key(&from.0) {
+            self.remotes.insert(from.0, from_addr);
+        }
     }
 
     /// Is `id` a voter or learner of the configuration Raft has in force here?
