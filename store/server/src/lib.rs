@@ -4,6 +4,7 @@
 //! Real build only: under `--cfg madsim` this library is empty (see Cargo.toml).
 #![cfg(not(madsim))]
 
+pub mod convert;
 pub mod pb;
 
 /// The command line's entry point; returns the process exit code.
