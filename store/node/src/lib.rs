@@ -371,6 +371,13 @@ pub enum WatchCall {
     Close {
         stream: u64,
     },
+    /// One more watch on an open stream (etcd's streams carry any number of watches; the
+    /// created response arrives through `Poll`). The simulator's watchers use one watch per
+    /// stream (`Open`); the gRPC server maps one gRPC stream to one stream here.
+    Create {
+        stream: u64,
+        request: WatchCreateRequest,
+    },
 }
 
 /// One response of a stream and its sequence number (1, 2, ... per stream).
@@ -434,40 +441,106 @@ pub async fn run_member(
     run_member_with_clock(config, disk, observer, Arc::new(RuntimeClock::new())).await
 }
 
-/// Every RPC the member serves feeds its input channel; the member's loop answers.
-fn serve_rpcs(endpoint: &Endpoint, input_tx: &mpsc::UnboundedSender<Input>) {
-    let peer_tx = input_tx.clone();
+/// A running member's front door: what its RPC handlers (madsim's endpoint here, the gRPC
+/// server of `faultline-server` in the real build) use to hand it work and wait for answers.
+#[derive(Clone)]
+pub struct MemberHandle {
+    tx: mpsc::UnboundedSender<Input>,
+}
+
+/// The member loop's end of a [`MemberHandle`]'s channel (see [`drive_member`]).
+pub struct MemberInbox {
+    rx: mpsc::UnboundedReceiver<Input>,
+    /// The loop holds a sender itself, so its channel never reports "closed".
+    _tx: mpsc::UnboundedSender<Input>,
+}
+
+/// A member's channel: hand the inbox to [`drive_member`], clone the handle to its servers.
+pub fn member_channel() -> (MemberHandle, MemberInbox) {
+    let (tx, rx) = mpsc::unbounded_channel::<Input>();
+    let inbox = MemberInbox {
+        rx,
+        _tx: tx.clone(),
+    };
+    (MemberHandle { tx }, inbox)
+}
+
+impl MemberHandle {
+    /// A Raft message from a peer. A member that stopped drops it, as a dead process would.
+    pub fn step(&self, message: faultline_raft::Message) {
+        let _ = self.tx.send(Input::Peer(message));
+    }
+
+    /// A unary client request (KV, Lease, HashKV), answered by this member: a follower answers
+    /// `NotLeader` to what only the leader serves (the caller may forward it).
+    pub async fn client(&self, request: Request) -> Result<Response, EtcdError> {
+        ask(
+            &self.tx,
+            |reply| Input::Client(request, reply),
+            EtcdError::Stopped,
+        )
+        .await
+    }
+
+    /// A call to the Cluster service (membership, leader transfer, status).
+    pub async fn cluster(&self, request: ClusterRequest) -> Result<ClusterResponse, EtcdError> {
+        let input = |reply| Input::Cluster(request, reply);
+        ask(&self.tx, input, EtcdError::Stopped).await
+    }
+
+    /// A call on one of the member's watch streams (see [`WatchCall`]).
+    pub async fn watch(&self, call: WatchCall) -> Result<WatchBatch, WatchStreamError> {
+        let input = |reply| Input::Watch(call, reply);
+        ask(&self.tx, input, WatchStreamError::Stopped).await
+    }
+}
+
+/// How a member's Raft messages leave it: one call per message, fire and forget (lost or
+/// timed-out messages are normal: Raft retransmits). Called only after the WAL is synced.
+pub trait PeerSender: Send + Sync {
+    fn send(&self, to: SocketAddr, message: faultline_raft::Message);
+}
+
+/// Peers over madsim's endpoint (simulated in simulation; madsim's TCP endpoint otherwise).
+struct EndpointPeers {
+    endpoint: Arc<Endpoint>,
+    peer_timeout: Duration,
+}
+
+impl PeerSender for EndpointPeers {
+    fn send(&self, to: SocketAddr, message: faultline_raft::Message) {
+        let endpoint = self.endpoint.clone();
+        let peer_timeout = self.peer_timeout;
+        tokio::spawn(async move {
+            // Lost or timed-out peer messages are normal: Raft retransmits.
+            let _ = endpoint
+                .call_timeout(to, PeerMessage(message), peer_timeout)
+                .await;
+        });
+    }
+}
+
+/// Every RPC the member serves on its endpoint goes through its handle; the loop answers.
+fn serve_rpcs(endpoint: &Endpoint, handle: &MemberHandle) {
+    let peer = handle.clone();
     endpoint.add_rpc_handler(move |message: PeerMessage| {
-        let peer_tx = peer_tx.clone();
-        async move {
-            // A closed channel means the member is shutting down: dropping the message is
-            // what a dead process does.
-            let _ = peer_tx.send(Input::Peer(message.0));
-        }
+        let peer = peer.clone();
+        async move { peer.step(message.0) }
     });
-    let client_tx = input_tx.clone();
+    let client = handle.clone();
     endpoint.add_rpc_handler(move |call: ClientCall| {
-        let tx = client_tx.clone();
-        async move {
-            let input = |reply| Input::Client(call.request, reply);
-            ask(&tx, input, EtcdError::Stopped).await
-        }
+        let client = client.clone();
+        async move { client.client(call.request).await }
     });
-    let cluster_tx = input_tx.clone();
+    let cluster = handle.clone();
     endpoint.add_rpc_handler(move |call: ClusterCall| {
-        let tx = cluster_tx.clone();
-        async move {
-            let input = |reply| Input::Cluster(call.request, reply);
-            ask(&tx, input, EtcdError::Stopped).await
-        }
+        let cluster = cluster.clone();
+        async move { cluster.cluster(call.request).await }
     });
-    let watch_tx = input_tx.clone();
+    let watch = handle.clone();
     endpoint.add_rpc_handler(move |call: WatchCall| {
-        let tx = watch_tx.clone();
-        async move {
-            let input = |reply| Input::Watch(call, reply);
-            ask(&tx, input, WatchStreamError::Stopped).await
-        }
+        let watch = watch.clone();
+        async move { watch.watch(call).await }
     });
 }
 
@@ -494,10 +567,30 @@ pub async fn run_member_with_clock(
 ) -> std::convert::Infallible {
     let addr = config.members[&config.id];
     let endpoint = Arc::new(Endpoint::bind(addr).await.expect("bind member address"));
-    let (input_tx, mut input_rx) = mpsc::unbounded_channel::<Input>();
+    let (handle, inbox) = member_channel();
+    serve_rpcs(&endpoint, &handle);
+    let peers = Arc::new(EndpointPeers {
+        endpoint,
+        peer_timeout: Duration::from_millis(config.peer_timeout_ms),
+    });
+    drive_member(config, disk, observer, clock, inbox, peers).await
+}
 
-    serve_rpcs(&endpoint, &input_tx);
-
+/// The member's loop: recover from `disk`, then serve what arrives in `inbox` and tick, sending
+/// Raft's messages through `peers` once they may leave. Never returns (the task is killed).
+/// `run_member` runs it behind madsim's endpoint; `faultline-server` behind gRPC.
+pub async fn drive_member(
+    config: NodeConfig,
+    disk: Box<dyn Disk + Send>,
+    observer: Arc<dyn Observer>,
+    clock: Arc<dyn Clock>,
+    inbox: MemberInbox,
+    peers: Arc<dyn PeerSender>,
+) -> std::convert::Infallible {
+    let MemberInbox {
+        rx: mut input_rx,
+        _tx: _keep_open,
+    } = inbox;
     let mut core = NodeCore::open(config.clone(), disk, observer, clock.clone());
     // One tick per `tick_interval_ms` of the member's own clock.
     let tick_period = |rate_percent: u32| {
@@ -507,7 +600,6 @@ pub async fn run_member_with_clock(
     let mut tick_rate = clock.rate_percent();
     let mut ticker = tokio::time::interval(tick_period(tick_rate));
     let request_timeout = Duration::from_millis(config.request_timeout_ms);
-    let peer_timeout = Duration::from_millis(config.peer_timeout_ms);
     // Apply what the recovered log committed before serving anything: a restarted member
     // never answers from a state older than one it served before the restart.
     let mut outbox = core.process_ready();
@@ -524,13 +616,7 @@ pub async fn run_member_with_clock(
                 );
                 continue;
             };
-            let endpoint = endpoint.clone();
-            tokio::spawn(async move {
-                // Lost or timed-out peer messages are normal: Raft retransmits.
-                let _ = endpoint
-                    .call_timeout(to, PeerMessage(message), peer_timeout)
-                    .await;
-            });
+            peers.send(to, message);
         }
         // Biased: tokio's unbiased select is not reproducible within one process.
         tokio::select! {
