@@ -27,6 +27,8 @@ mod membership;
 mod snapshot;
 mod watch;
 
+pub use membership::member_id_for;
+
 pub use membership::MemberAttrs;
 
 use watch::WatchStream;

@@ -5,8 +5,11 @@
 //! simulator; otherwise against real tokio and madsim's real network endpoint.
 //! The synchronous decisions live in [`core::NodeCore`]; this file only moves bytes and time.
 
+mod canary;
 pub mod core;
 mod peer_transport;
+
+pub use peer_transport::PeerMessages;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -23,140 +26,8 @@ use madsim::net::Endpoint;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
+pub use crate::canary::Canary;
 pub use crate::core::NodeCore;
-
-/// A re-introducible bug, selected at runtime. Its code exists only when the crate is built
-/// with the `canaries` feature; asking for one without it is refused at startup.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum Canary {
-    /// Followers answer linearizable reads from their local, possibly stale, state.
-    StaleFollowerRead,
-    /// Writes are acknowledged as soon as they are applied, before the WAL is synced
-    /// (etcd #14370: a single-node cluster loses an acknowledged write on crash).
-    AckBeforeSync,
-    /// The leader answers linearizable reads from its local state without a ReadIndex round,
-    /// and does not step down when it stops hearing from a quorum (no check-quorum), so a
-    /// leader cut off from its peers keeps serving stale reads.
-    LeaderLocalRead,
-    /// Raft grants votes without the §5.4.1 log check (`faultline_raft::Canary`).
-    VoteWithoutLogCheck,
-    /// Raft commits an earlier term's entry by counting replicas (§5.4.2, Figure 8).
-    CommitOldTerm,
-    /// etcd #15271 (watch travelling back in time after a network partition): when the member
-    /// learns of a new term (as after a partition, where etcd's member restored a snapshot),
-    /// its watch hub resyncs every watcher from its start revision, re-sending old revisions.
-    WatchBackInTime,
-    /// etcd #18089 (watch dropping an event when compacting on delete): compaction at R also
-    /// drops a deletion written exactly at R, so a watch from R misses it.
-    WatchDropOnCompactDelete,
-    /// etcd #15220 (progress notification not synced with the stream): progress is sent at
-    /// the current revision while a watcher still has events to deliver.
-    ProgressBeforeEvents,
-    /// Issue 16 (etcd 3.4.23 has it too): a txn that deletes a key to the end of the key space
-    /// and then puts it with ignore_value/ignore_lease is proposed, and every member panics
-    /// applying it, again at each restart (`faultline_mvcc::KvCanary::IgnorePutAfterDelete`).
-    IgnorePutAfterDelete,
-    /// etcd #17780 (revision decrease after a crash during compaction): a member restoring a
-    /// snapshot (at restart, or installing the leader's) takes its revision from the newest
-    /// record left after compaction instead of the snapshot's
-    /// (`faultline_mvcc::KvCanary::RevisionFromRecords`).
-    RevisionFromRecords,
-    /// The classic single-server membership bug: a second change while the first is
-    /// uncommitted (`faultline_raft::Canary::ConfChangeOnAppendNoGuard`).
-    ConfChangeNoGuard,
-    /// A follower installs a snapshot older than its commit index
-    /// (`faultline_raft::Canary::InstallStaleSnapshot`).
-    InstallStaleSnapshot,
-    /// A learner promoted before it caught up (`faultline_raft::Canary::PromoteUnreadyLearner`).
-    PromoteUnreadyLearner,
-    /// Modelled on etcd #18055 (a snapshot file deleted while still needed, when two snapshots
-    /// arrive in a short period): a new snapshot is renamed into place before it is durable
-    /// and the older ones are purged (`faultline_storage::StorageCanary::PurgeBeforeDurable`).
-    SnapshotPurgeBeforeDurable,
-}
-
-impl Canary {
-    pub const ALL: [Canary; 14] = [
-        Canary::StaleFollowerRead,
-        Canary::AckBeforeSync,
-        Canary::LeaderLocalRead,
-        Canary::VoteWithoutLogCheck,
-        Canary::CommitOldTerm,
-        Canary::WatchBackInTime,
-        Canary::WatchDropOnCompactDelete,
-        Canary::ProgressBeforeEvents,
-        Canary::IgnorePutAfterDelete,
-        Canary::RevisionFromRecords,
-        Canary::ConfChangeNoGuard,
-        Canary::InstallStaleSnapshot,
-        Canary::PromoteUnreadyLearner,
-        Canary::SnapshotPurgeBeforeDurable,
-    ];
-
-    /// The name used on the command line and in seed files.
-    pub fn name(self) -> &'static str {
-        match self {
-            Canary::StaleFollowerRead => "stale-follower-read",
-            Canary::AckBeforeSync => "ack-before-sync",
-            Canary::LeaderLocalRead => "leader-local-read",
-            Canary::VoteWithoutLogCheck => "vote-without-log-check",
-            Canary::CommitOldTerm => "commit-old-term",
-            Canary::WatchBackInTime => "watch-back-in-time",
-            Canary::WatchDropOnCompactDelete => "watch-drop-on-compact-delete",
-            Canary::ProgressBeforeEvents => "progress-before-events",
-            Canary::IgnorePutAfterDelete => "ignore-put-after-delete",
-            Canary::RevisionFromRecords => "revision-from-records",
-            Canary::ConfChangeNoGuard => "conf-change-no-guard",
-            Canary::InstallStaleSnapshot => "install-stale-snapshot",
-            Canary::PromoteUnreadyLearner => "promote-unready-learner",
-            Canary::SnapshotPurgeBeforeDurable => "snapshot-purge-before-durable",
-        }
-    }
-
-    /// The Raft-level bug this canary plants, if it lives in `faultline_raft`.
-    pub fn raft_canary(self) -> Option<faultline_raft::Canary> {
-        match self {
-            Canary::VoteWithoutLogCheck => Some(faultline_raft::Canary::VoteWithoutLogCheck),
-            Canary::CommitOldTerm => Some(faultline_raft::Canary::CommitOldTerm),
-            Canary::ConfChangeNoGuard => Some(faultline_raft::Canary::ConfChangeOnAppendNoGuard),
-            Canary::InstallStaleSnapshot => Some(faultline_raft::Canary::InstallStaleSnapshot),
-            Canary::PromoteUnreadyLearner => Some(faultline_raft::Canary::PromoteUnreadyLearner),
-            _ => None,
-        }
-    }
-
-    /// The watch-hub bug this canary plants, if it lives in `faultline_mvcc::WatchHub`.
-    pub fn watch_canary(self) -> Option<faultline_mvcc::WatchCanary> {
-        match self {
-            Canary::WatchBackInTime => Some(faultline_mvcc::WatchCanary::BackInTime),
-            Canary::ProgressBeforeEvents => Some(faultline_mvcc::WatchCanary::ProgressBeforeEvents),
-            _ => None,
-        }
-    }
-
-    /// The key-space bug this canary plants, if it lives in `faultline_mvcc::KvStore`.
-    pub fn kv_canary(self) -> Option<faultline_mvcc::KvCanary> {
-        match self {
-            Canary::IgnorePutAfterDelete => Some(faultline_mvcc::KvCanary::IgnorePutAfterDelete),
-            Canary::RevisionFromRecords => Some(faultline_mvcc::KvCanary::RevisionFromRecords),
-            _ => None,
-        }
-    }
-
-    /// The storage bug this canary plants, if it lives in `faultline_storage`.
-    pub fn storage_canary(self) -> Option<faultline_storage::StorageCanary> {
-        match self {
-            Canary::SnapshotPurgeBeforeDurable => {
-                Some(faultline_storage::StorageCanary::PurgeBeforeDurable)
-            }
-            _ => None,
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<Canary> {
-        Canary::ALL.into_iter().find(|c| c.name() == name)
-    }
-}
 
 /// Everything a member needs to start. Safety-relevant settings are explicit: no `Default`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -363,6 +234,13 @@ pub enum WatchCall {
     Close {
         stream: u64,
     },
+    /// One more watch on an open stream (etcd's streams carry any number of watches; the
+    /// created response arrives through `Poll`). The simulator's watchers use one watch per
+    /// stream (`Open`); the gRPC server maps one gRPC stream to one stream here.
+    Create {
+        stream: u64,
+        request: WatchCreateRequest,
+    },
 }
 
 /// One response of a stream and its sequence number (1, 2, ... per stream).
@@ -427,32 +305,86 @@ pub async fn run_member(
     run_member_with_clock(config, disk, observer, Arc::new(RuntimeClock::new())).await
 }
 
-/// Every RPC the member serves feeds its input channel; the member's loop answers.
-fn serve_rpcs(endpoint: &Arc<Endpoint>, input_tx: &mpsc::UnboundedSender<Input>) {
-    peer_transport::serve(endpoint, input_tx);
-    let client_tx = input_tx.clone();
+/// A running member's front door: what its RPC handlers (madsim's endpoint here, the gRPC
+/// server of `faultline-server` in the real build) use to hand it work and wait for answers.
+#[derive(Clone)]
+pub struct MemberHandle {
+    tx: mpsc::UnboundedSender<Input>,
+}
+
+/// The member loop's end of a [`MemberHandle`]'s channel (see [`drive_member`]).
+pub struct MemberInbox {
+    rx: mpsc::UnboundedReceiver<Input>,
+    /// The loop holds a sender itself, so its channel never reports "closed".
+    _tx: mpsc::UnboundedSender<Input>,
+}
+
+/// A member's channel: hand the inbox to [`drive_member`], clone the handle to its servers.
+pub fn member_channel() -> (MemberHandle, MemberInbox) {
+    let (tx, rx) = mpsc::unbounded_channel::<Input>();
+    let inbox = MemberInbox {
+        rx,
+        _tx: tx.clone(),
+    };
+    (MemberHandle { tx }, inbox)
+}
+
+impl MemberHandle {
+    /// A batch of Raft messages from the peer at `batch.from_addr`. A member that stopped
+    /// drops them, as a dead process would.
+    pub fn step(&self, batch: PeerMessages) {
+        for message in batch.messages {
+            let _ = self.tx.send(Input::Peer(message, batch.from_addr));
+        }
+    }
+
+    /// A unary client request (KV, Lease, HashKV), answered by this member: a follower answers
+    /// `NotLeader` to what only the leader serves (the caller may forward it).
+    pub async fn client(&self, request: Request) -> Result<Response, EtcdError> {
+        ask(
+            &self.tx,
+            |reply| Input::Client(request, reply),
+            EtcdError::Stopped,
+        )
+        .await
+    }
+
+    /// A call to the Cluster service (membership, leader transfer, status).
+    pub async fn cluster(&self, request: ClusterRequest) -> Result<ClusterResponse, EtcdError> {
+        let input = |reply| Input::Cluster(request, reply);
+        ask(&self.tx, input, EtcdError::Stopped).await
+    }
+
+    /// A call on one of the member's watch streams (see [`WatchCall`]).
+    pub async fn watch(&self, call: WatchCall) -> Result<WatchBatch, WatchStreamError> {
+        let input = |reply| Input::Watch(call, reply);
+        ask(&self.tx, input, WatchStreamError::Stopped).await
+    }
+}
+
+/// How a member's Raft messages leave it: a batch per peer and Ready, fire and forget (lost
+/// batches are normal: Raft retransmits). Called only after the WAL is synced.
+pub trait PeerSender: Send + Sync {
+    fn send(&self, to: SocketAddr, batch: PeerMessages);
+}
+
+/// Every RPC the member serves on its endpoint goes through its handle; the loop answers.
+fn serve_rpcs(endpoint: &Arc<Endpoint>, handle: &MemberHandle) {
+    peer_transport::serve(endpoint, handle);
+    let client = handle.clone();
     endpoint.add_rpc_handler(move |call: ClientCall| {
-        let tx = client_tx.clone();
-        async move {
-            let input = |reply| Input::Client(call.request, reply);
-            ask(&tx, input, EtcdError::Stopped).await
-        }
+        let client = client.clone();
+        async move { client.client(call.request).await }
     });
-    let cluster_tx = input_tx.clone();
+    let cluster = handle.clone();
     endpoint.add_rpc_handler(move |call: ClusterCall| {
-        let tx = cluster_tx.clone();
-        async move {
-            let input = |reply| Input::Cluster(call.request, reply);
-            ask(&tx, input, EtcdError::Stopped).await
-        }
+        let cluster = cluster.clone();
+        async move { cluster.cluster(call.request).await }
     });
-    let watch_tx = input_tx.clone();
+    let watch = handle.clone();
     endpoint.add_rpc_handler(move |call: WatchCall| {
-        let tx = watch_tx.clone();
-        async move {
-            let input = |reply| Input::Watch(call, reply);
-            ask(&tx, input, WatchStreamError::Stopped).await
-        }
+        let watch = watch.clone();
+        async move { watch.watch(call).await }
     });
 }
 
@@ -479,10 +411,30 @@ pub async fn run_member_with_clock(
 ) -> std::convert::Infallible {
     let addr = config.members[&config.id];
     let endpoint = Arc::new(Endpoint::bind(addr).await.expect("bind member address"));
-    let (input_tx, mut input_rx) = mpsc::unbounded_channel::<Input>();
+    let (handle, inbox) = member_channel();
+    serve_rpcs(&endpoint, &handle);
+    let peers = Arc::new(peer_transport::EndpointPeers {
+        endpoint,
+        peer_timeout: Duration::from_millis(config.peer_timeout_ms),
+    });
+    drive_member(config, disk, observer, clock, inbox, peers).await
+}
 
-    serve_rpcs(&endpoint, &input_tx);
-
+/// The member's loop: recover from `disk`, then serve what arrives in `inbox` and tick, sending
+/// Raft's messages through `peers` once they may leave. Never returns (the task is killed).
+/// `run_member` runs it behind madsim's endpoint; `faultline-server` behind gRPC.
+pub async fn drive_member(
+    config: NodeConfig,
+    disk: Box<dyn Disk + Send>,
+    observer: Arc<dyn Observer>,
+    clock: Arc<dyn Clock>,
+    inbox: MemberInbox,
+    peers: Arc<dyn PeerSender>,
+) -> std::convert::Infallible {
+    let MemberInbox {
+        rx: mut input_rx,
+        _tx: _keep_open,
+    } = inbox;
     let mut core = NodeCore::open(config.clone(), disk, observer, clock.clone());
     // One tick per `tick_interval_ms` of the member's own clock.
     let tick_period = |rate_percent: u32| {
@@ -492,6 +444,7 @@ pub async fn run_member_with_clock(
     let mut tick_rate = clock.rate_percent();
     let mut ticker = tokio::time::interval(tick_period(tick_rate));
     let request_timeout = Duration::from_millis(config.request_timeout_ms);
+    let own_addr = config.members[&config.id];
     // Apply what the recovered log committed before serving anything: a restarted member
     // never answers from a state older than one it served before the restart.
     let mut outbox = core.process_ready();
@@ -507,11 +460,11 @@ pub async fn run_member_with_clock(
                 );
                 continue;
             };
-            let batch = peer_transport::PeerMessages {
-                from_addr: addr,
+            let batch = PeerMessages {
+                from_addr: own_addr,
                 messages: batch,
             };
-            peer_transport::send(&endpoint, to, batch, config.peer_timeout_ms);
+            peers.send(to, batch);
         }
         // Biased: tokio's unbiased select is not reproducible within one process.
         tokio::select! {

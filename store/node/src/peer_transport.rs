@@ -13,15 +13,13 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-#[cfg(not(madsim))]
 use std::time::Duration;
 
 use faultline_raft::{Message, NodeId};
 use madsim::net::Endpoint;
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
 
-use crate::Input;
+use crate::{MemberHandle, PeerSender};
 
 /// A batch of Raft messages for one peer, in the order Raft produced them, with the
 /// sender's own peer address (a receiver whose log does not know the sender yet answers
@@ -50,56 +48,54 @@ pub(crate) fn batch_per_peer(messages: Vec<Message>) -> BTreeMap<NodeId, Vec<Mes
     batches
 }
 
-/// Send one batch to `to` without waiting: lost batches are normal, Raft retransmits.
-#[cfg(madsim)]
-pub(crate) fn send(endpoint: &Arc<Endpoint>, to: SocketAddr, batch: PeerMessages, _: u64) {
-    let endpoint = endpoint.clone();
-    tokio::spawn(async move {
-        let _ = endpoint.send_to_raw(to, PEER_TAG, Box::new(batch)).await;
-    });
+/// Peers over madsim's endpoint: simulated in simulation (one-way datagrams), madsim's
+/// TCP RPC otherwise (the real server has its own gRPC `PeerSender`).
+pub(crate) struct EndpointPeers {
+    pub(crate) endpoint: Arc<Endpoint>,
+    #[cfg_attr(madsim, allow(dead_code))]
+    pub(crate) peer_timeout: Duration,
 }
 
-/// Send one batch to `to` without waiting: lost batches are normal, Raft retransmits.
-#[cfg(not(madsim))]
-pub(crate) fn send(endpoint: &Arc<Endpoint>, to: SocketAddr, batch: PeerMessages, timeout_ms: u64) {
-    let endpoint = endpoint.clone();
-    tokio::spawn(async move {
-        let _ = endpoint
-            .call_timeout(to, batch, Duration::from_millis(timeout_ms))
-            .await;
-    });
+impl PeerSender for EndpointPeers {
+    /// Send one batch to `to` without waiting: lost batches are normal, Raft retransmits.
+    fn send(&self, to: SocketAddr, batch: PeerMessages) {
+        let endpoint = self.endpoint.clone();
+        #[cfg(madsim)]
+        tokio::spawn(async move {
+            let _ = endpoint.send_to_raw(to, PEER_TAG, Box::new(batch)).await;
+        });
+        #[cfg(not(madsim))]
+        {
+            let peer_timeout = self.peer_timeout;
+            tokio::spawn(async move {
+                let _ = endpoint.call_timeout(to, batch, peer_timeout).await;
+            });
+        }
+    }
 }
 
-/// Feed every batch peers send to the member's input, message by message.
+/// Feed every batch peers send to the member, through its handle.
 #[cfg(madsim)]
-pub(crate) fn serve(endpoint: &Arc<Endpoint>, input_tx: &mpsc::UnboundedSender<Input>) {
+pub(crate) fn serve(endpoint: &Arc<Endpoint>, handle: &MemberHandle) {
     let endpoint = endpoint.clone();
-    let input_tx = input_tx.clone();
+    let handle = handle.clone();
     tokio::spawn(async move {
         // An error means the endpoint is gone: the member is shutting down.
         while let Ok((payload, _from)) = endpoint.recv_from_raw(PEER_TAG).await {
             let batch = payload
                 .downcast::<PeerMessages>()
                 .expect("only PeerMessages travel with PEER_TAG");
-            for message in batch.messages {
-                // A closed channel means the member is shutting down: dropping the message
-                // is what a dead process does.
-                let _ = input_tx.send(Input::Peer(message, batch.from_addr));
-            }
+            handle.step(*batch);
         }
     });
 }
 
-/// Feed every batch peers send to the member's input, message by message.
+/// Feed every batch peers send to the member, through its handle.
 #[cfg(not(madsim))]
-pub(crate) fn serve(endpoint: &Arc<Endpoint>, input_tx: &mpsc::UnboundedSender<Input>) {
-    let input_tx = input_tx.clone();
+pub(crate) fn serve(endpoint: &Arc<Endpoint>, handle: &MemberHandle) {
+    let handle = handle.clone();
     endpoint.add_rpc_handler(move |batch: PeerMessages| {
-        let input_tx = input_tx.clone();
-        async move {
-            for message in batch.messages {
-                let _ = input_tx.send(Input::Peer(message, batch.from_addr));
-            }
-        }
+        let handle = handle.clone();
+        async move { handle.step(batch) }
     });
 }

@@ -47,15 +47,20 @@ impl NodeCore {
                         last_poll: now,
                     },
                 );
-                let responses = self.hub.create(&self.kv, stream, &request);
-                self.deliver_watch(
-                    responses
-                        .into_iter()
-                        .map(|response| WatchOutput { stream, response })
-                        .collect(),
-                );
+                self.create_watch(stream, &request);
                 let batch = self.batch_of(stream);
                 let _ = reply.send(Ok(batch));
+            }
+            WatchCall::Create { stream, request } => {
+                if !self.streams.contains_key(&stream) {
+                    let _ = reply.send(Err(WatchStreamError::UnknownStream { stream }));
+                    return;
+                }
+                self.create_watch(stream, &request);
+                let _ = reply.send(Ok(WatchBatch {
+                    stream,
+                    responses: Vec::new(),
+                }));
             }
             WatchCall::Poll { stream, after_seq } => {
                 let poll_timeout =
@@ -121,6 +126,17 @@ impl NodeCore {
             }
         }
         self.flush_watch_polls();
+    }
+
+    /// A watch on an open stream: its created response (and catch-up) queue on the stream.
+    fn create_watch(&mut self, stream: u64, request: &faultline_api::WatchCreateRequest) {
+        let responses = self.hub.create(&self.kv, stream, request);
+        self.deliver_watch(
+            responses
+                .into_iter()
+                .map(|response| WatchOutput { stream, response })
+                .collect(),
+        );
     }
 
     pub(super) fn close_stream(&mut self, stream: u64) {

@@ -1,0 +1,66 @@
+//! The local member as the gRPC services see it: requests go to the member's own loop, and
+//! what only the leader serves is forwarded to the leader once (etcd's followers forward
+//! proposals and ReadIndex requests too, so a client may talk to any member).
+
+use std::net::SocketAddr;
+
+use faultline_api::{ClusterRequest, ClusterResponse, EtcdError, Request, Response};
+use faultline_node::{MemberHandle, WatchBatch, WatchCall, WatchStreamError};
+
+use crate::peer::Peers;
+
+#[derive(Clone)]
+pub struct LocalMember {
+    pub handle: MemberHandle,
+    pub peers: Peers,
+}
+
+/// `http://10.0.0.1:2380` (how the member list writes peer URLs) as an address.
+fn peer_addr(url: &str) -> Option<SocketAddr> {
+    url.strip_prefix("http://")?
+        .trim_end_matches('/')
+        .parse()
+        .ok()
+}
+
+impl LocalMember {
+    /// A unary request: served here, or forwarded once to the leader this member knows.
+    pub async fn client(&self, request: Request) -> Result<Response, EtcdError> {
+        match self.handle.client(request.clone()).await {
+            Err(EtcdError::NotLeader {
+                leader_hint: Some(leader),
+            }) => match self.leader_addr(leader).await {
+                Some(addr) => self.peers.forward(addr, &request).await,
+                None => Err(EtcdError::NoLeader),
+            },
+            other => other,
+        }
+    }
+
+    /// A Cluster-service call: served here, or forwarded once to the leader.
+    pub async fn cluster(&self, request: ClusterRequest) -> Result<ClusterResponse, EtcdError> {
+        match self.handle.cluster(request.clone()).await {
+            Err(EtcdError::NotLeader {
+                leader_hint: Some(leader),
+            }) => match self.leader_addr(leader).await {
+                Some(addr) => self.peers.forward_cluster(addr, &request).await,
+                None => Err(EtcdError::NoLeader),
+            },
+            other => other,
+        }
+    }
+
+    pub async fn watch(&self, call: WatchCall) -> Result<WatchBatch, WatchStreamError> {
+        self.handle.watch(call).await
+    }
+
+    /// The peer address of member `id`, from this member's applied member list.
+    async fn leader_addr(&self, id: u64) -> Option<SocketAddr> {
+        let list = ClusterRequest::MemberList {
+            linearizable: false,
+        };
+        let response = self.handle.cluster(list).await.ok()?;
+        let member = response.members()?.iter().find(|m| m.id == id)?;
+        member.peer_urls.iter().find_map(|url| peer_addr(url))
+    }
+}

@@ -1,0 +1,14 @@
+//! The code generated from proto/ (etcd's wire types and services, and our peer service).
+#![allow(clippy::all, clippy::pedantic, missing_docs)]
+
+pub mod mvccpb {
+    tonic::include_proto!("mvccpb");
+}
+
+pub mod etcdserverpb {
+    tonic::include_proto!("etcdserverpb");
+}
+
+pub mod peer {
+    tonic::include_proto!("faultline.peer");
+}

@@ -1,0 +1,244 @@
+//! Starting a member: the data directory, the listeners, the member's loop, the gRPC servers,
+//! and a graceful stop on SIGTERM or Ctrl-C.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use faultline_node::{drive_member, member_channel, NodeConfig, NodeEvent, Observer, RuntimeClock};
+use faultline_storage::FileDisk;
+use real_tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+
+use crate::flags::ServerConfig;
+use crate::member::LocalMember;
+use crate::pb::etcdserverpb::{
+    cluster_server::ClusterServer, kv_server::KvServer, lease_server::LeaseServer,
+    maintenance_server::MaintenanceServer, watch_server::WatchServer,
+};
+use crate::pb::peer::peer_server::PeerServer;
+use crate::peer::{PeerService, Peers};
+use crate::services::Etcd;
+
+/// Why a member could not start or stopped; printed as the process's last line.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{0}")]
+    DataDir(String),
+    #[error("cannot listen on {addr} ({flag}): {source}")]
+    Listen {
+        flag: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("gRPC server on {addr}: {source}")]
+    Serve {
+        addr: SocketAddr,
+        source: tonic::transport::Error,
+    },
+}
+
+/// Logs what the member reports (elections at info, the rest at debug).
+struct LogObserver;
+
+impl Observer for LogObserver {
+    fn on_event(&self, member: u64, event: NodeEvent) {
+        match event {
+            NodeEvent::Applied { .. } | NodeEvent::WriteAcked { .. } => {
+                tracing::trace!(member = format!("{member:x}"), ?event)
+            }
+            NodeEvent::RoleChanged { .. } | NodeEvent::Recovered { .. } => {
+                tracing::info!(member = format!("{member:x}"), ?event)
+            }
+            _ => tracing::debug!(member = format!("{member:x}"), ?event),
+        }
+    }
+}
+
+/// The member's settings; etcd's defaults where etcd has one.
+fn node_config(config: &ServerConfig) -> NodeConfig {
+    let election_timeout_ms = config.tick_interval_ms * config.election_timeout_ticks;
+    // Outside a simulation the member's own randomness (election jitter, lease IDs) need not
+    // replay: it comes from the clock and the process ID.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    NodeConfig {
+        id: config.id,
+        members: config.members.clone(),
+        initial_cluster_state: config.initial_cluster_state,
+        tick_interval_ms: config.tick_interval_ms,
+        election_timeout_ticks: config.election_timeout_ticks,
+        heartbeat_interval_ticks: 1,
+        pre_vote: true,
+        check_quorum: true,
+        max_entries_per_append: 256,
+        // etcd: 5 s plus twice the election timeout.
+        request_timeout_ms: 5_000 + 2 * election_timeout_ms,
+        peer_timeout_ms: election_timeout_ms,
+        rng_seed: nanos ^ u64::from(std::process::id()).rotate_left(32),
+        watch_progress_notify_interval_ms: 10 * 60 * 1000,
+        watch_poll_timeout_ms: 1_000,
+        watch_slow_backlog_responses: 128,
+        max_watch_response_bytes: 1536 * 1024,
+        snapshot_threshold_entries: 10_000,
+        snapshot_catch_up_entries: 5_000,
+        wal_segment_size_bytes: 64 * 1024 * 1024,
+        canary: None,
+    }
+}
+
+/// The data directory names the member it belongs to (`member.id`): a directory of another
+/// member or cluster is refused instead of being mixed with this one's.
+fn claim_data_dir(config: &ServerConfig) -> Result<FileDisk, RunError> {
+    let dir = &config.data_dir;
+    let identity = format!("id={:x}\nname={}\n", config.id, config.name);
+    let id_file = dir.join("member.id");
+    std::fs::create_dir_all(dir)
+        .map_err(|e| RunError::DataDir(format!("--data-dir {}: {e}", dir.display())))?;
+    match std::fs::read_to_string(&id_file) {
+        Ok(found) if found != identity => {
+            return Err(RunError::DataDir(format!(
+                "--data-dir {} belongs to another member ({}), not to {} ({:x}); use another \
+                 directory or remove it",
+                dir.display(),
+                found.trim().replace('\n', ", "),
+                config.name,
+                config.id
+            )))
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => write_identity(&id_file, &identity)?,
+        Err(e) => return Err(RunError::DataDir(format!("{}: {e}", id_file.display()))),
+    }
+    FileDisk::open(dir.join("member"))
+        .map_err(|e| RunError::DataDir(format!("--data-dir {}: {e}", dir.display())))
+}
+
+fn write_identity(path: &Path, identity: &str) -> Result<(), RunError> {
+    std::fs::write(path, identity)
+        .map_err(|e| RunError::DataDir(format!("{}: {e}", path.display())))
+}
+
+async fn bind_all(flag: &'static str, addrs: &[SocketAddr]) -> Result<Vec<TcpListener>, RunError> {
+    let mut listeners = Vec::new();
+    for &addr in addrs {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| RunError::Listen { flag, addr, source })?;
+        listeners.push(listener);
+    }
+    Ok(listeners)
+}
+
+/// Run the member until SIGTERM or Ctrl-C. Everything acknowledged is already on disk (the
+/// member syncs its WAL before it answers), so stopping loses nothing.
+pub async fn serve(config: ServerConfig) -> Result<(), RunError> {
+    let disk = claim_data_dir(&config)?;
+    let client_listeners = bind_all("--listen-client-urls", &config.listen_client).await?;
+    let peer_listeners = bind_all("--listen-peer-urls", &config.listen_peer).await?;
+    let node = node_config(&config);
+    let peers = Peers::new(Duration::from_millis(node.peer_timeout_ms));
+    let (handle, inbox) = member_channel();
+    let member_task = real_tokio::spawn(drive_member(
+        node,
+        Box::new(disk),
+        Arc::new(LogObserver),
+        Arc::new(RuntimeClock::new()),
+        inbox,
+        Arc::new(peers.clone()),
+    ));
+    let etcd = Etcd {
+        member: LocalMember {
+            handle: handle.clone(),
+            peers,
+        },
+    };
+    let (stop_tx, stop_rx) = real_tokio::sync::watch::channel(false);
+    let mut servers = Vec::new();
+    for listener in client_listeners {
+        servers.push(real_tokio::spawn(serve_clients(
+            listener,
+            etcd.clone(),
+            stop_rx.clone(),
+        )));
+    }
+    for listener in peer_listeners {
+        let service = PeerService {
+            member: handle.clone(),
+        };
+        servers.push(real_tokio::spawn(serve_peers(
+            listener,
+            service,
+            stop_rx.clone(),
+        )));
+    }
+    tracing::info!(
+        name = %config.name,
+        id = format!("{:x}", config.id),
+        client = ?config.listen_client,
+        peer = ?config.listen_peer,
+        "serving"
+    );
+    wait_for_stop_signal().await;
+    tracing::info!("stopping: no new requests; finishing the ones in flight");
+    let _ = stop_tx.send(true);
+    let mut result = Ok(());
+    for server in servers {
+        if let Ok(Err(error)) = server.await {
+            result = Err(error);
+        }
+    }
+    member_task.abort();
+    result
+}
+
+async fn stopped(mut stop: real_tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+async fn serve_clients(
+    listener: TcpListener,
+    etcd: Etcd,
+    stop: real_tokio::sync::watch::Receiver<bool>,
+) -> Result<(), RunError> {
+    let addr = listener
+        .local_addr()
+        .expect("a bound listener has an address");
+    Server::builder()
+        .add_service(KvServer::new(etcd.clone()))
+        .add_service(WatchServer::new(etcd.clone()))
+        .add_service(LeaseServer::new(etcd.clone()))
+        .add_service(ClusterServer::new(etcd.clone()))
+        .add_service(MaintenanceServer::new(etcd))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopped(stop))
+        .await
+        .map_err(|source| RunError::Serve { addr, source })
+}
+
+async fn serve_peers(
+    listener: TcpListener,
+    service: PeerService,
+    stop: real_tokio::sync::watch::Receiver<bool>,
+) -> Result<(), RunError> {
+    let addr = listener
+        .local_addr()
+        .expect("a bound listener has an address");
+    Server::builder()
+        .add_service(PeerServer::new(service))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopped(stop))
+        .await
+        .map_err(|source| RunError::Serve { addr, source })
+}
+
+async fn wait_for_stop_signal() {
+    use real_tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate()).expect("install the SIGTERM handler");
+    real_tokio::select! {
+        biased;
+        _ = terminate.recv() => {}
+        _ = real_tokio::signal::ctrl_c() => {}
+    }
+}

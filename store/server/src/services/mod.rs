@@ -1,0 +1,36 @@
+//! etcd's gRPC services over the local member: one struct, [`Etcd`], implements each
+//! service's trait, one file per service. Every call converts the request (`crate::convert`),
+//! asks the member (`crate::member::LocalMember`, which forwards to the leader when needed) and
+//! converts the answer; errors become etcd's statuses.
+
+mod cluster;
+mod kv;
+mod lease;
+mod watch;
+
+use faultline_api::{Request, Response};
+use tonic::Status;
+
+use crate::convert::status_from_error;
+use crate::member::LocalMember;
+
+/// The services of one member.
+#[derive(Clone)]
+pub struct Etcd {
+    pub member: LocalMember,
+}
+
+impl Etcd {
+    /// Ask the member; its error as etcd's status.
+    async fn call(&self, request: Request) -> Result<Response, Status> {
+        self.member
+            .client(request)
+            .await
+            .map_err(|e| status_from_error(&e))
+    }
+}
+
+/// The member answered a request with another kind of response: a bug in the member.
+fn mismatch(call: &str, response: &Response) -> Status {
+    Status::internal(format!("{call} answered with {response:?}"))
+}
