@@ -89,10 +89,12 @@ pub(crate) struct Progress {
     /// progress over a whole heartbeat round while lagging has probably lost appends.
     match_at_last_heartbeat: LogIndex,
     max_inflight_appends: usize,
-    /// An append went out since the last periodic heartbeat round.
-    appended_since_heartbeat: bool,
-    /// `match_index` when the last periodic heartbeat round started.
-    match_at_last_round: LogIndex,
+    /// The follower accepted an append since the last periodic heartbeat round: it heard
+    /// from us within the round, as a heartbeat's answer would show.
+    accepted_since_heartbeat: bool,
+    /// Appends sent since the follower last answered one: 0 means it has seen the newest
+    /// commit index we sent it.
+    unanswered_appends: u64,
 }
 
 impl Progress {
@@ -107,8 +109,8 @@ impl Progress {
             commit_sent: LogIndex(0),
             match_at_last_heartbeat: LogIndex(0),
             max_inflight_appends,
-            appended_since_heartbeat: false,
-            match_at_last_round: LogIndex(0),
+            accepted_since_heartbeat: false,
+            unanswered_appends: 0,
         }
     }
 
@@ -145,7 +147,7 @@ impl Progress {
     /// false for an append that only probes or carries the commit index) and `commit`.
     pub(crate) fn sent(&mut self, last_sent: LogIndex, carried_entries: bool, commit: LogIndex) {
         self.commit_sent = self.commit_sent.max(commit);
-        self.appended_since_heartbeat = true;
+        self.unanswered_appends += 1;
         match &mut self.mode {
             ReplicationMode::Probe { waiting } => *waiting = true,
             ReplicationMode::Replicate { inflights } => {
@@ -173,6 +175,8 @@ impl Progress {
 
     /// The follower holds our log up to `index`. Returns whether anything was learned.
     pub(crate) fn accepted(&mut self, index: LogIndex) -> bool {
+        self.accepted_since_heartbeat = true;
+        self.unanswered_appends = 0;
         let learned = index > self.match_index;
         if learned {
             self.match_index = index;
@@ -253,26 +257,26 @@ impl Progress {
     }
 
     /// Whether this round's periodic heartbeat would tell the follower nothing: it is
-    /// replicating, an append (which resets its election timer as a heartbeat does) went out
-    /// since the last round carrying the commit index the heartbeat would (`leader_commit`),
-    /// and the follower is not stalled (nothing unacknowledged, or its match advanced since
-    /// the last round). A probing, snapshotting or stalled follower always gets its
-    /// heartbeat: its answer is what resumes a paused probe or detects lost appends.
+    /// replicating, it accepted an append since the last round (so it heard from us within
+    /// the round, as a heartbeat's answer would show), and it answered every append since,
+    /// the last of which carried the commit index the heartbeat would (`leader_commit`). A
+    /// probing, snapshotting or silent follower always gets its heartbeat: its answer is what
+    /// resumes a paused probe or finds lost appends. (Judged by answers, not by sends: on a
+    /// lossy network a sent append proves nothing, and skipping on sends let followers go a
+    /// round unheard and start elections: lossy-leader-churn got 7 unknowns in 27 seeds.)
     pub(crate) fn heartbeat_redundant(&self, leader_commit: LogIndex) -> bool {
-        let ReplicationMode::Replicate { inflights } = &self.mode else {
-            return false;
-        };
-        self.appended_since_heartbeat
+        matches!(self.mode, ReplicationMode::Replicate { .. })
+            && self.accepted_since_heartbeat
+            && self.unanswered_appends == 0
             && self.commit_sent >= leader_commit
-            && (inflights.len() == 0 || self.match_index > self.match_at_last_round)
     }
 
-    /// A periodic heartbeat round starts; `skipped`: this follower gets no heartbeat in it,
-    /// having shown progress instead (which a heartbeat answer would have recorded).
+    /// A periodic heartbeat round starts.
     pub(crate) fn heartbeat_round_started(&mut self, skipped: bool) {
-        self.appended_since_heartbeat = false;
-        self.match_at_last_round = self.match_index;
+        self.accepted_since_heartbeat = false;
         if skipped {
+            // The follower's acceptance stands in for a heartbeat answer (see
+            // `heartbeat_answered`): it made progress or had nothing to take.
             self.match_at_last_heartbeat = self.match_index;
         }
     }
