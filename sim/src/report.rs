@@ -42,6 +42,26 @@ fn fault_mark(fault: &Fault, members: &[u64]) -> (MarkKind, String) {
             MarkKind::Pause,
             format!("clock of {} at {rate_percent}%", target(t)),
         ),
+        Fault::OneWayCut { .. } => match members {
+            [from, to] => (MarkKind::Partition, format!("cut m{from} -> m{to}")),
+            _ => (MarkKind::Partition, "one-way cut (nobody)".to_string()),
+        },
+        Fault::Bridge { .. } | Fault::MajorityMinority { .. } => {
+            let label = match crate::plan::sides(*fault, members) {
+                Some((left, right)) => {
+                    let (left, right) = (members_text(left), members_text(right));
+                    match fault {
+                        Fault::Bridge { .. } => {
+                            format!("{left} | {right}, bridged by m{}", members[0])
+                        }
+                        _ => format!("split {left} | {right}"),
+                    }
+                }
+                None => "split (too few members)".to_string(),
+            };
+            (MarkKind::Partition, label)
+        }
+        Fault::Ring { .. } => (MarkKind::Partition, format!("ring {who}")),
     }
 }
 
