@@ -47,7 +47,7 @@ fn resolved(output: &RunOutput) -> Vec<u64> {
 
 /// Inside the window, after the grace.
 fn in_window(at_ns: u64) -> bool {
-    at_ns >= (START_MS + GRACE_MS) * 1_000_000 && at_ns < (START_MS + DURATION_MS) * 1_000_000
+    ((START_MS + GRACE_MS) * 1_000_000..(START_MS + DURATION_MS) * 1_000_000).contains(&at_ns)
 }
 
 fn applied_in_window(output: &RunOutput, member: u64) -> usize {
@@ -61,8 +61,7 @@ fn applied_in_window(output: &RunOutput, member: u64) -> usize {
 
 fn campaigned_in_window(output: &RunOutput, member: u64) -> bool {
     output.trace.iter().any(|r| {
-        r.at_ns >= START_MS * 1_000_000
-            && r.at_ns < (START_MS + DURATION_MS) * 1_000_000
+        (START_MS * 1_000_000..(START_MS + DURATION_MS) * 1_000_000).contains(&r.at_ns)
             && matches!(&r.event, TraceEvent::Member { member: m, event: NodeEvent::RoleChanged { role, .. } }
                 if *m == member && role != "Follower" && role != "Leader")
     })
