@@ -22,7 +22,11 @@ fn default_scenario_corpus_passes() {
                 Fault::Crash { .. } | Fault::CrashLeader => crashes += 1,
                 Fault::Isolate { .. }
                 | Fault::PartitionFromPeers { .. }
-                | Fault::CutNewLeaders { .. } => partitions += 1,
+                | Fault::CutNewLeaders { .. }
+                | Fault::OneWayCut { .. }
+                | Fault::Bridge { .. }
+                | Fault::MajorityMinority { .. }
+                | Fault::Ring { .. } => partitions += 1,
                 Fault::Pause { .. } | Fault::ClockSkew { .. } => {}
                 Fault::ZoneDown { .. } => zone_losses += 1,
             }

@@ -42,6 +42,26 @@ fn fault_mark(fault: &Fault, members: &[u64]) -> (MarkKind, String) {
             MarkKind::Pause,
             format!("clock of {} at {rate_percent}%", target(t)),
         ),
+        Fault::OneWayCut { .. } => match members {
+            [from, to] => (MarkKind::Partition, format!("cut m{from} -> m{to}")),
+            _ => (MarkKind::Partition, "one-way cut (nobody)".to_string()),
+        },
+        Fault::Bridge { .. } | Fault::MajorityMinority { .. } => {
+            let label = match crate::plan::sides(*fault, members) {
+                Some((left, right)) => {
+                    let (left, right) = (members_text(left), members_text(right));
+                    match fault {
+                        Fault::Bridge { .. } => {
+                            format!("{left} | {right}, bridged by m{}", members[0])
+                        }
+                        _ => format!("split {left} | {right}"),
+                    }
+                }
+                None => "split (too few members)".to_string(),
+            };
+            (MarkKind::Partition, label)
+        }
+        Fault::Ring { .. } => (MarkKind::Partition, format!("ring {who}")),
     }
 }
 
@@ -349,5 +369,30 @@ mod tests {
         assert_eq!(marks[0].label, "leader m1 (term 2)");
         assert_eq!(marks[1].label, "crash m2");
         assert_eq!(marks[3].label, "pause leader m1");
+    }
+
+    #[test]
+    fn link_faults_name_who_is_cut_from_whom() {
+        let label = |fault: Fault, members: &[u64]| {
+            let (kind, label) = fault_mark(&fault, members);
+            assert!(matches!(kind, MarkKind::Partition));
+            label
+        };
+        let one_way = Fault::OneWayCut {
+            from: IsolateTarget::Leader,
+            to: IsolateTarget::Member(3),
+        };
+        assert_eq!(label(one_way, &[1, 3]), "cut m1 -> m3");
+        assert_eq!(label(one_way, &[]), "one-way cut (nobody)");
+        let bridge = Fault::Bridge { arrangement: 0 };
+        assert_eq!(
+            label(bridge, &[3, 1, 5, 2, 4]),
+            "m1,m5 | m2,m4, bridged by m3"
+        );
+        let split = Fault::MajorityMinority { arrangement: 0 };
+        assert_eq!(label(split, &[3, 1, 5, 2, 4]), "split m3,m1,m5 | m2,m4");
+        assert_eq!(label(split, &[]), "split (too few members)");
+        let ring = Fault::Ring { arrangement: 0 };
+        assert_eq!(label(ring, &[3, 1, 5, 2, 4]), "ring m3,m1,m5,m2,m4");
     }
 }

@@ -308,6 +308,12 @@ fn with_members(plan: &Plan, count: u32) -> Plan {
             IsolateTarget::Leader => true,
         },
         Fault::ZoneDown { zone } => zone < zones,
+        Fault::OneWayCut { from, to } => [from, to].iter().all(|target| match target {
+            IsolateTarget::Member(member) => kept(*member),
+            IsolateTarget::Leader => true,
+        }),
+        // Drawn over whoever is live when they start.
+        Fault::Bridge { .. } | Fault::MajorityMinority { .. } | Fault::Ring { .. } => true,
     });
     smaller.membership.retain(|step| match step.action {
         MembershipAction::Replace { member } => kept(member),

@@ -45,6 +45,24 @@ pub enum Fault {
         target: IsolateTarget,
         rate_percent: u32,
     },
+    /// Messages from `from` to `to` are lost while the reverse direction delivers (Jepsen's
+    /// asymmetric partitions); clients still reach both. Hits nobody when both resolve to
+    /// the same member.
+    OneWayCut {
+        from: IsolateTarget,
+        to: IsolateTarget,
+    },
+    /// The live members, in the order `arrangement` shuffles them into, split into two halves
+    /// that cannot talk to each other, except the first member (the bridge), which talks to
+    /// both (Jepsen's bridge; needs 3 members). Links between members only, both ways.
+    Bridge { arrangement: u64 },
+    /// The live members, shuffled by `arrangement`, split into a majority (the first
+    /// `n / 2 + 1`) and a minority (the rest) that cannot talk to each other (3|2 in five
+    /// members, 2|1 in three).
+    MajorityMinority { arrangement: u64 },
+    /// The live members, shuffled by `arrangement`, stand in a ring and each reaches only its
+    /// two neighbours (needs 4 members: in 3, everyone is a neighbour).
+    Ring { arrangement: u64 },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +84,11 @@ pub(super) fn generate_faults(rng: &mut ChaCha8Rng, scenario: &Scenario) -> Vec<
         mix.crash_leader_weight,
         mix.new_leader_cut_weight,
         mix.clock_skew_weight,
+        // Appended last, so that a mix without them draws the schedules it always drew.
+        mix.one_way_cut_weight,
+        mix.bridge_weight,
+        mix.majority_minority_weight,
+        mix.ring_weight,
     ];
     let total: u32 = weights.iter().sum();
     let mut faults = Vec::new();
@@ -111,7 +134,7 @@ pub(super) fn generate_faults(rng: &mut ChaCha8Rng, scenario: &Scenario) -> Vec<
                 delay_max_ms: mix.new_leader_cut_delay_max_ms,
                 hold_max_ms: mix.new_leader_cut_hold_max_ms,
             },
-            _ => Fault::ClockSkew {
+            8 => Fault::ClockSkew {
                 target: if rng.random_bool(0.5) {
                     IsolateTarget::Leader
                 } else {
@@ -119,6 +142,26 @@ pub(super) fn generate_faults(rng: &mut ChaCha8Rng, scenario: &Scenario) -> Vec<
                 },
                 rate_percent: [10, 50, 200, 500][rng.random_range(0..4)],
             },
+            // The leader's links are where a one-way cut matters: its heartbeats lost (the
+            // follower campaigns), or the acknowledgements it waits for lost.
+            9 if rng.random_bool(0.5) => Fault::OneWayCut {
+                from: IsolateTarget::Leader,
+                to: IsolateTarget::Member(member),
+            },
+            9 => Fault::OneWayCut {
+                from: IsolateTarget::Member(member),
+                to: IsolateTarget::Leader,
+            },
+            10 => Fault::Bridge {
+                arrangement: rng.random(),
+            },
+            11 => Fault::MajorityMinority {
+                arrangement: rng.random(),
+            },
+            12 => Fault::Ring {
+                arrangement: rng.random(),
+            },
+            _ => unreachable!("one kind per weight"),
         };
         faults.push(FaultWindow {
             start_ms: now_ms,

@@ -8,6 +8,7 @@
 mod faults;
 mod membership;
 mod scenario;
+mod shapes;
 #[cfg(test)]
 mod tests;
 mod workload;
@@ -21,6 +22,7 @@ use serde::{Deserialize, Serialize};
 pub use faults::{Fault, FaultWindow, IsolateTarget};
 pub use membership::{MembershipAction, MembershipOp};
 pub use scenario::{FaultMix, MembershipMix, Scenario, DEFAULT_SCENARIO_TOML, EMBEDDED_SCENARIOS};
+pub use shapes::{arrange, cut_links, sides};
 pub use workload::{
     key_name, lease_id, ClientPlan, Fill, PlannedOp, PlannedWatch, WatchStart, WatcherPlan,
     KEY_PREFIX,

@@ -129,6 +129,19 @@ pub struct FaultMix {
     /// Make a member's clock (often the leader's) run 10x slow to 5x fast for a while.
     #[serde(default)]
     pub clock_skew_weight: u32,
+    /// Lose the messages from the leader to a member, or from a member to the leader, while
+    /// the other direction delivers.
+    #[serde(default)]
+    pub one_way_cut_weight: u32,
+    /// Split the members in two halves joined through one member only.
+    #[serde(default)]
+    pub bridge_weight: u32,
+    /// Split the members into a majority and a minority.
+    #[serde(default)]
+    pub majority_minority_weight: u32,
+    /// Let each member reach only its two neighbours in a ring.
+    #[serde(default)]
+    pub ring_weight: u32,
 }
 
 fn default_new_leader_cut_delay_max_ms() -> u64 {
@@ -151,6 +164,10 @@ impl FaultMix {
         self.crash_leader_weight = 0;
         self.new_leader_cut_weight = 0;
         self.clock_skew_weight = 0;
+        self.one_way_cut_weight = 0;
+        self.bridge_weight = 0;
+        self.majority_minority_weight = 0;
+        self.ring_weight = 0;
     }
 }
 
@@ -158,7 +175,7 @@ pub const DEFAULT_SCENARIO_TOML: &str = include_str!("../../scenarios/default.to
 
 /// Every scenario of sim/scenarios/ as (name, TOML text), embedded so that no run depends on
 /// the working directory. A file's `name` is its file name without `.toml`.
-pub const EMBEDDED_SCENARIOS: [(&str, &str); 12] = [
+pub const EMBEDDED_SCENARIOS: [(&str, &str); 13] = [
     ("default", DEFAULT_SCENARIO_TOML),
     (
         "compact-on-delete",
@@ -200,6 +217,10 @@ pub const EMBEDDED_SCENARIOS: [(&str, &str); 12] = [
     (
         "membership-churn",
         include_str!("../../scenarios/membership-churn.toml"),
+    ),
+    (
+        "partitions",
+        include_str!("../../scenarios/partitions.toml"),
     ),
 ];
 

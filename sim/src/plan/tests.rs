@@ -32,10 +32,49 @@ fn default_scenario_has_every_fault_kind() {
                 Fault::CrashLeader => kinds[0] = true,
                 Fault::CutNewLeaders { .. } => kinds[5] = true,
                 Fault::ClockSkew { .. } => kinds[6] = true,
+                // Weight 0 in the default scenario (see the partitions scenario's test).
+                Fault::OneWayCut { .. }
+                | Fault::Bridge { .. }
+                | Fault::MajorityMinority { .. }
+                | Fault::Ring { .. } => panic!("{:?} in the default scenario", window.fault),
             }
         }
     }
     assert_eq!(kinds, [true; 7]);
+}
+
+// Issue 13: the partitions scenario draws every network shape (one-way cuts both to and from
+// the leader), and the other scenarios none (their schedules must not change).
+#[test]
+fn partitions_scenario_draws_every_network_shape() {
+    let scenario = Scenario::embedded("partitions").expect("embedded");
+    let mut kinds = std::collections::BTreeSet::new();
+    for seed in 0..50 {
+        for window in Plan::generate(seed, &scenario).faults {
+            kinds.insert(match window.fault {
+                Fault::OneWayCut {
+                    from: IsolateTarget::Leader,
+                    ..
+                } => "one-way cut from the leader",
+                Fault::OneWayCut { .. } => "one-way cut to the leader",
+                Fault::Bridge { .. } => "bridge",
+                Fault::MajorityMinority { .. } => "majority/minority",
+                Fault::Ring { .. } => "ring",
+                _ => "other",
+            });
+        }
+    }
+    assert_eq!(kinds.len(), 6, "{kinds:?}");
+    for (name, _) in EMBEDDED_SCENARIOS {
+        let mix = Scenario::embedded(name).expect("embedded").faults;
+        let shapes = [
+            mix.one_way_cut_weight,
+            mix.bridge_weight,
+            mix.majority_minority_weight,
+            mix.ring_weight,
+        ];
+        assert_eq!(shapes == [0; 4], name != "partitions", "{name}");
+    }
 }
 
 // Issue 3: the default workload uses the whole API (and keeps written values unique,

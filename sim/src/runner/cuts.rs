@@ -1,5 +1,5 @@
-//! Peer cuts and new-leader cuts: the nemesis's network faults that cut a member off from
-//! its peers while clients still reach it. The new-leader cuts fire from inside a member's
+//! Peer cuts, link cuts and new-leader cuts: the nemesis's network faults between members
+//! (clients still reach every member). The new-leader cuts fire from inside a member's
 //! task (through [`LeaderCutObserver`]), so this file depends on nothing else of the runner.
 
 use std::collections::BTreeMap;
@@ -26,6 +26,9 @@ enum LinkState {
 pub(super) struct PeerCuts {
     pub(super) node_ids: BTreeMap<u64, madsim::task::NodeId>,
     counts: BTreeMap<u64, u32>,
+    /// Directed links (from, to) cut by link faults (one-way cuts, bridges, splits, rings),
+    /// and by how many at once.
+    links: BTreeMap<(u64, u64), u32>,
     /// Set by the final heal: from then on no cut starts or ends (a new-leader cut's timer
     /// may still fire).
     healed: bool,
@@ -55,9 +58,51 @@ impl PeerCuts {
         }
     }
 
+    /// Cut the messages from `from` to `to` (the other direction is left alone).
+    pub(super) fn cut_link(&mut self, from: u64, to: u64) {
+        if self.healed {
+            return;
+        }
+        let count = self.links.entry((from, to)).or_insert(0);
+        *count += 1;
+        if *count == 1 {
+            NetSim::current().clog_link(self.node_ids[&from], self.node_ids[&to]);
+        }
+    }
+
+    /// Undo one `cut_link`; the link delivers again once no fault holds it.
+    pub(super) fn restore_link(&mut self, from: u64, to: u64) {
+        if self.healed {
+            return;
+        }
+        let count = self
+            .links
+            .get_mut(&(from, to))
+            .expect("cut before restored");
+        *count -= 1;
+        if *count == 0 {
+            self.links.remove(&(from, to));
+            if self.link_free(from, to) {
+                NetSim::current().unclog_link(self.node_ids[&from], self.node_ids[&to]);
+            }
+        }
+    }
+
+    /// No fault holds the directed link: neither end is cut from its peers, no link fault
+    /// cuts it.
+    fn link_free(&self, from: u64, to: u64) -> bool {
+        !self.counts.contains_key(&from)
+            && !self.counts.contains_key(&to)
+            && !self.links.contains_key(&(from, to))
+    }
+
     pub(super) fn heal_all(&mut self) {
         for member in std::mem::take(&mut self.counts).into_keys() {
             self.set_links(member, LinkState::Restored);
+        }
+        let net = NetSim::current();
+        for (from, to) in std::mem::take(&mut self.links).into_keys() {
+            net.unclog_link(self.node_ids[&from], self.node_ids[&to]);
         }
         self.healed = true;
     }
@@ -76,11 +121,14 @@ impl PeerCuts {
                     net.clog_link(this, node);
                     net.clog_link(node, this);
                 }
-                LinkState::Restored if !self.counts.contains_key(&other) => {
-                    net.unclog_link(this, node);
-                    net.unclog_link(node, this);
+                LinkState::Restored => {
+                    if self.link_free(member, other) {
+                        net.unclog_link(this, node);
+                    }
+                    if self.link_free(other, member) {
+                        net.unclog_link(node, this);
+                    }
                 }
-                LinkState::Restored => {}
             }
         }
     }

@@ -10,7 +10,7 @@ use madsim::net::NetSim;
 
 use super::cluster::Cluster;
 use super::cuts::LeaderCuts;
-use crate::plan::{Fault, IsolateTarget, Plan};
+use crate::plan::{arrange, cut_links, Fault, IsolateTarget, Plan};
 use crate::trace::TraceEvent;
 
 /// Play the plan's fault windows, then wait for the end of the workload phase.
@@ -53,7 +53,21 @@ fn fault_members(fault: Fault, cluster: &Cluster) -> Vec<u64> {
     let mut members = planned_fault_members(fault, cluster);
     // A member the operator removed is gone; the fault has nobody to hit there.
     members.retain(|&member| cluster.is_live(member));
+    // A one-way cut needs two distinct members; a link from a member to itself is no link.
+    if matches!(fault, Fault::OneWayCut { .. }) && (members.len() != 2 || members[0] == members[1])
+    {
+        members.clear();
+    }
     members
+}
+
+/// Whoever an `IsolateTarget` names right now (nobody when it names the leader and there is
+/// none).
+fn resolve_target(target: IsolateTarget, cluster: &Cluster) -> Vec<u64> {
+    match target {
+        IsolateTarget::Member(member) => vec![member],
+        IsolateTarget::Leader => cluster.recorder.current_leader().into_iter().collect(),
+    }
 }
 
 fn planned_fault_members(fault: Fault, cluster: &Cluster) -> Vec<u64> {
@@ -65,10 +79,21 @@ fn planned_fault_members(fault: Fault, cluster: &Cluster) -> Vec<u64> {
         Fault::Isolate { target }
         | Fault::PartitionFromPeers { target }
         | Fault::Pause { target }
-        | Fault::ClockSkew { target, .. } => match target {
-            IsolateTarget::Member(member) => vec![member],
-            IsolateTarget::Leader => cluster.recorder.current_leader().into_iter().collect(),
-        },
+        | Fault::ClockSkew { target, .. } => resolve_target(target, cluster),
+        Fault::OneWayCut { from, to } => {
+            let mut members = resolve_target(from, cluster);
+            members.extend(resolve_target(to, cluster));
+            members
+        }
+        Fault::Bridge { .. } | Fault::MajorityMinority { .. } | Fault::Ring { .. } => {
+            let live: Vec<u64> = cluster
+                .members
+                .keys()
+                .copied()
+                .filter(|&member| cluster.is_live(member))
+                .collect();
+            arrange(fault, &live)
+        }
         Fault::ZoneDown { zone } => cluster
             .zones
             .iter()
@@ -102,6 +127,14 @@ fn start_fault(fault: Fault, members: &[u64], cluster: &mut Cluster) {
         }
         return;
     }
+    let links = cut_links(fault, members);
+    if !links.is_empty() {
+        let mut peer_cuts = cluster.peer_cuts.lock().expect("peer cuts");
+        for (from, to) in links {
+            peer_cuts.cut_link(from, to);
+        }
+        return;
+    }
     for &member in members {
         match fault {
             Fault::Crash { .. } | Fault::CrashLeader | Fault::ZoneDown { .. } => {
@@ -129,6 +162,11 @@ fn start_fault(fault: Fault, members: &[u64], cluster: &mut Cluster) {
                 cluster.clocks[&member].set_rate(rate_percent);
             }
             Fault::CutNewLeaders { .. } => unreachable!("handled above"),
+            // Their links were cut above; a shape with fewer members than it needs cuts none.
+            Fault::OneWayCut { .. }
+            | Fault::Bridge { .. }
+            | Fault::MajorityMinority { .. }
+            | Fault::Ring { .. } => {}
         }
     }
 }
@@ -151,6 +189,14 @@ fn end_fault(fault: Fault, members: &[u64], cluster: &mut Cluster) {
             .position(|w| *w == (delay_max_ms, hold_max_ms))
             .expect("opened before");
         cuts.open.remove(at);
+        return;
+    }
+    let links = cut_links(fault, members);
+    if !links.is_empty() {
+        let mut peer_cuts = cluster.peer_cuts.lock().expect("peer cuts");
+        for (from, to) in links {
+            peer_cuts.restore_link(from, to);
+        }
         return;
     }
     for &member in members {
@@ -191,6 +237,11 @@ fn end_fault(fault: Fault, members: &[u64], cluster: &mut Cluster) {
                 cluster.clocks[&member].set_rate(rate);
             }
             Fault::CutNewLeaders { .. } => unreachable!("handled above"),
+            // Their links were cut above; a shape with fewer members than it needs cuts none.
+            Fault::OneWayCut { .. }
+            | Fault::Bridge { .. }
+            | Fault::MajorityMinority { .. }
+            | Fault::Ring { .. } => {}
         }
     }
 }

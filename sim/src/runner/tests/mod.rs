@@ -3,6 +3,7 @@
 
 mod faults;
 mod leases;
+mod link_faults;
 mod membership;
 mod requests;
 mod snapshots;
