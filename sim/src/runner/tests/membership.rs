@@ -113,3 +113,40 @@ fn a_replaced_member_catches_up_by_snapshot_and_can_lead() {
     );
     assert_eq!(check(&output), Verdict::Pass);
 }
+
+/// etcd's remotes: member 3 is cut from its peers while a member is added and becomes the
+/// leader, so member 3's log does not know the leader when the cut heals. It must still
+/// answer the leader (at the address the leader's messages came from) and catch up. Without
+/// that, its answers were dropped and it stayed behind for good (membership-churn seed 313,
+/// "did not reach the final revision").
+#[test]
+fn a_member_behind_answers_a_leader_its_log_does_not_know() {
+    use crate::plan::{Fault, FaultWindow, IsolateTarget};
+    let at = |at_ms, action| MembershipOp { at_ms, action };
+    let mut plan = plan_with(vec![
+        at(1500, MembershipAction::AddMember),
+        // Among the voters other than the leader (1 or 2), by ID: the other one, 3, then
+        // the newcomer, whose ID is a hash far above 3.
+        at(3500, MembershipAction::TransferLeader { pick: 2 }),
+    ]);
+    plan.faults = vec![FaultWindow {
+        start_ms: 1000,
+        duration_ms: 4000,
+        fault: Fault::PartitionFromPeers {
+            target: IsolateTarget::Member(3),
+        },
+    }];
+    let output = simulate(&plan, &RunOptions::default());
+    let done = steps(&output);
+    let [OperatorStep::Added { member: newcomer }, OperatorStep::Promoted { .. }, OperatorStep::Transferred { to, .. }] =
+        done[..]
+    else {
+        panic!("unexpected operator steps: {done:?}");
+    };
+    assert_eq!(to, newcomer, "the newcomer leads when the cut heals");
+    assert!(
+        output.final_hashes[&3].is_some(),
+        "member 3 reached the final revision"
+    );
+    assert_eq!(check(&output), Verdict::Pass);
+}
