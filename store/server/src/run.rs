@@ -10,9 +10,11 @@ use faultline_node::{drive_member, member_channel, NodeConfig, NodeEvent, Observ
 use faultline_storage::FileDisk;
 use real_tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::Routes;
 use tonic::transport::Server;
 
 use crate::flags::ServerConfig;
+use crate::http::{self, EventCounters};
 use crate::member::LocalMember;
 use crate::pb::etcdserverpb::{
     cluster_server::ClusterServer, kv_server::KvServer, lease_server::LeaseServer,
@@ -40,11 +42,17 @@ pub enum RunError {
     },
 }
 
-/// Logs what the member reports (elections at info, the rest at debug).
-struct LogObserver;
+/// Logs what the member reports (elections at info, the rest at debug) and counts what
+/// `/metrics` reports from events.
+struct LogObserver {
+    counters: Arc<EventCounters>,
+}
 
 impl Observer for LogObserver {
     fn on_event(&self, member: u64, event: NodeEvent) {
+        if let NodeEvent::RoleChanged { leader, .. } = &event {
+            self.counters.on_leader(*leader);
+        }
         match event {
             NodeEvent::Applied { .. } | NodeEvent::WriteAcked { .. } => {
                 tracing::trace!(member = format!("{member:x}"), ?event)
@@ -142,10 +150,13 @@ pub async fn serve(config: ServerConfig) -> Result<(), RunError> {
     let node = node_config(&config);
     let peers = Peers::new(Duration::from_millis(node.peer_timeout_ms));
     let (handle, inbox) = member_channel();
+    let counters = Arc::new(EventCounters::default());
     let member_task = real_tokio::spawn(drive_member(
         node,
         Box::new(disk),
-        Arc::new(LogObserver),
+        Arc::new(LogObserver {
+            counters: counters.clone(),
+        }),
         Arc::new(RuntimeClock::new()),
         inbox,
         Arc::new(peers.clone()),
@@ -162,6 +173,7 @@ pub async fn serve(config: ServerConfig) -> Result<(), RunError> {
         servers.push(real_tokio::spawn(serve_clients(
             listener,
             etcd.clone(),
+            counters.clone(),
             stop_rx.clone(),
         )));
     }
@@ -202,17 +214,26 @@ async fn stopped(mut stop: real_tokio::sync::watch::Receiver<bool>) {
 async fn serve_clients(
     listener: TcpListener,
     etcd: Etcd,
+    counters: Arc<EventCounters>,
     stop: real_tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), RunError> {
     let addr = listener
         .local_addr()
         .expect("a bound listener has an address");
-    Server::builder()
-        .add_service(KvServer::new(etcd.clone()))
+    let mut grpc = Routes::builder();
+    grpc.add_service(KvServer::new(etcd.clone()))
         .add_service(WatchServer::new(etcd.clone()))
         .add_service(LeaseServer::new(etcd.clone()))
         .add_service(ClusterServer::new(etcd.clone()))
-        .add_service(MaintenanceServer::new(etcd))
+        .add_service(MaintenanceServer::new(etcd.clone()));
+    // One port for gRPC (HTTP/2) and the HTTP endpoints (HTTP/1.1 too), as etcd's client URLs.
+    let router = grpc
+        .routes()
+        .into_axum_router()
+        .merge(http::routes(etcd.member, counters));
+    Server::builder()
+        .accept_http1(true)
+        .add_routes(Routes::from(router))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopped(stop))
         .await
         .map_err(|source| RunError::Serve { addr, source })

@@ -1,5 +1,7 @@
 //! Test harness: faultline-server processes on loopback (free ports, a fresh data directory
 //! each, killed and removed on drop) and Debian's etcdctl 3.4 (`/usr/bin/etcdctl`, API v3).
+// Each test crate compiles this module and uses a part of it.
+#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -93,8 +95,18 @@ impl Cluster {
     /// Start `size` members (`--initial-cluster-state new`) and wait until every one answers
     /// `endpoint health`.
     pub fn start(size: usize) -> Cluster {
+        let cluster = Cluster::launch(size, size);
+        for i in 0..size {
+            cluster.wait_healthy(i);
+        }
+        cluster
+    }
+
+    /// A cluster of `size` members of which only the first `running` are started (without
+    /// waiting for them); [`Cluster::start_member`] starts the others.
+    pub fn launch(size: usize, running: usize) -> Cluster {
         let dir = fresh_dir(&format!("cluster{size}"));
-        let mut members: Vec<Member> = (0..size)
+        let members: Vec<Member> = (0..size)
             .map(|i| Member {
                 name: format!("m{i}"),
                 client_url: format!("http://127.0.0.1:{}", free_port()),
@@ -104,23 +116,15 @@ impl Cluster {
                 log: dir.join(format!("m{i}.log")),
             })
             .collect();
-        let initial_cluster = members
-            .iter()
-            .map(|m| format!("{}={}", m.name, m.peer_url))
-            .collect::<Vec<_>>()
-            .join(",");
-        for member in &mut members {
-            member.spawn(&initial_cluster, "new");
-        }
-        let cluster = Cluster { members, dir };
-        for i in 0..size {
-            cluster.wait_healthy(i);
+        let mut cluster = Cluster { members, dir };
+        for i in 0..running {
+            cluster.start_member(i);
         }
         cluster
     }
 
-    /// Restart a killed member with its data directory.
-    pub fn restart(&mut self, index: usize) {
+    /// Start member `index` (again, with its data directory, if it ran before); no waiting.
+    pub fn start_member(&mut self, index: usize) {
         let initial_cluster = self
             .members
             .iter()
@@ -128,6 +132,11 @@ impl Cluster {
             .collect::<Vec<_>>()
             .join(",");
         self.members[index].spawn(&initial_cluster, "new");
+    }
+
+    /// Restart a killed member with its data directory and wait until it is healthy.
+    pub fn restart(&mut self, index: usize) {
+        self.start_member(index);
         self.wait_healthy(index);
     }
 
