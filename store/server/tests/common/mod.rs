@@ -12,6 +12,10 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 const ETCDCTL: &str = "/usr/bin/etcdctl";
+/// Debian's etcd 3.4 server (apt-get install etcd-server), the yardstick.
+pub const ETCD: &str = "/usr/bin/etcd";
+/// This crate's server.
+pub const FAULTLINE: &str = env!("CARGO_BIN_EXE_faultline-server");
 
 /// A port nobody listens on now (the OS picks it; another process could take it before the
 /// member binds it, which would fail the test loudly, not wrongly).
@@ -38,6 +42,8 @@ pub struct Member {
     pub client_url: String,
     pub peer_url: String,
     pub data_dir: PathBuf,
+    /// The server binary ([`FAULTLINE`] or [`ETCD`]: both take etcd's flags).
+    program: &'static str,
     child: Option<Child>,
     log: PathBuf,
 }
@@ -45,7 +51,7 @@ pub struct Member {
 impl Member {
     fn spawn(&mut self, initial_cluster: &str, state: &str) {
         let log = std::fs::File::create(&self.log).expect("create the member's log");
-        let child = Command::new(env!("CARGO_BIN_EXE_faultline-server"))
+        let child = Command::new(self.program)
             .args(["--name", &self.name])
             .arg("--data-dir")
             .arg(&self.data_dir)
@@ -58,7 +64,7 @@ impl Member {
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .expect("start faultline-server");
+            .unwrap_or_else(|e| panic!("start {}: {e}", self.program));
         self.child = Some(child);
     }
 
@@ -95,7 +101,12 @@ impl Cluster {
     /// Start `size` members (`--initial-cluster-state new`) and wait until every one answers
     /// `endpoint health`.
     pub fn start(size: usize) -> Cluster {
-        let cluster = Cluster::launch(size, size);
+        Cluster::start_program(FAULTLINE, size)
+    }
+
+    /// [`Cluster::start`] with another server binary that takes etcd's flags.
+    pub fn start_program(program: &'static str, size: usize) -> Cluster {
+        let cluster = Cluster::launch_program(program, size, size);
         for i in 0..size {
             cluster.wait_healthy(i);
         }
@@ -105,6 +116,11 @@ impl Cluster {
     /// A cluster of `size` members of which only the first `running` are started (without
     /// waiting for them); [`Cluster::start_member`] starts the others.
     pub fn launch(size: usize, running: usize) -> Cluster {
+        Cluster::launch_program(FAULTLINE, size, running)
+    }
+
+    /// [`Cluster::launch`] with another server binary that takes etcd's flags.
+    pub fn launch_program(program: &'static str, size: usize, running: usize) -> Cluster {
         let dir = fresh_dir(&format!("cluster{size}"));
         let members: Vec<Member> = (0..size)
             .map(|i| Member {
@@ -112,6 +128,7 @@ impl Cluster {
                 client_url: format!("http://127.0.0.1:{}", free_port()),
                 peer_url: format!("http://127.0.0.1:{}", free_port()),
                 data_dir: dir.join(format!("m{i}.etcd")),
+                program,
                 child: None,
                 log: dir.join(format!("m{i}.log")),
             })
