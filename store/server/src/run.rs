@@ -147,6 +147,7 @@ pub async fn serve(config: ServerConfig) -> Result<(), RunError> {
     let disk = claim_data_dir(&config)?;
     let client_listeners = bind_all("--listen-client-urls", &config.listen_client).await?;
     let peer_listeners = bind_all("--listen-peer-urls", &config.listen_peer).await?;
+    let metrics_listeners = bind_all("--listen-metrics-urls", &config.listen_metrics).await?;
     let node = node_config(&config);
     let peers = Peers::new(Duration::from_millis(node.peer_timeout_ms));
     let (handle, inbox) = member_channel();
@@ -177,6 +178,14 @@ pub async fn serve(config: ServerConfig) -> Result<(), RunError> {
             stop_rx.clone(),
         )));
     }
+    for listener in metrics_listeners {
+        let routes = http::routes(etcd.member.clone(), counters.clone());
+        servers.push(real_tokio::spawn(serve_http(
+            listener,
+            routes,
+            stop_rx.clone(),
+        )));
+    }
     for listener in peer_listeners {
         let service = PeerService {
             member: handle.clone(),
@@ -192,6 +201,7 @@ pub async fn serve(config: ServerConfig) -> Result<(), RunError> {
         id = format!("{:x}", config.id),
         client = ?config.listen_client,
         peer = ?config.listen_peer,
+        metrics = ?config.listen_metrics,
         "serving"
     );
     wait_for_stop_signal().await;
@@ -234,6 +244,23 @@ async fn serve_clients(
     Server::builder()
         .accept_http1(true)
         .add_routes(Routes::from(router))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopped(stop))
+        .await
+        .map_err(|source| RunError::Serve { addr, source })
+}
+
+/// The HTTP endpoints alone (`--listen-metrics-urls`).
+async fn serve_http(
+    listener: TcpListener,
+    routes: axum::Router,
+    stop: real_tokio::sync::watch::Receiver<bool>,
+) -> Result<(), RunError> {
+    let addr = listener
+        .local_addr()
+        .expect("a bound listener has an address");
+    Server::builder()
+        .accept_http1(true)
+        .add_routes(Routes::from(routes))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopped(stop))
         .await
         .map_err(|source| RunError::Serve { addr, source })

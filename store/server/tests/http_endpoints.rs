@@ -20,8 +20,12 @@ fn get(cluster: &Cluster, index: usize, path: &str) -> (u16, String) {
 
 /// [`get`], or `None` when nothing listens on the client URL (yet).
 fn try_get(cluster: &Cluster, index: usize, path: &str) -> Option<(u16, String)> {
-    let endpoint = cluster.members[index].endpoint();
-    let mut stream = TcpStream::connect(&endpoint).ok()?;
+    try_get_at(&cluster.members[index].endpoint(), path)
+}
+
+/// `GET path` at `endpoint` (`host:port`); `None` when nothing listens there (yet).
+fn try_get_at(endpoint: &str, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(endpoint).ok()?;
     let request = format!("GET {path} HTTP/1.1\r\nHost: {endpoint}\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).expect("send");
     let mut response = String::new();
@@ -129,6 +133,15 @@ fn livez_readyz_and_metrics_follow_the_cluster() {
     assert!(after["etcd_mvcc_db_total_size_in_bytes"] > 0, "{after:?}");
     assert_eq!(after["etcd_debugging_mvcc_watch_stream_total"], 1);
     drop(watch);
+
+    // --listen-metrics-urls serves the same endpoints.
+    let metrics_at = cluster.members[0].metrics_url.trim_start_matches("http://");
+    let get_there = |path| try_get_at(metrics_at, path).expect("the metrics URL serves");
+    assert_eq!(get_there("/livez"), (200, "ok\n".into()));
+    assert_eq!(get_there("/readyz").0, 200);
+    let (status, text) = get_there("/metrics");
+    assert_eq!(status, 200);
+    assert!(text.contains("\netcd_server_has_leader 1\n"), "{text}");
 
     // Two of three gone: no quorum, so the survivor is live but not ready.
     cluster.members[1].kill();

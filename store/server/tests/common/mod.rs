@@ -41,6 +41,8 @@ pub struct Member {
     pub name: String,
     pub client_url: String,
     pub peer_url: String,
+    /// Where it serves /livez, /readyz, /health and /metrics besides its client URL.
+    pub metrics_url: String,
     pub data_dir: PathBuf,
     /// The server binary ([`FAULTLINE`] or [`ETCD`]: both take etcd's flags).
     program: &'static str,
@@ -59,6 +61,7 @@ impl Member {
             .args(["--advertise-client-urls", &self.client_url])
             .args(["--listen-peer-urls", &self.peer_url])
             .args(["--initial-advertise-peer-urls", &self.peer_url])
+            .args(["--listen-metrics-urls", &self.metrics_url])
             .args(["--initial-cluster", initial_cluster])
             .args(["--initial-cluster-state", state])
             .stdout(Stdio::null())
@@ -127,6 +130,7 @@ impl Cluster {
                 name: format!("m{i}"),
                 client_url: format!("http://127.0.0.1:{}", free_port()),
                 peer_url: format!("http://127.0.0.1:{}", free_port()),
+                metrics_url: format!("http://127.0.0.1:{}", free_port()),
                 data_dir: dir.join(format!("m{i}.etcd")),
                 program,
                 child: None,
