@@ -24,6 +24,7 @@ use tokio::time::Instant;
 use crate::{Canary, Clock, ClusterReply, NodeConfig, NodeEvent, Observer, Reply};
 
 mod membership;
+mod metrics;
 mod snapshot;
 mod watch;
 

@@ -293,6 +293,28 @@ pub(crate) enum Input {
     Client(Request, Reply),
     Cluster(ClusterRequest, ClusterReply),
     Watch(WatchCall, WatchReply),
+    /// The member's figures for its operator (never sent inside a simulation).
+    Metrics(oneshot::Sender<MemberMetrics>),
+}
+
+/// A member's own figures, as its operator sees them (`faultline-server`'s `/readyz` and
+/// `/metrics`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberMetrics {
+    /// The member this one believes leads, if it knows one.
+    pub leader: Option<u64>,
+    pub term: u64,
+    /// The highest log index this member knows committed.
+    pub commit_index: u64,
+    /// The highest log index applied to its key space (never above `commit_index`).
+    pub applied_index: u64,
+    /// The key space's current revision.
+    pub revision: i64,
+    /// The size of the key space's serialized state (what a snapshot of it would hold).
+    pub db_size_bytes: u64,
+    /// Watchers on every stream of this member.
+    pub watchers: u64,
+    pub watch_streams: u64,
 }
 
 /// Run one member until its task is killed. Never returns: madsim requires a node's init
@@ -359,6 +381,13 @@ impl MemberHandle {
     pub async fn watch(&self, call: WatchCall) -> Result<WatchBatch, WatchStreamError> {
         let input = |reply| Input::Watch(call, reply);
         ask(&self.tx, input, WatchStreamError::Stopped).await
+    }
+
+    /// The member's figures; `None` when the member stopped.
+    pub async fn metrics(&self) -> Option<MemberMetrics> {
+        let (reply_tx, reply_rx) = oneshot::channel();
+        self.tx.send(Input::Metrics(reply_tx)).ok()?;
+        reply_rx.await.ok()
     }
 }
 
@@ -479,6 +508,9 @@ pub async fn drive_member(
                 }
                 Some(Input::Watch(call, reply)) => {
                     core.handle_watch(call, reply, tokio::time::Instant::now())
+                }
+                Some(Input::Metrics(reply)) => {
+                    let _ = reply.send(core.metrics());
                 }
                 None => unreachable!("the member holds a sender itself"),
             },

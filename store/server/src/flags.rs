@@ -36,6 +36,10 @@ pub struct Flags {
     /// Comma-separated client URLs of this member, as the other members and clients see them.
     #[arg(long, default_value = "http://localhost:2379")]
     pub advertise_client_urls: String,
+    /// Comma-separated URLs to serve /livez, /readyz, /health and /metrics on, besides the
+    /// client URLs (which serve them too).
+    #[arg(long, default_value = "")]
+    pub listen_metrics_urls: String,
     /// Comma-separated URLs to serve the other members on.
     #[arg(long, default_value = "http://localhost:2380")]
     pub listen_peer_urls: String,
@@ -68,6 +72,8 @@ pub struct ServerConfig {
     pub listen_client: Vec<SocketAddr>,
     pub advertise_client_urls: Vec<String>,
     pub listen_peer: Vec<SocketAddr>,
+    /// Where the HTTP endpoints are served besides the client URLs (none by default).
+    pub listen_metrics: Vec<SocketAddr>,
     /// This member's ID (derived from its advertised peer address, as every member derives it).
     pub id: u64,
     /// Every member of --initial-cluster by ID, with its peer address.
@@ -225,6 +231,10 @@ impl Flags {
                 .filter(|u| !u.is_empty())
                 .collect(),
             listen_peer: parse_urls("listen-peer-urls", &self.listen_peer_urls)?,
+            listen_metrics: match self.listen_metrics_urls.trim() {
+                "" => Vec::new(),
+                urls => parse_urls("listen-metrics-urls", urls)?,
+            },
             id: member_id_for(advertised[0]),
             members,
             names,
@@ -265,6 +275,7 @@ mod tests {
         assert_eq!(config.members.len(), 3);
         assert_eq!(config.names[&config.id], "b");
         assert_eq!(config.listen_client.len(), 2);
+        assert!(config.listen_metrics.is_empty());
         assert_eq!(config.data_dir, PathBuf::from("b.etcd"));
         assert_eq!(config.election_timeout_ticks, 10);
     }
@@ -280,6 +291,7 @@ mod tests {
             error(&["--initial-advertise-peer-urls", "http://127.0.0.1:9"]).contains("must match")
         );
         assert!(error(&["--election-timeout", "150"]).contains("multiple"));
+        assert!(error(&["--listen-metrics-urls", "127.0.0.1:1"]).contains("expected http://"));
         let unknown = Flags::try_parse_from(["faultline-server", "--initial-cluster-state", "old"]);
         assert!(unknown.is_err());
     }

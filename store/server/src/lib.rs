@@ -4,13 +4,14 @@
 //!
 //! Real build only: under `--cfg madsim` this library is empty (see Cargo.toml).
 //! Files, in the order a request meets them: `flags.rs` (the command line), `run.rs`
-//! (start and stop), `services/` (etcd's gRPC services), `convert/` (wire types <-> the
+//! (start and stop), `services/` (etcd's gRPC services), `http.rs` (/livez, /readyz, /metrics), `convert/` (wire types <-> the
 //! store's), `member.rs` (the local member, forwarding to the leader), `peer.rs` (member to
 //! member traffic), `pb.rs` (generated code).
 #![cfg(not(madsim))]
 
 pub mod convert;
 pub mod flags;
+pub mod http;
 pub mod member;
 pub mod pb;
 pub mod peer;

@@ -10,9 +10,11 @@ use faultline_node::{drive_member, member_channel, NodeConfig, NodeEvent, Observ
 use faultline_storage::FileDisk;
 use real_tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::Routes;
 use tonic::transport::Server;
 
 use crate::flags::ServerConfig;
+use crate::http::{self, EventCounters};
 use crate::member::LocalMember;
 use crate::pb::etcdserverpb::{
     cluster_server::ClusterServer, kv_server::KvServer, lease_server::LeaseServer,
@@ -40,11 +42,17 @@ pub enum RunError {
     },
 }
 
-/// Logs what the member reports (elections at info, the rest at debug).
-struct LogObserver;
+/// Logs what the member reports (elections at info, the rest at debug) and counts what
+/// `/metrics` reports from events.
+struct LogObserver {
+    counters: Arc<EventCounters>,
+}
 
 impl Observer for LogObserver {
     fn on_event(&self, member: u64, event: NodeEvent) {
+        if let NodeEvent::RoleChanged { leader, .. } = &event {
+            self.counters.on_leader(*leader);
+        }
         match event {
             NodeEvent::Applied { .. } | NodeEvent::WriteAcked { .. } => {
                 tracing::trace!(member = format!("{member:x}"), ?event)
@@ -139,13 +147,17 @@ pub async fn serve(config: ServerConfig) -> Result<(), RunError> {
     let disk = claim_data_dir(&config)?;
     let client_listeners = bind_all("--listen-client-urls", &config.listen_client).await?;
     let peer_listeners = bind_all("--listen-peer-urls", &config.listen_peer).await?;
+    let metrics_listeners = bind_all("--listen-metrics-urls", &config.listen_metrics).await?;
     let node = node_config(&config);
     let peers = Peers::new(Duration::from_millis(node.peer_timeout_ms));
     let (handle, inbox) = member_channel();
+    let counters = Arc::new(EventCounters::default());
     let member_task = real_tokio::spawn(drive_member(
         node,
         Box::new(disk),
-        Arc::new(LogObserver),
+        Arc::new(LogObserver {
+            counters: counters.clone(),
+        }),
         Arc::new(RuntimeClock::new()),
         inbox,
         Arc::new(peers.clone()),
@@ -162,6 +174,15 @@ pub async fn serve(config: ServerConfig) -> Result<(), RunError> {
         servers.push(real_tokio::spawn(serve_clients(
             listener,
             etcd.clone(),
+            counters.clone(),
+            stop_rx.clone(),
+        )));
+    }
+    for listener in metrics_listeners {
+        let routes = http::routes(etcd.member.clone(), counters.clone());
+        servers.push(real_tokio::spawn(serve_http(
+            listener,
+            routes,
             stop_rx.clone(),
         )));
     }
@@ -180,6 +201,7 @@ pub async fn serve(config: ServerConfig) -> Result<(), RunError> {
         id = format!("{:x}", config.id),
         client = ?config.listen_client,
         peer = ?config.listen_peer,
+        metrics = ?config.listen_metrics,
         "serving"
     );
     wait_for_stop_signal().await;
@@ -202,17 +224,43 @@ async fn stopped(mut stop: real_tokio::sync::watch::Receiver<bool>) {
 async fn serve_clients(
     listener: TcpListener,
     etcd: Etcd,
+    counters: Arc<EventCounters>,
+    stop: real_tokio::sync::watch::Receiver<bool>,
+) -> Result<(), RunError> {
+    let addr = listener
+        .local_addr()
+        .expect("a bound listener has an address");
+    let mut grpc = Routes::builder();
+    grpc.add_service(KvServer::new(etcd.clone()))
+        .add_service(WatchServer::new(etcd.clone()))
+        .add_service(LeaseServer::new(etcd.clone()))
+        .add_service(ClusterServer::new(etcd.clone()))
+        .add_service(MaintenanceServer::new(etcd.clone()));
+    // One port for gRPC (HTTP/2) and the HTTP endpoints (HTTP/1.1 too), as etcd's client URLs.
+    let router = grpc
+        .routes()
+        .into_axum_router()
+        .merge(http::routes(etcd.member, counters));
+    Server::builder()
+        .accept_http1(true)
+        .add_routes(Routes::from(router))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopped(stop))
+        .await
+        .map_err(|source| RunError::Serve { addr, source })
+}
+
+/// The HTTP endpoints alone (`--listen-metrics-urls`).
+async fn serve_http(
+    listener: TcpListener,
+    routes: axum::Router,
     stop: real_tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), RunError> {
     let addr = listener
         .local_addr()
         .expect("a bound listener has an address");
     Server::builder()
-        .add_service(KvServer::new(etcd.clone()))
-        .add_service(WatchServer::new(etcd.clone()))
-        .add_service(LeaseServer::new(etcd.clone()))
-        .add_service(ClusterServer::new(etcd.clone()))
-        .add_service(MaintenanceServer::new(etcd))
+        .accept_http1(true)
+        .add_routes(Routes::from(routes))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopped(stop))
         .await
         .map_err(|source| RunError::Serve { addr, source })

@@ -1,5 +1,7 @@
 //! Test harness: faultline-server processes on loopback (free ports, a fresh data directory
 //! each, killed and removed on drop) and Debian's etcdctl 3.4 (`/usr/bin/etcdctl`, API v3).
+// Each test crate compiles this module and uses a part of it.
+#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -10,6 +12,10 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 const ETCDCTL: &str = "/usr/bin/etcdctl";
+/// Debian's etcd 3.4 server (apt-get install etcd-server), the yardstick.
+pub const ETCD: &str = "/usr/bin/etcd";
+/// This crate's server.
+pub const FAULTLINE: &str = env!("CARGO_BIN_EXE_faultline-server");
 
 /// A port nobody listens on now (the OS picks it; another process could take it before the
 /// member binds it, which would fail the test loudly, not wrongly).
@@ -35,7 +41,11 @@ pub struct Member {
     pub name: String,
     pub client_url: String,
     pub peer_url: String,
+    /// Where it serves /livez, /readyz, /health and /metrics besides its client URL.
+    pub metrics_url: String,
     pub data_dir: PathBuf,
+    /// The server binary ([`FAULTLINE`] or [`ETCD`]: both take etcd's flags).
+    program: &'static str,
     child: Option<Child>,
     log: PathBuf,
 }
@@ -43,7 +53,7 @@ pub struct Member {
 impl Member {
     fn spawn(&mut self, initial_cluster: &str, state: &str) {
         let log = std::fs::File::create(&self.log).expect("create the member's log");
-        let child = Command::new(env!("CARGO_BIN_EXE_faultline-server"))
+        let child = Command::new(self.program)
             .args(["--name", &self.name])
             .arg("--data-dir")
             .arg(&self.data_dir)
@@ -51,12 +61,13 @@ impl Member {
             .args(["--advertise-client-urls", &self.client_url])
             .args(["--listen-peer-urls", &self.peer_url])
             .args(["--initial-advertise-peer-urls", &self.peer_url])
+            .args(["--listen-metrics-urls", &self.metrics_url])
             .args(["--initial-cluster", initial_cluster])
             .args(["--initial-cluster-state", state])
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .expect("start faultline-server");
+            .unwrap_or_else(|e| panic!("start {}: {e}", self.program));
         self.child = Some(child);
     }
 
@@ -93,34 +104,48 @@ impl Cluster {
     /// Start `size` members (`--initial-cluster-state new`) and wait until every one answers
     /// `endpoint health`.
     pub fn start(size: usize) -> Cluster {
-        let dir = fresh_dir(&format!("cluster{size}"));
-        let mut members: Vec<Member> = (0..size)
-            .map(|i| Member {
-                name: format!("m{i}"),
-                client_url: format!("http://127.0.0.1:{}", free_port()),
-                peer_url: format!("http://127.0.0.1:{}", free_port()),
-                data_dir: dir.join(format!("m{i}.etcd")),
-                child: None,
-                log: dir.join(format!("m{i}.log")),
-            })
-            .collect();
-        let initial_cluster = members
-            .iter()
-            .map(|m| format!("{}={}", m.name, m.peer_url))
-            .collect::<Vec<_>>()
-            .join(",");
-        for member in &mut members {
-            member.spawn(&initial_cluster, "new");
-        }
-        let cluster = Cluster { members, dir };
+        Cluster::start_program(FAULTLINE, size)
+    }
+
+    /// [`Cluster::start`] with another server binary that takes etcd's flags.
+    pub fn start_program(program: &'static str, size: usize) -> Cluster {
+        let cluster = Cluster::launch_program(program, size, size);
         for i in 0..size {
             cluster.wait_healthy(i);
         }
         cluster
     }
 
-    /// Restart a killed member with its data directory.
-    pub fn restart(&mut self, index: usize) {
+    /// A cluster of `size` members of which only the first `running` are started (without
+    /// waiting for them); [`Cluster::start_member`] starts the others.
+    pub fn launch(size: usize, running: usize) -> Cluster {
+        Cluster::launch_program(FAULTLINE, size, running)
+    }
+
+    /// [`Cluster::launch`] with another server binary that takes etcd's flags.
+    pub fn launch_program(program: &'static str, size: usize, running: usize) -> Cluster {
+        let dir = fresh_dir(&format!("cluster{size}"));
+        let members: Vec<Member> = (0..size)
+            .map(|i| Member {
+                name: format!("m{i}"),
+                client_url: format!("http://127.0.0.1:{}", free_port()),
+                peer_url: format!("http://127.0.0.1:{}", free_port()),
+                metrics_url: format!("http://127.0.0.1:{}", free_port()),
+                data_dir: dir.join(format!("m{i}.etcd")),
+                program,
+                child: None,
+                log: dir.join(format!("m{i}.log")),
+            })
+            .collect();
+        let mut cluster = Cluster { members, dir };
+        for i in 0..running {
+            cluster.start_member(i);
+        }
+        cluster
+    }
+
+    /// Start member `index` (again, with its data directory, if it ran before); no waiting.
+    pub fn start_member(&mut self, index: usize) {
         let initial_cluster = self
             .members
             .iter()
@@ -128,6 +153,11 @@ impl Cluster {
             .collect::<Vec<_>>()
             .join(",");
         self.members[index].spawn(&initial_cluster, "new");
+    }
+
+    /// Restart a killed member with its data directory and wait until it is healthy.
+    pub fn restart(&mut self, index: usize) {
+        self.start_member(index);
         self.wait_healthy(index);
     }
 
