@@ -11,6 +11,8 @@ use clap::{Parser, ValueEnum};
 use faultline_node::core::member_id_for;
 use faultline_node::InitialClusterState;
 
+use crate::identity::cluster_id_for;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ClusterState {
     New,
@@ -81,6 +83,9 @@ pub struct ServerConfig {
     /// The names of --initial-cluster by ID.
     pub names: BTreeMap<u64, String>,
     pub initial_cluster_state: InitialClusterState,
+    /// The cluster's ID when --initial-cluster-state is `new` (derived from the initial
+    /// members, as every one of them derives it); a joining member learns it from its peers.
+    pub cluster_id: Option<u64>,
     pub tick_interval_ms: u64,
     pub election_timeout_ticks: u64,
 }
@@ -217,6 +222,12 @@ impl Flags {
             .iter()
             .map(|(n, a)| (member_id_for(*a), n.clone()))
             .collect();
+        let cluster_id = match self.initial_cluster_state {
+            ClusterState::New => Some(cluster_id_for(
+                cluster.iter().map(|(_, a)| member_id_for(*a)),
+            )),
+            ClusterState::Existing => None,
+        };
         Ok(ServerConfig {
             name: self.name.clone(),
             data_dir: self
@@ -242,6 +253,7 @@ impl Flags {
                 ClusterState::New => InitialClusterState::New,
                 ClusterState::Existing => InitialClusterState::Existing,
             },
+            cluster_id,
             tick_interval_ms: self.heartbeat_interval,
             election_timeout_ticks,
         })

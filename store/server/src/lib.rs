@@ -12,6 +12,7 @@
 pub mod convert;
 pub mod flags;
 pub mod http;
+pub mod identity;
 pub mod member;
 pub mod pb;
 pub mod peer;

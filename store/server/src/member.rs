@@ -26,6 +26,33 @@ fn peer_addr(url: &str) -> Option<SocketAddr> {
 impl LocalMember {
     /// A unary request: served here, or forwarded once to the leader this member knows.
     pub async fn client(&self, request: Request) -> Result<Response, EtcdError> {
+        let result = self.client_once(request).await;
+        if let Err(error) = &result {
+            self.explain(error);
+        }
+        result
+    }
+
+    /// A request that failed for want of a leader or a quorum: log which peers this member
+    /// cannot reach (the client gets etcd's own error, which its library recognises).
+    fn explain(&self, error: &EtcdError) {
+        let quorum_trouble = matches!(
+            error,
+            EtcdError::NoLeader
+                | EtcdError::LeaderChanged
+                | EtcdError::Timeout
+                | EtcdError::NotLeader { .. }
+        );
+        let unreachable = self.peers.unreachable();
+        if quorum_trouble && !unreachable.is_empty() {
+            tracing::warn!(
+                "cannot serve a client request ({error}); unreachable: {}",
+                unreachable.join(", ")
+            );
+        }
+    }
+
+    async fn client_once(&self, request: Request) -> Result<Response, EtcdError> {
         match self.handle.client(request.clone()).await {
             Err(EtcdError::NotLeader {
                 leader_hint: Some(leader),

@@ -16,6 +16,7 @@ use serde::Serialize;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
 
+use crate::identity::served_cluster_id;
 use crate::pb::peer::peer_client::PeerClient;
 use crate::pb::peer::peer_server::Peer;
 use crate::pb::peer::{Bincode, Empty};
@@ -59,8 +60,80 @@ impl Peer for PeerService {
         request: GrpcRequest<Bincode>,
     ) -> Result<GrpcResponse<Bincode>, Status> {
         let call: ClusterRequest = decode(request.get_ref())?;
-        let result = self.member.cluster(call).await;
+        let mut result = self.member.cluster(call).await;
+        // A member joining the cluster learns the cluster's ID from this answer.
+        if let (Ok(ClusterResponse::MemberList { header, .. }), Some(cluster_id)) =
+            (&mut result, served_cluster_id())
+        {
+            header.cluster_id = cluster_id;
+        }
         Ok(GrpcResponse::new(encode(&result)))
+    }
+}
+
+/// A failed peer call as one line: tonic's message ("tcp connect error") and its causes
+/// ("Connection refused (os error 111)").
+fn describe_failure(status: &Status) -> String {
+    let mut text = match status.message() {
+        "" => format!("{:?}", status.code()),
+        message => message.to_string(),
+    };
+    let mut cause = std::error::Error::source(status);
+    while let Some(error) = cause {
+        let more = error.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = error.source();
+    }
+    text
+}
+
+/// What this member last saw of each peer it called: `None` once a call got through, or the
+/// error of the last call that did not. Changes are logged, naming the peer and its URL, so an
+/// operator sees which member cannot be reached without reading Raft's traffic.
+struct Reachability {
+    /// --initial-cluster's names by peer address (members added later have none).
+    names: BTreeMap<SocketAddr, String>,
+    last_error: Mutex<BTreeMap<SocketAddr, Option<String>>>,
+}
+
+impl Reachability {
+    fn describe(&self, addr: SocketAddr) -> String {
+        match self.names.get(&addr) {
+            Some(name) => format!("peer {name} at http://{addr}"),
+            None => format!("the peer at http://{addr}"),
+        }
+    }
+
+    fn observe(&self, addr: SocketAddr, outcome: Result<(), &Status>) {
+        let now = outcome.err().map(describe_failure);
+        let mut last = self.last_error.lock().expect("reachability lock");
+        let before = last.insert(addr, now.clone());
+        match (before.flatten(), now) {
+            (Some(_), None) => tracing::info!("reached {} again", self.describe(addr)),
+            (None, Some(error)) => {
+                tracing::warn!("cannot reach {}: {error}", self.describe(addr))
+            }
+            _ => {}
+        }
+    }
+
+    fn reached(&self, addr: SocketAddr) -> bool {
+        let last = self.last_error.lock().expect("reachability lock");
+        matches!(last.get(&addr), Some(None))
+    }
+
+    /// The peers whose last call failed, each with its URL and error.
+    fn unreachable(&self) -> Vec<String> {
+        let last = self.last_error.lock().expect("reachability lock");
+        last.iter()
+            .filter_map(|(addr, error)| {
+                let error = error.as_ref()?;
+                Some(format!("{} ({error})", self.describe(*addr)))
+            })
+            .collect()
     }
 }
 
@@ -69,15 +142,37 @@ impl Peer for PeerService {
 pub struct Peers {
     channels: Arc<Mutex<BTreeMap<SocketAddr, PeerClient<Channel>>>>,
     timeout: Duration,
+    reachability: Arc<Reachability>,
 }
 
 impl Peers {
-    /// `timeout` bounds every call (a peer behind a partition must not hold a task forever).
-    pub fn new(timeout: Duration) -> Peers {
+    /// `timeout` bounds every call (a peer behind a partition must not hold a task forever);
+    /// `names`: the members' names by peer address, for messages about them.
+    pub fn new(timeout: Duration, names: BTreeMap<SocketAddr, String>) -> Peers {
         Peers {
             channels: Arc::new(Mutex::new(BTreeMap::new())),
             timeout,
+            reachability: Arc::new(Reachability {
+                names,
+                last_error: Mutex::new(BTreeMap::new()),
+            }),
         }
+    }
+
+    /// The peers this member could not reach on its last call to each, with their URLs and
+    /// errors (empty when every peer answered its last call).
+    pub fn unreachable(&self) -> Vec<String> {
+        self.reachability.unreachable()
+    }
+
+    /// Whether the last call to `addr` got through.
+    pub fn reached(&self, addr: SocketAddr) -> bool {
+        self.reachability.reached(addr)
+    }
+
+    /// "peer m1 at http://10.0.0.2:2380" (or without a name for a member added later).
+    pub fn describe(&self, addr: SocketAddr) -> String {
+        self.reachability.describe(addr)
     }
 
     fn client(&self, to: SocketAddr) -> PeerClient<Channel> {
@@ -98,6 +193,7 @@ impl Peers {
     /// for the client (etcd: "leader changed" / "no leader" class), never a silent success.
     pub async fn forward(&self, to: SocketAddr, request: &Request) -> Result<Response, EtcdError> {
         let reply = self.client(to).forward(encode(request)).await;
+        self.reachability.observe(to, reply.as_ref().map(|_| ()));
         Self::answer(reply)
     }
 
@@ -107,6 +203,7 @@ impl Peers {
         request: &ClusterRequest,
     ) -> Result<ClusterResponse, EtcdError> {
         let reply = self.client(to).forward_cluster(encode(request)).await;
+        self.reachability.observe(to, reply.as_ref().map(|_| ()));
         Self::answer(reply)
     }
 
@@ -127,9 +224,12 @@ impl PeerSender for Peers {
     fn send(&self, to: SocketAddr, batch: PeerMessages) {
         let mut client = self.client(to);
         let message = encode(&batch);
+        let reachability = self.reachability.clone();
         real_tokio::spawn(async move {
-            // Lost or timed-out peer messages are normal: Raft retransmits.
-            let _ = client.step(message).await;
+            // Lost or timed-out peer messages are normal (Raft retransmits); only whether the
+            // peer could be reached is noted.
+            let reply = client.step(message).await;
+            reachability.observe(to, reply.as_ref().map(|_| ()));
         });
     }
 }

@@ -2,10 +2,10 @@
 //! and a graceful stop on SIGTERM or Ctrl-C.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use faultline_api::ClusterRequest;
 use faultline_node::{drive_member, member_channel, NodeConfig, NodeEvent, Observer, RuntimeClock};
 use faultline_storage::FileDisk;
 use real_tokio::net::TcpListener;
@@ -15,6 +15,7 @@ use tonic::transport::Server;
 
 use crate::flags::ServerConfig;
 use crate::http::{self, EventCounters};
+use crate::identity;
 use crate::member::LocalMember;
 use crate::pb::etcdserverpb::{
     cluster_server::ClusterServer, kv_server::KvServer, lease_server::LeaseServer,
@@ -65,6 +66,11 @@ impl Observer for LogObserver {
     }
 }
 
+/// How long a call to a peer may take: an election timeout.
+fn peer_timeout_ms(config: &ServerConfig) -> u64 {
+    config.tick_interval_ms * config.election_timeout_ticks
+}
+
 /// The member's settings; etcd's defaults where etcd has one.
 fn node_config(config: &ServerConfig) -> NodeConfig {
     let election_timeout_ms = config.tick_interval_ms * config.election_timeout_ticks;
@@ -85,7 +91,7 @@ fn node_config(config: &ServerConfig) -> NodeConfig {
         max_entries_per_append: 256,
         // etcd: 5 s plus twice the election timeout.
         request_timeout_ms: 5_000 + 2 * election_timeout_ms,
-        peer_timeout_ms: election_timeout_ms,
+        peer_timeout_ms: peer_timeout_ms(config),
         rng_seed: nanos ^ u64::from(std::process::id()).rotate_left(32),
         watch_progress_notify_interval_ms: 10 * 60 * 1000,
         watch_poll_timeout_ms: 1_000,
@@ -96,38 +102,6 @@ fn node_config(config: &ServerConfig) -> NodeConfig {
         wal_segment_size_bytes: 64 * 1024 * 1024,
         canary: None,
     }
-}
-
-/// The data directory names the member it belongs to (`member.id`): a directory of another
-/// member or cluster is refused instead of being mixed with this one's.
-fn claim_data_dir(config: &ServerConfig) -> Result<FileDisk, RunError> {
-    let dir = &config.data_dir;
-    let identity = format!("id={:x}\nname={}\n", config.id, config.name);
-    let id_file = dir.join("member.id");
-    std::fs::create_dir_all(dir)
-        .map_err(|e| RunError::DataDir(format!("--data-dir {}: {e}", dir.display())))?;
-    match std::fs::read_to_string(&id_file) {
-        Ok(found) if found != identity => {
-            return Err(RunError::DataDir(format!(
-                "--data-dir {} belongs to another member ({}), not to {} ({:x}); use another \
-                 directory or remove it",
-                dir.display(),
-                found.trim().replace('\n', ", "),
-                config.name,
-                config.id
-            )))
-        }
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => write_identity(&id_file, &identity)?,
-        Err(e) => return Err(RunError::DataDir(format!("{}: {e}", id_file.display()))),
-    }
-    FileDisk::open(dir.join("member"))
-        .map_err(|e| RunError::DataDir(format!("--data-dir {}: {e}", dir.display())))
-}
-
-fn write_identity(path: &Path, identity: &str) -> Result<(), RunError> {
-    std::fs::write(path, identity)
-        .map_err(|e| RunError::DataDir(format!("{}: {e}", path.display())))
 }
 
 async fn bind_all(flag: &'static str, addrs: &[SocketAddr]) -> Result<Vec<TcpListener>, RunError> {
@@ -144,12 +118,23 @@ async fn bind_all(flag: &'static str, addrs: &[SocketAddr]) -> Result<Vec<TcpLis
 /// Run the member until SIGTERM or Ctrl-C. Everything acknowledged is already on disk (the
 /// member syncs its WAL before it answers), so stopping loses nothing.
 pub async fn serve(config: ServerConfig) -> Result<(), RunError> {
-    let disk = claim_data_dir(&config)?;
+    let peer_names = config
+        .names
+        .iter()
+        .map(|(id, name)| (config.members[id], name.clone()))
+        .collect();
+    let peers = Peers::new(Duration::from_millis(peer_timeout_ms(&config)), peer_names);
+    let cluster_id = identity::claim_data_dir(&config, &peers)
+        .await
+        .map_err(RunError::DataDir)?;
+    let dir = &config.data_dir;
+    let disk = FileDisk::open(dir.join("member"))
+        .map_err(|e| RunError::DataDir(format!("--data-dir {}: {e}", dir.display())))?;
     let client_listeners = bind_all("--listen-client-urls", &config.listen_client).await?;
     let peer_listeners = bind_all("--listen-peer-urls", &config.listen_peer).await?;
     let metrics_listeners = bind_all("--listen-metrics-urls", &config.listen_metrics).await?;
     let node = node_config(&config);
-    let peers = Peers::new(Duration::from_millis(node.peer_timeout_ms));
+    let prober = real_tokio::spawn(probe_peers(config.clone(), peers.clone()));
     let (handle, inbox) = member_channel();
     let counters = Arc::new(EventCounters::default());
     let member_task = real_tokio::spawn(drive_member(
@@ -199,6 +184,7 @@ pub async fn serve(config: ServerConfig) -> Result<(), RunError> {
     tracing::info!(
         name = %config.name,
         id = format!("{:x}", config.id),
+        cluster = format!("{cluster_id:x}"),
         client = ?config.listen_client,
         peer = ?config.listen_peer,
         metrics = ?config.listen_metrics,
@@ -213,8 +199,27 @@ pub async fn serve(config: ServerConfig) -> Result<(), RunError> {
             result = Err(error);
         }
     }
+    prober.abort();
     member_task.abort();
     result
+}
+
+/// Call the other members of --initial-cluster that this member has not reached yet, at start
+/// and every few seconds after, so that an unreachable peer is named in the log (by
+/// `Peers`) even before Raft has a message for it. A peer's own member list is the cheapest
+/// call it answers.
+async fn probe_peers(config: ServerConfig, peers: Peers) {
+    let list = ClusterRequest::MemberList {
+        linearizable: false,
+    };
+    loop {
+        for (&id, &addr) in &config.members {
+            if id != config.id && !peers.reached(addr) {
+                let _ = peers.forward_cluster(addr, &list).await;
+            }
+        }
+        real_tokio::time::sleep(Duration::from_secs(5)).await;
+    }
 }
 
 async fn stopped(mut stop: real_tokio::sync::watch::Receiver<bool>) {

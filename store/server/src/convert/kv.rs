@@ -9,7 +9,8 @@ use crate::pb::mvccpb;
 
 pub fn header_from_api(header: &api::ResponseHeader) -> Option<pb::ResponseHeader> {
     Some(pb::ResponseHeader {
-        cluster_id: header.cluster_id,
+        // The served cluster's ID (the member does not know it; see crate::identity).
+        cluster_id: crate::identity::served_cluster_id().unwrap_or(header.cluster_id),
         member_id: header.member_id,
         revision: header.revision,
         raft_term: header.raft_term,

@@ -1,0 +1,96 @@
+//! Clear errors: a member whose peers cannot be reached says which peers (name and URL) in
+//! its log, at startup and when a client request cannot be served; a data directory of
+//! another cluster is refused with a message naming both clusters.
+//!
+//! Real build only: `cargo real-test -p faultline-server --test clear_errors`.
+#![cfg(not(madsim))]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::process::Command;
+
+use common::{free_port, Cluster, FAULTLINE};
+use faultline_node::core::member_id_for;
+use faultline_server::identity::cluster_id_for;
+
+fn addr(url: &str) -> SocketAddr {
+    url.trim_start_matches("http://")
+        .parse()
+        .expect("a peer URL")
+}
+
+#[test]
+fn a_member_without_its_peers_names_them_in_its_log() {
+    // One member of three runs: it can reach neither peer, so it has no leader.
+    let cluster = Cluster::launch(3, 1);
+    let expected: Vec<String> = cluster.members[1..]
+        .iter()
+        .map(|m| format!("cannot reach peer {} at {}", m.name, m.peer_url))
+        .collect();
+    let mut log = String::new();
+    // A bound on attempts keeps a broken build from looping forever; the pause lets the
+    // member try its peers between two puts.
+    for _ in 0..50 {
+        let put = cluster.etcdctl(0, &["put", "k", "v"]);
+        assert!(!put.success, "a put without a quorum: {}", put.stdout);
+        log = cluster.members[0].log();
+        let served = log.contains("cannot serve a client request");
+        if served && expected.iter().all(|line| log.contains(line)) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    for line in &expected {
+        assert!(log.contains(line), "no {line:?} in the log:\n{log}");
+    }
+    let refusal = log
+        .lines()
+        .find(|l| l.contains("cannot serve a client request"))
+        .unwrap_or_else(|| panic!("no refused request in the log:\n{log}"));
+    for member in &cluster.members[1..] {
+        assert!(
+            refusal.contains(&format!("peer {} at {}", member.name, member.peer_url)),
+            "{refusal}"
+        );
+    }
+}
+
+#[test]
+fn a_data_directory_of_another_cluster_is_refused_naming_both() {
+    let mut cluster = Cluster::start(1);
+    cluster.members[0].kill();
+    let member = &cluster.members[0];
+    // The same member (name, peer URL, data directory) in a two-member cluster.
+    let other_peer = format!("http://127.0.0.1:{}", free_port());
+    let other_cluster = format!("{}={},m9={other_peer}", member.name, member.peer_url);
+    let out = Command::new(FAULTLINE)
+        .args(["--name", &member.name])
+        .arg("--data-dir")
+        .arg(&member.data_dir)
+        .args(["--listen-client-urls", &member.client_url])
+        .args(["--advertise-client-urls", &member.client_url])
+        .args(["--listen-peer-urls", &member.peer_url])
+        .args(["--initial-advertise-peer-urls", &member.peer_url])
+        .args(["--initial-cluster", &other_cluster])
+        .output()
+        .expect("run faultline-server");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let own = member_id_for(addr(&member.peer_url));
+    let recorded = cluster_id_for([own]);
+    let flagged = cluster_id_for([own, member_id_for(addr(&other_peer))]);
+    let expected =
+        format!("belongs to cluster {recorded:x}, not to cluster {flagged:x} of --initial-cluster");
+    assert!(stderr.contains(&expected), "{stderr}");
+    // Refused, the directory is untouched: the member restarts in its own cluster.
+    cluster.restart(0);
+    let header = cluster.etcdctl(0, &["get", "k", "-w", "json"]);
+    assert!(
+        header
+            .stdout
+            .contains(&format!("\"cluster_id\":{recorded}")),
+        "{}",
+        header.stdout
+    );
+}
