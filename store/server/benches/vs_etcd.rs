@@ -34,16 +34,23 @@ mod real {
     const CONNECTIONS: usize = 4;
     const VALUE_SIZE_BYTES: usize = 256;
 
-    /// One phase's result: operations done, wall time, and each operation's latency.
+    /// One phase's result: operations done, wall time, each operation's latency, and the
+    /// CPU time the three member processes used meanwhile.
     struct Phase {
         ops: usize,
         elapsed: Duration,
         latencies: Vec<Duration>,
+        server_cpu: Duration,
     }
 
     impl Phase {
         fn ops_per_sec(&self) -> f64 {
             self.ops as f64 / self.elapsed.as_secs_f64()
+        }
+
+        /// Server CPU time (all three members) per operation, in milliseconds.
+        fn cpu_ms_per_op(&self) -> f64 {
+            self.server_cpu.as_secs_f64() * 1000.0 / self.ops as f64
         }
 
         /// The latency below which `fraction` of the operations finished, in milliseconds.
@@ -102,13 +109,34 @@ mod real {
         (latencies, failed)
     }
 
+    /// User + system CPU time of the member processes so far (/proc/<pid>/stat fields 14 and
+    /// 15, in clock ticks of 10 ms: Linux's USER_HZ is 100).
+    fn server_cpu(cluster: &Cluster) -> Duration {
+        let ticks: u64 = cluster
+            .members
+            .iter()
+            .filter_map(|m| m.pid())
+            .map(|pid| {
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                // Fields after the command name (which is in parentheses and may hold spaces).
+                let after = stat.rsplit_once(") ").map_or("", |(_, rest)| rest);
+                let fields: Vec<&str> = after.split(' ').collect();
+                let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok());
+                field(14).unwrap_or(0) + field(15).unwrap_or(0)
+            })
+            .sum();
+        Duration::from_millis(ticks * 10)
+    }
+
     /// Run one phase with every caller; `written[c]`: how many keys caller `c` put.
     async fn phase(
+        cluster: &Cluster,
         clients: &[Client],
         op: Op,
         written: &[usize],
         seconds: u64,
     ) -> (Phase, Vec<usize>, usize) {
+        let cpu_before = server_cpu(cluster);
         let started = Instant::now();
         let deadline = started + Duration::from_secs(seconds);
         let tasks: Vec<_> = (0..CLIENTS)
@@ -127,12 +155,14 @@ mod real {
             failed += failures;
         }
         let elapsed = started.elapsed();
+        let server_cpu = server_cpu(cluster).saturating_sub(cpu_before);
         latencies.sort();
         let ops = latencies.len();
         let result = Phase {
             ops,
             elapsed,
             latencies,
+            server_cpu,
         };
         (result, per_caller, failed)
     }
@@ -151,8 +181,9 @@ mod real {
                 .expect("connect");
             clients.push(client);
         }
-        let (put, written, put_failed) = phase(&clients, Op::Put, &[0; CLIENTS], seconds).await;
-        let (range, _, range_failed) = phase(&clients, Op::Get, &written, seconds).await;
+        let (put, written, put_failed) =
+            phase(cluster, &clients, Op::Put, &[0; CLIENTS], seconds).await;
+        let (range, _, range_failed) = phase(cluster, &clients, Op::Get, &written, seconds).await;
         Results {
             put,
             range,
@@ -167,11 +198,22 @@ mod real {
         results
     }
 
-    fn row(label: &str, ours: f64, etcd: f64) {
-        println!(
-            "| {label:<18} | {ours:>12.1} | {etcd:>12.1} | {:>6.2}x |",
-            ours / etcd
-        );
+    /// The table's rows: a label and how to read the figure from a cluster's results.
+    const ROWS: &[(&str, fn(&Results) -> f64)] = &[
+        ("put ops/s", |r| r.put.ops_per_sec()),
+        ("put p50 ms", |r| r.put.percentile_ms(0.5)),
+        ("put p99 ms", |r| r.put.percentile_ms(0.99)),
+        ("range ops/s", |r| r.range.ops_per_sec()),
+        ("range p50 ms", |r| r.range.percentile_ms(0.5)),
+        ("range p99 ms", |r| r.range.percentile_ms(0.99)),
+        ("put server CPU ms/op", |r| r.put.cpu_ms_per_op()),
+        ("range server CPU ms/op", |r| r.range.cpu_ms_per_op()),
+    ];
+
+    /// The machine's 1-minute load average: the figures are only comparable on a quiet one.
+    fn load_average() -> String {
+        let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+        text.split(' ').next().unwrap_or("?").to_string()
     }
 
     pub fn main() {
@@ -186,45 +228,34 @@ mod real {
         println!(
             "3 members each on loopback; {CLIENTS} callers over {CONNECTIONS} clients; \
              {VALUE_SIZE_BYTES}-byte values; {seconds} s of puts, then {seconds} s of \
-             linearizable gets"
+             linearizable gets; {} CPUs, load average {} at start",
+            std::thread::available_parallelism().map_or(0, |n| n.get()),
+            load_average()
         );
         let ours = run(FAULTLINE, seconds, &runtime);
         let etcd = run(ETCD, seconds, &runtime);
         println!(
-            "| {:<18} | {:>12} | {:>12} | {:>7} |",
+            "| {:<22} | {:>10} | {:>10} | {:>6} |",
             "", "faultline", "etcd 3.4", "ratio"
         );
-        println!("|{:-<20}|{:-<14}|{:-<14}|{:-<9}|", "", "", "", "");
-        row("put ops/s", ours.put.ops_per_sec(), etcd.put.ops_per_sec());
-        row(
-            "put p50 ms",
-            ours.put.percentile_ms(0.5),
-            etcd.put.percentile_ms(0.5),
-        );
-        row(
-            "put p99 ms",
-            ours.put.percentile_ms(0.99),
-            etcd.put.percentile_ms(0.99),
-        );
-        row(
-            "range ops/s",
-            ours.range.ops_per_sec(),
-            etcd.range.ops_per_sec(),
-        );
-        row(
-            "range p50 ms",
-            ours.range.percentile_ms(0.5),
-            etcd.range.percentile_ms(0.5),
-        );
-        row(
-            "range p99 ms",
-            ours.range.percentile_ms(0.99),
-            etcd.range.percentile_ms(0.99),
-        );
+        println!("|{:-<24}|{:-<12}|{:-<12}|{:-<8}|", "", "", "", "");
+        for (label, figure) in ROWS {
+            let (ours, etcd) = (figure(&ours), figure(&etcd));
+            println!(
+                "| {label:<22} | {ours:>10.2} | {etcd:>10.2} | {:>5.2}x |",
+                ours / etcd
+            );
+        }
         println!(
             "puts: {} faultline, {} etcd; gets: {} faultline, {} etcd; failed calls: {} \
-             faultline, {} etcd",
-            ours.put.ops, etcd.put.ops, ours.range.ops, etcd.range.ops, ours.failed, etcd.failed
+             faultline, {} etcd; load average {} at the end",
+            ours.put.ops,
+            etcd.put.ops,
+            ours.range.ops,
+            etcd.range.ops,
+            ours.failed,
+            etcd.failed,
+            load_average()
         );
     }
 }
