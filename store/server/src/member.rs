@@ -2,7 +2,9 @@
 //! what only the leader serves is forwarded to the leader once (etcd's followers forward
 //! proposals and ReadIndex requests too, so a client may talk to any member).
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use faultline_api::{ClusterRequest, ClusterResponse, EtcdError, Request, Response};
 use faultline_node::{MemberHandle, WatchBatch, WatchCall, WatchStreamError};
@@ -13,6 +15,20 @@ use crate::peer::Peers;
 pub struct LocalMember {
     pub handle: MemberHandle,
     pub peers: Peers,
+    /// How long a request that meets no leader waits for one (an election, typically just
+    /// after the members start) before it fails with "no leader".
+    pub leader_wait: Duration,
+}
+
+/// How often a request waiting for a leader asks the member again.
+const LEADER_POLL: Duration = Duration::from_millis(50);
+
+/// The member refused before proposing because it knows no leader: safe to ask again.
+fn no_leader<T>(result: &Result<T, EtcdError>) -> bool {
+    matches!(
+        result,
+        Err(EtcdError::NoLeader | EtcdError::NotLeader { leader_hint: None })
+    )
 }
 
 /// `http://10.0.0.1:2380` (how the member list writes peer URLs) as an address.
@@ -25,12 +41,32 @@ fn peer_addr(url: &str) -> Option<SocketAddr> {
 
 impl LocalMember {
     /// A unary request: served here, or forwarded once to the leader this member knows.
+    /// Without a leader (an election under way, typically just after the members start) it
+    /// waits for one for `leader_wait`, so that a client started with the cluster is served.
     pub async fn client(&self, request: Request) -> Result<Response, EtcdError> {
-        let result = self.client_once(request).await;
-        if let Err(error) = &result {
-            self.explain(error);
+        self.waiting_for_a_leader(|| self.client_once(request.clone()))
+            .await
+    }
+
+    /// `call` until it meets a leader or `leader_wait` has passed; a final failure for want
+    /// of a quorum is explained in the log.
+    async fn waiting_for_a_leader<T, F, Fut>(&self, call: F) -> Result<T, EtcdError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, EtcdError>>,
+    {
+        let started = Instant::now();
+        loop {
+            let result = call().await;
+            if no_leader(&result) && started.elapsed() < self.leader_wait {
+                real_tokio::time::sleep(LEADER_POLL).await;
+                continue;
+            }
+            if let Err(error) = &result {
+                self.explain(error);
+            }
+            return result;
         }
-        result
     }
 
     /// A request that failed for want of a leader or a quorum: log which peers this member
@@ -66,6 +102,11 @@ impl LocalMember {
 
     /// A Cluster-service call: served here, or forwarded once to the leader.
     pub async fn cluster(&self, request: ClusterRequest) -> Result<ClusterResponse, EtcdError> {
+        self.waiting_for_a_leader(|| self.cluster_once(request.clone()))
+            .await
+    }
+
+    async fn cluster_once(&self, request: ClusterRequest) -> Result<ClusterResponse, EtcdError> {
         match self.handle.cluster(request.clone()).await {
             Err(EtcdError::NotLeader {
                 leader_hint: Some(leader),

@@ -112,7 +112,7 @@ impl Reachability {
         let mut last = self.last_error.lock().expect("reachability lock");
         let before = last.insert(addr, now.clone());
         match (before.flatten(), now) {
-            (Some(_), None) => tracing::info!("reached {} again", self.describe(addr)),
+            (Some(_), None) => tracing::info!("reached {}", self.describe(addr)),
             (None, Some(error)) => {
                 tracing::warn!("cannot reach {}: {error}", self.describe(addr))
             }

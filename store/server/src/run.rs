@@ -152,6 +152,8 @@ pub async fn serve(config: ServerConfig) -> Result<(), RunError> {
         member: LocalMember {
             handle: handle.clone(),
             peers,
+            // Two election timeouts: the first election after a start, with pre-vote.
+            leader_wait: Duration::from_millis(2 * peer_timeout_ms(&config)),
         },
     };
     let (stop_tx, stop_rx) = real_tokio::sync::watch::channel(false);
