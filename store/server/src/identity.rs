@@ -73,8 +73,9 @@ fn record(path: &Path, config: &ServerConfig, cluster_id: u64) -> Result<(), Str
 
 /// Claim `--data-dir` for this member and its cluster, and serve that cluster's ID: a
 /// directory recorded for another member, or for another cluster than --initial-cluster
-/// describes, is refused with a message naming both. A member joining a running cluster
-/// (`--initial-cluster-state existing`) for the first time learns the ID from its peers.
+/// describes (`--initial-cluster-state new`), is refused with a message naming both. With
+/// `existing`, the recorded cluster is the member's; a member joining a running cluster for
+/// the first time learns the ID from its peers.
 pub async fn claim_data_dir(config: &ServerConfig, peers: &Peers) -> Result<u64, String> {
     let dir = &config.data_dir;
     std::fs::create_dir_all(dir).map_err(|e| format!("--data-dir {}: {e}", dir.display()))?;
@@ -101,7 +102,9 @@ pub async fn claim_data_dir(config: &ServerConfig, peers: &Peers) -> Result<u64,
         (Some(found), Some(flags)) if found != flags => {
             return Err(format!(
                 "--data-dir {} belongs to cluster {found:x}, not to cluster {flags:x} of \
-                 --initial-cluster {}; use another directory or remove it",
+                 --initial-cluster {}; use another directory or remove it (or, if this \
+                 member's cluster has changed its members since it started, restart it with \
+                 --initial-cluster-state existing)",
                 dir.display(),
                 describe_members(config)
             ))

@@ -94,3 +94,41 @@ fn a_data_directory_of_another_cluster_is_refused_naming_both() {
         header.stdout
     );
 }
+
+/// The cluster ID in etcdctl's JSON header from member `index`.
+fn cluster_id_at(cluster: &Cluster, index: usize) -> String {
+    let out = cluster.etcdctl(index, &["get", "k", "-w", "json"]);
+    assert!(out.success, "{}", out.stderr);
+    let (_, rest) = out
+        .stdout
+        .split_once("\"cluster_id\":")
+        .expect("a cluster_id");
+    rest.chars().take_while(char::is_ascii_digit).collect()
+}
+
+#[test]
+fn a_joining_member_learns_the_cluster_id_from_its_peers() {
+    let mut cluster = Cluster::start(3);
+    let expected = cluster_id_at(&cluster, 0);
+    let ids: Vec<u64> = cluster
+        .members
+        .iter()
+        .map(|m| member_id_for(addr(&m.peer_url)))
+        .collect();
+    assert_eq!(expected, cluster_id_for(ids).to_string());
+    let joining = cluster.new_member();
+    let peer_url = cluster.members[joining].peer_url.clone();
+    let name = cluster.members[joining].name.clone();
+    let peer_urls = format!("--peer-urls={peer_url}");
+    let add = cluster.etcdctl(0, &["member", "add", &name, &peer_urls]);
+    assert!(add.success, "{}", add.stderr);
+    cluster.start_joining(joining);
+    cluster.wait_healthy(joining);
+    // Four members now, but the cluster keeps the ID its three initial members gave it.
+    assert_eq!(cluster_id_at(&cluster, joining), expected);
+    // Restarted, the joined member takes the ID from its data directory.
+    cluster.members[joining].kill();
+    cluster.start_joining(joining);
+    cluster.wait_healthy(joining);
+    assert_eq!(cluster_id_at(&cluster, joining), expected);
+}

@@ -51,6 +51,20 @@ pub struct Member {
 }
 
 impl Member {
+    /// Member `m<index>` with free ports and its files under `dir`; not started.
+    fn new(dir: &std::path::Path, index: usize, program: &'static str) -> Member {
+        Member {
+            name: format!("m{index}"),
+            client_url: format!("http://127.0.0.1:{}", free_port()),
+            peer_url: format!("http://127.0.0.1:{}", free_port()),
+            metrics_url: format!("http://127.0.0.1:{}", free_port()),
+            data_dir: dir.join(format!("m{index}.etcd")),
+            program,
+            child: None,
+            log: dir.join(format!("m{index}.log")),
+        }
+    }
+
     fn spawn(&mut self, initial_cluster: &str, state: &str) {
         let log = std::fs::File::create(&self.log).expect("create the member's log");
         let child = Command::new(self.program)
@@ -130,18 +144,7 @@ impl Cluster {
     /// [`Cluster::launch`] with another server binary that takes etcd's flags.
     pub fn launch_program(program: &'static str, size: usize, running: usize) -> Cluster {
         let dir = fresh_dir(&format!("cluster{size}"));
-        let members: Vec<Member> = (0..size)
-            .map(|i| Member {
-                name: format!("m{i}"),
-                client_url: format!("http://127.0.0.1:{}", free_port()),
-                peer_url: format!("http://127.0.0.1:{}", free_port()),
-                metrics_url: format!("http://127.0.0.1:{}", free_port()),
-                data_dir: dir.join(format!("m{i}.etcd")),
-                program,
-                child: None,
-                log: dir.join(format!("m{i}.log")),
-            })
-            .collect();
+        let members: Vec<Member> = (0..size).map(|i| Member::new(&dir, i, program)).collect();
         let mut cluster = Cluster { members, dir };
         for i in 0..running {
             cluster.start_member(i);
@@ -149,14 +152,33 @@ impl Cluster {
         cluster
     }
 
-    /// Start member `index` (again, with its data directory, if it ran before); no waiting.
-    pub fn start_member(&mut self, index: usize) {
-        let initial_cluster = self
-            .members
+    /// A new member (not started, not yet in the cluster's member list: `etcdctl member add`
+    /// it, then [`Cluster::start_joining`] it); returns its index.
+    pub fn new_member(&mut self) -> usize {
+        let index = self.members.len();
+        let program = self.members[0].program;
+        self.members.push(Member::new(&self.dir, index, program));
+        index
+    }
+
+    /// Start member `index` with `--initial-cluster-state existing` (every member in
+    /// --initial-cluster, as etcd's `member add` prints it); no waiting.
+    pub fn start_joining(&mut self, index: usize) {
+        let initial_cluster = self.initial_cluster();
+        self.members[index].spawn(&initial_cluster, "existing");
+    }
+
+    fn initial_cluster(&self) -> String {
+        self.members
             .iter()
             .map(|m| format!("{}={}", m.name, m.peer_url))
             .collect::<Vec<_>>()
-            .join(",");
+            .join(",")
+    }
+
+    /// Start member `index` (again, with its data directory, if it ran before); no waiting.
+    pub fn start_member(&mut self, index: usize) {
+        let initial_cluster = self.initial_cluster();
         self.members[index].spawn(&initial_cluster, "new");
     }
 
