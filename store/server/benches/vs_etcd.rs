@@ -198,8 +198,11 @@ mod real {
         results
     }
 
-    /// The table's rows: a label and how to read the figure from a cluster's results.
-    const ROWS: &[(&str, fn(&Results) -> f64)] = &[
+    /// How to read one figure from a cluster's results.
+    type Figure = fn(&Results) -> f64;
+
+    /// The table's rows: a label and its figure.
+    const ROWS: &[(&str, Figure)] = &[
         ("put ops/s", |r| r.put.ops_per_sec()),
         ("put p50 ms", |r| r.put.percentile_ms(0.5)),
         ("put p99 ms", |r| r.put.percentile_ms(0.99)),
