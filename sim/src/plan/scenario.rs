@@ -253,7 +253,7 @@ impl Scenario {
 
     /// Refuse scenarios the simulator cannot run, naming the field.
     pub fn validate(&self) -> Result<(), String> {
-        let checks: [(bool, &str); 15] = [
+        let checks: [(bool, &str); 16] = [
             (
                 !self.writes_promised_during_zone_loss || self.zone_loss_keeps_quorum(),
                 "writes_promised_during_zone_loss needs every zone smaller than members - quorum",
