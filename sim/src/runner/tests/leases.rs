@@ -471,3 +471,63 @@ fn with_the_lock_canary_two_clients_win() {
     };
     assert_eq!(two_campaigns(&options), (true, true));
 }
+
+// etcd's Renew clears a lease's checkpoint through Raft before it answers: a keep-alive
+// acknowledged just before the leader is cut off holds for its full TTL on the next leader,
+// which would otherwise resume from the checkpoint taken before the keep-alive.
+#[test]
+fn a_keep_alive_outlives_an_older_checkpoint_on_the_next_leader() {
+    let lease = 83;
+    let ops = vec![
+        op(
+            500,
+            Request::LeaseGrant(LeaseGrantRequest {
+                ttl_seconds: 3,
+                id: lease,
+            }),
+        ),
+        op(0, put("k/0", "leased", lease)),
+        // Checkpoints now say about 1 s is left; the keep-alive makes it 3 s again.
+        op(
+            2000,
+            Request::LeaseKeepAlive(LeaseKeepAliveRequest { id: lease }),
+        ),
+        // 2.4 s after the keep-alive: past the stale checkpoint, within the TTL.
+        op(2400, get("k/0")),
+    ];
+    let mut plan = quiet_plan(ops, vec![]);
+    plan.scenario.lease_checkpoint_interval_ms = 500;
+    let output = simulate(&plan, &RunOptions::default());
+    let keep_alive_done_ms = output.history.ops[2].complete_ns / 1_000_000;
+    // Cut the leader off right after the keep-alive was acknowledged (same plan, same run up
+    // to here), before its next checkpoint.
+    plan.faults = vec![FaultWindow {
+        start_ms: keep_alive_done_ms + 1,
+        duration_ms: 4000,
+        fault: Fault::PartitionFromPeers {
+            target: IsolateTarget::Leader,
+        },
+    }];
+    let output = simulate(&plan, &RunOptions::default());
+    let outcomes = client_outcomes(&output);
+    let Response::LeaseKeepAlive(keep_alive) = ok(&outcomes[2].1) else {
+        panic!("keep-alive")
+    };
+    assert_eq!(keep_alive.ttl_seconds, 3);
+    let read = &output.history.ops[3];
+    assert!(
+        leader_changes(&output, output.history.ops[2].complete_ns, read.invoke_ns) >= 1,
+        "a new leader took over before the read"
+    );
+    assert!(
+        read.complete_ns < output.history.ops[2].complete_ns + 3_000_000_000,
+        "the read ends within the TTL after the keep-alive"
+    );
+    let Response::Range(range) = ok(&read.outcome) else {
+        panic!("range")
+    };
+    assert_eq!(
+        range.count, 1,
+        "the new leader must not use the stale checkpoint"
+    );
+}
