@@ -302,6 +302,10 @@ impl NodeCore {
             self.propose(request, reply, deadline);
         } else if self.canary_active(Canary::LeaderLocalRead) {
             // Planted bug: trust our own leadership instead of confirming it with a quorum.
+            if let Request::LeaseKeepAlive(keep_alive) = &request {
+                self.serve_keep_alive(keep_alive.id, reply, deadline);
+                return;
+            }
             let result = self.read_local(&request);
             let _ = reply.send(result);
         } else {
