@@ -42,6 +42,7 @@ fn config(slow_backlog: usize, max_response_bytes: usize) -> NodeConfig {
         snapshot_threshold_entries: 100,
         snapshot_catch_up_entries: 20,
         wal_segment_size_bytes: 64 << 10,
+        lease_checkpoint_interval_ms: 2_000,
         canary: None,
     }
 }

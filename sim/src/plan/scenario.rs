@@ -59,6 +59,10 @@ pub struct Scenario {
     /// WAL segment size: small, so segments rotate and are released in a run.
     #[serde(default = "default_wal_segment_size_bytes")]
     pub wal_segment_size_bytes: u64,
+    /// How often the leader checkpoints the remaining TTL of its leases through Raft (a new
+    /// leader resumes leases from them: etcd #9888's fix). A few seconds, for short TTLs.
+    #[serde(default = "default_lease_checkpoint_interval_ms")]
+    pub lease_checkpoint_interval_ms: u64,
     pub faults: FaultMix,
     /// Writes must succeed while any one zone is down (checked: five voters over three zones
     /// keep a quorum when a zone is lost).
@@ -83,6 +87,10 @@ fn default_snapshot_catch_up_entries() -> u64 {
 
 fn default_wal_segment_size_bytes() -> u64 {
     64 << 10
+}
+
+fn default_lease_checkpoint_interval_ms() -> u64 {
+    2_000
 }
 
 fn default_max_entries_per_append() -> usize {
@@ -245,7 +253,7 @@ impl Scenario {
 
     /// Refuse scenarios the simulator cannot run, naming the field.
     pub fn validate(&self) -> Result<(), String> {
-        let checks: [(bool, &str); 15] = [
+        let checks: [(bool, &str); 16] = [
             (
                 !self.writes_promised_during_zone_loss || self.zone_loss_keeps_quorum(),
                 "writes_promised_during_zone_loss needs every zone smaller than members - quorum",
@@ -289,6 +297,10 @@ impl Scenario {
             (
                 self.max_entries_per_append >= 1,
                 "max_entries_per_append must be >= 1",
+            ),
+            (
+                self.lease_checkpoint_interval_ms >= 1,
+                "lease_checkpoint_interval_ms must be >= 1",
             ),
             (
                 (0.0..0.5).contains(&self.packet_loss_rate),

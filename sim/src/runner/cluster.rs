@@ -288,6 +288,7 @@ fn member_config(
         snapshot_threshold_entries: scenario.snapshot_threshold_entries,
         snapshot_catch_up_entries: scenario.snapshot_catch_up_entries,
         wal_segment_size_bytes: scenario.wal_segment_size_bytes,
+        lease_checkpoint_interval_ms: scenario.lease_checkpoint_interval_ms,
         canary,
     }
 }

@@ -6,6 +6,10 @@
 //! `promote` when it becomes leader and `demote` when it stops. Expired leases are revoked by
 //! proposing `LeaseRevoke` through Raft; the clock only says which ones are due.
 //!
+//! Lease checkpoints (etcd #9888's fix, see `KvStore::apply_lease_checkpoints`) are replicated
+//! state and live in the store; the clock only reads them: `promote` resumes each lease from
+//! its checkpointed remaining TTL, and `checkpoints` says what the leader should propose.
+//!
 //! Pure: times are milliseconds passed in by the caller (the node's simulated clock).
 
 use std::collections::BTreeMap;
@@ -26,7 +30,8 @@ pub struct LeaseClock {
     primary: bool,
 }
 
-fn ttl_ms(ttl_seconds: i64) -> u64 {
+/// A TTL in seconds as milliseconds (negative counts as 0).
+pub(crate) fn ttl_ms(ttl_seconds: i64) -> u64 {
     u64::try_from(ttl_seconds.max(0))
         .unwrap_or(0)
         .saturating_mul(1000)
@@ -122,17 +127,42 @@ impl LeaseClock {
             .collect()
     }
 
-    /// Become the primary: every lease expires at now + TTL + extend (etcd's Promote with the
-    /// election timeout as `extend`, no checkpoints), so no lease dies before its TTL.
-    pub fn promote(&mut self, now_ms: u64, extend_ms: u64) {
+    /// Become the primary: every lease expires at now + its remaining TTL + extend, where the
+    /// remaining TTL is its checkpoint's (`checkpoints`, as `KvStore::lease_checkpoints` gives
+    /// them) or else its full TTL. This is etcd's `Promote(electionTimeout)`: the extension
+    /// covers the election, so no lease dies before its TTL because leadership moved; with
+    /// checkpoints (3.4's `--experimental-enable-lease-checkpoint`, always on in 3.6) a lease
+    /// resumes where the last checkpoint left it instead of restarting (etcd #9888).
+    pub fn promote(&mut self, now_ms: u64, extend_ms: u64, checkpoints: &[(LeaseId, u64)]) {
         self.primary = true;
-        for lease in self.leases.values_mut() {
+        let checkpoints: BTreeMap<LeaseId, u64> = checkpoints.iter().copied().collect();
+        for (id, lease) in &mut self.leases {
+            let remaining_ms = checkpoints
+                .get(id)
+                .copied()
+                .unwrap_or_else(|| ttl_ms(lease.ttl_seconds));
             lease.expiry_ms = Some(
                 now_ms
-                    .saturating_add(ttl_ms(lease.ttl_seconds))
+                    .saturating_add(remaining_ms)
                     .saturating_add(extend_ms),
             );
         }
+    }
+
+    /// Leader only: the remaining TTL of every lease not yet expired, ascending by id (what
+    /// the leader proposes as a checkpoint; etcd checkpoints each lease every interval). Empty
+    /// on a follower.
+    pub fn checkpoints(&self, now_ms: u64) -> Vec<(LeaseId, u64)> {
+        if !self.primary {
+            return Vec::new();
+        }
+        self.leases
+            .iter()
+            .filter_map(|(id, lease)| {
+                let expiry_ms = lease.expiry_ms.expect("primary leases have an expiry");
+                (expiry_ms > now_ms).then(|| (*id, expiry_ms - now_ms))
+            })
+            .collect()
     }
 
     /// Stop being the primary: every lease lives forever again.
@@ -180,7 +210,7 @@ mod tests {
         let mut clock = LeaseClock::new();
         clock.grant(9, 5, 0);
         clock.grant(3, 2, 0);
-        clock.promote(10_000, 1_000);
+        clock.promote(10_000, 1_000, &[]);
         assert!(clock.expired(12_999).is_empty());
         assert_eq!(clock.expired(13_000), vec![3]);
         assert_eq!(clock.expired(16_000), vec![3, 9]);
@@ -193,7 +223,7 @@ mod tests {
     #[test]
     fn keep_alive_resets_expiry() {
         let mut clock = LeaseClock::new();
-        clock.promote(0, 0);
+        clock.promote(0, 0, &[]);
         clock.grant(1, 10, 0);
         assert_eq!(clock.keep_alive(1, 9_000), Some(10));
         assert!(clock.expired(18_999).is_empty());
@@ -204,10 +234,30 @@ mod tests {
         assert!(clock.expired(100_000).is_empty());
     }
 
+    // etcd #9888's fix: a new primary resumes a checkpointed lease from its remaining TTL
+    // (plus the extension), the others from their full TTL; checkpoints list live leases.
+    #[test]
+    fn promote_resumes_from_checkpoints() {
+        let mut clock = LeaseClock::new();
+        clock.grant(1, 10, 0);
+        clock.grant(2, 10, 0);
+        assert!(clock.checkpoints(0).is_empty(), "a follower proposes none");
+        clock.promote(50_000, 500, &[(1, 3_000), (9, 1)]);
+        assert_eq!(clock.expired(53_499), Vec::<LeaseId>::new());
+        assert_eq!(clock.expired(53_500), vec![1]);
+        assert_eq!(clock.expired(60_500), vec![1, 2]);
+        assert_eq!(clock.checkpoints(53_000), vec![(1, 500), (2, 7_500)]);
+        assert_eq!(
+            clock.checkpoints(54_000),
+            vec![(2, 6_500)],
+            "an expired lease is revoked, not checkpointed"
+        );
+    }
+
     #[test]
     fn sync_keeps_known_expiry() {
         let mut clock = LeaseClock::new();
-        clock.promote(0, 0);
+        clock.promote(0, 0, &[]);
         clock.grant(1, 10, 0);
         clock.grant(2, 10, 0);
         clock.sync(&[(1, 10), (3, 4)], 5_000);

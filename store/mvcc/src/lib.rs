@@ -42,7 +42,7 @@ pub mod watch;
 
 pub use lease_clock::LeaseClock;
 pub use store::{
-    KvCanary, KvStore, LeaseRecord, Record, Rev, Snapshot, StoreOptions, MAX_LEASE_TTL_SECONDS,
-    MAX_TXN_OPS_DEFAULT, MIN_LEASE_TTL_SECONDS_DEFAULT,
+    KvCanary, KvStore, LeaseCheckpoint, LeaseRecord, Record, Rev, Snapshot, StoreOptions,
+    MAX_LEASE_TTL_SECONDS, MAX_TXN_OPS_DEFAULT, MIN_LEASE_TTL_SECONDS_DEFAULT,
 };
 pub use watch::{StreamId, WatchCanary, WatchHub, WatchHubOptions, WatchOutput};

@@ -22,9 +22,12 @@ use faultline_api::{
 use serde::{Deserialize, Serialize};
 
 mod check;
+mod checkpoint;
 mod read;
 mod txn;
 mod write;
+
+pub use checkpoint::LeaseCheckpoint;
 
 use check::Rules;
 
@@ -101,6 +104,10 @@ pub struct Record {
 pub struct LeaseRecord {
     pub id: LeaseId,
     pub ttl_seconds: i64,
+    /// The remaining TTL of the lease's last checkpoint (`None`: none since its grant or its
+    /// last keep-alive, so a new leader gives it the full TTL). See `checkpoint.rs`.
+    #[serde(default)]
+    pub remaining_ttl_ms: Option<u64>,
 }
 
 /// The whole replicated state; `KvStore::restore(store.snapshot()) == store`.
@@ -120,6 +127,8 @@ pub struct Snapshot {
 struct Lease {
     ttl_seconds: i64,
     keys: BTreeSet<Vec<u8>>,
+    /// Replicated by lease checkpoints (`checkpoint.rs`); never above the TTL.
+    remaining_ttl_ms: Option<u64>,
 }
 
 /// etcd's revisioned key space plus the replicated part of the lessor (which leases exist,
@@ -161,6 +170,11 @@ pub enum KvCanary {
     /// the newest record that etcd's backend would still hold (tombstones at or below the
     /// compact revision ignored) instead of the snapshot's.
     RevisionFromRecords,
+    /// A lock taken twice (issue 15): a create-if-absent txn (`compare create_revision == 0`
+    /// on a key its success branch puts with a lease) ignores that compare when the key
+    /// exists with another lease, so a second campaigner overwrites the holder's key and both
+    /// believe they hold the lock.
+    LockCompareIgnored,
 }
 
 /// Equality of replicated state; untaken watch events are transient output and not compared.
@@ -461,6 +475,7 @@ impl KvStore {
                 .map(|(id, lease)| LeaseRecord {
                     id: *id,
                     ttl_seconds: lease.ttl_seconds,
+                    remaining_ttl_ms: lease.remaining_ttl_ms,
                 })
                 .collect(),
         }
@@ -480,6 +495,7 @@ impl KvStore {
                 Lease {
                     ttl_seconds: lease.ttl_seconds,
                     keys: BTreeSet::new(),
+                    remaining_ttl_ms: lease.remaining_ttl_ms,
                 },
             );
             assert!(previous.is_none(), "duplicate lease in snapshot");
@@ -585,6 +601,9 @@ impl KvStore {
         for (id, lease) in &self.leases {
             assert!(*id != 0);
             assert!(lease.ttl_seconds >= self.options.min_lease_ttl_seconds);
+            if let Some(remaining_ms) = lease.remaining_ttl_ms {
+                assert!(remaining_ms <= crate::lease_clock::ttl_ms(lease.ttl_seconds));
+            }
             for key in &lease.keys {
                 let live = self
                     .live_kv(key, self.current_rev)
@@ -663,6 +682,7 @@ impl KvStore {
             Lease {
                 ttl_seconds,
                 keys: BTreeSet::new(),
+                remaining_ttl_ms: None,
             },
         );
         Ok(LeaseGrantResponse {

@@ -50,10 +50,19 @@ pub enum Canary {
     /// arrive in a short period): a new snapshot is renamed into place before it is durable
     /// and the older ones are purged (`faultline_storage::StorageCanary::PurgeBeforeDurable`).
     SnapshotPurgeBeforeDurable,
+    /// etcd #9888 (leases never expire while leaders change): a new leader restarts every
+    /// inherited lease at its full TTL, ignoring the lease checkpoints.
+    LeaseNoCheckpoint,
+    /// A follower acknowledges a keep-alive itself and never passes it on to the leader, so
+    /// the lease expires while its client believes it alive.
+    KeepAliveNotForwarded,
+    /// A lock held by two clients at once: a create-if-absent txn ignores its compare when
+    /// the key exists with another lease (`faultline_mvcc::KvCanary::LockCompareIgnored`).
+    LockCompareIgnored,
 }
 
 impl Canary {
-    pub const ALL: [Canary; 14] = [
+    pub const ALL: [Canary; 17] = [
         Canary::StaleFollowerRead,
         Canary::AckBeforeSync,
         Canary::LeaderLocalRead,
@@ -68,6 +77,9 @@ impl Canary {
         Canary::InstallStaleSnapshot,
         Canary::PromoteUnreadyLearner,
         Canary::SnapshotPurgeBeforeDurable,
+        Canary::LeaseNoCheckpoint,
+        Canary::KeepAliveNotForwarded,
+        Canary::LockCompareIgnored,
     ];
 
     /// The name used on the command line and in seed files.
@@ -87,6 +99,9 @@ impl Canary {
             Canary::InstallStaleSnapshot => "install-stale-snapshot",
             Canary::PromoteUnreadyLearner => "promote-unready-learner",
             Canary::SnapshotPurgeBeforeDurable => "snapshot-purge-before-durable",
+            Canary::LeaseNoCheckpoint => "lease-no-checkpoint",
+            Canary::KeepAliveNotForwarded => "keep-alive-not-forwarded",
+            Canary::LockCompareIgnored => "lock-compare-ignored",
         }
     }
 
@@ -116,6 +131,7 @@ impl Canary {
         match self {
             Canary::IgnorePutAfterDelete => Some(faultline_mvcc::KvCanary::IgnorePutAfterDelete),
             Canary::RevisionFromRecords => Some(faultline_mvcc::KvCanary::RevisionFromRecords),
+            Canary::LockCompareIgnored => Some(faultline_mvcc::KvCanary::LockCompareIgnored),
             _ => None,
         }
     }

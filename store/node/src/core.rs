@@ -6,8 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use faultline_api::{
-    EtcdError, LeaseId, LeaseKeepAliveResponse, LeaseRevokeRequest, Request, Response,
-    ResponseHeader,
+    EtcdError, LeaseId, LeaseKeepAliveResponse, Request, Response, ResponseHeader,
 };
 use faultline_mvcc::{KvStore, LeaseClock, StoreOptions, WatchHub, WatchHubOptions};
 use faultline_raft::{
@@ -23,6 +22,7 @@ use tokio::time::Instant;
 
 use crate::{Canary, Clock, ClusterReply, NodeConfig, NodeEvent, Observer, Reply};
 
+mod lease;
 mod membership;
 mod metrics;
 mod snapshot;
@@ -34,29 +34,24 @@ pub use membership::MemberAttrs;
 
 use watch::WatchStream;
 
-/// At most this many expired leases are proposed for revocation per tick (etcd rate-limits
-/// revokes to 1000/s; with 10 ms ticks this is the same rate).
-const MAX_LEASE_REVOKES_PER_TICK: usize = 10;
-/// A revoke proposed for an expired lease is proposed again if the lease still exists after
-/// this long (the proposal may have been lost with a leader change; etcd retries after 3 s).
-const LEASE_REVOKE_RETRY_MS: u64 = 3_000;
-
 struct PendingWrite {
     term: Term,
     waiter: Waiter,
     deadline: Instant,
 }
 
-/// Who waits for a proposal: a client of the key space or of the Cluster service.
+/// Who waits for a proposal: a client of the key space or of the Cluster service, or a
+/// keep-alive waiting for its lease's checkpoint to be cleared (with its answer).
 enum Waiter {
     Kv(Reply),
     Cluster(ClusterReply),
+    KeepAlive(Reply, Response),
 }
 
 impl Waiter {
     fn fail(self, error: EtcdError) {
         match self {
-            Waiter::Kv(reply) => {
+            Waiter::Kv(reply) | Waiter::KeepAlive(reply, _) => {
                 let _ = reply.send(Err(error));
             }
             Waiter::Cluster(reply) => {
@@ -99,6 +94,8 @@ pub struct NodeCore {
     clock: Arc<dyn Clock>,
     /// Expired leases whose revoke this leader proposed, with the clock time it did.
     revoking: BTreeMap<LeaseId, u64>,
+    /// When the leader proposes its next lease checkpoint (clock time; see `lease.rs`).
+    next_lease_checkpoint_ms: u64,
     hub: WatchHub,
     streams: BTreeMap<u64, WatchStream>,
     /// Stream ids are `stream_base + n`: random per incarnation, so a restarted member never
@@ -135,6 +132,10 @@ impl NodeCore {
             config.canary.is_none(),
             "canary {:?} requested, but this build has no canaries (enable the `canaries` feature)",
             config.canary
+        );
+        assert!(
+            config.lease_checkpoint_interval_ms > 0,
+            "lease_checkpoint_interval_ms must be positive"
         );
         let storage = open_member_storage(disk, storage_options(&config))
             .expect("storage recovery failed: the disk holds corrupt synced data");
@@ -217,6 +218,7 @@ impl NodeCore {
             lease_clock,
             clock,
             revoking: BTreeMap::new(),
+            next_lease_checkpoint_ms: 0,
             hub,
             streams: BTreeMap::new(),
             stream_base,
@@ -255,34 +257,8 @@ impl NodeCore {
         self.expire_transfer(now);
         let now_ms = self.clock.now_ms();
         self.revoke_expired_leases(now_ms);
+        self.checkpoint_leases(now_ms);
         self.watch_tick(now, now_ms);
-    }
-
-    /// Leader only: propose LeaseRevoke for expired leases, rate limited, each at most once
-    /// per `LEASE_REVOKE_RETRY_MS` (etcd's lessor revokeExpiredLeases).
-    fn revoke_expired_leases(&mut self, now_ms: u64) {
-        if self.role != Role::Leader {
-            return;
-        }
-        let mut proposed = 0;
-        for id in self.lease_clock.expired(now_ms) {
-            if proposed == MAX_LEASE_REVOKES_PER_TICK {
-                break;
-            }
-            if let Some(&at_ms) = self.revoking.get(&id) {
-                if now_ms < at_ms.saturating_add(LEASE_REVOKE_RETRY_MS) {
-                    continue;
-                }
-            }
-            let request = Request::LeaseRevoke(LeaseRevokeRequest { id });
-            let data = bincode::serialize(&request).expect("requests always serialize");
-            // No client waits for this proposal; if it is lost, the retry above re-proposes.
-            if self.raft.propose(data).is_err() {
-                return;
-            }
-            self.revoking.insert(id, now_ms);
-            proposed += 1;
-        }
     }
 
     /// Answer at once (errors, local reads) or register the request until Raft decides.
@@ -305,6 +281,14 @@ impl NodeCore {
             return;
         }
         if self.role != Role::Leader {
+            if let Request::LeaseKeepAlive(keep_alive) = &request {
+                if self.canary_active(Canary::KeepAliveNotForwarded) {
+                    // Planted bug: acknowledged here, never passed on to the leader.
+                    let response = self.canary_ack_keep_alive_locally(keep_alive.id);
+                    let _ = reply.send(Ok(response));
+                    return;
+                }
+            }
             if self.canary_active(Canary::StaleFollowerRead) && !request.is_write() {
                 // Planted bug: serve a linearizable read from a follower's local state.
                 let result = self.read_local(&request);
@@ -318,6 +302,10 @@ impl NodeCore {
             self.propose(request, reply, deadline);
         } else if self.canary_active(Canary::LeaderLocalRead) {
             // Planted bug: trust our own leadership instead of confirming it with a quorum.
+            if let Request::LeaseKeepAlive(keep_alive) = &request {
+                self.serve_keep_alive(keep_alive.id, reply, deadline);
+                return;
+            }
             let result = self.read_local(&request);
             let _ = reply.send(result);
         } else {
@@ -518,12 +506,8 @@ impl NodeCore {
                 leader: leader.map(|id| id.0),
             },
         );
-        if !was_leader && role == Role::Leader {
-            // etcd's Promote(electionTimeout): every lease gets its full TTL plus an election
-            // timeout from now, so no lease expires before its TTL because leadership moved.
-            self.lease_clock
-                .promote(self.clock.now_ms(), self.config.election_timeout_ms());
-        }
+        // A new leader's lease clock is promoted when it applies its own term's empty entry
+        // (`promote_leases`), after every checkpoint of earlier terms.
         if was_leader && role != Role::Leader {
             self.lease_clock.demote();
             self.revoking.clear();
@@ -561,28 +545,23 @@ impl NodeCore {
             self.apply_conf_change(entry, waiter);
             None
         } else if entry.data.is_empty() {
-            None // the leader's no-op
-        } else {
-            let request: Request =
-                bincode::deserialize(&entry.data).expect("log entries hold serialized requests");
-            let result = self.kv.apply(&request);
-            #[cfg(feature = "canaries")]
-            if self.canary_active(Canary::WatchDropOnCompactDelete)
-                && matches!(request, Request::Compact(_))
-                && result.is_ok()
+            // A leader's no-op; our own term's means every earlier entry is applied.
+            if self.role == Role::Leader
+                && entry.term == self.term
+                && !self.lease_clock.is_primary()
             {
-                // Planted bug (etcd #18089): the deletion at the compact revision is lost.
-                self.kv.canary_drop_tombstones_at_compact_revision();
+                self.promote_leases();
             }
-            self.mirror_leases(&request, &result);
-            // Watchers see every applied revision, in order; events are taken after every
-            // apply so none accumulates and revisions reach the hub contiguously.
-            let events = self.kv.take_events();
-            if !events.is_empty() {
-                let outputs = self.hub.on_events(&self.kv, &events);
-                self.deliver_watch(outputs);
+            None
+        } else {
+            match lease::decode_command(&entry.data) {
+                lease::Command::Client(request) => Some(self.apply_request(&request)),
+                lease::Command::LeaseCheckpoint(checkpoints) => {
+                    // Lessor state only: no revision, no watch event (etcd's LeaseCheckpoint).
+                    self.kv.apply_lease_checkpoints(&checkpoints);
+                    None
+                }
             }
-            Some(result)
         };
         self.observer.on_event(
             self.config.id,
@@ -594,52 +573,77 @@ impl NodeCore {
             },
         );
         if let Some(write) = self.pending_writes.remove(&entry.index) {
-            // Another leader's entry replaced ours at this index: ours never applies.
-            if write.term != entry.term {
-                write.waiter.fail(EtcdError::LeaderChanged);
-                return;
-            }
-            let Waiter::Kv(reply) = write.waiter else {
-                unreachable!("a cluster change's index holds a command of the same term");
-            };
-            let outcome = match result {
-                Some(Ok(mut response)) => {
-                    self.stamp(&mut response);
-                    self.observer.on_event(
-                        self.config.id,
-                        NodeEvent::WriteAcked {
-                            index: entry.index.0,
-                            revision: response.header().revision,
-                        },
-                    );
-                    Ok(response)
-                }
-                Some(Err(error)) => Err(error),
-                None => unreachable!("a member never proposes an empty entry for a client"),
-            };
-            let _ = reply.send(outcome);
+            self.answer_writer(entry, write, result);
         }
     }
 
-    /// Keep the lease clock equal to the replicated lease set on every member, so a member
-    /// that becomes leader knows every lease (etcd's lessor Grant/Revoke on apply).
-    fn mirror_leases(&mut self, request: &Request, result: &Result<Response, EtcdError>) {
-        match (request, result) {
-            (Request::LeaseGrant(_), Ok(Response::LeaseGrant(granted))) => {
-                self.lease_clock
-                    .grant(granted.id, granted.ttl_seconds, self.clock.now_ms());
-            }
-            (Request::LeaseRevoke(revoke), Ok(_)) => {
-                self.lease_clock.revoke(revoke.id);
-                self.revoking.remove(&revoke.id);
-            }
-            (Request::LeaseRevoke(revoke), Err(_)) => {
-                // Already gone (revoked by a client, or by an earlier expiry proposal).
-                self.revoking.remove(&revoke.id);
-            }
-            _ => {}
+    /// Apply a client's write (or an expiry's revoke) to the key space and the lease clock,
+    /// and hand its events to the watchers.
+    fn apply_request(&mut self, request: &Request) -> Result<Response, EtcdError> {
+        let result = self.kv.apply(request);
+        #[cfg(feature = "canaries")]
+        if self.canary_active(Canary::WatchDropOnCompactDelete)
+            && matches!(request, Request::Compact(_))
+            && result.is_ok()
+        {
+            // Planted bug (etcd #18089): the deletion at the compact revision is lost.
+            self.kv.canary_drop_tombstones_at_compact_revision();
         }
-        debug_assert_eq!(self.lease_clock.len(), self.kv.leases().len());
+        self.mirror_leases(request, &result);
+        // Watchers see every applied revision, in order; events are taken after every
+        // apply so none accumulates and revisions reach the hub contiguously.
+        let events = self.kv.take_events();
+        if !events.is_empty() {
+            let outputs = self.hub.on_events(&self.kv, &events);
+            self.deliver_watch(outputs);
+        }
+        result
+    }
+
+    /// Answer whoever waits for the proposal at `entry`'s index, now applied; `result` is the
+    /// client write's (`None` for a lease checkpoint).
+    fn answer_writer(
+        &mut self,
+        entry: &Entry,
+        write: PendingWrite,
+        result: Option<Result<Response, EtcdError>>,
+    ) {
+        // Another leader's entry replaced ours at this index: ours never applies.
+        if write.term != entry.term {
+            write.waiter.fail(EtcdError::LeaderChanged);
+            return;
+        }
+        let reply = match write.waiter {
+            Waiter::Kv(reply) => reply,
+            Waiter::KeepAlive(reply, response) => {
+                // The lease's checkpoint is cleared: the keep-alive holds on any leader.
+                assert!(
+                    result.is_none(),
+                    "a keep-alive waits for its checkpoint entry"
+                );
+                let _ = reply.send(Ok(response));
+                return;
+            }
+            Waiter::Cluster(_) => {
+                unreachable!("a cluster change's index holds a command of the same term")
+            }
+        };
+        let outcome = match result {
+            Some(Ok(mut response)) => {
+                self.stamp(&mut response);
+                self.observer.on_event(
+                    self.config.id,
+                    NodeEvent::WriteAcked {
+                        index: entry.index.0,
+                        revision: response.header().revision,
+                    },
+                );
+                Ok(response)
+            }
+            Some(Err(error)) => Err(error),
+            None => unreachable!("a client's write is a command entry"),
+        };
+        let _ = reply.send(outcome);
     }
 
     fn serve_applied_reads(&mut self) {
@@ -649,6 +653,10 @@ impl NodeCore {
             .partition(|(index, _)| *index <= applied);
         self.reads_awaiting_apply = waiting;
         for (_, read) in ready {
+            if let Request::LeaseKeepAlive(keep_alive) = &read.request {
+                self.serve_keep_alive(keep_alive.id, read.reply, read.deadline);
+                continue;
+            }
             let result = self.read_local(&read.request);
             let _ = read.reply.send(result);
         }

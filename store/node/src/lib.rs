@@ -71,6 +71,10 @@ pub struct NodeConfig {
     pub snapshot_catch_up_entries: u64,
     /// A new WAL segment begins once the current one holds this many bytes.
     pub wal_segment_size_bytes: u64,
+    /// How often the leader proposes the remaining TTL of its leases through Raft, so that a
+    /// new leader resumes them instead of restarting them at their full TTL (etcd's
+    /// `--experimental-lease-checkpoint-interval`, 5 min by default; see `core/lease.rs`).
+    pub lease_checkpoint_interval_ms: u64,
     pub canary: Option<Canary>,
 }
 

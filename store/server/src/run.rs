@@ -101,6 +101,8 @@ fn node_config(config: &ServerConfig) -> NodeConfig {
         snapshot_threshold_entries: 10_000,
         snapshot_catch_up_entries: 5_000,
         wal_segment_size_bytes: 64 * 1024 * 1024,
+        // etcd's --experimental-lease-checkpoint-interval default.
+        lease_checkpoint_interval_ms: 5 * 60 * 1000,
         canary: None,
     }
 }

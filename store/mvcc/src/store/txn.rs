@@ -52,7 +52,10 @@ impl KvStore {
     }
 
     fn plan(&self, txn: &TxnRequest) -> Plan {
-        let succeeded = txn.compare.iter().all(|c| self.eval_compare(c));
+        let succeeded = txn
+            .compare
+            .iter()
+            .all(|c| self.eval_compare(c) || self.canary_ignores_lock_compare(txn, c));
         let ops = if succeeded {
             &txn.success
         } else {
@@ -66,6 +69,26 @@ impl KvStore {
             })
             .collect();
         Plan { succeeded, nested }
+    }
+
+    /// The `LockCompareIgnored` canary's path: `compare` is a create-if-absent guard
+    /// (create_revision == 0) on a key that exists with a lease other than the one the
+    /// success branch puts it with. Always false without the canary.
+    fn canary_ignores_lock_compare(&self, txn: &TxnRequest, compare: &Compare) -> bool {
+        if !self.canary_active(super::KvCanary::LockCompareIgnored)
+            || !compare.range_end.is_empty()
+            || compare.result != CompareResult::Equal
+            || compare.target != CompareTarget::CreateRevision(0)
+        {
+            return false;
+        }
+        let Some(held) = self.live_kv(&compare.key, self.current_rev) else {
+            return false;
+        };
+        txn.success.iter().any(|op| {
+            matches!(op, RequestOp::Put(put)
+                if put.key == compare.key && put.lease != 0 && put.lease != held.lease)
+        })
     }
 
     /// Visit every non-txn op of the chosen branches, depth first in op order.
@@ -296,5 +319,53 @@ mod tests {
             .expect("later write");
         store.check_invariants();
         assert_eq!(store.current_revision(), before.current_revision() + 1);
+    }
+
+    /// A lock campaign: create "a" with `lease` only if it does not exist.
+    fn campaign(lease: i64) -> Request {
+        Request::Txn(TxnRequest {
+            compare: vec![faultline_api::Compare {
+                key: "a".into(),
+                range_end: Vec::new(),
+                result: faultline_api::CompareResult::Equal,
+                target: faultline_api::CompareTarget::CreateRevision(0),
+            }],
+            success: vec![put("a", lease)],
+            failure: Vec::new(),
+        })
+    }
+
+    fn won(store: &mut KvStore, lease: i64) -> bool {
+        match store.apply(&campaign(lease)).expect("campaign") {
+            faultline_api::Response::Txn(response) => response.succeeded,
+            other => panic!("a txn answers a txn: {other:?}"),
+        }
+    }
+
+    /// "a" is held under lease 5: a campaign with another lease loses, unless the
+    /// `LockCompareIgnored` canary is on, and then both campaigners won.
+    #[test]
+    fn a_held_lock_is_not_taken_twice_unless_the_canary_is_on() {
+        let mut store = store();
+        let grant = LeaseGrantRequest {
+            ttl_seconds: 100,
+            id: 6,
+        };
+        store.apply(&Request::LeaseGrant(grant)).expect("grant");
+        let mut canary_store = store.clone();
+        assert!(!won(&mut store, 6));
+        assert!(!won(&mut store, 0), "the canary's path needs a lease");
+        if cfg!(feature = "canaries") {
+            canary_store.set_canary(Some(crate::KvCanary::LockCompareIgnored));
+            assert!(
+                !won(&mut canary_store, 5),
+                "the holder's own lease: compare kept"
+            );
+            assert!(
+                won(&mut canary_store, 6),
+                "the planted bug: a second winner"
+            );
+            canary_store.check_invariants();
+        }
     }
 }
