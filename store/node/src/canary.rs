@@ -50,10 +50,14 @@ pub enum Canary {
     /// arrive in a short period): a new snapshot is renamed into place before it is durable
     /// and the older ones are purged (`faultline_storage::StorageCanary::PurgeBeforeDurable`).
     SnapshotPurgeBeforeDurable,
+    /// A failed WAL fsync is taken as done and the member goes on, where etcd stops
+    /// (etcd #14370's cousin: acknowledged entries are lost at the next power loss)
+    /// (`faultline_storage::StorageCanary::IgnoreFsyncError`).
+    FsyncErrorIgnored,
 }
 
 impl Canary {
-    pub const ALL: [Canary; 14] = [
+    pub const ALL: [Canary; 15] = [
         Canary::StaleFollowerRead,
         Canary::AckBeforeSync,
         Canary::LeaderLocalRead,
@@ -68,6 +72,7 @@ impl Canary {
         Canary::InstallStaleSnapshot,
         Canary::PromoteUnreadyLearner,
         Canary::SnapshotPurgeBeforeDurable,
+        Canary::FsyncErrorIgnored,
     ];
 
     /// The name used on the command line and in seed files.
@@ -87,6 +92,7 @@ impl Canary {
             Canary::InstallStaleSnapshot => "install-stale-snapshot",
             Canary::PromoteUnreadyLearner => "promote-unready-learner",
             Canary::SnapshotPurgeBeforeDurable => "snapshot-purge-before-durable",
+            Canary::FsyncErrorIgnored => "fsync-error-ignored",
         }
     }
 
@@ -126,6 +132,7 @@ impl Canary {
             Canary::SnapshotPurgeBeforeDurable => {
                 Some(faultline_storage::StorageCanary::PurgeBeforeDurable)
             }
+            Canary::FsyncErrorIgnored => Some(faultline_storage::StorageCanary::IgnoreFsyncError),
             _ => None,
         }
     }
