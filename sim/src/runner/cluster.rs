@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use faultline_node::{run_member_with_clock, Canary, InitialClusterState, NodeConfig, Observer};
-use faultline_storage::MemDisk;
+use faultline_storage::{DiskFaults, MemDisk};
 use madsim::net::NetSim;
 use madsim::runtime::{Handle, NodeHandle};
 use rand::Rng;
@@ -42,6 +42,12 @@ pub(super) struct Cluster {
     /// timer node would change every other run's schedule).
     pub(super) leader_cuts: Option<Arc<Mutex<LeaderCuts>>>,
     pub(super) paused: BTreeMap<u64, u32>,
+    /// The disk faults of the open windows on each member (overlapping windows add up).
+    disk_faults: BTreeMap<u64, Vec<DiskFaults>>,
+    /// Where the nemesis sends (member, time in ns) after restarting a member whose synced
+    /// bytes rotted: the operator replaces it if it refuses to start. Present when the plan
+    /// has such faults; dropped when the nemesis is done, which ends the operator's watch.
+    pub(super) restarted_after_rot: Option<tokio::sync::mpsc::UnboundedSender<(u64, u64)>>,
     nemesis_rng: rand_chacha::ChaCha8Rng,
     /// Members the operator removed: their nodes are dead for good, and faults skip them.
     retired: std::collections::BTreeSet<u64>,
@@ -112,6 +118,8 @@ impl Cluster {
             peer_cuts,
             leader_cuts,
             paused: BTreeMap::new(),
+            disk_faults: BTreeMap::new(),
+            restarted_after_rot: None,
             nemesis_rng: stream(plan.seed, "nemesis/runtime"),
             retired: Default::default(),
             added: 0,
@@ -187,6 +195,7 @@ impl Cluster {
         }
         self.handle.kill(self.members[&member].id());
         self.zones.remove(&member);
+        self.disk_faults.remove(&member);
         *self.disks[&member].lock().expect("disk") = MemDisk::new();
     }
 
@@ -233,8 +242,74 @@ impl Cluster {
         }
     }
 
+    /// A disk fault window opens on the member: its disk fails syncs or refuses writes (the
+    /// member must stop at the first error) until the window closes.
+    pub(super) fn start_disk_fault(&mut self, member: u64, fault: DiskFaults) {
+        if self.retired.contains(&member) {
+            return;
+        }
+        self.disk_faults.entry(member).or_default().push(fault);
+        self.apply_disk_faults(member);
+    }
+
+    /// The window closes: the fault is lifted, and the member, stopped by it or not, is
+    /// crashed (a power loss: the bytes a failed sync covered are lost) and restarted.
+    pub(super) fn end_disk_fault(&mut self, member: u64, fault: DiskFaults) {
+        let Some(windows) = self.disk_faults.get_mut(&member) else {
+            return; // retired while the window was open
+        };
+        let at = windows
+            .iter()
+            .position(|w| *w == fault)
+            .expect("opened before");
+        windows.remove(at);
+        if windows.is_empty() {
+            self.disk_faults.remove(&member);
+        }
+        self.apply_disk_faults(member);
+        self.crash(member);
+        self.restart(member);
+    }
+
+    fn apply_disk_faults(&mut self, member: u64) {
+        let windows = self.disk_faults.get(&member).map_or(&[][..], Vec::as_slice);
+        let faults = DiskFaults {
+            fail_syncs: windows.iter().any(|w| w.fail_syncs),
+            full: windows.iter().any(|w| w.full),
+        };
+        self.disks[&member].lock().expect("disk").set_faults(faults);
+    }
+
+    /// Crash the member, then rot one synced byte of its disk (drawn by `pick`).
+    pub(super) fn crash_and_rot(&mut self, member: u64, pick: u64) {
+        if self.retired.contains(&member) {
+            return;
+        }
+        self.crash(member);
+        let rot =
+            crate::disk::rot_synced_byte(&mut self.disks[&member].lock().expect("disk"), pick);
+        self.recorder
+            .record(TraceEvent::SyncedByteRot { member, rot });
+    }
+
+    /// Restart a member whose bytes rotted, and have the operator watch whether it starts.
+    pub(super) fn restart_after_rot(&mut self, member: u64) {
+        self.restart(member);
+        if self.retired.contains(&member) {
+            return;
+        }
+        if let Some(sender) = &self.restarted_after_rot {
+            // The operator outlives the nemesis, which drops the sender when done.
+            let _ = sender.send((member, self.recorder.now_ns()));
+        }
+    }
+
     /// End every fault at once (the workload is over): liveness is judged from here.
     pub(super) fn heal_all(&mut self) {
+        for (member, _) in std::mem::take(&mut self.disk_faults) {
+            self.apply_disk_faults(member);
+            self.crash(member);
+        }
         for (member, _) in std::mem::take(&mut self.down) {
             if !self.retired.contains(&member) {
                 self.handle.restart(self.members[&member].id());

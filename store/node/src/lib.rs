@@ -549,17 +549,18 @@ pub async fn drive_member(
     }
 }
 
-/// A member that must not go on (its storage failed, or cannot be recovered): every call
-/// pending or still to come is answered `Stopped` (the inbox closes), and nothing is sent.
-/// In simulation the task waits for the simulator to kill it (a restart recovers from what
-/// the disk holds); a real server exits, as etcd's fatal log does.
+/// A member that must not go on (its storage failed, or cannot be recovered): it sends and
+/// answers nothing more. In simulation the task holds its inbox and waits to be killed, so to
+/// clients and peers it looks like a dead process (their calls time out, as with a crashed
+/// member; the calls it held when it stopped end `Stopped`, their outcome unknown); a restart
+/// recovers from what the disk holds. A real server exits, as etcd's fatal log does.
 async fn stay_stopped(
     error: String,
     inbox: mpsc::UnboundedReceiver<Input>,
     keep_open: mpsc::UnboundedSender<Input>,
 ) -> std::convert::Infallible {
-    drop((inbox, keep_open));
     if cfg!(madsim) {
+        let _silent = (inbox, keep_open);
         std::future::pending().await
     } else {
         panic!("member stopped: {error}")
