@@ -55,7 +55,7 @@ pub fn rot_synced_byte(disk: &mut MemDisk, pick: u64) -> Option<SyncedRot> {
         .iter()
         .filter(|f| f.starts_with("wal-") && f.ends_with(".log"))
         .collect();
-    let newest_snapshot = files.iter().filter(|f| f.ends_with(".snap")).next_back();
+    let newest_snapshot = files.iter().rfind(|f| f.ends_with(".snap"));
     let sealed = &segments[..segments.len().saturating_sub(1)];
     let candidates: Vec<(&String, u64)> = sealed
         .iter()
