@@ -44,6 +44,8 @@ pub(super) struct Cluster {
     pub(super) paused: BTreeMap<u64, u32>,
     /// The disk faults of the open windows on each member (overlapping windows add up).
     disk_faults: BTreeMap<u64, Vec<DiskFaults>>,
+    /// Members whose synced bytes rotted and that did not run since.
+    rotted: std::collections::BTreeSet<u64>,
     /// Where the nemesis sends (member, time in ns) after restarting a member whose synced
     /// bytes rotted: the operator replaces it if it refuses to start. Present when the plan
     /// has such faults; dropped when the nemesis is done, which ends the operator's watch.
@@ -119,6 +121,7 @@ impl Cluster {
             leader_cuts,
             paused: BTreeMap::new(),
             disk_faults: BTreeMap::new(),
+            rotted: Default::default(),
             restarted_after_rot: None,
             nemesis_rng: stream(plan.seed, "nemesis/runtime"),
             retired: Default::default(),
@@ -196,6 +199,7 @@ impl Cluster {
         self.handle.kill(self.members[&member].id());
         self.zones.remove(&member);
         self.disk_faults.remove(&member);
+        self.rotted.remove(&member);
         *self.disks[&member].lock().expect("disk") = MemDisk::new();
     }
 
@@ -237,7 +241,7 @@ impl Cluster {
         if *count == 0 {
             self.down.remove(&member);
             if !self.retired.contains(&member) {
-                self.handle.restart(self.members[&member].id());
+                self.restart_process(member);
             }
         }
     }
@@ -288,19 +292,22 @@ impl Cluster {
         self.crash(member);
         let rot =
             crate::disk::rot_synced_byte(&mut self.disks[&member].lock().expect("disk"), pick);
+        if rot.is_some() {
+            self.rotted.insert(member);
+        }
         self.recorder
             .record(TraceEvent::SyncedByteRot { member, rot });
     }
 
-    /// Restart a member whose bytes rotted, and have the operator watch whether it starts.
-    pub(super) fn restart_after_rot(&mut self, member: u64) {
-        self.restart(member);
-        if self.retired.contains(&member) {
-            return;
-        }
-        if let Some(sender) = &self.restarted_after_rot {
-            // The operator outlives the nemesis, which drops the sender when done.
-            let _ = sender.send((member, self.recorder.now_ns()));
+    /// The member's process starts again; if its synced bytes rotted since it last ran, the
+    /// operator watches whether it starts or refuses (and replaces it if it refuses).
+    fn restart_process(&mut self, member: u64) {
+        self.handle.restart(self.members[&member].id());
+        if self.rotted.remove(&member) {
+            if let Some(sender) = &self.restarted_after_rot {
+                // The operator outlives the nemesis, which drops the sender when done.
+                let _ = sender.send((member, self.recorder.now_ns()));
+            }
         }
     }
 
@@ -312,7 +319,7 @@ impl Cluster {
         }
         for (member, _) in std::mem::take(&mut self.down) {
             if !self.retired.contains(&member) {
-                self.handle.restart(self.members[&member].id());
+                self.restart_process(member);
             }
         }
         for (member, _) in std::mem::take(&mut self.isolated) {

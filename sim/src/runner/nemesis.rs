@@ -257,7 +257,7 @@ fn end_fault(fault: Fault, members: &[u64], cluster: &mut Cluster) {
             Fault::FsyncError { .. } | Fault::DiskFull { .. } => {
                 cluster.end_disk_fault(member, disk_faults(fault))
             }
-            Fault::CorruptSynced { .. } => cluster.restart_after_rot(member),
+            Fault::CorruptSynced { .. } => cluster.restart(member),
             Fault::CutNewLeaders { .. } => unreachable!("handled above"),
             // Their links were cut above; a shape with fewer members than it needs cuts none.
             Fault::OneWayCut { .. }

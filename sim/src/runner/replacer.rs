@@ -32,7 +32,7 @@ impl Operator {
                 outcome => {
                     let reason = match outcome {
                         Some(_) => "the member started despite the rot".to_owned(),
-                        None => "the member did not start (another fault holds it)".to_owned(),
+                        None => "the member neither recovered nor refused to start".to_owned(),
                     };
                     let step = OperatorStep::Skipped { reason };
                     self.ctx
