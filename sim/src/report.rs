@@ -164,7 +164,7 @@ pub fn marks_from_trace(trace: &Trace) -> Vec<TimelineMark> {
                     Some(rot) => {
                         format!("disk m{member}: byte {} of {} rotted", rot.offset, rot.file)
                     }
-                    None => format!("disk m{member}: no synced file to rot"),
+                    None => format!("disk m{member}: nothing rotted"),
                 },
             }),
             TraceEvent::Member {

@@ -31,7 +31,8 @@ pub enum TraceEvent {
     },
     Healed,
     /// A synced byte of a crashed member's disk rotted (`Fault::CorruptSynced`); `None` when
-    /// its disk held no file the fault may hit.
+    /// its disk held no file the fault may hit, or another member's rot is not resolved yet
+    /// (not yet replaced: two members losing their data at once is beyond Raft's tolerance).
     SyncedByteRot {
         member: u64,
         rot: Option<crate::disk::SyncedRot>,
@@ -94,7 +95,7 @@ impl std::fmt::Display for TraceEvent {
                     "member {member}'s disk: byte {} of {} rotted (xor {:#04x})",
                     rot.offset, rot.file, rot.xor_mask
                 ),
-                None => write!(f, "member {member}'s disk: no synced file to rot"),
+                None => write!(f, "member {member}'s disk: nothing rotted"),
             },
             TraceEvent::Operator { action, step } => {
                 write!(f, "operator ({action:?}): {step:?}")

@@ -76,6 +76,7 @@ pub enum Fault {
     /// that a later one follows, or its newest snapshot, chosen by `pick` (file, offset and
     /// mask). At the end of the window it is restarted; it must refuse to start, naming the
     /// file and offset, and the simulator replaces it with an empty member (remove + add).
+    /// Nothing rots while another member's rot is not resolved (see `TraceEvent::SyncedByteRot`).
     CorruptSynced { member: u64, pick: u64 },
 }
 

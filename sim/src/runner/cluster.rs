@@ -46,6 +46,8 @@ pub(super) struct Cluster {
     disk_faults: BTreeMap<u64, Vec<DiskFaults>>,
     /// Members whose synced bytes rotted and that did not run since.
     rotted: std::collections::BTreeSet<u64>,
+    /// Members whose synced bytes rotted and that the operator is not done with.
+    rot_unresolved: std::collections::BTreeSet<u64>,
     /// Where the nemesis sends (member, time in ns) after restarting a member whose synced
     /// bytes rotted: the operator replaces it if it refuses to start. Present when the plan
     /// has such faults; dropped when the nemesis is done, which ends the operator's watch.
@@ -122,6 +124,7 @@ impl Cluster {
             paused: BTreeMap::new(),
             disk_faults: BTreeMap::new(),
             rotted: Default::default(),
+            rot_unresolved: Default::default(),
             restarted_after_rot: None,
             nemesis_rng: stream(plan.seed, "nemesis/runtime"),
             retired: Default::default(),
@@ -290,13 +293,26 @@ impl Cluster {
             return;
         }
         self.crash(member);
-        let rot =
-            crate::disk::rot_synced_byte(&mut self.disks[&member].lock().expect("disk"), pick);
+        // One member's data at a time: two members that lose theirs before the first is
+        // replaced leave three members without a quorum for good, beyond what Raft tolerates
+        // (etcd's answer is disaster recovery from a backup, not a fault to survive).
+        let rot = if self.rot_unresolved.is_empty() {
+            crate::disk::rot_synced_byte(&mut self.disks[&member].lock().expect("disk"), pick)
+        } else {
+            None
+        };
         if rot.is_some() {
             self.rotted.insert(member);
+            self.rot_unresolved.insert(member);
         }
         self.recorder
             .record(TraceEvent::SyncedByteRot { member, rot });
+    }
+
+    /// The operator is done with a member whose bytes rotted (it started anyway, or it was
+    /// replaced, or the replacement gave up): another member's disk may rot now.
+    pub(super) fn rot_resolved(&mut self, member: u64) {
+        self.rot_unresolved.remove(&member);
     }
 
     /// The member's process starts again; if its synced bytes rotted since it last ran, the

@@ -40,6 +40,7 @@ impl Operator {
                         .record(TraceEvent::Operator { action, step });
                 }
             }
+            self.cluster.lock().expect("cluster").rot_resolved(member);
         }
     }
 
