@@ -47,7 +47,8 @@ pub(super) struct Cluster {
     /// Members whose synced bytes rotted and that did not run since.
     rotted: std::collections::BTreeSet<u64>,
     /// Members whose synced bytes rotted and that the operator is not done with.
-    rot_unresolved: std::collections::BTreeSet<u64>,
+    /// Shared with the members' observer ([`RefusalCheck`]), which must not lock the cluster.
+    rot_unresolved: Arc<Mutex<std::collections::BTreeSet<u64>>>,
     /// Where the nemesis sends (member, time in ns) after restarting a member whose synced
     /// bytes rotted: the operator replaces it if it refuses to start. Present when the plan
     /// has such faults; dropped when the nemesis is done, which ends the operator's watch.
@@ -109,6 +110,11 @@ impl Cluster {
             }),
             None => recorder.clone(),
         };
+        let rot_unresolved = Arc::new(Mutex::new(std::collections::BTreeSet::new()));
+        let observer: Arc<dyn Observer> = Arc::new(RefusalCheck {
+            inner: observer,
+            rot_unresolved: rot_unresolved.clone(),
+        });
         let mut cluster = Cluster {
             handle,
             recorder: recorder.clone(),
@@ -124,7 +130,7 @@ impl Cluster {
             paused: BTreeMap::new(),
             disk_faults: BTreeMap::new(),
             rotted: Default::default(),
-            rot_unresolved: Default::default(),
+            rot_unresolved,
             restarted_after_rot: None,
             nemesis_rng: stream(plan.seed, "nemesis/runtime"),
             retired: Default::default(),
@@ -296,14 +302,15 @@ impl Cluster {
         // One member's data at a time: two members that lose theirs before the first is
         // replaced leave three members without a quorum for good, beyond what Raft tolerates
         // (etcd's answer is disaster recovery from a backup, not a fault to survive).
-        let rot = if self.rot_unresolved.is_empty() {
+        let mut rot_unresolved = self.rot_unresolved.lock().expect("rot");
+        let rot = if rot_unresolved.is_empty() {
             crate::disk::rot_synced_byte(&mut self.disks[&member].lock().expect("disk"), pick)
         } else {
             None
         };
         if rot.is_some() {
             self.rotted.insert(member);
-            self.rot_unresolved.insert(member);
+            rot_unresolved.insert(member);
         }
         self.recorder
             .record(TraceEvent::SyncedByteRot { member, rot });
@@ -312,7 +319,7 @@ impl Cluster {
     /// The operator is done with a member whose bytes rotted (it started anyway, or it was
     /// replaced, or the replacement gave up): another member's disk may rot now.
     pub(super) fn rot_resolved(&mut self, member: u64) {
-        self.rot_unresolved.remove(&member);
+        self.rot_unresolved.lock().expect("rot").remove(&member);
     }
 
     /// The member's process starts again; if its synced bytes rotted since it last ran, the
@@ -354,6 +361,33 @@ impl Cluster {
         // Message loss is a fault too: liveness after heal is judged on a network that delivers.
         NetSim::current().update_config(|config| config.packet_loss_rate = 0.0);
         self.recorder.record(TraceEvent::Healed);
+    }
+}
+
+/// The members' observer, in front of the recorder: a member that refuses to start when no
+/// fault damaged its synced data lost or broke its own durable state (a bug in the store, as
+/// a member that panicked at recovery did before members could refuse): it panics there, in
+/// the member's task, and the run fails as a panic.
+struct RefusalCheck {
+    inner: Arc<dyn Observer>,
+    /// Members whose synced bytes the nemesis rotted, until the operator is done with them.
+    rot_unresolved: Arc<Mutex<std::collections::BTreeSet<u64>>>,
+}
+
+impl Observer for RefusalCheck {
+    fn on_event(&self, member: u64, event: faultline_node::NodeEvent) {
+        let refusal = match &event {
+            faultline_node::NodeEvent::RefusedToStart { error } => Some(error.clone()),
+            _ => None,
+        };
+        self.inner.on_event(member, event);
+        if let Some(error) = refusal {
+            let expected = self.rot_unresolved.lock().expect("rot").contains(&member);
+            assert!(
+                expected,
+                "member {member} refused to start, but no fault damaged its synced data: {error}"
+            );
+        }
     }
 }
 
