@@ -183,7 +183,7 @@ fn decode(name: SnapName, bytes: &[u8]) -> Result<Snapshot, String> {
     let present = (bytes.len() - HEADER_BYTES) as u64;
     if payload_len != present {
         return Err(format!(
-            "torn or overlong: {payload_len} payload bytes announced, {present} present"
+            "torn or overlong: {payload_len} payload bytes announced (bytes 24..32), {present} present"
         ));
     }
     let crc = u32::from_le_bytes(bytes[32..36].try_into().expect("4 bytes"));
@@ -197,7 +197,7 @@ fn decode(name: SnapName, bytes: &[u8]) -> Result<Snapshot, String> {
     }
     if (index, term) != (name.index, name.term) {
         return Err(format!(
-            "header says index {} term {}, the name says index {} term {}",
+            "header says index {} term {} (bytes 8..24), the name says index {} term {}",
             index.0, term.0, name.index.0, name.term.0
         ));
     }

@@ -165,3 +165,49 @@ fn a_rotten_wal_byte_makes_the_member_refuse_to_start_and_it_is_replaced() {
     );
     assert_eq!(check(&output), Verdict::Pass);
 }
+
+/// With one open WAL segment (nothing sealed), the rot hits the newest snapshot: the member
+/// refuses to start naming the snapshot file and the bytes its check covers, and is replaced.
+#[test]
+fn a_rotten_snapshot_byte_makes_the_member_refuse_to_start_and_it_is_replaced() {
+    let mut plan = quiet_plan(puts(120, 20), Vec::new());
+    plan.scenario.snapshot_threshold_entries = 20;
+    plan.scenario.wal_segment_size_bytes = 1 << 20;
+    let plan = with_fault(plan, 3500, 300, Fault::CorruptSynced { member: 3, pick: 7 });
+    let output = simulate(&plan, &RunOptions::default());
+    let rot = output
+        .trace
+        .iter()
+        .find_map(|r| match &r.event {
+            TraceEvent::SyncedByteRot { member: 3, rot } => rot.clone(),
+            _ => None,
+        })
+        .expect("member 3 had a snapshot to rot");
+    assert!(rot.file.ends_with(".snap"), "{rot:?}");
+    let refusal = output
+        .trace
+        .iter()
+        .find_map(|r| match &r.event {
+            TraceEvent::Member {
+                member: 3,
+                event: NodeEvent::RefusedToStart { error },
+            } => Some(error.clone()),
+            _ => None,
+        })
+        .expect("member 3 refused to start");
+    assert!(refusal.contains(&rot.file), "{refusal}");
+    assert!(refusal.contains("bytes "), "{refusal}");
+    let removed = output.trace.iter().any(|r| {
+        matches!(
+            r.event,
+            TraceEvent::Operator {
+                step: OperatorStep::Removed { member: 3 },
+                ..
+            }
+        )
+    });
+    assert!(removed);
+    assert_eq!(output.final_hashes.len(), 3);
+    assert!(!output.final_hashes.contains_key(&3));
+    assert_eq!(check(&output), Verdict::Pass);
+}
