@@ -27,7 +27,12 @@ fn default_scenario_corpus_passes() {
                 | Fault::Bridge { .. }
                 | Fault::MajorityMinority { .. }
                 | Fault::Ring { .. } => partitions += 1,
-                Fault::Pause { .. } | Fault::ClockSkew { .. } => {}
+                // Disk faults have weight 0 in the default scenario (disk-faults.toml).
+                Fault::Pause { .. }
+                | Fault::ClockSkew { .. }
+                | Fault::FsyncError { .. }
+                | Fault::DiskFull { .. }
+                | Fault::CorruptSynced { .. } => {}
                 Fault::ZoneDown { .. } => zone_losses += 1,
             }
         }

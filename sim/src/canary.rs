@@ -218,6 +218,17 @@ fn raft_and_read_canaries() -> Vec<CanarySpec> {
             50,
             LOST_ENTRY,
         ),
+        // fsync-error-ignored: one member whose fsyncs fail now and then, crashed after each
+        // window; a member that takes the failed fsync as done acknowledged what the power
+        // loss takes, and nobody else holds a copy.
+        ready(
+            Canary::FsyncErrorIgnored.name(),
+            Canary::FsyncErrorIgnored,
+            "etcd #14370's cousin: a failed WAL fsync taken as done (etcd exits instead)",
+            "fsync-error-ignored",
+            50,
+            LOST_ENTRY,
+        ),
         // Exposed by the default scenario's peer partitions (the leader is cut off from the
         // other members while clients still reach it).
         ready(

@@ -62,6 +62,12 @@ fn fault_mark(fault: &Fault, members: &[u64]) -> (MarkKind, String) {
             (MarkKind::Partition, label)
         }
         Fault::Ring { .. } => (MarkKind::Partition, format!("ring {who}")),
+        // The member stops at its first failed write or sync; crashed and restarted at the end.
+        Fault::FsyncError { target: t } => {
+            (MarkKind::Fault, format!("fsync fails on {}", target(t)))
+        }
+        Fault::DiskFull { target: t } => (MarkKind::Fault, format!("disk full on {}", target(t))),
+        Fault::CorruptSynced { .. } => (MarkKind::Crash, format!("crash {who}, synced byte rots")),
     }
 }
 
@@ -150,6 +156,26 @@ pub fn marks_from_trace(trace: &Trace) -> Vec<TimelineMark> {
                     ),
                 });
             }
+            TraceEvent::SyncedByteRot { member, rot } => marks.push(TimelineMark {
+                at_ns: record.at_ns,
+                end_ns: None,
+                kind: MarkKind::DiskCrash,
+                label: match rot {
+                    Some(rot) => {
+                        format!("disk m{member}: byte {} of {} rotted", rot.offset, rot.file)
+                    }
+                    None => format!("disk m{member}: nothing rotted"),
+                },
+            }),
+            TraceEvent::Member {
+                member,
+                event: NodeEvent::StoppedByDisk { error } | NodeEvent::RefusedToStart { error },
+            } => marks.push(TimelineMark {
+                at_ns: record.at_ns,
+                end_ns: None,
+                kind: MarkKind::Note,
+                label: format!("m{member} stopped: {error}"),
+            }),
             TraceEvent::Healed => marks.push(TimelineMark {
                 at_ns: record.at_ns,
                 end_ns: None,

@@ -298,12 +298,14 @@ fn with_members(plan: &Plan, count: u32) -> Plan {
         .collect();
     let kept = |member: u64| member <= u64::from(count);
     smaller.faults.retain(|w| match w.fault {
-        Fault::Crash { member } => kept(member),
+        Fault::Crash { member } | Fault::CorruptSynced { member, .. } => kept(member),
         Fault::CrashLeader | Fault::CutNewLeaders { .. } => true,
         Fault::Isolate { target }
         | Fault::PartitionFromPeers { target }
         | Fault::Pause { target }
-        | Fault::ClockSkew { target, .. } => match target {
+        | Fault::ClockSkew { target, .. }
+        | Fault::FsyncError { target }
+        | Fault::DiskFull { target } => match target {
             IsolateTarget::Member(member) => kept(member),
             IsolateTarget::Leader => true,
         },

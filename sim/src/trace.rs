@@ -30,6 +30,13 @@ pub enum TraceEvent {
         fault: faultline_storage::CrashFault,
     },
     Healed,
+    /// A synced byte of a crashed member's disk rotted (`Fault::CorruptSynced`); `None` when
+    /// its disk held no file the fault may hit, or another member's rot is not resolved yet
+    /// (not yet replaced: two members losing their data at once is beyond Raft's tolerance).
+    SyncedByteRot {
+        member: u64,
+        rot: Option<crate::disk::SyncedRot>,
+    },
     /// A step of the operator's membership work (see `plan::MembershipOp`).
     Operator {
         action: MembershipAction,
@@ -82,6 +89,14 @@ impl std::fmt::Display for TraceEvent {
                 write!(f, "member {member}'s disk crashed: {fault:?}")
             }
             TraceEvent::Healed => write!(f, "every fault healed"),
+            TraceEvent::SyncedByteRot { member, rot } => match rot {
+                Some(rot) => write!(
+                    f,
+                    "member {member}'s disk: byte {} of {} rotted (xor {:#04x})",
+                    rot.offset, rot.file, rot.xor_mask
+                ),
+                None => write!(f, "member {member}'s disk: nothing rotted"),
+            },
             TraceEvent::Operator { action, step } => {
                 write!(f, "operator ({action:?}): {step:?}")
             }
@@ -144,6 +159,27 @@ impl Recorder {
             }
         }
         best.map(|(_, member)| member)
+    }
+
+    /// How the member's first start at or after `since_ns` went: `Some(false)` if it
+    /// recovered its storage, `Some(true)` if it refused to start, `None` if it has not
+    /// started yet.
+    pub fn refused_to_start_since(&self, member: u64, since_ns: u64) -> Option<bool> {
+        let records = self.records.lock().expect("recorder lock");
+        records
+            .iter()
+            .filter(|r| r.at_ns >= since_ns)
+            .find_map(|r| match &r.event {
+                TraceEvent::Member {
+                    member: m,
+                    event: NodeEvent::RefusedToStart { .. },
+                } if *m == member => Some(true),
+                TraceEvent::Member {
+                    member: m,
+                    event: NodeEvent::Recovered { .. },
+                } if *m == member => Some(false),
+                _ => None,
+            })
     }
 
     pub fn take(&self) -> Trace {
@@ -267,9 +303,16 @@ pub fn summarize(trace: &Trace, history: &History) -> TraceSummary {
             },
             TraceEvent::FaultStart { fault, members } => {
                 summary.faults += 1;
+                // A disk fault's member is crashed too: at the start (rot), or at the end
+                // (fsync errors, a full disk).
                 if matches!(
                     fault,
-                    Fault::Crash { .. } | Fault::CrashLeader | Fault::ZoneDown { .. }
+                    Fault::Crash { .. }
+                        | Fault::CrashLeader
+                        | Fault::ZoneDown { .. }
+                        | Fault::FsyncError { .. }
+                        | Fault::DiskFull { .. }
+                        | Fault::CorruptSynced { .. }
                 ) {
                     summary.crashes += members.len() as u64;
                 }

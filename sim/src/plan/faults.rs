@@ -63,6 +63,30 @@ pub enum Fault {
     /// The live members, shuffled by `arrangement`, stand in a ring and each reaches only its
     /// two neighbours (needs 4 members: in 3, everyone is a neighbour).
     Ring { arrangement: u64 },
+    /// The member's disk fails every fsync (EIO) until the end of the window; the bytes a
+    /// failed sync covered are lost at the next power loss (Linux drops the dirty pages).
+    /// The member must fail-stop at its first failed sync, as etcd does; at the end of the
+    /// window it is crashed (power loss) and restarted.
+    FsyncError { target: IsolateTarget },
+    /// The member's disk is full (writes fail with ENOSPC) until the end of the window. etcd
+    /// cannot write its WAL then and exits (fatal), so the member must fail-stop at its first
+    /// refused write; at the end of the window it is crashed and restarted.
+    DiskFull { target: IsolateTarget },
+    /// The member is crashed, then one byte of a synced file on its disk rots: a WAL segment
+    /// that a later one follows, or its newest snapshot, chosen by `pick` (file, offset and
+    /// mask). At the end of the window it is restarted; it must refuse to start, naming the
+    /// file and offset, and the simulator replaces it with an empty member (remove + add).
+    /// Nothing rots while another member's rot is not resolved (see `TraceEvent::SyncedByteRot`).
+    CorruptSynced { member: u64, pick: u64 },
+}
+
+/// The leader half of the time, else `member`.
+fn leader_or(member: u64, rng: &mut ChaCha8Rng) -> IsolateTarget {
+    if rng.random_bool(0.5) {
+        IsolateTarget::Leader
+    } else {
+        IsolateTarget::Member(member)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,6 +113,9 @@ pub(super) fn generate_faults(rng: &mut ChaCha8Rng, scenario: &Scenario) -> Vec<
         mix.bridge_weight,
         mix.majority_minority_weight,
         mix.ring_weight,
+        mix.fsync_error_weight,
+        mix.disk_full_weight,
+        mix.corrupt_synced_weight,
     ];
     let total: u32 = weights.iter().sum();
     let mut faults = Vec::new();
@@ -160,6 +187,17 @@ pub(super) fn generate_faults(rng: &mut ChaCha8Rng, scenario: &Scenario) -> Vec<
             },
             12 => Fault::Ring {
                 arrangement: rng.random(),
+            },
+            // The leader's disk failing is where an ignored error hurts most: it acknowledges.
+            13 => Fault::FsyncError {
+                target: leader_or(member, rng),
+            },
+            14 => Fault::DiskFull {
+                target: leader_or(member, rng),
+            },
+            15 => Fault::CorruptSynced {
+                member,
+                pick: rng.random(),
             },
             _ => unreachable!("one kind per weight"),
         };

@@ -150,6 +150,15 @@ pub struct FaultMix {
     /// Let each member reach only its two neighbours in a ring.
     #[serde(default)]
     pub ring_weight: u32,
+    /// Make a member's fsyncs fail (it must stop, as etcd does).
+    #[serde(default)]
+    pub fsync_error_weight: u32,
+    /// Fill a member's disk (its writes fail; it must stop, as etcd does).
+    #[serde(default)]
+    pub disk_full_weight: u32,
+    /// Rot a synced byte of a crashed member's disk (it must refuse to start; it is replaced).
+    #[serde(default)]
+    pub corrupt_synced_weight: u32,
 }
 
 fn default_new_leader_cut_delay_max_ms() -> u64 {
@@ -176,6 +185,9 @@ impl FaultMix {
         self.bridge_weight = 0;
         self.majority_minority_weight = 0;
         self.ring_weight = 0;
+        self.fsync_error_weight = 0;
+        self.disk_full_weight = 0;
+        self.corrupt_synced_weight = 0;
     }
 }
 
@@ -183,7 +195,7 @@ pub const DEFAULT_SCENARIO_TOML: &str = include_str!("../../scenarios/default.to
 
 /// Every scenario of sim/scenarios/ as (name, TOML text), embedded so that no run depends on
 /// the working directory. A file's `name` is its file name without `.toml`.
-pub const EMBEDDED_SCENARIOS: [(&str, &str); 13] = [
+pub const EMBEDDED_SCENARIOS: [(&str, &str); 15] = [
     ("default", DEFAULT_SCENARIO_TOML),
     (
         "compact-on-delete",
@@ -210,6 +222,14 @@ pub const EMBEDDED_SCENARIOS: [(&str, &str); 13] = [
         include_str!("../../scenarios/single-member-crash.toml"),
     ),
     ("scale", include_str!("../../scenarios/scale.toml")),
+    (
+        "disk-faults",
+        include_str!("../../scenarios/disk-faults.toml"),
+    ),
+    (
+        "fsync-error-ignored",
+        include_str!("../../scenarios/fsync-error-ignored.toml"),
+    ),
     (
         "member-replace",
         include_str!("../../scenarios/member-replace.toml"),

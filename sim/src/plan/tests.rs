@@ -36,7 +36,12 @@ fn default_scenario_has_every_fault_kind() {
                 Fault::OneWayCut { .. }
                 | Fault::Bridge { .. }
                 | Fault::MajorityMinority { .. }
-                | Fault::Ring { .. } => panic!("{:?} in the default scenario", window.fault),
+                | Fault::Ring { .. }
+                | Fault::FsyncError { .. }
+                | Fault::DiskFull { .. }
+                | Fault::CorruptSynced { .. } => {
+                    panic!("{:?} in the default scenario", window.fault)
+                }
             }
         }
     }
@@ -74,6 +79,54 @@ fn partitions_scenario_draws_every_network_shape() {
             mix.ring_weight,
         ];
         assert_eq!(shapes == [0; 4], name != "partitions", "{name}");
+    }
+}
+
+// Issue 13: the disk-faults scenario draws every disk fault (fsync errors on the leader and
+// on a member, a full disk, rot of synced bytes) with the default scenario's other faults, and
+// no other scenario draws one but the canary's own (their schedules must not change).
+#[test]
+fn disk_faults_scenario_draws_every_disk_fault_and_only_it() {
+    let scenario = Scenario::embedded("disk-faults").expect("embedded");
+    let default = Scenario::default_scenario();
+    let mut kinds = std::collections::BTreeSet::new();
+    for seed in 0..50 {
+        for window in Plan::generate(seed, &scenario).faults {
+            kinds.insert(match window.fault {
+                Fault::FsyncError {
+                    target: IsolateTarget::Leader,
+                } => "fsync error on the leader",
+                Fault::FsyncError { .. } => "fsync error on a member",
+                Fault::DiskFull { .. } => "disk full",
+                Fault::CorruptSynced { .. } => "synced byte rots",
+                _ => "other",
+            });
+        }
+    }
+    assert_eq!(kinds.len(), 5, "{kinds:?}");
+    let mut mix = scenario.faults.clone();
+    (
+        mix.fsync_error_weight,
+        mix.disk_full_weight,
+        mix.corrupt_synced_weight,
+    ) = (0, 0, 0);
+    assert_eq!(
+        mix, default.faults,
+        "the other faults are the default scenario's"
+    );
+    for (name, _) in EMBEDDED_SCENARIOS {
+        let mix = Scenario::embedded(name).expect("embedded").faults;
+        let disk = [
+            mix.fsync_error_weight,
+            mix.disk_full_weight,
+            mix.corrupt_synced_weight,
+        ];
+        let expected = match name {
+            "disk-faults" => [3, 2, 2],
+            "fsync-error-ignored" => [1, 0, 0],
+            _ => [0; 3],
+        };
+        assert_eq!(disk, expected, "{name}");
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use faultline_node::{run_member_with_clock, Canary, InitialClusterState, NodeConfig, Observer};
-use faultline_storage::MemDisk;
+use faultline_storage::{DiskFaults, MemDisk};
 use madsim::net::NetSim;
 use madsim::runtime::{Handle, NodeHandle};
 use rand::Rng;
@@ -42,6 +42,17 @@ pub(super) struct Cluster {
     /// timer node would change every other run's schedule).
     pub(super) leader_cuts: Option<Arc<Mutex<LeaderCuts>>>,
     pub(super) paused: BTreeMap<u64, u32>,
+    /// The disk faults of the open windows on each member (overlapping windows add up).
+    disk_faults: BTreeMap<u64, Vec<DiskFaults>>,
+    /// Members whose synced bytes rotted and that did not run since.
+    rotted: std::collections::BTreeSet<u64>,
+    /// Members whose synced bytes rotted and that the operator is not done with.
+    /// Shared with the members' observer ([`RefusalCheck`]), which must not lock the cluster.
+    rot_unresolved: Arc<Mutex<std::collections::BTreeSet<u64>>>,
+    /// Where the nemesis sends (member, time in ns) after restarting a member whose synced
+    /// bytes rotted: the operator replaces it if it refuses to start. Present when the plan
+    /// has such faults; dropped when the nemesis is done, which ends the operator's watch.
+    pub(super) restarted_after_rot: Option<tokio::sync::mpsc::UnboundedSender<(u64, u64)>>,
     nemesis_rng: rand_chacha::ChaCha8Rng,
     /// Members the operator removed: their nodes are dead for good, and faults skip them.
     retired: std::collections::BTreeSet<u64>,
@@ -99,6 +110,11 @@ impl Cluster {
             }),
             None => recorder.clone(),
         };
+        let rot_unresolved = Arc::new(Mutex::new(std::collections::BTreeSet::new()));
+        let observer: Arc<dyn Observer> = Arc::new(RefusalCheck {
+            inner: observer,
+            rot_unresolved: rot_unresolved.clone(),
+        });
         let mut cluster = Cluster {
             handle,
             recorder: recorder.clone(),
@@ -112,6 +128,10 @@ impl Cluster {
             peer_cuts,
             leader_cuts,
             paused: BTreeMap::new(),
+            disk_faults: BTreeMap::new(),
+            rotted: Default::default(),
+            rot_unresolved,
+            restarted_after_rot: None,
             nemesis_rng: stream(plan.seed, "nemesis/runtime"),
             retired: Default::default(),
             added: 0,
@@ -187,6 +207,8 @@ impl Cluster {
         }
         self.handle.kill(self.members[&member].id());
         self.zones.remove(&member);
+        self.disk_faults.remove(&member);
+        self.rotted.remove(&member);
         *self.disks[&member].lock().expect("disk") = MemDisk::new();
     }
 
@@ -228,16 +250,99 @@ impl Cluster {
         if *count == 0 {
             self.down.remove(&member);
             if !self.retired.contains(&member) {
-                self.handle.restart(self.members[&member].id());
+                self.restart_process(member);
+            }
+        }
+    }
+
+    /// A disk fault window opens on the member: its disk fails syncs or refuses writes (the
+    /// member must stop at the first error) until the window closes.
+    pub(super) fn start_disk_fault(&mut self, member: u64, fault: DiskFaults) {
+        if self.retired.contains(&member) {
+            return;
+        }
+        self.disk_faults.entry(member).or_default().push(fault);
+        self.apply_disk_faults(member);
+    }
+
+    /// The window closes: the fault is lifted, and the member, stopped by it or not, is
+    /// crashed (a power loss: the bytes a failed sync covered are lost) and restarted.
+    pub(super) fn end_disk_fault(&mut self, member: u64, fault: DiskFaults) {
+        let Some(windows) = self.disk_faults.get_mut(&member) else {
+            return; // retired while the window was open
+        };
+        let at = windows
+            .iter()
+            .position(|w| *w == fault)
+            .expect("opened before");
+        windows.remove(at);
+        if windows.is_empty() {
+            self.disk_faults.remove(&member);
+        }
+        self.apply_disk_faults(member);
+        self.crash(member);
+        self.restart(member);
+    }
+
+    fn apply_disk_faults(&mut self, member: u64) {
+        let windows = self.disk_faults.get(&member).map_or(&[][..], Vec::as_slice);
+        let faults = DiskFaults {
+            fail_syncs: windows.iter().any(|w| w.fail_syncs),
+            full: windows.iter().any(|w| w.full),
+        };
+        self.disks[&member].lock().expect("disk").set_faults(faults);
+    }
+
+    /// Crash the member, then rot one synced byte of its disk (drawn by `pick`).
+    pub(super) fn crash_and_rot(&mut self, member: u64, pick: u64) {
+        if self.retired.contains(&member) {
+            return;
+        }
+        self.crash(member);
+        // One member's data at a time: two members that lose theirs before the first is
+        // replaced leave three members without a quorum for good, beyond what Raft tolerates
+        // (etcd's answer is disaster recovery from a backup, not a fault to survive).
+        let mut rot_unresolved = self.rot_unresolved.lock().expect("rot");
+        let rot = if rot_unresolved.is_empty() {
+            crate::disk::rot_synced_byte(&mut self.disks[&member].lock().expect("disk"), pick)
+        } else {
+            None
+        };
+        if rot.is_some() {
+            self.rotted.insert(member);
+            rot_unresolved.insert(member);
+        }
+        self.recorder
+            .record(TraceEvent::SyncedByteRot { member, rot });
+    }
+
+    /// The operator is done with a member whose bytes rotted (it started anyway, or it was
+    /// replaced, or the replacement gave up): another member's disk may rot now.
+    pub(super) fn rot_resolved(&mut self, member: u64) {
+        self.rot_unresolved.lock().expect("rot").remove(&member);
+    }
+
+    /// The member's process starts again; if its synced bytes rotted since it last ran, the
+    /// operator watches whether it starts or refuses (and replaces it if it refuses).
+    fn restart_process(&mut self, member: u64) {
+        self.handle.restart(self.members[&member].id());
+        if self.rotted.remove(&member) {
+            if let Some(sender) = &self.restarted_after_rot {
+                // The operator outlives the nemesis, which drops the sender when done.
+                let _ = sender.send((member, self.recorder.now_ns()));
             }
         }
     }
 
     /// End every fault at once (the workload is over): liveness is judged from here.
     pub(super) fn heal_all(&mut self) {
+        for (member, _) in std::mem::take(&mut self.disk_faults) {
+            self.apply_disk_faults(member);
+            self.crash(member);
+        }
         for (member, _) in std::mem::take(&mut self.down) {
             if !self.retired.contains(&member) {
-                self.handle.restart(self.members[&member].id());
+                self.restart_process(member);
             }
         }
         for (member, _) in std::mem::take(&mut self.isolated) {
@@ -256,6 +361,33 @@ impl Cluster {
         // Message loss is a fault too: liveness after heal is judged on a network that delivers.
         NetSim::current().update_config(|config| config.packet_loss_rate = 0.0);
         self.recorder.record(TraceEvent::Healed);
+    }
+}
+
+/// The members' observer, in front of the recorder: a member that refuses to start when no
+/// fault damaged its synced data lost or broke its own durable state (a bug in the store, as
+/// a member that panicked at recovery did before members could refuse): it panics there, in
+/// the member's task, and the run fails as a panic.
+struct RefusalCheck {
+    inner: Arc<dyn Observer>,
+    /// Members whose synced bytes the nemesis rotted, until the operator is done with them.
+    rot_unresolved: Arc<Mutex<std::collections::BTreeSet<u64>>>,
+}
+
+impl Observer for RefusalCheck {
+    fn on_event(&self, member: u64, event: faultline_node::NodeEvent) {
+        let refusal = match &event {
+            faultline_node::NodeEvent::RefusedToStart { error } => Some(error.clone()),
+            _ => None,
+        };
+        self.inner.on_event(member, event);
+        if let Some(error) = refusal {
+            let expected = self.rot_unresolved.lock().expect("rot").contains(&member);
+            assert!(
+                expected,
+                "member {member} refused to start, but no fault damaged its synced data: {error}"
+            );
+        }
     }
 }
 

@@ -20,6 +20,7 @@ mod cuts;
 mod final_phase;
 mod nemesis;
 mod operator;
+mod replacer;
 #[cfg(test)]
 mod tests;
 mod watcher;
@@ -39,7 +40,7 @@ use client::{spawn_clients, ClientContext};
 use cluster::{member_addrs, Cluster};
 use final_phase::run_final_phase;
 use nemesis::run_nemesis;
-use operator::spawn_operator;
+use operator::{needs_operator, spawn_operator};
 use watcher::spawn_watchers;
 
 /// Options of one run that are not part of the plan (they do not change what is simulated,
@@ -137,7 +138,7 @@ fn kill_nodes(plan: &Plan, cluster: &Cluster) {
     let names = (plan.clients.iter().map(|c| format!("client-{}", c.id)))
         .chain(plan.watchers.iter().map(|w| format!("watcher-{}", w.id)))
         .chain(["client-final".to_owned()])
-        .chain((!plan.membership.is_empty()).then(|| "operator".to_owned()));
+        .chain(needs_operator(plan).then(|| "operator".to_owned()));
     for name in names {
         handle.kill(name);
     }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use faultline_storage::DiskFaults;
 use madsim::net::NetSim;
 
 use super::cluster::Cluster;
@@ -42,6 +43,8 @@ pub(super) async fn run_nemesis(plan: &Plan, shared: &Mutex<Cluster>) {
             end_fault(fault, &members, cluster);
         }
     }
+    // Every window has closed: no member is restarted after rot any more.
+    shared.lock().expect("cluster").restarted_after_rot = None;
     let end_ms = plan.scenario.workload_duration_ms;
     let now_ms = recorder.now_ns() / 1_000_000;
     if end_ms > now_ms {
@@ -79,7 +82,10 @@ fn planned_fault_members(fault: Fault, cluster: &Cluster) -> Vec<u64> {
         Fault::Isolate { target }
         | Fault::PartitionFromPeers { target }
         | Fault::Pause { target }
-        | Fault::ClockSkew { target, .. } => resolve_target(target, cluster),
+        | Fault::ClockSkew { target, .. }
+        | Fault::FsyncError { target }
+        | Fault::DiskFull { target } => resolve_target(target, cluster),
+        Fault::CorruptSynced { member, .. } => vec![member],
         Fault::OneWayCut { from, to } => {
             let mut members = resolve_target(from, cluster);
             members.extend(resolve_target(to, cluster));
@@ -161,6 +167,10 @@ fn start_fault(fault: Fault, members: &[u64], cluster: &mut Cluster) {
                 cluster.skews.entry(member).or_default().push(rate_percent);
                 cluster.clocks[&member].set_rate(rate_percent);
             }
+            Fault::FsyncError { .. } | Fault::DiskFull { .. } => {
+                cluster.start_disk_fault(member, disk_faults(fault))
+            }
+            Fault::CorruptSynced { pick, .. } => cluster.crash_and_rot(member, pick),
             Fault::CutNewLeaders { .. } => unreachable!("handled above"),
             // Their links were cut above; a shape with fewer members than it needs cuts none.
             Fault::OneWayCut { .. }
@@ -168,6 +178,14 @@ fn start_fault(fault: Fault, members: &[u64], cluster: &mut Cluster) {
             | Fault::MajorityMinority { .. }
             | Fault::Ring { .. } => {}
         }
+    }
+}
+
+/// What a disk fault does to the member's disk while its window is open.
+fn disk_faults(fault: Fault) -> DiskFaults {
+    DiskFaults {
+        fail_syncs: matches!(fault, Fault::FsyncError { .. }),
+        full: matches!(fault, Fault::DiskFull { .. }),
     }
 }
 
@@ -236,6 +254,10 @@ fn end_fault(fault: Fault, members: &[u64], cluster: &mut Cluster) {
                 }
                 cluster.clocks[&member].set_rate(rate);
             }
+            Fault::FsyncError { .. } | Fault::DiskFull { .. } => {
+                cluster.end_disk_fault(member, disk_faults(fault))
+            }
+            Fault::CorruptSynced { .. } => cluster.restart(member),
             Fault::CutNewLeaders { .. } => unreachable!("handled above"),
             // Their links were cut above; a shape with fewer members than it needs cuts none.
             Fault::OneWayCut { .. }

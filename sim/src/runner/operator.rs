@@ -18,11 +18,11 @@ use madsim::time::Instant;
 
 use super::client::ClientContext;
 use super::cluster::Cluster;
-use crate::plan::{MemberPlan, MembershipAction, Plan};
+use crate::plan::{Fault, MemberPlan, MembershipAction, Plan};
 use crate::trace::{OperatorStep, TraceEvent};
 
 /// How long one step may take before the operator gives up on it.
-const STEP_TIMEOUT: Duration = Duration::from_secs(6);
+pub(super) const STEP_TIMEOUT: Duration = Duration::from_secs(6);
 /// The pause before retrying a refused or lost call.
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
 /// How long a removed member's process is left running before the operator deletes it:
@@ -32,16 +32,32 @@ const RETRY_PAUSE: Duration = Duration::from_millis(100);
 const REMOVED_MEMBER_GRACE: Duration = Duration::from_millis(500);
 const OPERATOR_PORT: u16 = 4100;
 
-/// Start the operator on a node of its own, if the plan has membership steps (only then: a
-/// node more would change every other run's schedule).
+/// The operator runs if the plan has membership steps or synced bytes that rot (whose
+/// members it replaces); only then: a node more would change every other run's schedule.
+pub(super) fn needs_operator(plan: &Plan) -> bool {
+    !plan.membership.is_empty() || has_rot(plan)
+}
+
+fn has_rot(plan: &Plan) -> bool {
+    plan.faults
+        .iter()
+        .any(|w| matches!(w.fault, Fault::CorruptSynced { .. }))
+}
+
+/// Start the operator on a node of its own, if the plan needs one ([`needs_operator`]).
 pub(super) fn spawn_operator(
     plan: &Plan,
     cluster: &Arc<Mutex<Cluster>>,
     ctx: &ClientContext,
 ) -> Option<JoinHandle<()>> {
-    if plan.membership.is_empty() {
+    if !needs_operator(plan) {
         return None;
     }
+    let restarted_after_rot = has_rot(plan).then(|| {
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        cluster.lock().expect("cluster").restarted_after_rot = Some(sender);
+        receiver
+    });
     let ip: std::net::IpAddr = "10.1.1.200".parse().expect("ip");
     let node = Handle::current()
         .create_node()
@@ -66,6 +82,8 @@ pub(super) fn spawn_operator(
             target: 1,
             adding: Default::default(),
         };
+        let replacer = restarted_after_rot
+            .map(|receiver| madsim::task::spawn(operator.clone().replace_refusing(receiver)));
         if concurrent {
             let tasks: Vec<JoinHandle<()>> = steps
                 .into_iter()
@@ -80,14 +98,17 @@ pub(super) fn spawn_operator(
         } else {
             operator.run(steps, workload_end_ms).await;
         }
+        if let Some(replacer) = replacer {
+            replacer.await.expect("replacer");
+        }
     }))
 }
 
 #[derive(Clone)]
-struct Operator {
+pub(super) struct Operator {
     endpoint: Arc<Endpoint>,
-    ctx: ClientContext,
-    cluster: Arc<Mutex<Cluster>>,
+    pub(super) ctx: ClientContext,
+    pub(super) cluster: Arc<Mutex<Cluster>>,
     /// IDs up to this one are the plan's initial members.
     initial_members: u64,
     /// The member calls go to first (the last one that answered as leader).
@@ -181,7 +202,7 @@ impl Operator {
     }
 
     /// MemberRemove until the member is gone from the list; then its node stops for good.
-    async fn remove_member(
+    pub(super) async fn remove_member(
         &mut self,
         member: u64,
         deadline: Instant,
@@ -213,7 +234,7 @@ impl Operator {
     }
 
     /// Add an empty member as a learner, start it, and promote it once it caught up.
-    async fn add_member(
+    pub(super) async fn add_member(
         &mut self,
         zone: Option<u32>,
         deadline: Instant,
@@ -308,7 +329,11 @@ impl Operator {
         Ok(())
     }
 
-    async fn promote(&mut self, member: u64, deadline: Instant) -> Result<(), OperatorStep> {
+    pub(super) async fn promote(
+        &mut self,
+        member: u64,
+        deadline: Instant,
+    ) -> Result<(), OperatorStep> {
         loop {
             match self
                 .call(ClusterRequest::MemberPromote { id: member }, deadline)

@@ -59,10 +59,14 @@ pub enum Canary {
     /// A lock held by two clients at once: a create-if-absent txn ignores its compare when
     /// the key exists with another lease (`faultline_mvcc::KvCanary::LockCompareIgnored`).
     LockCompareIgnored,
+    /// A failed WAL fsync is taken as done and the member goes on, where etcd stops
+    /// (etcd #14370's cousin: acknowledged entries are lost at the next power loss)
+    /// (`faultline_storage::StorageCanary::IgnoreFsyncError`).
+    FsyncErrorIgnored,
 }
 
 impl Canary {
-    pub const ALL: [Canary; 17] = [
+    pub const ALL: [Canary; 18] = [
         Canary::StaleFollowerRead,
         Canary::AckBeforeSync,
         Canary::LeaderLocalRead,
@@ -80,6 +84,7 @@ impl Canary {
         Canary::LeaseNoCheckpoint,
         Canary::KeepAliveNotForwarded,
         Canary::LockCompareIgnored,
+        Canary::FsyncErrorIgnored,
     ];
 
     /// The name used on the command line and in seed files.
@@ -102,6 +107,7 @@ impl Canary {
             Canary::LeaseNoCheckpoint => "lease-no-checkpoint",
             Canary::KeepAliveNotForwarded => "keep-alive-not-forwarded",
             Canary::LockCompareIgnored => "lock-compare-ignored",
+            Canary::FsyncErrorIgnored => "fsync-error-ignored",
         }
     }
 
@@ -142,6 +148,7 @@ impl Canary {
             Canary::SnapshotPurgeBeforeDurable => {
                 Some(faultline_storage::StorageCanary::PurgeBeforeDurable)
             }
+            Canary::FsyncErrorIgnored => Some(faultline_storage::StorageCanary::IgnoreFsyncError),
             _ => None,
         }
     }

@@ -14,7 +14,8 @@ use faultline_raft::{
     ProposeError, Raft, Role, Term,
 };
 use faultline_storage::{
-    open_member_storage, Disk, SnapshotFiles, SnapshotOptions, StorageOptions, Wal, WalOptions,
+    open_member_storage, Disk, RestartError, SnapshotFiles, SnapshotOptions, StorageOptions, Wal,
+    WalOptions,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -22,12 +23,14 @@ use tokio::time::Instant;
 
 use crate::{Canary, Clock, ClusterReply, NodeConfig, NodeEvent, Observer, Reply};
 
+mod fail_stop;
 mod lease;
 mod membership;
 mod metrics;
 mod snapshot;
 mod watch;
 
+pub(crate) use fail_stop::DiskFailure;
 pub use membership::member_id_for;
 
 pub use membership::MemberAttrs;
@@ -115,6 +118,8 @@ pub struct NodeCore {
     /// Set once this member applied its own removal: it stops serving and sending.
     removed: bool,
     pending_transfer: Option<membership::PendingTransfer>,
+    /// Set when a storage write or sync failed: the member stopped (see `fail_stop.rs`).
+    stopped_by_disk: Option<DiskFailure>,
 }
 
 impl NodeCore {
@@ -127,6 +132,18 @@ impl NodeCore {
         observer: Arc<dyn Observer>,
         clock: Arc<dyn Clock>,
     ) -> Self {
+        NodeCore::try_open(config, disk, observer, clock)
+            .unwrap_or_else(|error| panic!("storage recovery failed: {error}"))
+    }
+
+    /// [`NodeCore::open`], or why the member's storage cannot be recovered (damaged synced
+    /// data: a checksum names the file and the byte; the member must not start).
+    pub fn try_open(
+        config: NodeConfig,
+        disk: Box<dyn Disk + Send>,
+        observer: Arc<dyn Observer>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, RestartError> {
         #[cfg(not(feature = "canaries"))]
         assert!(
             config.canary.is_none(),
@@ -137,8 +154,10 @@ impl NodeCore {
             config.lease_checkpoint_interval_ms > 0,
             "lease_checkpoint_interval_ms must be positive"
         );
-        let storage = open_member_storage(disk, storage_options(&config))
-            .expect("storage recovery failed: the disk holds corrupt synced data");
+        let mut storage = open_member_storage(disk, storage_options(&config))?;
+        storage
+            .wal
+            .set_canary(config.canary.and_then(Canary::storage_canary));
         let restart = storage.restart;
         let raft_snapshot = restart
             .snapshot
@@ -230,13 +249,14 @@ impl NodeCore {
             applied_conf: faultline_raft::ConfState::default(),
             removed: false,
             pending_transfer: None,
+            stopped_by_disk: None,
         };
         core.applied_conf = core
             .raft
             .snapshot()
             .map_or_else(|| bootstrap_conf, |s| s.metadata.conf_state.clone());
         core.learn_addresses(&recovered_entries);
-        core
+        Ok(core)
     }
 
     /// A message from a peer, which sent it from `from_addr`.
@@ -433,7 +453,23 @@ impl NodeCore {
 
     /// Persist, apply and collect messages until Raft has nothing more to say.
     /// Returns the messages to send; they may only leave after this returns (the WAL is synced).
+    ///
+    /// A storage error stops the member for good (`fail_stop.rs`): no message of that Ready
+    /// or any later one leaves, nothing more is applied or acknowledged.
     pub fn process_ready(&mut self) -> Vec<Message> {
+        if self.stopped_by_disk.is_some() {
+            return Vec::new();
+        }
+        match self.persist_and_apply() {
+            Ok(outbox) => outbox,
+            Err(failure) => {
+                self.fail_stop(failure);
+                Vec::new()
+            }
+        }
+    }
+
+    fn persist_and_apply(&mut self) -> Result<Vec<Message>, DiskFailure> {
         let mut outbox = Vec::new();
         while self.raft.has_ready() {
             let ready = self.raft.ready();
@@ -442,23 +478,25 @@ impl NodeCore {
             }
             if let Some(snapshot) = &ready.snapshot {
                 // Durable before the entries after it and before any message acknowledges it.
-                self.persist_snapshot(snapshot);
+                self.persist_snapshot(snapshot)?;
             }
             // Before any message to a member these entries add can leave.
             self.learn_addresses(&ready.entries);
             if ready.hard_state.is_some() || !ready.entries.is_empty() {
                 self.wal
                     .save(ready.hard_state, &ready.entries)
-                    .expect("WAL write failed");
+                    .map_err(|e| DiskFailure::new("WAL write", e))?;
                 if !self.canary_active(Canary::AckBeforeSync) {
-                    self.wal.sync().expect("WAL sync failed");
+                    self.wal
+                        .sync()
+                        .map_err(|e| DiskFailure::new("WAL sync", e))?;
                 }
             }
             if let Some(snapshot) = &ready.snapshot {
                 self.install_snapshot(snapshot);
                 self.wal
                     .release_to(snapshot.metadata.index)
-                    .expect("WAL release after a snapshot failed");
+                    .map_err(|e| DiskFailure::new("WAL release after a snapshot", e))?;
             }
             for entry in &ready.committed_entries {
                 self.apply(entry);
@@ -476,13 +514,13 @@ impl NodeCore {
             if self.removed {
                 // Never snapshot past our own removal: a restart replays it from the WAL and
                 // stops again.
-                return Vec::new();
+                return Ok(Vec::new());
             }
-            self.maybe_compact();
+            self.maybe_compact()?;
         }
         self.serve_applied_reads();
         self.flush_watch_polls();
-        outbox
+        Ok(outbox)
     }
 
     fn on_soft_state(&mut self, role: Role, term: Term, leader: Option<NodeId>) {

@@ -185,6 +185,12 @@ pub enum NodeEvent {
     },
     /// The member applied its own removal at `index` and stopped serving.
     Removed { index: u64 },
+    /// A write or sync of the member's storage failed and the member stopped (fail-stop, as
+    /// etcd's fatal exit): it sends and acknowledges nothing more until it is restarted.
+    StoppedByDisk { error: String },
+    /// The member's storage could not be recovered (damaged synced data, named by file and
+    /// byte offset): it refused to start and serves nothing.
+    RefusedToStart { error: String },
 }
 
 pub trait Observer: Send + Sync {
@@ -466,9 +472,22 @@ pub async fn drive_member(
 ) -> std::convert::Infallible {
     let MemberInbox {
         rx: mut input_rx,
-        _tx: _keep_open,
+        _tx: keep_open,
     } = inbox;
-    let mut core = NodeCore::open(config.clone(), disk, observer, clock.clone());
+    let opened = NodeCore::try_open(config.clone(), disk, observer.clone(), clock.clone());
+    let mut core = match opened {
+        Ok(core) => core,
+        Err(error) => {
+            let error = format!("the member's storage cannot be recovered: {error}");
+            observer.on_event(
+                config.id,
+                NodeEvent::RefusedToStart {
+                    error: error.clone(),
+                },
+            );
+            return stay_stopped(error, input_rx, keep_open).await;
+        }
+    };
     // One tick per `tick_interval_ms` of the member's own clock.
     let tick_period = |rate_percent: u32| {
         Duration::from_micros(config.tick_interval_ms * 100_000 / u64::from(rate_percent.max(1)))
@@ -527,5 +546,27 @@ pub async fn drive_member(
             ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         }
         outbox = core.process_ready();
+        if let Some(error) = core.stopped_by_disk() {
+            drop(core);
+            return stay_stopped(error, input_rx, keep_open).await;
+        }
+    }
+}
+
+/// A member that must not go on (its storage failed, or cannot be recovered): it sends and
+/// answers nothing more. In simulation the task holds its inbox and waits to be killed, so to
+/// clients and peers it looks like a dead process (their calls time out, as with a crashed
+/// member; the calls it held when it stopped end `Stopped`, their outcome unknown); a restart
+/// recovers from what the disk holds. A real server exits, as etcd's fatal log does.
+async fn stay_stopped(
+    error: String,
+    inbox: mpsc::UnboundedReceiver<Input>,
+    keep_open: mpsc::UnboundedSender<Input>,
+) -> std::convert::Infallible {
+    if cfg!(madsim) {
+        let _silent = (inbox, keep_open);
+        std::future::pending().await
+    } else {
+        panic!("member stopped: {error}")
     }
 }

@@ -32,7 +32,7 @@ mod wal;
 
 pub use disk::{Disk, DiskError};
 pub use file_disk::FileDisk;
-pub use mem_disk::{ByteFlip, CrashFault, DirOp, DiskStats, MemDisk, TailFate};
+pub use mem_disk::{ByteFlip, CrashFault, DirOp, DiskFaults, DiskStats, MemDisk, TailFate};
 pub use restart::{
     combine, open_member_storage, MemberStorage, RestartError, RestartState, StorageOptions,
 };

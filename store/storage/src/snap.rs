@@ -66,6 +66,13 @@ pub enum StorageCanary {
     /// loss before the bytes reach the disk leaves no whole snapshot, while the WAL was
     /// already released up to the new one.
     PurgeBeforeDurable,
+    /// A failed fsync of the WAL is taken as done and the member goes on (what PostgreSQL did
+    /// until 2018, "fsyncgate": retrying fsync after an error, which Linux then reports as a
+    /// success although the kernel dropped the dirty pages). etcd instead treats a failed WAL
+    /// fsync as fatal (its raft loop calls `Fatal` when saving hard state and entries fails).
+    /// The bytes unsynced at the failure are lost at the next power loss, after the member
+    /// acknowledged them (etcd #14370's cousin). Only [`crate::Wal`] acts on it.
+    IgnoreFsyncError,
 }
 
 /// One snapshot: the last log entry it covers, and the node's bytes.
@@ -169,24 +176,28 @@ fn decode(name: SnapName, bytes: &[u8]) -> Result<Snapshot, String> {
         ));
     }
     if &bytes[..8] != MAGIC {
-        return Err("not a snapshot file (bad magic)".to_owned());
+        return Err("not a snapshot file (bad magic in bytes 0..8)".to_owned());
     }
     let (index, term) = (LogIndex(le_u64(bytes, 8)), Term(le_u64(bytes, 16)));
     let payload_len = le_u64(bytes, 24);
     let present = (bytes.len() - HEADER_BYTES) as u64;
     if payload_len != present {
         return Err(format!(
-            "torn or overlong: {payload_len} payload bytes announced, {present} present"
+            "torn or overlong: {payload_len} payload bytes announced (bytes 24..32), {present} present"
         ));
     }
     let crc = u32::from_le_bytes(bytes[32..36].try_into().expect("4 bytes"));
     let payload = &bytes[HEADER_BYTES..];
     if checksum(&bytes[..32], payload) != crc {
-        return Err("checksum mismatch".to_owned());
+        // One checksum covers the file, so the damage lies somewhere in these bytes.
+        return Err(format!(
+            "checksum mismatch over bytes 0..{} (header and payload)",
+            bytes.len()
+        ));
     }
     if (index, term) != (name.index, name.term) {
         return Err(format!(
-            "header says index {} term {}, the name says index {} term {}",
+            "header says index {} term {} (bytes 8..24), the name says index {} term {}",
             index.0, term.0, name.index.0, name.term.0
         ));
     }

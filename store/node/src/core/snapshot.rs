@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{MemberAttrs, NodeCore};
+use super::{DiskFailure, MemberAttrs, NodeCore};
 use crate::NodeEvent;
 
 /// What a member's snapshot file holds: Raft's metadata and Raft's snapshot data, which is the
@@ -94,10 +94,10 @@ pub(crate) struct PendingCompaction {
 impl NodeCore {
     /// After applying (and `advance`): capture the key space when the threshold is reached,
     /// and compact once the margin after a capture is applied.
-    pub(super) fn maybe_compact(&mut self) {
+    pub(super) fn maybe_compact(&mut self) -> Result<(), DiskFailure> {
         let threshold = self.config.snapshot_threshold_entries;
         if threshold == 0 {
-            return;
+            return Ok(());
         }
         let last = self.raft_snapshot_index();
         if self.pending_compaction.is_none() && self.applied.0 >= last.0 + threshold {
@@ -110,21 +110,21 @@ impl NodeCore {
             self.applied.0 >= pending.index.0 + self.config.snapshot_catch_up_entries
         });
         if !due {
-            return;
+            return Ok(());
         }
         let PendingCompaction { index, data } = self.pending_compaction.take().expect("due");
         if index <= last {
-            return; // a leader's snapshot overtook it
+            return Ok(()); // a leader's snapshot overtook it
         }
         // Raft computes the metadata (term and configuration at `index`). Nothing leaves the
         // member between this call and the file being durable (all synchronous), and a crash
         // before the file leaves the WAL untouched, so this is the storage order in effect.
         self.raft.compact(index, data);
         let snapshot = self.raft.snapshot().expect("just compacted").clone();
-        self.persist_snapshot(&snapshot);
+        self.persist_snapshot(&snapshot)?;
         self.wal
             .release_to(index)
-            .expect("WAL release after a snapshot failed");
+            .map_err(|e| DiskFailure::new("WAL release after a snapshot", e))?;
         self.observer.on_event(
             self.config.id,
             NodeEvent::SnapshotTaken {
@@ -135,6 +135,7 @@ impl NodeCore {
                 log_entries: self.raft.log_entries().len() as u64,
             },
         );
+        Ok(())
     }
 
     fn raft_snapshot_index(&self) -> LogIndex {
@@ -144,15 +145,15 @@ impl NodeCore {
     }
 
     /// The snapshot file, then the WAL marker, synced.
-    pub(super) fn persist_snapshot(&mut self, snapshot: &Snapshot) {
+    pub(super) fn persist_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), DiskFailure> {
         let SnapshotMetadata { index, term, .. } = snapshot.metadata;
         self.snapshots
             .save(index, term, &encode_payload(snapshot))
-            .expect("snapshot file write failed");
+            .map_err(|e| DiskFailure::new("snapshot file write", e))?;
         self.wal
             .save_snapshot_marker(index, term)
-            .expect("WAL snapshot marker write failed");
-        self.wal.sync().expect("WAL sync failed");
+            .map_err(|e| DiskFailure::new("WAL snapshot marker write", e))?;
+        self.wal.sync().map_err(|e| DiskFailure::new("WAL sync", e))
     }
 
     /// A snapshot from the leader, already durable: replace the key space, rebuild the lease

@@ -91,14 +91,34 @@ pub struct DiskStats {
     pub bytes_corrupted: u64,
     /// Directory operations undone by a crash.
     pub dir_ops_lost: u64,
+    /// Calls to `sync` or `sync_dir` refused by [`DiskFaults::fail_syncs`].
+    pub syncs_failed: u64,
+    /// Calls to `append` refused by [`DiskFaults::full`].
+    pub appends_refused: u64,
+}
+
+/// Faults the simulator switches on for a while, besides power loss ([`MemDisk::crash`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskFaults {
+    /// `sync` and `sync_dir` fail with EIO. As on Linux after a failed fsync (the "fsyncgate"
+    /// behaviour of ext4 and XFS: the kernel marks the dirty pages clean and reports the error
+    /// once), the bytes that were unsynced when a sync failed are lost at the next crash even
+    /// if a later sync of the file returns `Ok`.
+    pub fail_syncs: bool,
+    /// The disk is full: `append` fails with ENOSPC and writes nothing.
+    pub full: bool,
 }
 
 /// The content of one file, whatever names it has had.
 #[derive(Clone, Debug, Default)]
 struct Inode {
     data: Vec<u8>,
-    /// Invariant: `synced_len <= data.len()`. Bytes below it never change.
+    /// Invariant: `synced_len <= data.len()`. Bytes below it never change, except below
+    /// `dropped_from` and by [`MemDisk::corrupt_synced`].
     synced_len: usize,
+    /// Where the bytes a failed sync dropped begin (see [`DiskFaults::fail_syncs`]): everything
+    /// from here is lost at the next crash, whatever a later sync said.
+    dropped_from: Option<usize>,
 }
 
 type InodeId = u64;
@@ -121,6 +141,7 @@ pub struct MemDisk {
     pending: Vec<(DirOp, InodeId)>,
     next_inode: InodeId,
     stats: DiskStats,
+    faults: DiskFaults,
 }
 
 impl MemDisk {
@@ -154,6 +175,36 @@ impl MemDisk {
 
     pub fn stats(&self) -> DiskStats {
         self.stats
+    }
+
+    /// The faults switched on now.
+    pub fn faults(&self) -> DiskFaults {
+        self.faults
+    }
+
+    /// Switches faults on or off; they last until the next call (a crash keeps them).
+    pub fn set_faults(&mut self, faults: DiskFaults) {
+        self.faults = faults;
+    }
+
+    /// Silent corruption of durable bytes (bit rot, a misdirected write): `byte ^= xor_mask` at
+    /// `offset` of `file`, which must lie in its synced bytes. Only checksums can find it.
+    ///
+    /// Panics if the file does not exist, the offset is not synced or the mask is zero: the
+    /// simulator draws them from [`MemDisk::synced_len`].
+    pub fn corrupt_synced(&mut self, file: &str, offset: u64, xor_mask: u8) {
+        assert_ne!(xor_mask, 0, "a flip of {file:?} that changes nothing");
+        let inode = self
+            .inode_mut(file)
+            .unwrap_or_else(|e| panic!("corrupting {file:?}: {e}"));
+        let offset = to_usize(offset);
+        assert!(
+            offset < inode.synced_len,
+            "byte {offset} of {file:?} is not synced (synced: {})",
+            inode.synced_len
+        );
+        inode.data[offset] ^= xor_mask;
+        self.stats.bytes_corrupted += 1;
     }
 
     /// Power loss. Each file's unsynced tail meets the fate `fault` gives it (lost if not
@@ -192,7 +243,14 @@ impl MemDisk {
                 Some(&name) => (name, fault.tails.get(name).unwrap_or(&lost)),
                 None => ("(unnamed)", &lost),
             };
-            let (lost_bytes, corrupted_bytes) = apply_fate(inode, name, fate);
+            let (mut lost_bytes, corrupted_bytes) = apply_fate(inode, name, fate);
+            if let Some(from) = inode.dropped_from.take() {
+                if from < inode.data.len() {
+                    lost_bytes += to_u64(inode.data.len() - from);
+                    inode.data.truncate(from);
+                    inode.synced_len = from;
+                }
+            }
             self.stats.bytes_lost += lost_bytes;
             self.stats.bytes_corrupted += corrupted_bytes;
         }
@@ -289,6 +347,14 @@ fn replay(directory: &mut BTreeMap<String, InodeId>, op: &DirOp, id: InodeId) {
 impl Disk for MemDisk {
     fn append(&mut self, file: &str, bytes: &[u8]) -> Result<(), DiskError> {
         check_name(file)?;
+        if self.faults.full {
+            self.stats.appends_refused += 1;
+            return Err(simulated_io_error(
+                "append",
+                file,
+                "no space left on device (ENOSPC)",
+            ));
+        }
         let id = match self.names.get(file) {
             Some(&id) => id,
             None => {
@@ -310,7 +376,17 @@ impl Disk for MemDisk {
     }
 
     fn sync(&mut self, file: &str) -> Result<(), DiskError> {
+        let fail = self.faults.fail_syncs;
         let inode = self.inode_mut(file)?;
+        if fail {
+            // The kernel drops the dirty pages and reports the error once.
+            if inode.data.len() > inode.synced_len {
+                let from = inode.dropped_from.unwrap_or(inode.synced_len);
+                inode.dropped_from = Some(from.min(inode.synced_len));
+            }
+            self.stats.syncs_failed += 1;
+            return Err(simulated_io_error("sync", file, "input/output error (EIO)"));
+        }
         inode.synced_len = inode.data.len();
         self.stats.syncs += 1;
         Ok(())
@@ -340,6 +416,7 @@ impl Disk for MemDisk {
         inode.data.truncate(len);
         // Durable on return: the cut reaches the synced bytes too.
         inode.synced_len = inode.synced_len.min(len);
+        inode.dropped_from = inode.dropped_from.filter(|&from| from < len);
         Ok(())
     }
 
@@ -370,6 +447,14 @@ impl Disk for MemDisk {
     }
 
     fn sync_dir(&mut self) -> Result<(), DiskError> {
+        if self.faults.fail_syncs {
+            self.stats.syncs_failed += 1;
+            return Err(simulated_io_error(
+                "sync_dir",
+                ".",
+                "input/output error (EIO)",
+            ));
+        }
         self.pending.clear();
         self.durable_names = self.names.clone();
         self.forget_unnamed_inodes();
@@ -379,6 +464,15 @@ impl Disk for MemDisk {
 
     fn list(&self) -> Result<Vec<String>, DiskError> {
         Ok(self.names.keys().cloned().collect())
+    }
+}
+
+/// The error a [`DiskFaults`] fault returns, as the real disk's would read.
+fn simulated_io_error(op: &'static str, file: &str, what: &str) -> DiskError {
+    DiskError::Io {
+        op,
+        file: file.to_owned(),
+        source: std::io::Error::other(format!("{what}, simulated")),
     }
 }
 

@@ -238,3 +238,78 @@ fn crash_fault_round_trips_through_json_and_keeps_its_old_form_when_no_dir_op_is
     let json = serde_json::to_string(&CrashFault::lose_all_unsynced()).unwrap();
     assert_eq!(json, r#"{"tails":{}}"#);
 }
+
+#[test]
+fn failed_sync_reports_eio_and_its_bytes_are_lost_at_the_next_crash_despite_a_later_sync() {
+    let mut disk = disk_with(b"abc", b"de");
+    disk.set_faults(DiskFaults {
+        fail_syncs: true,
+        ..DiskFaults::default()
+    });
+    let error = disk.sync("f").unwrap_err();
+    assert!(
+        matches!(&error, DiskError::Io { op: "sync", file, .. } if file == "f"),
+        "{error}"
+    );
+    assert!(error.to_string().contains("EIO"), "{error}");
+    assert!(disk.sync_dir().is_err());
+    assert_eq!(disk.stats().syncs_failed, 2);
+    // The page cache still shows the bytes; the disk will not have them.
+    assert_eq!(disk.read("f").unwrap(), b"abcde");
+    disk.set_faults(DiskFaults::default());
+    disk.append("f", b"fg").unwrap();
+    disk.sync("f").unwrap(); // reports success, as Linux does after the error was reported
+    assert_eq!(disk.synced_len("f"), Some(7));
+    crash_with(&mut disk, TailFate::Kept);
+    assert_eq!(disk.read("f").unwrap(), b"abc");
+    assert_eq!(disk.stats().bytes_lost, 4);
+}
+
+#[test]
+fn failed_sync_with_nothing_unsynced_drops_nothing() {
+    let mut disk = disk_with(b"abc", b"");
+    disk.set_faults(DiskFaults {
+        fail_syncs: true,
+        ..DiskFaults::default()
+    });
+    assert!(disk.sync("f").is_err());
+    disk.crash(&CrashFault::lose_all_unsynced());
+    assert_eq!(disk.read("f").unwrap(), b"abc");
+}
+
+#[test]
+fn full_disk_refuses_appends_and_writes_nothing() {
+    let mut disk = disk_with(b"abc", b"");
+    disk.set_faults(DiskFaults {
+        full: true,
+        ..DiskFaults::default()
+    });
+    let error = disk.append("f", b"xyz").unwrap_err();
+    assert!(error.to_string().contains("ENOSPC"), "{error}");
+    assert!(disk.append("new", b"x").is_err());
+    assert_eq!(disk.read("f").unwrap(), b"abc");
+    assert!(matches!(disk.read("new"), Err(DiskError::NotFound { .. })));
+    assert_eq!(disk.stats().appends_refused, 2);
+    // Syncs, reads and removals still work; the fault ends when switched off.
+    disk.sync("f").unwrap();
+    disk.set_faults(DiskFaults::default());
+    disk.append("f", b"d").unwrap();
+    assert_eq!(disk.read("f").unwrap(), b"abcd");
+}
+
+#[test]
+fn corrupt_synced_flips_one_durable_byte_and_survives_a_crash() {
+    let mut disk = disk_with(b"abc", b"de");
+    disk.corrupt_synced("f", 1, 0x20);
+    assert_eq!(disk.read("f").unwrap(), b"aBcde");
+    disk.crash(&CrashFault::lose_all_unsynced());
+    assert_eq!(disk.read("f").unwrap(), b"aBc");
+    assert_eq!(disk.stats().bytes_corrupted, 1);
+}
+
+#[test]
+#[should_panic(expected = "is not synced")]
+fn corrupt_synced_refuses_an_unsynced_byte() {
+    let mut disk = disk_with(b"abc", b"de");
+    disk.corrupt_synced("f", 3, 1);
+}

@@ -143,6 +143,8 @@ pub struct Wal<D: Disk = Box<dyn Disk + Send>> {
     /// Whether the last segment's name is durable (no `sync_dir` owed since it was created).
     dir_synced: bool,
     failed: bool,
+    /// A planted bug (simulation only; [`Wal::set_canary`] refuses one without `canaries`).
+    canary: Option<crate::snap::StorageCanary>,
 }
 
 impl<D: Disk> std::fmt::Debug for Wal<D> {
@@ -203,6 +205,7 @@ impl<D: Disk> Wal<D> {
             segments: recovered.segments,
             dir_synced: true,
             failed: false,
+            canary: None,
         };
         Ok((wal, state))
     }
@@ -331,19 +334,39 @@ impl<D: Disk> Wal<D> {
         assert!(self.synced_len_bytes <= segment.len_bytes);
         if self.synced_len_bytes < segment.len_bytes {
             if let Err(e) = self.disk.sync(&segment.file) {
-                self.failed = true;
-                return Err(e.into());
+                if !self.ignores_sync_errors() {
+                    self.failed = true;
+                    return Err(e.into());
+                }
             }
             self.synced_len_bytes = segment.len_bytes;
         }
         if !self.dir_synced {
             if let Err(e) = self.disk.sync_dir() {
-                self.failed = true;
-                return Err(e.into());
+                if !self.ignores_sync_errors() {
+                    self.failed = true;
+                    return Err(e.into());
+                }
             }
             self.dir_synced = true;
         }
         Ok(())
+    }
+
+    /// Plants a storage bug in this WAL (`None` removes it). Panics without the crate's
+    /// `canaries` feature: a normal build cannot contain one.
+    pub fn set_canary(&mut self, canary: Option<crate::snap::StorageCanary>) {
+        assert!(
+            cfg!(feature = "canaries") || canary.is_none(),
+            "storage canary {canary:?} requested, but faultline-storage was built without `canaries`"
+        );
+        self.canary = canary;
+    }
+
+    /// The `IgnoreFsyncError` canary: a failed sync is taken as done.
+    fn ignores_sync_errors(&self) -> bool {
+        cfg!(feature = "canaries")
+            && self.canary == Some(crate::snap::StorageCanary::IgnoreFsyncError)
     }
 
     /// Syncs, then removes (durably) the oldest segments whose entries all lie at or before

@@ -354,3 +354,92 @@ fn the_node_can_use_a_shared_boxed_disk() {
     let (_, state): (Wal, WalState) = Wal::open(node_disk).unwrap();
     assert_eq!(last_index(&state), 2);
 }
+
+fn failing_syncs() -> crate::mem_disk::DiskFaults {
+    crate::mem_disk::DiskFaults {
+        fail_syncs: true,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn recovery_refuses_when_its_sync_fails() {
+    let (mut wal, _) = open(MemDisk::new());
+    wal.save(Some(hs(1, Some(1), 0)), &entries(1, 1..=2))
+        .unwrap();
+    let mut disk = wal.into_disk();
+    disk.set_faults(failing_syncs());
+    let error = Wal::open(disk).map(|_| ()).unwrap_err();
+    assert!(
+        matches!(error, WalError::Disk(DiskError::Io { op: "sync", .. })),
+        "recovery must not hide a failed sync: {error}"
+    );
+}
+
+#[test]
+fn failed_sync_is_an_error_then_the_wal_is_failed_and_the_tail_is_lost() {
+    let (mut wal, _) = open(MemDisk::new());
+    wal.save(Some(hs(1, Some(1), 0)), &entries(1, 1..=2))
+        .unwrap();
+    wal.sync().unwrap();
+    wal.save(Some(hs(1, Some(1), 2)), &entries(1, 3..=3))
+        .unwrap();
+    // The simulator switches the fault on under the running WAL (it shares the disk).
+    let disk_handle = std::sync::Arc::new(std::sync::Mutex::new(wal.into_disk()));
+    let (mut wal, _) = Wal::open(Box::new(disk_handle.clone()) as Box<dyn Disk + Send>).unwrap();
+    wal.save(None, &entries(1, 4..=4)).unwrap();
+    disk_handle.lock().unwrap().set_faults(failing_syncs());
+    assert!(matches!(
+        wal.sync(),
+        Err(WalError::Disk(DiskError::Io { op: "sync", .. }))
+    ));
+    assert!(matches!(wal.sync(), Err(WalError::Failed)));
+    assert!(matches!(
+        wal.save(None, &entries(1, 5..=5)),
+        Err(WalError::Failed)
+    ));
+    drop(wal);
+    let mut disk = std::sync::Arc::try_unwrap(disk_handle)
+        .unwrap()
+        .into_inner()
+        .unwrap();
+    disk.set_faults(Default::default());
+    disk.crash(&CrashFault::lose_all_unsynced());
+    let (_, state) = open(disk);
+    assert_eq!(
+        last_index(&state),
+        3,
+        "what the failed sync covered is gone"
+    );
+}
+
+#[cfg(feature = "canaries")]
+#[test]
+fn canary_ignores_a_failed_sync_and_loses_what_it_claimed_durable() {
+    let (mut wal, _) = open(MemDisk::new());
+    wal.save(Some(hs(1, Some(1), 0)), &entries(1, 1..=2))
+        .unwrap();
+    wal.sync().unwrap();
+    let disk_handle = std::sync::Arc::new(std::sync::Mutex::new(wal.into_disk()));
+    let (mut wal, _) = Wal::open(Box::new(disk_handle.clone()) as Box<dyn Disk + Send>).unwrap();
+    wal.set_canary(Some(crate::snap::StorageCanary::IgnoreFsyncError));
+    wal.save(None, &entries(1, 3..=3)).unwrap();
+    disk_handle.lock().unwrap().set_faults(failing_syncs());
+    wal.sync()
+        .expect("the canary takes the failed sync as done");
+    disk_handle.lock().unwrap().set_faults(Default::default());
+    wal.save(None, &entries(1, 4..=4)).unwrap();
+    wal.sync().unwrap();
+    drop(wal);
+    let mut disk = std::sync::Arc::try_unwrap(disk_handle)
+        .unwrap()
+        .into_inner()
+        .unwrap();
+    disk.crash(&CrashFault::lose_all_unsynced());
+    let (_, state) = open(disk);
+    assert_eq!(
+        last_index(&state),
+        2,
+        "entries 3 and 4 were 'synced' but are gone"
+    );
+}
