@@ -11,6 +11,8 @@ mod faults;
 mod kubernetes;
 mod membership;
 mod profile;
+#[cfg(test)]
+mod profile_tests;
 mod scenario;
 mod shapes;
 #[cfg(test)]
