@@ -136,13 +136,16 @@ pub(super) fn pick<T: Copy>(rng: &mut ChaCha8Rng, weights: &[(T, u32)]) -> T {
     unreachable!("roll < total")
 }
 
+/// The requests of one step of a client and what it fills in at run time.
+pub(super) type Step = Vec<(Request, Fill)>;
+
 /// Plan the ops of one client until the workload's time is used up: `draw` gives the
 /// requests of one step (the first one after the think time, the rest right after it, all
 /// on one member). `draw` gets the step's number, for unique values.
 pub(super) fn plan_steps(
     rng: &mut ChaCha8Rng,
     scenario: &Scenario,
-    draw: &mut dyn FnMut(&mut ChaCha8Rng, usize) -> Vec<(Request, Fill)>,
+    draw: &mut dyn FnMut(&mut ChaCha8Rng, usize) -> Step,
 ) -> Vec<PlannedOp> {
     let mut ops = Vec::new();
     let mut elapsed_ms = 0;

@@ -84,8 +84,7 @@ fn list_watch_client_lists_again_after_compaction() {
     for report in reports {
         // Each watch starts right after a list, from that list's revision + 1.
         let (_, revision) = (lists.iter())
-            .filter(|(at, _)| *at <= report.created_ns)
-            .last()
+            .rfind(|(at, _)| *at <= report.created_ns)
             .expect("a list before every watch");
         assert_eq!(report.request.start_revision, revision + 1);
     }
