@@ -16,7 +16,6 @@ use serde::{Deserialize, Serialize};
 
 use super::scenario::Scenario;
 
-pub const ELECTION_PREFIX: &[u8] = b"/election/";
 /// The key whose creator holds the lock.
 pub const ELECTION_KEY: &[u8] = b"/election/leader";
 /// The key the holder writes under the lock's guard.

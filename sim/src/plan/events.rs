@@ -10,10 +10,9 @@ use faultline_api::{
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
+use super::keyspace::EVENTS_PREFIX;
 use super::scenario::Scenario;
 use super::workload::{lease_id, Fill, PlannedOp};
-
-pub const EVENTS_PREFIX: &[u8] = b"/events/";
 /// A client starts a new lease this often (drawn per lease).
 const LEASE_ROTATION_MS: (u64, u64) = (800, 2000);
 /// A lease is kept alive for this long after its grant (drawn per lease), then abandoned.

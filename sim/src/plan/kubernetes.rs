@@ -15,8 +15,6 @@ use super::profile::{guarded, pick, plan_steps, put_op};
 use super::scenario::Scenario;
 use super::workload::{Fill, PlannedOp, PlannedWatch, WatchStart};
 
-/// Every key of the Kubernetes profiles is under this prefix (watched, read at the end).
-pub const PODS_PREFIX: &[u8] = b"/registry/pods/";
 /// The namespace the pods live in: lists and list-watches cover it.
 pub const NAMESPACE_PREFIX: &[u8] = b"/registry/pods/default/";
 /// Page size of Kubernetes lists (etcd robustness: limit 10).

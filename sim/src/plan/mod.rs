@@ -8,6 +8,7 @@
 mod election;
 mod events;
 mod faults;
+mod keyspace;
 mod kubernetes;
 mod membership;
 mod profile;
@@ -30,14 +31,13 @@ pub use election::{
     ELECTION_KEY, GUARDED_KEY,
 };
 pub use faults::{Fault, FaultWindow, IsolateTarget};
+pub use keyspace::{WorkloadProfile, KEY_PREFIX};
 pub use kubernetes::{next_page, pod_key, NAMESPACE_PREFIX};
 pub use membership::{MembershipAction, MembershipOp};
-pub use profile::WorkloadProfile;
 pub use scenario::{FaultMix, MembershipMix, Scenario, DEFAULT_SCENARIO_TOML, EMBEDDED_SCENARIOS};
 pub use shapes::{arrange, cut_links, sides};
 pub use workload::{
     key_name, lease_id, ClientPlan, Fill, PlannedOp, PlannedWatch, WatchStart, WatcherPlan,
-    KEY_PREFIX,
 };
 
 use faults::generate_faults;

@@ -4,62 +4,15 @@
 //! Kubernetes (`kubernetes`), events on short leases (`events`), leader election
 //! (`election`).
 
+use super::keyspace::KEY_PREFIX;
+use super::scenario::Scenario;
+use super::workload::{key_name, lease_id, random_multi_op_txn, Fill, PlannedOp};
 use faultline_api::{
     prefix_range_end, Compare, CompareResult, CompareTarget, DeleteRangeRequest, LeaseGrantRequest,
     LeaseRevokeRequest, PutRequest, RangeRequest, Request, RequestOp, TxnRequest,
 };
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
-
-use super::scenario::Scenario;
-use super::workload::{key_name, lease_id, random_multi_op_txn, Fill, PlannedOp, KEY_PREFIX};
-
-/// What a scenario's clients send (the scenario knob `workload`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum WorkloadProfile {
-    /// The original mixed workload over the whole etcd API (`k/<n>` keys).
-    #[default]
-    Mixed,
-    /// etcd robustness EtcdPutDeleteLease (`ETCD_PUT_DELETE_LEASE_WEIGHTS`).
-    EtcdPutDeleteLease,
-    /// etcd robustness EtcdPut.
-    EtcdPut,
-    /// etcd robustness EtcdDelete (a regression profile: puts and deletes only).
-    EtcdDelete,
-    /// etcd robustness Kubernetes: pods under `/registry/pods/default/`, optimistic
-    /// updates; the watchers are list-watch clients.
-    Kubernetes,
-    /// Kubernetes with creates and deletes instead of updates.
-    KubernetesCreateDelete,
-    /// Event clients: creates of ever-new keys attached to short leases.
-    Events,
-    /// Leader-election clients campaigning for one key (`plan::ElectionPlan`).
-    LeaderElection,
-}
-
-impl WorkloadProfile {
-    pub fn is_mixed(&self) -> bool {
-        *self == WorkloadProfile::Mixed
-    }
-
-    /// The prefix every key of the profile lives under: watchers watch it and the final
-    /// phase reads it.
-    pub fn key_prefix(&self) -> &'static [u8] {
-        match self {
-            WorkloadProfile::Mixed
-            | WorkloadProfile::EtcdPutDeleteLease
-            | WorkloadProfile::EtcdPut
-            | WorkloadProfile::EtcdDelete => KEY_PREFIX,
-            WorkloadProfile::Kubernetes | WorkloadProfile::KubernetesCreateDelete => {
-                super::kubernetes::PODS_PREFIX
-            }
-            WorkloadProfile::Events => super::events::EVENTS_PREFIX,
-            WorkloadProfile::LeaderElection => super::election::ELECTION_PREFIX,
-        }
-    }
-}
 
 /// One operation kind of etcd's key-value traffic profiles.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::profile::WorkloadProfile;
+use super::keyspace::WorkloadProfile;
 
 /// The knobs a seed is drawn against. The default scenario is embedded in the binary
 /// (`scenarios/default.toml`) so `dst fuzz` needs no files.

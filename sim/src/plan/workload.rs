@@ -13,6 +13,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use super::keyspace::KEY_PREFIX;
 use super::scenario::Scenario;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,8 +113,6 @@ pub struct WatcherPlan {
 pub fn key_name(index: u32) -> Vec<u8> {
     format!("k/{index}").into_bytes()
 }
-
-pub const KEY_PREFIX: &[u8] = b"k/";
 
 /// The lease ids of one client: chosen by the client (etcd accepts a client-chosen id), so a
 /// plan can refer to them before they exist, and distinct across clients.
