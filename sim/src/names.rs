@@ -46,7 +46,7 @@ pub fn members_text(members: &[u64]) -> String {
 }
 
 /// Whose incarnation each client id of a run is, for the report's lanes: the planned clients
-/// (`client 3`) and watchers (`watcher 5`), the final phase's client (`final`), and every id
+/// (`client 3`, election clients too) and watchers (`watcher 5`), the final phase's client (`final`), and every id
 /// opened after an unknown outcome (`continued`: new id → the id it continues), numbered after
 /// the one it continues.
 pub fn lane_owners(plan: &Plan, continued: &BTreeMap<u64, u64>) -> BTreeMap<u64, LaneOwner> {
@@ -58,6 +58,12 @@ pub fn lane_owners(plan: &Plan, continued: &BTreeMap<u64, u64>) -> BTreeMap<u64,
     let mut owners = BTreeMap::new();
     for client in &plan.clients {
         owners.insert(client.id, first(format!("client {}", client.id), client.id));
+    }
+    for election in &plan.elections {
+        owners.insert(
+            election.id,
+            first(format!("client {}", election.id), election.id),
+        );
     }
     for watcher in &plan.watchers {
         owners.insert(
@@ -150,6 +156,19 @@ mod tests {
         }
         assert!(names.len() <= planned, "{names:?}");
         assert!(owners.values().any(|o| o.incarnation > 1));
+    }
+
+    // The leader-election scenario's clients are election clients (`Plan::elections`): their
+    // continued sessions get lanes too (a fuzz campaign's reports panicked without this).
+    #[test]
+    fn election_clients_own_their_lanes() {
+        let plan = Plan::generate(0, &Scenario::embedded("leader-election").expect("embedded"));
+        let election = plan.elections[2].id;
+        let next = plan.first_free_client_id();
+        let continued: BTreeMap<u64, u64> = [(next, election)].into_iter().collect();
+        let owners = lane_owners(&plan, &continued);
+        assert_eq!(owners[&next].name, format!("client {election}"));
+        assert_eq!(owners[&next].incarnation, 2);
     }
 
     #[test]

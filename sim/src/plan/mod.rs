@@ -5,8 +5,15 @@
 //! (`scenario`), the workload (`workload`) and the fault schedule (`faults`) each have a file;
 //! their public items are re-exported here (`plan::Fault`, `plan::Scenario`, ...).
 
+mod election;
+mod events;
 mod faults;
+mod keyspace;
+mod kubernetes;
 mod membership;
+mod profile;
+#[cfg(test)]
+mod profile_tests;
 mod scenario;
 mod shapes;
 #[cfg(test)]
@@ -19,17 +26,25 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+pub use election::{
+    campaign, grant_lease, guarded_write, keep_alive, resign, ElectionPlan, ElectionRound,
+    ELECTION_KEY, GUARDED_KEY,
+};
 pub use faults::{Fault, FaultWindow, IsolateTarget};
+pub use keyspace::{WorkloadProfile, KEY_PREFIX};
+pub use kubernetes::{next_page, pod_key, NAMESPACE_PREFIX};
 pub use membership::{MembershipAction, MembershipOp};
 pub use scenario::{FaultMix, MembershipMix, Scenario, DEFAULT_SCENARIO_TOML, EMBEDDED_SCENARIOS};
 pub use shapes::{arrange, cut_links, sides};
 pub use workload::{
     key_name, lease_id, ClientPlan, Fill, PlannedOp, PlannedWatch, WatchStart, WatcherPlan,
-    KEY_PREFIX,
 };
 
 use faults::generate_faults;
 use membership::generate_membership;
+use profile::{
+    generate_etcd_ops, ETCD_DELETE_WEIGHTS, ETCD_PUT_DELETE_LEASE_WEIGHTS, ETCD_PUT_WEIGHTS,
+};
 use workload::{generate_compactions, generate_ops, generate_watches};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +68,10 @@ pub struct Plan {
     /// The operator's membership changes and leader transfers, in time order.
     #[serde(default)]
     pub membership: Vec<MembershipOp>,
+    /// Leader-election clients (the `leader-election` profile's clients, instead of
+    /// key-value clients).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub elections: Vec<ElectionPlan>,
 }
 
 /// The seed of one purpose's random stream. Streams are independent: FNV-1a over the seed
@@ -79,16 +98,8 @@ impl Plan {
                 ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, (i + 1) as u8)),
             })
             .collect();
-        let mut clients: Vec<ClientPlan> = (0..scenario.clients)
-            .map(|i| {
-                let mut rng = stream(seed, &format!("workload/client-{i}"));
-                ClientPlan {
-                    id: u64::from(i),
-                    ip: IpAddr::V4(Ipv4Addr::new(10, 1, 0, (i + 1) as u8)),
-                    ops: generate_ops(&mut rng, scenario, u64::from(i)),
-                }
-            })
-            .collect();
+        let mut clients = generate_clients(seed, scenario);
+        let elections = generate_elections(seed, scenario);
         if scenario.compaction_interval_ms > 0 {
             let id = u64::from(scenario.clients);
             clients.push(ClientPlan {
@@ -97,14 +108,21 @@ impl Plan {
                 ops: generate_compactions(&mut stream(seed, "workload/compactor"), scenario),
             });
         }
-        let first_watcher = clients.len() as u64;
+        let first_watcher =
+            u64::from(scenario.clients) + u64::from(scenario.compaction_interval_ms > 0);
         let watchers = (0..scenario.watchers)
             .map(|i| {
                 let mut rng = stream(seed, &format!("workload/watcher-{i}"));
+                let sessions = match scenario.workload {
+                    WorkloadProfile::Kubernetes | WorkloadProfile::KubernetesCreateDelete => {
+                        kubernetes::generate_list_watches(&mut rng, scenario)
+                    }
+                    profile => generate_watches(&mut rng, scenario, profile.key_prefix()),
+                };
                 WatcherPlan {
                     id: first_watcher + u64::from(i),
                     ip: IpAddr::V4(Ipv4Addr::new(10, 1, 2, (i + 1) as u8)),
-                    sessions: generate_watches(&mut rng, scenario),
+                    sessions,
                 }
             })
             .collect();
@@ -118,6 +136,7 @@ impl Plan {
             watchers,
             faults,
             membership,
+            elections,
         }
     }
 
@@ -130,6 +149,70 @@ impl Plan {
     pub fn first_free_client_id(&self) -> u64 {
         let clients = self.clients.iter().map(|c| c.id + 1);
         let watchers = self.watchers.iter().map(|w| w.id + 1);
-        clients.chain(watchers).max().unwrap_or(0)
+        let elections = self.elections.iter().map(|e| e.id + 1);
+        clients.chain(watchers).chain(elections).max().unwrap_or(0)
     }
+}
+
+/// The key-value clients of the scenario's profile (none for leader election: its clients
+/// are `generate_elections`'s).
+fn generate_clients(seed: u64, scenario: &Scenario) -> Vec<ClientPlan> {
+    if scenario.workload == WorkloadProfile::LeaderElection {
+        return Vec::new();
+    }
+    (0..scenario.clients)
+        .map(|i| {
+            let mut rng = stream(seed, &format!("workload/client-{i}"));
+            let rng = &mut rng;
+            let client = u64::from(i);
+            let ops = match scenario.workload {
+                WorkloadProfile::Mixed => generate_ops(rng, scenario, client),
+                WorkloadProfile::EtcdPutDeleteLease => {
+                    generate_etcd_ops(rng, scenario, client, ETCD_PUT_DELETE_LEASE_WEIGHTS)
+                }
+                WorkloadProfile::EtcdPut => {
+                    generate_etcd_ops(rng, scenario, client, ETCD_PUT_WEIGHTS)
+                }
+                WorkloadProfile::EtcdDelete => {
+                    generate_etcd_ops(rng, scenario, client, ETCD_DELETE_WEIGHTS)
+                }
+                WorkloadProfile::Kubernetes => kubernetes::generate_kubernetes_ops(
+                    rng,
+                    scenario,
+                    client,
+                    kubernetes::KUBERNETES_WRITE_WEIGHTS,
+                ),
+                WorkloadProfile::KubernetesCreateDelete => kubernetes::generate_kubernetes_ops(
+                    rng,
+                    scenario,
+                    client,
+                    kubernetes::KUBERNETES_CREATE_DELETE_WRITE_WEIGHTS,
+                ),
+                WorkloadProfile::Events => events::generate_event_ops(rng, scenario, client),
+                WorkloadProfile::LeaderElection => unreachable!("no key-value clients"),
+            };
+            ClientPlan {
+                id: client,
+                ip: IpAddr::V4(Ipv4Addr::new(10, 1, 0, (i + 1) as u8)),
+                ops,
+            }
+        })
+        .collect()
+}
+
+/// The leader-election clients (ids 0.. like key-value clients, which they replace).
+fn generate_elections(seed: u64, scenario: &Scenario) -> Vec<ElectionPlan> {
+    if scenario.workload != WorkloadProfile::LeaderElection {
+        return Vec::new();
+    }
+    (0..scenario.clients)
+        .map(|i| ElectionPlan {
+            id: u64::from(i),
+            ip: IpAddr::V4(Ipv4Addr::new(10, 1, 0, (i + 1) as u8)),
+            rounds: election::generate_rounds(
+                &mut stream(seed, &format!("workload/client-{i}")),
+                scenario,
+            ),
+        })
+        .collect()
 }

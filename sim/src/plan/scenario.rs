@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::keyspace::WorkloadProfile;
+
 /// The knobs a seed is drawn against. The default scenario is embedded in the binary
 /// (`scenarios/default.toml`) so `dst fuzz` needs no files.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -36,10 +38,19 @@ pub struct Scenario {
     /// revision it saw (1: always at the newest, etcd robustness's choice).
     #[serde(default = "default_compact_back_max_revisions")]
     pub compact_back_max_revisions: u32,
+    /// What the clients send (`plan::WorkloadProfile`; the mixed profile unless a scenario
+    /// names another). Left out of a serialized scenario when mixed, so that seed files
+    /// written before the knob existed keep their text.
+    #[serde(default, skip_serializing_if = "WorkloadProfile::is_mixed")]
+    pub workload: WorkloadProfile,
     /// TTL of every lease the workload grants. The checker does not model expiry, so it must
     /// outlive the run (etcd's robustness traffic uses 7200 s).
     #[serde(default = "default_lease_ttl_seconds")]
     pub lease_ttl_seconds: i64,
+    /// Clients that keep leases alive (event and election clients) send a keep-alive this
+    /// often (0: a third of the TTL, as etcd's clientv3 does).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub lease_keep_alive_interval_ms: u64,
     /// Members send progress notifications to progress_notify watchers this often.
     #[serde(default = "default_progress_notify_interval_ms")]
     pub watch_progress_notify_interval_ms: u64,
@@ -71,6 +82,10 @@ pub struct Scenario {
     /// The operator's membership changes (none unless the scenario asks).
     #[serde(default)]
     pub membership: MembershipMix,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 fn default_compact_back_max_revisions() -> u32 {
@@ -195,7 +210,7 @@ pub const DEFAULT_SCENARIO_TOML: &str = include_str!("../../scenarios/default.to
 
 /// Every scenario of sim/scenarios/ as (name, TOML text), embedded so that no run depends on
 /// the working directory. A file's `name` is its file name without `.toml`.
-pub const EMBEDDED_SCENARIOS: [(&str, &str); 15] = [
+pub const EMBEDDED_SCENARIOS: [(&str, &str); 18] = [
     ("default", DEFAULT_SCENARIO_TOML),
     (
         "compact-on-delete",
@@ -250,9 +265,26 @@ pub const EMBEDDED_SCENARIOS: [(&str, &str); 15] = [
         "partitions",
         include_str!("../../scenarios/partitions.toml"),
     ),
+    (
+        "kubernetes",
+        include_str!("../../scenarios/kubernetes.toml"),
+    ),
+    ("events", include_str!("../../scenarios/events.toml")),
+    (
+        "leader-election",
+        include_str!("../../scenarios/leader-election.toml"),
+    ),
 ];
 
 impl Scenario {
+    /// How often clients keep a lease alive (`lease_keep_alive_interval_ms`, else TTL / 3).
+    pub fn keep_alive_interval_ms(&self) -> u64 {
+        match self.lease_keep_alive_interval_ms {
+            0 => (self.lease_ttl_seconds.max(1) as u64 * 1000 / 3).max(1),
+            interval => interval,
+        }
+    }
+
     pub fn default_scenario() -> Scenario {
         toml::from_str(DEFAULT_SCENARIO_TOML).expect("the embedded default scenario parses")
     }

@@ -13,6 +13,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use super::keyspace::KEY_PREFIX;
 use super::scenario::Scenario;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,6 +46,24 @@ pub enum Fill {
     MinModRevisionBack(u32),
     /// Compact: `revision` = highest seen revision - n (at least 1).
     CompactRevisionsBack(u32),
+    /// Range: a paginated list. The planned range is the first page (its `limit` the page
+    /// size; `revision` = highest seen - n when `revisions_back` is set); the client then
+    /// asks for the next pages (`plan::next_page`) at the first page's revision, each page
+    /// one operation of the history.
+    Paginate { revisions_back: Option<u32> },
+    /// Txn: the first compare (a mod revision) gets the mod revision this client last knew
+    /// the key at, from a read or from its own successful txn write (0: absent or never
+    /// known), as Kubernetes' optimistic updates do with the object's resourceVersion.
+    CompareLastKnown,
+}
+
+impl Fill {
+    /// A linearizable paginated list.
+    pub fn paginate() -> Fill {
+        Fill::Paginate {
+            revisions_back: None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +83,10 @@ pub enum WatchStart {
     RevisionsBack(u32),
     /// The beginning of history (usually compacted away in a long run).
     First,
+    /// A paginated list of the watched range (pages of `page_limit` keys, all at the first
+    /// page's revision), then a watch from the list's revision + 1; when compaction cancels
+    /// the watch, list again (Kubernetes' reflector).
+    List { page_limit: i64 },
 }
 
 /// One watch session: read the current revision, open a watch on a member, receive for
@@ -90,8 +113,6 @@ pub struct WatcherPlan {
 pub fn key_name(index: u32) -> Vec<u8> {
     format!("k/{index}").into_bytes()
 }
-
-pub const KEY_PREFIX: &[u8] = b"k/";
 
 /// The lease ids of one client: chosen by the client (etcd accepts a client-chosen id), so a
 /// plan can refer to them before they exist, and distinct across clients.
@@ -310,7 +331,7 @@ fn random_range_options(rng: &mut ChaCha8Rng) -> RangeRequest {
 
 /// etcd's MultiOpTxn: up to four ops on distinct keys (10% delete, 40% range, 50% put, at
 /// least one put), sometimes guarded by a compare, rarely with a nested txn.
-fn random_multi_op_txn(
+pub(super) fn random_multi_op_txn(
     rng: &mut ChaCha8Rng,
     scenario: &Scenario,
     value: &mut dyn FnMut() -> Vec<u8>,
@@ -529,7 +550,11 @@ pub(super) fn generate_compactions(rng: &mut ChaCha8Rng, scenario: &Scenario) ->
 
 /// Watch sessions of one watcher (etcd robustness watch traffic: read, then watch the prefix
 /// from around that revision with progress notifications and prev_kv).
-pub(super) fn generate_watches(rng: &mut ChaCha8Rng, scenario: &Scenario) -> Vec<PlannedWatch> {
+pub(super) fn generate_watches(
+    rng: &mut ChaCha8Rng,
+    scenario: &Scenario,
+    prefix: &[u8],
+) -> Vec<PlannedWatch> {
     let mut sessions = Vec::new();
     let mut elapsed_ms = 0;
     while elapsed_ms < scenario.workload_duration_ms {
@@ -546,8 +571,8 @@ pub(super) fn generate_watches(rng: &mut ChaCha8Rng, scenario: &Scenario) -> Vec
             member: rng.random_range(1..=u64::from(scenario.members)),
             start,
             request: WatchCreateRequest {
-                key: KEY_PREFIX.to_vec(),
-                range_end: prefix_range_end(KEY_PREFIX),
+                key: prefix.to_vec(),
+                range_end: prefix_range_end(prefix),
                 progress_notify: rng.random_bool(0.7),
                 prev_kv: rng.random_bool(0.5),
                 ..WatchCreateRequest::default()

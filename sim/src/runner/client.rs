@@ -7,14 +7,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use faultline_api::{CompareTarget, KeyValue, Request, Response, Revision};
+use faultline_api::{
+    CompareTarget, KeyValue, RangeRequest, RangeResponse, Request, RequestOp, Response, ResponseOp,
+    Revision,
+};
 use faultline_invariants::history::{History, Operation, Outcome, WatchReport};
 use faultline_node::ClientCall;
 use madsim::net::Endpoint;
 use madsim::runtime::Handle;
 use madsim::task::JoinHandle;
 
-use crate::plan::{ClientPlan, Fill, Plan};
+use crate::plan::{next_page, ClientPlan, Fill, Plan};
 use crate::trace::Recorder;
 
 const CLIENT_PORT: u16 = 4000;
@@ -150,6 +153,8 @@ pub(super) struct ClientContext {
     /// report's lanes; not part of the history).
     continued: Arc<Mutex<BTreeMap<u64, u64>>>,
     request_timeout: Duration,
+    /// The prefix the workload's keys live under (the final phase reads it all).
+    pub(super) key_prefix: Vec<u8>,
 }
 
 impl ClientContext {
@@ -166,6 +171,7 @@ impl ClientContext {
             next_session: Arc::new(AtomicU64::new(plan.first_free_client_id())),
             continued: Arc::new(Mutex::new(BTreeMap::new())),
             request_timeout: Duration::from_millis(plan.scenario.client_request_timeout_ms),
+            key_prefix: plan.scenario.workload.key_prefix().to_vec(),
         }
     }
 
@@ -195,10 +201,62 @@ pub(super) struct Observed {
     pub(super) revision: Revision,
     /// The last full KV read for each key (`None`: read as absent).
     kvs: BTreeMap<Vec<u8>, Option<KeyValue>>,
+    /// The mod revision each key last had to this client's knowledge, from reads and from
+    /// its own writes (0: absent), for `Fill::CompareLastKnown`.
+    known: BTreeMap<Vec<u8>, Revision>,
+}
+
+/// The mod revisions a read of the latest full KVs tells (0 for a single key read absent).
+fn read_revisions(range: &RangeRequest, result: &RangeResponse) -> Vec<(Vec<u8>, Revision)> {
+    if range.keys_only || range.count_only || range.revision > 0 {
+        return Vec::new();
+    }
+    if range.range_end.is_empty() {
+        let revision = result.kvs.first().map_or(0, |kv| kv.mod_revision);
+        return vec![(range.key.clone(), revision)];
+    }
+    let kvs = result.kvs.iter();
+    kvs.map(|kv| (kv.key.clone(), kv.mod_revision)).collect()
 }
 
 impl Observed {
+    /// Note what a successful request tells about the keys' mod revisions.
+    fn remember(&mut self, request: &Request, response: &Response) {
+        let revision = response.header().revision;
+        match (request, response) {
+            (Request::Range(range), Response::Range(result)) => {
+                self.known.extend(read_revisions(range, result));
+            }
+            (Request::Put(put), Response::Put(_)) => {
+                self.known.insert(put.key.clone(), revision);
+            }
+            (Request::Txn(txn), Response::Txn(result)) => {
+                let ops = if result.succeeded {
+                    &txn.success
+                } else {
+                    &txn.failure
+                };
+                for (op, answer) in ops.iter().zip(&result.responses) {
+                    match (op, answer) {
+                        (RequestOp::Put(put), _) => {
+                            self.known.insert(put.key.clone(), revision);
+                        }
+                        (RequestOp::DeleteRange(delete), _) if delete.range_end.is_empty() => {
+                            self.known.insert(delete.key.clone(), 0);
+                        }
+                        (RequestOp::Range(range), ResponseOp::Range(result)) => {
+                            self.known.extend(read_revisions(range, result));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
     fn observe(&mut self, request: &Request, response: &Response) {
+        self.remember(request, response);
         self.revision = self.revision.max(response.header().revision);
         if let (Request::Range(range), Response::Range(result)) = (request, response) {
             if range.keys_only || range.count_only || range.revision > 0 {
@@ -219,7 +277,7 @@ impl Observed {
         (self.revision - Revision::from(n)).max(1)
     }
 
-    fn fill(&self, mut request: Request, fill: Fill) -> Request {
+    pub(super) fn fill(&self, mut request: Request, fill: Fill) -> Request {
         match (fill, &mut request) {
             (Fill::None, _) => {}
             (Fill::CompareLastSeen, Request::Txn(txn)) => {
@@ -237,6 +295,20 @@ impl Observed {
                         (CompareTarget::Lease(l), kv) => *l = kv.map_or(0, |kv| kv.lease),
                         (CompareTarget::Value(_), None) => {}
                     }
+                }
+            }
+            (Fill::CompareLastKnown, Request::Txn(txn)) => {
+                if let Some(compare) = txn.compare.first_mut() {
+                    let known = self.known.get(&compare.key).copied().unwrap_or(0);
+                    match &mut compare.target {
+                        CompareTarget::ModRevision(r) => *r = known,
+                        other => panic!("plan error: CompareLastKnown on {other:?}"),
+                    }
+                }
+            }
+            (Fill::Paginate { revisions_back }, Request::Range(range)) => {
+                if let Some(n) = revisions_back {
+                    range.revision = self.back(n);
                 }
             }
             (Fill::RevisionsBack(n), Request::Range(range)) => range.revision = self.back(n),
@@ -406,6 +478,43 @@ async fn run_client(plan: ClientPlan, ctx: ClientContext) {
         madsim::time::sleep(Duration::from_millis(op.think_time_ms)).await;
         session.target = op.member;
         let request = session.observed.fill(op.request, op.fill);
-        session.execute(request).await;
+        match (op.fill, request) {
+            (Fill::Paginate { .. }, Request::Range(first)) => {
+                list_pages(&mut session, first).await;
+            }
+            (_, request) => {
+                session.execute(request).await;
+            }
+        }
     }
+}
+
+/// Most pages one list reads (a list of the small key spaces of the workload takes a few).
+const MAX_LIST_PAGES: usize = 1000;
+
+/// A paginated list from `first` (its limit the page size): each page one operation of the
+/// history, every page after the first at the first page's revision (`plan::next_page`).
+/// Returns the list's revision when every page was answered.
+pub(super) async fn list_pages(session: &mut Session, first: RangeRequest) -> Option<Revision> {
+    assert!(first.limit > 0, "a paginated list has a page size");
+    let mut page = first;
+    let mut revision = None;
+    for _ in 0..MAX_LIST_PAGES {
+        let Outcome::Ok(Response::Range(result)) =
+            session.execute(Request::Range(page.clone())).await
+        else {
+            return None;
+        };
+        let at = if page.revision > 0 {
+            page.revision
+        } else {
+            result.header.revision
+        };
+        revision.get_or_insert(at);
+        match next_page(&page, &result) {
+            Some(next) => page = next,
+            None => return revision,
+        }
+    }
+    None
 }

@@ -15,7 +15,6 @@ use madsim::runtime::Handle;
 use madsim::time::Instant;
 
 use super::client::{ClientContext, Session};
-use crate::plan::KEY_PREFIX;
 
 /// Each member's (compact revision, hash) at the final revision; `None` if it did not
 /// answer in time.
@@ -118,9 +117,10 @@ async fn current_members(session: &Session, deadline: Instant) -> Vec<u64> {
 
 /// A final linearizable read of the whole key space pins the end state for the checker.
 async fn read_everything(session: &mut Session, deadline: Instant) {
+    let prefix = &session.ctx.key_prefix;
     let read_all = Request::Range(RangeRequest {
-        key: KEY_PREFIX.to_vec(),
-        range_end: prefix_range_end(KEY_PREFIX),
+        key: prefix.clone(),
+        range_end: prefix_range_end(prefix),
         ..RangeRequest::default()
     });
     while Instant::now() < deadline {

@@ -8,15 +8,18 @@
 //!   cuts and new-leader cuts of [`cuts`].
 //! - [`client`]: client sessions issue the planned requests (filled at run time) and record
 //!   the history.
-//! - [`watcher`]: watch sessions over the members' streams (reassembly, resume).
+//! - [`watcher`]: watch sessions over the members' streams (reassembly, resume), and
+//!   list-watch sessions (a paginated list, then a watch; list again after compaction).
+//! - [`election`]: leader-election clients (campaign, keep-alive, guarded writes, resign).
 //! - [`final_phase`]: after the heal, a write, a read of everything, and every member's hash.
 //!
 //! Imports run one way: `mod.rs` uses the stages; `nemesis` → `cluster` → `cuts`;
-//! `watcher` and `final_phase` → `client` (and `watcher` → `cluster` for the poll timeout).
+//! `watcher`, `election` and `final_phase` → `client` (and `watcher` → `cluster` for the poll timeout).
 
 mod client;
 mod cluster;
 mod cuts;
+mod election;
 mod final_phase;
 mod nemesis;
 mod operator;
@@ -38,6 +41,7 @@ use crate::plan::Plan;
 use crate::trace::{Recorder, Trace};
 use client::{spawn_clients, ClientContext};
 use cluster::{member_addrs, Cluster};
+use election::spawn_elections;
 use final_phase::run_final_phase;
 use nemesis::run_nemesis;
 use operator::{needs_operator, spawn_operator};
@@ -93,6 +97,7 @@ async fn simulate_in_runtime(plan: Plan, options: RunOptions) -> RunOutput {
     // Every client, watcher and the final phase share the history sinks and session counter.
     let ctx = ClientContext::new(&plan, addrs, &recorder);
     let mut tasks = spawn_clients(&plan.clients, &ctx);
+    tasks.extend(spawn_elections(&plan, &ctx));
     tasks.extend(spawn_watchers(&plan.watchers, &ctx));
     tasks.extend(spawn_operator(&plan, &cluster, &ctx));
 
@@ -136,6 +141,7 @@ fn kill_nodes(plan: &Plan, cluster: &Cluster) {
         handle.kill(cuts.lock().expect("leader cuts").timer.id());
     }
     let names = (plan.clients.iter().map(|c| format!("client-{}", c.id)))
+        .chain(plan.elections.iter().map(|e| format!("client-{}", e.id)))
         .chain(plan.watchers.iter().map(|w| format!("watcher-{}", w.id)))
         .chain(["client-final".to_owned()])
         .chain(needs_operator(plan).then(|| "operator".to_owned()));

@@ -11,7 +11,7 @@ use faultline_node::{WatchBatch, WatchCall, WatchStreamError};
 use madsim::runtime::Handle;
 use madsim::task::JoinHandle;
 
-use super::client::{ClientContext, Session};
+use super::client::{list_pages, ClientContext, Session};
 use super::cluster::WATCH_POLL_TIMEOUT_MS;
 use crate::plan::{PlannedWatch, WatchStart, WatcherPlan};
 
@@ -39,12 +39,17 @@ pub(super) fn spawn_watchers(watchers: &[WatcherPlan], ctx: &ClientContext) -> V
         .collect()
 }
 
-/// A watcher: for each planned session, read the current revision, then watch.
+/// A watcher: for each planned session, read the current revision (or list the range),
+/// then watch.
 async fn run_watcher(plan: WatcherPlan, ctx: ClientContext) {
     let mut session = Session::new(plan.ip, plan.id, 1, ctx).await;
     for watch in plan.sessions {
         madsim::time::sleep(Duration::from_millis(watch.think_time_ms)).await;
         session.target = watch.member;
+        if let WatchStart::List { page_limit } = watch.start {
+            list_watch(&mut session, &watch, page_limit).await;
+            continue;
+        }
         let read = Request::Range(RangeRequest {
             key: watch.request.key.clone(),
             range_end: watch.request.range_end.clone(),
@@ -59,9 +64,46 @@ async fn run_watcher(plan: WatcherPlan, ctx: ClientContext) {
             }
             // The read failed: start where the client's knowledge ends.
             (WatchStart::RevisionsBack(_), _) => session.observed.revision.max(1),
+            (WatchStart::List { .. }, _) => unreachable!("handled above"),
         };
-        watch_session(&mut session, &watch, start_revision).await;
+        let end = madsim::time::Instant::now() + Duration::from_millis(watch.duration_ms);
+        watch_session(&mut session, &watch, start_revision, end, false).await;
     }
+}
+
+/// Kubernetes' reflector: list the watched range in pages of `page_limit`, watch from the
+/// list's revision + 1 until the session's time is up; when compaction cancels the watch
+/// (or a page fails), list again.
+async fn list_watch(session: &mut Session, watch: &PlannedWatch, page_limit: i64) {
+    let end = madsim::time::Instant::now() + Duration::from_millis(watch.duration_ms);
+    let first = RangeRequest {
+        key: watch.request.key.clone(),
+        range_end: watch.request.range_end.clone(),
+        limit: page_limit,
+        ..RangeRequest::default()
+    };
+    // Bounded: a session lists at most this often.
+    for _ in 0..100 {
+        if madsim::time::Instant::now() >= end {
+            return;
+        }
+        let Some(revision) = list_pages(session, first.clone()).await else {
+            madsim::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        if watch_session(session, watch, revision + 1, end, true).await != WatchEnd::Compacted {
+            return;
+        }
+    }
+}
+
+/// How a watch session ended.
+#[derive(Debug, PartialEq, Eq)]
+enum WatchEnd {
+    /// Its time is up, the member canceled it, or it reopened too often.
+    Done,
+    /// Compaction canceled it and the caller asked to be told (to list again).
+    Compacted,
 }
 
 /// One stream of a watch session and what it received.
@@ -86,11 +128,17 @@ enum StreamEnd {
     Canceled,
 }
 
-/// Watch for `watch.duration_ms`, reopening the watch like an etcd client does: after a lost
-/// stream from the revision after the last one received (events or progress), after a
-/// compaction cancel from the compact revision. Every opened watch is one `WatchReport`.
-async fn watch_session(session: &mut Session, watch: &PlannedWatch, start_revision: Revision) {
-    let end = madsim::time::Instant::now() + Duration::from_millis(watch.duration_ms);
+/// Watch until `end`, reopening the watch like an etcd client does: after a lost stream
+/// from the revision after the last one received (events or progress), after a compaction
+/// cancel from the compact revision (or, with `relist_on_compaction`, return to the caller).
+/// Every opened watch is one `WatchReport`.
+async fn watch_session(
+    session: &mut Session,
+    watch: &PlannedWatch,
+    start_revision: Revision,
+    end: madsim::time::Instant,
+    relist_on_compaction: bool,
+) -> WatchEnd {
     let mut request = watch.request.clone();
     // 0 ("now") until the first created response tells which revision "now" was.
     let mut resume_from = start_revision;
@@ -98,7 +146,7 @@ async fn watch_session(session: &mut Session, watch: &PlannedWatch, start_revisi
     // Bounded: a session reopens at most this often.
     for _ in 0..100 {
         if madsim::time::Instant::now() >= end {
-            return;
+            return WatchEnd::Done;
         }
         request.start_revision = resume_from;
         let Some(mut open) = open_stream(session, member, &request).await else {
@@ -114,11 +162,13 @@ async fn watch_session(session: &mut Session, watch: &PlannedWatch, start_revisi
             .expect("watches lock")
             .push(open.report);
         match outcome {
-            StreamEnd::Done | StreamEnd::Canceled => return,
+            StreamEnd::Done | StreamEnd::Canceled => return WatchEnd::Done,
+            StreamEnd::Compacted(_) if relist_on_compaction => return WatchEnd::Compacted,
             StreamEnd::Compacted(revision) => resume_from = revision,
             StreamEnd::Lost => member = session.ctx.members.next_after(member),
         }
     }
+    WatchEnd::Done
 }
 
 enum WatchCallError {

@@ -9,6 +9,7 @@ mod membership;
 mod requests;
 mod snapshots;
 mod watches;
+mod workloads;
 
 use faultline_api::{
     prefix_range_end, EventType, PutRequest, RangeRequest, Request, Response, Revision,
