@@ -151,6 +151,14 @@ pub trait Model {
     fn latest_progress(&self, _input: &Self::Input, _output: Option<&Self::Output>) -> Option<i64> {
         None
     }
+    /// Whether the operation must be linearized (by its `ret`, which must then be finite or
+    /// the history's end). Default: exactly the operations with a known outcome. A model may
+    /// also require an operation whose output it does not know (for etcd: a lease expiry the
+    /// server must have carried out by its deadline), which is then never dropped, never
+    /// lazy and in no symmetry class.
+    fn required(&self, _input: &Self::Input, output: Option<&Self::Output>) -> bool {
+        output.is_some()
+    }
     /// Whether `lazy_resource` can ever return `Some` for this operation.
     fn may_be_lazy(&self, _input: &Self::Input, _output: Option<&Self::Output>) -> bool {
         false
