@@ -311,8 +311,11 @@ struct Generation<'a, 'h> {
 impl Generation<'_, '_> {
     /// The TTL the server granted, when a response showed it.
     fn known_ttl(&self) -> Option<i64> {
+        // A TTL of 0 is no TTL the server grants (it raises short ones): not shown.
         if let Outcome::Ok(Response::LeaseGrant(g)) = &self.grant.outcome {
-            return Some(g.ttl_seconds);
+            if g.ttl_seconds > 0 {
+                return Some(g.ttl_seconds);
+            }
         }
         self.ops.iter().find_map(|op| match &op.outcome {
             Outcome::Ok(Response::LeaseKeepAlive(k)) if k.ttl_seconds > 0 => Some(k.ttl_seconds),
@@ -326,14 +329,16 @@ impl Generation<'_, '_> {
             .filter(|op| matches!(op.request, Request::LeaseKeepAlive(_)))
     }
 
-    /// The window, with findings added to `plan`; `None` for a grant that cannot be expired
-    /// (no TTL at all).
+    /// The window, with findings added to `plan`; `None` for a grant with no TTL at all.
     fn window(&self, bounds: &LeaseExpiryBounds, plan: &mut ExpiryPlan) -> Option<ExpiryWindow> {
         let Request::LeaseGrant(req) = &self.grant.request else {
             unreachable!("a generation starts with a grant")
         };
         let known_ttl = self.known_ttl();
         let ttl_seconds = known_ttl.unwrap_or(req.ttl_seconds);
+        if ttl_seconds <= 0 {
+            return None;
+        }
         let acked = self.keep_alives().filter(|op| {
             matches!(&op.outcome, Outcome::Ok(Response::LeaseKeepAlive(k)) if k.ttl_seconds > 0)
         });
