@@ -12,7 +12,9 @@
 //!   shrunk by the clock-rate bound (`T·100/(100+p)`: a server clock up to p% fast may expire
 //!   the lease that much earlier; the server processed the request after its invocation).
 //!
-//! Keep-alives and revokes are matched by lease id, not by client: a client that gave up on a
+//! Only keys that no other operation writes are locks (a delete by anyone else frees a key
+//! outside the protocol, so a mixed workload that happens to send a campaign-shaped txn is
+//! not judged). Keep-alives and revokes are matched by lease id, not by client: a client that gave up on a
 //! request continues under a new client id. A correct store cannot make two such intervals
 //! overlap: the second campaign only succeeds once the first key is gone, which happens no
 //! earlier than the first validity ends (or after the resignation was invoked).
@@ -21,7 +23,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use faultline_api::{
-    CompareResult, CompareTarget, LeaseId, Request, RequestOp, Response, TxnRequest,
+    key_in_range, CompareResult, CompareTarget, LeaseId, Request, RequestOp, Response, TxnRequest,
 };
 use serde::{Deserialize, Serialize};
 
@@ -190,7 +192,44 @@ fn hold(
     })
 }
 
-/// Every pair of overlapping lock beliefs on one key (empty: mutual exclusion held).
+/// Whether a request writes (puts or may delete) `key` anywhere, in either branch.
+fn writes_key(req: &Request, key: &[u8]) -> bool {
+    fn walk(ops: &[RequestOp], key: &[u8]) -> bool {
+        ops.iter().any(|op| match op {
+            RequestOp::Put(p) => p.key == key,
+            RequestOp::DeleteRange(d) => key_in_range(key, &d.key, &d.range_end),
+            RequestOp::Txn(t) => walk(&t.success, key) || walk(&t.failure, key),
+            RequestOp::Range(_) => false,
+        })
+    }
+    match req {
+        Request::Put(p) => p.key == key,
+        Request::DeleteRange(d) => key_in_range(key, &d.key, &d.range_end),
+        Request::Txn(t) => walk(&t.success, key) || walk(&t.failure, key),
+        _ => false,
+    }
+}
+
+/// Keys some operation other than a campaign may write: not locks (a delete by anyone else
+/// frees the key without the holder's lease ending, outside the protocol).
+fn keys_written_otherwise(history: &History, lock_keys: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let mut out: Vec<Vec<u8>> = lock_keys
+        .iter()
+        .filter(|key| {
+            history.ops.iter().any(|op| {
+                !matches!(op.outcome, Outcome::Failed(_))
+                    && !matches!(&op.request, Request::Txn(t) if campaign_shape(t).is_some())
+                    && writes_key(&op.request, key)
+            })
+        })
+        .cloned()
+        .collect();
+    out.sort();
+    out
+}
+
+/// Every pair of overlapping lock beliefs on one key (empty: mutual exclusion held). Only
+/// keys that nothing but campaigns writes are locks.
 pub fn check_locks(history: &History, clock_rate_bound_percent: u64) -> Vec<LockViolation> {
     let evidence = lease_evidence(history);
     let mut holds: BTreeMap<Vec<u8>, Vec<LockHold>> = BTreeMap::new();
@@ -207,6 +246,10 @@ pub fn check_locks(history: &History, clock_rate_bound_percent: u64) -> Vec<Lock
         if let Some(h) = hold(op, lease, evidence.get(&lease), clock_rate_bound_percent) {
             holds.entry(key.to_vec()).or_default().push(h);
         }
+    }
+    let lock_keys: Vec<Vec<u8>> = holds.keys().cloned().collect();
+    for key in keys_written_otherwise(history, &lock_keys) {
+        holds.remove(&key);
     }
     let mut violations = Vec::new();
     for (key, mut hs) in holds {

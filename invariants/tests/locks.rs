@@ -161,6 +161,28 @@ fn sequential_holders_pass() {
 }
 
 #[test]
+fn a_key_other_writes_touch_is_no_lock() {
+    let delete = (
+        Request::DeleteRange(DeleteRangeRequest {
+            key: b"election/".to_vec(),
+            range_end: b"election0".to_vec(),
+            prev_kv: false,
+        }),
+        Outcome::Ok(Response::DeleteRange(DeleteRangeResponse {
+            header: hdr(3),
+            deleted: 1,
+            prev_kvs: vec![],
+        })),
+    );
+    let h = first_holder_then(vec![
+        (3, 500, 501, delete),
+        (2, 900, 901, grant(2)),
+        (2, 1000, 1001, won(2)),
+    ]);
+    assert_eq!(check_locks(&h, 10), vec![]);
+}
+
+#[test]
 fn only_the_campaign_shape_counts() {
     let (Request::Txn(t), _) = won(1) else {
         unreachable!()

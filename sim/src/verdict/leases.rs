@@ -1,0 +1,159 @@
+//! The lease-expiry bounds of one run (`LeaseExpiryBounds`, which `invariants::etcd::expiry`
+//! turns into expiry windows), from the plan's scenario and the run's trace.
+
+use faultline_invariants::etcd::LeaseExpiryBounds;
+use faultline_node::NodeEvent;
+
+use crate::plan::{Fault, Scenario};
+use crate::trace::{Trace, TraceEvent};
+
+/// Outside a clock-skew fault a member's clock runs at exactly the simulated rate; the check
+/// still allows this much, as a deployment's NTP-disciplined clocks would need.
+pub const CLOCK_RATE_BOUND_PERCENT: u64 = 10;
+
+/// How often the leader checkpoints remaining lease TTLs. The store's lease checkpoints are
+/// being added on another branch with the scenario knob `lease_checkpoint_interval_ms`
+/// (default 2,000 ms); once merged, read that knob instead of this constant.
+pub const LEASE_CHECKPOINT_INTERVAL_MS: u64 = 2_000;
+
+/// An election's worth of time: the randomized election timeout reaches twice the base, and
+/// the campaign (pre-vote and vote rounds) fits in one more.
+pub fn election_ms(scenario: &Scenario) -> u64 {
+    3 * scenario.election_timeout_ticks * scenario.tick_interval_ms
+}
+
+/// The bounds of a run. Without its scenario (a run's output alone) the deadline is not
+/// enforced. Every fault window other than a clock skew within the bound may leave the
+/// cluster without a leader (faults overlap, and a minority fault plus a crash is a lost
+/// quorum): the deadline is extended by the time it overlaps. A clock skew beyond the bound
+/// (every `ClockSkew` fault the plans draw: 10% to 500%) leaves the leases it overlaps
+/// without bounds.
+pub fn lease_expiry_bounds(scenario: Option<&Scenario>, trace: &Trace) -> LeaseExpiryBounds {
+    let mut bounds = LeaseExpiryBounds {
+        clock_rate_bound_percent: CLOCK_RATE_BOUND_PERCENT,
+        election_ms: scenario.map(election_ms),
+        checkpoint_interval_ms: LEASE_CHECKPOINT_INTERVAL_MS,
+        leader_changes_ns: vec![],
+        leaderless_windows_ns: vec![],
+        skewed_windows_ns: vec![],
+    };
+    let mut open: Vec<(&Fault, &Vec<u64>, u64)> = Vec::new();
+    let mut windows: Vec<(&Fault, u64, u64)> = Vec::new();
+    for record in trace {
+        match &record.event {
+            TraceEvent::Member {
+                event: NodeEvent::RoleChanged { role, .. },
+                ..
+            } if role == "Leader" => bounds.leader_changes_ns.push(record.at_ns),
+            TraceEvent::FaultStart { fault, members } => open.push((fault, members, record.at_ns)),
+            TraceEvent::FaultEnd { fault, members } => {
+                if let Some(i) = open.iter().position(|o| o.0 == fault && o.1 == members) {
+                    let (f, _, start) = open.remove(i);
+                    windows.push((f, start, record.at_ns));
+                }
+            }
+            _ => {}
+        }
+    }
+    // A window that never ended lasts to the end of the run.
+    windows.extend(open.into_iter().map(|(f, _, start)| (f, start, u64::MAX)));
+    for (fault, start, end) in windows {
+        match fault {
+            Fault::ClockSkew { rate_percent, .. } => {
+                let off = u64::from(*rate_percent).abs_diff(100);
+                if off > CLOCK_RATE_BOUND_PERCENT {
+                    bounds.skewed_windows_ns.push((start, end));
+                }
+            }
+            _ => bounds.leaderless_windows_ns.push((start, end)),
+        }
+    }
+    bounds.leader_changes_ns.sort_unstable();
+    bounds.leaderless_windows_ns = merged(bounds.leaderless_windows_ns);
+    bounds.skewed_windows_ns = merged(bounds.skewed_windows_ns);
+    bounds
+}
+
+/// Overlapping windows merged, sorted.
+fn merged(mut windows: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    windows.sort_unstable();
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for (a, b) in windows {
+        match out.last_mut() {
+            Some(last) if a <= last.1 => last.1 = last.1.max(b),
+            _ => out.push((a, b)),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::IsolateTarget;
+    use crate::trace::TraceRecord;
+
+    fn record(at_ms: u64, event: TraceEvent) -> TraceRecord {
+        TraceRecord {
+            at_ns: at_ms * 1_000_000,
+            event,
+        }
+    }
+
+    #[test]
+    fn bounds_come_from_the_scenario_and_the_trace() {
+        let skew = Fault::ClockSkew {
+            target: IsolateTarget::Leader,
+            rate_percent: 200,
+        };
+        let crash = Fault::Crash { member: 2 };
+        let trace = vec![
+            record(
+                10,
+                TraceEvent::Member {
+                    member: 1,
+                    event: NodeEvent::RoleChanged {
+                        role: "Leader".into(),
+                        term: 2,
+                        leader: Some(1),
+                    },
+                },
+            ),
+            record(
+                100,
+                TraceEvent::FaultStart {
+                    fault: crash.clone(),
+                    members: vec![2],
+                },
+            ),
+            record(
+                150,
+                TraceEvent::FaultStart {
+                    fault: skew.clone(),
+                    members: vec![1],
+                },
+            ),
+            record(
+                300,
+                TraceEvent::FaultEnd {
+                    fault: crash,
+                    members: vec![2],
+                },
+            ),
+            record(
+                400,
+                TraceEvent::FaultEnd {
+                    fault: skew,
+                    members: vec![1],
+                },
+            ),
+        ];
+        let scenario = Scenario::default_scenario();
+        let b = lease_expiry_bounds(Some(&scenario), &trace);
+        assert_eq!(b.election_ms, Some(election_ms(&scenario)));
+        assert_eq!(b.leader_changes_ns, vec![10_000_000]);
+        assert_eq!(b.leaderless_windows_ns, vec![(100_000_000, 300_000_000)]);
+        assert_eq!(b.skewed_windows_ns, vec![(150_000_000, 400_000_000)]);
+        assert_eq!(lease_expiry_bounds(None, &trace).election_ms, None);
+    }
+}
