@@ -396,3 +396,27 @@ fn long_ttls_change_nothing() {
         );
     }
 }
+
+#[test]
+fn generated_short_lease_histories_expire_within_their_windows() {
+    use faultline_invariants::testkit::generate_short_lease_history;
+    let mut required = 0;
+    for seed in 0..6 {
+        let o = GenOptions {
+            seed,
+            ops: 2_000,
+            latency_ns: 20 * MS,
+            ..GenOptions::benchmark(seed)
+        };
+        let h = generate_short_lease_history(&o, 1);
+        required += expiry_windows(&h, &bounds())
+            .windows
+            .iter()
+            .filter(|w| w.required)
+            .count();
+        let (v, lin) = check_etcd_history_expiring(&h, 2_000_000, &bounds());
+        assert_eq!(v, Verdict::Linearizable, "seed {seed}");
+        assert!(!lin.expect("a linearization").expiries.is_empty());
+    }
+    assert!(required > 0, "some leases must have expired by a deadline");
+}

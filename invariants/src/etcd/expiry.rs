@@ -270,17 +270,33 @@ pub fn expiry_windows(history: &History, bounds: &LeaseExpiryBounds) -> ExpiryPl
         for (i, grant) in ops.grants.iter().enumerate() {
             let next_grant = ops.grants.get(i + 1).copied();
             let until = next_grant.map_or(NEVER, |g| g.invoke_ns);
+            let in_window =
+                |op: &&Operation, end: u64| op.invoke_ns >= grant.invoke_ns && op.invoke_ns < end;
             let gen: Vec<&Operation> = ops
                 .other
                 .iter()
                 .copied()
-                .filter(|op| op.invoke_ns >= grant.invoke_ns && op.invoke_ns < until)
+                .filter(|op| in_window(op, until))
+                .collect();
+            // Keep-alives may renew this generation until a later grant surely succeeded (an
+            // unknown one may never have, or only after them).
+            let sent_until = ops.grants[i + 1..]
+                .iter()
+                .find(|g| !g.is_unknown())
+                .map_or(NEVER, |g| g.complete_ns);
+            let sent: Vec<&Operation> = ops
+                .other
+                .iter()
+                .copied()
+                .filter(|op| matches!(op.request, Request::LeaseKeepAlive(_)))
+                .filter(|op| in_window(op, sent_until))
                 .collect();
             let g = Generation {
                 lease,
                 grant,
                 next_grant,
                 ops: &gen,
+                sent: &sent,
             };
             if let Some(mut w) = g.window(bounds, &mut plan) {
                 if w.earliest_ns > end {
@@ -305,7 +321,10 @@ struct Generation<'a, 'h> {
     lease: LeaseId,
     grant: &'h Operation,
     next_grant: Option<&'h Operation>,
+    /// Operations on the lease invoked from the grant until the next grant's invocation.
     ops: &'a [&'h Operation],
+    /// Keep-alives that may have renewed this generation (see `expiry_windows`).
+    sent: &'a [&'h Operation],
 }
 
 impl Generation<'_, '_> {
@@ -317,15 +336,22 @@ impl Generation<'_, '_> {
                 return Some(g.ttl_seconds);
             }
         }
-        self.ops.iter().find_map(|op| match &op.outcome {
+        self.surely_ours().find_map(|op| match &op.outcome {
             Outcome::Ok(Response::LeaseKeepAlive(k)) if k.ttl_seconds > 0 => Some(k.ttl_seconds),
             _ => None,
         })
     }
 
+    /// Operations that surely concern this generation: completed before the next grant was
+    /// invoked (a keep-alive concurrent with it may have renewed the next generation).
+    fn surely_ours(&self) -> impl Iterator<Item = &&Operation> {
+        let until = self.next_grant.map_or(NEVER, |g| g.invoke_ns);
+        self.ops.iter().filter(move |op| op.complete_ns < until)
+    }
+
+    /// Keep-alives that surely renewed this generation.
     fn keep_alives(&self) -> impl Iterator<Item = &&Operation> {
-        self.ops
-            .iter()
+        self.surely_ours()
             .filter(|op| matches!(op.request, Request::LeaseKeepAlive(_)))
     }
 
@@ -347,21 +373,26 @@ impl Generation<'_, '_> {
             .fold(self.grant.invoke_ns, u64::max);
         let mut earliest = anchor.saturating_add(bounds.shrink(ttl_ns(ttl_seconds)));
         let last_sent = self
-            .keep_alives()
+            .sent
+            .iter()
             .copied()
             .chain(std::iter::once(self.grant))
             .max_by_key(|op| (op.complete_ns, op.invoke_ns))
             .expect("the grant itself");
         let sent_invoke = self
-            .keep_alives()
+            .sent
+            .iter()
             .map(|op| op.invoke_ns)
             .fold(self.grant.invoke_ns, u64::max);
         let mut latest = match known_ttl {
             Some(t) => bounds.deadline(sent_invoke, last_sent.complete_ns, ttl_ns(t)),
             None => NEVER,
         };
-        if let Some(next) = self.next_grant.filter(|g| !g.is_unknown()) {
+        let next_ok = self.next_grant.filter(|g| !g.is_unknown());
+        if let (false, Some(next)) = (self.grant.is_unknown(), next_ok) {
             // A grant of the same id succeeded: this generation ended before it completed.
+            // (Not for an unknown grant, which may never have taken effect: its expiry would
+            // then be forced onto the next generation.)
             latest = latest.min(next.complete_ns);
         }
         let skewed = bounds.skewed(self.grant.invoke_ns, latest.min(NEVER - 1));
@@ -436,7 +467,7 @@ impl Generation<'_, '_> {
     /// TimeToLive answers showing the lease alive: within the deadline, the remaining TTL
     /// at most the granted one, the granted one the grant's.
     fn check_time_to_live(&self, latest: u64, known_ttl: Option<i64>, plan: &mut ExpiryPlan) {
-        for op in self.ops {
+        for op in self.surely_ours() {
             let Outcome::Ok(Response::LeaseTimeToLive(t)) = &op.outcome else {
                 continue;
             };

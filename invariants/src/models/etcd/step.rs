@@ -153,11 +153,11 @@ impl Model for EtcdModel {
 
     fn may_be_lazy(&self, input: &EtcdInput, output: Option<&Response>) -> bool {
         // A required expiry has a deadline: it cannot be moved arbitrarily late.
-        !input.is_required_expiry()
-            && output.is_none()
+        let lazy = output.is_none()
             && input.pin.is_none()
             && matches!(&input.request, Request::LeaseGrant(g) if g.id != 0)
-            || output.is_none() && matches!(&input.request, Request::LeaseRevoke(_))
+            || output.is_none() && matches!(&input.request, Request::LeaseRevoke(_));
+        lazy && !input.is_required_expiry()
     }
 
     fn lazy_resource(
@@ -169,7 +169,11 @@ impl Model for EtcdModel {
     ) -> Option<u64> {
         // Only the lease set changed (no key, no revision): nothing but operations naming
         // this lease can tell when it happened.
-        if output.is_some() || before.revision != after.revision || before.keys != after.keys {
+        if output.is_some()
+            || input.is_required_expiry()
+            || before.revision != after.revision
+            || before.keys != after.keys
+        {
             return None;
         }
         match &input.request {
