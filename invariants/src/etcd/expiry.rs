@@ -280,10 +280,11 @@ pub fn expiry_windows(history: &History, bounds: &LeaseExpiryBounds) -> ExpiryPl
                 .collect();
             // Keep-alives may renew this generation until a later grant surely succeeded (an
             // unknown one may never have, or only after them).
-            let sent_until = ops.grants[i + 1..]
+            let next_ok = ops.grants[i + 1..]
                 .iter()
-                .find(|g| !g.is_unknown())
-                .map_or(NEVER, |g| g.complete_ns);
+                .copied()
+                .find(|g| !g.is_unknown());
+            let sent_until = next_ok.map_or(NEVER, |g| g.complete_ns);
             let sent: Vec<&Operation> = ops
                 .other
                 .iter()
@@ -291,12 +292,20 @@ pub fn expiry_windows(history: &History, bounds: &LeaseExpiryBounds) -> ExpiryPl
                 .filter(|op| matches!(op.request, Request::LeaseKeepAlive(_)))
                 .filter(|op| in_window(op, sent_until))
                 .collect();
+            let revokes: Vec<&Operation> = ops
+                .other
+                .iter()
+                .copied()
+                .filter(|op| matches!(op.request, Request::LeaseRevoke(_)))
+                .collect();
             let g = Generation {
                 lease,
                 grant,
                 next_grant,
+                next_ok,
                 ops: &gen,
                 sent: &sent,
+                revokes: &revokes,
             };
             if let Some(mut w) = g.window(bounds, &mut plan) {
                 if w.earliest_ns > end {
@@ -321,10 +330,14 @@ struct Generation<'a, 'h> {
     lease: LeaseId,
     grant: &'h Operation,
     next_grant: Option<&'h Operation>,
+    /// The next grant of the same id that surely succeeded.
+    next_ok: Option<&'h Operation>,
     /// Operations on the lease invoked from the grant until the next grant's invocation.
     ops: &'a [&'h Operation],
     /// Keep-alives that may have renewed this generation (see `expiry_windows`).
     sent: &'a [&'h Operation],
+    /// Every client revoke of the lease id that did not fail.
+    revokes: &'a [&'h Operation],
 }
 
 impl Generation<'_, '_> {
@@ -388,12 +401,35 @@ impl Generation<'_, '_> {
             Some(t) => bounds.deadline(sent_invoke, last_sent.complete_ns, ttl_ns(t)),
             None => NEVER,
         };
-        let next_ok = self.next_grant.filter(|g| !g.is_unknown());
-        if let (false, Some(next)) = (self.grant.is_unknown(), next_ok) {
-            // A grant of the same id succeeded: this generation ended before it completed.
-            // (Not for an unknown grant, which may never have taken effect: its expiry would
-            // then be forced onto the next generation.)
-            latest = latest.min(next.complete_ns);
+        if let Some(next) = self.next_ok {
+            // A later grant of the same id succeeded: this generation (or, for an unknown
+            // grant that never took effect, the one it would have continued) ended before
+            // that completed; the expiry must not fall on the next generation.
+            // A client revoke that may have taken effect between the two grants.
+            let revoked = self.revokes.iter().any(|r| {
+                r.invoke_ns < next.complete_ns
+                    && (r.is_unknown() || r.complete_ns >= self.grant.invoke_ns)
+            });
+            if next.complete_ns < earliest && !revoked {
+                if self.grant.is_unknown() {
+                    return None; // it cannot have taken effect
+                }
+                plan.findings.push(Mismatch {
+                    op: summarize(next),
+                    expected: format!(
+                        "lease {:#x} alive until at least {earliest} ns (granted by op {})",
+                        self.lease, self.grant.id
+                    ),
+                    explanation: format!(
+                        "lease {:#x} was granted again before its previous grant may have \
+                         expired, and no client revoked it",
+                        self.lease
+                    ),
+                });
+            }
+            if next.complete_ns >= earliest || !self.grant.is_unknown() {
+                latest = latest.min(next.complete_ns);
+            }
         }
         let skewed = bounds.skewed(self.grant.invoke_ns, latest.min(NEVER - 1));
         if skewed {
@@ -458,8 +494,9 @@ impl Generation<'_, '_> {
                     _ => false,
                 }
         })?;
-        let revoked = self.ops.iter().any(|op| {
-            matches!(op.request, Request::LeaseRevoke(_)) && op.invoke_ns < gone.complete_ns
+        let revoked = self.revokes.iter().any(|r| {
+            r.invoke_ns < gone.complete_ns
+                && (r.is_unknown() || r.complete_ns >= self.grant.invoke_ns)
         });
         (!revoked).then_some(gone)
     }

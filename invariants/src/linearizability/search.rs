@@ -522,7 +522,13 @@ impl<'a, M: Model> Search<'a, M> {
         if self.spare.is_empty() {
             return None;
         }
-        let new_pending = self.pending_after(o, lazy.flatten())?;
+        let mut lazy = lazy.flatten();
+        if lazy.is_some() && !self.table.optional[o] && self.list.first_return() == Some(o as u32) {
+            // A required operation at its deadline: it cannot wait for an operation using its
+            // resource, so it is placed here like any other step.
+            lazy = None;
+        }
+        let new_pending = self.pending_after(o, lazy)?;
         if self.spare.len() > 1 {
             self.spare.sort();
             self.spare.dedup();

@@ -69,6 +69,11 @@ impl Model for EtcdModel {
                 }
             }
             (None, Some(pin)) => 2 * pin - 1,
+            // A server expiry before any other unknown write: where it is wrong (its keys are
+            // seen later, its lease needed later), the facts reject it at once, while an
+            // unknown put wrongly taking its revision shows only at the expiry's deadline,
+            // thousands of levels later.
+            (None, None) if input.expiry.is_some() => i64::MAX / 2 - (input.invoke_ns >> 1) as i64,
             (None, None) => i64::MAX - (input.invoke_ns >> 1) as i64,
         }
     }
@@ -152,12 +157,11 @@ impl Model for EtcdModel {
     }
 
     fn may_be_lazy(&self, input: &EtcdInput, output: Option<&Response>) -> bool {
-        // A required expiry has a deadline: it cannot be moved arbitrarily late.
-        let lazy = output.is_none()
+        // A required expiry too: the search places it at its deadline at the latest.
+        output.is_none()
             && input.pin.is_none()
             && matches!(&input.request, Request::LeaseGrant(g) if g.id != 0)
-            || output.is_none() && matches!(&input.request, Request::LeaseRevoke(_));
-        lazy && !input.is_required_expiry()
+            || output.is_none() && matches!(&input.request, Request::LeaseRevoke(_))
     }
 
     fn lazy_resource(
@@ -169,11 +173,7 @@ impl Model for EtcdModel {
     ) -> Option<u64> {
         // Only the lease set changed (no key, no revision): nothing but operations naming
         // this lease can tell when it happened.
-        if output.is_some()
-            || input.is_required_expiry()
-            || before.revision != after.revision
-            || before.keys != after.keys
-        {
+        if output.is_some() || before.revision != after.revision || before.keys != after.keys {
             return None;
         }
         match &input.request {
