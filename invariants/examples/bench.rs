@@ -7,6 +7,7 @@
 //! FL_LEASE_TTL=S: leases of S seconds that expire (keep-alives instead of revokes,
 //! `testkit::generate_short_lease_history`), checked with expiry windows; FL_SHAPE=1 then
 //! also counts the windows.
+//! FL_NO_DEADLINE=1 leaves the expiry deadline unenforced.
 //! Debugging aids: FL_NO_LEASES=1 (no leases or compaction), FL_WITNESS=1 (replays the
 //! generator's own order through the model and real-time rules and names the first step it
 //! rejects; FL_WITNESS_GAPS=1 also lists which unknown write filled each unclaimed revision),

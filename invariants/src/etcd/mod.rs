@@ -7,7 +7,12 @@
 //! * Reads (Range, read-only Txn) with an unknown outcome have no effect: dropped.
 //! * Unknown Compacts are dropped: a compaction only makes later requests fail, and failed
 //!   requests are excluded, so it can never be needed to explain a response.
-//! * KeepAlive, TimeToLive, Leases and HashKV are not part of the KV model: excluded.
+//! * KeepAlive, TimeToLive, Leases and HashKV are not part of the KV model: excluded (the
+//!   `expiry` pass checks KeepAlive and TimeToLive answers against the expiry windows).
+//! * Lease expiry (`expiry`): one synthetic server operation per lease generation, a revoke
+//!   with an unknown outcome invoked at the earliest expiry, which must take effect by its
+//!   deadline when the deadline is enforced (`LeaseExpiryBounds`); every pass sees it as an
+//!   unknown revoke, and `Linearization::expiries` carries the windows to the watch replay.
 //! * Serializable ranges take part with their invocation time relaxed: they may be stale, so
 //!   they may be placed anywhere before their completion once the store has reached their
 //!   header revision (their call becomes the call of the write that produced the highest
@@ -23,7 +28,7 @@
 //! the key and lease universe), `observations` (what a response shows; `ExtraFacts`),
 //! `stale` (stale reads, a pre-check), `revisions` (claims, pins, unmodified intervals,
 //! deadlines), `watch_facts` (the same from watches), `symmetry` (classes of interchangeable
-//! unknown writes), `key_facts`, `lease_facts`, `prepare` (runs the passes and builds the
+//! unknown writes), `key_facts`, `lease_facts`, `expiry` (lease expiry windows), `prepare` (runs the passes and builds the
 //! search's operations), `historical` (historical reads against the linearization found);
 //! and here the driver: the searches in their fallback order and the verdict.
 
