@@ -122,14 +122,14 @@ mod tests {
             record(
                 100,
                 TraceEvent::FaultStart {
-                    fault: crash.clone(),
+                    fault: crash,
                     members: vec![2],
                 },
             ),
             record(
                 150,
                 TraceEvent::FaultStart {
-                    fault: skew.clone(),
+                    fault: skew,
                     members: vec![1],
                 },
             ),
