@@ -17,8 +17,10 @@ use crate::runner::RunOutput;
 use crate::trace::TraceEvent;
 
 mod leases;
+use leases::expiry_note;
 pub use leases::{
-    election_ms, lease_expiry_bounds, CLOCK_RATE_BOUND_PERCENT, LEASE_CHECKPOINT_INTERVAL_MS,
+    check_locks, election_ms, lease_expiry_bounds, CLOCK_RATE_BOUND_PERCENT,
+    LEASE_CHECKPOINT_INTERVAL_MS,
 };
 
 /// The class of a failure; also the process exit code of `dst run` (TigerBeetle-style).
@@ -191,14 +193,10 @@ fn run_checkers(
             }
         }
     }
-    let locks = timed(times, "locks", || {
-        faultline_invariants::lock::check_locks(&output.history, bounds.clock_rate_bound_percent)
-    });
-    if !locks.is_empty() {
-        let lines: Vec<String> = locks.iter().map(ToString::to_string).collect();
+    if let Some(report) = timed(times, "locks", || check_locks(output, &bounds)) {
         return Verdict::Fail {
             kind: FailureKind::LockExclusion,
-            report: format!("{}{}", lines.join("\n"), expiry_note(output, &bounds)),
+            report,
         };
     }
     if !output.healed_write_succeeded {
@@ -242,29 +240,6 @@ fn run_checkers(
         }
     }
     Verdict::Pass
-}
-
-/// For a failure report of a history in which leases may expire: which bounds the check
-/// used, and which leases it checked without bounds (a clock skew beyond them). Empty when
-/// no lease can expire within the run.
-fn expiry_note(
-    output: &RunOutput,
-    bounds: &faultline_invariants::etcd::LeaseExpiryBounds,
-) -> String {
-    let plan = faultline_invariants::etcd::expiry_windows(&output.history, bounds);
-    if plan.windows.is_empty() {
-        return String::new();
-    }
-    let mut note = format!("\n{}", bounds.describe());
-    if !plan.weakened.is_empty() {
-        let ids: Vec<String> = plan.weakened.iter().map(|l| format!("{l:#x}")).collect();
-        note.push_str(&format!(
-            "\nweakened: a clock ran outside the bound while lease(s) {} lived; their expiry \
-             was checked without bounds",
-            ids.join(", ")
-        ));
-    }
-    note
 }
 
 /// After losing a zone, a cluster whose other zones hold a quorum elects a leader (if it lost

@@ -401,42 +401,13 @@ impl Generation<'_, '_> {
             Some(t) => bounds.deadline(sent_invoke, last_sent.complete_ns, ttl_ns(t)),
             None => NEVER,
         };
-        if let Some(next) = self.next_ok {
-            // A later grant of the same id succeeded: this generation (or, for an unknown
-            // grant that never took effect, the one it would have continued) ended before
-            // that completed; the expiry must not fall on the next generation.
-            // A client revoke that may have taken effect between the two grants.
-            let revoked = self.revokes.iter().any(|r| {
-                r.invoke_ns < next.complete_ns
-                    && (r.is_unknown() || r.complete_ns >= self.grant.invoke_ns)
-            });
-            if next.complete_ns < earliest && !revoked {
-                if self.grant.is_unknown() {
-                    return None; // it cannot have taken effect
-                }
-                plan.findings.push(Mismatch {
-                    op: summarize(next),
-                    expected: format!(
-                        "lease {:#x} alive until at least {earliest} ns (granted by op {})",
-                        self.lease, self.grant.id
-                    ),
-                    explanation: format!(
-                        "lease {:#x} was granted again before its previous grant may have \
-                         expired, and no client revoked it",
-                        self.lease
-                    ),
-                });
-            }
-            if next.complete_ns >= earliest || !self.grant.is_unknown() {
-                latest = latest.min(next.complete_ns);
-            }
-        }
         let skewed = bounds.skewed(self.grant.invoke_ns, latest.min(NEVER - 1));
         if skewed {
             earliest = self.grant.invoke_ns;
             latest = NEVER;
             plan.weakened.push(self.lease);
         }
+        latest = self.cap_by_next_grant(earliest, latest, plan)?;
         self.check_time_to_live(latest, known_ttl, plan);
         if let Some(gone) = self.gone_evidence() {
             if gone.complete_ns < earliest {
@@ -471,6 +442,43 @@ impl Generation<'_, '_> {
             latest_ns: latest.max(earliest),
             required: false,
         })
+    }
+
+    /// A later grant of the same id succeeded: this generation (or, for an unknown grant
+    /// that never took effect, the one it would have continued) ended before that
+    /// completed, so the expiry must not fall on the next generation: `latest` capped there.
+    /// `None`: an unknown grant that cannot have taken effect. A known grant whose earliest
+    /// expiry comes after the regrant, with no client revoke between them, is a finding.
+    fn cap_by_next_grant(&self, earliest: u64, latest: u64, plan: &mut ExpiryPlan) -> Option<u64> {
+        let Some(next) = self.next_ok else {
+            return Some(latest);
+        };
+        if next.complete_ns >= earliest {
+            return Some(latest.min(next.complete_ns));
+        }
+        // A client revoke that may have taken effect between the two grants.
+        let revoked = self.revokes.iter().any(|r| {
+            r.invoke_ns < next.complete_ns
+                && (r.is_unknown() || r.complete_ns >= self.grant.invoke_ns)
+        });
+        if self.grant.is_unknown() {
+            return if revoked { Some(latest) } else { None };
+        }
+        if !revoked {
+            plan.findings.push(Mismatch {
+                op: summarize(next),
+                expected: format!(
+                    "lease {:#x} alive until at least {earliest} ns (granted by op {})",
+                    self.lease, self.grant.id
+                ),
+                explanation: format!(
+                    "lease {:#x} was granted again before its previous grant may have \
+                     expired, and no client revoked it",
+                    self.lease
+                ),
+            });
+        }
+        Some(latest.min(next.complete_ns))
     }
 
     fn anchor_op(&self, anchor: u64) -> &Operation {
