@@ -4,12 +4,18 @@
 //! of the check. FL_SHAPE=1 then also prints the history's shape (it prepares the history once
 //! more, after the check).
 //! An exhausted budget prints "unknown", never a pass.
+//! FL_LEASE_TTL=S: leases of S seconds that expire (keep-alives instead of revokes,
+//! `testkit::generate_short_lease_history`), checked with expiry windows; FL_SHAPE=1 then
+//! also counts the windows.
+//! FL_NO_DEADLINE=1 leaves the expiry deadline unenforced.
 //! Debugging aids: FL_NO_LEASES=1 (no leases or compaction), FL_WITNESS=1 (replays the
 //! generator's own order through the model and real-time rules and names the first step it
 //! rejects; FL_WITNESS_GAPS=1 also lists which unknown write filled each unclaimed revision),
 //! FL_REV=A..B (prints the operations around revisions A..B), FL_SHOW=id,id.
 use faultline_invariants::describe::summarize;
-use faultline_invariants::etcd::{prepare, Prepared};
+use faultline_invariants::etcd::{
+    check_etcd_history_expiring, expiry_windows, prepare, LeaseExpiryBounds, Prepared,
+};
 use faultline_invariants::history::{History, Outcome};
 use faultline_invariants::linearizability::{Model, Verdict};
 use faultline_invariants::testkit::*;
@@ -20,7 +26,13 @@ fn main() {
         .nth(4)
         .map_or(10_000_000, |b| b.parse().expect("BUDGET_STEPS"));
     let t = std::time::Instant::now();
-    let (h, witness) = generate_etcd_history_with_witness(&o);
+    let short_ttl: Option<i64> = std::env::var("FL_LEASE_TTL")
+        .ok()
+        .map(|v| v.parse().expect("FL_LEASE_TTL: seconds"));
+    let (h, witness) = match short_ttl {
+        Some(ttl) => (generate_short_lease_history(&o, ttl), vec![]),
+        None => generate_etcd_history_with_witness(&o),
+    };
     println!("generated in {:?}", t.elapsed());
     check_once(&h, budget_steps);
     if !["FL_SHAPE", "FL_WITNESS", "FL_SHOW", "FL_REV"]
@@ -32,6 +44,12 @@ fn main() {
     // After the check, so that neither its time nor its memory counts as the checker's.
     let p = prepare(&h);
     print_shape(&h, &p);
+    let windows = expiry_windows(&h, &bench_bounds()).windows;
+    println!(
+        "expiry windows: {} ({} with an enforced deadline)",
+        windows.len(),
+        windows.iter().filter(|w| w.required).count()
+    );
     if std::env::var("FL_WITNESS").is_ok() {
         let placed = replay_witness(&p, &witness);
         check_witness_real_time(&p, &placed);
@@ -184,9 +202,26 @@ fn print_shape(h: &History, p: &Prepared) {
 }
 
 /// Check within `budget_steps`, printing the verdict and the time.
+/// The expiry bounds of the benchmark: clocks within 10%, elections of 450 ms (the default
+/// scenario's 3 x 15 ticks of 10 ms), checkpoints every 2 s, no leader change.
+fn bench_bounds() -> LeaseExpiryBounds {
+    LeaseExpiryBounds {
+        clock_rate_bound_percent: 10,
+        election_ms: if std::env::var("FL_NO_DEADLINE").is_ok() {
+            None
+        } else {
+            Some(450)
+        },
+        checkpoint_interval_ms: 2_000,
+        leader_changes_ns: vec![],
+        leaderless_windows_ns: vec![],
+        skewed_windows_ns: vec![],
+    }
+}
+
 fn check_once(h: &History, budget_steps: u64) {
     let t = std::time::Instant::now();
-    let v = faultline_invariants::check_etcd_history(h, budget_steps);
+    let v = check_etcd_history_expiring(h, budget_steps, &bench_bounds()).0;
     println!(
         "budget {budget_steps}: {} in {:?}",
         match &v {

@@ -10,10 +10,12 @@
 //! * `describe`: requests, responses and operations in one line, for reports.
 //! * `models`: etcd's key space, a register, a key/value map.
 //! * `etcd`: checking a recorded `history::History`: a pipeline of passes (stale reads,
-//!   revision claims and pins, watch facts, symmetry classes, key and lease facts), the
-//!   search in its fallback order, and historical reads against the linearization found.
+//!   revision claims and pins, watch facts, symmetry classes, key and lease facts, lease
+//!   expiry windows), the search in its fallback order, and historical reads against the
+//!   linearization found.
 //! * `watch`: per-watch checks (filter, ordered, unique, atomic, bookmarkable; reliable,
 //!   resumable, prev_kv, is-create against a replay of the linearization).
+//! * `lock`: leader-election locks: no two clients believed they held one at once.
 //! * `member_revisions`: no member answers with a revision lower than one it answered before.
 //! * `formats`: parsers for porcupine's recorded histories.
 //! * `html`: the HTML report of a checked history.
@@ -25,6 +27,7 @@ pub mod formats;
 pub mod history;
 pub mod html;
 pub mod linearizability;
+pub mod lock;
 pub mod member_revisions;
 pub mod models;
 pub mod testkit;

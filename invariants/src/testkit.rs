@@ -7,10 +7,12 @@
 //! up) or never, each with probability 1/2. Values are unique per write, as in etcd's
 //! robustness tests.
 
+use std::collections::BTreeMap;
+
 use faultline_api::{
     CompactionRequest, Compare, CompareResult, CompareTarget, DeleteRangeRequest,
-    LeaseGrantRequest, LeaseRevokeRequest, PutRequest, RangeRequest, Request, RequestOp, Response,
-    TxnRequest,
+    LeaseGrantRequest, LeaseId, LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseRevokeRequest,
+    PutRequest, RangeRequest, Request, RequestOp, Response, ResponseHeader, TxnRequest,
 };
 
 use crate::history::{History, Operation, Outcome};
@@ -89,7 +91,17 @@ fn key(i: u64) -> Vec<u8> {
     format!("key{i}").into_bytes()
 }
 
-fn random_request(rng: &mut Rng, o: &GenOptions, n: usize, revision_guess: i64) -> Request {
+/// Short leases (`generate_short_lease_history`): grants of this TTL, keep-alives instead of
+/// revokes, and expiry.
+type ShortTtl = Option<i64>;
+
+fn random_request(
+    rng: &mut Rng,
+    o: &GenOptions,
+    n: usize,
+    revision_guess: i64,
+    short: ShortTtl,
+) -> Request {
     let k = rng.below(o.keys as u64);
     let value = format!("v{n}").into_bytes();
     let dice = rng.below(100);
@@ -127,9 +139,15 @@ fn random_request(rng: &mut Rng, o: &GenOptions, n: usize, revision_guess: i64) 
             ..Default::default()
         }),
         94..=95 if o.leases_and_compaction => Request::LeaseGrant(LeaseGrantRequest {
-            ttl_seconds: 7200,
+            ttl_seconds: short.unwrap_or(7200),
             id: lease_id,
         }),
+        // Half of the leases are kept alive, the other half expire.
+        96..=97 if o.leases_and_compaction && short.is_some() => {
+            Request::LeaseKeepAlive(LeaseKeepAliveRequest {
+                id: 1000 + (lease_id - 1000) % 10,
+            })
+        }
         96..=97 if o.leases_and_compaction => {
             Request::LeaseRevoke(LeaseRevokeRequest { id: lease_id })
         }
@@ -183,16 +201,29 @@ pub fn generate_etcd_history(o: &GenOptions) -> History {
 /// Like `generate_etcd_history`, and also the ids of the operations that took effect, in the
 /// order they took effect (a witness linearization, for debugging the checker).
 pub fn generate_etcd_history_with_witness(o: &GenOptions) -> (History, Vec<u64>) {
+    generate_with(o, None)
+}
+
+/// Like `generate_etcd_history` with leases of `ttl_seconds` that expire: grants of that TTL,
+/// keep-alives (of lease ids 1000-1009) instead of revokes, and a lease expires (its keys
+/// deleted at a new revision) `ttl_seconds` after its grant or last keep-alive took effect,
+/// as a leader with an exact clock and no leader change expires it.
+pub fn generate_short_lease_history(o: &GenOptions, ttl_seconds: i64) -> History {
+    assert!(ttl_seconds > 0);
+    generate_with(o, Some(ttl_seconds)).0
+}
+
+fn generate_with(o: &GenOptions, short: ShortTtl) -> (History, Vec<u64>) {
     assert!(o.clients > 0 && o.keys > 0);
     let mut rng = Rng::new(o.seed);
-    let planned = plan_ops(&mut rng, o);
-    let (outcomes, effect_order) = take_effect(&mut rng, o, &planned);
+    let planned = plan_ops(&mut rng, o, short);
+    let (outcomes, effect_order) = take_effect(&mut rng, o, &planned, short);
     record(planned, outcomes, effect_order)
 }
 
 /// The operations of the clients, back to back, each with the instant it takes effect (if it
 /// does).
-fn plan_ops(rng: &mut Rng, o: &GenOptions) -> Vec<Planned> {
+fn plan_ops(rng: &mut Rng, o: &GenOptions, short: ShortTtl) -> Vec<Planned> {
     let mut next_free: Vec<u64> = (0..o.clients).map(|c| c * 1000).collect();
     let mut planned: Vec<Planned> = Vec::with_capacity(o.ops);
     // Writes so far, to guess plausible revisions for compares and compactions.
@@ -205,7 +236,7 @@ fn plan_ops(rng: &mut Rng, o: &GenOptions) -> Vec<Planned> {
         let invoke = next_free[client as usize] + rng.below(o.latency_ns / 4 + 1);
         let latency = 1 + rng.below(2 * o.latency_ns);
         let complete = invoke + latency;
-        let request = random_request(rng, o, n, writes_so_far);
+        let request = random_request(rng, o, n, writes_so_far, short);
         if request.is_write() {
             writes_so_far += 1;
         }
@@ -238,6 +269,7 @@ fn take_effect(
     rng: &mut Rng,
     o: &GenOptions,
     planned: &[Planned],
+    short: ShortTtl,
 ) -> (Vec<Option<Outcome>>, Vec<usize>) {
     let model = EtcdModel {
         keys: (0..o.keys as u64).map(key).collect(),
@@ -254,11 +286,25 @@ fn take_effect(
     order.sort_by_key(|&i| (planned[i].effect_at, i));
     let mut state = model.init().remove(0);
     let mut outcomes: Vec<Option<Outcome>> = (0..planned.len()).map(|_| None).collect();
+    // Short leases: when each lease expires (ns).
+    let mut due: BTreeMap<LeaseId, u64> = BTreeMap::new();
     for &i in &order {
         let p = &planned[i];
+        let at = p.effect_at.expect("ordered operations take effect");
+        if let Some(ttl) = short {
+            expire_due(&model, &mut state, &mut due, at);
+            if let Some(outcome) = keep_alive(rng, &state, &mut due, &p.request, at, ttl) {
+                outcomes[i] = Some(outcome);
+                continue;
+            }
+        }
         let outcome = match model.apply(&state, &p.request, None) {
             Ok((next, mut resp, _)) => {
                 state = next;
+                if let (Some(ttl), Response::LeaseGrant(g)) = (short, &mut resp) {
+                    g.ttl_seconds = ttl;
+                    due.insert(g.id, at + ttl_ns(ttl));
+                }
                 let member = 1 + rng.below(3);
                 let h = resp.header_mut();
                 h.member_id = member;
@@ -271,6 +317,63 @@ fn take_effect(
         outcomes[i] = Some(outcome);
     }
     (outcomes, order)
+}
+
+fn ttl_ns(ttl_seconds: i64) -> u64 {
+    u64::try_from(ttl_seconds).expect("positive TTL") * 1_000_000_000
+}
+
+/// Revoke every lease due at or before `at`, in the order they fall due.
+fn expire_due(
+    model: &EtcdModel,
+    state: &mut <EtcdModel as Model>::State,
+    due: &mut BTreeMap<LeaseId, u64>,
+    at: u64,
+) {
+    let mut expired: Vec<(u64, LeaseId)> = due
+        .iter()
+        .filter(|(_, &t)| t <= at)
+        .map(|(&l, &t)| (t, l))
+        .collect();
+    expired.sort_unstable();
+    for (_, lease) in expired {
+        due.remove(&lease);
+        let revoke = Request::LeaseRevoke(LeaseRevokeRequest { id: lease });
+        if let Ok((next, _, _)) = model.apply(state, &revoke, None) {
+            *state = next;
+        }
+    }
+}
+
+/// The outcome of a keep-alive taking effect at `at` (renewing a live lease), or `None` for
+/// another request.
+fn keep_alive(
+    rng: &mut Rng,
+    state: &<EtcdModel as Model>::State,
+    due: &mut BTreeMap<LeaseId, u64>,
+    request: &Request,
+    at: u64,
+    ttl: i64,
+) -> Option<Outcome> {
+    let Request::LeaseKeepAlive(k) = request else {
+        return None;
+    };
+    let alive = state.leases.binary_search(&k.id).is_ok();
+    if alive {
+        due.insert(k.id, at + ttl_ns(ttl));
+    }
+    Some(Outcome::Ok(Response::LeaseKeepAlive(
+        LeaseKeepAliveResponse {
+            header: ResponseHeader {
+                revision: state.revision,
+                member_id: 1 + rng.below(3),
+                cluster_id: 7,
+                raft_term: 2,
+            },
+            id: k.id,
+            ttl_seconds: if alive { ttl } else { 0 },
+        },
+    )))
 }
 
 /// The history the clients saw (unknown outcomes for the operations planned so), in

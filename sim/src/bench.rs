@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::plan::{Plan, Scenario};
 use crate::runner::{simulate, RunOptions, RunOutput};
 use crate::trace::{fingerprint, summarize};
-use crate::verdict::check_timed;
+use crate::verdict::check_timed_plan;
 
 /// What `bench_seeds` measured over a set of seeds.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -132,7 +132,7 @@ fn bench_seed(seed: u64, scenario: &Scenario, options: &RunOptions, figures: &mu
     figures.add_stage("simulation", took);
     figures.simulated_ns += simulated_ns(&output);
     figures.client_ops += output.history.ops.len() as u64;
-    let (verdict, checkers) = check_timed(&output);
+    let (verdict, checkers) = check_timed_plan(&plan, &output);
     for (name, took) in checkers {
         figures.add_stage(&format!("check: {name}"), took);
     }

@@ -18,7 +18,7 @@ mod imp {
     use crate::runner::{simulate, RunOptions, RunOutput};
     use crate::seedrange::SeedRange;
     use crate::trace::{fingerprint, summarize, TraceSummary};
-    use crate::verdict::{check, FailureKind, Verdict};
+    use crate::verdict::{check_plan, FailureKind, Verdict};
 
     /// The outcome of one seed: verdict, fingerprint and a summary.
     #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,7 +80,7 @@ mod imp {
             .stack_size(64 << 20)
             .spawn(move || {
                 let output = simulate(&thread_plan, &thread_options);
-                let verdict = check(&output);
+                let verdict = check_plan(&thread_plan, &output);
                 (output, verdict)
             })
             .expect("spawn simulation thread")

@@ -50,6 +50,7 @@ pub enum VerdictKind {
     WatchGuarantee,
     RevisionDecrease,
     Availability,
+    LockExclusion,
 }
 
 impl fmt::Display for VerdictKind {
@@ -65,6 +66,7 @@ impl fmt::Display for VerdictKind {
             VerdictKind::WatchGuarantee => "watch-guarantee",
             VerdictKind::RevisionDecrease => "revision-decrease",
             VerdictKind::Availability => "availability",
+            VerdictKind::LockExclusion => "lock-exclusion",
         };
         f.write_str(name)
     }
@@ -312,6 +314,7 @@ impl VerdictKind {
                 FailureKind::WatchGuarantee => VerdictKind::WatchGuarantee,
                 FailureKind::RevisionDecrease => VerdictKind::RevisionDecrease,
                 FailureKind::Availability => VerdictKind::Availability,
+                FailureKind::LockExclusion => VerdictKind::LockExclusion,
             },
         }
     }

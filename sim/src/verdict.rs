@@ -12,8 +12,13 @@ use faultline_invariants::watch::{WatchVerdict, WatchViolation};
 use faultline_node::NodeEvent;
 use serde::{Deserialize, Serialize};
 
+use crate::plan::{Plan, Scenario};
 use crate::runner::RunOutput;
 use crate::trace::TraceEvent;
+
+mod leases;
+use leases::expiry_note;
+pub use leases::{check_locks, election_ms, lease_expiry_bounds, CLOCK_RATE_BOUND_PERCENT};
 
 /// The class of a failure; also the process exit code of `dst run` (TigerBeetle-style).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -35,6 +40,9 @@ pub enum FailureKind {
     /// The scenario promises writes while one zone is down (five voters over three zones),
     /// and a zone loss passed without one.
     Availability,
+    /// Two leader-election clients believed they held one lock at overlapping times
+    /// (`faultline_invariants::lock`).
+    LockExclusion,
 }
 
 impl FailureKind {
@@ -48,6 +56,7 @@ impl FailureKind {
             FailureKind::WatchGuarantee => 16,
             FailureKind::RevisionDecrease => 17,
             FailureKind::Availability => 18,
+            FailureKind::LockExclusion => 19,
         }
     }
 }
@@ -82,8 +91,15 @@ impl Verdict {
 /// Search budget of the linearizability checker per run.
 pub const LINEARIZABILITY_BUDGET_STEPS: u64 = 5_000_000;
 
+/// Every checker over a run's output alone: lease expiry deadlines are not enforced (they
+/// need the scenario's election timing); `check_plan` enforces them.
 pub fn check(output: &RunOutput) -> Verdict {
     check_timed(output).0
+}
+
+/// Every checker over the output of a run of `plan`, lease expiry windows included.
+pub fn check_plan(plan: &Plan, output: &RunOutput) -> Verdict {
+    check_timed_plan(plan, output).0
 }
 
 /// Wall time of each checker over one run, in the order they ran (for `dst bench`; never
@@ -93,7 +109,14 @@ pub type CheckerTimes = Vec<(&'static str, Duration)>;
 /// `check`, with the wall time each checker took.
 pub fn check_timed(output: &RunOutput) -> (Verdict, CheckerTimes) {
     let mut times = CheckerTimes::new();
-    let verdict = run_checkers(output, &mut times);
+    let verdict = run_checkers(output, None, &mut times);
+    (verdict, times)
+}
+
+/// `check_plan`, with the wall time each checker took.
+pub fn check_timed_plan(plan: &Plan, output: &RunOutput) -> (Verdict, CheckerTimes) {
+    let mut times = CheckerTimes::new();
+    let verdict = run_checkers(output, Some(&plan.scenario), &mut times);
     (verdict, times)
 }
 
@@ -105,7 +128,12 @@ fn timed<T>(times: &mut CheckerTimes, name: &'static str, f: impl FnOnce() -> T)
     out
 }
 
-fn run_checkers(output: &RunOutput, times: &mut CheckerTimes) -> Verdict {
+fn run_checkers(
+    output: &RunOutput,
+    scenario: Option<&Scenario>,
+    times: &mut CheckerTimes,
+) -> Verdict {
+    let bounds = lease_expiry_bounds(scenario, &output.trace);
     let raft = timed(times, "raft safety", || {
         check_raft_safety(output).or_else(|| check_promotions(output))
     });
@@ -127,9 +155,10 @@ fn run_checkers(output: &RunOutput, times: &mut CheckerTimes) -> Verdict {
     }
     // One search: its linearization is also the write order the watch checks replay.
     let (linearizability, linearization) = timed(times, "linearizability", || {
-        faultline_invariants::etcd::check_etcd_history_detailed(
+        faultline_invariants::etcd::check_etcd_history_expiring(
             &output.history,
             LINEARIZABILITY_BUDGET_STEPS,
+            &bounds,
         )
     });
     let linearization = match linearizability {
@@ -139,7 +168,7 @@ fn run_checkers(output: &RunOutput, times: &mut CheckerTimes) -> Verdict {
         LinVerdict::NotLinearizable(report) => {
             return Verdict::Fail {
                 kind: FailureKind::NotLinearizable,
-                report: report.to_string(),
+                report: format!("{report}{}", expiry_note(output, &bounds)),
             }
         }
         LinVerdict::Unknown { reason } => return Verdict::Unknown { reason },
@@ -160,6 +189,12 @@ fn run_checkers(output: &RunOutput, times: &mut CheckerTimes) -> Verdict {
                 reason: format!("watch checks: {reason}"),
             }
         }
+    }
+    if let Some(report) = timed(times, "locks", || check_locks(output, &bounds)) {
+        return Verdict::Fail {
+            kind: FailureKind::LockExclusion,
+            report,
+        };
     }
     if !output.healed_write_succeeded {
         return Verdict::Fail {

@@ -7,7 +7,12 @@
 //! * Reads (Range, read-only Txn) with an unknown outcome have no effect: dropped.
 //! * Unknown Compacts are dropped: a compaction only makes later requests fail, and failed
 //!   requests are excluded, so it can never be needed to explain a response.
-//! * KeepAlive, TimeToLive, Leases and HashKV are not part of the KV model: excluded.
+//! * KeepAlive, TimeToLive, Leases and HashKV are not part of the KV model: excluded (the
+//!   `expiry` pass checks KeepAlive and TimeToLive answers against the expiry windows).
+//! * Lease expiry (`expiry`): one synthetic server operation per lease generation, a revoke
+//!   with an unknown outcome invoked at the earliest expiry, which must take effect by its
+//!   deadline when the deadline is enforced (`LeaseExpiryBounds`); every pass sees it as an
+//!   unknown revoke, and `Linearization::expiries` carries the windows to the watch replay.
 //! * Serializable ranges take part with their invocation time relaxed: they may be stale, so
 //!   they may be placed anywhere before their completion once the store has reached their
 //!   header revision (their call becomes the call of the write that produced the highest
@@ -23,10 +28,11 @@
 //! the key and lease universe), `observations` (what a response shows; `ExtraFacts`),
 //! `stale` (stale reads, a pre-check), `revisions` (claims, pins, unmodified intervals,
 //! deadlines), `watch_facts` (the same from watches), `symmetry` (classes of interchangeable
-//! unknown writes), `key_facts`, `lease_facts`, `prepare` (runs the passes and builds the
+//! unknown writes), `key_facts`, `lease_facts`, `expiry` (lease expiry windows), `prepare` (runs the passes and builds the
 //! search's operations), `historical` (historical reads against the linearization found);
 //! and here the driver: the searches in their fallback order and the verdict.
 
+pub mod expiry;
 mod historical;
 mod key_facts;
 mod lease_facts;
@@ -42,8 +48,9 @@ use std::collections::BTreeMap;
 
 // The descriptions live in `describe` (below the models); kept here at their old paths.
 pub use crate::describe::{describe_kv, describe_request, describe_response, summarize};
+pub use expiry::{expiry_windows, ExpiryPlan, ExpiryWindow, LeaseExpiryBounds};
 pub use observations::ExtraFacts;
-pub use prepare::{prepare, prepare_with, Prepared};
+pub use prepare::{prepare, prepare_expiring, prepare_with, Prepared, EXPIRY_CLIENT_BASE};
 pub use stale::find_stale_reads;
 
 use crate::history::{History, Operation};
@@ -69,26 +76,65 @@ pub struct Linearization {
     /// finding of the watch checks against this linearization stands.
     #[serde(default)]
     pub watches_contradicted: bool,
+    /// The server's lease expiries that took part (their `op_id`s may appear in `op_ids`); a
+    /// replay of the linearization needs them (`prepare_expiring`).
+    #[serde(default)]
+    pub expiries: Vec<ExpiryWindow>,
 }
 
 /// Like `check_etcd_history`, and on `Linearizable` also the linearization found, which the
 /// watch checks replay (`watch::check_watches_with`).
+///
+/// Leases expire within the windows of `LeaseExpiryBounds::unconfigured` (the deadline not
+/// enforced): use `check_etcd_history_expiring` with the cluster's bounds.
 pub fn check_etcd_history_detailed(
     history: &History,
     budget_steps: u64,
 ) -> (Verdict, Option<Linearization>) {
+    check_etcd_history_expiring(history, budget_steps, &LeaseExpiryBounds::unconfigured())
+}
+
+/// Like `check_etcd_history_detailed`, with lease expiry checked within the windows `bounds`
+/// gives (`expiry`): TimeToLive/KeepAlive answers against them first, then the search with
+/// one server expiry per lease generation.
+pub fn check_etcd_history_expiring(
+    history: &History,
+    budget_steps: u64,
+    bounds: &LeaseExpiryBounds,
+) -> (Verdict, Option<Linearization>) {
     let stale = find_stale_reads(history);
     let by_id: BTreeMap<u64, &Operation> = history.ops.iter().map(|op| (op.id, op)).collect();
+    let plan = expiry_windows(history, bounds);
+    if !plan.findings.is_empty() {
+        let mut report = Report {
+            model: "etcd".to_string(),
+            partition: None,
+            time_unit: TimeUnit::Nanoseconds,
+            longest_prefix: vec![],
+            state_after_prefix: format!("(not searched; {})", bounds.describe()),
+            unplaceable: vec![],
+            stale_reads: vec![],
+            mismatches: plan.findings,
+        };
+        report.stale_reads = stale;
+        return (Verdict::NotLinearizable(Box::new(report)), None);
+    }
     let Searched {
         prepared,
         checked,
         contradicted,
-    } = search_with_fallbacks(history, budget_steps);
+    } = search_with_fallbacks(history, budget_steps, &plan.windows);
     let report = match checked.verdict {
         Verdict::Linearizable => {
             let order = checked.linearizations.first().cloned().unwrap_or_default();
             match judge_linearization(history, &prepared, &order, &by_id, &stale, contradicted) {
-                Judged::Done(verdict, linearization) => return (verdict, linearization),
+                Judged::Done(verdict, linearization) => {
+                    let linearization = linearization.map(|mut l| {
+                        l.expiries = plan.windows;
+                        l
+                    });
+                    return (verdict, linearization);
+                }
                 Judged::Failed(report) => report,
             }
         }
@@ -124,8 +170,13 @@ struct Contradicted {
 }
 
 /// One search: prepare with the given extra facts, then search within the budget.
-fn search(history: &History, extra: ExtraFacts, budget_steps: u64) -> (Prepared, Checked) {
-    let prepared = prepare_with(history, extra);
+fn search(
+    history: &History,
+    extra: ExtraFacts,
+    budget_steps: u64,
+    expiries: &[ExpiryWindow],
+) -> (Prepared, Checked) {
+    let prepared = prepare_expiring(history, extra, expiries);
     let checked = check_detailed(
         &prepared.model,
         &prepared.ops,
@@ -139,7 +190,11 @@ fn search(history: &History, extra: ExtraFacts, budget_steps: u64) -> (Prepared,
 /// prune the unknown writes, so the linearization found agrees with them where any does. When
 /// that fails, search without the watches, then without the historical reads, to tell which
 /// source no linearization agrees with (each search costs at most `budget_steps`).
-fn search_with_fallbacks(history: &History, budget_steps: u64) -> Searched {
+fn search_with_fallbacks(
+    history: &History,
+    budget_steps: u64,
+    expiries: &[ExpiryWindow],
+) -> Searched {
     let has_watches = !history.watches.is_empty();
     let with_all = ExtraFacts::ALL;
     let without_watches = ExtraFacts {
@@ -154,11 +209,12 @@ fn search_with_fallbacks(history: &History, budget_steps: u64) -> Searched {
             without_watches
         },
         budget_steps,
+        expiries,
     );
     let mut contradicted = Contradicted::default();
     if has_watches && !matches!(checked.verdict, Verdict::Linearizable) {
         let definite = matches!(checked.verdict, Verdict::NotLinearizable(_));
-        let (p, c) = search(history, without_watches, budget_steps);
+        let (p, c) = search(history, without_watches, budget_steps, expiries);
         if matches!(c.verdict, Verdict::Linearizable) {
             contradicted.watches = definite;
         }
@@ -167,7 +223,7 @@ fn search_with_fallbacks(history: &History, budget_steps: u64) -> Searched {
     // Historical reads contradict every linearization: the search with them failed for good
     // and one without them succeeds.
     if matches!(checked.verdict, Verdict::NotLinearizable(_)) {
-        let (p, c) = search(history, ExtraFacts::NONE, budget_steps);
+        let (p, c) = search(history, ExtraFacts::NONE, budget_steps, expiries);
         if matches!(c.verdict, Verdict::Linearizable) {
             contradicted.historical_reads = true;
             (prepared, checked) = (p, c);
@@ -206,6 +262,7 @@ fn judge_linearization(
             Some(Linearization {
                 op_ids,
                 watches_contradicted: contradicted.watches,
+                expiries: vec![],
             }),
         );
     }

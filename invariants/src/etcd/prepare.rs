@@ -4,6 +4,7 @@
 
 use faultline_api::{Request, Response, Revision};
 
+use super::expiry::ExpiryWindow;
 use super::key_facts::key_facts;
 use super::lease_facts::{lease_facts, LeaseNeeds, UnknownLeaseOp};
 use super::observations::ExtraFacts;
@@ -26,12 +27,42 @@ pub fn prepare(history: &History) -> Prepared {
     prepare_with(history, ExtraFacts::ALL)
 }
 
-/// Build the model and the engine's operations, pruning with the given extra observations.
-///
+/// Build the model and the engine's operations, pruning with the given extra observations
+/// (no lease expires).
+pub fn prepare_with(history: &History, extra: ExtraFacts) -> Prepared {
+    prepare_expiring(history, extra, &[])
+}
+
+/// Build the model and the engine's operations with the server's lease expiries `expiries`
+/// (`expiry::expiry_windows`): each takes part as an unknown revoke of a client of its own,
+/// so every pass treats it as one (it fills a revision nobody claims, may delete any key
+/// attached to its lease, a watch may see its delete events), except that a required one must
+/// be placed by its deadline (`EtcdInput::expiry`).
+pub fn prepare_expiring(
+    history: &History,
+    extra: ExtraFacts,
+    expiries: &[ExpiryWindow],
+) -> Prepared {
+    if expiries.is_empty() {
+        return prepare_passes(history, extra, &[]);
+    }
+    let mut with_expiries = history.clone();
+    for (j, w) in expiries.iter().enumerate() {
+        with_expiries
+            .ops
+            .push(w.as_operation(EXPIRY_CLIENT_BASE - j as u64));
+    }
+    prepare_passes(&with_expiries, extra, expiries)
+}
+
+/// Client ids of the synthetic expiry operations count down from here.
+pub const EXPIRY_CLIENT_BASE: u64 = u64::MAX;
+
 /// The passes, in order: the universe (keys, leases, writers); revision claims, pins and
 /// unmodified intervals from the responses; deadlines; pins and unmodified intervals from
 /// watches (extra); lease needs; symmetry classes; the operations; key facts; lease facts.
-pub fn prepare_with(history: &History, extra: ExtraFacts) -> Prepared {
+/// The last `expiries.len()` operations of `history` are the expiries.
+fn prepare_passes(history: &History, extra: ExtraFacts, expiries: &[ExpiryWindow]) -> Prepared {
     let universe = Universe::of(history);
     let mut revisions = RevisionFacts::from_responses(history, &universe);
     let deadlines = Deadlines::new(history, revisions.max_revision);
@@ -64,6 +95,8 @@ pub fn prepare_with(history: &History, extra: ExtraFacts) -> Prepared {
         // At most one per operation: no doubling of a vector of 100,000 large entries.
         ops: Vec::with_capacity(history.ops.len()),
         unknown_lease_ops: Vec::new(),
+        first_expiry: history.ops.len() - expiries.len(),
+        expiries,
     };
     for (i, op) in history.ops.iter().enumerate() {
         builder.add(i, op);
@@ -89,6 +122,9 @@ struct OpsBuilder<'a> {
     classes: SymmetryClasses<'a>,
     ops: Vec<Op<EtcdInput, Response>>,
     unknown_lease_ops: Vec<UnknownLeaseOp>,
+    /// Index in `history.ops` of the first expiry (`expiries[i - first_expiry]`).
+    first_expiry: usize,
+    expiries: &'a [ExpiryWindow],
 }
 
 impl OpsBuilder<'_> {
@@ -128,6 +164,7 @@ impl OpsBuilder<'_> {
                 invoke_ns: op.invoke_ns,
                 class: None,
                 lease_op_tag: None,
+                expiry: None,
             },
             output: Some(normalize(resp)),
         });
@@ -137,7 +174,14 @@ impl OpsBuilder<'_> {
     /// matter, or left out when it cannot matter.
     fn add_unknown(&mut self, i: usize, op: &Operation) {
         let pin = self.revisions.pins.get(&i).copied();
-        let Some(ret) = self.unknown_deadline(op, pin) else {
+        let expiry = i.checked_sub(self.first_expiry).map(|j| &self.expiries[j]);
+        let required = expiry.is_some_and(|w| w.required);
+        let deadline = if required {
+            expiry.map(|w| w.latest_ns)
+        } else {
+            self.unknown_deadline(op, pin)
+        };
+        let Some(ret) = deadline else {
             return;
         };
         let lease_op = match &op.request {
@@ -151,8 +195,7 @@ impl OpsBuilder<'_> {
                 .push((lease, is_grant, op.invoke_ns, tag));
             tag
         });
-        let class = pin
-            .is_none()
+        let class = (pin.is_none() && !required)
             .then(|| self.classes.class_id(&op.request))
             .flatten();
         self.ops.push(Op {
@@ -168,6 +211,7 @@ impl OpsBuilder<'_> {
                 invoke_ns: op.invoke_ns,
                 class,
                 lease_op_tag,
+                expiry: expiry.map(|w| w.required),
             },
             output: None,
         });

@@ -84,6 +84,10 @@ pub trait Model {
     /// operation uses `r` (a run of lazy steps must be followed by one operation using all
     /// of them). This is exact, and removes the blow-up of trying every position.
     ///
+    /// A required operation (`Model::required`: for etcd, a lease expiry with a deadline) may
+    /// be lazy too: it can be moved later until the first operation using `r` or until its
+    /// deadline, where the search places it as an ordinary step.
+    ///
     /// Contract: `r` is one of the operation's `resources` (so the search can tell before the
     /// step which lazy steps could extend a run). Two lazy steps on the same resource, one right after the other or with only
     /// lazy steps on other resources between them, either leave the state exactly as it was
@@ -150,6 +154,14 @@ pub trait Model {
     /// possibly thousands of levels later. Exact, since progress never decreases.
     fn latest_progress(&self, _input: &Self::Input, _output: Option<&Self::Output>) -> Option<i64> {
         None
+    }
+    /// Whether the operation must be linearized (by its `ret`, which must then be finite or
+    /// the history's end). Default: exactly the operations with a known outcome. A model may
+    /// also require an operation whose output it does not know (for etcd: a lease expiry the
+    /// server must have carried out by its deadline), which is then never dropped and in no
+    /// symmetry class (it may be lazy: see `lazy_resource`).
+    fn required(&self, _input: &Self::Input, output: Option<&Self::Output>) -> bool {
+        output.is_some()
     }
     /// Whether `lazy_resource` can ever return `Some` for this operation.
     fn may_be_lazy(&self, _input: &Self::Input, _output: Option<&Self::Output>) -> bool {

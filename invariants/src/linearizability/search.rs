@@ -36,7 +36,7 @@ pub(crate) struct OpTable<'a, I, O> {
     ops: &'a [&'a Op<I, O>],
     /// `Model::order_hint`: lower is tried first.
     hints: Vec<i64>,
-    /// Unknown outcome: may be dropped.
+    /// Not `Model::required` (usually: an unknown outcome): may be dropped.
     optional: Vec<bool>,
     /// `Model::may_be_lazy`.
     lazy_capable: Vec<bool>,
@@ -77,7 +77,10 @@ impl<'a, I, O> OpTable<'a, I, O> {
                 .iter()
                 .map(|op| model.order_hint(&op.input, op.output.as_ref()))
                 .collect(),
-            optional: ops.iter().map(|op| op.output.is_none()).collect(),
+            optional: ops
+                .iter()
+                .map(|op| !model.required(&op.input, op.output.as_ref()))
+                .collect(),
             lazy_capable: ops
                 .iter()
                 .map(|op| op.output.is_none() && model.may_be_lazy(&op.input, op.output.as_ref()))
@@ -519,7 +522,13 @@ impl<'a, M: Model> Search<'a, M> {
         if self.spare.is_empty() {
             return None;
         }
-        let new_pending = self.pending_after(o, lazy.flatten())?;
+        let mut lazy = lazy.flatten();
+        if lazy.is_some() && !self.table.optional[o] && self.list.first_return() == Some(o as u32) {
+            // A required operation at its deadline: it cannot wait for an operation using its
+            // resource, so it is placed here like any other step.
+            lazy = None;
+        }
+        let new_pending = self.pending_after(o, lazy)?;
         if self.spare.len() > 1 {
             self.spare.sort();
             self.spare.dedup();

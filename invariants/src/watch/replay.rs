@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use faultline_api::{Event, EventType, KeyValue, Request, Revision};
 
-use crate::etcd::{prepare_with, ExtraFacts, Linearization, Prepared};
+use crate::etcd::{prepare_expiring, ExtraFacts, Linearization, Prepared};
 use crate::history::{History, Outcome};
 use crate::linearizability::Model;
 use crate::models::etcd::{kv_of, EtcdModel, EtcdState};
@@ -67,7 +67,7 @@ impl Replay {
     pub fn build(history: &History, linearization: &Linearization) -> Result<Replay, String> {
         // Stepping a linearization needs no pruning by what watches or historical reads
         // observed (the watch checks judge the watches against it).
-        let prepared = prepare_with(history, ExtraFacts::NONE);
+        let prepared = prepare_expiring(history, ExtraFacts::NONE, &linearization.expiries);
         let mut replay = Replay::default();
         let (state, placed) = replay.step_linearization(&prepared, linearization)?;
         replay.extend_with_watched_writes(history, &prepared.model, state, &placed);

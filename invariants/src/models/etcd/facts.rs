@@ -17,7 +17,7 @@ use super::state::KeyState;
 ///
 /// * A lease present in a state at revision r must be revoked before every known operation
 ///   that needs it absent (a successful grant of it) at a state revision above r. Only
-///   revokes remove leases (expiry is not modelled), so the first revoke after now is
+///   revokes remove leases (a server expiry takes part as one), so the first revoke after now is
 ///   either a known revoke of it whose header lies in [r, a + 1] (a: the lowest such
 ///   grant's revision) or an unknown revoke of it that has not been applied yet and was
 ///   invoked before every one of those grants completed.

@@ -12,8 +12,13 @@
 //! place, a revision produced by a known write can be produced by nobody else, and an
 //! unknown-outcome write can only fill a revision nobody else claims.
 //!
-//! Not modelled: lease expiry (histories must use TTLs longer than the run, as etcd's
-//! robustness tests do with 7200 s), KeepAlive/TimeToLive/Leases/HashKV (excluded from the
+//! Lease expiry: the server's expiry of a lease is an unknown-outcome revoke of its own
+//! (`EtcdInput::expiry`), placed within the window `etcd::expiry` derives from the grant,
+//! keep-alives and the cluster's bounds, and required by its deadline when that is enforced
+//! (`Model::required`). KeepAlive/TimeToLive are not steps of the model: `etcd::expiry`
+//! checks their answers against the windows.
+//!
+//! Not modelled: Leases/HashKV (excluded from the
 //! check), validation errors (failed requests are excluded), ranges at an old revision INSIDE a
 //! txn (their KVs are computed from the txn's own view; the workload issues none). Sorting on a
 //! target other than the key orders ties by key in both directions, and order NONE with a

@@ -65,6 +65,19 @@ pub struct EtcdInput {
     /// unique to the operation, recorded in `EtcdState::unknown_lease_ops_applied` when it
     /// is applied (see `LeaseFacts`).
     pub lease_op_tag: Option<u32>,
+    /// A lease expiry the server carries out (`etcd::expiry`), not a client's request:
+    /// `request` is a `LeaseRevoke` of the lease, with an unknown outcome. `Some(true)`: it
+    /// must take effect by the operation's `ret` (its deadline), and may then find the lease
+    /// already revoked (a no-op); `Some(false)`: it may take effect after its `call`, or never,
+    /// like an unknown revoke.
+    pub expiry: Option<bool>,
+}
+
+impl EtcdInput {
+    /// A server expiry that must take effect by its deadline.
+    pub fn is_required_expiry(&self) -> bool {
+        self.expiry == Some(true)
+    }
 }
 
 /// Whether a range was served from the current state or a historical revision.

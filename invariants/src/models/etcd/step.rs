@@ -69,6 +69,11 @@ impl Model for EtcdModel {
                 }
             }
             (None, Some(pin)) => 2 * pin - 1,
+            // A server expiry before any other unknown write: where it is wrong (its keys are
+            // seen later, its lease needed later), the facts reject it at once, while an
+            // unknown put wrongly taking its revision shows only at the expiry's deadline,
+            // thousands of levels later.
+            (None, None) if input.expiry.is_some() => i64::MAX / 2 - (input.invoke_ns >> 1) as i64,
             (None, None) => i64::MAX - (input.invoke_ns >> 1) as i64,
         }
     }
@@ -85,6 +90,8 @@ impl Model for EtcdModel {
             }
             None => match (input.pin, &input.request) {
                 (Some(pin), _) => pin != st.revision + 1,
+                // A required expiry is a no-op on a lease already gone, so always possible.
+                (None, Request::LeaseRevoke(_)) if input.is_required_expiry() => false,
                 // `apply` fails on a grant of an existing lease and a revoke of a missing one.
                 (None, Request::LeaseGrant(g)) if g.id != 0 => {
                     st.leases.binary_search(&g.id).is_ok()
@@ -109,7 +116,7 @@ impl Model for EtcdModel {
         // The unpinned arms of `quick_reject` for unknown writes: they depend on the state's
         // revision alone (gate 0), or on whether one lease exists (a gate per lease id and
         // kind, numbered by the id's place in the sorted lease universe).
-        if output.is_some() || input.pin.is_some() {
+        if output.is_some() || input.pin.is_some() || input.is_required_expiry() {
             return None;
         }
         let lease_gate = |id: &LeaseId, kind: u64| {
@@ -140,10 +147,17 @@ impl Model for EtcdModel {
     }
 
     fn interchangeable_class(&self, input: &EtcdInput, output: Option<&Response>) -> Option<u64> {
-        output.is_none().then_some(input.class).flatten()
+        (output.is_none() && !input.is_required_expiry())
+            .then_some(input.class)
+            .flatten()
+    }
+
+    fn required(&self, input: &EtcdInput, output: Option<&Response>) -> bool {
+        output.is_some() || input.is_required_expiry()
     }
 
     fn may_be_lazy(&self, input: &EtcdInput, output: Option<&Response>) -> bool {
+        // A required expiry too: the search places it at its deadline at the latest.
         output.is_none()
             && input.pin.is_none()
             && matches!(&input.request, Request::LeaseGrant(g) if g.id != 0)
@@ -213,7 +227,18 @@ impl Model for EtcdModel {
     }
 
     fn describe_input(&self, input: &EtcdInput) -> String {
-        describe_request(&input.request)
+        match (&input.request, input.expiry) {
+            (Request::LeaseRevoke(r), Some(required)) => format!(
+                "lease {:#x} expired (by the server; {})",
+                r.id,
+                if required {
+                    "must have expired by the end of this window"
+                } else {
+                    "deadline not enforced"
+                }
+            ),
+            _ => describe_request(&input.request),
+        }
     }
 
     fn describe_output(&self, output: Option<&Response>) -> String {
@@ -298,9 +323,14 @@ impl EtcdModel {
         input: &EtcdInput,
         grant: Option<LeaseId>,
     ) -> Option<EtcdState> {
-        let (mut next, _, _) = self.apply(st, &input.request, grant).ok()?;
+        let Ok((mut next, _, _)) = self.apply(st, &input.request, grant) else {
+            // A required expiry of a lease already revoked (by a client) changes nothing.
+            return input.is_required_expiry().then(|| st.clone());
+        };
         if next == *st {
-            return None; // a no-op: the same as never happening
+            // A no-op: the same as never happening, except for a required expiry, which
+            // must be placed (a lease with no keys).
+            return input.is_required_expiry().then(|| st.clone());
         }
         if let Some(tag) = input.lease_op_tag {
             let applied = Rc::make_mut(&mut next.unknown_lease_ops_applied);
@@ -313,7 +343,9 @@ impl EtcdModel {
             let allowed = match input.pin {
                 Some(pin) => pin == r,
                 None => {
-                    r <= self.max_revision
+                    // A required expiry may come after every revision seen (nothing observed
+                    // its keys after it); an optional write there could explain nothing.
+                    (r <= self.max_revision || input.is_required_expiry())
                         && !self.claimed.get(r as usize).copied().unwrap_or(false)
                         && !self.modifies_unmodified(st, &next, r)
                 }
