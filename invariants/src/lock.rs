@@ -38,6 +38,9 @@ pub struct LockHold {
     pub lease: LeaseId,
     pub from_ns: TimeNs,
     pub until_ns: TimeNs,
+    /// When the lease's life began for this belief: the invocation of its first renewal
+    /// (normally the grant).
+    pub lease_from_ns: TimeNs,
     /// What ended it: "resigned (op N)" or "validity ended (TTL from op N)".
     pub ended_by: String,
 }
@@ -48,6 +51,18 @@ pub struct LockViolation {
     pub key: Vec<u8>,
     pub first: LockHold,
     pub second: LockHold,
+}
+
+impl LockViolation {
+    /// Whether a clock ran outside the bound while the first holder's lease lived, up to the
+    /// second win: a fast clock may then expire the lease early, and etcd promises no mutual
+    /// exclusion under such a clock (the lock rests on lease expiry).
+    pub fn excused_by_clock(&self, skewed_windows_ns: &[(TimeNs, TimeNs)]) -> bool {
+        let (from, to) = (self.first.lease_from_ns, self.second.from_ns);
+        skewed_windows_ns
+            .iter()
+            .any(|&(start, end)| start <= to && from <= end)
+    }
 }
 
 impl fmt::Display for LockViolation {
@@ -158,6 +173,7 @@ fn hold(
         u64::try_from(ns * 100 / u128::from(100 + clock_rate_bound_percent)).unwrap_or(u64::MAX)
     };
     let evidence = evidence?;
+    let lease_from_ns = evidence.renewals.first()?.0;
     // Validity: renewals chain while each arrives before the last one ran out.
     let mut valid_until: Option<(TimeNs, u64)> = None;
     for &(at, ttl, id) in &evidence.renewals {
@@ -188,6 +204,7 @@ fn hold(
         lease,
         from_ns: op.complete_ns,
         until_ns,
+        lease_from_ns,
         ended_by,
     })
 }

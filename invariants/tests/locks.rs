@@ -128,6 +128,19 @@ fn two_overlapping_holders_are_caught() {
     assert_eq!(check_locks(&h, 10).len(), 1);
 }
 
+/// A clock beyond the bound while the first holder's lease lived (from its grant at 0 ms to
+/// the second win at 1 s) excuses the overlap; one before the grant or after the win does not.
+#[test]
+fn a_clock_beyond_the_bound_excuses_an_overlap_only_while_the_lease_lived() {
+    let h = first_holder_then(vec![(2, 900, 901, grant(2)), (2, 1000, 1001, won(2))]);
+    let [v] = check_locks(&h, 10).try_into().expect("one overlap");
+    assert_eq!(v.first.lease_from_ns, 0);
+    assert!(v.excused_by_clock(&[(500 * MS, 600 * MS)]));
+    assert!(v.excused_by_clock(&[(1001 * MS, 2000 * MS)]));
+    assert!(!v.excused_by_clock(&[(1002 * MS, 2000 * MS)]));
+    assert!(!v.excused_by_clock(&[]));
+}
+
 #[test]
 fn sequential_holders_pass() {
     // After client 1's validity ran out (no keep-alive).

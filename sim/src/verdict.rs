@@ -153,6 +153,14 @@ fn run_checkers(
             report: report.join("\n"),
         };
     }
+    // Before the search: a definite finding that names the two holders, even where the
+    // search would run out of budget or report only the operation it cannot place.
+    if let Some(report) = timed(times, "locks", || check_locks(output, &bounds)) {
+        return Verdict::Fail {
+            kind: FailureKind::LockExclusion,
+            report,
+        };
+    }
     // One search: its linearization is also the write order the watch checks replay.
     let (linearizability, linearization) = timed(times, "linearizability", || {
         faultline_invariants::etcd::check_etcd_history_expiring(
@@ -189,12 +197,6 @@ fn run_checkers(
                 reason: format!("watch checks: {reason}"),
             }
         }
-    }
-    if let Some(report) = timed(times, "locks", || check_locks(output, &bounds)) {
-        return Verdict::Fail {
-            kind: FailureKind::LockExclusion,
-            report,
-        };
     }
     if !output.healed_write_succeeded {
         return Verdict::Fail {
