@@ -43,8 +43,9 @@ pub struct Scenario {
     /// written before the knob existed keep their text.
     #[serde(default, skip_serializing_if = "WorkloadProfile::is_mixed")]
     pub workload: WorkloadProfile,
-    /// TTL of every lease the workload grants. The checker does not model expiry, so it must
-    /// outlive the run (etcd's robustness traffic uses 7200 s).
+    /// TTL of every lease the workload grants. The etcd checker judges expiry within windows
+    /// (`invariants::etcd::expiry`); a TTL longer than the run (etcd's robustness traffic
+    /// uses 7200 s) keeps every lease alive.
     #[serde(default = "default_lease_ttl_seconds")]
     pub lease_ttl_seconds: i64,
     /// Clients that keep leases alive (event and election clients) send a keep-alive this
@@ -210,7 +211,7 @@ pub const DEFAULT_SCENARIO_TOML: &str = include_str!("../../scenarios/default.to
 
 /// Every scenario of sim/scenarios/ as (name, TOML text), embedded so that no run depends on
 /// the working directory. A file's `name` is its file name without `.toml`.
-pub const EMBEDDED_SCENARIOS: [(&str, &str); 18] = [
+pub const EMBEDDED_SCENARIOS: [(&str, &str); 19] = [
     ("default", DEFAULT_SCENARIO_TOML),
     (
         "compact-on-delete",
@@ -273,6 +274,10 @@ pub const EMBEDDED_SCENARIOS: [(&str, &str); 18] = [
     (
         "leader-election",
         include_str!("../../scenarios/leader-election.toml"),
+    ),
+    (
+        "lease-leader-transfers",
+        include_str!("../../scenarios/lease-leader-transfers.toml"),
     ),
 ];
 
