@@ -185,7 +185,7 @@ fn lease_and_lock_canaries() -> Vec<CanarySpec> {
             Canary::KeepAliveNotForwarded.name(),
             Canary::KeepAliveNotForwarded,
             "a follower acks a keep-alive without passing it to the leader",
-            "events",
+            "lease-leader-transfers",
             100,
             READS,
         ),
