@@ -97,6 +97,8 @@ pub struct NodeCore {
     clock: Arc<dyn Clock>,
     /// Expired leases whose revoke this leader proposed, with the clock time it did.
     revoking: BTreeMap<LeaseId, u64>,
+    /// Keep-alives of expired leases, answered once the revoke applied (see `lease.rs`).
+    keep_alives_awaiting_revoke: BTreeMap<LeaseId, Vec<(Reply, Instant)>>,
     /// When the leader proposes its next lease checkpoint (clock time; see `lease.rs`).
     next_lease_checkpoint_ms: u64,
     hub: WatchHub,
@@ -237,6 +239,7 @@ impl NodeCore {
             lease_clock,
             clock,
             revoking: BTreeMap::new(),
+            keep_alives_awaiting_revoke: BTreeMap::new(),
             next_lease_checkpoint_ms: 0,
             hub,
             streams: BTreeMap::new(),
@@ -549,6 +552,8 @@ impl NodeCore {
         if was_leader && role != Role::Leader {
             self.lease_clock.demote();
             self.revoking.clear();
+            // Nothing was renewed: a definite failure the client retries on the new leader.
+            self.fail_keep_alives_awaiting_revoke(self.not_leader());
             // Our proposals may still commit under the next leader, or never: unknown.
             for (_, write) in std::mem::take(&mut self.pending_writes) {
                 write.waiter.fail(EtcdError::LeaderChanged);
@@ -711,6 +716,7 @@ impl NodeCore {
             let write = self.pending_writes.remove(&index).expect("listed above");
             write.waiter.fail(EtcdError::Timeout);
         }
+        self.expire_keep_alives_awaiting_revoke(now);
         for reads in self.reads_awaiting_index.values_mut() {
             let (expired, kept): (Vec<_>, Vec<_>) = std::mem::take(reads)
                 .into_iter()

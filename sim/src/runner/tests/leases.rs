@@ -112,6 +112,63 @@ fn a_fast_leader_clock_expires_a_lease_early() {
     assert_eq!(count_at_end(&skewed), 0, "the fast clock expired the lease");
 }
 
+/// §8 (etcd's lessor Renew): a keep-alive of a lease that expired on the leader but whose
+/// revoke has not applied yet waits for the revoke, so a client told TTL 0 never reads the
+/// lease's key afterwards, and the answer's revision is the revoke's. The keep-alive is sent at
+/// times sweeping across the expiry, so that some arrive between the expiry and the revoke's
+/// apply (events seed 434 had one: its TTL 0 came 28 ms before the revoke applied).
+#[test]
+fn a_keep_alive_reporting_the_lease_gone_comes_after_its_revoke() {
+    let lease = 81;
+    let mut gone = 0;
+    for think_ms in (1880..1960).step_by(2) {
+        let ops = vec![
+            op(
+                500,
+                Request::LeaseGrant(LeaseGrantRequest {
+                    ttl_seconds: 2,
+                    id: lease,
+                }),
+            ),
+            op(0, put("k/0", "leased", lease)),
+            op(
+                think_ms,
+                Request::LeaseKeepAlive(LeaseKeepAliveRequest { id: lease }),
+            ),
+            op(0, get("k/0")),
+        ];
+        let output = simulate(&quiet_plan(ops, vec![]), &RunOptions::default());
+        let outcomes = client_outcomes(&output);
+        let Response::LeaseKeepAlive(keep_alive) = ok(&outcomes[2].1) else {
+            panic!("keep-alive")
+        };
+        let Response::Range(range) = ok(&outcomes[3].1) else {
+            panic!("range")
+        };
+        let Response::Put(put) = ok(&outcomes[1].1) else {
+            panic!("put")
+        };
+        if keep_alive.ttl_seconds == 0 {
+            gone += 1;
+            // The revoke deletes the key at a new revision: the answer must come after it.
+            assert!(
+                keep_alive.header.revision > put.header.revision,
+                "keep-alive sent {think_ms} ms after the put said lease gone at revision {}, \
+                 before its revoke deleted the key put at revision {}",
+                keep_alive.header.revision,
+                put.header.revision
+            );
+            assert_eq!(
+                range.count, 0,
+                "keep-alive sent {think_ms} ms after the put said lease gone at revision {}, \
+                 then its key was read at revision {}",
+                keep_alive.header.revision, range.header.revision
+            );
+        }
+    }
+    assert!(gone > 0, "no keep-alive came after the expiry");
+}
+
 // §8: keep-alives on the leader reset the expiry; the key outlives several TTLs.
 #[test]
 fn kept_alive_lease_survives() {

@@ -13,6 +13,11 @@
 //! (etcd's `Renew` proposes a checkpoint of remaining TTL 0 before refreshing), so a later
 //! leader never resumes from a checkpoint older than an acknowledged keep-alive.
 //!
+//! A keep-alive of a lease that expired on the leader but whose revoke has not applied yet
+//! waits for the revoke and only then answers TTL 0 (etcd's `Renew` waits on the lease's
+//! revoke channel, or fails with ErrNotPrimary if the lessor is demoted first): a client told
+//! its lease is gone never then reads the lease's keys.
+//!
 //! Unlike etcd, each sweep checkpoints every lease not yet expired (etcd schedules a lease
 //! only while its remaining TTL exceeds the interval): the simulator's TTLs are a few seconds.
 
@@ -143,14 +148,26 @@ impl NodeCore {
     /// applied (etcd's `Renew`). The refresh comes first so that a sweep proposed meanwhile
     /// checkpoints the refreshed expiry, never the old one after the clear.
     pub(super) fn serve_keep_alive(&mut self, id: LeaseId, reply: Reply, deadline: Instant) {
+        if !self.lease_clock.is_primary() {
+            // A leader that has not applied its own term's entry yet (etcd: ErrNotPrimary).
+            let _ = reply.send(Err(self.not_leader()));
+            return;
+        }
         let now_ms = self.clock.now_ms();
-        // etcd answers TTL 0 (not an error) for an unknown or expired lease.
-        let ttl_seconds = self.lease_clock.keep_alive(id, now_ms).unwrap_or(0);
-        let mut response = Response::LeaseKeepAlive(LeaseKeepAliveResponse {
-            header: self.header(),
-            id,
-            ttl_seconds,
-        });
+        let ttl_seconds = match self.lease_clock.keep_alive(id, now_ms) {
+            Some(ttl_seconds) => ttl_seconds,
+            None if self.lease_clock.granted_ttl(id).is_some() => {
+                // Expired, its revoke not applied yet: answer once it has (etcd's Renew).
+                self.keep_alives_awaiting_revoke
+                    .entry(id)
+                    .or_default()
+                    .push((reply, deadline));
+                return;
+            }
+            // etcd answers TTL 0 (not an error) for an unknown lease.
+            None => 0,
+        };
+        let mut response = self.keep_alive_response(id, ttl_seconds);
         if ttl_seconds == 0 || self.kv.lease_checkpoint(id).is_none() {
             self.stamp(&mut response);
             let _ = reply.send(Ok(response));
@@ -175,6 +192,52 @@ impl NodeCore {
                 let _ = reply.send(Err(self.not_leader()));
             }
         }
+    }
+
+    fn keep_alive_response(&self, id: LeaseId, ttl_seconds: i64) -> Response {
+        Response::LeaseKeepAlive(LeaseKeepAliveResponse {
+            header: self.header(),
+            id,
+            ttl_seconds,
+        })
+    }
+
+    /// The lease is gone from the store (its revoke applied, or it was already gone): the
+    /// keep-alives that waited for that answer TTL 0, stamped after the revoke.
+    fn answer_keep_alives_awaiting_revoke(&mut self, id: LeaseId) {
+        for (reply, _) in self
+            .keep_alives_awaiting_revoke
+            .remove(&id)
+            .unwrap_or_default()
+        {
+            let mut response = self.keep_alive_response(id, 0);
+            self.stamp(&mut response);
+            let _ = reply.send(Ok(response));
+        }
+    }
+
+    /// Every keep-alive waiting for a revoke fails with `error` (the lessor was demoted).
+    pub(super) fn fail_keep_alives_awaiting_revoke(&mut self, error: faultline_api::EtcdError) {
+        for (_, waiting) in std::mem::take(&mut self.keep_alives_awaiting_revoke) {
+            for (reply, _) in waiting {
+                let _ = reply.send(Err(error.clone()));
+            }
+        }
+    }
+
+    /// Keep-alives still waiting for a revoke at their deadline time out.
+    pub(super) fn expire_keep_alives_awaiting_revoke(&mut self, now: Instant) {
+        for waiting in self.keep_alives_awaiting_revoke.values_mut() {
+            let (expired, kept): (Vec<_>, Vec<_>) = std::mem::take(waiting)
+                .into_iter()
+                .partition(|(_, deadline)| *deadline <= now);
+            *waiting = kept;
+            for (reply, _) in expired {
+                let _ = reply.send(Err(faultline_api::EtcdError::Timeout));
+            }
+        }
+        self.keep_alives_awaiting_revoke
+            .retain(|_, waiting| !waiting.is_empty());
     }
 
     /// A follower acknowledges a keep-alive itself, with the granted TTL, and never passes it
@@ -206,10 +269,12 @@ impl NodeCore {
             (Request::LeaseRevoke(revoke), Ok(_)) => {
                 self.lease_clock.revoke(revoke.id);
                 self.revoking.remove(&revoke.id);
+                self.answer_keep_alives_awaiting_revoke(revoke.id);
             }
             (Request::LeaseRevoke(revoke), Err(_)) => {
                 // Already gone (revoked by a client, or by an earlier expiry proposal).
                 self.revoking.remove(&revoke.id);
+                self.answer_keep_alives_awaiting_revoke(revoke.id);
             }
             _ => {}
         }

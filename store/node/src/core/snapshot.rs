@@ -180,6 +180,8 @@ impl NodeCore {
         lease_clock.sync(&self.kv.leases(), self.clock.now_ms());
         self.lease_clock = lease_clock;
         self.revoking.clear();
+        // Only a leader holds these, and a member installing a snapshot is a follower.
+        self.fail_keep_alives_awaiting_revoke(self.not_leader());
         // Watchers continue from their own next revision, replayed from the restored store's
         // history (or canceled with its compact revision): none goes back in time or skips.
         let outputs = self.hub.resync(&self.kv);
