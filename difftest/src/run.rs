@@ -189,7 +189,7 @@ impl Model {
         let hub = WatchHub::new(WatchHubOptions::etcd_defaults(), &store);
         let mut clock = LeaseClock::new();
         // The harness's etcd is a single member: the leader from the start.
-        clock.promote(0, 0);
+        clock.promote(0, 0, &[]);
         Model {
             store,
             hub,
