@@ -211,7 +211,7 @@ pub const DEFAULT_SCENARIO_TOML: &str = include_str!("../../scenarios/default.to
 
 /// Every scenario of sim/scenarios/ as (name, TOML text), embedded so that no run depends on
 /// the working directory. A file's `name` is its file name without `.toml`.
-pub const EMBEDDED_SCENARIOS: [(&str, &str); 19] = [
+pub const EMBEDDED_SCENARIOS: [(&str, &str); 23] = [
     ("default", DEFAULT_SCENARIO_TOML),
     (
         "compact-on-delete",
@@ -278,6 +278,19 @@ pub const EMBEDDED_SCENARIOS: [(&str, &str); 19] = [
     (
         "lease-leader-transfers",
         include_str!("../../scenarios/lease-leader-transfers.toml"),
+    ),
+    (
+        "etcd-put-delete-lease",
+        include_str!("../../scenarios/etcd-put-delete-lease.toml"),
+    ),
+    ("etcd-put", include_str!("../../scenarios/etcd-put.toml")),
+    (
+        "etcd-delete",
+        include_str!("../../scenarios/etcd-delete.toml"),
+    ),
+    (
+        "kubernetes-create-delete",
+        include_str!("../../scenarios/kubernetes-create-delete.toml"),
     ),
 ];
 
