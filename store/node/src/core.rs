@@ -146,16 +146,7 @@ impl NodeCore {
         observer: Arc<dyn Observer>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, RestartError> {
-        #[cfg(not(feature = "canaries"))]
-        assert!(
-            config.canary.is_none(),
-            "canary {:?} requested, but this build has no canaries (enable the `canaries` feature)",
-            config.canary
-        );
-        assert!(
-            config.lease_checkpoint_interval_ms > 0,
-            "lease_checkpoint_interval_ms must be positive"
-        );
+        assert_config_supported(&config);
         let mut storage = open_member_storage(disk, storage_options(&config))?;
         storage
             .wal
@@ -736,6 +727,21 @@ impl NodeCore {
             let _ = read.reply.send(Err(EtcdError::Timeout));
         }
     }
+}
+
+/// A configuration this build can run: no canary without the `canaries` feature, and a
+/// positive lease checkpoint interval.
+fn assert_config_supported(config: &NodeConfig) {
+    #[cfg(not(feature = "canaries"))]
+    assert!(
+        config.canary.is_none(),
+        "canary {:?} requested, but this build has no canaries (enable the `canaries` feature)",
+        config.canary
+    );
+    assert!(
+        config.lease_checkpoint_interval_ms > 0,
+        "lease_checkpoint_interval_ms must be positive"
+    );
 }
 
 /// Where and how the member's WAL and snapshot files live.

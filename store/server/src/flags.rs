@@ -11,7 +11,7 @@ use clap::{Parser, ValueEnum};
 use faultline_node::core::member_id_for;
 use faultline_node::InitialClusterState;
 
-use crate::identity::cluster_id_for;
+use crate::cluster_id::cluster_id_for;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ClusterState {

@@ -5,41 +5,14 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use faultline_api::{ClusterRequest, ClusterResponse};
 
+use crate::cluster_id::serve_cluster_id;
+pub use crate::cluster_id::{cluster_id_for, served_cluster_id};
 use crate::flags::ServerConfig;
 use crate::peer::Peers;
-
-/// The cluster ID of the members `member_ids`, as etcd computes it for a new cluster
-/// (etcd's `RaftCluster.genID`, server/etcdserver/api/membership/cluster.go): the member IDs
-/// sorted ascending, each as 8 big-endian bytes, hashed with SHA-1; the ID is the first 8
-/// bytes of the digest, big-endian.
-pub fn cluster_id_for(member_ids: impl IntoIterator<Item = u64>) -> u64 {
-    let mut ids: Vec<u64> = member_ids.into_iter().collect();
-    ids.sort_unstable();
-    let mut hasher = sha1_smol::Sha1::new();
-    for id in ids {
-        hasher.update(&id.to_be_bytes());
-    }
-    let digest = hasher.digest().bytes();
-    u64::from_be_bytes(digest[..8].try_into().expect("SHA-1 has 20 bytes"))
-}
-
-/// The cluster this process serves, once known; every response header carries it. One
-/// process is one member of one cluster, so a process-wide value is the truth.
-static SERVED_CLUSTER_ID: OnceLock<u64> = OnceLock::new();
-
-pub fn served_cluster_id() -> Option<u64> {
-    SERVED_CLUSTER_ID.get().copied()
-}
-
-fn serve_cluster_id(cluster_id: u64) {
-    let first = *SERVED_CLUSTER_ID.get_or_init(|| cluster_id);
-    assert_eq!(first, cluster_id, "one process serves one cluster");
-}
 
 /// What `member.id` in the data directory records.
 #[derive(Debug, PartialEq, Eq)]

@@ -9,6 +9,7 @@
 //! member traffic), `pb.rs` (generated code).
 #![cfg(not(madsim))]
 
+pub mod cluster_id;
 pub mod convert;
 pub mod flags;
 pub mod http;

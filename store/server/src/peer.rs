@@ -16,7 +16,7 @@ use serde::Serialize;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
 
-use crate::identity::served_cluster_id;
+use crate::cluster_id::served_cluster_id;
 use crate::pb::peer::peer_client::PeerClient;
 use crate::pb::peer::peer_server::Peer;
 use crate::pb::peer::{Bincode, Empty};
