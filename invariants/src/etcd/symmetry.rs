@@ -16,8 +16,8 @@ type ClassKey = (u8, Vec<u8>, Vec<u8>, i64, bool, bool, Option<Vec<u8>>);
 
 /// Which written values the history can observe, for the symmetry reduction
 /// (`Model::interchangeable_class`). A put's value is observable when a known response
-/// shows that (key, value), when some request compares or sorts the key by value, or when an
-/// `ignore_value` put may carry it into a later revision.
+/// or a watch event shows that (key, value), when some request compares or sorts the key by
+/// value, or when an `ignore_value` put may carry it into a later revision.
 pub(super) struct SymmetryClasses<'h> {
     observed: BTreeSet<(&'h [u8], &'h [u8])>,
     /// (key, range_end) of every value compare and every range sorted by value.
@@ -68,6 +68,21 @@ impl<'h> SymmetryClasses<'h> {
                     obs.into_iter()
                         .map(|(kv, _)| (kv.key.as_slice(), kv.value.as_slice())),
                 );
+            }
+        }
+        // What watch events show (event and prev_kv values) tells writes apart too when the
+        // search takes the watches as facts; counted always, which only makes fewer writes
+        // interchangeable. Without it, two unknown puts of a key were one class, the search
+        // tried only one order of them, and a prev_kv showing the other order was blamed on
+        // the watch (etcd-delete seed 322).
+        for e in history
+            .watches
+            .iter()
+            .flat_map(|w| &w.responses)
+            .flat_map(|r| &r.response.events)
+        {
+            for kv in std::iter::once(&e.kv).chain(&e.prev_kv) {
+                observed.insert((kv.key.as_slice(), kv.value.as_slice()));
             }
         }
         SymmetryClasses {
