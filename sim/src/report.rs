@@ -220,7 +220,7 @@ mod run_report {
     use crate::verdict::{Verdict, LINEARIZABILITY_BUDGET_STEPS};
 
     /// The HTML report of one run of `plan`: the linearizability verdict of its history
-    /// (checked again here, with the run's budget), its trace as marks, a lane per client
+    /// (checked again here, with the run's budget and lease-expiry bounds), its trace as marks, a lane per client
     /// incarnation grouped by client (named from the plan), and `notes` (what was run, how to
     /// replay it) with the run's own verdict under the banner. The run may have failed another
     /// checker (Raft safety, convergence, ...): the page says so, and still shows the history.
@@ -231,8 +231,13 @@ mod run_report {
         title: &str,
         mut notes: Vec<String>,
     ) -> String {
-        let verdict =
-            faultline_invariants::check_etcd_history(&output.history, LINEARIZABILITY_BUDGET_STEPS);
+        // With the run's lease-expiry bounds, as the verdict checked it.
+        let bounds = crate::verdict::lease_expiry_bounds(Some(&plan.scenario), &output.trace);
+        let (verdict, _) = faultline_invariants::etcd::check_etcd_history_expiring(
+            &output.history,
+            LINEARIZABILITY_BUDGET_STEPS,
+            &bounds,
+        );
         let mut text_report = None;
         match run_verdict {
             Verdict::Fail { report, .. } => {
