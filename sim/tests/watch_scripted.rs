@@ -26,6 +26,10 @@ fn config(slow_backlog: usize, max_response_bytes: usize) -> NodeConfig {
         id: 1,
         members: BTreeMap::from([(1, addr)]),
         initial_cluster_state: faultline_node::InitialClusterState::New,
+        attributes: faultline_node::Attributes {
+            name: "member-1".into(),
+            client_urls: vec![format!("http://{MEMBER}")],
+        },
         tick_interval_ms: 10,
         election_timeout_ticks: 10,
         heartbeat_interval_ticks: 1,

@@ -404,6 +404,11 @@ fn member_config(
         id: member.id,
         members: addrs.clone(),
         initial_cluster_state: InitialClusterState::New,
+        // A simulated member serves clients where it serves peers (one address).
+        attributes: faultline_node::Attributes {
+            name: member.name.clone(),
+            client_urls: vec![format!("http://{}", addrs[&member.id])],
+        },
         tick_interval_ms: scenario.tick_interval_ms,
         election_timeout_ticks: scenario.election_timeout_ticks,
         heartbeat_interval_ticks: scenario.heartbeat_interval_ticks,

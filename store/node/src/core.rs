@@ -27,6 +27,7 @@ mod fail_stop;
 mod lease;
 mod membership;
 mod metrics;
+mod publish;
 mod snapshot;
 mod watch;
 
@@ -34,6 +35,7 @@ pub(crate) use fail_stop::DiskFailure;
 pub use membership::member_id_for;
 
 pub use membership::MemberAttrs;
+pub use publish::{Attributes, Published};
 
 use watch::WatchStream;
 
@@ -115,6 +117,8 @@ pub struct NodeCore {
     remotes: BTreeMap<u64, SocketAddr>,
     /// Members whose removal was applied: their IDs never come back (etcd's removed set).
     removed_ids: std::collections::BTreeSet<u64>,
+    /// The name and client URLs every member published (see `publish.rs`).
+    publishing: publish::Publishing,
     /// The configuration as of `applied` (Raft's own runs ahead: it changes on append).
     applied_conf: faultline_raft::ConfState,
     /// Set once this member applied its own removal: it stops serving and sending.
@@ -174,14 +178,16 @@ impl NodeCore {
         let mut rng = ChaCha8Rng::seed_from_u64(config.rng_seed);
         // The minimum lease TTL is replicated configuration derived from the election timeout
         // exactly as etcd does (ceil(1.5 x election timeout)); every member computes the same.
-        let (mut kv, snapshot_members, restored_removed) = restored.unwrap_or_else(|| {
+        let restored = restored.unwrap_or_else(|| {
             let options = StoreOptions::for_election_timeout_ms(config.election_timeout_ms());
-            (
-                KvStore::with_options(options),
-                BTreeMap::new(),
-                Default::default(),
-            )
+            snapshot::RestoredState::empty(KvStore::with_options(options))
         });
+        let snapshot::RestoredState {
+            mut kv,
+            members: snapshot_members,
+            removed_ids: restored_removed,
+            attributes: restored_attributes,
+        } = restored;
         let address_book = membership::initial_address_book(&config.members, &snapshot_members);
         // The canary is this member's, not replicated state: set again after every restore
         // (`decode_state` sets it on a restored store).
@@ -240,6 +246,7 @@ impl NodeCore {
             address_book,
             remotes: BTreeMap::new(),
             removed_ids: restored_removed,
+            publishing: publish::Publishing::restored(restored_attributes),
             applied_conf: faultline_raft::ConfState::default(),
             removed: false,
             pending_transfer: None,
@@ -272,6 +279,7 @@ impl NodeCore {
         let now_ms = self.clock.now_ms();
         self.revoke_expired_leases(now_ms);
         self.checkpoint_leases(now_ms);
+        self.publish_own_attributes(now_ms);
         self.watch_tick(now, now_ms);
     }
 
@@ -586,6 +594,9 @@ impl NodeCore {
             {
                 self.promote_leases();
             }
+            None
+        } else if let Some(published) = publish::decode_publish(&entry.data) {
+            self.apply_publish(published);
             None
         } else {
             match lease::decode_command(&entry.data) {

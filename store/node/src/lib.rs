@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 pub use crate::canary::Canary;
-pub use crate::core::NodeCore;
+pub use crate::core::{Attributes, NodeCore, Published};
 
 /// Everything a member needs to start. Safety-relevant settings are explicit: no `Default`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -39,6 +39,9 @@ pub struct NodeConfig {
     /// etcd's `--initial-cluster-state`: `new` bootstraps `members` as the voters; `existing`
     /// joins a running cluster, which tells it the configuration (it never campaigns before).
     pub initial_cluster_state: InitialClusterState,
+    /// What this member publishes about itself through Raft once it runs: its name and client
+    /// URLs (etcd's `--name` and `--advertise-client-urls`; see `core/publish.rs`).
+    pub attributes: Attributes,
     pub tick_interval_ms: u64,
     pub election_timeout_ticks: u64,
     pub heartbeat_interval_ticks: u64,
@@ -300,6 +303,8 @@ pub(crate) type WatchReply = oneshot::Sender<Result<WatchBatch, WatchStreamError
 pub(crate) enum Input {
     /// A Raft message and the peer address it came from.
     Peer(faultline_raft::Message, SocketAddr),
+    /// A peer's attributes, handed to this member (its leader, it believed) to propose.
+    Publish(Published),
     Client(Request, Reply),
     Cluster(ClusterRequest, ClusterReply),
     Watch(WatchCall, WatchReply),
@@ -367,6 +372,9 @@ impl MemberHandle {
     pub fn step(&self, batch: PeerMessages) {
         for message in batch.messages {
             let _ = self.tx.send(Input::Peer(message, batch.from_addr));
+        }
+        if let Some(published) = batch.publish {
+            let _ = self.tx.send(Input::Publish(published));
         }
     }
 
@@ -515,28 +523,28 @@ pub async fn drive_member(
             let batch = PeerMessages {
                 from_addr: own_addr,
                 messages: batch,
+                publish: core.publish_for(peer),
             };
             peers.send(to, batch);
         }
         // Biased: tokio's unbiased select is not reproducible within one process.
         tokio::select! {
             biased;
-            input = input_rx.recv() => match input {
-                Some(Input::Peer(message, from_addr)) => core.step(message, from_addr),
-                Some(Input::Client(request, reply)) => {
-                    core.handle_client(request, reply, tokio::time::Instant::now() + request_timeout)
+            input = input_rx.recv() => {
+                let input = input.expect("the member holds a sender itself");
+                handle_input(&mut core, input, request_timeout);
+                // The inputs already queued join this one in the next Ready, so one WAL sync
+                // covers all their entries (etcd's Ready batches proposals the same way).
+                // Only what is queued now, in arrival order, and a bounded number: the
+                // batch is a function of the queue (deterministic in simulation), and a
+                // flood of inputs cannot hold back ticks and sends for long.
+                for _ in 1..MAX_INPUTS_PER_READY {
+                    match input_rx.try_recv() {
+                        Ok(input) => handle_input(&mut core, input, request_timeout),
+                        Err(_) => break,
+                    }
                 }
-                Some(Input::Cluster(request, reply)) => {
-                    core.handle_cluster(request, reply, tokio::time::Instant::now() + request_timeout)
-                }
-                Some(Input::Watch(call, reply)) => {
-                    core.handle_watch(call, reply, tokio::time::Instant::now())
-                }
-                Some(Input::Metrics(reply)) => {
-                    let _ = reply.send(core.metrics());
-                }
-                None => unreachable!("the member holds a sender itself"),
-            },
+            }
             _ = ticker.tick() => core.tick(tokio::time::Instant::now()),
         }
         let rate = clock.rate_percent();
@@ -549,6 +557,28 @@ pub async fn drive_member(
         if let Some(error) = core.stopped_by_disk() {
             drop(core);
             return stay_stopped(error, input_rx, keep_open).await;
+        }
+    }
+}
+
+/// At most this many inputs (client requests, peer messages, ...) are handled before each
+/// Raft Ready: their entries share one WAL sync. Measured on the real server: 1,365 puts/s
+/// against 434 with one input per Ready (etcd 3.4: 1,397), with 16 concurrent callers.
+const MAX_INPUTS_PER_READY: usize = 256;
+
+/// Hand one input to the member's core.
+fn handle_input(core: &mut NodeCore, input: Input, request_timeout: Duration) {
+    let now = tokio::time::Instant::now();
+    match input {
+        Input::Peer(message, from_addr) => core.step(message, from_addr),
+        Input::Publish(published) => core.handle_publish(published),
+        Input::Client(request, reply) => core.handle_client(request, reply, now + request_timeout),
+        Input::Cluster(request, reply) => {
+            core.handle_cluster(request, reply, now + request_timeout)
+        }
+        Input::Watch(call, reply) => core.handle_watch(call, reply, now),
+        Input::Metrics(reply) => {
+            let _ = reply.send(core.metrics());
         }
     }
 }

@@ -19,7 +19,7 @@ use faultline_raft::{Message, NodeId};
 use madsim::net::Endpoint;
 use serde::{Deserialize, Serialize};
 
-use crate::{MemberHandle, PeerSender};
+use crate::{MemberHandle, PeerSender, Published};
 
 /// A batch of Raft messages for one peer, in the order Raft produced them, with the
 /// sender's own peer address (a receiver whose log does not know the sender yet answers
@@ -28,6 +28,9 @@ use crate::{MemberHandle, PeerSender};
 pub struct PeerMessages {
     pub from_addr: SocketAddr,
     pub messages: Vec<Message>,
+    /// The sender's attributes for the leader to publish (`core/publish.rs`): on a batch to
+    /// the member the sender believes leads, until its publish applied.
+    pub publish: Option<Published>,
 }
 
 impl madsim::net::rpc::Request for PeerMessages {

@@ -84,6 +84,10 @@ fn node_config(config: &ServerConfig) -> NodeConfig {
         id: config.id,
         members: config.members.clone(),
         initial_cluster_state: config.initial_cluster_state,
+        attributes: faultline_node::Attributes {
+            name: config.name.clone(),
+            client_urls: config.advertise_client_urls.clone(),
+        },
         tick_interval_ms: config.tick_interval_ms,
         election_timeout_ticks: config.election_timeout_ticks,
         heartbeat_interval_ticks: 1,

@@ -26,7 +26,8 @@ use crate::{ClusterReply, NodeEvent};
 const MAX_LEARNERS: usize = 1;
 
 /// What the cluster records about a member besides its ID (the context of the change that
-/// added it).
+/// added it). `name` is the name MemberAdd was given (etcd's MemberAdd names nobody): the
+/// member list shows the name the member publishes itself (`publish.rs`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberAttrs {
     pub name: String,
@@ -143,21 +144,22 @@ impl NodeCore {
         }
     }
 
-    /// The applied member list, in ID order.
+    /// The applied member list, in ID order: peer URLs from the change that added each
+    /// member, name and client URLs from what the member published (`publish.rs`), empty
+    /// until it did (etcd lists an added member that has not started the same way).
     pub(super) fn member_list(&self) -> Vec<Member> {
         let conf = &self.applied_conf;
         conf.members()
             .map(|id| {
                 let attrs = self.address_book.get(&id.0);
+                let published = self.attributes_of(id.0).cloned().unwrap_or_default();
                 Member {
                     id: id.0,
-                    name: attrs.map(|a| a.name.clone()).unwrap_or_default(),
+                    name: published.name,
                     peer_urls: attrs
                         .map(|a| vec![peer_url(a.peer_addr)])
                         .unwrap_or_default(),
-                    client_urls: attrs
-                        .map(|a| vec![peer_url(a.peer_addr)])
-                        .unwrap_or_default(),
+                    client_urls: published.client_urls,
                     is_learner: conf.is_learner(id),
                 }
             })

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{DiskFailure, MemberAttrs, NodeCore};
+use super::{Attributes, DiskFailure, MemberAttrs, NodeCore};
 use crate::NodeEvent;
 
 /// What a member's snapshot file holds: Raft's metadata and Raft's snapshot data, which is the
@@ -36,6 +36,37 @@ struct StateSnapshot {
     members: BTreeMap<u64, MemberAttrs>,
     /// IDs of members whose removal was applied (never added again).
     removed_ids: BTreeSet<u64>,
+    /// The name and client URLs each member published (`publish.rs`); appended last, so a
+    /// snapshot written before publishes existed is the same bytes without it.
+    attributes: BTreeMap<u64, Attributes>,
+}
+
+/// A snapshot's state as written before members published attributes.
+#[derive(Deserialize)]
+struct StateSnapshotBeforePublish {
+    kv: KvSnapshot,
+    members: BTreeMap<u64, MemberAttrs>,
+    removed_ids: BTreeSet<u64>,
+}
+
+/// The replicated state a snapshot restores.
+pub(crate) struct RestoredState {
+    pub kv: KvStore,
+    pub members: BTreeMap<u64, MemberAttrs>,
+    pub removed_ids: BTreeSet<u64>,
+    pub attributes: BTreeMap<u64, Attributes>,
+}
+
+impl RestoredState {
+    /// The state of a member with no snapshot: `kv` and nothing else.
+    pub(crate) fn empty(kv: KvStore) -> RestoredState {
+        RestoredState {
+            kv,
+            members: BTreeMap::new(),
+            removed_ids: BTreeSet::new(),
+            attributes: BTreeMap::new(),
+        }
+    }
 }
 
 pub(crate) fn encode_kv(kv: &KvStore) -> Vec<u8> {
@@ -46,28 +77,38 @@ fn encode_state(
     kv: &KvStore,
     members: &BTreeMap<u64, MemberAttrs>,
     removed_ids: &BTreeSet<u64>,
+    attributes: &BTreeMap<u64, Attributes>,
 ) -> Vec<u8> {
     bincode::serialize(&StateSnapshot {
         kv: kv.snapshot(),
         members: members.clone(),
         removed_ids: removed_ids.clone(),
+        attributes: attributes.clone(),
     })
     .expect("state snapshots always serialize")
 }
 
 /// The state in a snapshot's data; `canary` is this member's store canary (not replicated
 /// state: set again on every restore).
-pub(crate) fn decode_state(
-    data: &[u8],
-    canary: Option<faultline_mvcc::KvCanary>,
-) -> (KvStore, BTreeMap<u64, MemberAttrs>, BTreeSet<u64>) {
-    let snapshot: StateSnapshot =
-        bincode::deserialize(data).expect("a snapshot's data holds a serialized state");
-    (
-        KvStore::restore_with_canary(snapshot.kv, canary),
-        snapshot.members,
-        snapshot.removed_ids,
-    )
+pub(crate) fn decode_state(data: &[u8], canary: Option<faultline_mvcc::KvCanary>) -> RestoredState {
+    let snapshot: StateSnapshot = bincode::deserialize(data).unwrap_or_else(|_| {
+        // Written before publishes existed: no member has attributes yet (each publishes
+        // again when it starts).
+        let old: StateSnapshotBeforePublish =
+            bincode::deserialize(data).expect("a snapshot's data holds a serialized state");
+        StateSnapshot {
+            kv: old.kv,
+            members: old.members,
+            removed_ids: old.removed_ids,
+            attributes: BTreeMap::new(),
+        }
+    });
+    RestoredState {
+        kv: KvStore::restore_with_canary(snapshot.kv, canary),
+        members: snapshot.members,
+        removed_ids: snapshot.removed_ids,
+        attributes: snapshot.attributes,
+    }
 }
 
 /// Raft's snapshot from a snapshot file's payload.
@@ -103,7 +144,12 @@ impl NodeCore {
         if self.pending_compaction.is_none() && self.applied.0 >= last.0 + threshold {
             self.pending_compaction = Some(PendingCompaction {
                 index: self.applied,
-                data: encode_state(&self.kv, &self.address_book, &self.removed_ids),
+                data: encode_state(
+                    &self.kv,
+                    &self.address_book,
+                    &self.removed_ids,
+                    &self.publishing.applied,
+                ),
             });
         }
         let due = self.pending_compaction.as_ref().is_some_and(|pending| {
@@ -165,11 +211,12 @@ impl NodeCore {
             "a leader's snapshot lies beyond what this member applied"
         );
         let canary = self.config.canary.and_then(crate::Canary::kv_canary);
-        let (kv, members, removed_ids) = decode_state(&snapshot.data, canary);
-        self.removed_ids = removed_ids;
-        self.kv = kv;
+        let restored = decode_state(&snapshot.data, canary);
+        self.removed_ids = restored.removed_ids;
+        self.kv = restored.kv;
         // The leader's committed view wins over what this member saw appended.
-        self.address_book.extend(members);
+        self.address_book.extend(restored.members);
+        self.publishing.applied = restored.attributes;
         self.applied_conf = snapshot.metadata.conf_state.clone();
         assert!(self.kv.take_events().is_empty());
         self.applied = index;
