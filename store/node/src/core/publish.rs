@@ -167,6 +167,10 @@ impl NodeCore {
 }
 
 #[cfg(test)]
+#[path = "publish_tests.rs"]
+mod publish_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
