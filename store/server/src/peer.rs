@@ -32,14 +32,75 @@ fn decode<T: DeserializeOwned>(message: &Bincode) -> Result<T, Status> {
         .map_err(|e| Status::invalid_argument(format!("undecodable peer message: {e}")))
 }
 
+/// The gRPC metadata key of the sender's cluster ID on every peer call. etcd's peers send
+/// theirs (`X-Etcd-Cluster-ID`) on every request and refuse another cluster's ("cluster ID
+/// mismatch", HTTP 412): a member of another cluster that shares a peer URL with this one
+/// must not vote in, or append to, this member's Raft.
+const CLUSTER_ID_KEY: &str = "x-etcd-cluster-id";
+
+/// `message` as a peer call carrying this member's cluster ID, once it knows it (a member
+/// joining with `--initial-cluster-state existing` learns it from a peer first).
+fn with_cluster_id<T>(message: T) -> GrpcRequest<T> {
+    let mut request = GrpcRequest::new(message);
+    if let Some(cluster_id) = served_cluster_id() {
+        let value = format!("{cluster_id:x}")
+            .parse()
+            .expect("hex digits are valid metadata");
+        request.metadata_mut().insert(CLUSTER_ID_KEY, value);
+    }
+    request
+}
+
 /// The peer service of this member: what the other members send it.
 pub struct PeerService {
-    pub member: MemberHandle,
+    member: MemberHandle,
+    /// Foreign cluster IDs already named in the log (each once, not once per heartbeat).
+    refused: Mutex<std::collections::BTreeSet<u64>>,
+}
+
+impl PeerService {
+    pub fn new(member: MemberHandle) -> PeerService {
+        PeerService {
+            member,
+            refused: Mutex::new(std::collections::BTreeSet::new()),
+        }
+    }
+
+    /// Refuse a call from a member of another cluster. A call without a cluster ID (a member
+    /// that is joining and has not learned it yet) is let through, as is every call before
+    /// this member knows its own.
+    fn check_cluster<T>(&self, request: &GrpcRequest<T>) -> Result<(), Status> {
+        let Some(theirs) = request.metadata().get(CLUSTER_ID_KEY) else {
+            return Ok(());
+        };
+        let theirs = theirs
+            .to_str()
+            .ok()
+            .and_then(|text| u64::from_str_radix(text, 16).ok())
+            .ok_or_else(|| Status::invalid_argument("undecodable cluster ID"))?;
+        let Some(ours) = served_cluster_id() else {
+            return Ok(());
+        };
+        if theirs == ours {
+            return Ok(());
+        }
+        if self.refused.lock().expect("refused lock").insert(theirs) {
+            tracing::warn!(
+                "refusing peer traffic of cluster {theirs:x}: this member belongs to cluster \
+                 {ours:x} (a member of another cluster shares a peer URL with this one?)"
+            );
+        }
+        Err(Status::failed_precondition(format!(
+            "cluster ID mismatch: this peer belongs to cluster {ours:x}, the caller to cluster \
+             {theirs:x}"
+        )))
+    }
 }
 
 #[tonic::async_trait]
 impl Peer for PeerService {
     async fn step(&self, request: GrpcRequest<Bincode>) -> Result<GrpcResponse<Empty>, Status> {
+        self.check_cluster(&request)?;
         self.member.step(decode(request.get_ref())?);
         Ok(GrpcResponse::new(Empty {}))
     }
@@ -48,6 +109,7 @@ impl Peer for PeerService {
         &self,
         request: GrpcRequest<Bincode>,
     ) -> Result<GrpcResponse<Bincode>, Status> {
+        self.check_cluster(&request)?;
         let call: Request = decode(request.get_ref())?;
         // Answered here, never forwarded again: a leader that lost its leadership meanwhile
         // answers NotLeader and the client retries.
@@ -59,6 +121,7 @@ impl Peer for PeerService {
         &self,
         request: GrpcRequest<Bincode>,
     ) -> Result<GrpcResponse<Bincode>, Status> {
+        self.check_cluster(&request)?;
         let call: ClusterRequest = decode(request.get_ref())?;
         let mut result = self.member.cluster(call).await;
         // A member joining the cluster learns the cluster's ID from this answer.
@@ -192,7 +255,10 @@ impl Peers {
     /// A client request the leader at `to` answers. Any failure to reach it is `Unavailable`
     /// for the client (etcd: "leader changed" / "no leader" class), never a silent success.
     pub async fn forward(&self, to: SocketAddr, request: &Request) -> Result<Response, EtcdError> {
-        let reply = self.client(to).forward(encode(request)).await;
+        let reply = self
+            .client(to)
+            .forward(with_cluster_id(encode(request)))
+            .await;
         self.reachability.observe(to, reply.as_ref().map(|_| ()));
         Self::answer(reply)
     }
@@ -202,7 +268,10 @@ impl Peers {
         to: SocketAddr,
         request: &ClusterRequest,
     ) -> Result<ClusterResponse, EtcdError> {
-        let reply = self.client(to).forward_cluster(encode(request)).await;
+        let reply = self
+            .client(to)
+            .forward_cluster(with_cluster_id(encode(request)))
+            .await;
         self.reachability.observe(to, reply.as_ref().map(|_| ()));
         Self::answer(reply)
     }
@@ -223,7 +292,7 @@ impl Peers {
 impl PeerSender for Peers {
     fn send(&self, to: SocketAddr, batch: PeerMessages) {
         let mut client = self.client(to);
-        let message = encode(&batch);
+        let message = with_cluster_id(encode(&batch));
         let reachability = self.reachability.clone();
         real_tokio::spawn(async move {
             // Lost or timed-out peer messages are normal (Raft retransmits); only whether the

@@ -181,9 +181,7 @@ pub async fn serve(config: ServerConfig) -> Result<(), RunError> {
         )));
     }
     for listener in peer_listeners {
-        let service = PeerService {
-            member: handle.clone(),
-        };
+        let service = PeerService::new(handle.clone());
         servers.push(real_tokio::spawn(serve_peers(
             listener,
             service,

@@ -132,3 +132,65 @@ fn a_joining_member_learns_the_cluster_id_from_its_peers() {
     cluster.wait_healthy(joining);
     assert_eq!(cluster_id_at(&cluster, joining), expected);
 }
+
+/// A member of another cluster that names one of our peer URLs in its --initial-cluster
+/// sends its Raft traffic there (to our member's very ID: IDs are derived from peer URLs).
+/// Our member refuses it for its cluster ID, as etcd's peers do, names the foreign cluster
+/// in its log, and the foreign member's log names the refusal.
+#[test]
+fn peer_traffic_of_another_cluster_is_refused_for_its_cluster_id() {
+    let cluster = Cluster::start(1);
+    let ours = &cluster.members[0];
+    let dir = std::env::temp_dir().join(format!(
+        "faultline-server-test-{}-foreign",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create the foreign member's directory");
+    let foreign_peer = format!("http://127.0.0.1:{}", free_port());
+    let foreign_client = format!("http://127.0.0.1:{}", free_port());
+    let foreign_log = dir.join("m9.log");
+    let mut foreign = Command::new(FAULTLINE)
+        .args(["--name", "m9"])
+        .arg("--data-dir")
+        .arg(dir.join("m9.etcd"))
+        .args(["--listen-client-urls", &foreign_client])
+        .args(["--advertise-client-urls", &foreign_client])
+        .args(["--listen-peer-urls", &foreign_peer])
+        .args(["--initial-advertise-peer-urls", &foreign_peer])
+        .args([
+            "--initial-cluster",
+            &format!("m9={foreign_peer},{}={}", ours.name, ours.peer_url),
+        ])
+        .stderr(std::fs::File::create(&foreign_log).expect("create the foreign log"))
+        .spawn()
+        .expect("start the foreign member");
+    let own_id = member_id_for(addr(&ours.peer_url));
+    let foreign_cluster = cluster_id_for([own_id, member_id_for(addr(&foreign_peer))]);
+    let refusing = format!("refusing peer traffic of cluster {foreign_cluster:x}");
+    let (mut log, mut their_log) = (String::new(), String::new());
+    // A bound on attempts keeps a broken build from looping forever; the foreign member
+    // campaigns (and so calls our member) every election timeout.
+    for _ in 0..50 {
+        log = ours.log();
+        their_log = std::fs::read_to_string(&foreign_log).unwrap_or_default();
+        if log.contains(&refusing) && their_log.contains("cluster ID mismatch") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let _ = foreign.kill();
+    let _ = foreign.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        log.contains(&refusing),
+        "no {refusing:?} in our log:\n{log}"
+    );
+    assert!(
+        their_log.contains("cluster ID mismatch"),
+        "the foreign member's log does not name the refusal:\n{their_log}"
+    );
+    // Our member still serves its own cluster.
+    let put = cluster.etcdctl(0, &["put", "k", "v"]);
+    assert!(put.success, "{}", put.stderr);
+}

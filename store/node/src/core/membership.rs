@@ -440,6 +440,8 @@ impl NodeCore {
         }
         if change.change_type == ConfChangeType::RemoveNode {
             self.removed_ids.insert(change.node.0);
+            // Its attributes go with it (and a late publish of it is ignored).
+            self.publishing.applied.remove(&change.node.0);
         }
         if change.change_type == ConfChangeType::RemoveNode && change.node.0 == self.config.id {
             self.stop_after_removal(entry);
