@@ -138,3 +138,31 @@ pub fn planned_request_bound_ms(scenario: &Scenario) -> u64 {
     let election_timeout_ms = scenario.election_timeout_ticks * scenario.tick_interval_ms;
     (2 * election_timeout_ms).min(scenario.client_request_timeout_ms)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Plan, EMBEDDED_SCENARIOS};
+
+    /// Scenarios without a `[maintenance]` table draw none (no operator node, schedules as
+    /// before); the planned-maintenance scenario draws every action, in time order, within
+    /// the first half of the workload.
+    #[test]
+    fn maintenance_is_drawn_only_where_the_scenario_asks() {
+        for (name, _) in EMBEDDED_SCENARIOS {
+            let scenario = Scenario::embedded(name).expect("embedded");
+            let plan = Plan::generate(7, &scenario);
+            if name == "planned-maintenance" {
+                let ops = &plan.maintenance;
+                assert_eq!(ops.len(), 4, "{ops:?}");
+                assert!(ops.windows(2).all(|w| w[0].at_ms <= w[1].at_ms));
+                assert!(ops.iter().all(|op| op.at_ms <= scenario.workload_duration_ms / 2));
+                assert!(ops.iter().all(|op| (300..=1000).contains(&op.down_ms)));
+                assert_eq!(planned_request_bound_ms(&scenario), 300);
+            } else {
+                assert!(plan.maintenance.is_empty(), "{name}");
+                assert!(scenario.maintenance.is_empty(), "{name}");
+            }
+        }
+    }
+}

@@ -193,3 +193,127 @@ pub fn check_planned_availability(output: &RunOutput) -> Option<String> {
         },
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use faultline_api::{PutRequest, PutResponse, Request, Response};
+    use faultline_invariants::history::{History, Operation, Outcome};
+
+    use super::*;
+    use crate::plan::{Fault, IsolateTarget, MaintenanceAction};
+    use crate::trace::TraceRecord;
+    use crate::verdict::{check, FailureKind, Verdict};
+
+    const MS: u64 = 1_000_000;
+
+    fn put(id: u64, member: u64, invoke_ms: u64, took_ms: u64, outcome: Outcome) -> Operation {
+        Operation {
+            id,
+            client: id,
+            member: Some(member),
+            invoke_ns: invoke_ms * MS,
+            complete_ns: (invoke_ms + took_ms) * MS,
+            request: Request::Put(PutRequest::default()),
+            outcome,
+        }
+    }
+
+    fn ok() -> Outcome {
+        Outcome::Ok(Response::Put(PutResponse::default()))
+    }
+
+    fn step(at_ms: u64, step: MaintenanceStep) -> TraceRecord {
+        let action = MaintenanceAction::RollingRestart;
+        TraceRecord {
+            at_ns: at_ms * MS,
+            event: TraceEvent::Maintenance { action, step },
+        }
+    }
+
+    /// A rolling restart from 1 s to 9 s that disrupts member 1 from 2 s to 4 s; an unplanned
+    /// isolation of member 5 from 6 s to 6.5 s (judged again from 8.5 s).
+    fn output(ops: Vec<Operation>) -> RunOutput {
+        let isolate = Fault::Isolate {
+            target: IsolateTarget::Member(5),
+        };
+        let fault = |at_ms: u64, start: bool| TraceRecord {
+            at_ns: at_ms * MS,
+            event: if start {
+                TraceEvent::FaultStart {
+                    fault: isolate,
+                    members: vec![5],
+                }
+            } else {
+                TraceEvent::FaultEnd {
+                    fault: isolate,
+                    members: vec![5],
+                }
+            },
+        };
+        RunOutput {
+            history: History {
+                ops,
+                watches: Vec::new(),
+            },
+            trace: vec![
+                step(1000, MaintenanceStep::Began),
+                step(2000, MaintenanceStep::Disrupting { member: 1 }),
+                step(2100, MaintenanceStep::Stopped { member: 1 }),
+                step(3000, MaintenanceStep::Restarted { member: 1 }),
+                step(4000, MaintenanceStep::Restored { members: vec![1] }),
+                fault(6000, true),
+                fault(6500, false),
+                step(9000, MaintenanceStep::Ended),
+            ],
+            healed_write_succeeded: true,
+            final_hashes: Default::default(),
+            writes_promised_during_zone_loss: false,
+            continued_sessions: Default::default(),
+            planned_request_bound_ms: Some(300),
+        }
+    }
+
+    /// Excused: a request to the disrupted member (failed or slow), one overlapping the
+    /// unplanned fault or its recovery grace, one before the window; a fast success is fine.
+    /// Caught: a request to a member outside the disruption that failed, or that succeeded
+    /// after the bound; and through `check`, as `Availability`.
+    #[test]
+    fn a_request_outside_the_disruption_that_fails_or_waits_fails_availability() {
+        let unknown = || Outcome::Unknown("rpc: timed out".into());
+        let excused = vec![
+            put(0, 2, 500, 2000, unknown()),  // before maintenance began
+            put(1, 1, 2050, 1800, unknown()), // to the member being stopped
+            put(2, 2, 2500, 20, ok()),        // fast enough
+            put(3, 1, 3500, 900, ok()),       // to the restarted member, catching up
+            put(4, 3, 6200, 1500, unknown()), // during the unplanned fault
+            put(5, 3, 8000, 400, unknown()),  // in the recovery grace after it
+        ];
+        let out = output(excused.clone());
+        assert_eq!(check_planned_availability(&out), None);
+
+        let mut failed = excused.clone();
+        failed.push(put(6, 2, 3000, 1500, unknown()));
+        let report = check_planned_availability(&output(failed)).expect("member 2 failed");
+        assert!(report.contains("request 6 of client 6"), "{report}");
+        assert!(report.contains("sent to member 2"), "{report}");
+        assert!(report.contains("member 1 from 2.000 s to 4.000 s"), "{report}");
+
+        let mut slow = excused.clone();
+        slow.push(put(6, 3, 5000, 301, ok()));
+        let report = check_planned_availability(&output(slow)).expect("too slow");
+        assert!(report.contains("disrupted meanwhile: no member"), "{report}");
+
+        // Not checked unless the scenario asks.
+        let mut unchecked = output(vec![put(6, 2, 3000, 1500, unknown())]);
+        unchecked.planned_request_bound_ms = None;
+        assert_eq!(check_planned_availability(&unchecked), None);
+
+        // Through the whole verdict: one unknown put is linearizable alone, so availability
+        // decides.
+        let verdict = check(&output(vec![put(0, 2, 3000, 1500, unknown())]));
+        let Verdict::Fail { kind, .. } = verdict else {
+            panic!("expected a failure, got {verdict:?}")
+        };
+        assert_eq!(kind, FailureKind::Availability);
+    }
+}
