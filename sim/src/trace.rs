@@ -58,19 +58,35 @@ pub enum MaintenanceStep {
     /// The action started (its window opens).
     Began,
     /// The budget allowed disrupting `member`; what follows may make it unavailable.
-    Disrupting { member: u64 },
+    Disrupting {
+        member: u64,
+    },
     /// Leadership moved away from a member about to stop (etcd's graceful stop does this).
-    Transferred { from: u64, to: u64 },
+    Transferred {
+        from: u64,
+        to: u64,
+    },
     /// The member's process stopped gracefully (nothing on its disk is lost).
-    Stopped { member: u64 },
-    Restarted { member: u64 },
+    Stopped {
+        member: u64,
+    },
+    Restarted {
+        member: u64,
+    },
     /// `member` was removed and `by`, an empty member in its zone, added and promoted.
-    Replaced { member: u64, by: u64 },
+    Replaced {
+        member: u64,
+        by: u64,
+    },
     /// Every voter is up and caught up again: the disruption of `members` is over.
-    Restored { members: Vec<u64> },
+    Restored {
+        members: Vec<u64>,
+    },
     /// The action could not go on (the workload ended while it waited for the budget, or a
     /// membership change gave up).
-    Stopping { reason: String },
+    Stopping {
+        reason: String,
+    },
     /// The action ended (its window closes).
     Ended,
 }

@@ -19,8 +19,8 @@ use crate::trace::TraceEvent;
 mod leases;
 mod maintenance;
 use leases::expiry_note;
-pub use maintenance::{check_planned_availability, UNPLANNED_RECOVERY_GRACE_NS};
 pub use leases::{check_locks, election_ms, lease_expiry_bounds, CLOCK_RATE_BOUND_PERCENT};
+pub use maintenance::{check_planned_availability, UNPLANNED_RECOVERY_GRACE_NS};
 
 /// The class of a failure; also the process exit code of `dst run` (TigerBeetle-style).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

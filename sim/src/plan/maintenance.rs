@@ -156,7 +156,9 @@ mod tests {
                 let ops = &plan.maintenance;
                 assert_eq!(ops.len(), 4, "{ops:?}");
                 assert!(ops.windows(2).all(|w| w[0].at_ms <= w[1].at_ms));
-                assert!(ops.iter().all(|op| op.at_ms <= scenario.workload_duration_ms / 2));
+                assert!(ops
+                    .iter()
+                    .all(|op| op.at_ms <= scenario.workload_duration_ms / 2));
                 assert!(ops.iter().all(|op| (300..=1000).contains(&op.down_ms)));
                 assert_eq!(planned_request_bound_ms(&scenario), 300);
             } else {

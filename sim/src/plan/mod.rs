@@ -34,9 +34,7 @@ pub use election::{
 pub use faults::{Fault, FaultWindow, IsolateTarget};
 pub use keyspace::{WorkloadProfile, KEY_PREFIX};
 pub use kubernetes::{next_page, pod_key, NAMESPACE_PREFIX};
-pub use maintenance::{
-    planned_request_bound_ms, MaintenanceAction, MaintenanceMix, MaintenanceOp,
-};
+pub use maintenance::{planned_request_bound_ms, MaintenanceAction, MaintenanceMix, MaintenanceOp};
 pub use membership::{MembershipAction, MembershipOp};
 pub use scenario::{FaultMix, MembershipMix, Scenario, DEFAULT_SCENARIO_TOML, EMBEDDED_SCENARIOS};
 pub use shapes::{arrange, cut_links, sides};

@@ -135,7 +135,11 @@ impl Maintainer {
     /// Those of `members` still in the cluster (another action may have replaced some).
     fn live(&self, members: &[u64]) -> Vec<u64> {
         let cluster = self.op.cluster.lock().expect("cluster");
-        members.iter().copied().filter(|m| cluster.is_live(*m)).collect()
+        members
+            .iter()
+            .copied()
+            .filter(|m| cluster.is_live(*m))
+            .collect()
     }
 
     async fn rolling_restart(&mut self) -> Result<(), String> {
@@ -187,7 +191,14 @@ impl Maintainer {
 
     async fn rolling_replace(&mut self) -> Result<(), String> {
         for member in self.members(None) {
-            let zone = self.op.cluster.lock().expect("cluster").zones.get(&member).copied();
+            let zone = self
+                .op
+                .cluster
+                .lock()
+                .expect("cluster")
+                .zones
+                .get(&member)
+                .copied();
             let Some(zone) = zone else { continue };
             self.acquire(&[member]).await?;
             self.move_leadership_from(member).await;
@@ -308,7 +319,12 @@ impl Maintainer {
         let call = ClusterCall {
             request: ClusterRequest::Status,
         };
-        match self.op.endpoint.call_timeout(addr, call, STATUS_TIMEOUT).await {
+        match self
+            .op
+            .endpoint
+            .call_timeout(addr, call, STATUS_TIMEOUT)
+            .await
+        {
             Ok(Ok(ClusterResponse::Status(status))) => Some(status),
             _ => None,
         }

@@ -393,7 +393,10 @@ impl Operator {
         }
     }
 
-    pub(super) async fn member_list(&mut self, deadline: Instant) -> Result<Vec<Member>, OperatorStep> {
+    pub(super) async fn member_list(
+        &mut self,
+        deadline: Instant,
+    ) -> Result<Vec<Member>, OperatorStep> {
         loop {
             let list = ClusterRequest::MemberList { linearizable: true };
             match self.call(list, deadline).await {

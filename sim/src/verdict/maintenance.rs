@@ -296,12 +296,18 @@ mod tests {
         let report = check_planned_availability(&output(failed)).expect("member 2 failed");
         assert!(report.contains("request 6 of client 6"), "{report}");
         assert!(report.contains("sent to member 2"), "{report}");
-        assert!(report.contains("member 1 from 2.000 s to 4.000 s"), "{report}");
+        assert!(
+            report.contains("member 1 from 2.000 s to 4.000 s"),
+            "{report}"
+        );
 
         let mut slow = excused.clone();
         slow.push(put(6, 3, 5000, 301, ok()));
         let report = check_planned_availability(&output(slow)).expect("too slow");
-        assert!(report.contains("disrupted meanwhile: no member"), "{report}");
+        assert!(
+            report.contains("disrupted meanwhile: no member"),
+            "{report}"
+        );
 
         // Not checked unless the scenario asks.
         let mut unchecked = output(vec![put(6, 2, 3000, 1500, unknown())]);
