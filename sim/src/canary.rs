@@ -161,6 +161,17 @@ pub fn all_canaries() -> Vec<CanarySpec> {
         REVISION_DECREASE,
     ));
     all.extend(lease_and_lock_canaries());
+    // Planned maintenance whose operator ignores the disruption budget: a zone's two voters
+    // drained at once while another action has a voter down leaves five voters without a
+    // quorum, and requests to the members still up fail or wait past the bound.
+    all.push(ready(
+        Canary::MaintenanceIgnoresBudget.name(),
+        Canary::MaintenanceIgnoresBudget,
+        "a PodDisruptionBudget ignored: two voters drained at once, stacked on other maintenance",
+        "planned-maintenance",
+        50,
+        &[VerdictKind::Availability],
+    ));
     all
 }
 

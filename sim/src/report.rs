@@ -188,6 +188,12 @@ pub fn marks_from_trace(trace: &Trace) -> Vec<TimelineMark> {
                 kind: MarkKind::Note,
                 label: operator_label(step),
             }),
+            TraceEvent::Maintenance { action, step } => marks.push(TimelineMark {
+                at_ns: record.at_ns,
+                end_ns: None,
+                kind: MarkKind::Note,
+                label: format!("maintenance ({action:?}): {step:?}"),
+            }),
             TraceEvent::Member {
                 member,
                 event: NodeEvent::SnapshotInstalled { index, .. },

@@ -261,6 +261,7 @@ fn cut_at(plan: &Plan, cutoff_ms: u64) -> Plan {
     }
     cut.faults.retain(|w| w.start_ms < cutoff_ms);
     cut.membership.retain(|step| step.at_ms < cutoff_ms);
+    cut.maintenance.retain(|op| op.at_ms < cutoff_ms);
     cut.scenario.workload_duration_ms = cutoff_ms;
     cut
 }
@@ -375,6 +376,15 @@ fn fewer_membership_steps(oracle: &mut Oracle) {
     while i < oracle.best.membership.len() && !oracle.exhausted {
         let mut candidate = oracle.best.clone();
         candidate.membership.remove(i);
+        if !oracle.fails(&candidate) {
+            i += 1;
+        }
+    }
+    // Planned maintenance actions, one at a time, likewise.
+    let mut i = 0;
+    while i < oracle.best.maintenance.len() && !oracle.exhausted {
+        let mut candidate = oracle.best.clone();
+        candidate.maintenance.remove(i);
         if !oracle.fails(&candidate) {
             i += 1;
         }

@@ -8,7 +8,7 @@ use faultline_node::{NodeEvent, Observer};
 use serde::{Deserialize, Serialize};
 
 use crate::names::members_text;
-use crate::plan::{Fault, MembershipAction};
+use crate::plan::{Fault, MaintenanceAction, MembershipAction};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TraceEvent {
@@ -42,6 +42,53 @@ pub enum TraceEvent {
         action: MembershipAction,
         step: OperatorStep,
     },
+    /// A step of planned maintenance (see `plan::MaintenanceOp`); the availability check reads
+    /// its windows (`verdict::maintenance`).
+    Maintenance {
+        action: MaintenanceAction,
+        step: MaintenanceStep,
+    },
+}
+
+/// What one maintenance action did, in order. A member is *disrupted* (counts against the
+/// budget, and requests to it may fail) from `Disrupting` (or `Replaced`, for the new member)
+/// until a `Restored` that names it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MaintenanceStep {
+    /// The action started (its window opens).
+    Began,
+    /// The budget allowed disrupting `member`; what follows may make it unavailable.
+    Disrupting {
+        member: u64,
+    },
+    /// Leadership moved away from a member about to stop (etcd's graceful stop does this).
+    Transferred {
+        from: u64,
+        to: u64,
+    },
+    /// The member's process stopped gracefully (nothing on its disk is lost).
+    Stopped {
+        member: u64,
+    },
+    Restarted {
+        member: u64,
+    },
+    /// `member` was removed and `by`, an empty member in its zone, added and promoted.
+    Replaced {
+        member: u64,
+        by: u64,
+    },
+    /// Every voter is up and caught up again: the disruption of `members` is over.
+    Restored {
+        members: Vec<u64>,
+    },
+    /// The action could not go on (the workload ended while it waited for the budget, or a
+    /// membership change gave up).
+    Stopping {
+        reason: String,
+    },
+    /// The action ended (its window closes).
+    Ended,
 }
 
 /// What one operator step did.
@@ -99,6 +146,9 @@ impl std::fmt::Display for TraceEvent {
             },
             TraceEvent::Operator { action, step } => {
                 write!(f, "operator ({action:?}): {step:?}")
+            }
+            TraceEvent::Maintenance { action, step } => {
+                write!(f, "maintenance ({action:?}): {step:?}")
             }
         }
     }

@@ -17,8 +17,10 @@ use crate::runner::RunOutput;
 use crate::trace::TraceEvent;
 
 mod leases;
+mod maintenance;
 use leases::expiry_note;
 pub use leases::{check_locks, election_ms, lease_expiry_bounds, CLOCK_RATE_BOUND_PERCENT};
+pub use maintenance::{check_planned_availability, UNPLANNED_RECOVERY_GRACE_NS};
 
 /// The class of a failure; also the process exit code of `dst run` (TigerBeetle-style).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -38,7 +40,8 @@ pub enum FailureKind {
     /// A member answered with a revision lower than one it had answered with before.
     RevisionDecrease,
     /// The scenario promises writes while one zone is down (five voters over three zones),
-    /// and a zone loss passed without one.
+    /// and a zone loss passed without one; or, under planned maintenance, a request to a
+    /// member outside the disruption failed or took too long (`check_planned_availability`).
     Availability,
     /// Two leader-election clients believed they held one lock at overlapping times
     /// (`faultline_invariants::lock`).
@@ -237,6 +240,14 @@ fn run_checkers(
                 report,
             };
         }
+    }
+    if let Some(report) = timed(times, "planned availability", || {
+        check_planned_availability(output)
+    }) {
+        return Verdict::Fail {
+            kind: FailureKind::Availability,
+            report,
+        };
     }
     Verdict::Pass
 }
@@ -477,6 +488,7 @@ mod tests {
             final_hashes: hashes.iter().copied().collect(),
             writes_promised_during_zone_loss: false,
             continued_sessions: Default::default(),
+            planned_request_bound_ms: None,
         }
     }
 

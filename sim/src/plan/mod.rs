@@ -10,6 +10,7 @@ mod events;
 mod faults;
 mod keyspace;
 mod kubernetes;
+mod maintenance;
 mod membership;
 mod profile;
 #[cfg(test)]
@@ -33,6 +34,7 @@ pub use election::{
 pub use faults::{Fault, FaultWindow, IsolateTarget};
 pub use keyspace::{WorkloadProfile, KEY_PREFIX};
 pub use kubernetes::{next_page, pod_key, NAMESPACE_PREFIX};
+pub use maintenance::{planned_request_bound_ms, MaintenanceAction, MaintenanceMix, MaintenanceOp};
 pub use membership::{MembershipAction, MembershipOp};
 pub use scenario::{FaultMix, MembershipMix, Scenario, DEFAULT_SCENARIO_TOML, EMBEDDED_SCENARIOS};
 pub use shapes::{arrange, cut_links, sides};
@@ -41,6 +43,7 @@ pub use workload::{
 };
 
 use faults::generate_faults;
+use maintenance::generate_maintenance;
 use membership::generate_membership;
 use profile::{
     generate_etcd_ops, ETCD_DELETE_WEIGHTS, ETCD_PUT_DELETE_LEASE_WEIGHTS, ETCD_PUT_WEIGHTS,
@@ -72,6 +75,10 @@ pub struct Plan {
     /// key-value clients).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub elections: Vec<ElectionPlan>,
+    /// Planned disruption (rolling restarts and replacements, zone drains) under the
+    /// scenario's disruption budget, in time order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub maintenance: Vec<MaintenanceOp>,
 }
 
 /// The seed of one purpose's random stream. Streams are independent: FNV-1a over the seed
@@ -128,6 +135,7 @@ impl Plan {
             .collect();
         let faults = generate_faults(&mut stream(seed, "nemesis"), scenario);
         let membership = generate_membership(&mut stream(seed, "operator"), scenario);
+        let maintenance = generate_maintenance(&mut stream(seed, "maintenance"), scenario);
         Plan {
             seed,
             scenario: scenario.clone(),
@@ -137,6 +145,7 @@ impl Plan {
             faults,
             membership,
             elections,
+            maintenance,
         }
     }
 

@@ -1,6 +1,7 @@
 //! Scenarios: the knobs a seed is drawn against (cluster shape, workload, fault mix), read
 //! from TOML (sim/scenarios/).
 
+use super::maintenance::MaintenanceMix;
 use serde::{Deserialize, Serialize};
 
 use super::keyspace::WorkloadProfile;
@@ -83,6 +84,9 @@ pub struct Scenario {
     /// The operator's membership changes (none unless the scenario asks).
     #[serde(default)]
     pub membership: MembershipMix,
+    /// Planned disruption under a budget (none unless the scenario asks).
+    #[serde(default, skip_serializing_if = "MaintenanceMix::is_empty")]
+    pub maintenance: super::maintenance::MaintenanceMix,
 }
 
 fn is_zero(value: &u64) -> bool {
@@ -211,7 +215,7 @@ pub const DEFAULT_SCENARIO_TOML: &str = include_str!("../../scenarios/default.to
 
 /// Every scenario of sim/scenarios/ as (name, TOML text), embedded so that no run depends on
 /// the working directory. A file's `name` is its file name without `.toml`.
-pub const EMBEDDED_SCENARIOS: [(&str, &str); 23] = [
+pub const EMBEDDED_SCENARIOS: [(&str, &str); 24] = [
     ("default", DEFAULT_SCENARIO_TOML),
     (
         "compact-on-delete",
@@ -291,6 +295,10 @@ pub const EMBEDDED_SCENARIOS: [(&str, &str); 23] = [
     (
         "kubernetes-create-delete",
         include_str!("../../scenarios/kubernetes-create-delete.toml"),
+    ),
+    (
+        "planned-maintenance",
+        include_str!("../../scenarios/planned-maintenance.toml"),
     ),
 ];
 

@@ -238,6 +238,20 @@ impl Cluster {
             .record(TraceEvent::DiskCrash { member, fault });
     }
 
+    /// Stop the member's process gracefully (planned maintenance): unlike a crash, nothing on
+    /// its disk is lost (a process that exits leaves its writes with the OS). Counted with the
+    /// crashes, so that whichever of a crash and a stop ends last starts it again.
+    pub(super) fn stop_gracefully(&mut self, member: u64) {
+        if self.retired.contains(&member) {
+            return;
+        }
+        let count = self.down.entry(member).or_insert(0);
+        *count += 1;
+        if *count == 1 {
+            self.handle.kill(self.members[&member].id());
+        }
+    }
+
     pub(super) fn restart(&mut self, member: u64) {
         let Some(count) = self.down.get_mut(&member) else {
             assert!(

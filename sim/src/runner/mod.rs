@@ -21,6 +21,7 @@ mod cluster;
 mod cuts;
 mod election;
 mod final_phase;
+mod maintenance;
 mod nemesis;
 mod operator;
 mod replacer;
@@ -71,6 +72,11 @@ pub struct RunOutput {
     /// incarnations, for the report's lanes). Not hashed: the history already holds every id.
     #[serde(default)]
     pub continued_sessions: BTreeMap<u64, u64>,
+    /// With planned maintenance whose availability the scenario checks: the longest a request
+    /// to a member outside the disruption may take (`plan::planned_request_bound_ms`;
+    /// `verdict::check_planned_availability`). `None`: not checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planned_request_bound_ms: Option<u64>,
 }
 
 /// Run one plan to completion in a fresh deterministic runtime on this thread.
@@ -99,7 +105,8 @@ async fn simulate_in_runtime(plan: Plan, options: RunOptions) -> RunOutput {
     let mut tasks = spawn_clients(&plan.clients, &ctx);
     tasks.extend(spawn_elections(&plan, &ctx));
     tasks.extend(spawn_watchers(&plan.watchers, &ctx));
-    tasks.extend(spawn_operator(&plan, &cluster, &ctx));
+    let ignore_budget = maintenance::ignores_budget(options.canary);
+    tasks.extend(spawn_operator(&plan, &cluster, &ctx, ignore_budget));
 
     run_nemesis(&plan, &cluster).await;
     for task in tasks {
@@ -116,6 +123,9 @@ async fn simulate_in_runtime(plan: Plan, options: RunOptions) -> RunOutput {
         final_hashes,
         writes_promised_during_zone_loss: plan.scenario.writes_promised_during_zone_loss,
         continued_sessions: ctx.take_continued(),
+        planned_request_bound_ms: (plan.scenario.maintenance.availability_checked
+            && !plan.maintenance.is_empty())
+        .then(|| crate::plan::planned_request_bound_ms(&plan.scenario)),
     };
     release_nodes(&plan, &cluster).await;
     output

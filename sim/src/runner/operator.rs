@@ -18,6 +18,7 @@ use madsim::time::Instant;
 
 use super::client::ClientContext;
 use super::cluster::Cluster;
+use super::maintenance::Maintenance;
 use crate::plan::{Fault, MemberPlan, MembershipAction, Plan};
 use crate::trace::{OperatorStep, TraceEvent};
 
@@ -35,7 +36,7 @@ const OPERATOR_PORT: u16 = 4100;
 /// The operator runs if the plan has membership steps or synced bytes that rot (whose
 /// members it replaces); only then: a node more would change every other run's schedule.
 pub(super) fn needs_operator(plan: &Plan) -> bool {
-    !plan.membership.is_empty() || has_rot(plan)
+    !plan.membership.is_empty() || has_rot(plan) || !plan.maintenance.is_empty()
 }
 
 fn has_rot(plan: &Plan) -> bool {
@@ -49,6 +50,7 @@ pub(super) fn spawn_operator(
     plan: &Plan,
     cluster: &Arc<Mutex<Cluster>>,
     ctx: &ClientContext,
+    ignore_budget: bool,
 ) -> Option<JoinHandle<()>> {
     if !needs_operator(plan) {
         return None;
@@ -65,6 +67,7 @@ pub(super) fn spawn_operator(
         .ip(ip)
         .build();
     let steps = plan.membership.clone();
+    let maintenance = Maintenance::new(plan, ignore_budget);
     let concurrent = plan.scenario.membership.concurrent;
     let initial_members = plan.members.iter().map(|m| m.id).max().unwrap_or(0);
     let workload_end_ms = plan.scenario.workload_duration_ms;
@@ -84,6 +87,7 @@ pub(super) fn spawn_operator(
         };
         let replacer = restarted_after_rot
             .map(|receiver| madsim::task::spawn(operator.clone().replace_refusing(receiver)));
+        let maintainers = maintenance.spawn(&operator);
         if concurrent {
             let tasks: Vec<JoinHandle<()>> = steps
                 .into_iter()
@@ -101,18 +105,21 @@ pub(super) fn spawn_operator(
         if let Some(replacer) = replacer {
             replacer.await.expect("replacer");
         }
+        for maintainer in maintainers {
+            maintainer.await.expect("maintenance");
+        }
     }))
 }
 
 #[derive(Clone)]
 pub(super) struct Operator {
-    endpoint: Arc<Endpoint>,
+    pub(super) endpoint: Arc<Endpoint>,
     pub(super) ctx: ClientContext,
     pub(super) cluster: Arc<Mutex<Cluster>>,
     /// IDs up to this one are the plan's initial members.
     initial_members: u64,
     /// The member calls go to first (the last one that answered as leader).
-    target: u64,
+    pub(super) target: u64,
     /// Peer URLs whose MemberAdd a step (of any concurrent operator) is still working on: their
     /// learners are not left without a node, whatever the directory says yet.
     adding: Arc<Mutex<std::collections::BTreeSet<String>>>,
@@ -386,7 +393,10 @@ impl Operator {
         }
     }
 
-    async fn member_list(&mut self, deadline: Instant) -> Result<Vec<Member>, OperatorStep> {
+    pub(super) async fn member_list(
+        &mut self,
+        deadline: Instant,
+    ) -> Result<Vec<Member>, OperatorStep> {
         loop {
             let list = ClusterRequest::MemberList { linearizable: true };
             match self.call(list, deadline).await {
@@ -407,7 +417,7 @@ impl Operator {
     }
 
     /// One Cluster call, following leader hints between members (no retry of anything else).
-    async fn call(
+    pub(super) async fn call(
         &mut self,
         request: ClusterRequest,
         deadline: Instant,

@@ -281,6 +281,7 @@ mod tests {
             final_hashes: Default::default(),
             writes_promised_during_zone_loss: false,
             continued_sessions: Default::default(),
+            planned_request_bound_ms: None,
         };
         let Verdict::Fail { kind, report } = check(&output) else {
             panic!("overlapping lock beliefs passed")

@@ -63,10 +63,15 @@ pub enum Canary {
     /// (etcd #14370's cousin: acknowledged entries are lost at the next power loss)
     /// (`faultline_storage::StorageCanary::IgnoreFsyncError`).
     FsyncErrorIgnored,
+    /// Planted in the simulator's maintenance operator, not in the member (the member ignores
+    /// it): the operator disrupts without asking the disruption budget and drains a zone's
+    /// voters all at once, so planned disruptions stack past what the cluster can lose
+    /// (`faultline_sim`'s runner/maintenance.rs).
+    MaintenanceIgnoresBudget,
 }
 
 impl Canary {
-    pub const ALL: [Canary; 18] = [
+    pub const ALL: [Canary; 19] = [
         Canary::StaleFollowerRead,
         Canary::AckBeforeSync,
         Canary::LeaderLocalRead,
@@ -85,6 +90,7 @@ impl Canary {
         Canary::KeepAliveNotForwarded,
         Canary::LockCompareIgnored,
         Canary::FsyncErrorIgnored,
+        Canary::MaintenanceIgnoresBudget,
     ];
 
     /// The name used on the command line and in seed files.
@@ -108,6 +114,7 @@ impl Canary {
             Canary::KeepAliveNotForwarded => "keep-alive-not-forwarded",
             Canary::LockCompareIgnored => "lock-compare-ignored",
             Canary::FsyncErrorIgnored => "fsync-error-ignored",
+            Canary::MaintenanceIgnoresBudget => "maintenance-ignores-budget",
         }
     }
 

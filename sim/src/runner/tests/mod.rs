@@ -5,6 +5,7 @@ mod disk_faults;
 mod faults;
 mod leases;
 mod link_faults;
+mod maintenance;
 mod membership;
 mod requests;
 mod snapshots;
