@@ -39,7 +39,12 @@ fn default_scenario_has_every_fault_kind() {
                 | Fault::Ring { .. }
                 | Fault::FsyncError { .. }
                 | Fault::DiskFull { .. }
-                | Fault::CorruptSynced { .. } => {
+                | Fault::CorruptSynced { .. }
+                | Fault::ZoneCut { .. }
+                | Fault::DelaySpike { .. }
+                | Fault::DuplicateMessages { .. }
+                | Fault::ReorderMessages { .. }
+                | Fault::ClockJump { .. } => {
                     panic!("{:?} in the default scenario", window.fault)
                 }
             }

@@ -21,7 +21,9 @@ mod cluster;
 mod cuts;
 mod election;
 mod final_phase;
+mod messages;
 mod nemesis;
+mod net_clock_faults;
 mod operator;
 mod replacer;
 #[cfg(test)]

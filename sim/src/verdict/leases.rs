@@ -23,7 +23,7 @@ pub fn election_ms(scenario: &Scenario) -> u64 {
 /// cluster without a leader (faults overlap, and a minority fault plus a crash is a lost
 /// quorum): the deadline is extended by the time it overlaps. A clock skew beyond the bound
 /// (every `ClockSkew` fault the plans draw: 10% to 500%) leaves the leases it overlaps
-/// without bounds.
+/// without bounds, and so does a `ClockJump`.
 pub fn lease_expiry_bounds(scenario: Option<&Scenario>, trace: &Trace) -> LeaseExpiryBounds {
     let mut bounds = LeaseExpiryBounds {
         clock_rate_bound_percent: CLOCK_RATE_BOUND_PERCENT,
@@ -62,6 +62,10 @@ pub fn lease_expiry_bounds(scenario: Option<&Scenario>, trace: &Trace) -> LeaseE
                     bounds.skewed_windows_ns.push((start, end));
                 }
             }
+            // A jump moves the clock by more than any bound allows at once: the leases
+            // alive when it jumped (forward: expired early; back: its standstill, which
+            // ends with the window at the latest, expires them late) are unbounded.
+            Fault::ClockJump { .. } => bounds.skewed_windows_ns.push((start, end)),
             _ => bounds.leaderless_windows_ns.push((start, end)),
         }
     }
