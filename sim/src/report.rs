@@ -242,6 +242,12 @@ pub fn marks_from_trace(trace: &Trace) -> Vec<TimelineMark> {
                 kind: MarkKind::Note,
                 label: format!("m{member} installed the leader's snapshot at index {index}"),
             }),
+            TraceEvent::MessagesTampered { batches, .. } => marks.push(TimelineMark {
+                at_ns: record.at_ns,
+                end_ns: None,
+                kind: MarkKind::Note,
+                label: format!("the message fault that ended touched {batches} batches"),
+            }),
             TraceEvent::Member { .. } => {}
         }
     }

@@ -42,6 +42,13 @@ pub enum TraceEvent {
         action: MembershipAction,
         step: OperatorStep,
     },
+    /// A message fault's window (delays, duplicates, reordering) ended, after it delayed,
+    /// duplicated or held back `batches` batches between members (recorded after its end).
+    MessagesTampered {
+        fault: Fault,
+        members: Vec<u64>,
+        batches: u64,
+    },
 }
 
 /// What one operator step did.
@@ -100,6 +107,15 @@ impl std::fmt::Display for TraceEvent {
             TraceEvent::Operator { action, step } => {
                 write!(f, "operator ({action:?}): {step:?}")
             }
+            TraceEvent::MessagesTampered {
+                fault,
+                members,
+                batches,
+            } => write!(
+                f,
+                "{fault:?} on {} touched {batches} batches",
+                members_text(members)
+            ),
         }
     }
 }

@@ -33,8 +33,9 @@ pub(super) fn wants_message_chaos(faults: &[crate::plan::FaultWindow]) -> bool {
 pub(super) struct MessageChaos {
     /// Each member's address, as batches are addressed.
     pub(super) addrs: BTreeMap<SocketAddr, u64>,
-    /// Open windows: the fault and the members whose links it holds.
-    open: Vec<(Fault, Vec<u64>)>,
+    /// Open windows: the fault, the members whose links it holds, and how many batches it
+    /// delayed, duplicated or held back so far.
+    open: Vec<(Fault, Vec<u64>, u64)>,
     rng: ChaCha8Rng,
     /// When the last delayed batch on each directed link is due: a delay keeps a link's order.
     link_due: BTreeMap<(u64, u64), Instant>,
@@ -56,19 +57,18 @@ impl MessageChaos {
     /// A window opens on the links of `members` (both ways).
     pub(super) fn open_window(&mut self, fault: Fault, members: &[u64]) {
         if !self.healed {
-            self.open.push((fault, members.to_vec()));
+            self.open.push((fault, members.to_vec(), 0));
         }
     }
 
-    /// The window opened by `open_window(fault, members)` closes.
-    pub(super) fn close_window(&mut self, fault: Fault, members: &[u64]) {
-        if let Some(at) = self
+    /// The window opened by `open_window(fault, members)` closes: how many batches it
+    /// delayed, duplicated or held back (`None`: it was not open, the run healed).
+    pub(super) fn close_window(&mut self, fault: Fault, members: &[u64]) -> Option<u64> {
+        let at = self
             .open
             .iter()
-            .position(|(f, m)| *f == fault && m == members)
-        {
-            self.open.remove(at);
-        }
+            .position(|(f, m, _)| *f == fault && m == members)?;
+        Some(self.open.remove(at).2)
     }
 
     /// The final heal: batches travel untouched from now on (held ones still arrive).
@@ -81,16 +81,13 @@ impl MessageChaos {
     /// unless an open window holds the link.
     fn copies(&mut self, from: u64, to: u64, now: Instant) -> Vec<Duration> {
         let holds = |members: &Vec<u64>| members.contains(&from) || members.contains(&to);
-        let windows: Vec<Fault> = self
-            .open
-            .iter()
-            .filter(|(_, members)| holds(members))
-            .map(|(fault, _)| *fault)
+        let windows: Vec<usize> = (0..self.open.len())
+            .filter(|&i| holds(&self.open[i].1))
             .collect();
         let mut delay = Duration::ZERO;
         let mut copies = Vec::new();
-        for fault in windows {
-            match fault {
+        for i in windows {
+            let acted = match self.open[i].0 {
                 Fault::DelaySpike { delay_ms_max, .. } => {
                     let drawn_ms = self.rng.random_range(delay_ms_max / 2..=delay_ms_max);
                     let due = self
@@ -102,6 +99,7 @@ impl MessageChaos {
                         .max(now + Duration::from_millis(drawn_ms));
                     self.link_due.insert((from, to), due);
                     delay = delay.max(due - now);
+                    true
                 }
                 Fault::ReorderMessages {
                     percent,
@@ -110,6 +108,7 @@ impl MessageChaos {
                 } if self.rng.random_range(0..100) < percent => {
                     // Not recorded in `link_due`: later batches overtake this one.
                     delay += Duration::from_millis(self.rng.random_range(1..=hold_ms_max));
+                    true
                 }
                 Fault::DuplicateMessages {
                     percent,
@@ -117,8 +116,12 @@ impl MessageChaos {
                     ..
                 } if self.rng.random_range(0..100) < percent => {
                     copies.push(Duration::from_millis(self.rng.random_range(0..=lag_ms_max)));
+                    true
                 }
-                _ => {}
+                _ => false,
+            };
+            if acted {
+                self.open[i].2 += 1;
             }
         }
         // The copies lag the original, whatever held it.

@@ -5,6 +5,7 @@
 
 use super::cluster::Cluster;
 use crate::plan::Fault;
+use crate::trace::TraceEvent;
 
 /// Start one of this file's faults on the members it resolved to; false for other faults.
 pub(super) fn start(fault: Fault, members: &[u64], cluster: &mut Cluster) -> bool {
@@ -51,10 +52,17 @@ pub(super) fn end(fault: Fault, members: &[u64], cluster: &mut Cluster) -> bool 
                 .message_chaos
                 .as_ref()
                 .expect("created for the plan");
-            chaos
+            let tally = chaos
                 .lock()
                 .expect("message chaos")
                 .close_window(fault, members);
+            if let Some(batches) = tally {
+                cluster.recorder.record(TraceEvent::MessagesTampered {
+                    fault,
+                    members: members.to_vec(),
+                    batches,
+                });
+            }
         }
         // A forward jump is not undone; a standstill that has not caught up yet ends.
         Fault::ClockJump { jump_ms, .. } => {

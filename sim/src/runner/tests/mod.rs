@@ -6,6 +6,7 @@ mod faults;
 mod leases;
 mod link_faults;
 mod membership;
+mod net_clock_faults;
 mod requests;
 mod snapshots;
 mod watches;
