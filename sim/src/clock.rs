@@ -135,3 +135,50 @@ impl Clock for SkewClock {
         self.state.lock().expect("clock lock").jumped_us / 1000
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_forward_jump_moves_the_reading_and_the_tally() {
+        madsim::runtime::Runtime::new().block_on(async {
+            let clock = SkewClock::new();
+            madsim::time::sleep(Duration::from_millis(100)).await;
+            assert_eq!(clock.now_ms(), 100);
+            clock.jump(2000);
+            assert_eq!((clock.now_ms(), clock.jumped_ms()), (2100, 2000));
+            clock.end_standstill(); // nothing to end
+            madsim::time::sleep(Duration::from_millis(50)).await;
+            assert_eq!((clock.now_ms(), clock.jumped_ms()), (2150, 2000));
+        });
+    }
+
+    #[test]
+    fn a_step_back_stands_still_until_caught_up_or_ended() {
+        madsim::runtime::Runtime::new().block_on(async {
+            let clock = SkewClock::new();
+            madsim::time::sleep(Duration::from_millis(100)).await;
+            clock.jump(-300);
+            assert_eq!((clock.now_ms(), clock.jumped_ms()), (100, -300));
+            madsim::time::sleep(Duration::from_millis(200)).await;
+            assert_eq!(clock.now_ms(), 100, "still standing");
+            // At half speed the rest (100 ms of its own time) takes 200 ms.
+            clock.set_rate(50);
+            madsim::time::sleep(Duration::from_millis(150)).await;
+            assert_eq!(clock.now_ms(), 100);
+            madsim::time::sleep(Duration::from_millis(100)).await;
+            assert_eq!(clock.now_ms(), 125, "caught up, then 50 ms at half speed");
+            clock.set_rate(100);
+            clock.jump(-1000);
+            madsim::time::sleep(Duration::from_millis(400)).await;
+            clock.end_standstill();
+            // 600 ms of the standstill unused: given back.
+            assert_eq!((clock.now_ms(), clock.jumped_ms()), (125, -700));
+            madsim::time::sleep(Duration::from_millis(10)).await;
+            assert_eq!(clock.now_ms(), 135);
+        });
+    }
+}

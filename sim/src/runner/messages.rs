@@ -161,3 +161,85 @@ impl PeerSender for ChaosPeers {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+    use crate::plan::IsolateTarget;
+
+    fn chaos_with(fault: Fault) -> MessageChaos {
+        let mut chaos = MessageChaos::new(ChaCha8Rng::seed_from_u64(7));
+        chaos.open_window(fault, &[1]);
+        chaos
+    }
+
+    #[test]
+    fn a_window_holds_only_its_members_links() {
+        madsim::runtime::Runtime::new().block_on(async {
+            let now = Instant::now();
+            let mut chaos = chaos_with(Fault::DelaySpike {
+                target: Some(IsolateTarget::Member(1)),
+                delay_ms_max: 100,
+            });
+            assert_eq!(chaos.copies(2, 3, now), vec![Duration::ZERO]);
+            for (from, to) in [(1, 2), (3, 1)] {
+                let copies = chaos.copies(from, to, now);
+                assert_eq!(copies.len(), 1);
+                assert!(copies[0] >= Duration::from_millis(50), "{copies:?}");
+            }
+            assert_eq!(chaos.close_window(chaos.open[0].0, &[1]), Some(2));
+            assert_eq!(chaos.copies(1, 2, now), vec![Duration::ZERO]);
+        });
+    }
+
+    #[test]
+    fn a_delayed_link_keeps_its_order() {
+        madsim::runtime::Runtime::new().block_on(async {
+            let now = Instant::now();
+            let mut chaos = chaos_with(Fault::DelaySpike {
+                target: None,
+                delay_ms_max: 400,
+            });
+            let due: Vec<Duration> = (0..20)
+                .map(|i| {
+                    now + Duration::from_millis(i)
+                        + chaos.copies(1, 2, now + Duration::from_millis(i))[0]
+                })
+                .map(|at| at - now)
+                .collect();
+            assert!(due.windows(2).all(|w| w[0] <= w[1]), "{due:?}");
+        });
+    }
+
+    #[test]
+    fn held_batches_are_overtaken_and_duplicates_lag() {
+        madsim::runtime::Runtime::new().block_on(async {
+            let now = Instant::now();
+            let mut chaos = chaos_with(Fault::ReorderMessages {
+                target: IsolateTarget::Member(1),
+                percent: 50,
+                hold_ms_max: 200,
+            });
+            let delays: Vec<Duration> = (0..40).map(|_| chaos.copies(1, 2, now)[0]).collect();
+            let held = delays.iter().filter(|d| !d.is_zero()).count();
+            assert!((5..35).contains(&held), "{delays:?}");
+            // A batch sent after a held one leaves at once: it overtakes.
+            let overtaken = delays.windows(2).any(|w| !w[0].is_zero() && w[1].is_zero());
+            assert!(overtaken, "{delays:?}");
+
+            let mut chaos = chaos_with(Fault::DuplicateMessages {
+                target: IsolateTarget::Member(1),
+                percent: 50,
+                lag_ms_max: 100,
+            });
+            let copies: Vec<Vec<Duration>> = (0..40).map(|_| chaos.copies(2, 1, now)).collect();
+            let twice = copies.iter().filter(|c| c.len() == 2).count();
+            assert!((5..35).contains(&twice), "{copies:?}");
+            assert!(copies.iter().all(|c| c[0].is_zero() && c.len() <= 2));
+            chaos.heal();
+            assert_eq!(chaos.copies(2, 1, now), vec![Duration::ZERO]);
+        });
+    }
+}

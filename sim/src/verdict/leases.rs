@@ -204,6 +204,59 @@ mod tests {
         assert_eq!(lease_expiry_bounds(None, &trace).election_ms, None);
     }
 
+    /// A clock jump's window, forward or back, leaves the leases it overlaps unbounded (as
+    /// a skew beyond the bound does); a zone cut or a message fault may leave the cluster
+    /// without a leader.
+    #[test]
+    fn clock_jumps_are_skew_windows_and_message_faults_leaderless_ones() {
+        let window = |fault, start_ms, end_ms| {
+            [
+                record(
+                    start_ms,
+                    TraceEvent::FaultStart {
+                        fault,
+                        members: vec![1],
+                    },
+                ),
+                record(
+                    end_ms,
+                    TraceEvent::FaultEnd {
+                        fault,
+                        members: vec![1],
+                    },
+                ),
+            ]
+        };
+        let jump = |jump_ms| Fault::ClockJump {
+            target: IsolateTarget::Leader,
+            jump_ms,
+        };
+        let duplicates = Fault::DuplicateMessages {
+            target: IsolateTarget::Leader,
+            percent: 10,
+            lag_ms_max: 50,
+        };
+        let trace: Vec<_> = [
+            window(jump(3000), 100, 200),
+            window(jump(-300), 300, 400),
+            window(Fault::ZoneCut { zone: 1 }, 500, 600),
+            window(duplicates, 700, 800),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let b = lease_expiry_bounds(Some(&Scenario::default_scenario()), &trace);
+        let ms = 1_000_000;
+        assert_eq!(
+            b.skewed_windows_ns,
+            vec![(100 * ms, 200 * ms), (300 * ms, 400 * ms)]
+        );
+        assert_eq!(
+            b.leaderless_windows_ns,
+            vec![(500 * ms, 600 * ms), (700 * ms, 800 * ms)]
+        );
+    }
+
     /// The verdict runs the lock check, before the search: two campaigns won 1 s apart on
     /// 2 s leases are overlapping beliefs, reported as such. Under a
     /// clock skew beyond the bound etcd promises neither expiry nor exclusion: the expiry is
