@@ -14,6 +14,9 @@ use rand::Rng;
 use crate::plan::{Fault, IsolateTarget};
 use crate::trace::{Recorder, TraceEvent};
 
+/// Directed links (from, to) between members.
+type DirectedLinks = Vec<(u64, u64)>;
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum LinkState {
     Cut,
@@ -34,7 +37,7 @@ pub(super) struct PeerCuts {
     healed: bool,
     /// Groups cut off from the other members (zone cuts), with the links each cut, so that
     /// its end restores those links even if members joined meanwhile.
-    groups: Vec<(Vec<u64>, Vec<(u64, u64)>)>,
+    groups: Vec<(Vec<u64>, DirectedLinks)>,
 }
 
 impl PeerCuts {
