@@ -26,13 +26,18 @@ fn default_scenario_corpus_passes() {
                 | Fault::OneWayCut { .. }
                 | Fault::Bridge { .. }
                 | Fault::MajorityMinority { .. }
-                | Fault::Ring { .. } => partitions += 1,
+                | Fault::Ring { .. }
+                | Fault::ZoneCut { .. }
+                | Fault::DelaySpike { .. }
+                | Fault::DuplicateMessages { .. }
+                | Fault::ReorderMessages { .. } => partitions += 1,
                 // Disk faults have weight 0 in the default scenario (disk-faults.toml).
                 Fault::Pause { .. }
                 | Fault::ClockSkew { .. }
                 | Fault::FsyncError { .. }
                 | Fault::DiskFull { .. }
-                | Fault::CorruptSynced { .. } => {}
+                | Fault::CorruptSynced { .. }
+                | Fault::ClockJump { .. } => {}
                 Fault::ZoneDown { .. } => zone_losses += 1,
             }
         }

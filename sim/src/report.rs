@@ -68,6 +68,51 @@ fn fault_mark(fault: &Fault, members: &[u64]) -> (MarkKind, String) {
         }
         Fault::DiskFull { target: t } => (MarkKind::Fault, format!("disk full on {}", target(t))),
         Fault::CorruptSynced { .. } => (MarkKind::Crash, format!("crash {who}, synced byte rots")),
+        Fault::ZoneCut { zone } => (MarkKind::Partition, format!("zone {zone} cut off ({who})")),
+        Fault::DelaySpike {
+            target: spiked,
+            delay_ms_max,
+        } => {
+            let links = match spiked {
+                None => "all links".to_string(),
+                Some(t) => format!("links of {}", target(t)),
+            };
+            let min_ms = delay_ms_max / 2;
+            (
+                MarkKind::Partition,
+                format!("{links} delayed {min_ms}-{delay_ms_max} ms"),
+            )
+        }
+        Fault::DuplicateMessages {
+            target: t,
+            percent,
+            lag_ms_max,
+        } => (
+            MarkKind::Partition,
+            format!(
+                "{percent}% of batches of {} twice (lag <= {lag_ms_max} ms)",
+                target(t)
+            ),
+        ),
+        Fault::ReorderMessages {
+            target: t,
+            percent,
+            hold_ms_max,
+        } => (
+            MarkKind::Partition,
+            format!(
+                "{percent}% of batches of {} held <= {hold_ms_max} ms",
+                target(t)
+            ),
+        ),
+        Fault::ClockJump { target: t, jump_ms } => {
+            let how = if *jump_ms >= 0 {
+                format!("jumps {jump_ms} ms forward")
+            } else {
+                format!("stands still {} ms (stepped back)", jump_ms.unsigned_abs())
+            };
+            (MarkKind::Pause, format!("clock of {} {how}", target(t)))
+        }
     }
 }
 
@@ -202,6 +247,12 @@ pub fn marks_from_trace(trace: &Trace) -> Vec<TimelineMark> {
                 end_ns: None,
                 kind: MarkKind::Note,
                 label: format!("m{member} installed the leader's snapshot at index {index}"),
+            }),
+            TraceEvent::MessagesTampered { batches, .. } => marks.push(TimelineMark {
+                at_ns: record.at_ns,
+                end_ns: None,
+                kind: MarkKind::Note,
+                label: format!("the message fault that ended touched {batches} batches"),
             }),
             TraceEvent::Member { .. } => {}
         }

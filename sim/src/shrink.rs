@@ -301,7 +301,15 @@ fn with_members(plan: &Plan, count: u32) -> Plan {
     smaller.faults.retain(|w| match w.fault {
         Fault::Crash { member } | Fault::CorruptSynced { member, .. } => kept(member),
         Fault::CrashLeader | Fault::CutNewLeaders { .. } => true,
+        Fault::DelaySpike { target: None, .. } => true,
         Fault::Isolate { target }
+        | Fault::DelaySpike {
+            target: Some(target),
+            ..
+        }
+        | Fault::DuplicateMessages { target, .. }
+        | Fault::ReorderMessages { target, .. }
+        | Fault::ClockJump { target, .. }
         | Fault::PartitionFromPeers { target }
         | Fault::Pause { target }
         | Fault::ClockSkew { target, .. }
@@ -310,7 +318,7 @@ fn with_members(plan: &Plan, count: u32) -> Plan {
             IsolateTarget::Member(member) => kept(member),
             IsolateTarget::Leader => true,
         },
-        Fault::ZoneDown { zone } => zone < zones,
+        Fault::ZoneDown { zone } | Fault::ZoneCut { zone } => zone < zones,
         Fault::OneWayCut { from, to } => [from, to].iter().all(|target| match target {
             IsolateTarget::Member(member) => kept(*member),
             IsolateTarget::Leader => true,

@@ -48,6 +48,13 @@ pub enum TraceEvent {
         action: MaintenanceAction,
         step: MaintenanceStep,
     },
+    /// A message fault's window (delays, duplicates, reordering) ended, after it delayed,
+    /// duplicated or held back `batches` batches between members (recorded after its end).
+    MessagesTampered {
+        fault: Fault,
+        members: Vec<u64>,
+        batches: u64,
+    },
 }
 
 /// What one maintenance action did, in order. A member is *disrupted* (counts against the
@@ -150,6 +157,15 @@ impl std::fmt::Display for TraceEvent {
             TraceEvent::Maintenance { action, step } => {
                 write!(f, "maintenance ({action:?}): {step:?}")
             }
+            TraceEvent::MessagesTampered {
+                fault,
+                members,
+                batches,
+            } => write!(
+                f,
+                "{fault:?} on {} touched {batches} batches",
+                members_text(members)
+            ),
         }
     }
 }

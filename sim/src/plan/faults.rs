@@ -78,6 +78,36 @@ pub enum Fault {
     /// file and offset, and the simulator replaces it with an empty member (remove + add).
     /// Nothing rots while another member's rot is not resolved (see `TraceEvent::SyncedByteRot`).
     CorruptSynced { member: u64, pick: u64 },
+    /// The members of the zone are cut off from the members of every other zone, both ways,
+    /// until the end of the window; links inside the zone stay, and clients still reach
+    /// everyone (a zone's uplink lost, its machines alive: unlike `ZoneDown`, nothing crashes).
+    ZoneCut { zone: u32 },
+    /// Batches between members (every link when `target` is `None`, else the target's links
+    /// both ways) are each delayed by `delay_ms_max / 2 ..= delay_ms_max` while the window
+    /// is open, each link keeping its order (a congested link or a slow NIC queues).
+    DelaySpike {
+        target: Option<IsolateTarget>,
+        delay_ms_max: u64,
+    },
+    /// `percent` of the batches to and from the target are delivered twice, the copy up to
+    /// `lag_ms_max` after the original (a retransmission that was not needed).
+    DuplicateMessages {
+        target: IsolateTarget,
+        percent: u32,
+        lag_ms_max: u64,
+    },
+    /// `percent` of the batches to and from the target are held back by up to `hold_ms_max`,
+    /// so that later batches overtake them (and old terms' messages arrive late).
+    ReorderMessages {
+        target: IsolateTarget,
+        percent: u32,
+        hold_ms_max: u64,
+    },
+    /// The target's clock jumps by `jump_ms` when the window opens: forward at once (leases
+    /// its member leads expire early; the Raft ticks it skipped run in a burst), or back
+    /// (negative), which its monotonic clock shows as standing still until it caught up or
+    /// the window ends (leases expire late; no Raft ticks meanwhile). See `sim/src/clock.rs`.
+    ClockJump { target: IsolateTarget, jump_ms: i64 },
 }
 
 /// The leader half of the time, else `member`.
@@ -116,6 +146,11 @@ pub(super) fn generate_faults(rng: &mut ChaCha8Rng, scenario: &Scenario) -> Vec<
         mix.fsync_error_weight,
         mix.disk_full_weight,
         mix.corrupt_synced_weight,
+        mix.zone_cut_weight,
+        mix.delay_spike_weight,
+        mix.duplicate_weight,
+        mix.reorder_weight,
+        mix.clock_jump_weight,
     ];
     let total: u32 = weights.iter().sum();
     let mut faults = Vec::new();
@@ -199,7 +234,7 @@ pub(super) fn generate_faults(rng: &mut ChaCha8Rng, scenario: &Scenario) -> Vec<
                 member,
                 pick: rng.random(),
             },
-            _ => unreachable!("one kind per weight"),
+            16.. => message_or_clock_fault(kind, member, rng, scenario),
         };
         faults.push(FaultWindow {
             start_ms: now_ms,
@@ -209,4 +244,55 @@ pub(super) fn generate_faults(rng: &mut ChaCha8Rng, scenario: &Scenario) -> Vec<
         now_ms += duration_ms + rng.random_range(mix.gap_ms.0..=mix.gap_ms.1);
     }
     faults
+}
+
+/// A fault of the kinds appended after `CorruptSynced` (weights 16 on): zone cuts, message
+/// delays, duplicates and reordering, clock jumps.
+fn message_or_clock_fault(
+    kind: usize,
+    member: u64,
+    rng: &mut ChaCha8Rng,
+    scenario: &Scenario,
+) -> Fault {
+    // Percentages and times of the message faults: from a few batches to most of them, and
+    // from a fraction of an election timeout to several.
+    const PERCENTS: [u32; 3] = [10, 30, 60];
+    const TIMES_MS: [u64; 4] = [50, 100, 200, 400];
+    match kind {
+        16 => Fault::ZoneCut {
+            zone: rng.random_range(0..scenario.zones),
+        },
+        17 => Fault::DelaySpike {
+            // Every link a third of the time, else the leader's or a member's.
+            target: match rng.random_range(0..3) {
+                0 => None,
+                _ => Some(leader_or(member, rng)),
+            },
+            delay_ms_max: TIMES_MS[rng.random_range(0..TIMES_MS.len())],
+        },
+        18 => Fault::DuplicateMessages {
+            target: leader_or(member, rng),
+            percent: PERCENTS[rng.random_range(0..PERCENTS.len())],
+            lag_ms_max: TIMES_MS[rng.random_range(0..TIMES_MS.len())],
+        },
+        19 => Fault::ReorderMessages {
+            target: leader_or(member, rng),
+            percent: PERCENTS[rng.random_range(0..PERCENTS.len())],
+            hold_ms_max: TIMES_MS[rng.random_range(0..TIMES_MS.len())],
+        },
+        // The leader's clock is the one that expires leases; a follower's jump still bursts
+        // or stops its election timer.
+        20 => Fault::ClockJump {
+            target: leader_or(member, rng),
+            jump_ms: {
+                let magnitude_ms: i64 = [300, 1000, 3000][rng.random_range(0..3)];
+                if rng.random_bool(0.5) {
+                    magnitude_ms
+                } else {
+                    -magnitude_ms
+                }
+            },
+        },
+        _ => unreachable!("one kind per weight"),
+    }
 }

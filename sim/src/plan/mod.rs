@@ -37,7 +37,7 @@ pub use kubernetes::{next_page, pod_key, NAMESPACE_PREFIX};
 pub use maintenance::{planned_request_bound_ms, MaintenanceAction, MaintenanceMix, MaintenanceOp};
 pub use membership::{MembershipAction, MembershipOp};
 pub use scenario::{FaultMix, MembershipMix, Scenario, DEFAULT_SCENARIO_TOML, EMBEDDED_SCENARIOS};
-pub use shapes::{arrange, cut_links, sides};
+pub use shapes::{arrange, cut_links, group_cut_links, sides};
 pub use workload::{
     key_name, lease_id, ClientPlan, Fill, PlannedOp, PlannedWatch, WatchStart, WatcherPlan,
 };

@@ -179,6 +179,21 @@ pub struct FaultMix {
     /// Rot a synced byte of a crashed member's disk (it must refuse to start; it is replaced).
     #[serde(default)]
     pub corrupt_synced_weight: u32,
+    /// Cut a zone's members off from the other zones' (nothing crashes).
+    #[serde(default)]
+    pub zone_cut_weight: u32,
+    /// Delay the batches between members (all, or a member's) by tens to hundreds of ms.
+    #[serde(default)]
+    pub delay_spike_weight: u32,
+    /// Deliver some batches to and from a member twice.
+    #[serde(default)]
+    pub duplicate_weight: u32,
+    /// Hold back some batches to and from a member so that later ones overtake them.
+    #[serde(default)]
+    pub reorder_weight: u32,
+    /// Make a member's clock (often the leader's) jump forward or back.
+    #[serde(default)]
+    pub clock_jump_weight: u32,
 }
 
 fn default_new_leader_cut_delay_max_ms() -> u64 {
@@ -208,6 +223,11 @@ impl FaultMix {
         self.fsync_error_weight = 0;
         self.disk_full_weight = 0;
         self.corrupt_synced_weight = 0;
+        self.zone_cut_weight = 0;
+        self.delay_spike_weight = 0;
+        self.duplicate_weight = 0;
+        self.reorder_weight = 0;
+        self.clock_jump_weight = 0;
     }
 }
 
@@ -215,7 +235,7 @@ pub const DEFAULT_SCENARIO_TOML: &str = include_str!("../../scenarios/default.to
 
 /// Every scenario of sim/scenarios/ as (name, TOML text), embedded so that no run depends on
 /// the working directory. A file's `name` is its file name without `.toml`.
-pub const EMBEDDED_SCENARIOS: [(&str, &str); 24] = [
+pub const EMBEDDED_SCENARIOS: [(&str, &str); 26] = [
     ("default", DEFAULT_SCENARIO_TOML),
     (
         "compact-on-delete",
@@ -299,6 +319,14 @@ pub const EMBEDDED_SCENARIOS: [(&str, &str); 24] = [
     (
         "planned-maintenance",
         include_str!("../../scenarios/planned-maintenance.toml"),
+    ),
+    (
+        "messages-and-clocks",
+        include_str!("../../scenarios/messages-and-clocks.toml"),
+    ),
+    (
+        "leader-election-clock-jumps",
+        include_str!("../../scenarios/leader-election-clock-jumps.toml"),
     ),
 ];
 

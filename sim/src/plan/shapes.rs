@@ -84,6 +84,19 @@ pub fn cut_links(fault: Fault, members: &[u64]) -> Vec<(u64, u64)> {
     }
 }
 
+/// The directed links a cut-off group (`Fault::ZoneCut`: the zone's members) loses: every
+/// link between a member of `group` and a member of `all` outside it, both ways.
+pub fn group_cut_links(group: &[u64], all: &[u64]) -> Vec<(u64, u64)> {
+    let mut links = Vec::new();
+    for &inside in group {
+        for &outside in all.iter().filter(|m| !group.contains(m)) {
+            links.push((inside, outside));
+            links.push((outside, inside));
+        }
+    }
+    links
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,6 +173,21 @@ mod tests {
             assert!(reached.contains(&members[(i + 4) % 5]));
         }
         assert!(arrange(fault, &[1, 2, 3]).is_empty());
+    }
+
+    #[test]
+    fn a_zone_cut_keeps_the_links_inside_the_zone_and_outside_it() {
+        let links = group_cut_links(&[2, 5], &[1, 2, 3, 4, 5]);
+        assert_eq!(links.len(), 12); // 2 x 3 pairs, both ways
+        for (a, b) in [(2, 5), (5, 2), (1, 3), (3, 4), (4, 1)] {
+            assert!(reaches(&links, a, b), "{a} -> {b}");
+        }
+        for outside in [1, 3, 4] {
+            for inside in [2, 5] {
+                assert!(!reaches(&links, inside, outside) && !reaches(&links, outside, inside));
+            }
+        }
+        assert!(group_cut_links(&[], &[1, 2, 3]).is_empty());
     }
 
     #[test]

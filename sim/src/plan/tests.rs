@@ -39,7 +39,12 @@ fn default_scenario_has_every_fault_kind() {
                 | Fault::Ring { .. }
                 | Fault::FsyncError { .. }
                 | Fault::DiskFull { .. }
-                | Fault::CorruptSynced { .. } => {
+                | Fault::CorruptSynced { .. }
+                | Fault::ZoneCut { .. }
+                | Fault::DelaySpike { .. }
+                | Fault::DuplicateMessages { .. }
+                | Fault::ReorderMessages { .. }
+                | Fault::ClockJump { .. } => {
                     panic!("{:?} in the default scenario", window.fault)
                 }
             }
@@ -127,6 +132,57 @@ fn disk_faults_scenario_draws_every_disk_fault_and_only_it() {
             _ => [0; 3],
         };
         assert_eq!(disk, expected, "{name}");
+    }
+}
+
+// Issue 13: the messages-and-clocks and leader-election-clock-jumps scenarios draw every
+// zone cut, message and clock-jump kind (clock jumps forward and back, on the leader and on
+// a member; delays on every link and on one member's), and no other scenario draws one
+// (their schedules must not change).
+#[test]
+fn message_and_clock_scenarios_draw_every_new_kind_and_only_they() {
+    for name in ["messages-and-clocks", "leader-election-clock-jumps"] {
+        let scenario = Scenario::embedded(name).expect("embedded");
+        let mut kinds = std::collections::BTreeSet::new();
+        for seed in 0..100 {
+            for window in Plan::generate(seed, &scenario).faults {
+                kinds.insert(match window.fault {
+                    Fault::ZoneCut { zone } if zone < scenario.zones => "zone cut",
+                    Fault::DelaySpike { target: None, .. } => "delay on every link",
+                    Fault::DelaySpike { .. } => "delay on a member's links",
+                    Fault::DuplicateMessages { .. } => "duplicates",
+                    Fault::ReorderMessages { .. } => "reordering",
+                    Fault::ClockJump {
+                        target: IsolateTarget::Leader,
+                        jump_ms,
+                    } if jump_ms > 0 => "leader's clock forward",
+                    Fault::ClockJump {
+                        target: IsolateTarget::Leader,
+                        ..
+                    } => "leader's clock back",
+                    Fault::ClockJump { jump_ms, .. } if jump_ms > 0 => "member's clock forward",
+                    Fault::ClockJump { .. } => "member's clock back",
+                    _ => "other",
+                });
+            }
+        }
+        assert_eq!(kinds.len(), 10, "{name}: {kinds:?}");
+    }
+    for (name, _) in EMBEDDED_SCENARIOS {
+        let mix = Scenario::embedded(name).expect("embedded").faults;
+        let new_kinds = [
+            mix.zone_cut_weight,
+            mix.delay_spike_weight,
+            mix.duplicate_weight,
+            mix.reorder_weight,
+            mix.clock_jump_weight,
+        ];
+        let expected = match name {
+            "messages-and-clocks" => [3, 3, 3, 3, 3],
+            "leader-election-clock-jumps" => [1, 2, 2, 2, 4],
+            _ => [0; 5],
+        };
+        assert_eq!(new_kinds, expected, "{name}");
     }
 }
 

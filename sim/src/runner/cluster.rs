@@ -7,13 +7,14 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use faultline_node::{run_member_with_clock, Canary, InitialClusterState, NodeConfig, Observer};
+use faultline_node::{run_member_with_peers, Canary, InitialClusterState, NodeConfig, Observer};
 use faultline_storage::{DiskFaults, MemDisk};
 use madsim::net::NetSim;
 use madsim::runtime::{Handle, NodeHandle};
 use rand::Rng;
 
 use super::cuts::{LeaderCutObserver, LeaderCuts, PeerCuts};
+use super::messages::{wants_message_chaos, ChaosPeers, MessageChaos};
 use crate::clock::SkewClock;
 use crate::plan::{stream, Fault, MemberPlan, Plan, Scenario};
 use crate::trace::{Recorder, TraceEvent};
@@ -41,6 +42,9 @@ pub(super) struct Cluster {
     /// Present when the plan has `CutNewLeaders` windows (only then: an observer hook and a
     /// timer node would change every other run's schedule).
     pub(super) leader_cuts: Option<Arc<Mutex<LeaderCuts>>>,
+    /// Present when the plan has message faults (delays, duplicates, reordering): every
+    /// member's batches then go through it (`messages.rs`).
+    pub(super) message_chaos: Option<Arc<Mutex<MessageChaos>>>,
     pub(super) paused: BTreeMap<u64, u32>,
     /// The disk faults of the open windows on each member (overlapping windows add up).
     disk_faults: BTreeMap<u64, Vec<DiskFaults>>,
@@ -78,6 +82,7 @@ struct MemberParts {
     disk: Arc<Mutex<MemDisk>>,
     clock: Arc<SkewClock>,
     observer: Arc<dyn Observer>,
+    message_chaos: Option<Arc<Mutex<MessageChaos>>>,
 }
 
 impl Cluster {
@@ -110,6 +115,12 @@ impl Cluster {
             }),
             None => recorder.clone(),
         };
+        let message_chaos = wants_message_chaos(&plan.faults).then(|| {
+            Arc::new(Mutex::new(MessageChaos::new(stream(
+                plan.seed,
+                "nemesis/messages",
+            ))))
+        });
         let rot_unresolved = Arc::new(Mutex::new(std::collections::BTreeSet::new()));
         let observer: Arc<dyn Observer> = Arc::new(RefusalCheck {
             inner: observer,
@@ -127,6 +138,7 @@ impl Cluster {
             isolated: BTreeMap::new(),
             peer_cuts,
             leader_cuts,
+            message_chaos,
             paused: BTreeMap::new(),
             disk_faults: BTreeMap::new(),
             rotted: Default::default(),
@@ -159,11 +171,20 @@ impl Cluster {
         self.clocks.insert(member.id, clock.clone());
         let mut config = member_config(self.seed, &self.scenario, member, addrs, self.canary);
         config.initial_cluster_state = state;
+        if let Some(chaos) = &self.message_chaos {
+            let addr = Self::member_addr(member.ip);
+            chaos
+                .lock()
+                .expect("message chaos")
+                .addrs
+                .insert(addr, member.id);
+        }
         let parts = MemberParts {
             config,
             disk,
             clock,
             observer: self.observer.clone(),
+            message_chaos: self.message_chaos.clone(),
         };
         let node = start_member(&self.handle, member, parts);
         self.peer_cuts
@@ -369,6 +390,12 @@ impl Cluster {
         for (member, _) in std::mem::take(&mut self.skews) {
             self.clocks[&member].set_rate(100);
         }
+        for clock in self.clocks.values() {
+            clock.end_standstill();
+        }
+        if let Some(chaos) = &self.message_chaos {
+            chaos.lock().expect("message chaos").heal();
+        }
         for (member, _) in std::mem::take(&mut self.paused) {
             self.handle.resume(self.members[&member].id());
         }
@@ -451,6 +478,7 @@ fn start_member(handle: &Handle, member: &MemberPlan, parts: MemberParts) -> Nod
         disk,
         clock,
         observer,
+        message_chaos,
     } = parts;
     let incarnation = Arc::new(AtomicU64::new(0));
     handle
@@ -467,8 +495,20 @@ fn start_member(handle: &Handle, member: &MemberPlan, parts: MemberParts) -> Nod
             let disk: Box<dyn faultline_storage::Disk + Send> = Box::new(disk.clone());
             let observer = observer.clone();
             let clock: Arc<dyn faultline_node::Clock> = clock.clone();
+            let message_chaos = message_chaos.clone();
+            let id = config.id;
             async move {
-                run_member_with_clock(config, disk, observer, clock).await;
+                let wrap = |inner| -> Arc<dyn faultline_node::PeerSender> {
+                    match &message_chaos {
+                        Some(chaos) => Arc::new(ChaosPeers {
+                            member: id,
+                            inner,
+                            chaos: chaos.clone(),
+                        }),
+                        None => inner,
+                    }
+                };
+                run_member_with_peers(config, disk, observer, clock, &wrap).await;
             }
         })
         .build()

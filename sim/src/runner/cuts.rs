@@ -14,6 +14,9 @@ use rand::Rng;
 use crate::plan::{Fault, IsolateTarget};
 use crate::trace::{Recorder, TraceEvent};
 
+/// Directed links (from, to) between members.
+type DirectedLinks = Vec<(u64, u64)>;
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum LinkState {
     Cut,
@@ -32,6 +35,9 @@ pub(super) struct PeerCuts {
     /// Set by the final heal: from then on no cut starts or ends (a new-leader cut's timer
     /// may still fire).
     healed: bool,
+    /// Groups cut off from the other members (zone cuts), with the links each cut, so that
+    /// its end restores those links even if members joined meanwhile.
+    groups: Vec<(Vec<u64>, DirectedLinks)>,
 }
 
 impl PeerCuts {
@@ -88,6 +94,35 @@ impl PeerCuts {
         }
     }
 
+    /// Cut every link between `group` and the other members, both ways (a zone cut off).
+    pub(super) fn cut_group(&mut self, group: &[u64]) {
+        if self.healed {
+            return;
+        }
+        let all: Vec<u64> = self.node_ids.keys().copied().collect();
+        let links = crate::plan::group_cut_links(group, &all);
+        for &(from, to) in &links {
+            self.cut_link(from, to);
+        }
+        self.groups.push((group.to_vec(), links));
+    }
+
+    /// Undo one `cut_group` of the same group: the links it cut.
+    pub(super) fn restore_group(&mut self, group: &[u64]) {
+        if self.healed {
+            return;
+        }
+        let at = self
+            .groups
+            .iter()
+            .position(|(g, _)| g == group)
+            .expect("cut before restored");
+        let (_, links) = self.groups.remove(at);
+        for (from, to) in links {
+            self.restore_link(from, to);
+        }
+    }
+
     /// No fault holds the directed link: neither end is cut from its peers, no link fault
     /// cuts it.
     fn link_free(&self, from: u64, to: u64) -> bool {
@@ -104,6 +139,7 @@ impl PeerCuts {
         for (from, to) in std::mem::take(&mut self.links).into_keys() {
             net.unclog_link(self.node_ids[&from], self.node_ids[&to]);
         }
+        self.groups.clear();
         self.healed = true;
     }
 

@@ -22,7 +22,9 @@ mod cuts;
 mod election;
 mod final_phase;
 mod maintenance;
+mod messages;
 mod nemesis;
+mod net_clock_faults;
 mod operator;
 mod replacer;
 #[cfg(test)]

@@ -11,6 +11,7 @@ use madsim::net::NetSim;
 
 use super::cluster::Cluster;
 use super::cuts::LeaderCuts;
+use super::net_clock_faults;
 use crate::plan::{arrange, cut_links, Fault, IsolateTarget, Plan};
 use crate::trace::TraceEvent;
 
@@ -100,12 +101,21 @@ fn planned_fault_members(fault: Fault, cluster: &Cluster) -> Vec<u64> {
                 .collect();
             arrange(fault, &live)
         }
-        Fault::ZoneDown { zone } => cluster
+        Fault::ZoneDown { zone } | Fault::ZoneCut { zone } => cluster
             .zones
             .iter()
             .filter(|(_, z)| **z == zone)
             .map(|(id, _)| *id)
             .collect(),
+        // Every link between members: all of them hold it.
+        Fault::DelaySpike { target: None, .. } => cluster.members.keys().copied().collect(),
+        Fault::DelaySpike {
+            target: Some(target),
+            ..
+        }
+        | Fault::DuplicateMessages { target, .. }
+        | Fault::ReorderMessages { target, .. }
+        | Fault::ClockJump { target, .. } => resolve_target(target, cluster),
     }
 }
 
@@ -139,6 +149,9 @@ fn start_fault(fault: Fault, members: &[u64], cluster: &mut Cluster) {
         for (from, to) in links {
             peer_cuts.cut_link(from, to);
         }
+        return;
+    }
+    if net_clock_faults::start(fault, members, cluster) {
         return;
     }
     for &member in members {
@@ -177,6 +190,11 @@ fn start_fault(fault: Fault, members: &[u64], cluster: &mut Cluster) {
             | Fault::Bridge { .. }
             | Fault::MajorityMinority { .. }
             | Fault::Ring { .. } => {}
+            Fault::ZoneCut { .. }
+            | Fault::DelaySpike { .. }
+            | Fault::DuplicateMessages { .. }
+            | Fault::ReorderMessages { .. }
+            | Fault::ClockJump { .. } => unreachable!("handled in net_clock_faults.rs"),
         }
     }
 }
@@ -215,6 +233,9 @@ fn end_fault(fault: Fault, members: &[u64], cluster: &mut Cluster) {
         for (from, to) in links {
             peer_cuts.restore_link(from, to);
         }
+        return;
+    }
+    if net_clock_faults::end(fault, members, cluster) {
         return;
     }
     for &member in members {
@@ -264,6 +285,11 @@ fn end_fault(fault: Fault, members: &[u64], cluster: &mut Cluster) {
             | Fault::Bridge { .. }
             | Fault::MajorityMinority { .. }
             | Fault::Ring { .. } => {}
+            Fault::ZoneCut { .. }
+            | Fault::DelaySpike { .. }
+            | Fault::DuplicateMessages { .. }
+            | Fault::ReorderMessages { .. }
+            | Fault::ClockJump { .. } => unreachable!("handled in net_clock_faults.rs"),
         }
     }
 }

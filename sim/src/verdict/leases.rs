@@ -23,7 +23,7 @@ pub fn election_ms(scenario: &Scenario) -> u64 {
 /// cluster without a leader (faults overlap, and a minority fault plus a crash is a lost
 /// quorum): the deadline is extended by the time it overlaps. A clock skew beyond the bound
 /// (every `ClockSkew` fault the plans draw: 10% to 500%) leaves the leases it overlaps
-/// without bounds.
+/// without bounds, and so does a `ClockJump`.
 pub fn lease_expiry_bounds(scenario: Option<&Scenario>, trace: &Trace) -> LeaseExpiryBounds {
     let mut bounds = LeaseExpiryBounds {
         clock_rate_bound_percent: CLOCK_RATE_BOUND_PERCENT,
@@ -62,6 +62,10 @@ pub fn lease_expiry_bounds(scenario: Option<&Scenario>, trace: &Trace) -> LeaseE
                     bounds.skewed_windows_ns.push((start, end));
                 }
             }
+            // A jump moves the clock by more than any bound allows at once: the leases
+            // alive when it jumped (forward: expired early; back: its standstill, which
+            // ends with the window at the latest, expires them late) are unbounded.
+            Fault::ClockJump { .. } => bounds.skewed_windows_ns.push((start, end)),
             _ => bounds.leaderless_windows_ns.push((start, end)),
         }
     }
@@ -198,6 +202,59 @@ mod tests {
         assert_eq!(b.leaderless_windows_ns, vec![(100_000_000, 300_000_000)]);
         assert_eq!(b.skewed_windows_ns, vec![(150_000_000, 400_000_000)]);
         assert_eq!(lease_expiry_bounds(None, &trace).election_ms, None);
+    }
+
+    /// A clock jump's window, forward or back, leaves the leases it overlaps unbounded (as
+    /// a skew beyond the bound does); a zone cut or a message fault may leave the cluster
+    /// without a leader.
+    #[test]
+    fn clock_jumps_are_skew_windows_and_message_faults_leaderless_ones() {
+        let window = |fault, start_ms, end_ms| {
+            [
+                record(
+                    start_ms,
+                    TraceEvent::FaultStart {
+                        fault,
+                        members: vec![1],
+                    },
+                ),
+                record(
+                    end_ms,
+                    TraceEvent::FaultEnd {
+                        fault,
+                        members: vec![1],
+                    },
+                ),
+            ]
+        };
+        let jump = |jump_ms| Fault::ClockJump {
+            target: IsolateTarget::Leader,
+            jump_ms,
+        };
+        let duplicates = Fault::DuplicateMessages {
+            target: IsolateTarget::Leader,
+            percent: 10,
+            lag_ms_max: 50,
+        };
+        let trace: Vec<_> = [
+            window(jump(3000), 100, 200),
+            window(jump(-300), 300, 400),
+            window(Fault::ZoneCut { zone: 1 }, 500, 600),
+            window(duplicates, 700, 800),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let b = lease_expiry_bounds(Some(&Scenario::default_scenario()), &trace);
+        let ms = 1_000_000;
+        assert_eq!(
+            b.skewed_windows_ns,
+            vec![(100 * ms, 200 * ms), (300 * ms, 400 * ms)]
+        );
+        assert_eq!(
+            b.leaderless_windows_ns,
+            vec![(500 * ms, 600 * ms), (700 * ms, 800 * ms)]
+        );
     }
 
     /// The verdict runs the lock check, before the search: two campaigns won 1 s apart on

@@ -7,6 +7,7 @@
 
 mod canary;
 pub mod core;
+mod jump_ticks;
 mod peer_transport;
 
 pub use peer_transport::PeerMessages;
@@ -105,6 +106,14 @@ pub trait Clock: Send + Sync {
     /// Raft ticks follow it, so a skewed member also times elections and heartbeats wrongly.
     fn rate_percent(&self) -> u32 {
         100
+    }
+
+    /// How far this clock has jumped so far, in its own milliseconds: a forward jump adds, a
+    /// step back subtracts (`now_ms` never goes back: it stands still that long instead).
+    /// The member's Raft ticks follow: a forward jump's ticks run at once, a standstill's
+    /// are skipped (`jump_ticks.rs`).
+    fn jumped_ms(&self) -> i64 {
+        0
     }
 }
 
@@ -456,14 +465,30 @@ pub async fn run_member_with_clock(
     observer: Arc<dyn Observer>,
     clock: Arc<dyn Clock>,
 ) -> std::convert::Infallible {
+    run_member_with_peers(config, disk, observer, clock, &|peers| peers).await
+}
+
+/// Wraps the member's own `PeerSender` (see [`run_member_with_peers`]).
+pub type WrapPeers<'a> = &'a dyn Fn(Arc<dyn PeerSender>) -> Arc<dyn PeerSender>;
+
+/// `run_member_with_clock` whose Raft batches leave through `wrap(its endpoint's sender)`: a
+/// simulator delays, duplicates or reorders them there, which madsim's network cannot do per
+/// link (it has one latency range for every message).
+pub async fn run_member_with_peers(
+    config: NodeConfig,
+    disk: Box<dyn Disk + Send>,
+    observer: Arc<dyn Observer>,
+    clock: Arc<dyn Clock>,
+    wrap: WrapPeers<'_>,
+) -> std::convert::Infallible {
     let addr = config.members[&config.id];
     let endpoint = Arc::new(Endpoint::bind(addr).await.expect("bind member address"));
     let (handle, inbox) = member_channel();
     serve_rpcs(&endpoint, &handle);
-    let peers = Arc::new(peer_transport::EndpointPeers {
+    let peers = wrap(Arc::new(peer_transport::EndpointPeers {
         endpoint,
         peer_timeout: Duration::from_millis(config.peer_timeout_ms),
-    });
+    }));
     drive_member(config, disk, observer, clock, inbox, peers).await
 }
 
@@ -503,6 +528,7 @@ pub async fn drive_member(
     };
     let mut tick_rate = clock.rate_percent();
     let mut ticker = tokio::time::interval(tick_period(tick_rate));
+    let mut jumps = jump_ticks::JumpTicks::new(config.tick_interval_ms, clock.jumped_ms());
     let request_timeout = Duration::from_millis(config.request_timeout_ms);
     let own_addr = config.members[&config.id];
     // Apply what the recovered log committed before serving anything: a restarted member
@@ -545,7 +571,12 @@ pub async fn drive_member(
                     }
                 }
             }
-            _ = ticker.tick() => core.tick(tokio::time::Instant::now()),
+            _ = ticker.tick() => if jumps.ticker_ticked() {
+                core.tick(tokio::time::Instant::now())
+            },
+        }
+        for _ in 0..jumps.burst(clock.jumped_ms()) {
+            core.tick(tokio::time::Instant::now());
         }
         let rate = clock.rate_percent();
         if rate != tick_rate {

@@ -24,7 +24,7 @@ use crate::{MemberHandle, PeerSender, Published};
 /// A batch of Raft messages for one peer, in the order Raft produced them, with the
 /// sender's own peer address (a receiver whose log does not know the sender yet answers
 /// there; etcd's requests carry the sender's peer URLs for the same reason).
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct PeerMessages {
     pub from_addr: SocketAddr,
     pub messages: Vec<Message>,

@@ -7,6 +7,7 @@ mod leases;
 mod link_faults;
 mod maintenance;
 mod membership;
+mod net_clock_faults;
 mod requests;
 mod snapshots;
 mod watches;
