@@ -68,6 +68,7 @@ fn fault_mark(fault: &Fault, members: &[u64]) -> (MarkKind, String) {
         }
         Fault::DiskFull { target: t } => (MarkKind::Fault, format!("disk full on {}", target(t))),
         Fault::CorruptSynced { .. } => (MarkKind::Crash, format!("crash {who}, synced byte rots")),
+        Fault::AimedCrash { moment, .. } => (MarkKind::Crash, format!("aimed crash {moment:?}")),
     }
 }
 

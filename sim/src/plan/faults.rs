@@ -78,6 +78,29 @@ pub enum Fault {
     /// file and offset, and the simulator replaces it with an empty member (remove + add).
     /// Nothing rots while another member's rot is not resolved (see `TraceEvent::SyncedByteRot`).
     CorruptSynced { member: u64, pick: u64 },
+    /// While the window is open, the first member to reach `moment` is halted there and
+    /// crashed at once (a power loss), then restarted `restart_after_ms` later (issue 13's
+    /// aimed crashes: `runner/aimed.rs`). Once per window.
+    AimedCrash {
+        moment: CrashMoment,
+        restart_after_ms: u64,
+    },
+}
+
+/// The moment of a member's work an aimed crash hits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CrashMoment {
+    /// Right after a voter's grant leaves. The window starts by crashing the leader (so an
+    /// election follows; it restarts with the voter); the first candidate's vote requests
+    /// reach only as many voters as it needs, the first of them to grant is crashed and the
+    /// candidate is cut from its peers until the window ends, so the others, the restarted
+    /// voter among them, elect a second candidate: in the same term if the voter forgot its
+    /// vote.
+    AfterVote,
+    /// Right after a follower acknowledges an append.
+    AfterAppendAck,
+    /// Between the WAL write and its sync (the power loss decides the unsynced tail's fate).
+    BeforeSync,
 }
 
 /// The leader half of the time, else `member`.
@@ -116,6 +139,7 @@ pub(super) fn generate_faults(rng: &mut ChaCha8Rng, scenario: &Scenario) -> Vec<
         mix.fsync_error_weight,
         mix.disk_full_weight,
         mix.corrupt_synced_weight,
+        mix.aimed_crash_weight,
     ];
     let total: u32 = weights.iter().sum();
     let mut faults = Vec::new();
@@ -198,6 +222,14 @@ pub(super) fn generate_faults(rng: &mut ChaCha8Rng, scenario: &Scenario) -> Vec<
             15 => Fault::CorruptSynced {
                 member,
                 pick: rng.random(),
+            },
+            16 => Fault::AimedCrash {
+                moment: [
+                    CrashMoment::AfterVote,
+                    CrashMoment::AfterAppendAck,
+                    CrashMoment::BeforeSync,
+                ][rng.random_range(0..3)],
+                restart_after_ms: rng.random_range(20..=200),
             },
             _ => unreachable!("one kind per weight"),
         };

@@ -175,6 +175,10 @@ pub struct FaultMix {
     /// Rot a synced byte of a crashed member's disk (it must refuse to start; it is replaced).
     #[serde(default)]
     pub corrupt_synced_weight: u32,
+    /// Crash a member at a moment of its own: right after a vote or an append
+    /// acknowledgement, or between its WAL write and sync (`Fault::AimedCrash`).
+    #[serde(default)]
+    pub aimed_crash_weight: u32,
 }
 
 fn default_new_leader_cut_delay_max_ms() -> u64 {
@@ -204,6 +208,7 @@ impl FaultMix {
         self.fsync_error_weight = 0;
         self.disk_full_weight = 0;
         self.corrupt_synced_weight = 0;
+        self.aimed_crash_weight = 0;
     }
 }
 
@@ -211,7 +216,7 @@ pub const DEFAULT_SCENARIO_TOML: &str = include_str!("../../scenarios/default.to
 
 /// Every scenario of sim/scenarios/ as (name, TOML text), embedded so that no run depends on
 /// the working directory. A file's `name` is its file name without `.toml`.
-pub const EMBEDDED_SCENARIOS: [(&str, &str); 23] = [
+pub const EMBEDDED_SCENARIOS: [(&str, &str); 24] = [
     ("default", DEFAULT_SCENARIO_TOML),
     (
         "compact-on-delete",
@@ -291,6 +296,10 @@ pub const EMBEDDED_SCENARIOS: [(&str, &str); 23] = [
     (
         "kubernetes-create-delete",
         include_str!("../../scenarios/kubernetes-create-delete.toml"),
+    ),
+    (
+        "aimed-crashes",
+        include_str!("../../scenarios/aimed-crashes.toml"),
     ),
 ];
 

@@ -13,6 +13,7 @@ use madsim::net::NetSim;
 use madsim::runtime::{Handle, NodeHandle};
 use rand::Rng;
 
+use super::aimed::{AimedCrashes, AimedObserver, Crasher};
 use super::cuts::{LeaderCutObserver, LeaderCuts, PeerCuts};
 use crate::clock::SkewClock;
 use crate::plan::{stream, Fault, MemberPlan, Plan, Scenario};
@@ -41,6 +42,8 @@ pub(super) struct Cluster {
     /// Present when the plan has `CutNewLeaders` windows (only then: an observer hook and a
     /// timer node would change every other run's schedule).
     pub(super) leader_cuts: Option<Arc<Mutex<LeaderCuts>>>,
+    /// Present when the plan has `AimedCrash` windows (for the same reason).
+    pub(super) aimed: Option<Arc<Mutex<AimedCrashes>>>,
     pub(super) paused: BTreeMap<u64, u32>,
     /// The disk faults of the open windows on each member (overlapping windows add up).
     disk_faults: BTreeMap<u64, Vec<DiskFaults>>,
@@ -110,6 +113,25 @@ impl Cluster {
             }),
             None => recorder.clone(),
         };
+        let aimed = plan
+            .faults
+            .iter()
+            .any(|w| matches!(w.fault, Fault::AimedCrash { .. }))
+            .then(|| {
+                Arc::new(Mutex::new(AimedCrashes::new(
+                    stream(plan.seed, "nemesis/aimed-crashes"),
+                    peer_cuts.clone(),
+                    recorder.clone(),
+                    handle.create_node().name("nemesis-aimed-crashes").build(),
+                )))
+            });
+        let observer: Arc<dyn Observer> = match &aimed {
+            Some(aimed) => Arc::new(AimedObserver {
+                inner: observer,
+                aimed: aimed.clone(),
+            }),
+            None => observer,
+        };
         let rot_unresolved = Arc::new(Mutex::new(std::collections::BTreeSet::new()));
         let observer: Arc<dyn Observer> = Arc::new(RefusalCheck {
             inner: observer,
@@ -127,6 +149,7 @@ impl Cluster {
             isolated: BTreeMap::new(),
             peer_cuts,
             leader_cuts,
+            aimed,
             paused: BTreeMap::new(),
             disk_faults: BTreeMap::new(),
             rotted: Default::default(),
@@ -351,6 +374,9 @@ impl Cluster {
         if let Some(cuts) = &self.leader_cuts {
             cuts.lock().expect("leader cuts").open.clear();
         }
+        if let Some(aimed) = &self.aimed {
+            aimed.lock().expect("aimed crashes").heal();
+        }
         self.peer_cuts.lock().expect("peer cuts").heal_all();
         for (member, _) in std::mem::take(&mut self.skews) {
             self.clocks[&member].set_rate(100);
@@ -364,6 +390,17 @@ impl Cluster {
     }
 }
 
+/// Let the aimed crashes reach the shared cluster (they crash and restart its members from a
+/// timer task of their own).
+pub(super) fn arm_aimed_crashes(cluster: &Arc<Mutex<Cluster>>) {
+    let aimed = cluster.lock().expect("cluster").aimed.clone();
+    if let Some(aimed) = aimed {
+        let weak: std::sync::Weak<Mutex<Cluster>> = Arc::downgrade(cluster);
+        let weak: std::sync::Weak<Mutex<dyn Crasher>> = weak;
+        aimed.lock().expect("aimed crashes").cluster = Some(weak);
+    }
+}
+
 /// The members' observer, in front of the recorder: a member that refuses to start when no
 /// fault damaged its synced data lost or broke its own durable state (a bug in the store, as
 /// a member that panicked at recovery did before members could refuse): it panics there, in
@@ -374,7 +411,32 @@ struct RefusalCheck {
     rot_unresolved: Arc<Mutex<std::collections::BTreeSet<u64>>>,
 }
 
+impl Crasher for Cluster {
+    fn crash(&mut self, member: u64) {
+        Cluster::crash(self, member);
+    }
+
+    fn restart_if_down(&mut self, member: u64) {
+        if self.down.contains_key(&member) {
+            self.restart(member);
+        }
+    }
+
+    fn live_members(&self) -> Vec<u64> {
+        let members = self.members.keys().copied();
+        members.filter(|&member| self.is_live(member)).collect()
+    }
+}
+
 impl Observer for RefusalCheck {
+    fn on_moment(
+        &self,
+        member: u64,
+        moment: faultline_node::Moment,
+    ) -> faultline_node::MomentAction {
+        self.inner.on_moment(member, moment)
+    }
+
     fn on_event(&self, member: u64, event: faultline_node::NodeEvent) {
         let refusal = match &event {
             faultline_node::NodeEvent::RefusedToStart { error } => Some(error.clone()),

@@ -63,10 +63,19 @@ pub enum Canary {
     /// (etcd #14370's cousin: acknowledged entries are lost at the next power loss)
     /// (`faultline_storage::StorageCanary::IgnoreFsyncError`).
     FsyncErrorIgnored,
+    /// A Ready that only changes the hard state (a vote granted, a new term) is written but
+    /// not synced before its messages leave ("the next entries' sync carries it"): a crash
+    /// right after a grant loses the vote, and the voter votes again in the same term, for
+    /// another candidate (two leaders in one term). Only an aimed crash reaches it.
+    VoteNotSynced,
+    /// A leader that steps down through check-quorum never campaigns again until it
+    /// restarts (it still votes and follows): once every member did, no leader is ever
+    /// elected again (`faultline_raft::Canary::NoCampaignAfterStepDown`). A liveness bug.
+    NoCampaignAfterStepDown,
 }
 
 impl Canary {
-    pub const ALL: [Canary; 18] = [
+    pub const ALL: [Canary; 20] = [
         Canary::StaleFollowerRead,
         Canary::AckBeforeSync,
         Canary::LeaderLocalRead,
@@ -85,6 +94,8 @@ impl Canary {
         Canary::KeepAliveNotForwarded,
         Canary::LockCompareIgnored,
         Canary::FsyncErrorIgnored,
+        Canary::VoteNotSynced,
+        Canary::NoCampaignAfterStepDown,
     ];
 
     /// The name used on the command line and in seed files.
@@ -108,6 +119,8 @@ impl Canary {
             Canary::KeepAliveNotForwarded => "keep-alive-not-forwarded",
             Canary::LockCompareIgnored => "lock-compare-ignored",
             Canary::FsyncErrorIgnored => "fsync-error-ignored",
+            Canary::VoteNotSynced => "vote-not-synced",
+            Canary::NoCampaignAfterStepDown => "no-campaign-after-step-down",
         }
     }
 
@@ -119,6 +132,9 @@ impl Canary {
             Canary::ConfChangeNoGuard => Some(faultline_raft::Canary::ConfChangeOnAppendNoGuard),
             Canary::InstallStaleSnapshot => Some(faultline_raft::Canary::InstallStaleSnapshot),
             Canary::PromoteUnreadyLearner => Some(faultline_raft::Canary::PromoteUnreadyLearner),
+            Canary::NoCampaignAfterStepDown => {
+                Some(faultline_raft::Canary::NoCampaignAfterStepDown)
+            }
             _ => None,
         }
     }

@@ -23,6 +23,7 @@ use tokio::time::Instant;
 
 use crate::{Canary, Clock, ClusterReply, NodeConfig, NodeEvent, Observer, Reply};
 
+mod aimed;
 mod fail_stop;
 mod lease;
 mod membership;
@@ -122,6 +123,9 @@ pub struct NodeCore {
     pending_transfer: Option<membership::PendingTransfer>,
     /// Set when a storage write or sync failed: the member stopped (see `fail_stop.rs`).
     stopped_by_disk: Option<DiskFailure>,
+    /// Set when the observer halted the member at a moment it aimed a crash at (`aimed.rs`):
+    /// from then on nothing is persisted, applied or sent until the member is killed.
+    halted: bool,
 }
 
 impl NodeCore {
@@ -244,6 +248,7 @@ impl NodeCore {
             removed: false,
             pending_transfer: None,
             stopped_by_disk: None,
+            halted: false,
         };
         core.applied_conf = core
             .raft
@@ -451,7 +456,7 @@ impl NodeCore {
     /// A storage error stops the member for good (`fail_stop.rs`): no message of that Ready
     /// or any later one leaves, nothing more is applied or acknowledged.
     pub fn process_ready(&mut self) -> Vec<Message> {
-        if self.stopped_by_disk.is_some() {
+        if self.stopped_by_disk.is_some() || self.halted {
             return Vec::new();
         }
         match self.persist_and_apply() {
@@ -480,7 +485,10 @@ impl NodeCore {
                 self.wal
                     .save(ready.hard_state, &ready.entries)
                     .map_err(|e| DiskFailure::new("WAL write", e))?;
-                if !self.canary_active(Canary::AckBeforeSync) {
+                if self.halt_before_sync(&ready) {
+                    return Ok(Vec::new());
+                }
+                if !self.canary_active(Canary::AckBeforeSync) && !self.canary_skips_sync(&ready) {
                     self.wal
                         .sync()
                         .map_err(|e| DiskFailure::new("WAL sync", e))?;
@@ -505,6 +513,9 @@ impl NodeCore {
             outbox.extend(ready.messages.iter().cloned());
             self.raft.advance(&ready);
             self.raft.check_invariants();
+            if self.halt_after_answers(&ready.messages) {
+                return Ok(outbox);
+            }
             if self.removed {
                 // Never snapshot past our own removal: a restart replays it from the WAL and
                 // stops again.

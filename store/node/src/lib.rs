@@ -195,6 +195,40 @@ pub enum NodeEvent {
 
 pub trait Observer: Send + Sync {
     fn on_event(&self, member: u64, event: NodeEvent);
+
+    /// A moment a fault may aim at (see [`Moment`]), reached inside the member's task before
+    /// that Ready's messages leave. Not an event: nothing records it unless an observer asks,
+    /// so runs without such a fault keep their traces. `Halt` stops the member there (see
+    /// [`MomentAction`]); whoever halts it must kill it (the simulator crashes it at once).
+    fn on_moment(&self, _member: u64, _moment: Moment) -> MomentAction {
+        MomentAction::Continue
+    }
+}
+
+/// Where a member stands in handling a Raft `Ready`: the few milliseconds between a decision
+/// and its fsync, or right after an answer that a crash must not take back (issue 13's aimed
+/// crashes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Moment {
+    /// The member granted `candidate` its vote in `term`; the grant is in this Ready's
+    /// messages, after the hard state recording it was persisted.
+    VoteGranted { term: u64, candidate: u64 },
+    /// The member accepted `leader`'s append up to `index`; the acknowledgement is in this
+    /// Ready's messages, after the entries were persisted.
+    AppendAcked { term: u64, leader: u64, index: u64 },
+    /// The member wrote this Ready's hard state and entries (up to `last_index`) to its WAL
+    /// and has not synced them yet.
+    BeforeSync { term: u64, last_index: u64 },
+}
+
+/// What the member does after a [`Moment`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MomentAction {
+    Continue,
+    /// Stop as a process would at a crash there: at `BeforeSync`, before the sync (nothing of
+    /// the Ready is synced, applied or sent); otherwise right after this Ready's messages
+    /// leave. The member then persists, applies and sends nothing more until it is killed.
+    Halt,
 }
 
 /// An observer that drops everything.
