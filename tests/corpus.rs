@@ -32,7 +32,8 @@ fn default_scenario_corpus_passes() {
                 | Fault::ClockSkew { .. }
                 | Fault::FsyncError { .. }
                 | Fault::DiskFull { .. }
-                | Fault::CorruptSynced { .. } => {}
+                | Fault::CorruptSynced { .. }
+                | Fault::AimedCrash { .. } => {}
                 Fault::ZoneDown { .. } => zone_losses += 1,
             }
         }

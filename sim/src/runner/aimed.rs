@@ -2,7 +2,7 @@
 //! own work instead of a random instant, so that a bug living in the few milliseconds between
 //! a decision and its fsync is reached. The members' observer ([`AimedObserver`]) hears of
 //! each [`Moment`] inside the member's task, halts the member there (`MomentAction::Halt`),
-//! and a task on a node of the simulator's own crashes it (a power loss) 1 ms later, when
+//! and a task on a node of the simulator's own crashes it (a power loss) 2 ms later, when
 //! whatever the halted Ready sent has left, then restarts it.
 //!
 //! Imports run one way: `cluster` → `aimed` → `cuts`; the cluster is reached through the
@@ -18,6 +18,11 @@ use rand::seq::SliceRandom;
 use super::cuts::PeerCuts;
 use crate::plan::{CrashMoment, Fault};
 use crate::trace::{Recorder, TraceEvent};
+
+/// How long after the halt the member is crashed: madsim's datagrams wait 1 ms (plus a few
+/// microseconds) in the sender's task before the network takes them, so a crash sooner could
+/// still stop what the halted Ready sent. The member does nothing in between (halted).
+const CRASH_DELAY_MS: u64 = 2;
 
 /// What the aimed crashes need of the cluster (implemented by `Cluster`).
 pub(super) trait Crasher: Send {
@@ -191,7 +196,7 @@ impl AimedCrashes {
         }
     }
 
-    /// The member is halted at its moment: crash it 1 ms later (what it sent has left), and
+    /// The member is halted at its moment: crash it 2 ms later (what it sent has left), and
     /// restart it `restart_after_ms` after that. For `AfterVote`, the candidate is cut from
     /// its peers until the window ends, and the leader restarts with the voter.
     fn fire(this: &Arc<Mutex<AimedCrashes>>, member: u64, moment: Moment) {
@@ -208,7 +213,7 @@ impl AimedCrashes {
         let recorder = aimed.recorder.clone();
         let this = this.clone();
         aimed.timer.spawn(async move {
-            madsim::time::sleep(Duration::from_millis(1)).await;
+            madsim::time::sleep(Duration::from_millis(CRASH_DELAY_MS)).await;
             let Some(crasher) = crasher.upgrade() else {
                 return;
             };
