@@ -83,6 +83,14 @@ pub struct Scenario {
     /// The operator's membership changes (none unless the scenario asks).
     #[serde(default)]
     pub membership: MembershipMix,
+    /// BUGGIFY points in the members (`faultline_node::Buggify`, drawn per seed by the
+    /// runner's `draw_buggify`). Left out of a serialized scenario when off.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub buggify: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 fn is_zero(value: &u64) -> bool {

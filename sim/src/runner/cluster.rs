@@ -484,6 +484,28 @@ fn member_config(
         wal_segment_size_bytes: scenario.wal_segment_size_bytes,
         lease_checkpoint_interval_ms: scenario.lease_checkpoint_interval_ms,
         canary,
+        buggify: if scenario.buggify {
+            draw_buggify(seed)
+        } else {
+            faultline_node::Buggify::default()
+        },
+    }
+}
+
+/// The seed's BUGGIFY chances (the same for every member): each point is on in half of the
+/// seeds, at 1, 5 or 20 percent (FoundationDB enables a point per run, then fires it by
+/// chance). Its own stream, so that nothing else a seed draws moves.
+pub(super) fn draw_buggify(seed: u64) -> faultline_node::Buggify {
+    let mut rng = stream(seed, "buggify");
+    let mut chance = || {
+        if rng.random_bool(0.5) {
+            [1, 5, 20][rng.random_range(0..3)]
+        } else {
+            0
+        }
+    };
+    faultline_node::Buggify {
+        drop_proposal_percent: chance(),
     }
 }
 

@@ -24,6 +24,7 @@ use tokio::time::Instant;
 use crate::{Canary, Clock, ClusterReply, NodeConfig, NodeEvent, Observer, Reply};
 
 mod aimed;
+mod buggify;
 mod fail_stop;
 mod lease;
 mod membership;
@@ -126,6 +127,10 @@ pub struct NodeCore {
     /// Set when the observer halted the member at a moment it aimed a crash at (`aimed.rs`):
     /// from then on nothing is persisted, applied or sent until the member is killed.
     halted: bool,
+    /// BUGGIFY's own draws (`buggify.rs`), seeded from the member's seed.
+    buggify_rng: ChaCha8Rng,
+    /// Proposals a BUGGIFY point dropped, answered `Timeout` at their deadline.
+    dropped_proposals: Vec<(Reply, Instant)>,
 }
 
 impl NodeCore {
@@ -175,6 +180,7 @@ impl NodeCore {
             .map_or(snapshot_index, |e| e.index.0);
         let raft_config = raft_config(&config);
         let bootstrap_conf = faultline_raft::ConfState::with_voters(raft_config.voters.clone());
+        let config_rng_seed = config.rng_seed;
         let mut rng = ChaCha8Rng::seed_from_u64(config.rng_seed);
         // The minimum lease TTL is replicated configuration derived from the election timeout
         // exactly as etcd does (ceil(1.5 x election timeout)); every member computes the same.
@@ -249,6 +255,8 @@ impl NodeCore {
             pending_transfer: None,
             stopped_by_disk: None,
             halted: false,
+            buggify_rng: ChaCha8Rng::seed_from_u64(config_rng_seed ^ 0xb066_1f7e_b066_1f7e),
+            dropped_proposals: Vec::new(),
         };
         core.applied_conf = core
             .raft
@@ -273,6 +281,7 @@ impl NodeCore {
         }
         self.raft.tick();
         self.expire_requests(now);
+        self.expire_dropped_proposals(now);
         self.expire_transfer(now);
         let now_ms = self.clock.now_ms();
         self.revoke_expired_leases(now_ms);
@@ -363,6 +372,9 @@ impl NodeCore {
                 grant.id = self.rng.random_range(1..i64::MAX);
             }
         }
+        let Some(reply) = self.buggify_drop_proposal(reply, deadline) else {
+            return;
+        };
         let data = bincode::serialize(&request).expect("requests always serialize");
         match self.raft.propose(data) {
             Ok((term, index)) => {

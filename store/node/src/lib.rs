@@ -76,6 +76,20 @@ pub struct NodeConfig {
     /// `--experimental-lease-checkpoint-interval`, 5 min by default; see `core/lease.rs`).
     pub lease_checkpoint_interval_ms: u64,
     pub canary: Option<Canary>,
+    /// BUGGIFY points (FoundationDB): rare paths taken on purpose, each with the chance a
+    /// seed drew for it. Honoured only in simulation (`cfg(madsim)`): a real build never
+    /// fires one, whatever this says.
+    #[serde(default)]
+    pub buggify: Buggify,
+}
+
+/// The chance of each BUGGIFY point, in percent per pass (0: off, the default). Draws come
+/// from the member's own seeded stream, never the OS.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Buggify {
+    /// A leader drops a client's proposal before Raft appends it: the client waits until its
+    /// request times out (an unknown outcome), as when etcd's raft drops a proposal.
+    pub drop_proposal_percent: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -191,6 +205,8 @@ pub enum NodeEvent {
     /// The member's storage could not be recovered (damaged synced data, named by file and
     /// byte offset): it refused to start and serves nothing.
     RefusedToStart { error: String },
+    /// A BUGGIFY point fired (only in runs that enable one).
+    Buggified { point: String },
 }
 
 pub trait Observer: Send + Sync {

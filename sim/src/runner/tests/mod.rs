@@ -2,6 +2,7 @@
 //! (scripted plans without faults unless a test adds one), and the watch client's parts.
 
 mod aimed;
+mod buggify;
 mod disk_faults;
 mod faults;
 mod leases;
