@@ -42,15 +42,15 @@ fn role_at(output: &RunOutput, member: u64, at_ns: u64) -> Option<(String, u64)>
     output
         .trace
         .iter()
+        .rev()
         .filter(|r| r.at_ns <= at_ns)
-        .filter_map(|r| match &r.event {
+        .find_map(|r| match &r.event {
             TraceEvent::Member {
                 member: m,
                 event: NodeEvent::RoleChanged { role, term, .. },
             } if *m == member => Some((role.clone(), *term)),
             _ => None,
         })
-        .last()
 }
 
 fn leaders_of_term(output: &RunOutput, term: u64) -> Vec<u64> {
