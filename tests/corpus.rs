@@ -37,7 +37,8 @@ fn default_scenario_corpus_passes() {
                 | Fault::FsyncError { .. }
                 | Fault::DiskFull { .. }
                 | Fault::CorruptSynced { .. }
-                | Fault::ClockJump { .. } => {}
+                | Fault::ClockJump { .. }
+                | Fault::AimedCrash { .. } => {}
                 Fault::ZoneDown { .. } => zone_losses += 1,
             }
         }

@@ -172,7 +172,34 @@ pub fn all_canaries() -> Vec<CanarySpec> {
         50,
         &[VerdictKind::Availability],
     ));
+    all.extend(aimed_crash_canaries());
     all
+}
+
+/// Issue 13's bugs that need a crash at a chosen moment, or that only show as lost progress.
+fn aimed_crash_canaries() -> Vec<CanarySpec> {
+    vec![
+        // A vote that was never synced is lost by a crash right after the grant; the
+        // restarted voter votes again in that term (aimed-crashes: AfterVote windows).
+        ready(
+            Canary::VoteNotSynced.name(),
+            Canary::VoteNotSynced,
+            "a vote answered before it is durable: two leaders in one term (Raft §5.2)",
+            "aimed-crashes",
+            100,
+            &[VerdictKind::RaftSafety, VerdictKind::Panic],
+        ),
+        // Every new leader is cut from its peers and steps down through check-quorum; once
+        // all three did, nobody campaigns and nothing commits after the heal.
+        ready(
+            Canary::NoCampaignAfterStepDown.name(),
+            Canary::NoCampaignAfterStepDown,
+            "a deposed leader never campaigns again: no leader after the heal (liveness)",
+            "new-leader-cuts",
+            100,
+            &[VerdictKind::Liveness],
+        ),
+    ]
 }
 
 /// Issue 15's bugs in leases and locks, hunted where leases are short and kept alive: the

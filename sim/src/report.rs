@@ -113,6 +113,7 @@ fn fault_mark(fault: &Fault, members: &[u64]) -> (MarkKind, String) {
             };
             (MarkKind::Pause, format!("clock of {} {how}", target(t)))
         }
+        Fault::AimedCrash { moment, .. } => (MarkKind::Crash, format!("aimed crash {moment:?}")),
     }
 }
 

@@ -300,7 +300,7 @@ fn with_members(plan: &Plan, count: u32) -> Plan {
     let kept = |member: u64| member <= u64::from(count);
     smaller.faults.retain(|w| match w.fault {
         Fault::Crash { member } | Fault::CorruptSynced { member, .. } => kept(member),
-        Fault::CrashLeader | Fault::CutNewLeaders { .. } => true,
+        Fault::CrashLeader | Fault::CutNewLeaders { .. } | Fault::AimedCrash { .. } => true,
         Fault::DelaySpike { target: None, .. } => true,
         Fault::Isolate { target }
         | Fault::DelaySpike {

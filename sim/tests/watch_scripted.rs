@@ -48,6 +48,7 @@ fn config(slow_backlog: usize, max_response_bytes: usize) -> NodeConfig {
         wal_segment_size_bytes: 64 << 10,
         lease_checkpoint_interval_ms: 2_000,
         canary: None,
+        buggify: faultline_node::Buggify::default(),
     }
 }
 

@@ -108,6 +108,29 @@ pub enum Fault {
     /// (negative), which its monotonic clock shows as standing still until it caught up or
     /// the window ends (leases expire late; no Raft ticks meanwhile). See `sim/src/clock.rs`.
     ClockJump { target: IsolateTarget, jump_ms: i64 },
+    /// While the window is open, the first member to reach `moment` is halted there and
+    /// crashed at once (a power loss), then restarted `restart_after_ms` later (issue 13's
+    /// aimed crashes: `runner/aimed.rs`). Once per window.
+    AimedCrash {
+        moment: CrashMoment,
+        restart_after_ms: u64,
+    },
+}
+
+/// The moment of a member's work an aimed crash hits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CrashMoment {
+    /// Right after a voter's grant leaves. The window starts by crashing the leader (so an
+    /// election follows; it restarts with the voter); the first candidate's vote requests
+    /// reach only as many voters as it needs, the first of them to grant is crashed and the
+    /// candidate is cut from its peers until the window ends, so the others, the restarted
+    /// voter among them, elect a second candidate: in the same term if the voter forgot its
+    /// vote.
+    AfterVote,
+    /// Right after a follower acknowledges an append.
+    AfterAppendAck,
+    /// Between the WAL write and its sync (the power loss decides the unsynced tail's fate).
+    BeforeSync,
 }
 
 /// The leader half of the time, else `member`.
@@ -151,6 +174,7 @@ pub(super) fn generate_faults(rng: &mut ChaCha8Rng, scenario: &Scenario) -> Vec<
         mix.duplicate_weight,
         mix.reorder_weight,
         mix.clock_jump_weight,
+        mix.aimed_crash_weight,
     ];
     let total: u32 = weights.iter().sum();
     let mut faults = Vec::new();
@@ -234,7 +258,16 @@ pub(super) fn generate_faults(rng: &mut ChaCha8Rng, scenario: &Scenario) -> Vec<
                 member,
                 pick: rng.random(),
             },
-            16.. => message_or_clock_fault(kind, member, rng, scenario),
+            16..=20 => message_or_clock_fault(kind, member, rng, scenario),
+            21 => Fault::AimedCrash {
+                moment: [
+                    CrashMoment::AfterVote,
+                    CrashMoment::AfterAppendAck,
+                    CrashMoment::BeforeSync,
+                ][rng.random_range(0..3)],
+                restart_after_ms: rng.random_range(20..=200),
+            },
+            _ => unreachable!("one kind per weight"),
         };
         faults.push(FaultWindow {
             start_ms: now_ms,

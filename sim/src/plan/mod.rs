@@ -31,7 +31,7 @@ pub use election::{
     campaign, grant_lease, guarded_write, keep_alive, resign, ElectionPlan, ElectionRound,
     ELECTION_KEY, GUARDED_KEY,
 };
-pub use faults::{Fault, FaultWindow, IsolateTarget};
+pub use faults::{CrashMoment, Fault, FaultWindow, IsolateTarget};
 pub use keyspace::{WorkloadProfile, KEY_PREFIX};
 pub use kubernetes::{next_page, pod_key, NAMESPACE_PREFIX};
 pub use maintenance::{planned_request_bound_ms, MaintenanceAction, MaintenanceMix, MaintenanceOp};

@@ -87,6 +87,14 @@ pub struct Scenario {
     /// Planned disruption under a budget (none unless the scenario asks).
     #[serde(default, skip_serializing_if = "MaintenanceMix::is_empty")]
     pub maintenance: super::maintenance::MaintenanceMix,
+    /// BUGGIFY points in the members (`faultline_node::Buggify`, drawn per seed by the
+    /// runner's `draw_buggify`). Left out of a serialized scenario when off.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub buggify: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 fn is_zero(value: &u64) -> bool {
@@ -194,6 +202,10 @@ pub struct FaultMix {
     /// Make a member's clock (often the leader's) jump forward or back.
     #[serde(default)]
     pub clock_jump_weight: u32,
+    /// Crash a member at a moment of its own: right after a vote or an append
+    /// acknowledgement, or between its WAL write and sync (`Fault::AimedCrash`).
+    #[serde(default)]
+    pub aimed_crash_weight: u32,
 }
 
 fn default_new_leader_cut_delay_max_ms() -> u64 {
@@ -228,6 +240,7 @@ impl FaultMix {
         self.duplicate_weight = 0;
         self.reorder_weight = 0;
         self.clock_jump_weight = 0;
+        self.aimed_crash_weight = 0;
     }
 }
 
@@ -235,7 +248,7 @@ pub const DEFAULT_SCENARIO_TOML: &str = include_str!("../../scenarios/default.to
 
 /// Every scenario of sim/scenarios/ as (name, TOML text), embedded so that no run depends on
 /// the working directory. A file's `name` is its file name without `.toml`.
-pub const EMBEDDED_SCENARIOS: [(&str, &str); 26] = [
+pub const EMBEDDED_SCENARIOS: [(&str, &str); 27] = [
     ("default", DEFAULT_SCENARIO_TOML),
     (
         "compact-on-delete",
@@ -327,6 +340,10 @@ pub const EMBEDDED_SCENARIOS: [(&str, &str); 26] = [
     (
         "leader-election-clock-jumps",
         include_str!("../../scenarios/leader-election-clock-jumps.toml"),
+    ),
+    (
+        "aimed-crashes",
+        include_str!("../../scenarios/aimed-crashes.toml"),
     ),
 ];
 

@@ -44,7 +44,8 @@ fn default_scenario_has_every_fault_kind() {
                 | Fault::DelaySpike { .. }
                 | Fault::DuplicateMessages { .. }
                 | Fault::ReorderMessages { .. }
-                | Fault::ClockJump { .. } => {
+                | Fault::ClockJump { .. }
+                | Fault::AimedCrash { .. } => {
                     panic!("{:?} in the default scenario", window.fault)
                 }
             }
@@ -375,4 +376,26 @@ fn a_zone_loss_promise_needs_a_quorum_outside_every_zone() {
         error.contains("writes_promised_during_zone_loss"),
         "{error}"
     );
+}
+
+// Issue 13: the aimed-crashes scenario draws every crash moment, and only it draws aimed
+// crashes (the other scenarios' schedules must not change).
+#[test]
+fn aimed_crashes_scenario_draws_every_moment_and_only_it() {
+    let scenario = Scenario::embedded("aimed-crashes").expect("embedded");
+    let mut moments = std::collections::BTreeSet::new();
+    for seed in 0..50 {
+        for window in Plan::generate(seed, &scenario).faults {
+            if let Fault::AimedCrash { moment, .. } = window.fault {
+                moments.insert(format!("{moment:?}"));
+            }
+        }
+    }
+    assert_eq!(moments.len(), 3, "{moments:?}");
+    for (name, _) in super::EMBEDDED_SCENARIOS {
+        let scenario = Scenario::embedded(name).expect("embedded");
+        if name != "aimed-crashes" {
+            assert_eq!(scenario.faults.aimed_crash_weight, 0, "{name}");
+        }
+    }
 }

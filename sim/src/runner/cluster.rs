@@ -13,6 +13,7 @@ use madsim::net::NetSim;
 use madsim::runtime::{Handle, NodeHandle};
 use rand::Rng;
 
+use super::aimed::{AimedCrashes, AimedObserver, Crasher};
 use super::cuts::{LeaderCutObserver, LeaderCuts, PeerCuts};
 use super::messages::{wants_message_chaos, ChaosPeers, MessageChaos};
 use crate::clock::SkewClock;
@@ -45,6 +46,8 @@ pub(super) struct Cluster {
     /// Present when the plan has message faults (delays, duplicates, reordering): every
     /// member's batches then go through it (`messages.rs`).
     pub(super) message_chaos: Option<Arc<Mutex<MessageChaos>>>,
+    /// Present when the plan has `AimedCrash` windows (for the same reason).
+    pub(super) aimed: Option<Arc<Mutex<AimedCrashes>>>,
     pub(super) paused: BTreeMap<u64, u32>,
     /// The disk faults of the open windows on each member (overlapping windows add up).
     disk_faults: BTreeMap<u64, Vec<DiskFaults>>,
@@ -121,6 +124,25 @@ impl Cluster {
                 "nemesis/messages",
             ))))
         });
+        let aimed = plan
+            .faults
+            .iter()
+            .any(|w| matches!(w.fault, Fault::AimedCrash { .. }))
+            .then(|| {
+                Arc::new(Mutex::new(AimedCrashes::new(
+                    stream(plan.seed, "nemesis/aimed-crashes"),
+                    peer_cuts.clone(),
+                    recorder.clone(),
+                    handle.create_node().name("nemesis-aimed-crashes").build(),
+                )))
+            });
+        let observer: Arc<dyn Observer> = match &aimed {
+            Some(aimed) => Arc::new(AimedObserver {
+                inner: observer,
+                aimed: aimed.clone(),
+            }),
+            None => observer,
+        };
         let rot_unresolved = Arc::new(Mutex::new(std::collections::BTreeSet::new()));
         let observer: Arc<dyn Observer> = Arc::new(RefusalCheck {
             inner: observer,
@@ -139,6 +161,7 @@ impl Cluster {
             peer_cuts,
             leader_cuts,
             message_chaos,
+            aimed,
             paused: BTreeMap::new(),
             disk_faults: BTreeMap::new(),
             rotted: Default::default(),
@@ -386,6 +409,9 @@ impl Cluster {
         if let Some(cuts) = &self.leader_cuts {
             cuts.lock().expect("leader cuts").open.clear();
         }
+        if let Some(aimed) = &self.aimed {
+            aimed.lock().expect("aimed crashes").heal();
+        }
         self.peer_cuts.lock().expect("peer cuts").heal_all();
         for (member, _) in std::mem::take(&mut self.skews) {
             self.clocks[&member].set_rate(100);
@@ -405,6 +431,17 @@ impl Cluster {
     }
 }
 
+/// Let the aimed crashes reach the shared cluster (they crash and restart its members from a
+/// timer task of their own).
+pub(super) fn arm_aimed_crashes(cluster: &Arc<Mutex<Cluster>>) {
+    let aimed = cluster.lock().expect("cluster").aimed.clone();
+    if let Some(aimed) = aimed {
+        let weak: std::sync::Weak<Mutex<Cluster>> = Arc::downgrade(cluster);
+        let weak: std::sync::Weak<Mutex<dyn Crasher>> = weak;
+        aimed.lock().expect("aimed crashes").cluster = Some(weak);
+    }
+}
+
 /// The members' observer, in front of the recorder: a member that refuses to start when no
 /// fault damaged its synced data lost or broke its own durable state (a bug in the store, as
 /// a member that panicked at recovery did before members could refuse): it panics there, in
@@ -415,7 +452,32 @@ struct RefusalCheck {
     rot_unresolved: Arc<Mutex<std::collections::BTreeSet<u64>>>,
 }
 
+impl Crasher for Cluster {
+    fn crash(&mut self, member: u64) {
+        Cluster::crash(self, member);
+    }
+
+    fn restart_if_down(&mut self, member: u64) {
+        if self.down.contains_key(&member) {
+            self.restart(member);
+        }
+    }
+
+    fn live_members(&self) -> Vec<u64> {
+        let members = self.members.keys().copied();
+        members.filter(|&member| self.is_live(member)).collect()
+    }
+}
+
 impl Observer for RefusalCheck {
+    fn on_moment(
+        &self,
+        member: u64,
+        moment: faultline_node::Moment,
+    ) -> faultline_node::MomentAction {
+        self.inner.on_moment(member, moment)
+    }
+
     fn on_event(&self, member: u64, event: faultline_node::NodeEvent) {
         let refusal = match &event {
             faultline_node::NodeEvent::RefusedToStart { error } => Some(error.clone()),
@@ -468,6 +530,28 @@ fn member_config(
         wal_segment_size_bytes: scenario.wal_segment_size_bytes,
         lease_checkpoint_interval_ms: scenario.lease_checkpoint_interval_ms,
         canary,
+        buggify: if scenario.buggify {
+            draw_buggify(seed)
+        } else {
+            faultline_node::Buggify::default()
+        },
+    }
+}
+
+/// The seed's BUGGIFY chances (the same for every member): each point is on in half of the
+/// seeds, at 1, 5 or 20 percent (FoundationDB enables a point per run, then fires it by
+/// chance). Its own stream, so that nothing else a seed draws moves.
+pub(super) fn draw_buggify(seed: u64) -> faultline_node::Buggify {
+    let mut rng = stream(seed, "buggify");
+    let mut chance = || {
+        if rng.random_bool(0.5) {
+            [1, 5, 20][rng.random_range(0..3)]
+        } else {
+            0
+        }
+    };
+    faultline_node::Buggify {
+        drop_proposal_percent: chance(),
     }
 }
 

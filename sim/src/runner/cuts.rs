@@ -240,6 +240,13 @@ pub(super) struct LeaderCutObserver {
 }
 
 impl Observer for LeaderCutObserver {
+    fn on_moment(
+        &self,
+        member: u64,
+        moment: faultline_node::Moment,
+    ) -> faultline_node::MomentAction {
+        self.recorder.on_moment(member, moment)
+    }
     fn on_event(&self, member: u64, event: NodeEvent) {
         let elected = matches!(&event, NodeEvent::RoleChanged { role, .. } if role == "Leader");
         self.recorder.on_event(member, event);

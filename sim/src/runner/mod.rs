@@ -16,6 +16,7 @@
 //! Imports run one way: `mod.rs` uses the stages; `nemesis` → `cluster` → `cuts`;
 //! `watcher`, `election` and `final_phase` → `client` (and `watcher` → `cluster` for the poll timeout).
 
+mod aimed;
 mod client;
 mod cluster;
 mod cuts;
@@ -102,6 +103,7 @@ async fn simulate_in_runtime(plan: Plan, options: RunOptions) -> RunOutput {
         options.canary,
         &recorder,
     )));
+    cluster::arm_aimed_crashes(&cluster);
     // Every client, watcher and the final phase share the history sinks and session counter.
     let ctx = ClientContext::new(&plan, addrs, &recorder);
     let mut tasks = spawn_clients(&plan.clients, &ctx);
@@ -151,6 +153,9 @@ fn kill_nodes(plan: &Plan, cluster: &Cluster) {
     }
     if let Some(cuts) = &cluster.leader_cuts {
         handle.kill(cuts.lock().expect("leader cuts").timer.id());
+    }
+    if let Some(aimed) = &cluster.aimed {
+        handle.kill(aimed.lock().expect("aimed crashes").timer.id());
     }
     let names = (plan.clients.iter().map(|c| format!("client-{}", c.id)))
         .chain(plan.elections.iter().map(|e| format!("client-{}", e.id)))

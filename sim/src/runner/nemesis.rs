@@ -12,7 +12,7 @@ use madsim::net::NetSim;
 use super::cluster::Cluster;
 use super::cuts::LeaderCuts;
 use super::net_clock_faults;
-use crate::plan::{arrange, cut_links, Fault, IsolateTarget, Plan};
+use crate::plan::{arrange, cut_links, CrashMoment, Fault, IsolateTarget, Plan};
 use crate::trace::TraceEvent;
 
 /// Play the plan's fault windows, then wait for the end of the workload phase.
@@ -87,6 +87,12 @@ fn planned_fault_members(fault: Fault, cluster: &Cluster) -> Vec<u64> {
         | Fault::FsyncError { target }
         | Fault::DiskFull { target } => resolve_target(target, cluster),
         Fault::CorruptSynced { member, .. } => vec![member],
+        // The vote moment starts by crashing the leader; the others pick their member later.
+        Fault::AimedCrash {
+            moment: CrashMoment::AfterVote,
+            ..
+        } => cluster.recorder.current_leader().into_iter().collect(),
+        Fault::AimedCrash { .. } => Vec::new(),
         Fault::OneWayCut { from, to } => {
             let mut members = resolve_target(from, cluster);
             members.extend(resolve_target(to, cluster));
@@ -143,6 +149,20 @@ fn start_fault(fault: Fault, members: &[u64], cluster: &mut Cluster) {
         }
         return;
     }
+    if let Fault::AimedCrash {
+        moment,
+        restart_after_ms,
+    } = fault
+    {
+        let aimed = cluster
+            .aimed
+            .clone()
+            .expect("created for plans with aimed crashes");
+        let leader = members.first().copied();
+        let mut aimed = aimed.lock().expect("aimed crashes");
+        aimed.open(moment, restart_after_ms, leader, cluster);
+        return;
+    }
     let links = cut_links(fault, members);
     if !links.is_empty() {
         let mut peer_cuts = cluster.peer_cuts.lock().expect("peer cuts");
@@ -184,7 +204,9 @@ fn start_fault(fault: Fault, members: &[u64], cluster: &mut Cluster) {
                 cluster.start_disk_fault(member, disk_faults(fault))
             }
             Fault::CorruptSynced { pick, .. } => cluster.crash_and_rot(member, pick),
-            Fault::CutNewLeaders { .. } => unreachable!("handled above"),
+            Fault::CutNewLeaders { .. } | Fault::AimedCrash { .. } => {
+                unreachable!("handled above")
+            }
             // Their links were cut above; a shape with fewer members than it needs cuts none.
             Fault::OneWayCut { .. }
             | Fault::Bridge { .. }
@@ -225,6 +247,11 @@ fn end_fault(fault: Fault, members: &[u64], cluster: &mut Cluster) {
             .position(|w| *w == (delay_max_ms, hold_max_ms))
             .expect("opened before");
         cuts.open.remove(at);
+        return;
+    }
+    if let Fault::AimedCrash { .. } = fault {
+        let aimed = cluster.aimed.clone().expect("opened before");
+        aimed.lock().expect("aimed crashes").close(cluster);
         return;
     }
     let links = cut_links(fault, members);
@@ -279,7 +306,9 @@ fn end_fault(fault: Fault, members: &[u64], cluster: &mut Cluster) {
                 cluster.end_disk_fault(member, disk_faults(fault))
             }
             Fault::CorruptSynced { .. } => cluster.restart(member),
-            Fault::CutNewLeaders { .. } => unreachable!("handled above"),
+            Fault::CutNewLeaders { .. } | Fault::AimedCrash { .. } => {
+                unreachable!("handled above")
+            }
             // Their links were cut above; a shape with fewer members than it needs cuts none.
             Fault::OneWayCut { .. }
             | Fault::Bridge { .. }

@@ -68,10 +68,19 @@ pub enum Canary {
     /// voters all at once, so planned disruptions stack past what the cluster can lose
     /// (`faultline_sim`'s runner/maintenance.rs).
     MaintenanceIgnoresBudget,
+    /// A Ready that only changes the hard state (a vote granted, a new term) is written but
+    /// not synced before its messages leave ("the next entries' sync carries it"): a crash
+    /// right after a grant loses the vote, and the voter votes again in the same term, for
+    /// another candidate (two leaders in one term). Only an aimed crash reaches it.
+    VoteNotSynced,
+    /// A leader that steps down through check-quorum never campaigns again until it
+    /// restarts (it still votes and follows): once every member did, no leader is ever
+    /// elected again (`faultline_raft::Canary::NoCampaignAfterStepDown`). A liveness bug.
+    NoCampaignAfterStepDown,
 }
 
 impl Canary {
-    pub const ALL: [Canary; 19] = [
+    pub const ALL: [Canary; 21] = [
         Canary::StaleFollowerRead,
         Canary::AckBeforeSync,
         Canary::LeaderLocalRead,
@@ -91,6 +100,8 @@ impl Canary {
         Canary::LockCompareIgnored,
         Canary::FsyncErrorIgnored,
         Canary::MaintenanceIgnoresBudget,
+        Canary::VoteNotSynced,
+        Canary::NoCampaignAfterStepDown,
     ];
 
     /// The name used on the command line and in seed files.
@@ -115,6 +126,8 @@ impl Canary {
             Canary::LockCompareIgnored => "lock-compare-ignored",
             Canary::FsyncErrorIgnored => "fsync-error-ignored",
             Canary::MaintenanceIgnoresBudget => "maintenance-ignores-budget",
+            Canary::VoteNotSynced => "vote-not-synced",
+            Canary::NoCampaignAfterStepDown => "no-campaign-after-step-down",
         }
     }
 
@@ -126,6 +139,9 @@ impl Canary {
             Canary::ConfChangeNoGuard => Some(faultline_raft::Canary::ConfChangeOnAppendNoGuard),
             Canary::InstallStaleSnapshot => Some(faultline_raft::Canary::InstallStaleSnapshot),
             Canary::PromoteUnreadyLearner => Some(faultline_raft::Canary::PromoteUnreadyLearner),
+            Canary::NoCampaignAfterStepDown => {
+                Some(faultline_raft::Canary::NoCampaignAfterStepDown)
+            }
             _ => None,
         }
     }

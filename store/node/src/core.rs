@@ -23,6 +23,8 @@ use tokio::time::Instant;
 
 use crate::{Canary, Clock, ClusterReply, NodeConfig, NodeEvent, Observer, Reply};
 
+mod aimed;
+mod buggify;
 mod fail_stop;
 mod lease;
 mod membership;
@@ -126,6 +128,13 @@ pub struct NodeCore {
     pending_transfer: Option<membership::PendingTransfer>,
     /// Set when a storage write or sync failed: the member stopped (see `fail_stop.rs`).
     stopped_by_disk: Option<DiskFailure>,
+    /// Set when the observer halted the member at a moment it aimed a crash at (`aimed.rs`):
+    /// from then on nothing is persisted, applied or sent until the member is killed.
+    halted: bool,
+    /// BUGGIFY's own draws (`buggify.rs`), seeded from the member's seed.
+    buggify_rng: ChaCha8Rng,
+    /// Proposals a BUGGIFY point dropped, answered `Timeout` at their deadline.
+    dropped_proposals: Vec<(Reply, Instant)>,
 }
 
 impl NodeCore {
@@ -175,6 +184,7 @@ impl NodeCore {
             .map_or(snapshot_index, |e| e.index.0);
         let raft_config = raft_config(&config);
         let bootstrap_conf = faultline_raft::ConfState::with_voters(raft_config.voters.clone());
+        let config_rng_seed = config.rng_seed;
         let mut rng = ChaCha8Rng::seed_from_u64(config.rng_seed);
         // The minimum lease TTL is replicated configuration derived from the election timeout
         // exactly as etcd does (ceil(1.5 x election timeout)); every member computes the same.
@@ -251,6 +261,9 @@ impl NodeCore {
             removed: false,
             pending_transfer: None,
             stopped_by_disk: None,
+            halted: false,
+            buggify_rng: ChaCha8Rng::seed_from_u64(config_rng_seed ^ 0xb066_1f7e_b066_1f7e),
+            dropped_proposals: Vec::new(),
         };
         core.applied_conf = core
             .raft
@@ -275,6 +288,7 @@ impl NodeCore {
         }
         self.raft.tick();
         self.expire_requests(now);
+        self.expire_dropped_proposals(now);
         self.expire_transfer(now);
         let now_ms = self.clock.now_ms();
         self.revoke_expired_leases(now_ms);
@@ -366,6 +380,9 @@ impl NodeCore {
                 grant.id = self.rng.random_range(1..i64::MAX);
             }
         }
+        let Some(reply) = self.buggify_drop_proposal(reply, deadline) else {
+            return;
+        };
         let data = bincode::serialize(&request).expect("requests always serialize");
         match self.raft.propose(data) {
             Ok((term, index)) => {
@@ -459,7 +476,7 @@ impl NodeCore {
     /// A storage error stops the member for good (`fail_stop.rs`): no message of that Ready
     /// or any later one leaves, nothing more is applied or acknowledged.
     pub fn process_ready(&mut self) -> Vec<Message> {
-        if self.stopped_by_disk.is_some() {
+        if self.stopped_by_disk.is_some() || self.halted {
             return Vec::new();
         }
         match self.persist_and_apply() {
@@ -488,7 +505,10 @@ impl NodeCore {
                 self.wal
                     .save(ready.hard_state, &ready.entries)
                     .map_err(|e| DiskFailure::new("WAL write", e))?;
-                if !self.canary_active(Canary::AckBeforeSync) {
+                if self.halt_before_sync(&ready) {
+                    return Ok(Vec::new());
+                }
+                if !self.canary_active(Canary::AckBeforeSync) && !self.canary_skips_sync(&ready) {
                     self.wal
                         .sync()
                         .map_err(|e| DiskFailure::new("WAL sync", e))?;
@@ -513,6 +533,9 @@ impl NodeCore {
             outbox.extend(ready.messages.iter().cloned());
             self.raft.advance(&ready);
             self.raft.check_invariants();
+            if self.halt_after_answers(&ready.messages) {
+                return Ok(outbox);
+            }
             if self.removed {
                 // Never snapshot past our own removal: a restart replays it from the WAL and
                 // stops again.

@@ -80,6 +80,20 @@ pub struct NodeConfig {
     /// `--experimental-lease-checkpoint-interval`, 5 min by default; see `core/lease.rs`).
     pub lease_checkpoint_interval_ms: u64,
     pub canary: Option<Canary>,
+    /// BUGGIFY points (FoundationDB): rare paths taken on purpose, each with the chance a
+    /// seed drew for it. Honoured only in simulation (`cfg(madsim)`): a real build never
+    /// fires one, whatever this says.
+    #[serde(default)]
+    pub buggify: Buggify,
+}
+
+/// The chance of each BUGGIFY point, in percent per pass (0: off, the default). Draws come
+/// from the member's own seeded stream, never the OS.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Buggify {
+    /// A leader drops a client's proposal before Raft appends it: the client waits until its
+    /// request times out (an unknown outcome), as when etcd's raft drops a proposal.
+    pub drop_proposal_percent: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -203,10 +217,46 @@ pub enum NodeEvent {
     /// The member's storage could not be recovered (damaged synced data, named by file and
     /// byte offset): it refused to start and serves nothing.
     RefusedToStart { error: String },
+    /// A BUGGIFY point fired (only in runs that enable one).
+    Buggified { point: String },
 }
 
 pub trait Observer: Send + Sync {
     fn on_event(&self, member: u64, event: NodeEvent);
+
+    /// A moment a fault may aim at (see [`Moment`]), reached inside the member's task before
+    /// that Ready's messages leave. Not an event: nothing records it unless an observer asks,
+    /// so runs without such a fault keep their traces. `Halt` stops the member there (see
+    /// [`MomentAction`]); whoever halts it must kill it (the simulator crashes it at once).
+    fn on_moment(&self, _member: u64, _moment: Moment) -> MomentAction {
+        MomentAction::Continue
+    }
+}
+
+/// Where a member stands in handling a Raft `Ready`: the few milliseconds between a decision
+/// and its fsync, or right after an answer that a crash must not take back (issue 13's aimed
+/// crashes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Moment {
+    /// The member granted `candidate` its vote in `term`; the grant is in this Ready's
+    /// messages, after the hard state recording it was persisted.
+    VoteGranted { term: u64, candidate: u64 },
+    /// The member accepted `leader`'s append up to `index`; the acknowledgement is in this
+    /// Ready's messages, after the entries were persisted.
+    AppendAcked { term: u64, leader: u64, index: u64 },
+    /// The member wrote this Ready's hard state and entries (up to `last_index`) to its WAL
+    /// and has not synced them yet.
+    BeforeSync { term: u64, last_index: u64 },
+}
+
+/// What the member does after a [`Moment`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MomentAction {
+    Continue,
+    /// Stop as a process would at a crash there: at `BeforeSync`, before the sync (nothing of
+    /// the Ready is synced, applied or sent); otherwise right after this Ready's messages
+    /// leave. The member then persists, applies and sends nothing more until it is killed.
+    Halt,
 }
 
 /// An observer that drops everything.

@@ -236,6 +236,9 @@ pub enum Canary {
     /// A learner is promoted to voter before it has caught up (etcd refuses this): the quorum
     /// grows by a node that holds nothing yet.
     PromoteUnreadyLearner,
+    /// A leader that steps down through check-quorum never campaigns again (it still votes
+    /// and follows) until it restarts: a liveness bug, no safety one.
+    NoCampaignAfterStepDown,
 }
 
 impl Config {

@@ -108,6 +108,7 @@ fn node_config(config: &ServerConfig) -> NodeConfig {
         // etcd's --experimental-lease-checkpoint-interval default.
         lease_checkpoint_interval_ms: 5 * 60 * 1000,
         canary: None,
+        buggify: faultline_node::Buggify::default(),
     }
 }
 

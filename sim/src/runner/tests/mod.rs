@@ -1,6 +1,8 @@
 //! The member's lease expiry and watch streams, end to end through the simulated network
 //! (scripted plans without faults unless a test adds one), and the watch client's parts.
 
+mod aimed;
+mod buggify;
 mod disk_faults;
 mod faults;
 mod leases;

@@ -21,7 +21,7 @@ impl Raft {
     /// A node that may not campaign (see `may_campaign`: a learner, a node not yet added, or
     /// one whose removal it knows committed) never does.
     pub(crate) fn campaign(&mut self) {
-        if !self.may_campaign() {
+        if !self.may_campaign() || self.campaigns_off {
             return;
         }
         if self.config.pre_vote {
@@ -260,6 +260,10 @@ impl Raft {
                 // Raft thesis §6.2: a leader cut off from a quorum stops serving, so clients
                 // retry elsewhere instead of waiting on a leader that cannot commit.
                 self.become_follower(self.term, None);
+                if self.canary_active(Canary::NoCampaignAfterStepDown) {
+                    // Planted bug: the deposed leader's campaigns stay switched off.
+                    self.campaigns_off = true;
+                }
                 return;
             }
             for progress in self.progress.values_mut() {

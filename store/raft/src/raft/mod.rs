@@ -71,6 +71,8 @@ pub struct Raft {
     reported_hard_state: HardState,
     /// A `Ready` was taken and `advance` has not been called yet.
     ready_outstanding: bool,
+    /// Set only by the no-campaign-after-step-down canary: this node never campaigns again.
+    campaigns_off: bool,
 }
 
 impl Raft {
@@ -146,6 +148,7 @@ impl Raft {
             reported_soft_state: soft_state,
             reported_hard_state: hard_state,
             ready_outstanding: false,
+            campaigns_off: false,
         };
         raft.reset_timers();
         raft.check_invariants();
