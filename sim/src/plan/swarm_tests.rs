@@ -58,6 +58,9 @@ fn the_swarm_draws_every_size_timeout_profile_and_append_limit() {
         if drawn.workload == WorkloadProfile::Events {
             assert_eq!((drawn.keys, drawn.lease_ttl_seconds), (1, 3));
         }
+        if drawn.workload == WorkloadProfile::Kubernetes {
+            assert_eq!((drawn.keys, drawn.watchers), (10, 3));
+        }
     }
     for members in [1, 3, 5] {
         for zones in 1..=members.min(3) {
