@@ -40,7 +40,8 @@ pub use membership::{MembershipAction, MembershipOp};
 pub use scenario::{FaultMix, MembershipMix, Scenario, DEFAULT_SCENARIO_TOML, EMBEDDED_SCENARIOS};
 pub use shapes::{arrange, cut_links, sides};
 pub use swarm::{
-    describe_drawn, fault_kind_names, weights_of, with_weights, Swarm, SwarmFault, SwarmWorkload,
+    describe_drawn, fault_kind_names, weights_of, with_weights, FaultTiming, Swarm, SwarmFault,
+    SwarmWorkload,
 };
 pub use workload::{
     key_name, lease_id, ClientPlan, Fill, PlannedOp, PlannedWatch, WatchStart, WatcherPlan,

@@ -38,6 +38,10 @@ pub struct Swarm {
     /// Most entries per append message, drawn uniformly from the list (1 makes Raft's
     /// Figure 8 reachable, with new-leader cuts).
     pub max_entries_per_append: Vec<usize>,
+    /// Fault rates: a seed draws one (gap, duration) pair of ranges from the list, which
+    /// replaces `faults.gap_ms` and `faults.duration_ms` (dense windows, or long quiet spells
+    /// in which the checkers' windows are tight).
+    pub fault_timing_ms: Vec<FaultTiming>,
     /// How many fault kinds a seed keeps, drawn from [min, max] (capped at the kinds that
     /// fit its cluster).
     pub fault_kinds: (u32, u32),
@@ -50,8 +54,16 @@ pub struct Swarm {
     pub workloads: Vec<SwarmWorkload>,
 }
 
+/// The quiet time between fault windows and their length, each drawn from [min, max].
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultTiming {
+    pub gap: (u64, u64),
+    pub duration: (u64, u64),
+}
+
 /// One fault kind the swarm may draw, and the clusters it makes sense in.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SwarmFault {
     /// Fewest members the kind needs (a bridge 3, a ring 4, replacing a rotted member 3).
@@ -60,6 +72,10 @@ pub struct SwarmFault {
     /// Fewest zones the kind needs (losing the only zone is not a zone loss).
     #[serde(default)]
     pub min_zones: u32,
+    /// How likely the kind is to be among a seed's subset, relative to the others (default
+    /// 1): a kind that reaches bugs only in some clusters is drawn more often.
+    #[serde(default = "one")]
+    pub odds: u32,
     /// The kind's weight range, instead of the swarm's `fault_weight`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<(u32, u32)>,
@@ -147,7 +163,14 @@ impl Swarm {
                 known.join(", ")
             ));
         }
-        let checks: [(bool, &str); 8] = [
+        let checks: [(bool, &str); 9] = [
+            (
+                !self.fault_timing_ms.is_empty()
+                    && self.fault_timing_ms.iter().all(|t| {
+                        t.gap.0 >= 1 && t.gap.0 <= t.gap.1 && t.duration.0 <= t.duration.1
+                    }),
+                "swarm.fault_timing_ms must list gap and duration ranges [min, max], gaps >= 1 ms",
+            ),
             (
                 !self.members.is_empty() && self.members.iter().all(|m| (1..=9).contains(m)),
                 "swarm.members must list sizes in 1..=9",
@@ -203,6 +226,8 @@ impl Swarm {
         drawn.heartbeat_interval_ticks = (drawn.election_timeout_ticks / ratio).max(1);
         drawn.max_entries_per_append = draw_from(rng, &self.max_entries_per_append);
         drawn.faults = with_weights(&base.faults, &self.draw_faults(rng, &drawn));
+        let timing = draw_from(rng, &self.fault_timing_ms);
+        (drawn.faults.gap_ms, drawn.faults.duration_ms) = (timing.gap, timing.duration);
         self.draw_workload(rng, &mut drawn);
         drawn
     }
@@ -215,9 +240,22 @@ impl Swarm {
             .filter(|(_, f)| drawn.members >= f.min_members && drawn.zones >= f.min_zones)
             .collect();
         let count = draw_range(rng, self.fault_kinds).min(fitting.len() as u32) as usize;
-        // A partial Fisher-Yates shuffle: the first `count` kinds are the subset.
+        // Sampling without replacement, each kind by its odds: the first `count` kinds are
+        // the subset.
         for i in 0..count {
-            let j = rng.random_range(i..fitting.len());
+            let total: u32 = fitting[i..].iter().map(|(_, f)| f.odds).sum();
+            let mut pick = rng.random_range(0..total);
+            let j = i + fitting[i..]
+                .iter()
+                .position(|(_, f)| {
+                    if pick < f.odds {
+                        true
+                    } else {
+                        pick -= f.odds;
+                        false
+                    }
+                })
+                .expect("pick < total");
             fitting.swap(i, j);
         }
         fitting[..count]
@@ -264,7 +302,7 @@ pub fn describe_drawn(drawn: &Scenario) -> String {
         .collect();
     format!(
         "swarm drew: {} member(s) in {} zone(s), election {} / heartbeat {} ticks, {} entries \
-         per append, workload {}, faults [{}]",
+         per append, workload {}, faults [{}] every {:?} ms for {:?} ms",
         drawn.members,
         drawn.zones,
         drawn.election_timeout_ticks,
@@ -274,6 +312,8 @@ pub fn describe_drawn(drawn: &Scenario) -> String {
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default(),
-        faults.join(", ")
+        faults.join(", "),
+        drawn.faults.gap_ms,
+        drawn.faults.duration_ms
     )
 }

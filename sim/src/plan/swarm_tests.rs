@@ -43,6 +43,7 @@ fn the_swarm_draws_every_size_timeout_profile_and_append_limit() {
     let mut appends = BTreeSet::new();
     let mut kind_counts = BTreeSet::new();
     let mut ratios = BTreeSet::new();
+    let mut timings = BTreeSet::new();
     for seed in SEEDS {
         let drawn = Plan::generate(seed, &scenario).scenario;
         shapes.insert((drawn.members, drawn.zones));
@@ -55,6 +56,7 @@ fn the_swarm_draws_every_size_timeout_profile_and_append_limit() {
         );
         assert!(ticks.0 >= 3 * ticks.1, "seed {seed}: {ticks:?}");
         ratios.insert(ticks.0 / ticks.1);
+        timings.insert((drawn.faults.gap_ms, drawn.faults.duration_ms));
         if drawn.workload == WorkloadProfile::Events {
             assert_eq!((drawn.keys, drawn.lease_ttl_seconds), (1, 3));
         }
@@ -74,6 +76,7 @@ fn the_swarm_draws_every_size_timeout_profile_and_append_limit() {
     assert_eq!(appends, BTreeSet::from([1, 64]));
     assert_eq!(kind_counts, (1..=5).collect(), "subsets of every size");
     assert!(ratios.len() > 4, "{ratios:?}");
+    assert_eq!(timings.len(), swarm.fault_timing_ms.len(), "{timings:?}");
 }
 
 /// Every fault kind of `Fault` is drawn by the default scenario, and only where it makes
