@@ -140,9 +140,9 @@ fn weights_by_name_round_trip_and_unknown_kinds_are_refused() {
     assert_eq!(weights_of(&drawn), weights);
     let mut scenario = Scenario::default_scenario();
     let swarm = scenario.swarm.as_mut().expect("a swarm");
-    swarm
-        .faults
-        .insert("no_such".to_string(), SwarmFault::default());
+    let fault: SwarmFault = toml::from_str("").expect("every field has a default");
+    assert_eq!((fault.odds, fault.min_members, fault.weight), (1, 0, None));
+    swarm.faults.insert("no_such".to_string(), fault);
     let error = scenario.validate().unwrap_err();
     assert!(error.contains("\"no_such\" is no fault kind"), "{error}");
 }
