@@ -227,7 +227,7 @@ mod tests {
             summary.record(&result(seed, verdict), &plan);
             summary.record_draw(&plan.scenario);
         }
-        assert_eq!(summary.swarm_draws.len() >= 5, true);
+        assert!(summary.swarm_draws.len() >= 5, "{:?}", summary.swarm_draws);
         assert_eq!(
             summary
                 .swarm_draws
