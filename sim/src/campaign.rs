@@ -43,6 +43,10 @@ pub struct CampaignSummary {
     /// Snapshots and membership changes that happened, over every run.
     #[serde(default)]
     pub cluster_events: BTreeMap<String, u64>,
+    /// What a swarm scenario's seeds drew (`members 3`, `workload events`, `kinds 2`, ...),
+    /// seeds per value; empty for a scenario without a swarm.
+    #[serde(default)]
+    pub swarm_draws: BTreeMap<String, u64>,
     pub elapsed_s: f64,
     /// Why the campaign ended early (`time budget`, `SIGINT`, …); absent when the range ended.
     pub stopped_by: Option<String>,
@@ -79,6 +83,24 @@ impl CampaignSummary {
                 .faults
                 .entry(fault_kind_name(&window.fault))
                 .or_default() += 1;
+        }
+    }
+
+    /// Count what a swarm drew for one seed (its plan's scenario).
+    pub fn record_draw(&mut self, drawn: &crate::plan::Scenario) {
+        let workload = serde_json::to_value(drawn.workload)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let kinds = crate::plan::weights_of(&drawn.faults).len();
+        for draw in [
+            format!("members {}", drawn.members),
+            format!("zones {}", drawn.zones),
+            format!("entries/append {}", drawn.max_entries_per_append),
+            format!("workload {workload}"),
+            format!("fault kinds {kinds}"),
+        ] {
+            *self.swarm_draws.entry(draw).or_default() += 1;
         }
     }
 
@@ -142,6 +164,13 @@ impl CampaignSummary {
             out.push_str(&format!(" {name} {count},"));
         }
         out.pop();
+        if !self.swarm_draws.is_empty() {
+            out.push_str("\n  swarm drew (seeds):");
+            for (draw, count) in &self.swarm_draws {
+                out.push_str(&format!(" {draw}: {count},"));
+            }
+            out.pop();
+        }
         out.push('\n');
         for found in &self.found {
             out.push_str(&format!(
@@ -196,7 +225,18 @@ mod tests {
                 Verdict::Pass
             };
             summary.record(&result(seed, verdict), &plan);
+            summary.record_draw(&plan.scenario);
         }
+        assert!(summary.swarm_draws.len() >= 5, "{:?}", summary.swarm_draws);
+        assert_eq!(
+            summary
+                .swarm_draws
+                .iter()
+                .filter(|(k, _)| k.starts_with("members "))
+                .map(|(_, n)| n)
+                .sum::<u64>(),
+            3
+        );
         assert!(windows > 0, "the default scenario schedules faults");
         assert_eq!(summary.faults.values().sum::<u64>(), windows);
         assert!(summary.faults.contains_key("Crash") || summary.faults.len() > 1);
@@ -212,6 +252,7 @@ mod tests {
         );
         let table = summary.table();
         assert!(table.contains("faults fired:"), "{table}");
+        assert!(table.contains("swarm drew (seeds):"), "{table}");
         let json = serde_json::to_string(&summary).unwrap();
         let back: CampaignSummary = serde_json::from_str(&json).unwrap();
         assert_eq!(back, summary);

@@ -303,6 +303,19 @@ fn raft_and_read_canaries() -> Vec<CanarySpec> {
             40,
             OVERWRITTEN_COMMIT,
         ),
+        // The default's swarm (issue 13): only a swarm draw reaches it there, a one-member
+        // cluster with fsync errors among its fault kinds (the fixed default has three
+        // members and no disk fault; disk-faults.toml has three members, who keep copies of
+        // what the member lost). 2026-12-07: first caught at seed 27 (seeds 26, 35, 38
+        // panic first, which does not count).
+        ready(
+            "swarm-fsync-error-ignored",
+            Canary::FsyncErrorIgnored,
+            "fsync-error-ignored, drawn by the default's swarm (one member, fsync errors)",
+            "default",
+            100,
+            LOST_ENTRY,
+        ),
         // leader-pause: only process pauses of the leader, etcd #20418's trigger.
         ready(
             "pause-stale-read",

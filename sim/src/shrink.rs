@@ -5,14 +5,17 @@
 //! 1. cut time: keep only what is planned before a cutoff (binary search on the cutoff);
 //! 2. fewer members (5 → 3 → 1; faults on removed members or zones go, ops are re-targeted);
 //! 3. fewer clients and watchers (drop one at a time);
-//! 4. fewer fault windows (ddmin, Zeller & Hildebrandt 2002, complements only), then fewer
-//!    membership steps of the operator (one at a time);
+//! 4. fewer fault kinds (ddmin over the kinds the plan has: every window of a dropped kind
+//!    goes, which a swarm-drawn subset makes likely to matter), then fewer fault windows
+//!    (ddmin, Zeller & Hildebrandt 2002, complements only), then fewer membership steps of
+//!    the operator (one at a time);
 //! 5. fewer operations (ddmin over every client's ops, then over every watch session);
 //! 6. a shorter workload phase (end it with the last fault).
 //!
 //! Every candidate is one full simulation, so the number of runs is bounded
 //! (`ShrinkOptions::max_runs`); a shrink that hits the bound says so.
 
+use crate::campaign::fault_kind_name;
 use crate::fuzz::{run_plan, RunResult};
 use crate::plan::{
     ClientPlan, Fault, FaultWindow, IsolateTarget, MemberPlan, MembershipAction, Plan, PlannedOp,
@@ -194,6 +197,7 @@ pub fn shrink(
         fewer_clients(&mut oracle);
         fewer_watchers(&mut oracle);
         oracle.note("fewer members, clients and watchers");
+        fewer_fault_kinds(&mut oracle);
         fewer_faults(&mut oracle);
         fewer_membership_steps(&mut oracle);
         oracle.note("fewer faults and membership steps");
@@ -455,6 +459,26 @@ fn ddmin<T: Clone>(
     items
 }
 
+/// The plan's fault windows of the kinds listed only.
+fn keep_fault_kinds(base: &Plan, kinds: &[String]) -> Plan {
+    let mut plan = base.clone();
+    plan.faults
+        .retain(|w| kinds.contains(&fault_kind_name(&w.fault)));
+    plan
+}
+
+fn fewer_fault_kinds(oracle: &mut Oracle) {
+    let kinds: std::collections::BTreeSet<String> = oracle
+        .best
+        .faults
+        .iter()
+        .map(|w| fault_kind_name(&w.fault))
+        .collect();
+    if kinds.len() > 1 {
+        ddmin(oracle, kinds.into_iter().collect(), &keep_fault_kinds);
+    }
+}
+
 fn fewer_faults(oracle: &mut Oracle) {
     let faults = oracle.best.faults.clone();
     ddmin(oracle, faults, &|base: &Plan, kept: &[FaultWindow]| {
@@ -571,7 +595,7 @@ mod tests {
 
     #[test]
     fn edits_keep_plans_consistent() {
-        let mut scenario = Scenario::default_scenario();
+        let mut scenario = Scenario::default_scenario().without_swarm();
         scenario.members = 5;
         let plan = Plan::generate(11, &scenario);
         let smaller = with_members(&plan, 3);
@@ -595,6 +619,22 @@ mod tests {
             .sum::<u64>()
             + 5 * scenario.tick_interval_ms;
         assert_eq!(kept.clients[1].ops[0].think_time_ms, expected);
+
+        let kinds: Vec<String> = plan
+            .faults
+            .iter()
+            .map(|w| fault_kind_name(&w.fault))
+            .collect();
+        let one_kind = keep_fault_kinds(&plan, &kinds[..1]);
+        assert!(!one_kind.faults.is_empty());
+        assert!(one_kind
+            .faults
+            .iter()
+            .all(|w| fault_kind_name(&w.fault) == kinds[0]));
+        assert_eq!(
+            one_kind.faults.len(),
+            kinds.iter().filter(|k| **k == kinds[0]).count()
+        );
 
         let renumbered = with_clients(&plan, plan.clients[2..].to_vec());
         let left = plan.clients.len() - 2;

@@ -181,6 +181,9 @@ impl Campaign<'_> {
         let mut guard = self.summary.lock().expect("summary lock");
         let (summary, last_progress) = &mut *guard;
         summary.record(result, &plan);
+        if self.scenario.swarm.is_some() {
+            summary.record_draw(&plan.scenario);
+        }
         if let Some(found) = found {
             summary.found.push(found);
         }

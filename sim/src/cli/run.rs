@@ -55,6 +55,12 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
     let scenario = load_scenario(scenario_path.as_deref())?;
     check_canary_available(canary)?;
     let options = RunOptions { canary };
+    if scenario.swarm.is_some() {
+        println!(
+            "{}",
+            crate::plan::describe_drawn(&Plan::generate(seed, &scenario).scenario)
+        );
+    }
     let result = if twice {
         match run_twice(seed, &Plan::generate(seed, &scenario), &options) {
             Ok(result) => result,

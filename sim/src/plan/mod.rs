@@ -17,6 +17,9 @@ mod profile;
 mod profile_tests;
 mod scenario;
 mod shapes;
+mod swarm;
+#[cfg(test)]
+mod swarm_tests;
 #[cfg(test)]
 mod tests;
 mod workload;
@@ -38,6 +41,10 @@ pub use maintenance::{planned_request_bound_ms, MaintenanceAction, MaintenanceMi
 pub use membership::{MembershipAction, MembershipOp};
 pub use scenario::{FaultMix, MembershipMix, Scenario, DEFAULT_SCENARIO_TOML, EMBEDDED_SCENARIOS};
 pub use shapes::{arrange, cut_links, group_cut_links, sides};
+pub use swarm::{
+    describe_drawn, fault_kind_names, weights_of, with_weights, FaultTiming, Swarm, SwarmFault,
+    SwarmWorkload,
+};
 pub use workload::{
     key_name, lease_id, ClientPlan, Fill, PlannedOp, PlannedWatch, WatchStart, WatcherPlan,
 };
@@ -93,10 +100,17 @@ pub fn stream(seed: u64, purpose: &str) -> ChaCha8Rng {
 }
 
 impl Plan {
+    /// The plan of `seed`. A scenario with a swarm first draws the seed's own scenario from
+    /// it on the seed's "swarm" stream; the plan carries that drawn scenario, from which it
+    /// generates again unchanged.
     pub fn generate(seed: u64, scenario: &Scenario) -> Plan {
         scenario
             .validate()
             .expect("scenario was validated on input");
+        if let Some(swarm) = &scenario.swarm {
+            let drawn = swarm.draw(&mut stream(seed, "swarm"), scenario);
+            return Plan::generate(seed, &drawn);
+        }
         let members: Vec<MemberPlan> = (0..scenario.members)
             .map(|i| MemberPlan {
                 id: u64::from(i) + 1,

@@ -14,7 +14,7 @@ use super::profile::{
 use super::*;
 
 fn scenario_with(profile: WorkloadProfile) -> Scenario {
-    let mut scenario = Scenario::default_scenario();
+    let mut scenario = Scenario::default_scenario().without_swarm();
     scenario.workload = profile;
     scenario.workload_duration_ms = 60_000;
     scenario
@@ -348,7 +348,7 @@ fn election_requests_have_the_lock_shape() {
 
 #[test]
 fn the_mixed_profile_is_the_default_and_not_serialized() {
-    let scenario = Scenario::default_scenario();
+    let scenario = Scenario::default_scenario().without_swarm();
     assert_eq!(scenario.workload, WorkloadProfile::Mixed);
     let text = toml::to_string(&scenario).expect("serializes");
     assert!(!text.contains("workload =") && !text.contains("lease_keep_alive"));

@@ -5,6 +5,7 @@ use super::maintenance::MaintenanceMix;
 use serde::{Deserialize, Serialize};
 
 use super::keyspace::WorkloadProfile;
+use super::swarm::Swarm;
 
 /// The knobs a seed is drawn against. The default scenario is embedded in the binary
 /// (`scenarios/default.toml`) so `dst fuzz` needs no files.
@@ -91,6 +92,11 @@ pub struct Scenario {
     /// runner's `draw_buggify`). Left out of a serialized scenario when off.
     #[serde(default, skip_serializing_if = "is_false")]
     pub buggify: bool,
+    /// Swarm testing: each seed draws its own cluster size, zones, timeouts, workload and
+    /// fault subset from these ranges (`plan::Swarm`), replacing the knobs above; a drawn
+    /// scenario has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swarm: Option<Swarm>,
 }
 
 fn is_false(value: &bool) -> bool {
@@ -141,10 +147,15 @@ pub struct FaultMix {
     pub gap_ms: (u64, u64),
     /// How long a fault lasts before it is healed.
     pub duration_ms: (u64, u64),
-    /// Relative weights of each fault kind (0 disables it).
+    /// Relative weights of each fault kind (0, or left out: disabled). A swarm names a kind
+    /// by its weight field without `_weight` (`plan::Swarm`).
+    #[serde(default)]
     pub crash_weight: u32,
+    #[serde(default)]
     pub isolate_member_weight: u32,
+    #[serde(default)]
     pub isolate_leader_weight: u32,
+    #[serde(default)]
     pub zone_down_weight: u32,
     /// Cut the leader off from the other members while clients still reach it.
     #[serde(default)]
@@ -219,28 +230,7 @@ fn default_new_leader_cut_hold_max_ms() -> u64 {
 impl FaultMix {
     /// Switch every fault kind off (then turn on the ones a scenario wants).
     pub fn disable_all(&mut self) {
-        self.crash_weight = 0;
-        self.isolate_member_weight = 0;
-        self.isolate_leader_weight = 0;
-        self.zone_down_weight = 0;
-        self.peer_partition_weight = 0;
-        self.pause_weight = 0;
-        self.crash_leader_weight = 0;
-        self.new_leader_cut_weight = 0;
-        self.clock_skew_weight = 0;
-        self.one_way_cut_weight = 0;
-        self.bridge_weight = 0;
-        self.majority_minority_weight = 0;
-        self.ring_weight = 0;
-        self.fsync_error_weight = 0;
-        self.disk_full_weight = 0;
-        self.corrupt_synced_weight = 0;
-        self.zone_cut_weight = 0;
-        self.delay_spike_weight = 0;
-        self.duplicate_weight = 0;
-        self.reorder_weight = 0;
-        self.clock_jump_weight = 0;
-        self.aimed_crash_weight = 0;
+        *self = super::swarm::with_weights(self, &std::collections::BTreeMap::new());
     }
 }
 
@@ -360,6 +350,13 @@ impl Scenario {
         toml::from_str(DEFAULT_SCENARIO_TOML).expect("the embedded default scenario parses")
     }
 
+    /// The scenario with its swarm removed: the fixed scenario its base knobs describe (for
+    /// tests that tweak a knob the swarm would otherwise draw).
+    pub fn without_swarm(mut self) -> Scenario {
+        self.swarm = None;
+        self
+    }
+
     /// The embedded scenario `name` (sim/scenarios/<name>.toml), if there is one.
     pub fn embedded(name: &str) -> Option<Scenario> {
         let (_, text) = EMBEDDED_SCENARIOS.iter().find(|(n, _)| *n == name)?;
@@ -434,8 +431,13 @@ impl Scenario {
                 "faults.new_leader_cut_hold_max_ms must be >= 2",
             ),
         ];
-        match checks.iter().find(|(ok, _)| !ok) {
-            Some((_, message)) => Err(format!("scenario {:?}: {message}", self.name)),
+        if let Some((_, message)) = checks.iter().find(|(ok, _)| !ok) {
+            return Err(format!("scenario {:?}: {message}", self.name));
+        }
+        match &self.swarm {
+            Some(swarm) => swarm
+                .validate(self)
+                .map_err(|message| format!("scenario {:?}: {message}", self.name)),
             None => Ok(()),
         }
     }

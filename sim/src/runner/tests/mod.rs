@@ -25,7 +25,7 @@ use super::RunOutput;
 use crate::plan::{Fill, Plan, PlannedOp, PlannedWatch, Scenario, WatchStart, KEY_PREFIX};
 
 fn quiet_plan(ops: Vec<PlannedOp>, sessions: Vec<PlannedWatch>) -> Plan {
-    let mut scenario = Scenario::default_scenario();
+    let mut scenario = Scenario::default_scenario().without_swarm();
     scenario.clients = 1;
     scenario.watchers = u32::from(!sessions.is_empty());
     scenario.compaction_interval_ms = 0;

@@ -1,0 +1,154 @@
+//! The default scenario's swarm (issue 13): what each seed draws, and that draws make sense
+//! for the cluster they land on.
+
+use std::collections::BTreeSet;
+
+use super::*;
+
+const SEEDS: std::ops::Range<u64> = 0..400;
+
+#[test]
+fn a_plan_carries_its_drawn_scenario_and_regenerates_from_it() {
+    let scenario = Scenario::default_scenario();
+    assert!(scenario.swarm.is_some());
+    for seed in 0..20 {
+        let plan = Plan::generate(seed, &scenario);
+        assert_eq!(plan.scenario.swarm, None, "seed {seed}");
+        plan.scenario.validate().unwrap();
+        assert_eq!(plan.members.len(), plan.scenario.members as usize);
+        assert_eq!(Plan::generate(seed, &plan.scenario), plan, "seed {seed}");
+        let text = toml::to_string(&plan.scenario).expect("serializes");
+        let back: Scenario = toml::from_str(&text).expect("parses");
+        assert_eq!(
+            back, plan.scenario,
+            "seed {seed}: a seed file keeps the draw"
+        );
+    }
+    // The draw has its own stream: the fault schedule of a drawn scenario is the one that
+    // scenario always draws, and fewer clients move no draw.
+    let mut fewer = scenario.clone();
+    fewer.clients = 1;
+    assert_eq!(
+        Plan::generate(5, &scenario).faults,
+        Plan::generate(5, &fewer).faults
+    );
+}
+
+#[test]
+fn the_swarm_draws_every_size_timeout_profile_and_append_limit() {
+    let scenario = Scenario::default_scenario();
+    let swarm = scenario.swarm.clone().expect("a swarm");
+    let mut shapes = BTreeSet::new();
+    let mut profiles = BTreeSet::new();
+    let mut appends = BTreeSet::new();
+    let mut kind_counts = BTreeSet::new();
+    let mut ratios = BTreeSet::new();
+    let mut timings = BTreeSet::new();
+    for seed in SEEDS {
+        let drawn = Plan::generate(seed, &scenario).scenario;
+        shapes.insert((drawn.members, drawn.zones));
+        profiles.insert(format!("{:?}", drawn.workload));
+        appends.insert(drawn.max_entries_per_append);
+        kind_counts.insert(weights_of(&drawn.faults).len());
+        let ticks = (drawn.election_timeout_ticks, drawn.heartbeat_interval_ticks);
+        assert!(
+            ticks.0 >= swarm.election_timeout_ticks.0 && ticks.0 <= swarm.election_timeout_ticks.1
+        );
+        assert!(ticks.0 >= 3 * ticks.1, "seed {seed}: {ticks:?}");
+        ratios.insert(ticks.0 / ticks.1);
+        timings.insert((drawn.faults.gap_ms, drawn.faults.duration_ms));
+        if drawn.workload == WorkloadProfile::Events {
+            assert_eq!((drawn.keys, drawn.lease_ttl_seconds), (1, 3));
+        }
+        if drawn.workload == WorkloadProfile::Kubernetes {
+            assert_eq!((drawn.keys, drawn.watchers), (10, 3));
+        }
+    }
+    for members in [1, 3, 5] {
+        for zones in 1..=members.min(3) {
+            assert!(
+                shapes.contains(&(members, zones)),
+                "{members} in {zones}: {shapes:?}"
+            );
+        }
+    }
+    assert_eq!(profiles.len(), swarm.workloads.len(), "{profiles:?}");
+    assert_eq!(appends, BTreeSet::from([1, 64]));
+    assert_eq!(kind_counts, (1..=5).collect(), "subsets of every size");
+    assert!(ratios.len() > 4, "{ratios:?}");
+    assert_eq!(timings.len(), swarm.fault_timing_ms.len(), "{timings:?}");
+}
+
+/// Every fault kind of `Fault` is drawn by the default scenario, and only where it makes
+/// sense: a bridge in 3 members or more, a ring in 4 or more, a zone loss with 2 zones or
+/// more, a rot with members left to replace it through. A new `Fault` variant fails to
+/// compile here until it is counted.
+#[test]
+fn default_scenario_has_every_fault_kind_where_it_fits() {
+    let scenario = Scenario::default_scenario();
+    let mut kinds = BTreeSet::new();
+    for seed in SEEDS {
+        let plan = Plan::generate(seed, &scenario);
+        let (members, zones) = (plan.scenario.members, plan.scenario.zones);
+        for window in plan.faults {
+            let (kind, fits) = match window.fault {
+                Fault::Crash { .. } => ("crash", true),
+                Fault::Isolate {
+                    target: IsolateTarget::Leader,
+                } => ("isolate leader", true),
+                Fault::Isolate { .. } => ("isolate member", true),
+                Fault::ZoneDown { zone } => ("zone down", zones >= 2 && zone < zones),
+                Fault::PartitionFromPeers { .. } => ("peer partition", members >= 2),
+                Fault::Pause { .. } => ("pause", true),
+                Fault::CrashLeader => ("crash leader", true),
+                Fault::CutNewLeaders { .. } => ("new-leader cut", members >= 2),
+                Fault::ClockSkew { .. } => ("clock skew", true),
+                Fault::OneWayCut { .. } => ("one-way cut", members >= 2),
+                Fault::Bridge { .. } => ("bridge", members >= 3),
+                Fault::MajorityMinority { .. } => ("majority/minority", members >= 3),
+                Fault::Ring { .. } => ("ring", members >= 4),
+                Fault::FsyncError { .. } => ("fsync error", true),
+                Fault::DiskFull { .. } => ("disk full", true),
+                Fault::CorruptSynced { .. } => ("synced byte rots", members >= 3),
+                Fault::ZoneCut { zone } => ("zone cut", zones >= 2 && zone < zones),
+                Fault::DelaySpike { .. } => ("delay spike", members >= 2),
+                Fault::DuplicateMessages { .. } => ("duplicates", members >= 2),
+                Fault::ReorderMessages { .. } => ("reordering", members >= 2),
+                Fault::ClockJump { .. } => ("clock jump", true),
+                Fault::AimedCrash { .. } => ("aimed crash", members >= 3),
+            };
+            assert!(
+                fits,
+                "seed {seed}: {kind} in {members} members, {zones} zones"
+            );
+            kinds.insert(kind);
+        }
+    }
+    assert_eq!(kinds.len(), 22, "{kinds:?}");
+    // Every kind of FaultMix is in the swarm: a kind left out would never run by default.
+    let swarm = scenario.swarm.expect("a swarm");
+    let names: BTreeSet<String> = swarm.faults.keys().cloned().collect();
+    let all: BTreeSet<String> = fault_kind_names(&scenario.faults).into_iter().collect();
+    assert_eq!(names, all);
+}
+
+#[test]
+fn weights_by_name_round_trip_and_unknown_kinds_are_refused() {
+    let mix = Scenario::default_scenario().faults;
+    let weights =
+        std::collections::BTreeMap::from([("ring".to_string(), 3), ("crash".to_string(), 1)]);
+    let drawn = with_weights(&mix, &weights);
+    assert_eq!(
+        (drawn.ring_weight, drawn.crash_weight, drawn.pause_weight),
+        (3, 1, 0)
+    );
+    assert_eq!(drawn.gap_ms, mix.gap_ms);
+    assert_eq!(weights_of(&drawn), weights);
+    let mut scenario = Scenario::default_scenario();
+    let swarm = scenario.swarm.as_mut().expect("a swarm");
+    let fault: SwarmFault = toml::from_str("").expect("every field has a default");
+    assert_eq!((fault.odds, fault.min_members, fault.weight), (1, 0, None));
+    swarm.faults.insert("no_such".to_string(), fault);
+    let error = scenario.validate().unwrap_err();
+    assert!(error.contains("\"no_such\" is no fault kind"), "{error}");
+}
