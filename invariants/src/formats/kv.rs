@@ -113,7 +113,7 @@ impl<'a> EdnCursor<'a> {
         // last two (which may or may not be whitespace) by chars.
         let end = match rest
             .bytes()
-            .position(|b| b == b' ' || b == b',' || b < b' ' || b > b'~')
+            .position(|b| b == b' ' || b == b',' || !(b' '..=b'~').contains(&b))
         {
             Some(at) if rest.as_bytes()[at] == b' ' || rest.as_bytes()[at] == b',' => at,
             Some(at) => {

@@ -193,17 +193,13 @@ impl Model for EtcdModel {
         // as reading every lease: then any run of lazy lease steps could wait for it, and on
         // lossy-leader-churn seed 0 the search enumerated every subset of ten pending unknown
         // lease operations at each level, out of its budget.)
-        fn txn_leases(ops: &[RequestOp], out: &mut Vec<i64>, any: &mut bool) {
+        fn txn_leases(ops: &[RequestOp], out: &mut Vec<i64>) {
             for op in ops {
                 match op {
-                    RequestOp::Put(p) => {
-                        if p.lease != 0 {
-                            out.push(p.lease);
-                        }
-                    }
+                    RequestOp::Put(p) if p.lease != 0 => out.push(p.lease),
                     RequestOp::Txn(t) => {
-                        txn_leases(&t.success, out, any);
-                        txn_leases(&t.failure, out, any);
+                        txn_leases(&t.success, out);
+                        txn_leases(&t.failure, out);
                     }
                     _ => {}
                 }
@@ -212,10 +208,10 @@ impl Model for EtcdModel {
         let mut out = Vec::new();
         let mut any = false;
         match &input.request {
-            Request::Put(p) => txn_leases(&[RequestOp::Put(p.clone())], &mut out, &mut any),
+            Request::Put(p) if p.lease != 0 => out.push(p.lease),
             Request::Txn(t) => {
-                txn_leases(&t.success, &mut out, &mut any);
-                txn_leases(&t.failure, &mut out, &mut any);
+                txn_leases(&t.success, &mut out);
+                txn_leases(&t.failure, &mut out);
             }
             Request::LeaseGrant(g) if g.id != 0 => out.push(g.id),
             Request::LeaseGrant(_) => any = true,
