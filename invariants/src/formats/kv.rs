@@ -95,16 +95,34 @@ impl<'a> EdnCursor<'a> {
 
     fn skip_ws(&mut self) {
         let rest = &self.text[self.i..];
+        // Spaces and commas byte by byte first (several times cheaper than by chars; these
+        // lines are ASCII), anything else by chars from there.
+        let plain = rest
+            .bytes()
+            .position(|b| b != b' ' && b != b',')
+            .unwrap_or(rest.len());
+        let rest = &rest[plain..];
         let trimmed = rest.trim_start_matches(|c: char| c.is_whitespace() || c == ',');
-        self.i += rest.len() - trimmed.len();
+        self.i += plain + rest.len() - trimmed.len();
     }
 
     /// Up to the next whitespace or comma.
     fn word(&mut self) -> &'a str {
         let rest = &self.text[self.i..];
-        let end = rest
-            .find(|c: char| c.is_whitespace() || c == ',')
-            .unwrap_or(rest.len());
+        // Byte by byte up to a space, a comma, a control or a non-ASCII byte; from any of the
+        // last two (which may or may not be whitespace) by chars.
+        let end = match rest
+            .bytes()
+            .position(|b| b == b' ' || b == b',' || !(b' '..=b'~').contains(&b))
+        {
+            Some(at) if rest.as_bytes()[at] == b' ' || rest.as_bytes()[at] == b',' => at,
+            Some(at) => {
+                at + rest[at..]
+                    .find(|c: char| c.is_whitespace() || c == ',')
+                    .unwrap_or(rest.len() - at)
+            }
+            None => rest.len(),
+        };
         self.i += end;
         &rest[..end]
     }
@@ -114,7 +132,7 @@ impl<'a> EdnCursor<'a> {
     fn string(&mut self, key: &str) -> Result<Cow<'a, str>, ParseError> {
         let line = self.line;
         let body = &self.text[self.i + 1..];
-        let Some(end) = body.find(['"', '\\']) else {
+        let Some(end) = body.bytes().position(|b| b == b'"' || b == b'\\') else {
             return Err(err(line, format!("unterminated string for :{key}")));
         };
         if body.as_bytes()[end] == b'"' {

@@ -13,7 +13,8 @@ pub use jepsen::parse_jepsen_register;
 pub use kv::parse_porcupine_kv;
 
 use crate::linearizability::{check, Op, TimeUnit, Verdict};
-use crate::models::kv::{KvInput, KvModel, KvOutput, KvWholeModel};
+use crate::models::kv::{KvInput, KvOutput, KvWholeModel};
+use crate::models::kv_hints::HintedKvModel;
 use crate::models::register::{RegisterInput, RegisterModel, RegisterOutput};
 
 pub type RegisterOp = Op<RegisterInput, RegisterOutput>;
@@ -84,9 +85,15 @@ pub fn check_register_ops(ops: &[RegisterOp], budget_steps: u64) -> Verdict {
     check(&RegisterModel, ops, budget_steps, TimeUnit::Position)
 }
 
-/// Check a kv history, split per key.
+/// Check a kv history, split per key (candidates tried in the order the gets show: see
+/// `models::kv_hints`).
 pub fn check_kv_ops(ops: &[KvOp], budget_steps: u64) -> Verdict {
-    check(&KvModel, ops, budget_steps, TimeUnit::Position)
+    check(
+        &HintedKvModel::new(ops),
+        ops,
+        budget_steps,
+        TimeUnit::Position,
+    )
 }
 
 /// Check a kv history as one history (no per-key split); for comparison only.

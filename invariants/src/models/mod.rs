@@ -2,4 +2,5 @@
 
 pub mod etcd;
 pub mod kv;
+pub mod kv_hints;
 pub mod register;
