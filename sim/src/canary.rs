@@ -303,11 +303,23 @@ fn raft_and_read_canaries() -> Vec<CanarySpec> {
             40,
             OVERWRITTEN_COMMIT,
         ),
+        // Issue 13: the default's swarm alone reaches it within 300 seeds, when a seed draws
+        // one entry per append and new-leader cuts among its kinds. 2026-12-07, after
+        // every branch of issue 13 merged: first caught at seed 198 (5 members, new-leader
+        // cuts with majority/minority splits, pauses and a zone cut).
+        ready(
+            "swarm-commit-old-term",
+            Canary::CommitOldTerm,
+            "commit-old-term, drawn by the default's swarm (one entry per append, new-leader cuts)",
+            "default",
+            300,
+            OVERWRITTEN_COMMIT,
+        ),
         // The default's swarm (issue 13): only a swarm draw reaches it there, a one-member
         // cluster with fsync errors among its fault kinds (the fixed default has three
         // members and no disk fault; disk-faults.toml has three members, who keep copies of
-        // what the member lost). 2026-12-07: first caught at seed 27 (seeds 26, 35, 38
-        // panic first, which does not count).
+        // what the member lost). 2026-12-07: first caught at seed 27, and at seed 61
+        // once every branch of issue 13 had merged (a panic first does not count).
         ready(
             "swarm-fsync-error-ignored",
             Canary::FsyncErrorIgnored,
