@@ -173,6 +173,23 @@ pub fn all_canaries() -> Vec<CanarySpec> {
         &[VerdictKind::Availability],
     ));
     all.extend(aimed_crash_canaries());
+    // Rot of a synced WAL byte taken for a torn tail (disk-faults: CorruptSynced windows; no
+    // other fault damages synced bytes): the member restarts without entries and votes it
+    // had synced and acknowledged, instead of refusing to start and being replaced.
+    all.push(ready(
+        Canary::RotTakenForTornTail.name(),
+        Canary::RotTakenForTornTail,
+        "a rotted WAL record taken for a torn tail: the log cut there, synced entries lost",
+        "disk-faults",
+        150,
+        &[
+            VerdictKind::RaftSafety,
+            VerdictKind::Panic,
+            VerdictKind::Divergence,
+            VerdictKind::RevisionDecrease,
+            VerdictKind::NotLinearizable,
+        ],
+    ));
     all
 }
 

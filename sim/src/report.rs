@@ -155,27 +155,10 @@ pub fn marks_from_trace(trace: &Trace) -> Vec<TimelineMark> {
                 });
             }
             TraceEvent::FaultEnd { fault, members } => {
-                let started = open.get_mut(&key(fault, members)).and_then(|v| {
-                    if v.is_empty() {
-                        None
-                    } else {
-                        Some(v.remove(0))
-                    }
-                });
-                match started {
-                    Some(i) => {
-                        let mark: &mut TimelineMark = &mut marks[i];
-                        assert!(mark.at_ns <= record.at_ns, "a fault ends after it starts");
-                        mark.end_ns = Some(record.at_ns);
-                    }
-                    // An end without a start (a trace cut at the front): a line, not a band.
-                    None => marks.push(TimelineMark {
-                        at_ns: record.at_ns,
-                        end_ns: None,
-                        kind: MarkKind::Note,
-                        label: format!("end of {}", fault_mark(fault, members).1),
-                    }),
-                }
+                let started = open
+                    .get_mut(&key(fault, members))
+                    .and_then(|v| (!v.is_empty()).then(|| v.remove(0)));
+                close_fault_mark(&mut marks, started, record.at_ns, fault, members);
             }
             TraceEvent::Member {
                 member,
@@ -259,6 +242,30 @@ pub fn marks_from_trace(trace: &Trace) -> Vec<TimelineMark> {
         }
     }
     marks
+}
+
+/// Ends the band of the fault that started as `marks[started]`; an end without a start (a
+/// trace cut at the front) is a line, not a band.
+fn close_fault_mark(
+    marks: &mut Vec<TimelineMark>,
+    started: Option<usize>,
+    at_ns: u64,
+    fault: &Fault,
+    members: &[u64],
+) {
+    match started {
+        Some(i) => {
+            let mark: &mut TimelineMark = &mut marks[i];
+            assert!(mark.at_ns <= at_ns, "a fault ends after it starts");
+            mark.end_ns = Some(at_ns);
+        }
+        None => marks.push(TimelineMark {
+            at_ns,
+            end_ns: None,
+            kind: MarkKind::Note,
+            label: format!("end of {}", fault_mark(fault, members).1),
+        }),
+    }
 }
 
 #[cfg(madsim)]

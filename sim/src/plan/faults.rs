@@ -197,78 +197,7 @@ pub(super) fn generate_faults(rng: &mut ChaCha8Rng, scenario: &Scenario) -> Vec<
                 }
             })
             .expect("pick < total");
-        let fault = match kind {
-            0 => Fault::Crash { member },
-            1 => Fault::Isolate {
-                target: IsolateTarget::Member(member),
-            },
-            2 => Fault::Isolate {
-                target: IsolateTarget::Leader,
-            },
-            3 => Fault::ZoneDown {
-                zone: rng.random_range(0..scenario.zones),
-            },
-            // Partitions and pauses hit the leader: that is where stale reads come from.
-            4 => Fault::PartitionFromPeers {
-                target: IsolateTarget::Leader,
-            },
-            5 => Fault::Pause {
-                target: IsolateTarget::Leader,
-            },
-            6 => Fault::CrashLeader,
-            7 => Fault::CutNewLeaders {
-                delay_max_ms: mix.new_leader_cut_delay_max_ms,
-                hold_max_ms: mix.new_leader_cut_hold_max_ms,
-            },
-            8 => Fault::ClockSkew {
-                target: if rng.random_bool(0.5) {
-                    IsolateTarget::Leader
-                } else {
-                    IsolateTarget::Member(member)
-                },
-                rate_percent: [10, 50, 200, 500][rng.random_range(0..4)],
-            },
-            // The leader's links are where a one-way cut matters: its heartbeats lost (the
-            // follower campaigns), or the acknowledgements it waits for lost.
-            9 if rng.random_bool(0.5) => Fault::OneWayCut {
-                from: IsolateTarget::Leader,
-                to: IsolateTarget::Member(member),
-            },
-            9 => Fault::OneWayCut {
-                from: IsolateTarget::Member(member),
-                to: IsolateTarget::Leader,
-            },
-            10 => Fault::Bridge {
-                arrangement: rng.random(),
-            },
-            11 => Fault::MajorityMinority {
-                arrangement: rng.random(),
-            },
-            12 => Fault::Ring {
-                arrangement: rng.random(),
-            },
-            // The leader's disk failing is where an ignored error hurts most: it acknowledges.
-            13 => Fault::FsyncError {
-                target: leader_or(member, rng),
-            },
-            14 => Fault::DiskFull {
-                target: leader_or(member, rng),
-            },
-            15 => Fault::CorruptSynced {
-                member,
-                pick: rng.random(),
-            },
-            16..=20 => message_or_clock_fault(kind, member, rng, scenario),
-            21 => Fault::AimedCrash {
-                moment: [
-                    CrashMoment::AfterVote,
-                    CrashMoment::AfterAppendAck,
-                    CrashMoment::BeforeSync,
-                ][rng.random_range(0..3)],
-                restart_after_ms: rng.random_range(20..=200),
-            },
-            _ => unreachable!("one kind per weight"),
-        };
+        let fault = draw_fault(kind, member, rng, scenario);
         faults.push(FaultWindow {
             start_ms: now_ms,
             duration_ms,
@@ -277,6 +206,83 @@ pub(super) fn generate_faults(rng: &mut ChaCha8Rng, scenario: &Scenario) -> Vec<
         now_ms += duration_ms + rng.random_range(mix.gap_ms.0..=mix.gap_ms.1);
     }
     faults
+}
+
+/// The fault of kind `kind` (its index in `generate_faults`' weights), its parameters drawn.
+fn draw_fault(kind: usize, member: u64, rng: &mut ChaCha8Rng, scenario: &Scenario) -> Fault {
+    let mix = &scenario.faults;
+    match kind {
+        0 => Fault::Crash { member },
+        1 => Fault::Isolate {
+            target: IsolateTarget::Member(member),
+        },
+        2 => Fault::Isolate {
+            target: IsolateTarget::Leader,
+        },
+        3 => Fault::ZoneDown {
+            zone: rng.random_range(0..scenario.zones),
+        },
+        // Partitions and pauses hit the leader: that is where stale reads come from.
+        4 => Fault::PartitionFromPeers {
+            target: IsolateTarget::Leader,
+        },
+        5 => Fault::Pause {
+            target: IsolateTarget::Leader,
+        },
+        6 => Fault::CrashLeader,
+        7 => Fault::CutNewLeaders {
+            delay_max_ms: mix.new_leader_cut_delay_max_ms,
+            hold_max_ms: mix.new_leader_cut_hold_max_ms,
+        },
+        8 => Fault::ClockSkew {
+            target: if rng.random_bool(0.5) {
+                IsolateTarget::Leader
+            } else {
+                IsolateTarget::Member(member)
+            },
+            rate_percent: [10, 50, 200, 500][rng.random_range(0..4)],
+        },
+        // The leader's links are where a one-way cut matters: its heartbeats lost (the
+        // follower campaigns), or the acknowledgements it waits for lost.
+        9 if rng.random_bool(0.5) => Fault::OneWayCut {
+            from: IsolateTarget::Leader,
+            to: IsolateTarget::Member(member),
+        },
+        9 => Fault::OneWayCut {
+            from: IsolateTarget::Member(member),
+            to: IsolateTarget::Leader,
+        },
+        10 => Fault::Bridge {
+            arrangement: rng.random(),
+        },
+        11 => Fault::MajorityMinority {
+            arrangement: rng.random(),
+        },
+        12 => Fault::Ring {
+            arrangement: rng.random(),
+        },
+        // The leader's disk failing is where an ignored error hurts most: it acknowledges.
+        13 => Fault::FsyncError {
+            target: leader_or(member, rng),
+        },
+        14 => Fault::DiskFull {
+            target: leader_or(member, rng),
+        },
+        15 => Fault::CorruptSynced {
+            member,
+            pick: rng.random(),
+        },
+        16..=20 => message_or_clock_fault(kind, member, rng, scenario),
+        21 => Fault::AimedCrash {
+            moment: [
+                CrashMoment::AfterVote,
+                CrashMoment::AfterAppendAck,
+                CrashMoment::BeforeSync,
+            ][rng.random_range(0..3)],
+            restart_after_ms: rng.random_range(20..=200),
+        },
+        _ => unreachable!("one kind per weight"),
+    }
 }
 
 /// A fault of the kinds appended after `CorruptSynced` (weights 16 on): zone cuts, message

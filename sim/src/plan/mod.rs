@@ -7,10 +7,12 @@
 
 mod election;
 mod events;
+mod fault_mix;
 mod faults;
 mod keyspace;
 mod kubernetes;
 mod maintenance;
+mod maintenance_draw;
 mod membership;
 mod profile;
 #[cfg(test)]
@@ -18,6 +20,7 @@ mod profile_tests;
 mod scenario;
 mod shapes;
 mod swarm;
+mod swarm_draw;
 #[cfg(test)]
 mod swarm_tests;
 #[cfg(test)]
@@ -34,23 +37,23 @@ pub use election::{
     campaign, grant_lease, guarded_write, keep_alive, resign, ElectionPlan, ElectionRound,
     ELECTION_KEY, GUARDED_KEY,
 };
+pub use fault_mix::{fault_kind_names, weights_of, with_weights, FaultMix};
 pub use faults::{CrashMoment, Fault, FaultWindow, IsolateTarget};
 pub use keyspace::{WorkloadProfile, KEY_PREFIX};
 pub use kubernetes::{next_page, pod_key, NAMESPACE_PREFIX};
-pub use maintenance::{planned_request_bound_ms, MaintenanceAction, MaintenanceMix, MaintenanceOp};
+pub use maintenance::{MaintenanceAction, MaintenanceMix, MaintenanceOp};
+pub use maintenance_draw::planned_request_bound_ms;
 pub use membership::{MembershipAction, MembershipOp};
-pub use scenario::{FaultMix, MembershipMix, Scenario, DEFAULT_SCENARIO_TOML, EMBEDDED_SCENARIOS};
+pub use scenario::{MembershipMix, Scenario, DEFAULT_SCENARIO_TOML, EMBEDDED_SCENARIOS};
 pub use shapes::{arrange, cut_links, group_cut_links, sides};
-pub use swarm::{
-    describe_drawn, fault_kind_names, weights_of, with_weights, FaultTiming, Swarm, SwarmFault,
-    SwarmWorkload,
-};
+pub use swarm::{FaultTiming, Swarm, SwarmFault, SwarmWorkload};
+pub use swarm_draw::describe_drawn;
 pub use workload::{
     key_name, lease_id, ClientPlan, Fill, PlannedOp, PlannedWatch, WatchStart, WatcherPlan,
 };
 
 use faults::generate_faults;
-use maintenance::generate_maintenance;
+use maintenance_draw::generate_maintenance;
 use membership::generate_membership;
 use profile::{
     generate_etcd_ops, ETCD_DELETE_WEIGHTS, ETCD_PUT_DELETE_LEASE_WEIGHTS, ETCD_PUT_WEIGHTS,

@@ -27,6 +27,7 @@ mod messages;
 mod nemesis;
 mod net_clock_faults;
 mod operator;
+mod operator_node;
 mod replacer;
 #[cfg(test)]
 mod tests;
@@ -48,7 +49,7 @@ use cluster::{member_addrs, Cluster};
 use election::spawn_elections;
 use final_phase::run_final_phase;
 use nemesis::run_nemesis;
-use operator::{needs_operator, spawn_operator};
+use operator_node::{needs_operator, spawn_operator};
 use watcher::spawn_watchers;
 
 /// Options of one run that are not part of the plan (they do not change what is simulated,

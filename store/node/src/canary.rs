@@ -77,10 +77,15 @@ pub enum Canary {
     /// restarts (it still votes and follows): once every member did, no leader is ever
     /// elected again (`faultline_raft::Canary::NoCampaignAfterStepDown`). A liveness bug.
     NoCampaignAfterStepDown,
+    /// Recovery takes a rotted WAL record for a torn tail and cuts the log there (and drops
+    /// the later segments) instead of refusing to start: the member comes back without what
+    /// it had synced and acknowledged (`faultline_storage::StorageCanary::RotTakenForTornTail`).
+    /// Only rot of synced bytes reaches it.
+    RotTakenForTornTail,
 }
 
 impl Canary {
-    pub const ALL: [Canary; 21] = [
+    pub const ALL: [Canary; 22] = [
         Canary::StaleFollowerRead,
         Canary::AckBeforeSync,
         Canary::LeaderLocalRead,
@@ -102,6 +107,7 @@ impl Canary {
         Canary::MaintenanceIgnoresBudget,
         Canary::VoteNotSynced,
         Canary::NoCampaignAfterStepDown,
+        Canary::RotTakenForTornTail,
     ];
 
     /// The name used on the command line and in seed files.
@@ -128,6 +134,7 @@ impl Canary {
             Canary::MaintenanceIgnoresBudget => "maintenance-ignores-budget",
             Canary::VoteNotSynced => "vote-not-synced",
             Canary::NoCampaignAfterStepDown => "no-campaign-after-step-down",
+            Canary::RotTakenForTornTail => "rot-taken-for-torn-tail",
         }
     }
 
@@ -172,6 +179,9 @@ impl Canary {
                 Some(faultline_storage::StorageCanary::PurgeBeforeDurable)
             }
             Canary::FsyncErrorIgnored => Some(faultline_storage::StorageCanary::IgnoreFsyncError),
+            Canary::RotTakenForTornTail => {
+                Some(faultline_storage::StorageCanary::RotTakenForTornTail)
+            }
             _ => None,
         }
     }

@@ -160,10 +160,8 @@ impl NodeCore {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, RestartError> {
         assert_config_supported(&config);
-        let mut storage = open_member_storage(disk, storage_options(&config))?;
-        storage
-            .wal
-            .set_canary(config.canary.and_then(Canary::storage_canary));
+        // The storage canary reaches the WAL through the options (recovery acts on it too).
+        let storage = open_member_storage(disk, storage_options(&config))?;
         let restart = storage.restart;
         let raft_snapshot = restart
             .snapshot

@@ -135,13 +135,17 @@ pub fn open_member_storage(
 ) -> Result<MemberStorage, RestartError> {
     // Two handles on one directory; each component only touches its own file names.
     let shared = Arc::new(Mutex::new(disk));
+    let canary = options.snapshots.canary;
     let snapshots = SnapshotFiles::open(
         Box::new(Arc::clone(&shared)) as Box<dyn Disk + Send>,
         options.snapshots,
     )?;
     let loaded = snapshots.load_newest()?;
-    let (mut wal, wal_state) =
-        Wal::open_with_options(Box::new(shared) as Box<dyn Disk + Send>, options.wal)?;
+    let (mut wal, wal_state) = Wal::open_with_canary(
+        Box::new(shared) as Box<dyn Disk + Send>,
+        options.wal,
+        canary,
+    )?;
     let restart = combine(loaded, wal_state)?;
     if let Some(s) = &restart.snapshot {
         if wal.snapshot().is_none_or(|(index, _)| index < s.index) {

@@ -73,6 +73,13 @@ pub enum StorageCanary {
     /// The bytes unsynced at the failure are lost at the next power loss, after the member
     /// acknowledged them (etcd #14370's cousin). Only [`crate::Wal`] acts on it.
     IgnoreFsyncError,
+    /// Recovery takes a damaged WAL record for a torn tail wherever it lies: it cuts the log
+    /// there and drops the later segments, where a damaged record that later synced data
+    /// follows is corruption (etcd's WAL repair, likewise, only ever cuts the last segment's
+    /// torn tail; a damaged earlier record makes etcd refuse to start). Power loss never
+    /// damages synced bytes, so only rot of synced bytes reaches it: the member restarts
+    /// without entries, votes and commits it had made durable and acknowledged.
+    RotTakenForTornTail,
 }
 
 /// One snapshot: the last log entry it covers, and the node's bytes.

@@ -43,6 +43,7 @@ fn config(id: u64) -> NodeConfig {
         members: (1..=3).map(|i| (i, addr(i))).collect(),
         initial_cluster_state: InitialClusterState::New,
         attributes: attributes(id),
+        buggify: crate::Buggify::default(),
         tick_interval_ms: TICK_MS,
         election_timeout_ticks: 10,
         heartbeat_interval_ticks: 1,

@@ -171,15 +171,27 @@ impl<D: Disk> Wal<D> {
     ///
     /// A damaged unsynced tail is cut off (durably). Everything recovered is then synced, since
     /// after a process crash (without power loss) it may still sit only in the page cache.
-    pub fn open_with_options(
+    pub fn open_with_options(disk: D, options: WalOptions) -> Result<(Self, WalState), WalError> {
+        Wal::open_with_canary(disk, options, None)
+    }
+
+    /// [`Wal::open_with_options`], with a planted bug (simulation only: refused without the
+    /// `canaries` feature) acting on recovery as well as on the running log.
+    pub fn open_with_canary(
         mut disk: D,
         options: WalOptions,
+        canary: Option<crate::snap::StorageCanary>,
     ) -> Result<(Self, WalState), WalError> {
         assert!(
             options.segment_size_bytes >= 1,
             "segment size must be positive"
         );
-        let recovered = recover::recover(&mut disk)?;
+        assert!(
+            cfg!(feature = "canaries") || canary.is_none(),
+            "storage canary {canary:?} requested, but faultline-storage was built without `canaries`"
+        );
+        let rot_as_torn = canary == Some(crate::snap::StorageCanary::RotTakenForTornTail);
+        let recovered = recover::recover(&mut disk, rot_as_torn)?;
         let shape = recovered.shape;
         assert!(!shape.has_released_gap());
         assert_eq!(
@@ -205,7 +217,7 @@ impl<D: Disk> Wal<D> {
             segments: recovered.segments,
             dir_synced: true,
             failed: false,
-            canary: None,
+            canary,
         };
         Ok((wal, state))
     }

@@ -33,7 +33,15 @@ struct SegmentRecords {
 /// Parses the records of segment `file`. Damage in the last segment is a torn tail (its
 /// records are cut there) unless a later record proves the damaged bytes were synced; in any
 /// other segment it is corruption, since a segment is synced before the next one begins.
-fn read_records(file: &str, bytes: &[u8], is_last: bool) -> Result<SegmentRecords, WalError> {
+///
+/// `rot_as_torn` is the `RotTakenForTornTail` canary: every damaged record is taken for a torn
+/// tail, wherever it lies.
+fn read_records(
+    file: &str,
+    bytes: &[u8],
+    is_last: bool,
+    rot_as_torn: bool,
+) -> Result<SegmentRecords, WalError> {
     let mut frames = Vec::new();
     let mut pos = 0;
     loop {
@@ -47,7 +55,9 @@ fn read_records(file: &str, bytes: &[u8], is_last: bool) -> Result<SegmentRecord
                 return Err(invalid(file, pos, reason));
             }
             Parsed::Damaged { reason, next } => {
-                let evidence = if is_last {
+                let evidence = if rot_as_torn {
+                    None
+                } else if is_last {
                     synced_evidence(bytes, pos, next).map(|at| {
                         format!("a record written later at byte {at} proves it was synced")
                     })
@@ -168,7 +178,7 @@ impl Fold {
 /// Recovers the log from the WAL segments on `disk`: a torn tail of the last segment is cut
 /// off, a last segment left without a whole header is removed, and so are segments an
 /// interrupted release left before a gap. Then everything kept is made durable.
-pub(crate) fn recover<D: Disk>(disk: &mut D) -> Result<Recovered, WalError> {
+pub(crate) fn recover<D: Disk>(disk: &mut D, rot_as_torn: bool) -> Result<Recovered, WalError> {
     let (run, leftovers) = newest_run(&disk.list()?);
     let mut fold = Fold::default();
     let mut segments = Vec::new();
@@ -177,8 +187,9 @@ pub(crate) fn recover<D: Disk>(disk: &mut D) -> Result<Recovered, WalError> {
         let is_last = i + 1 == run.len();
         let file = name.file();
         let bytes = disk.read(&file)?;
-        let records = read_records(&file, &bytes, is_last)?;
-        if records.valid_len < bytes.len() {
+        let records = read_records(&file, &bytes, is_last, rot_as_torn)?;
+        let cut = records.valid_len < bytes.len();
+        if cut {
             disk.truncate(&file, records.valid_len as u64)?;
         }
         if records.frames.is_empty() && is_last {
@@ -192,6 +203,11 @@ pub(crate) fn recover<D: Disk>(disk: &mut D) -> Result<Recovered, WalError> {
             max_entry_index,
             ..Segment::new(*name)
         });
+        if cut && rot_as_torn && !is_last {
+            // The canary's repair: the log ends where the damage is, as if it were the tail.
+            removed.extend(run[i + 1..].iter().map(|n| n.file()));
+            break;
+        }
     }
     let shape = fold.shape.unwrap_or_default();
     if shape.has_released_gap() {

@@ -271,6 +271,30 @@ fn damage_in_an_earlier_segment_is_corruption() {
     }
 }
 
+/// The `RotTakenForTornTail` canary turns the corruption above into a silent cut: the log
+/// ends inside segment 1 and the later segments, synced entries among them, are gone.
+#[cfg(feature = "canaries")]
+#[test]
+fn the_rot_taken_for_torn_tail_canary_cuts_the_log_at_the_damage() {
+    let wal = log_of(3, 3, TINY);
+    let files = wal.segment_files();
+    assert!(files.len() >= 3, "{files:?}");
+    let mut disk = wal.into_disk();
+    let mut bytes = disk.read(&files[1]).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x40;
+    disk.remove(&files[1]).unwrap();
+    disk.append(&files[1], &bytes).unwrap();
+    let canary = Some(crate::snap::StorageCanary::RotTakenForTornTail);
+    let (wal, state) = Wal::open_with_canary(disk, TINY, canary).expect("the canary opens");
+    assert_eq!(wal.segment_files(), files[..2].to_vec());
+    assert!(
+        state.entries.last().map_or(0, |e| e.index.0) < 3,
+        "synced entries lost: {:?}",
+        state.entries
+    );
+}
+
 #[test]
 fn a_new_segment_torn_inside_its_header_is_removed() {
     let mut wal = log_of(2, 2, TINY);
