@@ -99,6 +99,7 @@ impl CampaignSummary {
             format!("entries/append {}", drawn.max_entries_per_append),
             format!("workload {workload}"),
             format!("fault kinds {kinds}"),
+            format!("buggify {}", if drawn.buggify { "on" } else { "off" }),
         ] {
             *self.swarm_draws.entry(draw).or_default() += 1;
         }

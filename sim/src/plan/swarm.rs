@@ -49,6 +49,11 @@ pub struct Swarm {
     pub faults: BTreeMap<String, SwarmFault>,
     /// The workload profiles a seed draws from, each with the knobs it needs.
     pub workloads: Vec<SwarmWorkload>,
+    /// The share of seeds, in percent, whose members run with BUGGIFY points on
+    /// (`Scenario::buggify`; each point's chance is then drawn per seed by the runner). Drawn
+    /// last, so that a swarm without it draws what it always drew.
+    #[serde(default)]
+    pub buggify_percent: u32,
 }
 
 /// The quiet time between fault windows and their length, each drawn from [min, max].

@@ -96,6 +96,9 @@ impl Swarm {
         let timing = draw_from(rng, &self.fault_timing_ms);
         (drawn.faults.gap_ms, drawn.faults.duration_ms) = (timing.gap, timing.duration);
         self.draw_workload(rng, &mut drawn);
+        if self.buggify_percent > 0 {
+            drawn.buggify = rng.random_range(0..100) < self.buggify_percent;
+        }
         drawn
     }
 
@@ -169,7 +172,7 @@ pub fn describe_drawn(drawn: &Scenario) -> String {
         .collect();
     format!(
         "swarm drew: {} member(s) in {} zone(s), election {} / heartbeat {} ticks, {} entries \
-         per append, workload {}, faults [{}] every {:?} ms for {:?} ms",
+         per append, workload {}, faults [{}] every {:?} ms for {:?} ms{}",
         drawn.members,
         drawn.zones,
         drawn.election_timeout_ticks,
@@ -181,6 +184,7 @@ pub fn describe_drawn(drawn: &Scenario) -> String {
             .unwrap_or_default(),
         faults.join(", "),
         drawn.faults.gap_ms,
-        drawn.faults.duration_ms
+        drawn.faults.duration_ms,
+        if drawn.buggify { ", BUGGIFY on" } else { "" }
     )
 }

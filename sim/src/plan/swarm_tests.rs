@@ -152,3 +152,14 @@ fn weights_by_name_round_trip_and_unknown_kinds_are_refused() {
     let error = scenario.validate().unwrap_err();
     assert!(error.contains("\"no_such\" is no fault kind"), "{error}");
 }
+
+/// About a quarter of the default's seeds turn BUGGIFY on (`buggify_percent = 25`), and a
+/// drawn scenario says so; the rest keep it off.
+#[test]
+fn the_swarm_turns_buggify_on_for_some_seeds() {
+    let scenario = Scenario::default_scenario();
+    let on = (0..200)
+        .filter(|&seed| Plan::generate(seed, &scenario).scenario.buggify)
+        .count();
+    assert!((25..=75).contains(&on), "{on} of 200 seeds with BUGGIFY on");
+}
