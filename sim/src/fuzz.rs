@@ -46,10 +46,22 @@ mod imp {
             )
         }
 
+        /// Planned maintenance's work, when there was any.
+        fn maintenance_part(&self) -> String {
+            let s = &self.summary;
+            if s.maintenance_restarts + s.maintenance_replacements + s.maintenance_stopped == 0 {
+                return String::new();
+            }
+            format!(
+                " | maintenance: {} restart(s), {} replacement(s), {} action(s) stopped",
+                s.maintenance_restarts, s.maintenance_replacements, s.maintenance_stopped
+            )
+        }
+
         pub fn one_line(&self) -> String {
             format!(
                 "seed {} {} trace {:016x} | ops {} (ok {}, failed {}, unknown {}) | faults {} \
-                 | elections {} | committed {} | snapshots {} taken, {} installed{} | {} ms",
+                 | elections {} | committed {} | snapshots {} taken, {} installed{}{} | {} ms",
                 self.seed,
                 self.verdict.label(),
                 self.trace_hash,
@@ -63,6 +75,7 @@ mod imp {
                 self.summary.snapshots_taken,
                 self.summary.snapshots_installed,
                 self.membership_part(),
+                self.maintenance_part(),
                 self.wall_ms
             )
         }

@@ -319,6 +319,14 @@ pub struct TraceSummary {
     pub leader_transfers: u64,
     #[serde(default)]
     pub operator_gave_up: u64,
+    /// Planned maintenance: members restarted and replaced, and actions that stopped before
+    /// their end (the workload ended while they waited for the budget, or a step gave up).
+    #[serde(default)]
+    pub maintenance_restarts: u64,
+    #[serde(default)]
+    pub maintenance_replacements: u64,
+    #[serde(default)]
+    pub maintenance_stopped: u64,
     pub ops: u64,
     pub ops_ok: u64,
     pub ops_failed: u64,
@@ -327,7 +335,7 @@ pub struct TraceSummary {
 
 impl TraceSummary {
     /// Snapshot and membership counts by name (for a campaign's totals).
-    pub fn cluster_events(&self) -> [(&'static str, u64); 7] {
+    pub fn cluster_events(&self) -> [(&'static str, u64); 10] {
         [
             ("snapshots taken", self.snapshots_taken),
             ("snapshots installed", self.snapshots_installed),
@@ -336,6 +344,9 @@ impl TraceSummary {
             ("members removed", self.members_removed),
             ("leader transfers", self.leader_transfers),
             ("operator steps given up", self.operator_gave_up),
+            ("maintenance restarts", self.maintenance_restarts),
+            ("maintenance replacements", self.maintenance_replacements),
+            ("maintenance actions stopped", self.maintenance_stopped),
         ]
     }
 }
@@ -366,6 +377,12 @@ pub fn summarize(trace: &Trace, history: &History) -> TraceSummary {
                 OperatorStep::Transferred { .. } => summary.leader_transfers += 1,
                 OperatorStep::GaveUp { .. } => summary.operator_gave_up += 1,
                 OperatorStep::Skipped { .. } => {}
+            },
+            TraceEvent::Maintenance { step, .. } => match step {
+                MaintenanceStep::Restarted { .. } => summary.maintenance_restarts += 1,
+                MaintenanceStep::Replaced { .. } => summary.maintenance_replacements += 1,
+                MaintenanceStep::Stopping { .. } => summary.maintenance_stopped += 1,
+                _ => {}
             },
             TraceEvent::FaultStart { fault, members } => {
                 summary.faults += 1;
