@@ -26,12 +26,13 @@
 //!
 //! Files: `state` (the state and input), `facts` (what the history shows about keys and
 //! leases), `apply` (etcd's semantics of one request), `prune` (rejecting states with the
-//! facts), `step` (the model as the linearizability search sees it), and here the model's
+//! facts), `reads_at` (historical reads judged at the revision they read), `step` (the model as the linearizability search sees it), and here the model's
 //! parameters and the response helpers.
 
 mod apply;
 mod facts;
 mod prune;
+mod reads_at;
 mod state;
 mod step;
 
@@ -40,6 +41,7 @@ use faultline_api::{
 };
 
 pub use facts::{KeyFacts, KeyObs, LeaseFacts, LeaseTimeline};
+pub use reads_at::ReadsAt;
 pub(crate) use state::kv_of;
 pub use state::{EtcdInput, EtcdState, KeyState, RangeKind};
 
@@ -63,10 +65,13 @@ pub struct EtcdModel {
     pub facts: Option<KeyFacts>,
     /// What known responses show about each lease, used the same way (`None`: no pruning).
     pub lease_facts: Option<LeaseFacts>,
+    /// The historical reads, judged exactly at the step that makes the revision they read
+    /// (`None`: not enforced; see `reads_at`).
+    pub reads_at: Option<ReadsAt>,
 }
 
 impl EtcdModel {
-    /// The same model without the facts (`facts`, `lease_facts`): the same steps, less
+    /// The same model without the facts (`facts`, `lease_facts`, `reads_at`): the same steps, less
     /// pruning.
     pub fn without_facts(&self) -> EtcdModel {
         EtcdModel {
@@ -77,6 +82,7 @@ impl EtcdModel {
             unmodified: self.unmodified.clone(),
             facts: None,
             lease_facts: None,
+            reads_at: None,
         }
     }
 }
