@@ -11,8 +11,8 @@ use std::rc::Rc;
 
 use faultline_api::{Request, Response, Revision};
 
-use crate::describe::{describe_response, summarize};
 use super::requests::takes_part;
+use crate::describe::{describe_response, summarize};
 use crate::history::{History, Operation, Outcome};
 use crate::linearizability::{Mismatch, Model, Op};
 use crate::models::etcd::{EtcdInput, EtcdModel, KeyState, RangeKind, ReadsAt};
