@@ -26,13 +26,13 @@
 //!
 //! Files: `state` (the state and input), `facts` (what the history shows about keys and
 //! leases), `apply` (etcd's semantics of one request), `prune` (rejecting states with the
-//! facts), `reads_at` (historical reads judged at the revision they read), `step` (the model as the linearizability search sees it), and here the model's
-//! parameters and the response helpers.
+//! facts, and judging historical reads at the step that makes their revision), `step` (the
+//! model as the linearizability search sees it), and here the model's parameters and the
+//! response helpers.
 
 mod apply;
 mod facts;
 mod prune;
-mod reads_at;
 mod state;
 mod step;
 
@@ -40,8 +40,7 @@ use faultline_api::{
     LeaseId, Request, Response, ResponseHeader, ResponseOp, Revision, TxnResponse,
 };
 
-pub use facts::{KeyFacts, KeyObs, LeaseFacts, LeaseTimeline};
-pub use reads_at::ReadsAt;
+pub use facts::{KeyFacts, KeyObs, LeaseFacts, LeaseTimeline, ReadsAt};
 pub(crate) use state::kv_of;
 pub use state::{EtcdInput, EtcdState, KeyState, RangeKind};
 
@@ -66,7 +65,7 @@ pub struct EtcdModel {
     /// What known responses show about each lease, used the same way (`None`: no pruning).
     pub lease_facts: Option<LeaseFacts>,
     /// The historical reads, judged exactly at the step that makes the revision they read
-    /// (`None`: not enforced; see `reads_at`).
+    /// (`None`: not enforced; see `ReadsAt`).
     pub reads_at: Option<ReadsAt>,
 }
 
