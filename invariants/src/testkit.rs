@@ -279,6 +279,7 @@ fn take_effect(
         unmodified: Default::default(),
         facts: None,
         lease_facts: None,
+        reads_at: None,
     };
     let mut order: Vec<usize> = (0..planned.len())
         .filter(|&i| planned[i].effect_at.is_some())

@@ -1,17 +1,35 @@
-//! Pass: historical reads against the linearization found. The search checks a historical
-//! read's header only; here the linearization is stepped through the model, keeping each
-//! key's state after every change, and every historical read is compared with the store at
-//! its revision.
+//! Pass: historical reads. `reads_at` collects them for the search, which judges each at the
+//! step that makes the revision it reads (`models::etcd::ReadsAt`), so the linearization found
+//! agrees with every one whenever any linearization does. `check_historical` judges them
+//! against a linearization afterwards: the linearization of a search without them (to name
+//! the reads no linearization satisfies), and as a cross-check of the search with them. There
+//! the linearization is stepped through the model, keeping each key's state after every
+//! change, and every historical read is compared with the store at its revision.
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use faultline_api::{Request, Response, Revision};
 
+use super::requests::takes_part;
 use crate::describe::{describe_response, summarize};
-use crate::history::Operation;
+use crate::history::{History, Operation, Outcome};
 use crate::linearizability::{Mismatch, Model, Op};
-use crate::models::etcd::{EtcdInput, EtcdModel, KeyState, RangeKind};
+use crate::models::etcd::{EtcdInput, EtcdModel, KeyState, RangeKind, ReadsAt};
+
+/// The historical reads taking part in the search: ranges at a revision (> 0) with a known
+/// response. (Ranges at a revision inside a txn are not modelled; see `models::etcd`.)
+pub(super) fn reads_at(history: &History) -> ReadsAt {
+    let mut reads = ReadsAt::default();
+    for op in history.ops.iter().filter(|op| takes_part(op)) {
+        if let (Request::Range(r), Outcome::Ok(Response::Range(rr))) = (&op.request, &op.outcome) {
+            if r.revision > 0 {
+                reads.add(r, rr);
+            }
+        }
+    }
+    reads
+}
 
 /// The historical reads of `order` (indices into `ops`) that do not match the store at their
 /// revision.

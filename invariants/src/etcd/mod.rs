@@ -1,6 +1,7 @@
 //! Checking an etcd history (`history::History`) against etcd's model: a stale-read pre-check,
-//! the linearizability search with revision-based pruning, and an exact check of historical
-//! reads against the linearization found.
+//! the linearizability search with revision-based pruning (historical reads judged exactly at
+//! the revision they read), and a cross-check of historical reads against the linearization
+//! found.
 //!
 //! What takes part in the search:
 //! * `Outcome::Failed` operations never took effect: excluded.
@@ -29,7 +30,8 @@
 //! `stale` (stale reads, a pre-check), `revisions` (claims, pins, unmodified intervals,
 //! deadlines), `watch_facts` (the same from watches), `symmetry` (classes of interchangeable
 //! unknown writes), `key_facts`, `lease_facts`, `expiry` (lease expiry windows), `prepare` (runs the passes and builds the
-//! search's operations), `historical` (historical reads against the linearization found);
+//! search's operations), `historical` (the historical reads the search enforces, and the same
+//! reads against a linearization found);
 //! and here the driver: the searches in their fallback order and the verdict.
 
 pub mod expiry;
@@ -271,20 +273,19 @@ fn judge_linearization(
         .iter()
         .any(|op| op.is_unknown() && op.request.is_write());
     if stale.is_empty() && unknown_writes && !contradicted.historical_reads {
-        // Historical reads pruned the search as facts, but a large key universe checks only
-        // changed keys (`EtcdModel::feasible`), so the linearization found may still disagree
-        // with one; another linearization (say, a different unknown write filling the same
-        // revision) may satisfy it, so a mismatch here proves nothing: unknown, not a
-        // failure. Without unknown writes every revision is pinned by a known write, the
-        // state at each revision is unique, and a mismatch is a real violation. Found on
-        // lossy-leader-churn seed 71.
+        // The search enforced every historical read at the step that made its revision
+        // (`models::etcd::ReadsAt`), so the linearization it found agrees with them all; a
+        // mismatch here means the model and this pass disagree (a checker bug), not that no
+        // linearization satisfies the read: unknown, never a failure nor a pass. (Before the
+        // reads were enforced in the search, a first linearization that disagreed with a
+        // limited or count-only read ended unknown here: lossy-leader-churn seeds 46, 71.)
         let first = &mismatches[0];
         return Judged::Done(
             Verdict::Unknown {
                 reason: format!(
-                    "{} historical read(s) do not match the linearization found, and other \
-                     linearizations were not searched; first: op {} ({}): {}; expected under \
-                     this linearization: {}",
+                    "{} historical read(s) do not match the linearization found, though the \
+                     search enforced them (a checker inconsistency); first: op {} ({}): {}; \
+                     expected under this linearization: {}",
                     mismatches.len(),
                     first.op.id,
                     first.op.request,

@@ -5,6 +5,7 @@
 use faultline_api::{Request, Response, Revision};
 
 use super::expiry::ExpiryWindow;
+use super::historical::reads_at;
 use super::key_facts::key_facts;
 use super::lease_facts::{lease_facts, LeaseNeeds, UnknownLeaseOp};
 use super::observations::ExtraFacts;
@@ -60,7 +61,8 @@ pub const EXPIRY_CLIENT_BASE: u64 = u64::MAX;
 
 /// The passes, in order: the universe (keys, leases, writers); revision claims, pins and
 /// unmodified intervals from the responses; deadlines; pins and unmodified intervals from
-/// watches (extra); lease needs; symmetry classes; the operations; key facts; lease facts.
+/// watches (extra); lease needs; symmetry classes; the operations; key facts; historical reads
+/// (extra); lease facts.
 /// The last `expiries.len()` operations of `history` are the expiries.
 fn prepare_passes(history: &History, extra: ExtraFacts, expiries: &[ExpiryWindow]) -> Prepared {
     let universe = Universe::of(history);
@@ -83,6 +85,7 @@ fn prepare_passes(history: &History, extra: ExtraFacts, expiries: &[ExpiryWindow
         unmodified: merge_intervals(std::mem::take(&mut revisions.unmodified)),
         facts: None,
         lease_facts: None,
+        reads_at: None,
     };
     let mut builder = OpsBuilder {
         history,
@@ -103,6 +106,9 @@ fn prepare_passes(history: &History, extra: ExtraFacts, expiries: &[ExpiryWindow
     }
     let (ops, unknown_lease_ops) = (builder.ops, builder.unknown_lease_ops);
     model.facts = Some(key_facts(&model, extra, history, &revisions, &unclaimed));
+    if extra.historical_reads {
+        model.reads_at = Some(reads_at(history));
+    }
     model.lease_facts = Some(lease_facts(
         &model.lease_universe,
         history,

@@ -2,7 +2,9 @@
 //! rules that reject a state no completion can reconcile with them. Built by the etcd
 //! checker's passes (`crate::etcd`); used by the model's pruning (`prune.rs`).
 
-use faultline_api::{LeaseId, Revision};
+use std::collections::BTreeMap;
+
+use faultline_api::{LeaseId, RangeRequest, RangeResponse, Revision};
 
 use super::state::KeyState;
 
@@ -246,5 +248,48 @@ impl KeyFacts {
                 }
             }
         }
+    }
+}
+
+/// The historical reads of a history (ranges with `revision > 0` and a known response), by
+/// the revision they read; `EtcdModel::reads_at_feasible` (`prune.rs`) judges them.
+///
+/// Enforced inside the search: a range at revision R must show the store at R, exactly.
+///
+/// Why here: a historical read is placed in the linearization at its header revision, long
+/// after R, when the state at R is gone; `apply` can only check its header there. But the key
+/// table at revision R is fixed the moment a step reaches R: every later change of a key makes
+/// a new revision (lease grants, revokes of leases without keys and compactions change no
+/// key). So the step that produces revision R is where every read at R is judged: the range
+/// evaluated on that step's new state must give the response's KVs, `more` and `count`. The
+/// rule depends on the step and the state it leads to only, so the memo stays sound; it is a
+/// necessary condition of every linearization, and with the header check (which makes the
+/// store reach R before the read is placed) also sufficient, so the linearization found
+/// agrees with every historical read and no post-check can disagree with it.
+///
+/// (The key facts, `KeyFacts`, prune the same reads earlier by counting, but cannot say what
+/// a limited or count-only range shows about the keys it does not list.)
+#[derive(Clone, Debug, Default)]
+pub struct ReadsAt {
+    pub(super) by_revision: BTreeMap<Revision, Vec<(RangeRequest, RangeResponse)>>,
+}
+
+impl ReadsAt {
+    /// Add a read at `req.revision` (> 0) and what it returned.
+    pub fn add(&mut self, req: &RangeRequest, resp: &RangeResponse) {
+        debug_assert!(req.revision > 0);
+        self.by_revision
+            .entry(req.revision)
+            .or_default()
+            .push((req.clone(), resp.clone()));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_revision.is_empty()
+    }
+
+    /// How many reads.
+    pub fn len(&self) -> usize {
+        self.by_revision.values().map(Vec::len).sum()
     }
 }

@@ -26,8 +26,9 @@
 //!
 //! Files: `state` (the state and input), `facts` (what the history shows about keys and
 //! leases), `apply` (etcd's semantics of one request), `prune` (rejecting states with the
-//! facts), `step` (the model as the linearizability search sees it), and here the model's
-//! parameters and the response helpers.
+//! facts, and judging historical reads at the step that makes their revision), `step` (the
+//! model as the linearizability search sees it), and here the model's parameters and the
+//! response helpers.
 
 mod apply;
 mod facts;
@@ -39,7 +40,7 @@ use faultline_api::{
     LeaseId, Request, Response, ResponseHeader, ResponseOp, Revision, TxnResponse,
 };
 
-pub use facts::{KeyFacts, KeyObs, LeaseFacts, LeaseTimeline};
+pub use facts::{KeyFacts, KeyObs, LeaseFacts, LeaseTimeline, ReadsAt};
 pub(crate) use state::kv_of;
 pub use state::{EtcdInput, EtcdState, KeyState, RangeKind};
 
@@ -63,10 +64,13 @@ pub struct EtcdModel {
     pub facts: Option<KeyFacts>,
     /// What known responses show about each lease, used the same way (`None`: no pruning).
     pub lease_facts: Option<LeaseFacts>,
+    /// The historical reads, judged exactly at the step that makes the revision they read
+    /// (`None`: not enforced; see `ReadsAt`).
+    pub reads_at: Option<ReadsAt>,
 }
 
 impl EtcdModel {
-    /// The same model without the facts (`facts`, `lease_facts`): the same steps, less
+    /// The same model without the facts (`facts`, `lease_facts`, `reads_at`): the same steps, less
     /// pruning.
     pub fn without_facts(&self) -> EtcdModel {
         EtcdModel {
@@ -77,6 +81,7 @@ impl EtcdModel {
             unmodified: self.unmodified.clone(),
             facts: None,
             lease_facts: None,
+            reads_at: None,
         }
     }
 }

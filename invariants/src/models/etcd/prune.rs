@@ -1,8 +1,9 @@
 //! Pruning a step with what the history showed: a state is rejected as soon as no completion
 //! can match the key facts, the lease facts, or the intervals in which keys are shown
-//! unmodified. Every rule is a necessary condition, so pruning is exact.
+//! unmodified; and historical reads are judged at the step that makes their revision
+//! (`ReadsAt`). Every rule is a necessary condition, so pruning is exact.
 
-use faultline_api::{LeaseId, Revision};
+use faultline_api::{LeaseId, RangeRequest, RangeResponse, Revision};
 
 use super::{EtcdModel, EtcdState};
 
@@ -80,5 +81,32 @@ impl EtcdModel {
         };
         let i = iv.partition_point(|&(a, _)| a < rev);
         i > 0 && iv[i - 1].1 >= rev
+    }
+
+    /// Whether every historical read at the revision of `next` (reached from `before`) shows
+    /// what `next` holds. Only a step that makes a new revision is judged; a step from the
+    /// initial revision 1 also judges the reads at 1 on `before` (the empty store), which no
+    /// step reaches.
+    pub fn reads_at_feasible(&self, before: &EtcdState, next: &EtcdState) -> bool {
+        let Some(reads) = &self.reads_at else {
+            return true;
+        };
+        if next.revision == before.revision || reads.is_empty() {
+            return true;
+        }
+        let at = |st: &EtcdState| {
+            reads
+                .by_revision
+                .get(&st.revision)
+                .is_none_or(|list| list.iter().all(|(req, resp)| self.shows(st, req, resp)))
+        };
+        (before.revision != 1 || at(before)) && at(next)
+    }
+
+    /// Whether a range on the keys of `st` gives the KVs, `more` and `count` of `resp` (the
+    /// header is the read's own, checked where the read is placed).
+    fn shows(&self, st: &EtcdState, req: &RangeRequest, resp: &RangeResponse) -> bool {
+        let expected = self.range_on(&st.keys, req, resp.header.revision);
+        expected.kvs == resp.kvs && expected.more == resp.more && expected.count == resp.count
     }
 }

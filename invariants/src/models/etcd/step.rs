@@ -290,7 +290,11 @@ impl EtcdModel {
                 expected == *actual
             }
         };
-        if matches && (next == *st || (self.feasible(st, &next) && self.leases_feasible(st, &next)))
+        if matches
+            && (next == *st
+                || (self.feasible(st, &next)
+                    && self.leases_feasible(st, &next)
+                    && self.reads_at_feasible(st, &next)))
         {
             Some(next)
         } else {
@@ -357,7 +361,10 @@ impl EtcdModel {
         } else if input.pin.is_some() {
             return None;
         }
-        if !self.feasible(st, &next) || !self.leases_feasible(st, &next) {
+        if !self.feasible(st, &next)
+            || !self.leases_feasible(st, &next)
+            || !self.reads_at_feasible(st, &next)
+        {
             return None;
         }
         Some(next)
