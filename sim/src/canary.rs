@@ -190,6 +190,18 @@ pub fn all_canaries() -> Vec<CanarySpec> {
             VerdictKind::NotLinearizable,
         ],
     ));
+    // Issue 13's canary that only a swarm-drawn fault subset reaches: a leader's read cache,
+    // taken once its term has lasted 5 s, that only a new term refreshes. Every fault that
+    // deposes the leader throws it away before it goes stale, so a fixed mix with every kind
+    // on misses it; a seed whose draw leaves those kinds out keeps one leader long enough.
+    all.push(ready(
+        Canary::StableLeaderReadCache.name(),
+        Canary::StableLeaderReadCache,
+        "a leader's read cache refreshed only by a new term: stale reads once no fault deposes it",
+        "default",
+        300,
+        READS,
+    ));
     all
 }
 

@@ -82,10 +82,15 @@ pub enum Canary {
     /// it had synced and acknowledged (`faultline_storage::StorageCanary::RotTakenForTornTail`).
     /// Only rot of synced bytes reaches it.
     RotTakenForTornTail,
+    /// A leader that has held its term for 5 s answers linearizable ranges from a copy of its
+    /// key space that only a change of term refreshes (`core/read_cache.rs`): stale reads.
+    /// Any fault that deposes the leader masks it; only a swarm-drawn subset without such
+    /// faults (or with long quiet spells) reaches it.
+    StableLeaderReadCache,
 }
 
 impl Canary {
-    pub const ALL: [Canary; 22] = [
+    pub const ALL: [Canary; 23] = [
         Canary::StaleFollowerRead,
         Canary::AckBeforeSync,
         Canary::LeaderLocalRead,
@@ -108,6 +113,7 @@ impl Canary {
         Canary::VoteNotSynced,
         Canary::NoCampaignAfterStepDown,
         Canary::RotTakenForTornTail,
+        Canary::StableLeaderReadCache,
     ];
 
     /// The name used on the command line and in seed files.
@@ -135,6 +141,7 @@ impl Canary {
             Canary::VoteNotSynced => "vote-not-synced",
             Canary::NoCampaignAfterStepDown => "no-campaign-after-step-down",
             Canary::RotTakenForTornTail => "rot-taken-for-torn-tail",
+            Canary::StableLeaderReadCache => "stable-leader-read-cache",
         }
     }
 

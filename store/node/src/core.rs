@@ -30,6 +30,7 @@ mod lease;
 mod membership;
 mod metrics;
 mod publish;
+mod read_cache;
 mod snapshot;
 mod watch;
 
@@ -135,6 +136,12 @@ pub struct NodeCore {
     buggify_rng: ChaCha8Rng,
     /// Proposals a BUGGIFY point dropped, answered `Timeout` at their deadline.
     dropped_proposals: Vec<(Reply, Instant)>,
+    /// Simulated time a slow disk's operations took, not yet waited out (`fail_stop.rs`).
+    disk_latency_ms: u64,
+    /// Ticks this member has led its current term (the long-term-read-cache canary's clock).
+    leader_ticks: u64,
+    /// The long-term-read-cache canary's cache (`core/read_cache.rs`).
+    read_cache: Option<Box<KvStore>>,
 }
 
 impl NodeCore {
@@ -262,6 +269,9 @@ impl NodeCore {
             halted: false,
             buggify_rng: ChaCha8Rng::seed_from_u64(config_rng_seed ^ 0xb066_1f7e_b066_1f7e),
             dropped_proposals: Vec::new(),
+            disk_latency_ms: 0,
+            leader_ticks: 0,
+            read_cache: None,
         };
         core.applied_conf = core
             .raft
@@ -285,6 +295,7 @@ impl NodeCore {
             return;
         }
         self.raft.tick();
+        self.read_cache_tick();
         self.expire_requests(now);
         self.expire_dropped_proposals(now);
         self.expire_transfer(now);
@@ -341,6 +352,9 @@ impl NodeCore {
                 return;
             }
             let result = self.read_local(&request);
+            let _ = reply.send(result);
+        } else if let Some(result) = self.canary_cached_read(&request) {
+            // Planted bug (`read_cache.rs`): a long-serving leader reads its stale cache.
             let _ = reply.send(result);
         } else {
             let ctx = self.next_read_ctx;
@@ -540,6 +554,10 @@ impl NodeCore {
                 return Ok(Vec::new());
             }
             self.maybe_compact()?;
+            if self.disk_was_slow() {
+                // What follows this Ready waits for the slow disk (`drive_member`).
+                break;
+            }
         }
         self.serve_applied_reads();
         self.flush_watch_polls();
@@ -558,6 +576,7 @@ impl NodeCore {
         self.role = role;
         self.term = term;
         self.leader = leader;
+        self.read_cache_reset();
         self.on_leader_for_transfer(leader);
         self.observer.on_event(
             self.config.id,
