@@ -82,10 +82,11 @@ pub enum Canary {
     /// it had synced and acknowledged (`faultline_storage::StorageCanary::RotTakenForTornTail`).
     /// Only rot of synced bytes reaches it.
     RotTakenForTornTail,
-    /// A leader that has held its term for 5 s answers linearizable ranges from a copy of its
-    /// key space that only a change of term refreshes (`core/read_cache.rs`): stale reads.
-    /// Any fault that deposes the leader masks it; only a swarm-drawn subset without such
-    /// faults (or with long quiet spells) reaches it.
+    /// A leader that has led a quiet cluster for 6 s (no member silent for an election
+    /// timeout) answers linearizable ranges from a copy of its key space that only a change
+    /// of term refreshes (`core/read_cache.rs`): stale reads. Any fault that deposes the
+    /// leader or silences a member masks it; only a swarm-drawn subset without such faults
+    /// (or with long quiet spells) reaches it.
     StableLeaderReadCache,
 }
 

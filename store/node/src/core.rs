@@ -138,10 +138,8 @@ pub struct NodeCore {
     dropped_proposals: Vec<(Reply, Instant)>,
     /// Simulated time a slow disk's operations took, not yet waited out (`fail_stop.rs`).
     disk_latency_ms: u64,
-    /// Ticks this member has led its current term (the long-term-read-cache canary's clock).
-    leader_ticks: u64,
-    /// The long-term-read-cache canary's cache (`core/read_cache.rs`).
-    read_cache: Option<Box<KvStore>>,
+    /// The stable-leader-read-cache canary's state (`core/read_cache.rs`).
+    read_cache: read_cache::ReadCache,
 }
 
 impl NodeCore {
@@ -270,8 +268,7 @@ impl NodeCore {
             buggify_rng: ChaCha8Rng::seed_from_u64(config_rng_seed ^ 0xb066_1f7e_b066_1f7e),
             dropped_proposals: Vec::new(),
             disk_latency_ms: 0,
-            leader_ticks: 0,
-            read_cache: None,
+            read_cache: read_cache::ReadCache::default(),
         };
         core.applied_conf = core
             .raft
@@ -287,6 +284,7 @@ impl NodeCore {
             return; // a removed member is gone for the others
         }
         self.remember_sender(message.from, from_addr);
+        self.read_cache_heard(message.from);
         self.raft.step(message);
     }
 
@@ -295,7 +293,7 @@ impl NodeCore {
             return;
         }
         self.raft.tick();
-        self.read_cache_tick();
+        self.read_cache_tick(now);
         self.expire_requests(now);
         self.expire_dropped_proposals(now);
         self.expire_transfer(now);

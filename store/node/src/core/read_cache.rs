@@ -1,42 +1,77 @@
 //! The stable-leader-read-cache canary (issue 13's bug that only a swarm-drawn fault subset
-//! reaches): a leader that has held its term for `LONG_TERM_TICKS` ticks takes a copy of its
-//! key space as a "read cache" for linearizable ranges, and the bug is that only a change of
-//! term or role refreshes it, never its own applies. Any fault that ends the leader's term
-//! (a crash of the leader, its isolation, a pause or a slow clock past the election timeout,
-//! a disk fault that stops it) throws the cache away before it can go stale: a fixed mix with
-//! every fault kind on ends terms every few seconds and never reaches it. A seed whose swarm
-//! draw leaves out every kind that deposes leaders (or draws long quiet spells) keeps one
-//! leader for the whole run, and its reads go stale: a history no linearization explains.
-//! Only with the `canaries` feature and `NodeConfig::canary`.
+//! reaches): a leader that has led a quiet cluster for `QUIET_LEADERSHIP` of simulated time
+//! (its term unbroken, and every voter heard from within each election timeout) takes a copy
+//! of its key space as a "read cache" for linearizable ranges, and the bug is that only a
+//! change of term or role refreshes it, never its own applies. Any fault that deposes the
+//! leader or silences a member for an election timeout (a crash, an isolation, a pause, a
+//! partition, a disk fault that stops it, a slow disk or a delay spike long enough) starts
+//! the quiet time over: a fixed mix with every kind on disturbs someone every second or two
+//! and never reaches it. A seed whose swarm draw leaves out every disturbing kind (or draws
+//! long quiet spells) keeps a quiet leader long enough, and its reads go stale. Only with the
+//! `canaries` feature and `NodeConfig::canary`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
 
 use faultline_api::{EtcdError, Request, Response};
-use faultline_raft::Role;
+use faultline_mvcc::KvStore;
+use faultline_raft::{NodeId, Role};
+use tokio::time::Instant;
 
 use crate::Canary;
 
 use super::NodeCore;
 
-/// Ticks of one term as leader before the cache is taken: 5 s at the default 10 ms tick.
-const LONG_TERM_TICKS: u64 = 500;
+/// How long a leader must have led a quiet cluster before it takes the cache.
+const QUIET_LEADERSHIP: Duration = Duration::from_secs(6);
+
+/// The canary's state on one member (empty without the canary).
+#[derive(Default)]
+pub(super) struct ReadCache {
+    /// Since when this member has led a quiet cluster.
+    quiet_since: Option<Instant>,
+    /// When each peer was last heard from.
+    heard: BTreeMap<NodeId, Instant>,
+    cache: Option<Box<KvStore>>,
+}
 
 impl NodeCore {
-    /// On each tick: count the ticks this member has led its term, and take the cache when
-    /// the term has lasted long enough.
-    pub(super) fn read_cache_tick(&mut self) {
+    /// On each tick (simulated time, not the member's own clock): start the quiet time when
+    /// the member leads, start it over when a voter stayed silent for an election timeout,
+    /// and take the cache once it has lasted long enough.
+    pub(super) fn read_cache_tick(&mut self, now: Instant) {
         if !self.canary_active(Canary::StableLeaderReadCache) || self.role != Role::Leader {
             return;
         }
-        self.leader_ticks += 1;
-        if self.leader_ticks == LONG_TERM_TICKS {
+        let timeout = Duration::from_millis(self.config.election_timeout_ms());
+        let me = NodeId(self.config.id);
+        let state = &mut self.read_cache;
+        let since = *state.quiet_since.get_or_insert(now);
+        let silent = self.raft.conf_state().voters.iter().any(|&voter| {
+            let heard = *state.heard.entry(voter).or_insert(now);
+            voter != me && now.duration_since(heard) > timeout
+        });
+        if silent {
+            state.quiet_since = Some(now);
+            state.cache = None;
+        } else if state.cache.is_none() && now.duration_since(since) >= QUIET_LEADERSHIP {
             tracing::debug!(member = self.config.id, "canary: read cache taken");
-            self.read_cache = Some(Box::new(self.kv.clone()));
+            state.cache = Some(Box::new(self.kv.clone()));
         }
     }
 
-    /// A change of term or role: the cache and the count start over.
+    /// A message from `peer` arrived.
+    pub(super) fn read_cache_heard(&mut self, peer: NodeId) {
+        if self.canary_active(Canary::StableLeaderReadCache) {
+            self.read_cache.heard.insert(peer, Instant::now());
+        }
+    }
+
+    /// A change of term or role: the cache and the quiet time start over.
     pub(super) fn read_cache_reset(&mut self) {
-        self.leader_ticks = 0;
-        self.read_cache = None;
+        self.read_cache.quiet_since = None;
+        self.read_cache.heard.clear();
+        self.read_cache.cache = None;
     }
 
     /// A linearizable range answered from the cache, without a ReadIndex round and from a
@@ -46,7 +81,7 @@ impl NodeCore {
         &mut self,
         request: &Request,
     ) -> Option<Result<Response, EtcdError>> {
-        let cache = self.read_cache.as_ref()?;
+        let cache = self.read_cache.cache.as_ref()?;
         if !matches!(request, Request::Range(_)) {
             return None;
         }
