@@ -126,7 +126,10 @@ pub enum Fault {
     /// of simulated time (an append a tenth of it), during which the member's loop is
     /// blocked, as etcd's raft loop is on a slow fsync (its heartbeats late, its commits
     /// slow; a slow leader may lose its followers to an election).
-    SlowDisk { target: IsolateTarget, delay_ms: u64 },
+    SlowDisk {
+        target: IsolateTarget,
+        delay_ms: u64,
+    },
 }
 
 /// The moment of a member's work an aimed crash hits.

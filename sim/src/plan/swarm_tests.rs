@@ -154,7 +154,12 @@ fn weights_by_name_round_trip_and_unknown_kinds_are_refused() {
     let swarm = scenario.swarm.as_mut().expect("a swarm");
     let fault: SwarmFault = toml::from_str("").expect("every field has a default");
     assert_eq!(
-        (fault.odds, fault.min_members, fault.weight, fault.late_percent),
+        (
+            fault.odds,
+            fault.min_members,
+            fault.weight,
+            fault.late_percent
+        ),
         (1, 0, None, 0)
     );
     swarm.faults.insert("no_such".to_string(), fault);

@@ -318,7 +318,10 @@ fn failing_reads_fail_the_restart_naming_the_file_and_lose_nothing() {
                 .snapshots
                 .save(LogIndex(15), Term(1), b"kv at 15")
                 .unwrap();
-            storage.wal.save_snapshot_marker(LogIndex(15), Term(1)).unwrap();
+            storage
+                .wal
+                .save_snapshot_marker(LogIndex(15), Term(1))
+                .unwrap();
             storage.wal.sync().unwrap();
         }
         drop(storage);
@@ -330,7 +333,11 @@ fn failing_reads_fail_the_restart_naming_the_file_and_lose_nothing() {
         let expected = if with_snapshot { ".snap" } else { ".log" };
         assert!(text.contains("read") && text.contains("EIO"), "{text}");
         assert!(text.contains(expected), "{text}");
-        assert_eq!(disk.lock().unwrap().list().unwrap(), files, "nothing removed");
+        assert_eq!(
+            disk.lock().unwrap().list().unwrap(),
+            files,
+            "nothing removed"
+        );
         disk.lock().unwrap().set_faults(Default::default());
         power_loss(&disk);
         let storage = open(&disk).unwrap();
@@ -346,18 +353,26 @@ fn failing_reads_fail_the_restart_naming_the_file_and_lose_nothing() {
 fn a_slow_disk_counts_the_time_its_syncs_take() {
     let (disk, mut storage) = member(3, 3);
     assert_eq!(storage.wal.take_latency_ms(), 0);
-    disk.lock().unwrap().set_faults(faultline_storage::DiskFaults {
-        sync_delay_ms: 200,
-        ..Default::default()
-    });
-    storage.wal.save(Some(hs(1, 3)), &entries(1, 4..=4)).unwrap();
+    disk.lock()
+        .unwrap()
+        .set_faults(faultline_storage::DiskFaults {
+            sync_delay_ms: 200,
+            ..Default::default()
+        });
+    storage
+        .wal
+        .save(Some(hs(1, 3)), &entries(1, 4..=4))
+        .unwrap();
     storage.wal.sync().unwrap();
     // One append (a tenth) and one sync.
     assert_eq!(storage.wal.take_latency_ms(), 220);
     assert_eq!(storage.wal.take_latency_ms(), 0, "taken once");
     assert_eq!(disk.lock().unwrap().stats().delayed_ms, 220);
     disk.lock().unwrap().set_faults(Default::default());
-    storage.wal.save(Some(hs(1, 4)), &entries(1, 5..=5)).unwrap();
+    storage
+        .wal
+        .save(Some(hs(1, 4)), &entries(1, 5..=5))
+        .unwrap();
     storage.wal.sync().unwrap();
     assert_eq!(storage.wal.take_latency_ms(), 0);
 }

@@ -252,18 +252,32 @@ fn a_slow_disk_slows_the_leaders_commits_and_costs_it_the_leadership() {
     };
     let before = latency_ms(0, start_ns);
     let during = latency_ms(start_ns, end_ns);
-    assert!(before < 100, "puts took up to {before} ms before the window");
-    assert!(during >= 400, "puts took up to {during} ms during the window");
+    assert!(
+        before < 100,
+        "puts took up to {before} ms before the window"
+    );
+    assert!(
+        during >= 400,
+        "puts took up to {during} ms during the window"
+    );
     let new_leader = output.trace.iter().any(|r| {
         r.at_ns > start_ns
             && r.at_ns < end_ns
             && matches!(&r.event, TraceEvent::Member { member, event: NodeEvent::RoleChanged { role, .. } }
                 if *member != slow && role == "Leader")
     });
-    assert!(new_leader, "no other member was elected while {slow}'s disk was slow");
+    assert!(
+        new_leader,
+        "no other member was elected while {slow}'s disk was slow"
+    );
     let stopped_or_crashed = output.trace.iter().any(|r| {
-        matches!(&r.event, TraceEvent::Member { event: NodeEvent::StoppedByDisk { .. }, .. })
-            || matches!(&r.event, TraceEvent::DiskCrash { .. })
+        matches!(
+            &r.event,
+            TraceEvent::Member {
+                event: NodeEvent::StoppedByDisk { .. },
+                ..
+            }
+        ) || matches!(&r.event, TraceEvent::DiskCrash { .. })
     });
     assert!(!stopped_or_crashed, "a slow disk stops nobody");
     assert_eq!(check(&output), Verdict::Pass);
