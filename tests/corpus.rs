@@ -32,9 +32,11 @@ fn default_scenario_corpus_passes() {
                 | Fault::DelaySpike { .. }
                 | Fault::DuplicateMessages { .. }
                 | Fault::ReorderMessages { .. } => partitions += 1,
-                Fault::FsyncError { .. } | Fault::DiskFull { .. } | Fault::CorruptSynced { .. } => {
-                    disk_faults += 1
-                }
+                Fault::FsyncError { .. }
+                | Fault::DiskFull { .. }
+                | Fault::CorruptSynced { .. }
+                | Fault::DiskReadError { .. }
+                | Fault::SlowDisk { .. } => disk_faults += 1,
                 Fault::Pause { .. }
                 | Fault::ClockSkew { .. }
                 | Fault::ClockJump { .. }

@@ -81,6 +81,9 @@ const LOST_ENTRY: &[VerdictKind] = &[
     VerdictKind::NotLinearizable,
     VerdictKind::Divergence,
 ];
+/// Reads from a stale cache: the history (no linearization explains them), or the member's
+/// own answers (the cache's header revision is below one the member answered before).
+const STALE_CACHE: &[VerdictKind] = &[VerdictKind::NotLinearizable, VerdictKind::RevisionDecrease];
 /// A member whose revision went back: its own answers, the revisions it gives to the entries
 /// it applies next (Raft's state machine check compares them per index), or the history.
 const REVISION_DECREASE: &[VerdictKind] = &[
@@ -189,6 +192,19 @@ pub fn all_canaries() -> Vec<CanarySpec> {
             VerdictKind::RevisionDecrease,
             VerdictKind::NotLinearizable,
         ],
+    ));
+    // Issue 13's canary that only a swarm-drawn fault subset reaches: a leader's read cache,
+    // taken once it has led a quiet cluster for 6 s, that only a new term refreshes. Every
+    // fault that deposes the leader or silences a member starts the quiet time over, so a
+    // fixed mix with every kind on misses it; a seed whose draw leaves those kinds out (or
+    // draws long quiet spells) keeps a quiet leader long enough.
+    all.push(ready(
+        Canary::StableLeaderReadCache.name(),
+        Canary::StableLeaderReadCache,
+        "a leader's read cache refreshed only by a new term: stale reads once no fault deposes it",
+        "default",
+        300,
+        STALE_CACHE,
     ));
     all
 }

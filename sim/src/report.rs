@@ -67,6 +67,17 @@ fn fault_mark(fault: &Fault, members: &[u64]) -> (MarkKind, String) {
             (MarkKind::Fault, format!("fsync fails on {}", target(t)))
         }
         Fault::DiskFull { target: t } => (MarkKind::Fault, format!("disk full on {}", target(t))),
+        // Restarted at the start (its recovery reads fail: it stops), again at the end.
+        Fault::DiskReadError { target: t } => {
+            (MarkKind::Fault, format!("reads fail on {}", target(t)))
+        }
+        Fault::SlowDisk {
+            target: t,
+            delay_ms,
+        } => (
+            MarkKind::Fault,
+            format!("disk slow on {} ({delay_ms} ms per sync)", target(t)),
+        ),
         Fault::CorruptSynced { .. } => (MarkKind::Crash, format!("crash {who}, synced byte rots")),
         Fault::ZoneCut { zone } => (MarkKind::Partition, format!("zone {zone} cut off ({who})")),
         Fault::DelaySpike {

@@ -318,7 +318,9 @@ fn with_members(plan: &Plan, count: u32) -> Plan {
         | Fault::Pause { target }
         | Fault::ClockSkew { target, .. }
         | Fault::FsyncError { target }
-        | Fault::DiskFull { target } => match target {
+        | Fault::DiskFull { target }
+        | Fault::DiskReadError { target }
+        | Fault::SlowDisk { target, .. } => match target {
             IsolateTarget::Member(member) => kept(member),
             IsolateTarget::Leader => true,
         },

@@ -396,6 +396,7 @@ pub fn summarize(trace: &Trace, history: &History) -> TraceSummary {
                         | Fault::FsyncError { .. }
                         | Fault::DiskFull { .. }
                         | Fault::CorruptSynced { .. }
+                        | Fault::DiskReadError { .. }
                         | Fault::AimedCrash { .. }
                 ) {
                     summary.crashes += members.len() as u64;

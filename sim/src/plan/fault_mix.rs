@@ -82,6 +82,12 @@ pub struct FaultMix {
     /// acknowledgement, or between its WAL write and sync (`Fault::AimedCrash`).
     #[serde(default)]
     pub aimed_crash_weight: u32,
+    /// Make a member's disk fail its reads, and restart it (it must stop, as etcd does).
+    #[serde(default)]
+    pub read_error_weight: u32,
+    /// Make a member's disk slow: each sync takes 50-500 ms of simulated time.
+    #[serde(default)]
+    pub slow_disk_weight: u32,
 }
 
 fn default_new_leader_cut_delay_max_ms() -> u64 {

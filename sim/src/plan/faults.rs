@@ -115,6 +115,21 @@ pub enum Fault {
         moment: CrashMoment,
         restart_after_ms: u64,
     },
+    /// The member's disk fails every read (EIO) until the end of the window. The member reads
+    /// its disk when it recovers, so the window opens by stopping its process (its disk keeps
+    /// what it wrote) and starting it again at once: it must stop at the failed read of its
+    /// WAL or snapshot, naming the file, as etcd exits fatally, never serve from part of its
+    /// data or take the failure for a torn tail or an empty log. At the end of the window it
+    /// is crashed (power loss) and restarted, as after `FsyncError`.
+    DiskReadError { target: IsolateTarget },
+    /// The member's disk is slow until the end of the window: every sync takes `delay_ms`
+    /// of simulated time (an append a tenth of it), during which the member's loop is
+    /// blocked, as etcd's raft loop is on a slow fsync (its heartbeats late, its commits
+    /// slow; a slow leader may lose its followers to an election).
+    SlowDisk {
+        target: IsolateTarget,
+        delay_ms: u64,
+    },
 }
 
 /// The moment of a member's work an aimed crash hits.
@@ -175,6 +190,8 @@ pub(super) fn generate_faults(rng: &mut ChaCha8Rng, scenario: &Scenario) -> Vec<
         mix.reorder_weight,
         mix.clock_jump_weight,
         mix.aimed_crash_weight,
+        mix.read_error_weight,
+        mix.slow_disk_weight,
     ];
     let total: u32 = weights.iter().sum();
     let mut faults = Vec::new();
@@ -280,6 +297,13 @@ fn draw_fault(kind: usize, member: u64, rng: &mut ChaCha8Rng, scenario: &Scenari
                 CrashMoment::BeforeSync,
             ][rng.random_range(0..3)],
             restart_after_ms: rng.random_range(20..=200),
+        },
+        22 => Fault::DiskReadError {
+            target: leader_or(member, rng),
+        },
+        23 => Fault::SlowDisk {
+            target: leader_or(member, rng),
+            delay_ms: rng.random_range(50..=500),
         },
         _ => unreachable!("one kind per weight"),
     }

@@ -81,6 +81,15 @@ pub struct SwarmFault {
     /// The kind's weight range, instead of the swarm's `fault_weight`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<(u32, u32)>,
+    /// Not 0: the kind is left out of the subset draw (and of `fault_kinds`' count) and drawn
+    /// after every other knob, in this percentage of the seeds it fits, so that adding a kind
+    /// moves none of the draws before it: seeds that do not draw it keep their plans.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub late_percent: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// One workload profile and the scenario knobs it wants (unset: the scenario's own).

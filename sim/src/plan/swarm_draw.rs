@@ -99,7 +99,29 @@ impl Swarm {
         if self.buggify_percent > 0 {
             drawn.buggify = rng.random_range(0..100) < self.buggify_percent;
         }
+        let late = self.draw_late_faults(rng, &drawn);
+        if !late.is_empty() {
+            let mut weights = weights_of(&drawn.faults);
+            weights.extend(late);
+            drawn.faults = with_weights(&drawn.faults, &weights);
+        }
         drawn
+    }
+
+    /// The kinds drawn last (`SwarmFault::late_percent`), each on its own chance.
+    fn draw_late_faults(&self, rng: &mut ChaCha8Rng, drawn: &Scenario) -> BTreeMap<String, u32> {
+        let mut late = BTreeMap::new();
+        for (kind, fault) in &self.faults {
+            let fits = drawn.members >= fault.min_members && drawn.zones >= fault.min_zones;
+            if fault.late_percent == 0 || !fits {
+                continue;
+            }
+            if rng.random_range(0..100) < fault.late_percent {
+                let weight = draw_range(rng, fault.weight.unwrap_or(self.fault_weight));
+                late.insert(kind.clone(), weight);
+            }
+        }
+        late
     }
 
     /// A random subset of the kinds that fit the drawn cluster, each with a random weight.
@@ -108,6 +130,7 @@ impl Swarm {
             .faults
             .iter()
             .filter(|(_, f)| drawn.members >= f.min_members && drawn.zones >= f.min_zones)
+            .filter(|(_, f)| f.late_percent == 0)
             .collect();
         let count = draw_range(rng, self.fault_kinds).min(fitting.len() as u32) as usize;
         // Sampling without replacement, each kind by its odds: the first `count` kinds are

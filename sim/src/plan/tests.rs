@@ -47,7 +47,9 @@ fn fixed_default_scenario_has_its_fault_kinds() {
                 | Fault::DuplicateMessages { .. }
                 | Fault::ReorderMessages { .. }
                 | Fault::ClockJump { .. }
-                | Fault::AimedCrash { .. } => {
+                | Fault::AimedCrash { .. }
+                | Fault::DiskReadError { .. }
+                | Fault::SlowDisk { .. } => {
                     panic!("{:?} in the default scenario", window.fault)
                 }
             }

@@ -20,6 +20,8 @@ use crate::clock::SkewClock;
 use crate::plan::{stream, Fault, MemberPlan, Plan, Scenario};
 use crate::trace::{Recorder, TraceEvent};
 
+mod disk_windows;
+
 /// Member port on every member's IP.
 const MEMBER_PORT: u16 = 2379;
 /// How long a member holds a watch poll open before answering it empty.
@@ -313,73 +315,6 @@ impl Cluster {
         }
     }
 
-    /// A disk fault window opens on the member: its disk fails syncs or refuses writes (the
-    /// member must stop at the first error) until the window closes.
-    pub(super) fn start_disk_fault(&mut self, member: u64, fault: DiskFaults) {
-        if self.retired.contains(&member) {
-            return;
-        }
-        self.disk_faults.entry(member).or_default().push(fault);
-        self.apply_disk_faults(member);
-    }
-
-    /// The window closes: the fault is lifted, and the member, stopped by it or not, is
-    /// crashed (a power loss: the bytes a failed sync covered are lost) and restarted.
-    pub(super) fn end_disk_fault(&mut self, member: u64, fault: DiskFaults) {
-        let Some(windows) = self.disk_faults.get_mut(&member) else {
-            return; // retired while the window was open
-        };
-        let at = windows
-            .iter()
-            .position(|w| *w == fault)
-            .expect("opened before");
-        windows.remove(at);
-        if windows.is_empty() {
-            self.disk_faults.remove(&member);
-        }
-        self.apply_disk_faults(member);
-        self.crash(member);
-        self.restart(member);
-    }
-
-    fn apply_disk_faults(&mut self, member: u64) {
-        let windows = self.disk_faults.get(&member).map_or(&[][..], Vec::as_slice);
-        let faults = DiskFaults {
-            fail_syncs: windows.iter().any(|w| w.fail_syncs),
-            full: windows.iter().any(|w| w.full),
-        };
-        self.disks[&member].lock().expect("disk").set_faults(faults);
-    }
-
-    /// Crash the member, then rot one synced byte of its disk (drawn by `pick`).
-    pub(super) fn crash_and_rot(&mut self, member: u64, pick: u64) {
-        if self.retired.contains(&member) {
-            return;
-        }
-        self.crash(member);
-        // One member's data at a time: two members that lose theirs before the first is
-        // replaced leave three members without a quorum for good, beyond what Raft tolerates
-        // (etcd's answer is disaster recovery from a backup, not a fault to survive).
-        let mut rot_unresolved = self.rot_unresolved.lock().expect("rot");
-        let rot = if rot_unresolved.is_empty() {
-            crate::disk::rot_synced_byte(&mut self.disks[&member].lock().expect("disk"), pick)
-        } else {
-            None
-        };
-        if rot.is_some() {
-            self.rotted.insert(member);
-            rot_unresolved.insert(member);
-        }
-        self.recorder
-            .record(TraceEvent::SyncedByteRot { member, rot });
-    }
-
-    /// The operator is done with a member whose bytes rotted (it started anyway, or it was
-    /// replaced, or the replacement gave up): another member's disk may rot now.
-    pub(super) fn rot_resolved(&mut self, member: u64) {
-        self.rot_unresolved.lock().expect("rot").remove(&member);
-    }
-
     /// The member's process starts again; if its synced bytes rotted since it last ran, the
     /// operator watches whether it starts or refuses (and replaces it if it refuses).
     fn restart_process(&mut self, member: u64) {
@@ -394,9 +329,11 @@ impl Cluster {
 
     /// End every fault at once (the workload is over): liveness is judged from here.
     pub(super) fn heal_all(&mut self) {
-        for (member, _) in std::mem::take(&mut self.disk_faults) {
+        for (member, windows) in std::mem::take(&mut self.disk_faults) {
             self.apply_disk_faults(member);
-            self.crash(member);
+            if windows.iter().any(DiskFaults::fails_operations) {
+                self.crash(member);
+            }
         }
         for (member, _) in std::mem::take(&mut self.down) {
             if !self.retired.contains(&member) {

@@ -85,7 +85,9 @@ fn planned_fault_members(fault: Fault, cluster: &Cluster) -> Vec<u64> {
         | Fault::Pause { target }
         | Fault::ClockSkew { target, .. }
         | Fault::FsyncError { target }
-        | Fault::DiskFull { target } => resolve_target(target, cluster),
+        | Fault::DiskFull { target }
+        | Fault::DiskReadError { target }
+        | Fault::SlowDisk { target, .. } => resolve_target(target, cluster),
         Fault::CorruptSynced { member, .. } => vec![member],
         // The vote moment starts by crashing the leader; the others pick their member later.
         Fault::AimedCrash {
@@ -200,8 +202,14 @@ fn start_fault(fault: Fault, members: &[u64], cluster: &mut Cluster) {
                 cluster.skews.entry(member).or_default().push(rate_percent);
                 cluster.clocks[&member].set_rate(rate_percent);
             }
-            Fault::FsyncError { .. } | Fault::DiskFull { .. } => {
+            Fault::FsyncError { .. } | Fault::DiskFull { .. } | Fault::SlowDisk { .. } => {
                 cluster.start_disk_fault(member, disk_faults(fault))
+            }
+            Fault::DiskReadError { .. } => {
+                cluster.start_disk_fault(member, disk_faults(fault));
+                // It reads its disk when it recovers: a process restart (nothing lost).
+                cluster.stop_gracefully(member);
+                cluster.restart(member);
             }
             Fault::CorruptSynced { pick, .. } => cluster.crash_and_rot(member, pick),
             Fault::CutNewLeaders { .. } | Fault::AimedCrash { .. } => {
@@ -226,6 +234,11 @@ fn disk_faults(fault: Fault) -> DiskFaults {
     DiskFaults {
         fail_syncs: matches!(fault, Fault::FsyncError { .. }),
         full: matches!(fault, Fault::DiskFull { .. }),
+        fail_reads: matches!(fault, Fault::DiskReadError { .. }),
+        sync_delay_ms: match fault {
+            Fault::SlowDisk { delay_ms, .. } => delay_ms,
+            _ => 0,
+        },
     }
 }
 
@@ -302,9 +315,10 @@ fn end_fault(fault: Fault, members: &[u64], cluster: &mut Cluster) {
                 }
                 cluster.clocks[&member].set_rate(rate);
             }
-            Fault::FsyncError { .. } | Fault::DiskFull { .. } => {
-                cluster.end_disk_fault(member, disk_faults(fault))
-            }
+            Fault::FsyncError { .. }
+            | Fault::DiskFull { .. }
+            | Fault::DiskReadError { .. }
+            | Fault::SlowDisk { .. } => cluster.end_disk_fault(member, disk_faults(fault)),
             Fault::CorruptSynced { .. } => cluster.restart(member),
             Fault::CutNewLeaders { .. } | Fault::AimedCrash { .. } => {
                 unreachable!("handled above")

@@ -82,10 +82,16 @@ pub enum Canary {
     /// it had synced and acknowledged (`faultline_storage::StorageCanary::RotTakenForTornTail`).
     /// Only rot of synced bytes reaches it.
     RotTakenForTornTail,
+    /// A leader that has led a quiet cluster for 6 s (no member silent for an election
+    /// timeout) answers linearizable ranges from a copy of its key space that only a change
+    /// of term refreshes (`core/read_cache.rs`): stale reads. Any fault that deposes the
+    /// leader or silences a member masks it; only a swarm-drawn subset without such faults
+    /// (or with long quiet spells) reaches it.
+    StableLeaderReadCache,
 }
 
 impl Canary {
-    pub const ALL: [Canary; 22] = [
+    pub const ALL: [Canary; 23] = [
         Canary::StaleFollowerRead,
         Canary::AckBeforeSync,
         Canary::LeaderLocalRead,
@@ -108,6 +114,7 @@ impl Canary {
         Canary::VoteNotSynced,
         Canary::NoCampaignAfterStepDown,
         Canary::RotTakenForTornTail,
+        Canary::StableLeaderReadCache,
     ];
 
     /// The name used on the command line and in seed files.
@@ -135,6 +142,7 @@ impl Canary {
             Canary::VoteNotSynced => "vote-not-synced",
             Canary::NoCampaignAfterStepDown => "no-campaign-after-step-down",
             Canary::RotTakenForTornTail => "rot-taken-for-torn-tail",
+            Canary::StableLeaderReadCache => "stable-leader-read-cache",
         }
     }
 

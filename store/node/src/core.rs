@@ -30,6 +30,7 @@ mod lease;
 mod membership;
 mod metrics;
 mod publish;
+mod read_cache;
 mod snapshot;
 mod watch;
 
@@ -135,6 +136,10 @@ pub struct NodeCore {
     buggify_rng: ChaCha8Rng,
     /// Proposals a BUGGIFY point dropped, answered `Timeout` at their deadline.
     dropped_proposals: Vec<(Reply, Instant)>,
+    /// Simulated time a slow disk's operations took, not yet waited out (`fail_stop.rs`).
+    disk_latency_ms: u64,
+    /// The stable-leader-read-cache canary's state (`core/read_cache.rs`).
+    read_cache: read_cache::ReadCache,
 }
 
 impl NodeCore {
@@ -262,6 +267,8 @@ impl NodeCore {
             halted: false,
             buggify_rng: ChaCha8Rng::seed_from_u64(config_rng_seed ^ 0xb066_1f7e_b066_1f7e),
             dropped_proposals: Vec::new(),
+            disk_latency_ms: 0,
+            read_cache: read_cache::ReadCache::default(),
         };
         core.applied_conf = core
             .raft
@@ -277,6 +284,7 @@ impl NodeCore {
             return; // a removed member is gone for the others
         }
         self.remember_sender(message.from, from_addr);
+        self.read_cache_heard(message.from);
         self.raft.step(message);
     }
 
@@ -285,6 +293,7 @@ impl NodeCore {
             return;
         }
         self.raft.tick();
+        self.read_cache_tick(now);
         self.expire_requests(now);
         self.expire_dropped_proposals(now);
         self.expire_transfer(now);
@@ -341,6 +350,9 @@ impl NodeCore {
                 return;
             }
             let result = self.read_local(&request);
+            let _ = reply.send(result);
+        } else if let Some(result) = self.canary_cached_read(&request) {
+            // Planted bug (`read_cache.rs`): a long-serving leader reads its stale cache.
             let _ = reply.send(result);
         } else {
             let ctx = self.next_read_ctx;
@@ -540,6 +552,10 @@ impl NodeCore {
                 return Ok(Vec::new());
             }
             self.maybe_compact()?;
+            if self.disk_was_slow() {
+                // What follows this Ready waits for the slow disk (`drive_member`).
+                break;
+            }
         }
         self.serve_applied_reads();
         self.flush_watch_polls();
@@ -558,6 +574,7 @@ impl NodeCore {
         self.role = role;
         self.term = term;
         self.leader = leader;
+        self.read_cache_reset();
         self.on_leader_for_transfer(leader);
         self.observer.on_event(
             self.config.id,

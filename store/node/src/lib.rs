@@ -560,6 +560,20 @@ pub async fn drive_member(
     let opened = NodeCore::try_open(config.clone(), disk, observer.clone(), clock.clone());
     let mut core = match opened {
         Ok(core) => core,
+        Err(error) if error.is_io() => {
+            // The disk failed a read (or a write) while recovering: etcd exits with a fatal
+            // error, never serving from part of its data. A fail-stop, not a refusal: the
+            // data may be whole, and a start on a working disk recovers it.
+            let error = format!("reading the member's storage failed: {error}");
+            tracing::error!(member = config.id, "stopping: {error}");
+            observer.on_event(
+                config.id,
+                NodeEvent::StoppedByDisk {
+                    error: error.clone(),
+                },
+            );
+            return stay_stopped(error, input_rx, keep_open).await;
+        }
         Err(error) => {
             let error = format!("the member's storage cannot be recovered: {error}");
             observer.on_event(
@@ -585,23 +599,23 @@ pub async fn drive_member(
     // never answers from a state older than one it served before the restart.
     let mut outbox = core.process_ready();
     loop {
-        for (peer, batch) in peer_transport::batch_per_peer(std::mem::take(&mut outbox)) {
-            let Some(to) = core.peer_addr(peer) else {
-                // An answer to a member added after everything this member's log holds (say,
-                // a vote request from it): unknown here, as in etcd's transport, so dropped.
-                // A member of our own configuration always has an address.
-                assert!(
-                    !core.in_configuration(peer),
-                    "no address for {peer:?}, a member of this member's configuration"
-                );
-                continue;
-            };
-            let batch = PeerMessages {
-                from_addr: own_addr,
-                messages: batch,
-                publish: core.publish_for(peer),
-            };
-            peers.send(to, batch);
+        if let Some(error) = core.stopped_by_disk() {
+            drop(core);
+            return stay_stopped(error, input_rx, keep_open).await;
+        }
+        // A slow disk (simulation only) counted the time its syncs took: the member's loop
+        // is blocked that long, as on a real fsync, and this Ready's messages leave after it.
+        let stall = core.take_disk_stall();
+        if !stall.is_zero() {
+            tokio::time::sleep(stall).await;
+            // Ticks missed while blocked are dropped (Go's ticker, etcd's), not burst.
+            ticker.reset();
+        }
+        send_outbox(&mut core, std::mem::take(&mut outbox), &*peers, own_addr);
+        if !stall.is_zero() {
+            // What the Ready after the slow one does (a commit of what it synced, say).
+            outbox = core.process_ready();
+            continue;
         }
         // Biased: tokio's unbiased select is not reproducible within one process.
         tokio::select! {
@@ -635,10 +649,33 @@ pub async fn drive_member(
             ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         }
         outbox = core.process_ready();
-        if let Some(error) = core.stopped_by_disk() {
-            drop(core);
-            return stay_stopped(error, input_rx, keep_open).await;
-        }
+    }
+}
+
+/// Send a Ready's messages, batched per peer (their state is durable).
+fn send_outbox(
+    core: &mut NodeCore,
+    outbox: Vec<faultline_raft::Message>,
+    peers: &dyn PeerSender,
+    own_addr: SocketAddr,
+) {
+    for (peer, batch) in peer_transport::batch_per_peer(outbox) {
+        let Some(to) = core.peer_addr(peer) else {
+            // An answer to a member added after everything this member's log holds (say,
+            // a vote request from it): unknown here, as in etcd's transport, so dropped.
+            // A member of our own configuration always has an address.
+            assert!(
+                !core.in_configuration(peer),
+                "no address for {peer:?}, a member of this member's configuration"
+            );
+            continue;
+        };
+        let batch = PeerMessages {
+            from_addr: own_addr,
+            messages: batch,
+            publish: core.publish_for(peer),
+        };
+        peers.send(to, batch);
     }
 }
 

@@ -65,6 +65,12 @@ pub trait Disk {
     fn sync_dir(&mut self) -> Result<(), DiskError>;
     /// The names of all files, sorted.
     fn list(&self) -> Result<Vec<String>, DiskError>;
+    /// Simulated milliseconds the operations since the last call took, for a disk that counts
+    /// time instead of taking it (the simulator's slow disk); the caller waits them out on
+    /// its clock. A real disk takes real time and answers 0.
+    fn take_latency_ms(&mut self) -> u64 {
+        0
+    }
 }
 
 /// Checks that `file` is one plain path component, the same way for every implementation.
@@ -105,6 +111,9 @@ impl<D: Disk + ?Sized> Disk for &mut D {
     fn list(&self) -> Result<Vec<String>, DiskError> {
         (**self).list()
     }
+    fn take_latency_ms(&mut self) -> u64 {
+        (**self).take_latency_ms()
+    }
 }
 
 impl<D: Disk + ?Sized> Disk for Box<D> {
@@ -131,6 +140,9 @@ impl<D: Disk + ?Sized> Disk for Box<D> {
     }
     fn list(&self) -> Result<Vec<String>, DiskError> {
         (**self).list()
+    }
+    fn take_latency_ms(&mut self) -> u64 {
+        (**self).take_latency_ms()
     }
 }
 
@@ -162,6 +174,9 @@ impl<D: Disk + ?Sized> Disk for Arc<Mutex<D>> {
     }
     fn list(&self) -> Result<Vec<String>, DiskError> {
         lock(self).list()
+    }
+    fn take_latency_ms(&mut self) -> u64 {
+        lock(self).take_latency_ms()
     }
 }
 

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use faultline_raft::{Entry, HardState, LogIndex, Term};
 
-use crate::disk::Disk;
+use crate::disk::{Disk, DiskError};
 use crate::snap::{
     LoadedSnapshot, RejectedSnapshot, Snapshot, SnapshotError, SnapshotFiles, SnapshotOptions,
 };
@@ -43,6 +43,20 @@ pub enum RestartError {
         term: Term,
         reason: String,
     },
+}
+
+impl RestartError {
+    /// The disk failed an operation (a read, a write, a sync: EIO), as opposed to data that
+    /// is damaged or inconsistent. etcd exits with a fatal error then (fail-stop), and a later
+    /// start may succeed once the disk works again: the member must not serve, but it must
+    /// not be taken for a member whose data is lost either.
+    pub fn is_io(&self) -> bool {
+        matches!(
+            self,
+            RestartError::Wal(WalError::Disk(DiskError::Io { .. }))
+                | RestartError::Snapshot(SnapshotError::Disk(DiskError::Io { .. }))
+        )
+    }
 }
 
 /// What a member restarts from.

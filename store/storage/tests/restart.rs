@@ -300,3 +300,79 @@ fn bit_rot_in_the_newest_snapshot_refuses_the_restart_naming_the_file_and_its_by
         "{error}"
     );
 }
+
+/// Issue 13's read errors: a disk that fails reads makes the restart fail with an I/O error
+/// naming the file it could not read (the WAL segment, or the newest snapshot when there is
+/// one), never a restart from part of the log or an empty one; the disk is left as it was,
+/// and once reads work again everything synced comes back.
+#[test]
+fn failing_reads_fail_the_restart_naming_the_file_and_lose_nothing() {
+    let read_errors = faultline_storage::DiskFaults {
+        fail_reads: true,
+        ..Default::default()
+    };
+    for with_snapshot in [false, true] {
+        let (disk, mut storage) = member(20, 18);
+        if with_snapshot {
+            storage
+                .snapshots
+                .save(LogIndex(15), Term(1), b"kv at 15")
+                .unwrap();
+            storage
+                .wal
+                .save_snapshot_marker(LogIndex(15), Term(1))
+                .unwrap();
+            storage.wal.sync().unwrap();
+        }
+        drop(storage);
+        let files = disk.lock().unwrap().list().unwrap();
+        disk.lock().unwrap().set_faults(read_errors);
+        let error = open(&disk).err().expect("reads fail");
+        assert!(error.is_io(), "{error}");
+        let text = error.to_string();
+        let expected = if with_snapshot { ".snap" } else { ".log" };
+        assert!(text.contains("read") && text.contains("EIO"), "{text}");
+        assert!(text.contains(expected), "{text}");
+        assert_eq!(
+            disk.lock().unwrap().list().unwrap(),
+            files,
+            "nothing removed"
+        );
+        disk.lock().unwrap().set_faults(Default::default());
+        power_loss(&disk);
+        let storage = open(&disk).unwrap();
+        let first = if with_snapshot { 16 } else { 1 };
+        assert_eq!(indexes(&storage), (first..=20).collect::<Vec<_>>());
+        assert_eq!(storage.restart.hard_state.commit, LogIndex(18));
+    }
+}
+
+/// A slow disk counts the simulated time its operations took (a sync the most), which the
+/// member waits out; a fast one counts nothing.
+#[test]
+fn a_slow_disk_counts_the_time_its_syncs_take() {
+    let (disk, mut storage) = member(3, 3);
+    assert_eq!(storage.wal.take_latency_ms(), 0);
+    disk.lock()
+        .unwrap()
+        .set_faults(faultline_storage::DiskFaults {
+            sync_delay_ms: 200,
+            ..Default::default()
+        });
+    storage
+        .wal
+        .save(Some(hs(1, 3)), &entries(1, 4..=4))
+        .unwrap();
+    storage.wal.sync().unwrap();
+    // One append (a tenth) and one sync.
+    assert_eq!(storage.wal.take_latency_ms(), 220);
+    assert_eq!(storage.wal.take_latency_ms(), 0, "taken once");
+    assert_eq!(disk.lock().unwrap().stats().delayed_ms, 220);
+    disk.lock().unwrap().set_faults(Default::default());
+    storage
+        .wal
+        .save(Some(hs(1, 4)), &entries(1, 5..=5))
+        .unwrap();
+    storage.wal.sync().unwrap();
+    assert_eq!(storage.wal.take_latency_ms(), 0);
+}

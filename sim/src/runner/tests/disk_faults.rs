@@ -211,3 +211,75 @@ fn a_rotten_snapshot_byte_makes_the_member_refuse_to_start_and_it_is_replaced() 
     assert!(!output.final_hashes.contains_key(&3));
     assert_eq!(check(&output), Verdict::Pass);
 }
+
+/// Issue 13's read errors: the window restarts the leader into a disk that fails its reads;
+/// it stops at the first failed read of its WAL or snapshot, naming the file (etcd's fatal
+/// exit at startup), answers nothing until the window ends, then recovers everything it had
+/// synced (the checkers pass: no acknowledged write lost, members agree).
+#[test]
+fn a_failed_read_at_recovery_stops_the_member_until_it_is_restarted() {
+    let fault = Fault::DiskReadError {
+        target: IsolateTarget::Leader,
+    };
+    assert_fail_stop(
+        fault,
+        &["reading the member's storage failed: read \"", "(EIO)"],
+    );
+}
+
+/// Issue 13's slow I/O: the leader's syncs take 400 ms of simulated time while the window is
+/// open. Its loop is blocked meanwhile, so puts that took milliseconds before take hundreds
+/// during the window, its followers stop hearing from it and elect another leader, and
+/// the run still passes every checker. After the window the disk is fast again (no crash).
+#[test]
+fn a_slow_disk_slows_the_leaders_commits_and_costs_it_the_leadership() {
+    let fault = Fault::SlowDisk {
+        target: IsolateTarget::Leader,
+        delay_ms: 400,
+    };
+    let plan = with_fault(quiet_plan(puts(100, 40), Vec::new()), 1500, 2000, fault);
+    let output = simulate(&plan, &RunOptions::default());
+    let (members, start_ns, end_ns) = window(&output);
+    let [slow] = members[..] else {
+        panic!("the fault hit {members:?}, not one leader")
+    };
+    let latency_ms = |from_ns: u64, to_ns: u64| {
+        let ops = output.history.ops.iter();
+        ops.filter(|op| op.invoke_ns >= from_ns && op.invoke_ns < to_ns)
+            .map(|op| (op.complete_ns - op.invoke_ns) / 1_000_000)
+            .max()
+            .expect("puts in the range")
+    };
+    let before = latency_ms(0, start_ns);
+    let during = latency_ms(start_ns, end_ns);
+    assert!(
+        before < 100,
+        "puts took up to {before} ms before the window"
+    );
+    assert!(
+        during >= 400,
+        "puts took up to {during} ms during the window"
+    );
+    let new_leader = output.trace.iter().any(|r| {
+        r.at_ns > start_ns
+            && r.at_ns < end_ns
+            && matches!(&r.event, TraceEvent::Member { member, event: NodeEvent::RoleChanged { role, .. } }
+                if *member != slow && role == "Leader")
+    });
+    assert!(
+        new_leader,
+        "no other member was elected while {slow}'s disk was slow"
+    );
+    let stopped_or_crashed = output.trace.iter().any(|r| {
+        matches!(
+            &r.event,
+            TraceEvent::Member {
+                event: NodeEvent::StoppedByDisk { .. },
+                ..
+            }
+        ) || matches!(&r.event, TraceEvent::DiskCrash { .. })
+    });
+    assert!(!stopped_or_crashed, "a slow disk stops nobody");
+    assert_eq!(check(&output), Verdict::Pass);
+    assert_eq!(output.final_hashes.len(), 3);
+}

@@ -42,6 +42,21 @@ impl NodeCore {
         self.stopped_by_disk = Some(failure);
     }
 
+    /// True when the disk's operations so far took simulated time (a slow disk), which the
+    /// member's loop must wait out before anything that depended on them happens.
+    pub(super) fn disk_was_slow(&mut self) -> bool {
+        self.disk_latency_ms += self.wal.take_latency_ms();
+        self.disk_latency_ms > 0
+    }
+
+    /// The simulated time a slow disk's operations took since the last call (zero on a
+    /// real disk): the member's loop sleeps it before this Ready's messages leave and
+    /// before the next Ready, as a real fsync blocks etcd's raft loop.
+    pub fn take_disk_stall(&mut self) -> std::time::Duration {
+        self.disk_was_slow();
+        std::time::Duration::from_millis(std::mem::take(&mut self.disk_latency_ms))
+    }
+
     /// Why the member stopped, if a storage error stopped it.
     pub fn stopped_by_disk(&self) -> Option<String> {
         self.stopped_by_disk.as_ref().map(ToString::to_string)

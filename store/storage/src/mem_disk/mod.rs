@@ -95,6 +95,9 @@ pub struct DiskStats {
     pub syncs_failed: u64,
     /// Calls to `append` refused by [`DiskFaults::full`].
     pub appends_refused: u64,
+    /// Simulated milliseconds the operations took under [`DiskFaults::sync_delay_ms`].
+    #[serde(default)]
+    pub delayed_ms: u64,
 }
 
 /// Faults the simulator switches on for a while, besides power loss ([`MemDisk::crash`]).
@@ -107,6 +110,23 @@ pub struct DiskFaults {
     pub fail_syncs: bool,
     /// The disk is full: `append` fails with ENOSPC and writes nothing.
     pub full: bool,
+    /// Reads fail with EIO (a failing sector, a controller error): `read` returns an error
+    /// naming the file, never partial or empty content. Nothing is changed on the disk.
+    #[serde(default)]
+    pub fail_reads: bool,
+    /// A slow disk: each `sync` and `sync_dir` takes this many simulated milliseconds, each
+    /// `append` a tenth of it (0: none). The disk is synchronous, so it only counts the time
+    /// ([`Disk::take_latency_ms`]); the member's loop waits it out on the simulator's clock.
+    #[serde(default)]
+    pub sync_delay_ms: u64,
+}
+
+impl DiskFaults {
+    /// Some operation fails (a sync, a write, a read), where a member must stop; a slow disk
+    /// alone fails nothing.
+    pub fn fails_operations(&self) -> bool {
+        self.fail_syncs || self.full || self.fail_reads
+    }
 }
 
 /// The content of one file, whatever names it has had.
@@ -142,6 +162,8 @@ pub struct MemDisk {
     next_inode: InodeId,
     stats: DiskStats,
     faults: DiskFaults,
+    /// Simulated time the operations since the last [`Disk::take_latency_ms`] took.
+    latency_ms: u64,
 }
 
 impl MemDisk {
@@ -277,6 +299,12 @@ impl MemDisk {
         self.inodes.retain(|id, _| named.contains(id));
     }
 
+    /// A slow disk's operation took `ms` more simulated milliseconds.
+    fn delay(&mut self, ms: u64) {
+        self.latency_ms += ms;
+        self.stats.delayed_ms += ms;
+    }
+
     fn inode_mut(&mut self, file: &str) -> Result<&mut Inode, DiskError> {
         check_name(file)?;
         match self.names.get(file) {
@@ -372,6 +400,7 @@ impl Disk for MemDisk {
         let inode = self.inodes.get_mut(&id).expect("a named inode exists");
         inode.data.extend_from_slice(bytes);
         self.stats.bytes_written += to_u64(bytes.len());
+        self.delay(self.faults.sync_delay_ms / 10);
         Ok(())
     }
 
@@ -389,11 +418,15 @@ impl Disk for MemDisk {
         }
         inode.synced_len = inode.data.len();
         self.stats.syncs += 1;
+        self.delay(self.faults.sync_delay_ms);
         Ok(())
     }
 
     fn read(&self, file: &str) -> Result<Vec<u8>, DiskError> {
         check_name(file)?;
+        if self.faults.fail_reads && self.names.contains_key(file) {
+            return Err(simulated_io_error("read", file, "input/output error (EIO)"));
+        }
         match self.names.get(file) {
             Some(id) => Ok(self.inodes[id].data.clone()),
             None => Err(DiskError::NotFound {
@@ -459,7 +492,12 @@ impl Disk for MemDisk {
         self.durable_names = self.names.clone();
         self.forget_unnamed_inodes();
         self.stats.dir_syncs += 1;
+        self.delay(self.faults.sync_delay_ms);
         Ok(())
+    }
+
+    fn take_latency_ms(&mut self) -> u64 {
+        std::mem::take(&mut self.latency_ms)
     }
 
     fn list(&self) -> Result<Vec<String>, DiskError> {

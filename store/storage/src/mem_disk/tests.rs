@@ -266,6 +266,28 @@ fn failed_sync_reports_eio_and_its_bytes_are_lost_at_the_next_crash_despite_a_la
 }
 
 #[test]
+fn failing_reads_report_eio_naming_the_file_and_change_nothing() {
+    let mut disk = disk_with(b"abc", b"de");
+    disk.set_faults(DiskFaults {
+        fail_reads: true,
+        ..DiskFaults::default()
+    });
+    let error = disk.read("f").unwrap_err();
+    assert!(
+        matches!(&error, DiskError::Io { op: "read", file, .. } if file == "f"),
+        "{error}"
+    );
+    assert!(error.to_string().contains("EIO"), "{error}");
+    // A missing file is still missing, not an I/O error; writes and the listing still work.
+    assert!(matches!(disk.read("g"), Err(DiskError::NotFound { .. })));
+    disk.append("f", b"f").unwrap();
+    disk.sync("f").unwrap();
+    assert_eq!(disk.list().unwrap(), vec!["f".to_string()]);
+    disk.set_faults(DiskFaults::default());
+    assert_eq!(disk.read("f").unwrap(), b"abcdef");
+}
+
+#[test]
 fn failed_sync_with_nothing_unsynced_drops_nothing() {
     let mut disk = disk_with(b"abc", b"");
     disk.set_faults(DiskFaults {

@@ -454,6 +454,13 @@ impl<D: Disk> Wal<D> {
         &self.disk
     }
 
+    /// Simulated milliseconds the disk's operations took since the last call (a slow
+    /// simulated disk; 0 on a real one): the member waits them out before going on. The
+    /// snapshot files share the disk, so their syncs are counted here too.
+    pub fn take_latency_ms(&mut self) -> u64 {
+        self.disk.take_latency_ms()
+    }
+
     /// Gives the disk back, e.g. to the simulator after the node stops.
     pub fn into_disk(self) -> D {
         self.disk
