@@ -82,10 +82,17 @@ pub enum Canary {
     /// it had synced and acknowledged (`faultline_storage::StorageCanary::RotTakenForTornTail`).
     /// Only rot of synced bytes reaches it.
     RotTakenForTornTail,
+    /// A snapshot's WAL record (its marker, synced) is written before the snapshot file,
+    /// where etcd saves the file first ("This makes it possible for the snapshot file to
+    /// become orphaned, but prevents a WAL snapshot entry from having no corresponding
+    /// snapshot file", etcd's storage.go): a crash while the snapshot is half written leaves
+    /// a WAL that starts after a snapshot nobody wrote, and the member refuses to start.
+    /// Only an aimed crash (`MidSnapshot`) reaches it.
+    MarkerBeforeSnapshot,
 }
 
 impl Canary {
-    pub const ALL: [Canary; 22] = [
+    pub const ALL: [Canary; 23] = [
         Canary::StaleFollowerRead,
         Canary::AckBeforeSync,
         Canary::LeaderLocalRead,
@@ -108,6 +115,7 @@ impl Canary {
         Canary::VoteNotSynced,
         Canary::NoCampaignAfterStepDown,
         Canary::RotTakenForTornTail,
+        Canary::MarkerBeforeSnapshot,
     ];
 
     /// The name used on the command line and in seed files.
@@ -135,6 +143,7 @@ impl Canary {
             Canary::VoteNotSynced => "vote-not-synced",
             Canary::NoCampaignAfterStepDown => "no-campaign-after-step-down",
             Canary::RotTakenForTornTail => "rot-taken-for-torn-tail",
+            Canary::MarkerBeforeSnapshot => "marker-before-snapshot",
         }
     }
 
