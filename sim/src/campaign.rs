@@ -78,6 +78,9 @@ impl CampaignSummary {
         for (name, count) in result.summary.cluster_events() {
             *self.cluster_events.entry(name.to_string()).or_default() += count;
         }
+        for (name, count) in &result.summary.rare_paths {
+            *self.cluster_events.entry(name.clone()).or_default() += count;
+        }
         for window in &plan.faults {
             *self
                 .faults

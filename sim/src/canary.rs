@@ -222,6 +222,18 @@ fn aimed_crash_canaries() -> Vec<CanarySpec> {
             100,
             &[VerdictKind::RaftSafety, VerdictKind::Panic],
         ),
+        // The WAL's snapshot record written before the snapshot file: a crash while the
+        // snapshot is half written (aimed-crashes: MidSnapshot windows) leaves a WAL that
+        // starts after a missing snapshot; the member refuses to start, which no fault
+        // explains (the simulator's refusal check panics).
+        ready(
+            Canary::MarkerBeforeSnapshot.name(),
+            Canary::MarkerBeforeSnapshot,
+            "a snapshot's WAL record before its file: a crash mid-snapshot, a refused start",
+            "aimed-crashes",
+            100,
+            &[VerdictKind::Panic, VerdictKind::RaftSafety],
+        ),
         // Every new leader is cut from its peers and steps down through check-quorum; once
         // all three did, nobody campaigns and nothing commits after the heal.
         ready(

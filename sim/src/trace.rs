@@ -331,6 +331,11 @@ pub struct TraceSummary {
     pub ops_ok: u64,
     pub ops_failed: u64,
     pub ops_unknown: u64,
+    /// BUGGIFY points fired (`buggified <point>`) and aimed-crash windows and crashes by
+    /// moment (`aimed window <moment>`, `aimed crash <moment>`: a crash that started while
+    /// the window was open); empty, and left out, in runs without either.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub rare_paths: std::collections::BTreeMap<String, u64>,
 }
 
 impl TraceSummary {
@@ -354,6 +359,7 @@ impl TraceSummary {
 pub fn summarize(trace: &Trace, history: &History) -> TraceSummary {
     let mut summary = TraceSummary::default();
     let mut committed = std::collections::BTreeSet::new();
+    let mut aimed_window = None;
     for record in trace {
         match &record.event {
             TraceEvent::Member { event, .. } => match event {
@@ -368,6 +374,12 @@ pub fn summarize(trace: &Trace, history: &History) -> TraceSummary {
                 }
                 NodeEvent::SnapshotTaken { .. } => summary.snapshots_taken += 1,
                 NodeEvent::SnapshotInstalled { .. } => summary.snapshots_installed += 1,
+                NodeEvent::Buggified { point } => {
+                    *summary
+                        .rare_paths
+                        .entry(format!("buggified {point}"))
+                        .or_default() += 1;
+                }
                 _ => {}
             },
             TraceEvent::Operator { step, .. } => match step {
@@ -384,8 +396,24 @@ pub fn summarize(trace: &Trace, history: &History) -> TraceSummary {
                 MaintenanceStep::Stopping { .. } => summary.maintenance_stopped += 1,
                 _ => {}
             },
+            TraceEvent::FaultEnd {
+                fault: Fault::AimedCrash { .. },
+                ..
+            } => aimed_window = None,
             TraceEvent::FaultStart { fault, members } => {
                 summary.faults += 1;
+                match (fault, aimed_window) {
+                    (Fault::AimedCrash { moment, .. }, _) => {
+                        aimed_window = Some(*moment);
+                        let name = format!("aimed window {moment:?}");
+                        *summary.rare_paths.entry(name).or_default() += 1;
+                    }
+                    (Fault::Crash { .. }, Some(moment)) => {
+                        let name = format!("aimed crash {moment:?}");
+                        *summary.rare_paths.entry(name).or_default() += 1;
+                    }
+                    _ => {}
+                }
                 // A disk fault's member is crashed too: at the start (rot), or at the end
                 // (fsync errors, a full disk).
                 if matches!(

@@ -270,6 +270,28 @@ mod tests {
         assert_eq!(violated(&h), vec![WatchProperty::Atomic]);
     }
 
+    /// A revision split over responses passes only as etcd's fragments (all parts but the
+    /// last say `fragment`); split parts delivered out of order break Ordered.
+    #[test]
+    fn a_split_revision_passes_only_as_fragments() {
+        let mut first = resp(vec![ev(Put, "k1", 2)]);
+        first.response.fragment = true;
+        let h = watch(
+            vec![],
+            vec![first, resp(vec![ev(Put, "k2", 2), ev(Put, "k3", 3)])],
+        );
+        assert_eq!(violated(&h), vec![]);
+        // Split at a revision boundary, parts swapped.
+        let h = watch(
+            vec![],
+            vec![
+                resp(vec![ev(Put, "k3", 3)]),
+                resp(vec![ev(Put, "k1", 2), ev(Put, "k2", 2)]),
+            ],
+        );
+        assert_eq!(violated(&h), vec![WatchProperty::Ordered]);
+    }
+
     #[test]
     fn bookmarkable_is_caught() {
         // An event at or below a progress notification (etcd #15220).

@@ -146,6 +146,10 @@ pub enum CrashMoment {
     AfterAppendAck,
     /// Between the WAL write and its sync (the power loss decides the unsynced tail's fate).
     BeforeSync,
+    /// While a snapshot is half written: its file durable, the WAL's record of it (and, for
+    /// a leader's snapshot, the hard state and entries of its Ready) not yet written. The
+    /// restart combines a snapshot with a WAL that does not know of it.
+    MidSnapshot,
 }
 
 /// The leader half of the time, else `member`.
@@ -295,7 +299,8 @@ fn draw_fault(kind: usize, member: u64, rng: &mut ChaCha8Rng, scenario: &Scenari
                 CrashMoment::AfterVote,
                 CrashMoment::AfterAppendAck,
                 CrashMoment::BeforeSync,
-            ][rng.random_range(0..3)],
+                CrashMoment::MidSnapshot,
+            ][rng.random_range(0..4)],
             restart_after_ms: rng.random_range(20..=200),
         },
         22 => Fault::DiskReadError {

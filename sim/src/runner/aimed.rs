@@ -182,7 +182,8 @@ impl AimedCrashes {
         };
         match (wanted, moment, &self.stage) {
             (CrashMoment::AfterAppendAck, Moment::AppendAcked { .. }, Stage::Armed)
-            | (CrashMoment::BeforeSync, Moment::BeforeSync { .. }, Stage::Armed) => true,
+            | (CrashMoment::BeforeSync, Moment::BeforeSync { .. }, Stage::Armed)
+            | (CrashMoment::MidSnapshot, Moment::MidSnapshot { .. }, Stage::Armed) => true,
             (
                 CrashMoment::AfterVote,
                 Moment::VoteGranted { term, candidate },

@@ -487,8 +487,14 @@ pub(super) fn draw_buggify(seed: u64) -> faultline_node::Buggify {
             0
         }
     };
+    // Drawn in the order the points were added, so a seed's earlier points keep their draws.
+    let drop_proposal_percent = chance();
+    let snapshot_early_percent = chance();
+    let split_watch_percent = chance();
     faultline_node::Buggify {
-        drop_proposal_percent: chance(),
+        drop_proposal_percent,
+        snapshot_early_percent,
+        split_watch_percent,
     }
 }
 

@@ -292,6 +292,20 @@ impl WatchHub {
         *backlog -= count;
     }
 
+    /// Did the watch ask for fragments (`WatchCreateRequest::fragment`)? False for a watch the
+    /// hub does not hold.
+    pub fn wants_fragments(&self, stream: StreamId, watch_id: i64) -> bool {
+        self.watchers
+            .get(&(stream, watch_id))
+            .is_some_and(|w| w.fragment)
+    }
+
+    /// The member split one of the hub's responses into `extra` more (its BUGGIFY point): they
+    /// count in the stream's backlog as the hub's own do.
+    pub fn count_split(&mut self, stream: StreamId, extra: usize) {
+        self.count_sent(stream, extra);
+    }
+
     fn count_sent(&mut self, stream: StreamId, responses: usize) {
         if self.options.slow_watcher_backlog.is_some() {
             *self.backlog.entry(stream).or_insert(0) += responses;

@@ -88,6 +88,13 @@ pub enum Canary {
     /// leader or silences a member masks it; only a swarm-drawn subset without such faults
     /// (or with long quiet spells) reaches it.
     StableLeaderReadCache,
+    /// A snapshot's WAL record (its marker, synced) is written before the snapshot file,
+    /// where etcd saves the file first ("This makes it possible for the snapshot file to
+    /// become orphaned, but prevents a WAL snapshot entry from having no corresponding
+    /// snapshot file", etcd's storage.go): a crash while the snapshot is half written leaves
+    /// a WAL that starts after a snapshot nobody wrote, and the member refuses to start.
+    /// Only an aimed crash (`MidSnapshot`) reaches it.
+    MarkerBeforeSnapshot,
 }
 
 impl Canary {
@@ -115,6 +122,7 @@ impl Canary {
         Canary::NoCampaignAfterStepDown,
         Canary::RotTakenForTornTail,
         Canary::StableLeaderReadCache,
+        Canary::MarkerBeforeSnapshot,
     ];
 
     /// The name used on the command line and in seed files.
@@ -143,6 +151,7 @@ impl Canary {
             Canary::NoCampaignAfterStepDown => "no-campaign-after-step-down",
             Canary::RotTakenForTornTail => "rot-taken-for-torn-tail",
             Canary::StableLeaderReadCache => "stable-leader-read-cache",
+            Canary::MarkerBeforeSnapshot => "marker-before-snapshot",
         }
     }
 

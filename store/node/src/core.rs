@@ -508,6 +508,9 @@ impl NodeCore {
             if let Some(snapshot) = &ready.snapshot {
                 // Durable before the entries after it and before any message acknowledges it.
                 self.persist_snapshot(snapshot)?;
+                if self.halted {
+                    return Ok(Vec::new()); // an aimed crash at `MidSnapshot`
+                }
             }
             // Before any message to a member these entries add can leave.
             self.learn_addresses(&ready.entries);
@@ -552,6 +555,9 @@ impl NodeCore {
                 return Ok(Vec::new());
             }
             self.maybe_compact()?;
+            if self.halted {
+                return Ok(outbox); // durable before the snapshot began: they may leave
+            }
             if self.disk_was_slow() {
                 // What follows this Ready waits for the slow disk (`drive_member`).
                 break;

@@ -94,6 +94,16 @@ pub struct Buggify {
     /// A leader drops a client's proposal before Raft appends it: the client waits until its
     /// request times out (an unknown outcome), as when etcd's raft drops a proposal.
     pub drop_proposal_percent: u32,
+    /// A leader compacts its log without the catch-up margin
+    /// (`NodeConfig::snapshot_catch_up_entries`), so a follower only slightly behind is sent
+    /// the snapshot where it would have been sent entries (`core/snapshot.rs`).
+    #[serde(default)]
+    pub snapshot_early_percent: u32,
+    /// A watch response with several events is split into several responses: at revision
+    /// boundaries (one revision is never split), or, for a watch that asked for `fragment`,
+    /// between any two events, every part but the last saying `fragment: true` (`core/watch.rs`).
+    #[serde(default)]
+    pub split_watch_percent: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -247,6 +257,10 @@ pub enum Moment {
     /// The member wrote this Ready's hard state and entries (up to `last_index`) to its WAL
     /// and has not synced them yet.
     BeforeSync { term: u64, last_index: u64 },
+    /// The member's snapshot at `index` (of `term`) is half written: its file is durable, the
+    /// WAL's record of it (the snapshot marker) is not written yet, nor the hard state and
+    /// entries of the Ready that brought it (a leader's snapshot), nor is the WAL released.
+    MidSnapshot { index: u64, term: u64 },
 }
 
 /// What the member does after a [`Moment`].
@@ -254,7 +268,8 @@ pub enum Moment {
 pub enum MomentAction {
     Continue,
     /// Stop as a process would at a crash there: at `BeforeSync`, before the sync (nothing of
-    /// the Ready is synced, applied or sent); otherwise right after this Ready's messages
+    /// the Ready is synced, applied or sent); at `MidSnapshot`, before the WAL's marker
+    /// (nothing more is written, applied or sent); otherwise right after this Ready's messages
     /// leave. The member then persists, applies and sends nothing more until it is killed.
     Halt,
 }

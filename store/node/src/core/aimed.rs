@@ -2,7 +2,7 @@
 //! the member's task, and may halt the member there, as a crash at that instant would. Only a
 //! simulator asks; the default observer answers `Continue` and nothing changes.
 
-use faultline_raft::{AppendResult, Message, MessageBody, Ready};
+use faultline_raft::{AppendResult, LogIndex, Message, MessageBody, Ready, Term};
 
 use crate::{Canary, Moment, MomentAction};
 
@@ -44,6 +44,15 @@ impl NodeCore {
             halt |= self.halt_at(moment);
         }
         halt
+    }
+
+    /// The snapshot at `index` is half written: its file is durable, the WAL's marker not
+    /// yet written. True when the observer halts the member here.
+    pub(super) fn halt_mid_snapshot(&mut self, index: LogIndex, term: Term) -> bool {
+        self.halt_at(Moment::MidSnapshot {
+            index: index.0,
+            term: term.0,
+        })
     }
 
     fn halt_at(&mut self, moment: Moment) -> bool {

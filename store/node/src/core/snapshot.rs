@@ -156,7 +156,21 @@ impl NodeCore {
             self.applied.0 >= pending.index.0 + self.config.snapshot_catch_up_entries
         });
         if !due {
-            return Ok(());
+            if !self.buggify_snapshot_early(last) {
+                return Ok(());
+            }
+            // BUGGIFY: compact now (the capture waiting for its margin, or one taken now).
+            if self.pending_compaction.is_none() {
+                self.pending_compaction = Some(PendingCompaction {
+                    index: self.applied,
+                    data: encode_state(
+                        &self.kv,
+                        &self.address_book,
+                        &self.removed_ids,
+                        &self.publishing.applied,
+                    ),
+                });
+            }
         }
         let PendingCompaction { index, data } = self.pending_compaction.take().expect("due");
         if index <= last {
@@ -168,6 +182,9 @@ impl NodeCore {
         self.raft.compact(index, data);
         let snapshot = self.raft.snapshot().expect("just compacted").clone();
         self.persist_snapshot(&snapshot)?;
+        if self.halted {
+            return Ok(()); // an aimed crash at `MidSnapshot`
+        }
         self.wal
             .release_to(index)
             .map_err(|e| DiskFailure::new("WAL release after a snapshot", e))?;
@@ -190,12 +207,20 @@ impl NodeCore {
             .map_or(LogIndex(0), |s| s.metadata.index)
     }
 
-    /// The snapshot file, then the WAL marker, synced.
+    /// The snapshot file, then the WAL marker, synced. Between the two lies the `MidSnapshot`
+    /// moment of aimed crashes: when the observer halts the member there, nothing more is
+    /// written (the caller sees `self.halted`).
     pub(super) fn persist_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), DiskFailure> {
         let SnapshotMetadata { index, term, .. } = snapshot.metadata;
+        if self.canary_active(crate::Canary::MarkerBeforeSnapshot) {
+            return self.canary_persist_marker_first(snapshot);
+        }
         self.snapshots
             .save(index, term, &encode_payload(snapshot))
             .map_err(|e| DiskFailure::new("snapshot file write", e))?;
+        if self.halt_mid_snapshot(index, term) {
+            return Ok(());
+        }
         self.wal
             .save_snapshot_marker(index, term)
             .map_err(|e| DiskFailure::new("WAL snapshot marker write", e))?;
@@ -251,5 +276,22 @@ impl NodeCore {
                 revision: self.kv.current_revision(),
             },
         );
+    }
+
+    /// The marker-before-snapshot canary: the WAL's marker, synced, then the file.
+    fn canary_persist_marker_first(&mut self, snapshot: &Snapshot) -> Result<(), DiskFailure> {
+        let SnapshotMetadata { index, term, .. } = snapshot.metadata;
+        self.wal
+            .save_snapshot_marker(index, term)
+            .map_err(|e| DiskFailure::new("WAL snapshot marker write", e))?;
+        self.wal
+            .sync()
+            .map_err(|e| DiskFailure::new("WAL sync", e))?;
+        if self.halt_mid_snapshot(index, term) {
+            return Ok(());
+        }
+        self.snapshots
+            .save(index, term, &encode_payload(snapshot))
+            .map_err(|e| DiskFailure::new("snapshot file write", e))
     }
 }

@@ -168,14 +168,21 @@ impl NodeCore {
             mut response,
         } in outputs
         {
-            let Some(state) = self.streams.get_mut(&stream) else {
-                panic!("the hub answered for stream {stream}, which the member does not hold");
-            };
+            assert!(
+                self.streams.contains_key(&stream),
+                "the hub answered for stream {stream}, which the member does not hold"
+            );
             response.header.member_id = self.config.id;
             response.header.raft_term = self.term.0;
-            let seq = state.next_seq;
-            state.next_seq += 1;
-            state.buffer.push_back(Sequenced { seq, response });
+            let fragment_watch = self.hub.wants_fragments(stream, response.watch_id);
+            let parts = self.buggify_split_watch(response, fragment_watch);
+            self.hub.count_split(stream, parts.len() - 1);
+            let state = self.streams.get_mut(&stream).expect("checked above");
+            for response in parts {
+                let seq = state.next_seq;
+                state.next_seq += 1;
+                state.buffer.push_back(Sequenced { seq, response });
+            }
             if state.buffer.len() > MAX_STREAM_BUFFERED_RESPONSES {
                 overflowing.push(stream);
             }
