@@ -1,0 +1,162 @@
+//! The members' Raft batches travel over this in-simulation network instead of madsim's
+//! endpoints: one latency timer per batch on a node of its own (the wire), delivered straight
+//! into the receiving member's handle.
+//!
+//! madsim's datagram costs, per send: a task, a 1 ms `rand_delay` sleep at each end, a latency
+//! timer, a mailbox and the destination formatted into a string for an IPVS lookup (18% of a
+//! seed's instructions). The model here is madsim's: a batch's fate is decided when it is sent
+//! (a clogged node or link, or packet loss, drops it), it arrives after madsim's latency range
+//! plus the two 1 ms sleeps madsim adds, in flight it survives its sender's crash and pause,
+//! and it is lost when its receiver is killed or restarted before it arrives (it goes to the
+//! incarnation that was up when it was sent). Clients still use madsim's network.
+//!
+//! Every network fault goes through [`clog_node`], [`unclog_node`], [`clog_link`],
+//! [`unclog_link`] and [`stop_packet_loss`], which apply it to both networks.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use faultline_node::{MemberHandle, PeerMessages, PeerSender};
+use madsim::net::NetSim;
+use madsim::runtime::NodeHandle;
+use madsim::task::NodeId;
+
+/// What madsim's two `rand_delay` sleeps (clamped to 1 ms each) added to a datagram's latency.
+const ENDPOINT_DELAYS: Duration = Duration::from_millis(2);
+
+/// The plugin: registered on each run's runtime (`runner::simulate`).
+pub(crate) struct PeerNet {
+    state: Mutex<State>,
+}
+
+struct State {
+    clogged_nodes: BTreeSet<NodeId>,
+    clogged_links: BTreeSet<(NodeId, NodeId)>,
+    packet_loss_rate: f64,
+    latency: Range<Duration>,
+    /// The member up at each address: its node and its current incarnation's handle.
+    members: BTreeMap<SocketAddr, (NodeId, MemberHandle)>,
+    /// The node in-flight batches wait on (never killed nor paused).
+    wire: Option<NodeHandle>,
+}
+
+impl madsim::plugin::Simulator for PeerNet {
+    fn new(
+        _rand: &madsim::rand::GlobalRng,
+        _time: &madsim::time::TimeHandle,
+        config: &madsim::Config,
+    ) -> Self {
+        PeerNet {
+            state: Mutex::new(State {
+                clogged_nodes: BTreeSet::new(),
+                clogged_links: BTreeSet::new(),
+                packet_loss_rate: config.net.packet_loss_rate,
+                latency: config.net.send_latency.clone(),
+                members: BTreeMap::new(),
+                wire: None,
+            }),
+        }
+    }
+
+    /// The node was killed: batches sent to it from now on are lost until it registers again.
+    fn reset_node(&self, id: NodeId) {
+        self.lock().members.retain(|_, (node, _)| *node != id);
+    }
+}
+
+impl PeerNet {
+    fn current() -> Arc<PeerNet> {
+        madsim::plugin::simulator::<PeerNet>()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().expect("peer net")
+    }
+
+    /// The node in-flight batches wait on; created by `Cluster::start` before any member.
+    pub(super) fn set_wire(wire: NodeHandle) {
+        Self::current().lock().wire = Some(wire);
+    }
+
+    /// The member at `addr` runs (again) on the current node: the transport for its batches.
+    pub(super) fn register(addr: SocketAddr, handle: &MemberHandle) -> Arc<dyn PeerSender> {
+        let net = Self::current();
+        let node = madsim::plugin::node();
+        net.lock().members.insert(addr, (node, handle.clone()));
+        Arc::new(SimPeers { net, node })
+    }
+
+    /// Where a batch from `from` to `to` goes and when it arrives; `None`: lost.
+    fn route(&self, from: NodeId, to: SocketAddr) -> Option<(MemberHandle, Duration)> {
+        let state = self.lock();
+        let (node, handle) = state.members.get(&to)?;
+        let clogged = state.clogged_nodes.contains(&from)
+            || state.clogged_nodes.contains(node)
+            || state.clogged_links.contains(&(from, *node));
+        if clogged {
+            return None;
+        }
+        if state.packet_loss_rate > 0.0 {
+            let draw = madsim::rand::random::<u64>() as f64 / u64::MAX as f64;
+            if draw < state.packet_loss_rate {
+                return None;
+            }
+        }
+        let span = (state.latency.end - state.latency.start).as_nanos() as u64;
+        let jitter = Duration::from_nanos(madsim::rand::random::<u64>() % span.max(1));
+        Some((
+            handle.clone(),
+            state.latency.start + jitter + ENDPOINT_DELAYS,
+        ))
+    }
+}
+
+/// A member's `PeerSender` over [`PeerNet`].
+struct SimPeers {
+    net: Arc<PeerNet>,
+    node: NodeId,
+}
+
+impl PeerSender for SimPeers {
+    fn send(&self, to: SocketAddr, batch: PeerMessages) {
+        let Some((handle, latency)) = self.net.route(self.node, to) else {
+            return;
+        };
+        let wire = self.net.lock().wire.clone().expect("the wire node exists");
+        wire.spawn(async move {
+            madsim::time::sleep(latency).await;
+            handle.step(batch);
+        });
+    }
+}
+
+/// Isolate the node (both directions, on both networks).
+pub(super) fn clog_node(node: NodeId) {
+    NetSim::current().clog_node(node);
+    PeerNet::current().lock().clogged_nodes.insert(node);
+}
+
+pub(super) fn unclog_node(node: NodeId) {
+    NetSim::current().unclog_node(node);
+    PeerNet::current().lock().clogged_nodes.remove(&node);
+}
+
+/// Cut the directed link `from` → `to` (on both networks).
+pub(super) fn clog_link(from: NodeId, to: NodeId) {
+    NetSim::current().clog_link(from, to);
+    PeerNet::current().lock().clogged_links.insert((from, to));
+}
+
+pub(super) fn unclog_link(from: NodeId, to: NodeId) {
+    NetSim::current().unclog_link(from, to);
+    PeerNet::current().lock().clogged_links.remove(&(from, to));
+}
+
+/// The final heal ends message loss on both networks.
+pub(super) fn stop_packet_loss() {
+    NetSim::current().update_config(|config| config.packet_loss_rate = 0.0);
+    PeerNet::current().lock().packet_loss_rate = 0.0;
+}
