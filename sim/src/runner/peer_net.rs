@@ -14,6 +14,7 @@
 //! [`unclog_link`] and [`stop_packet_loss`], which apply it to both networks.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
@@ -37,8 +38,10 @@ struct State {
     clogged_links: BTreeSet<(NodeId, NodeId)>,
     packet_loss_rate: f64,
     latency: Range<Duration>,
-    /// The member up at each address: its node and its current incarnation's handle.
-    members: BTreeMap<SocketAddr, (NodeId, MemberHandle)>,
+    /// The member up at each address: its node, its current incarnation's handle, and that
+    /// incarnation's number (a reply leaves only if the incarnation that got the call is up).
+    members: BTreeMap<SocketAddr, (NodeId, MemberHandle, u64)>,
+    incarnations: u64,
     /// The node in-flight batches wait on (never killed nor paused).
     wire: Option<NodeHandle>,
 }
@@ -56,6 +59,7 @@ impl madsim::plugin::Simulator for PeerNet {
                 packet_loss_rate: config.net.packet_loss_rate,
                 latency: config.net.send_latency.clone(),
                 members: BTreeMap::new(),
+                incarnations: 0,
                 wire: None,
             }),
         }
@@ -63,7 +67,7 @@ impl madsim::plugin::Simulator for PeerNet {
 
     /// The node was killed: batches sent to it from now on are lost until it registers again.
     fn reset_node(&self, id: NodeId) {
-        self.lock().members.retain(|_, (node, _)| *node != id);
+        self.lock().members.retain(|_, (node, _, _)| *node != id);
     }
 }
 
@@ -85,20 +89,61 @@ impl PeerNet {
     pub(super) fn register(addr: SocketAddr, handle: &MemberHandle) -> Arc<dyn PeerSender> {
         let net = Self::current();
         let node = madsim::plugin::node();
-        net.lock().members.insert(addr, (node, handle.clone()));
+        let mut state = net.lock();
+        state.incarnations += 1;
+        let incarnation = state.incarnations;
+        state
+            .members
+            .insert(addr, (node, handle.clone(), incarnation));
+        drop(state);
         Arc::new(SimPeers { net, node })
     }
 
     /// Where a batch from `from` to `to` goes and when it arrives; `None`: lost.
-    fn route(&self, from: NodeId, to: SocketAddr) -> Option<(MemberHandle, Duration)> {
+    fn route(&self, from: NodeId, to: SocketAddr) -> Option<(Arrival, Duration)> {
         let state = self.lock();
-        let (node, handle) = state.members.get(&to)?;
-        let clogged = state.clogged_nodes.contains(&from)
-            || state.clogged_nodes.contains(node)
-            || state.clogged_links.contains(&(from, *node));
+        let &(node, ref handle, incarnation) = state.members.get(&to)?;
+        let arrival = Arrival {
+            handle: handle.clone(),
+            node,
+            incarnation,
+        };
+        Some((arrival, state.leg(from, node)?))
+    }
+
+    /// The reply leg of a call the member at `to` answered: `None` when the incarnation that
+    /// got the call is gone (a killed process answers nothing) or the reply is lost.
+    fn route_back(&self, to: SocketAddr, arrival: &Arrival, caller: NodeId) -> Option<Duration> {
+        let state = self.lock();
+        let up = state.members.get(&to).map(|m| m.2) == Some(arrival.incarnation);
+        if !up {
+            return None;
+        }
+        state.leg(arrival.node, caller)
+    }
+
+    fn wire(&self) -> NodeHandle {
+        self.lock().wire.clone().expect("the wire node exists")
+    }
+}
+
+/// The member incarnation a message reached.
+struct Arrival {
+    handle: MemberHandle,
+    node: NodeId,
+    incarnation: u64,
+}
+
+impl State {
+    /// One message from node `from` to node `to`: its latency, or `None` when it is lost.
+    fn leg(&self, from: NodeId, to: NodeId) -> Option<Duration> {
+        let clogged = self.clogged_nodes.contains(&from)
+            || self.clogged_nodes.contains(&to)
+            || self.clogged_links.contains(&(from, to));
         if clogged {
             return None;
         }
+        let state = self;
         if state.packet_loss_rate > 0.0 {
             let draw = madsim::rand::random::<u64>() as f64 / u64::MAX as f64;
             if draw < state.packet_loss_rate {
@@ -107,10 +152,7 @@ impl PeerNet {
         }
         let span = (state.latency.end - state.latency.start).as_nanos() as u64;
         let jitter = Duration::from_nanos(madsim::rand::random::<u64>() % span.max(1));
-        Some((
-            handle.clone(),
-            state.latency.start + jitter + ENDPOINT_DELAYS,
-        ))
+        Some(state.latency.start + jitter + ENDPOINT_DELAYS)
     }
 }
 
@@ -122,14 +164,42 @@ struct SimPeers {
 
 impl PeerSender for SimPeers {
     fn send(&self, to: SocketAddr, batch: PeerMessages) {
-        let Some((handle, latency)) = self.net.route(self.node, to) else {
+        let Some((arrival, latency)) = self.net.route(self.node, to) else {
             return;
         };
-        let wire = self.net.lock().wire.clone().expect("the wire node exists");
+        self.net.wire().spawn(async move {
+            madsim::time::sleep(latency).await;
+            arrival.handle.step(batch);
+        });
+    }
+}
+
+/// A call from the current node (a client's) to the member at `to`, answered by `serve` on
+/// the member's handle, as madsim's `call_timeout` would carry it: two legs, each with the
+/// fate and latency of a datagram; an error when no answer came within `timeout`.
+pub(super) async fn call<R, F, Fut>(to: SocketAddr, timeout: Duration, serve: F) -> io::Result<R>
+where
+    F: FnOnce(MemberHandle) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = R> + Send + 'static,
+    R: Send + 'static,
+{
+    let net = PeerNet::current();
+    let caller = madsim::plugin::node();
+    let (reply_tx, reply_rx) = tokio::sync::oneshot::channel();
+    if let Some((arrival, latency)) = net.route(caller, to) {
+        let wire = net.wire();
         wire.spawn(async move {
             madsim::time::sleep(latency).await;
-            handle.step(batch);
+            let answer = serve(arrival.handle.clone()).await;
+            if let Some(latency) = net.route_back(to, &arrival, caller) {
+                madsim::time::sleep(latency).await;
+                let _ = reply_tx.send(answer);
+            }
         });
+    }
+    match madsim::time::timeout(timeout, reply_rx).await {
+        Ok(Ok(answer)) => Ok(answer),
+        _ => Err(io::Error::new(io::ErrorKind::TimedOut, "RPC timeout")),
     }
 }
 
