@@ -163,7 +163,7 @@ fn kill_nodes(plan: &Plan, cluster: &Cluster) {
     let names = (plan.clients.iter().map(|c| format!("client-{}", c.id)))
         .chain(plan.elections.iter().map(|e| format!("client-{}", e.id)))
         .chain(plan.watchers.iter().map(|w| format!("watcher-{}", w.id)))
-        .chain(["client-final".to_owned()])
+        .chain(["client-final".to_owned(), "peer-wire".to_owned()])
         .chain(needs_operator(plan).then(|| "operator".to_owned()));
     for name in names {
         handle.kill(name);

@@ -230,3 +230,86 @@ pub(super) fn stop_packet_loss() {
     NetSim::current().update_config(|config| config.packet_loss_rate = 0.0);
     PeerNet::current().lock().packet_loss_rate = 0.0;
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use madsim::runtime::{Handle, Runtime};
+
+    use super::*;
+
+    const MEMBER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 2379);
+
+    /// A call from `client` to the member: `Some(answer)`, or `None` when it timed out.
+    async fn ask(client: &NodeHandle) -> Option<u32> {
+        let call = call(MEMBER, Duration::from_millis(100), |_member| async { 7 });
+        client.spawn(call).await.expect("client task").ok()
+    }
+
+    #[test]
+    fn every_network_fault_holds_the_members_transport() {
+        let runtime = Runtime::with_seed_and_config(1, madsim::Config::default());
+        runtime.add_simulator::<PeerNet>();
+        runtime.block_on(async {
+            let handle = Handle::current();
+            PeerNet::set_wire(handle.create_node().name("wire").build());
+            let member = handle.create_node().name("member").build();
+            let client = handle.create_node().name("client").build();
+            let (member_handle, _inbox) = faultline_node::member_channel();
+            let registering = member_handle.clone();
+            member
+                .spawn(async move { drop(PeerNet::register(MEMBER, &registering)) })
+                .await
+                .expect("register");
+            assert_eq!(ask(&client).await, Some(7));
+
+            clog_node(member.id());
+            assert_eq!(
+                ask(&client).await,
+                None,
+                "an isolated member is unreachable"
+            );
+            unclog_node(member.id());
+            assert_eq!(ask(&client).await, Some(7));
+
+            // Either direction of a cut link loses the call (its request or its answer).
+            for (from, to) in [(client.id(), member.id()), (member.id(), client.id())] {
+                clog_link(from, to);
+                assert_eq!(ask(&client).await, None, "cut {from:?} -> {to:?}");
+                unclog_link(from, to);
+            }
+            assert_eq!(ask(&client).await, Some(7));
+
+            PeerNet::current().lock().packet_loss_rate = 0.999;
+            assert_eq!(ask(&client).await, None, "lost");
+            stop_packet_loss();
+            assert_eq!(ask(&client).await, Some(7));
+
+            // A killed member answers nothing until it registers again.
+            handle.kill(member.id());
+            assert_eq!(ask(&client).await, None, "killed");
+        });
+    }
+
+    #[test]
+    fn a_batch_takes_madsims_latency_and_the_endpoints_delays() {
+        let runtime = Runtime::with_seed_and_config(2, madsim::Config::default());
+        runtime.add_simulator::<PeerNet>();
+        runtime.block_on(async {
+            let handle = Handle::current();
+            PeerNet::set_wire(handle.create_node().name("wire").build());
+            let client = handle.create_node().name("client").build();
+            let (member_handle, _inbox) = faultline_node::member_channel();
+            PeerNet::register(MEMBER, &member_handle);
+            for _ in 0..20 {
+                let start = madsim::time::Instant::now();
+                assert_eq!(ask(&client).await, Some(7));
+                let took = start.elapsed();
+                // Two legs, each 1..10 ms plus 2 ms.
+                let (least, most) = (Duration::from_millis(6), Duration::from_millis(24));
+                assert!(least <= took && took <= most, "{took:?}");
+            }
+        });
+    }
+}
