@@ -12,7 +12,6 @@ use faultline_api::{
     Revision,
 };
 use faultline_invariants::history::{History, Operation, Outcome, WatchReport};
-use faultline_node::ClientCall;
 use madsim::net::Endpoint;
 use madsim::runtime::Handle;
 use madsim::task::JoinHandle;
@@ -378,15 +377,14 @@ impl Session {
             if now >= deadline {
                 break Outcome::Failed(faultline_api::EtcdError::NoLeader);
             }
-            let call = ClientCall {
-                request: request.clone(),
-            };
+            let request = request.clone();
             // A live member answers by its own request timeout (`Timeout`, an answer); the
             // grace lets that answer arrive, so only silence marks a member unreachable.
-            let answer = self
-                .endpoint
-                .call_timeout(addr, call, deadline - now + RPC_ANSWER_GRACE)
-                .await;
+            let timeout = deadline - now + RPC_ANSWER_GRACE;
+            let answer = super::peer_net::call(addr, timeout, move |member| async move {
+                member.client(request).await
+            })
+            .await;
             if answer.is_ok() {
                 self.ctx.members.mark_reachable(member);
             }

@@ -7,15 +7,17 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use faultline_node::{run_member_with_peers, Canary, InitialClusterState, NodeConfig, Observer};
+use faultline_node::{
+    run_member_with_transport, Canary, InitialClusterState, NodeConfig, Observer,
+};
 use faultline_storage::{DiskFaults, MemDisk};
-use madsim::net::NetSim;
 use madsim::runtime::{Handle, NodeHandle};
 use rand::Rng;
 
 use super::aimed::{AimedCrashes, AimedObserver, Crasher};
 use super::cuts::{LeaderCutObserver, LeaderCuts, PeerCuts};
 use super::messages::{wants_message_chaos, ChaosPeers, MessageChaos};
+use super::peer_net::PeerNet;
 use crate::clock::SkewClock;
 use crate::plan::{stream, Fault, MemberPlan, Plan, Scenario};
 use crate::trace::{Recorder, TraceEvent};
@@ -99,6 +101,7 @@ impl Cluster {
         recorder: &Arc<Recorder>,
     ) -> Cluster {
         let handle = Handle::current();
+        PeerNet::set_wire(handle.create_node().name("peer-wire").build());
         let peer_cuts = Arc::new(Mutex::new(PeerCuts::default()));
         let leader_cuts = plan
             .faults
@@ -341,7 +344,7 @@ impl Cluster {
             }
         }
         for (member, _) in std::mem::take(&mut self.isolated) {
-            NetSim::current().unclog_node(self.members[&member].id());
+            super::peer_net::unclog_node(self.members[&member].id());
         }
         if let Some(cuts) = &self.leader_cuts {
             cuts.lock().expect("leader cuts").open.clear();
@@ -363,7 +366,7 @@ impl Cluster {
             self.handle.resume(self.members[&member].id());
         }
         // Message loss is a fault too: liveness after heal is judged on a network that delivers.
-        NetSim::current().update_config(|config| config.packet_loss_rate = 0.0);
+        super::peer_net::stop_packet_loss();
         self.recorder.record(TraceEvent::Healed);
     }
 }
@@ -525,17 +528,20 @@ fn start_member(handle: &Handle, member: &MemberPlan, parts: MemberParts) -> Nod
             let message_chaos = message_chaos.clone();
             let id = config.id;
             async move {
-                let wrap = |inner| -> Arc<dyn faultline_node::PeerSender> {
-                    match &message_chaos {
-                        Some(chaos) => Arc::new(ChaosPeers {
-                            member: id,
-                            inner,
-                            chaos: chaos.clone(),
-                        }),
-                        None => inner,
-                    }
-                };
-                run_member_with_peers(config, disk, observer, clock, &wrap).await;
+                let addr = config.members[&id];
+                let transport =
+                    |handle: &faultline_node::MemberHandle| -> Arc<dyn faultline_node::PeerSender> {
+                        let inner = PeerNet::register(addr, handle);
+                        match &message_chaos {
+                            Some(chaos) => Arc::new(ChaosPeers {
+                                member: id,
+                                inner,
+                                chaos: chaos.clone(),
+                            }),
+                            None => inner,
+                        }
+                    };
+                run_member_with_transport(config, disk, observer, clock, &transport).await;
             }
         })
         .build()

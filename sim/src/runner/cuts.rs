@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::peer_net;
 use faultline_node::{NodeEvent, Observer};
-use madsim::net::NetSim;
 use madsim::runtime::NodeHandle;
 use rand::Rng;
 
@@ -72,7 +72,7 @@ impl PeerCuts {
         let count = self.links.entry((from, to)).or_insert(0);
         *count += 1;
         if *count == 1 {
-            NetSim::current().clog_link(self.node_ids[&from], self.node_ids[&to]);
+            peer_net::clog_link(self.node_ids[&from], self.node_ids[&to]);
         }
     }
 
@@ -89,7 +89,7 @@ impl PeerCuts {
         if *count == 0 {
             self.links.remove(&(from, to));
             if self.link_free(from, to) {
-                NetSim::current().unclog_link(self.node_ids[&from], self.node_ids[&to]);
+                peer_net::unclog_link(self.node_ids[&from], self.node_ids[&to]);
             }
         }
     }
@@ -135,9 +135,8 @@ impl PeerCuts {
         for member in std::mem::take(&mut self.counts).into_keys() {
             self.set_links(member, LinkState::Restored);
         }
-        let net = NetSim::current();
         for (from, to) in std::mem::take(&mut self.links).into_keys() {
-            net.unclog_link(self.node_ids[&from], self.node_ids[&to]);
+            peer_net::unclog_link(self.node_ids[&from], self.node_ids[&to]);
         }
         self.groups.clear();
         self.healed = true;
@@ -146,7 +145,6 @@ impl PeerCuts {
     /// Cut or restore both directions of every link between `member` and the other members.
     /// A link stays cut while either end is cut off from its peers.
     fn set_links(&self, member: u64, state: LinkState) {
-        let net = NetSim::current();
         let this = self.node_ids[&member];
         for (&other, &node) in &self.node_ids {
             if other == member {
@@ -154,15 +152,15 @@ impl PeerCuts {
             }
             match state {
                 LinkState::Cut => {
-                    net.clog_link(this, node);
-                    net.clog_link(node, this);
+                    peer_net::clog_link(this, node);
+                    peer_net::clog_link(node, this);
                 }
                 LinkState::Restored => {
                     if self.link_free(member, other) {
-                        net.unclog_link(this, node);
+                        peer_net::unclog_link(this, node);
                     }
                     if self.link_free(other, member) {
-                        net.unclog_link(node, this);
+                        peer_net::unclog_link(node, this);
                     }
                 }
             }

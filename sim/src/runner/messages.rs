@@ -147,8 +147,15 @@ impl PeerSender for ChaosPeers {
                 _ => vec![Duration::ZERO],
             }
         };
-        for delay in copies {
-            let batch = batch.clone();
+        let last = copies.len() - 1;
+        let mut batch = Some(batch);
+        for (i, delay) in copies.into_iter().enumerate() {
+            // Only duplicates need a copy of the batch (its entries can be large).
+            let batch = if i == last {
+                batch.take().expect("the batch until its last copy")
+            } else {
+                batch.clone().expect("the batch until its last copy")
+            };
             if delay.is_zero() {
                 self.inner.send(to, batch);
                 continue;

@@ -28,6 +28,7 @@ mod nemesis;
 mod net_clock_faults;
 mod operator;
 mod operator_node;
+mod peer_net;
 mod replacer;
 #[cfg(test)]
 mod tests;
@@ -88,6 +89,7 @@ pub fn simulate(plan: &Plan, options: &RunOptions) -> RunOutput {
     let mut config = madsim::Config::default();
     config.net.packet_loss_rate = plan.scenario.packet_loss_rate;
     let runtime = Runtime::with_seed_and_config(plan.seed, config);
+    runtime.add_simulator::<peer_net::PeerNet>();
     let plan = plan.clone();
     let options = options.clone();
     runtime.block_on(async move { simulate_in_runtime(plan, options).await })
@@ -161,7 +163,7 @@ fn kill_nodes(plan: &Plan, cluster: &Cluster) {
     let names = (plan.clients.iter().map(|c| format!("client-{}", c.id)))
         .chain(plan.elections.iter().map(|e| format!("client-{}", e.id)))
         .chain(plan.watchers.iter().map(|w| format!("watcher-{}", w.id)))
-        .chain(["client-final".to_owned()])
+        .chain(["client-final".to_owned(), "peer-wire".to_owned()])
         .chain(needs_operator(plan).then(|| "operator".to_owned()));
     for name in names {
         handle.kill(name);

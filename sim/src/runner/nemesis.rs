@@ -7,7 +7,6 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use faultline_storage::DiskFaults;
-use madsim::net::NetSim;
 
 use super::cluster::Cluster;
 use super::cuts::LeaderCuts;
@@ -185,7 +184,7 @@ fn start_fault(fault: Fault, members: &[u64], cluster: &mut Cluster) {
                 let count = cluster.isolated.entry(member).or_insert(0);
                 *count += 1;
                 if *count == 1 {
-                    NetSim::current().clog_node(cluster.members[&member].id());
+                    super::peer_net::clog_node(cluster.members[&member].id());
                 }
             }
             Fault::PartitionFromPeers { .. } => {
@@ -288,7 +287,7 @@ fn end_fault(fault: Fault, members: &[u64], cluster: &mut Cluster) {
                 *count -= 1;
                 if *count == 0 {
                     cluster.isolated.remove(&member);
-                    NetSim::current().unclog_node(cluster.members[&member].id());
+                    super::peer_net::unclog_node(cluster.members[&member].id());
                 }
             }
             Fault::PartitionFromPeers { .. } => {

@@ -187,7 +187,10 @@ async fn watch_call(
     let Some(addr) = session.ctx.members.addr(member) else {
         return Err(WatchCallError::Transient); // removed from the cluster
     };
-    match session.endpoint.call_timeout(addr, call, timeout).await {
+    let answer = super::peer_net::call(addr, timeout, move |member| async move {
+        member.watch(call).await
+    });
+    match answer.await {
         Ok(Ok(batch)) => Ok(batch),
         Ok(Err(WatchStreamError::UnknownStream { .. })) => Err(WatchCallError::UnknownStream),
         Ok(Err(WatchStreamError::Stopped)) | Err(_) => Err(WatchCallError::Transient),
