@@ -109,17 +109,21 @@ fn disk_faults_scenario_draws_every_disk_fault_and_only_it() {
                 Fault::FsyncError { .. } => "fsync error on a member",
                 Fault::DiskFull { .. } => "disk full",
                 Fault::CorruptSynced { .. } => "synced byte rots",
+                Fault::DiskReadError { .. } => "read error",
+                Fault::SlowDisk { .. } => "slow disk",
                 _ => "other",
             });
         }
     }
-    assert_eq!(kinds.len(), 5, "{kinds:?}");
+    assert_eq!(kinds.len(), 7, "{kinds:?}");
     let mut mix = scenario.faults.clone();
     (
         mix.fsync_error_weight,
         mix.disk_full_weight,
         mix.corrupt_synced_weight,
-    ) = (0, 0, 0);
+        mix.read_error_weight,
+        mix.slow_disk_weight,
+    ) = (0, 0, 0, 0, 0);
     assert_eq!(
         mix, default.faults,
         "the other faults are the default scenario's"
@@ -130,11 +134,13 @@ fn disk_faults_scenario_draws_every_disk_fault_and_only_it() {
             mix.fsync_error_weight,
             mix.disk_full_weight,
             mix.corrupt_synced_weight,
+            mix.read_error_weight,
+            mix.slow_disk_weight,
         ];
         let expected = match name {
-            "disk-faults" => [3, 2, 2],
-            "fsync-error-ignored" => [1, 0, 0],
-            _ => [0; 3],
+            "disk-faults" => [3, 2, 2, 2, 2],
+            "fsync-error-ignored" => [1, 0, 0, 0, 0],
+            _ => [0; 5],
         };
         assert_eq!(disk, expected, "{name}");
     }
