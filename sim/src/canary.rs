@@ -351,13 +351,17 @@ fn raft_and_read_canaries() -> Vec<CanarySpec> {
         // Issue 13: the default's swarm alone reaches it within 300 seeds, when a seed draws
         // one entry per append and new-leader cuts among its kinds. 2026-12-07, after
         // every branch of issue 13 merged: first caught at seed 198 (5 members, new-leader
-        // cuts with majority/minority splits, pauses and a zone cut).
+        // cuts with majority/minority splits, pauses and a zone cut). Later the same day,
+        // once members' messages ran over the simulator's own transport and disk read errors
+        // and slow disks joined the swarm: first caught at seed 789 (0 of 300, and 0 of 300
+        // with new-leader cuts twice as likely), so the budget is 1,000 and issue 13's "within
+        // 300 seeds" no longer holds.
         ready(
             "swarm-commit-old-term",
             Canary::CommitOldTerm,
             "commit-old-term, drawn by the default's swarm (one entry per append, new-leader cuts)",
             "default",
-            300,
+            1000,
             OVERWRITTEN_COMMIT,
         ),
         // The default's swarm (issue 13): only a swarm draw reaches it there, a one-member

@@ -118,6 +118,7 @@ impl fmt::Display for CodeVersion {
 pub struct SeedFile {
     pub format: u32,
     pub description: String,
+    #[serde(with = "crate::plan::wide_u64")]
     pub seed: u64,
     /// Name of the planted bug to switch on (`faultline_node::Canary::name`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -55,14 +55,23 @@ pub enum Fault {
     /// The live members, in the order `arrangement` shuffles them into, split into two halves
     /// that cannot talk to each other, except the first member (the bridge), which talks to
     /// both (Jepsen's bridge; needs 3 members). Links between members only, both ways.
-    Bridge { arrangement: u64 },
+    Bridge {
+        #[serde(with = "super::wide_u64")]
+        arrangement: u64,
+    },
     /// The live members, shuffled by `arrangement`, split into a majority (the first
     /// `n / 2 + 1`) and a minority (the rest) that cannot talk to each other (3|2 in five
     /// members, 2|1 in three).
-    MajorityMinority { arrangement: u64 },
+    MajorityMinority {
+        #[serde(with = "super::wide_u64")]
+        arrangement: u64,
+    },
     /// The live members, shuffled by `arrangement`, stand in a ring and each reaches only its
     /// two neighbours (needs 4 members: in 3, everyone is a neighbour).
-    Ring { arrangement: u64 },
+    Ring {
+        #[serde(with = "super::wide_u64")]
+        arrangement: u64,
+    },
     /// The member's disk fails every fsync (EIO) until the end of the window; the bytes a
     /// failed sync covered are lost at the next power loss (Linux drops the dirty pages).
     /// The member must fail-stop at its first failed sync, as etcd does; at the end of the
@@ -77,7 +86,11 @@ pub enum Fault {
     /// mask). At the end of the window it is restarted; it must refuse to start, naming the
     /// file and offset, and the simulator replaces it with an empty member (remove + add).
     /// Nothing rots while another member's rot is not resolved (see `TraceEvent::SyncedByteRot`).
-    CorruptSynced { member: u64, pick: u64 },
+    CorruptSynced {
+        member: u64,
+        #[serde(with = "super::wide_u64")]
+        pick: u64,
+    },
     /// The members of the zone are cut off from the members of every other zone, both ways,
     /// until the end of the window; links inside the zone stay, and clients still reach
     /// everyone (a zone's uplink lost, its machines alive: unlike `ZoneDown`, nothing crashes).

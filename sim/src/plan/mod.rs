@@ -25,6 +25,7 @@ mod swarm_draw;
 mod swarm_tests;
 #[cfg(test)]
 mod tests;
+pub(crate) mod wide_u64;
 mod workload;
 
 use std::net::{IpAddr, Ipv4Addr};
