@@ -401,7 +401,7 @@ fn aimed_crashes_scenario_draws_every_moment_and_only_it() {
             }
         }
     }
-    assert_eq!(moments.len(), 3, "{moments:?}");
+    assert_eq!(moments.len(), 4, "{moments:?}");
     for (name, _) in super::EMBEDDED_SCENARIOS {
         let scenario = Scenario::embedded(name).expect("embedded");
         if name != "aimed-crashes" {

@@ -57,9 +57,14 @@ mod tests {
     fn values_past_i64_round_trip_through_toml() {
         for value in [0, 7, i64::MAX as u64, i64::MAX as u64 + 1, u64::MAX] {
             let text = toml::to_string(&Holder { value }).expect("serializes");
-            assert_eq!(toml::from_str::<Holder>(&text).expect("parses"), Holder { value });
+            assert_eq!(
+                toml::from_str::<Holder>(&text).expect("parses"),
+                Holder { value }
+            );
         }
-        let err = toml::from_str::<Holder>("value = \"x1\"").unwrap_err().to_string();
+        let err = toml::from_str::<Holder>("value = \"x1\"")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not an unsigned 64-bit integer"), "{err}");
         assert!(toml::from_str::<Holder>("value = -1").is_err());
     }

@@ -172,9 +172,6 @@ impl NodeCore {
             .snapshot
             .as_ref()
             .map(|s| snapshot::decode_payload(&s.payload));
-        let restored = raft_snapshot
-            .as_ref()
-            .map(|s| snapshot::decode_state(&s.data, config.canary.and_then(Canary::kv_canary)));
         let persisted = PersistedState {
             hard_state: restart.hard_state,
             entries: restart.entries,
@@ -189,18 +186,12 @@ impl NodeCore {
         let bootstrap_conf = faultline_raft::ConfState::with_voters(raft_config.voters.clone());
         let config_rng_seed = config.rng_seed;
         let mut rng = ChaCha8Rng::seed_from_u64(config.rng_seed);
-        // The minimum lease TTL is replicated configuration derived from the election timeout
-        // exactly as etcd does (ceil(1.5 x election timeout)); every member computes the same.
-        let restored = restored.unwrap_or_else(|| {
-            let options = StoreOptions::for_election_timeout_ms(config.election_timeout_ms());
-            snapshot::RestoredState::empty(KvStore::with_options(options))
-        });
         let snapshot::RestoredState {
             mut kv,
             members: snapshot_members,
             removed_ids: restored_removed,
             attributes: restored_attributes,
-        } = restored;
+        } = restored_state(&config, raft_snapshot.as_ref());
         let address_book = membership::initial_address_book(&config.members, &snapshot_members);
         // The canary is this member's, not replicated state: set again after every restore
         // (`decode_state` sets it on a restored store).
@@ -861,4 +852,20 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
     hash
+}
+
+/// The key space and membership a member restarts with: its snapshot's, or an empty store.
+/// The minimum lease TTL is replicated configuration derived from the election timeout
+/// exactly as etcd does (ceil(1.5 x election timeout)); every member computes the same.
+fn restored_state(
+    config: &NodeConfig,
+    raft_snapshot: Option<&faultline_raft::Snapshot>,
+) -> snapshot::RestoredState {
+    match raft_snapshot {
+        Some(s) => snapshot::decode_state(&s.data, config.canary.and_then(Canary::kv_canary)),
+        None => {
+            let options = StoreOptions::for_election_timeout_ms(config.election_timeout_ms());
+            snapshot::RestoredState::empty(KvStore::with_options(options))
+        }
+    }
 }
