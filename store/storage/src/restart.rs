@@ -116,6 +116,7 @@ pub fn combine(loaded: LoadedSnapshot, wal: WalState) -> Result<RestartState, Re
         }
         entries.retain(|e| e.index > s.index);
         hard_state.commit = hard_state.commit.max(s.index);
+        hard_state = raise_term_to_snapshot(hard_state, s.term);
     }
     Ok(RestartState {
         hard_state,
@@ -123,6 +124,22 @@ pub fn combine(loaded: LoadedSnapshot, wal: WalState) -> Result<RestartState, Re
         entries,
         rejected_snapshots: rejected,
     })
+}
+
+/// A power loss between a leader's snapshot file and the Ready's hard state (the node makes
+/// the snapshot durable first) leaves a snapshot whose term is above the WAL's term. Raft
+/// needs a term at least its log's last term, so the restart takes the snapshot's term, with
+/// no vote: the member sent no vote in any term above the WAL's (a vote leaves only once the
+/// hard state that records it is synced), so voting afresh in that term is safe.
+fn raise_term_to_snapshot(hard_state: HardState, snapshot_term: Term) -> HardState {
+    if hard_state.term >= snapshot_term {
+        return hard_state;
+    }
+    HardState {
+        term: snapshot_term,
+        vote: None,
+        commit: hard_state.commit,
+    }
 }
 
 /// How a member lays out its storage directory.

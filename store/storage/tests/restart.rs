@@ -153,8 +153,17 @@ fn a_snapshot_installed_without_its_marker_empties_a_conflicting_log() {
     power_loss(&disk);
     let mut storage = open(&disk).unwrap();
     assert!(storage.restart.entries.is_empty());
-    // The commit rises to the snapshot: it holds only committed entries.
-    assert_eq!(storage.restart.hard_state.commit, LogIndex(4));
+    // The commit rises to the snapshot: it holds only committed entries. The term rises to
+    // the snapshot's (the Ready's hard state of term 2 never made it), with no vote: Raft
+    // refuses a log whose last term is above its term.
+    assert_eq!(
+        storage.restart.hard_state,
+        HardState {
+            term: Term(2),
+            vote: None,
+            commit: LogIndex(4)
+        }
+    );
     assert_eq!(storage.wal.last_index(), LogIndex(4));
     storage.wal.save(None, &entries(2, 5..=5)).unwrap();
 }
