@@ -492,7 +492,7 @@ impl NodeCore {
     fn persist_and_apply(&mut self) -> Result<Vec<Message>, DiskFailure> {
         let mut outbox = Vec::new();
         while self.raft.has_ready() {
-            let ready = self.raft.ready();
+            let mut ready = self.raft.ready();
             if let Some(soft) = &ready.soft_state {
                 self.on_soft_state(soft.role, soft.term, soft.leader);
             }
@@ -534,10 +534,13 @@ impl NodeCore {
                     }
                 }
             }
-            outbox.extend(ready.messages.iter().cloned());
+            // Moved, not cloned: `advance` reads the entries, never the messages.
+            let messages = std::mem::take(&mut ready.messages);
             self.raft.advance(&ready);
             self.raft.check_invariants();
-            if self.halt_after_answers(&ready.messages) {
+            let halt = self.halt_after_answers(&messages);
+            outbox.extend(messages);
+            if halt {
                 return Ok(outbox);
             }
             if self.removed {
