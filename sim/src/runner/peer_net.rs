@@ -1,6 +1,7 @@
 //! The members' Raft batches travel over this in-simulation network instead of madsim's
-//! endpoints: one latency timer per batch on a node of its own (the wire), delivered straight
-//! into the receiving member's handle.
+//! endpoints: one latency timer per batch (no task: `deliver_after`), delivered straight
+//! into the receiving member's handle. Calls (clients') run their legs on a node of its own
+//! (the wire).
 //!
 //! madsim's datagram costs, per send: a task, a 1 ms `rand_delay` sleep at each end, a latency
 //! timer, a mailbox and the destination formatted into a string for an IPVS lookup (18% of a
@@ -14,10 +15,12 @@
 //! [`unclog_link`] and [`stop_packet_loss`], which apply it to both networks.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Wake, Waker};
 use std::time::Duration;
 
 use faultline_node::{MemberHandle, PeerMessages, PeerSender};
@@ -167,10 +170,43 @@ impl PeerSender for SimPeers {
         let Some((arrival, latency)) = self.net.route(self.node, to) else {
             return;
         };
-        self.net.wire().spawn(async move {
-            madsim::time::sleep(latency).await;
-            arrival.handle.step(batch);
-        });
+        deliver_after(latency, arrival.handle, batch);
+    }
+}
+
+/// Hand `batch` to `handle` once `latency` has passed, on madsim's timer and without a task:
+/// a sleep polled once with a waker that delivers. A task per batch (spawned on the wire
+/// node, polled twice) cost a spawn, two polls and two scheduler steps per batch, a seventh
+/// of a seed's instructions. The timer fires at the same instant the task's sleep would
+/// have; the batch reaches the member's inbox at once rather than when the scheduler next
+/// picks the wire task (so schedules differ from the task's).
+fn deliver_after(latency: Duration, handle: MemberHandle, batch: PeerMessages) {
+    let delivery = Arc::new(Delivery(Mutex::new(Some((handle, batch)))));
+    let waker = Waker::from(delivery);
+    let mut sleep = std::pin::pin!(madsim::time::sleep(latency));
+    if sleep
+        .as_mut()
+        .poll(&mut Context::from_waker(&waker))
+        .is_ready()
+    {
+        waker.wake(); // never: madsim sleeps at least 1 ms
+    }
+    // Dropping the sleep leaves its timer armed (madsim's timers cannot be cancelled).
+}
+
+/// A batch in flight: delivered by the first wake of its waker.
+struct Delivery(Mutex<Option<(MemberHandle, PeerMessages)>>);
+
+impl Wake for Delivery {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let in_flight = self.0.lock().expect("delivery").take();
+        if let Some((handle, batch)) = in_flight {
+            handle.step(batch);
+        }
     }
 }
 

@@ -492,7 +492,7 @@ impl NodeCore {
     fn persist_and_apply(&mut self) -> Result<Vec<Message>, DiskFailure> {
         let mut outbox = Vec::new();
         while self.raft.has_ready() {
-            let ready = self.raft.ready();
+            let mut ready = self.raft.ready();
             if let Some(soft) = &ready.soft_state {
                 self.on_soft_state(soft.role, soft.term, soft.leader);
             }
@@ -534,10 +534,13 @@ impl NodeCore {
                     }
                 }
             }
-            outbox.extend(ready.messages.iter().cloned());
+            // Moved, not cloned: `advance` reads the entries, never the messages.
+            let messages = std::mem::take(&mut ready.messages);
             self.raft.advance(&ready);
             self.raft.check_invariants();
-            if self.halt_after_answers(&ready.messages) {
+            let halt = self.halt_after_answers(&messages);
+            outbox.extend(messages);
+            if halt {
                 return Ok(outbox);
             }
             if self.removed {
@@ -728,6 +731,9 @@ impl NodeCore {
 
     fn serve_applied_reads(&mut self) {
         let applied = self.applied;
+        if self.reads_awaiting_apply.iter().all(|(index, _)| *index > applied) {
+            return; // after every Ready: no allocation when no read is due
+        }
         let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.reads_awaiting_apply)
             .into_iter()
             .partition(|(index, _)| *index <= applied);
@@ -755,6 +761,9 @@ impl NodeCore {
         }
         self.expire_keep_alives_awaiting_revoke(now);
         for reads in self.reads_awaiting_index.values_mut() {
+            if reads.iter().all(|r| r.deadline > now) {
+                continue; // every tick: no allocation when nothing expired
+            }
             let (expired, kept): (Vec<_>, Vec<_>) = std::mem::take(reads)
                 .into_iter()
                 .partition(|r| r.deadline <= now);
@@ -765,6 +774,13 @@ impl NodeCore {
         }
         self.reads_awaiting_index
             .retain(|_, reads| !reads.is_empty());
+        if self
+            .reads_awaiting_apply
+            .iter()
+            .all(|(_, r)| r.deadline > now)
+        {
+            return;
+        }
         let (expired, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.reads_awaiting_apply)
             .into_iter()
             .partition(|(_, read)| read.deadline <= now);

@@ -9,6 +9,7 @@ mod canary;
 pub mod core;
 mod jump_ticks;
 mod peer_transport;
+mod ticker;
 
 pub use peer_transport::PeerMessages;
 
@@ -26,6 +27,8 @@ use madsim::net::rpc::Request as RpcRequest;
 use madsim::net::Endpoint;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
+
+use ticker::Ticker;
 
 pub use crate::canary::Canary;
 pub use crate::core::{Attributes, NodeCore, Published};
@@ -634,7 +637,7 @@ pub async fn drive_member(
             .max(Duration::from_micros(1))
     };
     let mut tick_rate = clock.rate_percent();
-    let mut ticker = tokio::time::interval(tick_period(tick_rate));
+    let mut ticker = Ticker::new(tokio::time::Instant::now(), tick_period(tick_rate));
     let mut jumps = jump_ticks::JumpTicks::new(config.tick_interval_ms, clock.jumped_ms());
     let request_timeout = Duration::from_millis(config.request_timeout_ms);
     let own_addr = config.members[&config.id];
@@ -689,7 +692,7 @@ pub async fn drive_member(
         if rate != tick_rate {
             tick_rate = rate;
             let period = tick_period(rate);
-            ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            ticker = Ticker::new(tokio::time::Instant::now() + period, period);
         }
         outbox = core.process_ready();
     }
@@ -730,15 +733,19 @@ const MAX_INPUTS_PER_READY: usize = 256;
 
 /// Hand one input to the member's core.
 fn handle_input(core: &mut NodeCore, input: Input, request_timeout: Duration) {
-    let now = tokio::time::Instant::now();
+    // Read only where it is needed: most inputs are peer messages, and in simulation every
+    // read of the clock is a call into the runtime.
+    let now = tokio::time::Instant::now;
     match input {
         Input::Peer(message, from_addr) => core.step(message, from_addr),
         Input::Publish(published) => core.handle_publish(published),
-        Input::Client(request, reply) => core.handle_client(request, reply, now + request_timeout),
-        Input::Cluster(request, reply) => {
-            core.handle_cluster(request, reply, now + request_timeout)
+        Input::Client(request, reply) => {
+            core.handle_client(request, reply, now() + request_timeout)
         }
-        Input::Watch(call, reply) => core.handle_watch(call, reply, now),
+        Input::Cluster(request, reply) => {
+            core.handle_cluster(request, reply, now() + request_timeout)
+        }
+        Input::Watch(call, reply) => core.handle_watch(call, reply, now()),
         Input::Metrics(reply) => {
             let _ = reply.send(core.metrics());
         }

@@ -75,8 +75,12 @@ pub trait Disk {
 
 /// Checks that `file` is one plain path component, the same way for every implementation.
 pub(crate) fn check_name(file: &str) -> Result<(), DiskError> {
-    let valid =
-        !file.is_empty() && file != "." && file != ".." && !file.contains(['/', '\\', '\0']);
+    // Bytes, not chars: the three are ASCII, and no byte of a multi-byte UTF-8 character is
+    // (a char pattern decoded every character of every name on every disk call: ~1% of a seed).
+    let valid = !file.is_empty()
+        && file != "."
+        && file != ".."
+        && !file.bytes().any(|b| matches!(b, b'/' | b'\\' | b'\0'));
     if valid {
         Ok(())
     } else {

@@ -45,6 +45,13 @@ impl NodeCore {
 
     /// Answer the dropped proposals whose deadline passed.
     pub(super) fn expire_dropped_proposals(&mut self, now: Instant) {
+        if self
+            .dropped_proposals
+            .iter()
+            .all(|(_, deadline)| *deadline > now)
+        {
+            return; // every tick: no allocation when nothing expired
+        }
         let (expired, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.dropped_proposals)
             .into_iter()
             .partition(|(_, deadline)| *deadline <= now);

@@ -68,18 +68,15 @@ fn codec() -> impl bincode::Options {
 
 /// The framed bytes of `frame`, or the encoded length if it exceeds [`MAX_RECORD_BYTES`].
 pub(crate) fn encode(frame: &Frame<'_>) -> Result<Vec<u8>, u64> {
-    let payload = match bincode::Options::serialize(codec(), frame) {
-        Ok(payload) => payload,
-        Err(e) => match *e {
-            bincode::ErrorKind::SizeLimit => {
-                let len = bincode::Options::serialized_size(bincode::DefaultOptions::new(), frame);
-                return Err(len.unwrap_or(u64::MAX));
-            }
-            other => panic!("encoding a WAL record cannot fail: {other}"),
-        },
+    // `codec()`'s bytes without its limit (a limit only stops the encoder, it changes no
+    // byte), so the frame is walked once, not measured first and then written; the limit is
+    // checked on the result.
+    let payload = bincode::Options::serialize(bincode::DefaultOptions::new(), frame)
+        .unwrap_or_else(|e| panic!("encoding a WAL record cannot fail: {e}"));
+    let len = match u32::try_from(payload.len()) {
+        Ok(len) if len <= MAX_RECORD_BYTES => len,
+        _ => return Err(payload.len() as u64),
     };
-    let len = u32::try_from(payload.len()).expect("payload within MAX_RECORD_BYTES");
-    assert!(len <= MAX_RECORD_BYTES);
     let mut bytes = Vec::with_capacity(HEADER_BYTES + payload.len());
     bytes.extend_from_slice(&len.to_le_bytes());
     bytes.extend_from_slice(&checksum(len.to_le_bytes(), &payload).to_le_bytes());
