@@ -103,6 +103,10 @@ impl CampaignSummary {
             format!("workload {workload}"),
             format!("fault kinds {kinds}"),
             format!("buggify {}", if drawn.buggify { "on" } else { "off" }),
+            format!(
+                "profile {}",
+                drawn.swarm_profile.as_deref().unwrap_or("none")
+            ),
         ] {
             *self.swarm_draws.entry(draw).or_default() += 1;
         }

@@ -47,7 +47,7 @@ pub use maintenance_draw::planned_request_bound_ms;
 pub use membership::{MembershipAction, MembershipOp};
 pub use scenario::{MembershipMix, Scenario, DEFAULT_SCENARIO_TOML, EMBEDDED_SCENARIOS};
 pub use shapes::{arrange, cut_links, group_cut_links, sides};
-pub use swarm::{FaultTiming, Swarm, SwarmFault, SwarmWorkload};
+pub use swarm::{FaultTiming, Swarm, SwarmFault, SwarmProfile, SwarmWorkload};
 pub use swarm_draw::describe_drawn;
 pub use workload::{
     key_name, lease_id, ClientPlan, Fill, PlannedOp, PlannedWatch, WatchStart, WatcherPlan,
@@ -105,14 +105,15 @@ pub fn stream(seed: u64, purpose: &str) -> ChaCha8Rng {
 
 impl Plan {
     /// The plan of `seed`. A scenario with a swarm first draws the seed's own scenario from
-    /// it on the seed's "swarm" stream; the plan carries that drawn scenario, from which it
+    /// it on the seed's "swarm" stream (in a profile, if its "swarm/profile" stream draws one); the plan carries that drawn scenario, from which it
     /// generates again unchanged.
     pub fn generate(seed: u64, scenario: &Scenario) -> Plan {
         scenario
             .validate()
             .expect("scenario was validated on input");
         if let Some(swarm) = &scenario.swarm {
-            let drawn = swarm.draw(&mut stream(seed, "swarm"), scenario);
+            let profile = swarm.draw_profile(&mut stream(seed, "swarm/profile"));
+            let drawn = swarm.draw_in(&mut stream(seed, "swarm"), scenario, profile);
             return Plan::generate(seed, &drawn);
         }
         let members: Vec<MemberPlan> = (0..scenario.members)

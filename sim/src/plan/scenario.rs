@@ -98,6 +98,10 @@ pub struct Scenario {
     /// scenario has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub swarm: Option<Swarm>,
+    /// The swarm profile this scenario was drawn in (`plan::SwarmProfile`), if any: a label
+    /// for the plan, `dst run` and seed files; it changes nothing in the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swarm_profile: Option<String>,
 }
 
 fn is_false(value: &bool) -> bool {

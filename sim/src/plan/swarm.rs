@@ -54,6 +54,63 @@ pub struct Swarm {
     /// last, so that a swarm without it draws what it always drew.
     #[serde(default)]
     pub buggify_percent: u32,
+    /// Profiles: shapes that a class of bugs needs all at once, each drawn in a share of the
+    /// seeds (`SwarmProfile`). Independent draws of every knob rarely line up on such a
+    /// shape; a profile narrows the knobs it names and draws the rest as usual.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub profiles: Vec<SwarmProfile>,
+}
+
+/// A named shape a share of the seeds draws: it replaces the swarm's ranges it names (the
+/// others stay the swarm's) and puts its `kinds` in every subset it draws. Whether a seed
+/// draws a profile is decided on its own stream (`plan::stream(seed, "swarm/profile")`), so
+/// the seeds that draw none keep the scenarios they drew before profiles existed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwarmProfile {
+    /// Shown in the drawn scenario (`Scenario::swarm_profile`) and by `dst run`.
+    pub name: String,
+    /// The share of the seeds, in percent, that draw this profile (profiles' shares add up
+    /// to at most 100).
+    pub percent: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub members: Option<Vec<u32>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub election_timeout_ticks: Option<(u64, u64)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_entries_per_append: Option<Vec<usize>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault_timing_ms: Option<Vec<FaultTiming>>,
+    /// How many fault kinds a seed keeps, its `kinds` included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault_kinds: Option<(u32, u32)>,
+    /// Kinds in every subset this profile draws (they must fit its clusters).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kinds: Vec<String>,
+}
+
+impl SwarmProfile {
+    /// `swarm` with this profile's ranges in place of its own (and no profiles).
+    pub fn narrow(&self, swarm: &Swarm) -> Swarm {
+        let mut narrowed = swarm.clone();
+        narrowed.profiles = Vec::new();
+        if let Some(members) = &self.members {
+            narrowed.members = members.clone();
+        }
+        if let Some(ticks) = self.election_timeout_ticks {
+            narrowed.election_timeout_ticks = ticks;
+        }
+        if let Some(limits) = &self.max_entries_per_append {
+            narrowed.max_entries_per_append = limits.clone();
+        }
+        if let Some(timing) = &self.fault_timing_ms {
+            narrowed.fault_timing_ms = timing.clone();
+        }
+        if let Some(count) = self.fault_kinds {
+            narrowed.fault_kinds = count;
+        }
+        narrowed
+    }
 }
 
 /// The quiet time between fault windows and their length, each drawn from [min, max].

@@ -7,7 +7,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::fault_mix::{fault_kind_names, weights_of, with_weights};
 use super::scenario::Scenario;
-use super::swarm::{Swarm, SwarmFault};
+use super::swarm::{Swarm, SwarmFault, SwarmProfile};
 
 fn draw_range<T: rand::distr::uniform::SampleUniform + PartialOrd + Copy>(
     rng: &mut ChaCha8Rng,
@@ -76,14 +76,80 @@ impl Swarm {
                 "swarm.workloads must list profiles of weight >= 1",
             ),
         ];
-        match checks.iter().find(|(ok, _)| !ok) {
-            Some((_, message)) => Err(message.to_string()),
-            None => Ok(()),
+        if let Some((_, message)) = checks.iter().find(|(ok, _)| !ok) {
+            return Err(message.to_string());
         }
+        self.validate_profiles(base)
+    }
+
+    fn validate_profiles(&self, base: &Scenario) -> Result<(), String> {
+        if self.profiles.iter().map(|p| p.percent).sum::<u32>() > 100 {
+            return Err("swarm.profiles: percents add up to more than 100".to_string());
+        }
+        for profile in &self.profiles {
+            let narrowed = profile.narrow(self);
+            let fits = |kind: &String| {
+                narrowed.faults.get(kind).is_some_and(|f| {
+                    f.late_percent == 0
+                        && f.min_zones <= 1
+                        && narrowed.members.iter().all(|&m| m >= f.min_members)
+                })
+            };
+            let at_most = profile.kinds.len() as u32 <= narrowed.fault_kinds.0;
+            if profile.name.is_empty() || !profile.kinds.iter().all(fits) || !at_most {
+                return Err(format!(
+                    "swarm.profiles: {:?} needs a name, and kinds of the swarm (not drawn late) \
+                     that fit its members, no more of them than fault_kinds' min",
+                    profile.name
+                ));
+            }
+            narrowed
+                .validate(base)
+                .map_err(|e| format!("swarm.profiles {:?}: {e}", profile.name))?;
+        }
+        Ok(())
+    }
+
+    /// The profile a seed draws (on its own stream, `plan::stream(seed, "swarm/profile")`),
+    /// if any: each profile in `percent` of the seeds.
+    pub fn draw_profile(&self, rng: &mut ChaCha8Rng) -> Option<&SwarmProfile> {
+        if self.profiles.is_empty() {
+            return None;
+        }
+        let mut pick = rng.random_range(0..100);
+        self.profiles.iter().find(|p| {
+            if pick < p.percent {
+                true
+            } else {
+                pick -= p.percent;
+                false
+            }
+        })
+    }
+
+    /// The scenario this seed runs when it drew `profile`: the profile's ranges in place of
+    /// the swarm's, its kinds in every subset, and its name in the drawn scenario.
+    pub fn draw_in(
+        &self,
+        rng: &mut ChaCha8Rng,
+        base: &Scenario,
+        profile: Option<&SwarmProfile>,
+    ) -> Scenario {
+        let Some(profile) = profile else {
+            return self.draw(rng, base);
+        };
+        let mut drawn = profile.narrow(self).draw_with(rng, base, &profile.kinds);
+        drawn.swarm_profile = Some(profile.name.clone());
+        drawn
     }
 
     /// The scenario this seed runs: `base` with what the swarm draws, and no swarm.
     pub fn draw(&self, rng: &mut ChaCha8Rng, base: &Scenario) -> Scenario {
+        self.draw_with(rng, base, &[])
+    }
+
+    /// `draw`, with `always` in the fault subset.
+    fn draw_with(&self, rng: &mut ChaCha8Rng, base: &Scenario, always: &[String]) -> Scenario {
         let mut drawn = base.clone();
         drawn.swarm = None;
         drawn.members = draw_from(rng, &self.members);
@@ -92,7 +158,7 @@ impl Swarm {
         let ratio = draw_range(rng, self.election_to_heartbeat_ratio);
         drawn.heartbeat_interval_ticks = (drawn.election_timeout_ticks / ratio).max(1);
         drawn.max_entries_per_append = draw_from(rng, &self.max_entries_per_append);
-        drawn.faults = with_weights(&base.faults, &self.draw_faults(rng, &drawn));
+        drawn.faults = with_weights(&base.faults, &self.draw_faults(rng, &drawn, always));
         let timing = draw_from(rng, &self.fault_timing_ms);
         (drawn.faults.gap_ms, drawn.faults.duration_ms) = (timing.gap, timing.duration);
         self.draw_workload(rng, &mut drawn);
@@ -125,17 +191,30 @@ impl Swarm {
     }
 
     /// A random subset of the kinds that fit the drawn cluster, each with a random weight.
-    fn draw_faults(&self, rng: &mut ChaCha8Rng, drawn: &Scenario) -> BTreeMap<String, u32> {
+    /// The kinds of `always` come first (a profile's: checked to fit by `validate`), then
+    /// the others.
+    fn draw_faults(
+        &self,
+        rng: &mut ChaCha8Rng,
+        drawn: &Scenario,
+        always: &[String],
+    ) -> BTreeMap<String, u32> {
         let mut fitting: Vec<(&String, &SwarmFault)> = self
             .faults
             .iter()
-            .filter(|(_, f)| drawn.members >= f.min_members && drawn.zones >= f.min_zones)
-            .filter(|(_, f)| f.late_percent == 0)
+            .filter(|(kind, _)| always.contains(kind))
             .collect();
+        let first = fitting.len();
+        fitting.extend(
+            self.faults
+                .iter()
+                .filter(|(_, f)| drawn.members >= f.min_members && drawn.zones >= f.min_zones)
+                .filter(|(kind, f)| f.late_percent == 0 && !always.contains(kind)),
+        );
         let count = draw_range(rng, self.fault_kinds).min(fitting.len() as u32) as usize;
         // Sampling without replacement, each kind by its odds: the first `count` kinds are
         // the subset.
-        for i in 0..count {
+        for i in first..count {
             let total: u32 = fitting[i..].iter().map(|(_, f)| f.odds).sum();
             let mut pick = rng.random_range(0..total);
             let j = i + fitting[i..]
@@ -194,8 +273,13 @@ pub fn describe_drawn(drawn: &Scenario) -> String {
         .map(|(kind, weight)| format!("{kind} {weight}"))
         .collect();
     format!(
-        "swarm drew: {} member(s) in {} zone(s), election {} / heartbeat {} ticks, {} entries \
+        "swarm drew: {}{} member(s) in {} zone(s), election {} / heartbeat {} ticks, {} entries \
          per append, workload {}, faults [{}] every {:?} ms for {:?} ms{}",
+        drawn
+            .swarm_profile
+            .as_ref()
+            .map(|name| format!("profile {name}: "))
+            .unwrap_or_default(),
         drawn.members,
         drawn.zones,
         drawn.election_timeout_ticks,

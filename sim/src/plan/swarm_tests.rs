@@ -177,3 +177,77 @@ fn the_swarm_turns_buggify_on_for_some_seeds() {
         .count();
     assert!((25..=75).contains(&on), "{on} of 200 seeds with BUGGIFY on");
 }
+
+/// The default's term-churn profile (issue 13: Raft's Figure 8 needs three members, one entry
+/// per append, new-leader cuts and dense windows at once): drawn in about a fifth of the
+/// seeds, with that shape, and shown in the drawn scenario and in `dst run`'s line. Seeds
+/// that draw no profile draw what the swarm without profiles draws.
+#[test]
+fn the_swarm_draws_its_term_churn_profile_and_shows_it() {
+    let scenario = Scenario::default_scenario();
+    let mut without = scenario.clone();
+    without.swarm.as_mut().expect("a swarm").profiles.clear();
+    let mut drawn_in_profile = 0;
+    for seed in 0..200 {
+        let drawn = Plan::generate(seed, &scenario).scenario;
+        let line = describe_drawn(&drawn);
+        let Some(profile) = &drawn.swarm_profile else {
+            assert_eq!(
+                drawn,
+                Plan::generate(seed, &without).scenario,
+                "seed {seed}"
+            );
+            assert!(!line.contains("profile"), "{line}");
+            continue;
+        };
+        drawn_in_profile += 1;
+        assert_eq!(profile, "term-churn");
+        assert!(
+            line.starts_with("swarm drew: profile term-churn: 3 member(s)"),
+            "{line}"
+        );
+        let kinds = weights_of(&drawn.faults);
+        let early: Vec<&String> = kinds
+            .keys()
+            .filter(|k| !["read_error", "slow_disk"].contains(&k.as_str()))
+            .collect();
+        assert!(
+            kinds.contains_key("new_leader_cut"),
+            "seed {seed}: {kinds:?}"
+        );
+        assert!((1..=2).contains(&early.len()), "seed {seed}: {kinds:?}");
+        assert_eq!(
+            (
+                drawn.members,
+                drawn.max_entries_per_append,
+                drawn.faults.gap_ms,
+                drawn.faults.duration_ms
+            ),
+            (3, 1, (100, 600), (1000, 4000)),
+            "seed {seed}"
+        );
+        let text = toml::to_string(&drawn).expect("serializes");
+        assert!(text.contains("swarm_profile = \"term-churn\""), "{text}");
+    }
+    assert!(
+        (20..=60).contains(&drawn_in_profile),
+        "{drawn_in_profile} of 200 seeds in term-churn"
+    );
+}
+
+#[test]
+fn profiles_that_cannot_draw_a_valid_scenario_are_refused() {
+    let base = Scenario::default_scenario();
+    let refused = |edit: &dyn Fn(&mut SwarmProfile)| {
+        let mut scenario = base.clone();
+        let swarm = scenario.swarm.as_mut().expect("a swarm");
+        edit(&mut swarm.profiles[0]);
+        scenario.validate().unwrap_err()
+    };
+    assert!(refused(&|p| p.percent = 101).contains("more than 100"));
+    // A ring needs four members; the profile draws three.
+    assert!(refused(&|p| p.kinds.push("ring".to_string())).contains("term-churn"));
+    assert!(refused(&|p| p.kinds = vec!["no_such".to_string()]).contains("term-churn"));
+    assert!(refused(&|p| p.members = Some(vec![])).contains("swarm.members"));
+    assert!(refused(&|p| p.fault_kinds = Some((0, 1))).contains("fault_kinds"));
+}
