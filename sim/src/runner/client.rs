@@ -377,14 +377,10 @@ impl Session {
             if now >= deadline {
                 break Outcome::Failed(faultline_api::EtcdError::NoLeader);
             }
-            let request = request.clone();
             // A live member answers by its own request timeout (`Timeout`, an answer); the
             // grace lets that answer arrive, so only silence marks a member unreachable.
             let timeout = deadline - now + RPC_ANSWER_GRACE;
-            let answer = super::peer_net::call(addr, timeout, move |member| async move {
-                member.client(request).await
-            })
-            .await;
+            let answer = grpc_call(addr, request.clone(), timeout).await;
             if answer.is_ok() {
                 self.ctx.members.mark_reachable(member);
             }
@@ -408,12 +404,12 @@ impl Session {
                     break Outcome::Unknown(error.to_string())
                 }
                 Ok(Err(error)) => break Outcome::Failed(error),
-                Err(io_error) => {
+                Err(error) => {
                     // Silent for longer than it takes a live member to answer `Timeout`.
                     if now.elapsed() >= self.ctx.request_timeout + RPC_ANSWER_GRACE {
                         self.ctx.members.mark_unreachable(member);
                     }
-                    break Outcome::Unknown(format!("rpc: {io_error}"));
+                    break Outcome::Unknown(format!("rpc: {error}"));
                 }
             }
         };
@@ -450,6 +446,44 @@ impl Session {
         }
         outcome
     }
+}
+
+/// Why a call got no answer from the store: silence, or a status that carries no error of
+/// the store's (a transport failure).
+#[derive(Debug)]
+pub(super) enum CallError {
+    Silent(std::io::Error),
+    Status(faultline_grpc::wire::Status),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Silent(error) => write!(f, "{error}"),
+            CallError::Status(status) => write!(f, "{}", status.message()),
+        }
+    }
+}
+
+/// One request to the member at `addr` through etcd's gRPC service layer: the request is
+/// encoded as etcd's protobuf message, carried over the simulator's transport (`peer_net`,
+/// where every network fault applies), decoded and answered by faultline-grpc's service impls
+/// (the code `faultline-server` runs for real clients) on the member's handle, and its reply
+/// decoded back (a status becomes the store's error). See `faultline_grpc::wire` for why
+/// peer_net and not madsim-tonic's network carries the bytes.
+pub(super) async fn grpc_call(
+    addr: SocketAddr,
+    request: Request,
+    timeout: Duration,
+) -> Result<Result<Response, faultline_api::EtcdError>, CallError> {
+    let call = faultline_grpc::wire::encode(request);
+    let method = call.method;
+    let reply = super::peer_net::call(addr, timeout, move |member| {
+        faultline_grpc::wire::serve(member, call)
+    })
+    .await
+    .map_err(CallError::Silent)?;
+    faultline_grpc::wire::decode(method, reply).map_err(CallError::Status)
 }
 
 /// Start every planned client on its own node.

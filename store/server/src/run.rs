@@ -24,7 +24,7 @@ use crate::pb::etcdserverpb::{
 };
 use crate::pb::peer::peer_server::PeerServer;
 use crate::peer::{PeerService, Peers};
-use crate::services::Etcd;
+use faultline_grpc::Etcd;
 
 /// Why a member could not start or stopped; printed as the process's last line.
 #[derive(Debug, thiserror::Error)]
