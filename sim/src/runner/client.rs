@@ -12,14 +12,11 @@ use faultline_api::{
     Revision,
 };
 use faultline_invariants::history::{History, Operation, Outcome, WatchReport};
-use madsim::net::Endpoint;
 use madsim::runtime::Handle;
 use madsim::task::JoinHandle;
 
 use crate::plan::{next_page, ClientPlan, Fill, Plan};
 use crate::trace::Recorder;
-
-const CLIENT_PORT: u16 = 4000;
 
 /// How long clients avoid a member after a call to it got no answer at all, doubling with
 /// each failure in a row up to the cap (a gRPC channel's reconnect back-off: base 1 s,
@@ -327,7 +324,6 @@ impl Observed {
 /// outcome. After an unknown outcome it continues as a new session (a fresh client id), as
 /// etcd's robustness tests do, so later operations are not ordered after the unknown one.
 pub(super) struct Session {
-    pub(super) endpoint: Endpoint,
     pub(super) ctx: ClientContext,
     pub(super) client: u64,
     pub(super) target: u64,
@@ -335,17 +331,9 @@ pub(super) struct Session {
 }
 
 impl Session {
-    pub(super) async fn new(
-        ip: std::net::IpAddr,
-        client: u64,
-        first_member: u64,
-        ctx: ClientContext,
-    ) -> Session {
-        let endpoint = Endpoint::bind(SocketAddr::new(ip, CLIENT_PORT))
-            .await
-            .expect("bind client");
+    /// A session of the current node's client (its calls go through `grpc_call`).
+    pub(super) async fn new(client: u64, first_member: u64, ctx: ClientContext) -> Session {
         Session {
-            endpoint,
             ctx,
             client,
             target: first_member,
@@ -486,6 +474,22 @@ pub(super) async fn grpc_call(
     faultline_grpc::wire::decode(method, reply).map_err(CallError::Status)
 }
 
+/// One Cluster or Maintenance call through the service layer, as [`grpc_call`].
+pub(super) async fn grpc_cluster_call(
+    addr: SocketAddr,
+    request: faultline_api::ClusterRequest,
+    timeout: Duration,
+) -> Result<Result<faultline_api::ClusterResponse, faultline_api::EtcdError>, CallError> {
+    let call = faultline_grpc::wire::encode_cluster(request);
+    let method = call.method;
+    let reply = super::peer_net::call(addr, timeout, move |member| {
+        faultline_grpc::wire::serve(member, call)
+    })
+    .await
+    .map_err(CallError::Silent)?;
+    faultline_grpc::wire::decode_cluster(method, reply).map_err(CallError::Status)
+}
+
 /// Start every planned client on its own node.
 pub(super) fn spawn_clients(clients: &[ClientPlan], ctx: &ClientContext) -> Vec<JoinHandle<()>> {
     let handle = Handle::current();
@@ -505,7 +509,7 @@ pub(super) fn spawn_clients(clients: &[ClientPlan], ctx: &ClientContext) -> Vec<
 }
 
 async fn run_client(plan: ClientPlan, ctx: ClientContext) {
-    let mut session = Session::new(plan.ip, plan.id, 1, ctx).await;
+    let mut session = Session::new(plan.id, 1, ctx).await;
     for op in plan.ops {
         madsim::time::sleep(Duration::from_millis(op.think_time_ms)).await;
         session.target = op.member;

@@ -29,6 +29,10 @@ use crate::pb::etcdserverpb::lease_server::Lease;
 use crate::pb::etcdserverpb::maintenance_server::Maintenance;
 use crate::{Backend, Etcd};
 
+mod cluster;
+
+pub use cluster::{decode_cluster, encode_cluster, ClusterAnswer};
+
 /// The gRPC methods the simulator's clients call (the `Request` variants).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
@@ -44,6 +48,13 @@ pub enum Method {
     LeaseTimeToLive,
     LeaseLeases,
     HashKv,
+    // Cluster and Maintenance (`cluster.rs`).
+    MemberList,
+    MemberAdd,
+    MemberRemove,
+    MemberPromote,
+    MoveLeader,
+    Status,
 }
 
 /// A request on the wire.
@@ -121,6 +132,9 @@ pub async fn serve<B: Backend>(member: B, call: Call) -> Reply {
     let etcd = Etcd { member };
     let body = &call.body[..];
     let e = &etcd;
+    if let Some(reply) = cluster::serve_cluster(e, call.method, body).await {
+        return reply;
+    }
     match call.method {
         Method::Range => unary(body, |r| e.range(r)).await,
         Method::Put => unary(body, |r| e.put(r)).await,
@@ -133,6 +147,7 @@ pub async fn serve<B: Backend>(member: B, call: Call) -> Reply {
         Method::LeaseTimeToLive => unary(body, |r| e.lease_time_to_live(r)).await,
         Method::LeaseLeases => unary(body, |r| e.lease_leases(r)).await,
         Method::HashKv => unary(body, |r| e.hash_kv(r)).await,
+        cluster => reply_status(Status::internal(format!("{cluster:?} not served"))),
     }
 }
 
@@ -176,6 +191,20 @@ async fn keep_alive<B: Backend>(etcd: &Etcd<B>, body: &[u8]) -> Reply {
     }
 }
 
+impl Reply {
+    /// The status a `Status` reply carries (as a client reads it from the trailers).
+    fn into_status(self) -> Status {
+        match self {
+            Reply::Status {
+                code,
+                message,
+                metadata,
+            } => Status::with_metadata(Code::from(code), message, metadata),
+            Reply::Message(_) => Status::internal("a message is no status"),
+        }
+    }
+}
+
 fn reply_status(status: Status) -> Reply {
     Reply::Status {
         code: status.code() as i32,
@@ -188,11 +217,7 @@ fn reply_status(status: Status) -> Reply {
 pub fn decode(method: Method, reply: Reply) -> Answer {
     let body = match reply {
         Reply::Message(body) => body,
-        Reply::Status {
-            code,
-            message,
-            metadata,
-        } => return decoded(Status::with_metadata(Code::from(code), message, metadata)),
+        status @ Reply::Status { .. } => return decoded(status.into_status()),
     };
     let body = &body[..];
     let response = match method {
@@ -222,6 +247,7 @@ pub fn decode(method: Method, reply: Reply) -> Answer {
             message::<pb::LeaseLeasesResponse>(body).map(|r| Response::LeaseLeases(r.into()))
         }
         Method::HashKv => message::<pb::HashKvResponse>(body).map(|r| Response::HashKv(r.into())),
+        cluster => Err(Status::internal(format!("{cluster:?} is a Cluster call"))),
     };
     response.map(Ok)
 }
@@ -231,7 +257,7 @@ fn message<M: Message + Default>(body: &[u8]) -> Result<M, Status> {
 }
 
 /// A status as the store's error when it carries one.
-fn decoded(status: Status) -> Answer {
+fn decoded<T>(status: Status) -> Result<Result<T, EtcdError>, Status> {
     match error_from_status(&status) {
         Some(error) => Ok(Err(error)),
         None => Err(status),
