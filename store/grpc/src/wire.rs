@@ -13,8 +13,9 @@
 //! framing; the service code, the encoding of etcd's messages and the status mapping are the
 //! real build's. Only the simulation uses it (`Streaming::from_stream` is madsim-tonic's).
 
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use faultline_api::{EtcdError, Request, Response};
 use prost::Message;
@@ -34,7 +35,7 @@ mod cluster;
 pub use cluster::{decode_cluster, encode_cluster, ClusterAnswer};
 
 /// The gRPC methods the simulator's clients call (the `Request` variants).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Method {
     Range,
     Put,
@@ -79,12 +80,16 @@ pub enum Reply {
 /// status that carries none (then the caller does not know what happened).
 pub type Answer = Result<Result<Response, EtcdError>, Status>;
 
-/// Calls the service impls answered through [`serve`] in this process (a test reads it to
-/// prove the simulator's requests take the service layer).
-static SERVED: AtomicU64 = AtomicU64::new(0);
+thread_local! {
+    /// Calls of each method that [`serve`] handed to the service impls on this thread (a
+    /// simulation runs on one thread): a test reads it to prove the simulator's requests take
+    /// the service layer.
+    static SERVED: RefCell<BTreeMap<Method, u64>> = const { RefCell::new(BTreeMap::new()) };
+}
 
-pub fn served() -> u64 {
-    SERVED.load(Ordering::Relaxed)
+/// How many calls of each method [`serve`] handled on this thread so far.
+pub fn served() -> BTreeMap<Method, u64> {
+    SERVED.with(|served| served.borrow().clone())
 }
 
 /// The client's side: `request` as etcd's message.
@@ -128,7 +133,7 @@ pub fn encode(request: Request) -> Call {
 
 /// The member's side: decode `call`, run the service impl, encode its answer.
 pub async fn serve<B: Backend>(member: B, call: Call) -> Reply {
-    SERVED.fetch_add(1, Ordering::Relaxed);
+    SERVED.with(|served| *served.borrow_mut().entry(call.method).or_default() += 1);
     let etcd = Etcd { member };
     let body = &call.body[..];
     let e = &etcd;
