@@ -12,6 +12,8 @@
 //! messages alike, and it avoids madsim's per-message costs. What is skipped is only HTTP/2
 //! framing; the service code, the encoding of etcd's messages and the status mapping are the
 //! real build's. Only the simulation uses it (`Streaming::from_stream` is madsim-tonic's).
+//! Measured cost (dev-profile `dst bench --seeds 0..50`, interleaved with main's, on a loaded
+//! 2-core machine): 374/333 ms per seed on main, 400/355 ms here, about 7 percent.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
