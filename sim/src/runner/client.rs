@@ -12,14 +12,11 @@ use faultline_api::{
     Revision,
 };
 use faultline_invariants::history::{History, Operation, Outcome, WatchReport};
-use madsim::net::Endpoint;
 use madsim::runtime::Handle;
 use madsim::task::JoinHandle;
 
 use crate::plan::{next_page, ClientPlan, Fill, Plan};
 use crate::trace::Recorder;
-
-const CLIENT_PORT: u16 = 4000;
 
 /// How long clients avoid a member after a call to it got no answer at all, doubling with
 /// each failure in a row up to the cap (a gRPC channel's reconnect back-off: base 1 s,
@@ -327,7 +324,6 @@ impl Observed {
 /// outcome. After an unknown outcome it continues as a new session (a fresh client id), as
 /// etcd's robustness tests do, so later operations are not ordered after the unknown one.
 pub(super) struct Session {
-    pub(super) endpoint: Endpoint,
     pub(super) ctx: ClientContext,
     pub(super) client: u64,
     pub(super) target: u64,
@@ -335,17 +331,9 @@ pub(super) struct Session {
 }
 
 impl Session {
-    pub(super) async fn new(
-        ip: std::net::IpAddr,
-        client: u64,
-        first_member: u64,
-        ctx: ClientContext,
-    ) -> Session {
-        let endpoint = Endpoint::bind(SocketAddr::new(ip, CLIENT_PORT))
-            .await
-            .expect("bind client");
+    /// A session of the current node's client (its calls go through `grpc_call`).
+    pub(super) async fn new(client: u64, first_member: u64, ctx: ClientContext) -> Session {
         Session {
-            endpoint,
             ctx,
             client,
             target: first_member,
@@ -377,14 +365,10 @@ impl Session {
             if now >= deadline {
                 break Outcome::Failed(faultline_api::EtcdError::NoLeader);
             }
-            let request = request.clone();
             // A live member answers by its own request timeout (`Timeout`, an answer); the
             // grace lets that answer arrive, so only silence marks a member unreachable.
             let timeout = deadline - now + RPC_ANSWER_GRACE;
-            let answer = super::peer_net::call(addr, timeout, move |member| async move {
-                member.client(request).await
-            })
-            .await;
+            let answer = grpc_call(addr, request.clone(), timeout).await;
             if answer.is_ok() {
                 self.ctx.members.mark_reachable(member);
             }
@@ -408,12 +392,12 @@ impl Session {
                     break Outcome::Unknown(error.to_string())
                 }
                 Ok(Err(error)) => break Outcome::Failed(error),
-                Err(io_error) => {
+                Err(error) => {
                     // Silent for longer than it takes a live member to answer `Timeout`.
                     if now.elapsed() >= self.ctx.request_timeout + RPC_ANSWER_GRACE {
                         self.ctx.members.mark_unreachable(member);
                     }
-                    break Outcome::Unknown(format!("rpc: {io_error}"));
+                    break Outcome::Unknown(format!("rpc: {error}"));
                 }
             }
         };
@@ -452,6 +436,60 @@ impl Session {
     }
 }
 
+/// Why a call got no answer from the store: silence, or a status that carries no error of
+/// the store's (a transport failure).
+#[derive(Debug)]
+pub(super) enum CallError {
+    Silent(std::io::Error),
+    Status(faultline_grpc::wire::Status),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Silent(error) => write!(f, "{error}"),
+            CallError::Status(status) => write!(f, "{}", status.message()),
+        }
+    }
+}
+
+/// One request to the member at `addr` through etcd's gRPC service layer: the request is
+/// encoded as etcd's protobuf message, carried over the simulator's transport (`peer_net`,
+/// where every network fault applies), decoded and answered by faultline-grpc's service impls
+/// (the code `faultline-server` runs for real clients) on the member's handle, and its reply
+/// decoded back (a status becomes the store's error). See `faultline_grpc::wire` for why
+/// peer_net and not madsim-tonic's network carries the bytes.
+pub(super) async fn grpc_call(
+    addr: SocketAddr,
+    request: Request,
+    timeout: Duration,
+) -> Result<Result<Response, faultline_api::EtcdError>, CallError> {
+    let call = faultline_grpc::wire::encode(request);
+    let method = call.method;
+    let reply = super::peer_net::call(addr, timeout, move |member| {
+        faultline_grpc::wire::serve(member, call)
+    })
+    .await
+    .map_err(CallError::Silent)?;
+    faultline_grpc::wire::decode(method, reply).map_err(CallError::Status)
+}
+
+/// One Cluster or Maintenance call through the service layer, as [`grpc_call`].
+pub(super) async fn grpc_cluster_call(
+    addr: SocketAddr,
+    request: faultline_api::ClusterRequest,
+    timeout: Duration,
+) -> Result<Result<faultline_api::ClusterResponse, faultline_api::EtcdError>, CallError> {
+    let call = faultline_grpc::wire::encode_cluster(request);
+    let method = call.method;
+    let reply = super::peer_net::call(addr, timeout, move |member| {
+        faultline_grpc::wire::serve(member, call)
+    })
+    .await
+    .map_err(CallError::Silent)?;
+    faultline_grpc::wire::decode_cluster(method, reply).map_err(CallError::Status)
+}
+
 /// Start every planned client on its own node.
 pub(super) fn spawn_clients(clients: &[ClientPlan], ctx: &ClientContext) -> Vec<JoinHandle<()>> {
     let handle = Handle::current();
@@ -471,7 +509,7 @@ pub(super) fn spawn_clients(clients: &[ClientPlan], ctx: &ClientContext) -> Vec<
 }
 
 async fn run_client(plan: ClientPlan, ctx: ClientContext) {
-    let mut session = Session::new(plan.ip, plan.id, 1, ctx).await;
+    let mut session = Session::new(plan.id, 1, ctx).await;
     for op in plan.ops {
         madsim::time::sleep(Duration::from_millis(op.think_time_ms)).await;
         session.target = op.member;

@@ -45,7 +45,7 @@ struct ElectionSettings {
 }
 
 async fn run_election(plan: ElectionPlan, settings: ElectionSettings, ctx: ClientContext) {
-    let mut session = Session::new(plan.ip, plan.id, 1, ctx).await;
+    let mut session = Session::new(plan.id, 1, ctx).await;
     let mut writes = 0;
     for (n, round) in plan.rounds.iter().enumerate() {
         madsim::time::sleep(Duration::from_millis(round.think_time_ms)).await;

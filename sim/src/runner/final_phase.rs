@@ -10,11 +10,10 @@ use faultline_api::{
     prefix_range_end, ClusterRequest, ClusterResponse, PutRequest, RangeRequest, Request, Revision,
 };
 use faultline_invariants::history::Outcome;
-use faultline_node::{ClientCall, ClusterCall};
 use madsim::runtime::Handle;
 use madsim::time::Instant;
 
-use super::client::{ClientContext, Session};
+use super::client::{grpc_call, grpc_cluster_call, ClientContext, Session};
 
 /// Each member's (compact revision, hash) at the final revision; `None` if it did not
 /// answer in time.
@@ -40,7 +39,6 @@ pub(super) async fn run_final_phase(
 
 async fn final_phase(ctx: ClientContext, heal_timeout: Duration) -> (bool, FinalHashes) {
     let mut session = Session::new(
-        "10.1.1.1".parse().expect("ip"),
         crate::names::FINAL_CLIENT_ID,
         ctx.members.ids()[0],
         ctx.clone(),
@@ -79,28 +77,20 @@ async fn current_members(session: &Session, deadline: Instant) -> Vec<u64> {
     let known = session.ctx.members.snapshot();
     while Instant::now() < deadline {
         for (&member, &addr) in &known {
-            let status = ClusterCall {
-                request: ClusterRequest::Status,
-            };
-            let Ok(Ok(ClusterResponse::Status(status))) = session
-                .endpoint
-                .call_timeout(addr, status, Duration::from_millis(500))
-                .await
+            let status = ClusterRequest::Status;
+            let Ok(Ok(ClusterResponse::Status(status))) =
+                grpc_cluster_call(addr, status, Duration::from_millis(500)).await
             else {
                 continue;
             };
             if status.leader != member {
                 continue;
             }
-            let list = ClusterCall {
-                request: ClusterRequest::MemberList {
-                    linearizable: false,
-                },
+            let list = ClusterRequest::MemberList {
+                linearizable: false,
             };
-            if let Ok(Ok(response)) = session
-                .endpoint
-                .call_timeout(addr, list, Duration::from_millis(500))
-                .await
+            if let Ok(Ok(response)) =
+                grpc_cluster_call(addr, list, Duration::from_millis(500)).await
             {
                 let listed = response.members().expect("a member list");
                 return listed
@@ -151,20 +141,16 @@ async fn member_hashes(
             break;
         }
         for member in waiting {
-            let call = ClientCall {
-                request: Request::HashKv(faultline_api::HashKvRequest {
-                    revision: final_revision,
-                }),
-            };
+            let request = Request::HashKv(faultline_api::HashKvRequest {
+                revision: final_revision,
+            });
             let addr = session
                 .ctx
                 .members
                 .addr(member)
                 .expect("members do not change now");
-            if let Ok(Ok(faultline_api::Response::HashKv(hash))) = session
-                .endpoint
-                .call_timeout(addr, call, Duration::from_millis(500))
-                .await
+            if let Ok(Ok(faultline_api::Response::HashKv(hash))) =
+                grpc_call(addr, request, Duration::from_millis(500)).await
             {
                 hashes.insert(member, Some((hash.compact_revision, hash.hash)));
             }

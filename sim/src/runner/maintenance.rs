@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use faultline_api::{ClusterRequest, ClusterResponse, StatusResponse};
-use faultline_node::{Canary, ClusterCall};
+use faultline_node::Canary;
 use madsim::task::JoinHandle;
 use madsim::time::Instant;
 
@@ -316,15 +316,7 @@ impl Maintainer {
     /// The member's own Status, if it answers in time.
     async fn status(&self, member: u64) -> Option<StatusResponse> {
         let addr = self.op.ctx.members.addr(member)?;
-        let call = ClusterCall {
-            request: ClusterRequest::Status,
-        };
-        match self
-            .op
-            .endpoint
-            .call_timeout(addr, call, STATUS_TIMEOUT)
-            .await
-        {
+        match super::client::grpc_cluster_call(addr, ClusterRequest::Status, STATUS_TIMEOUT).await {
             Ok(Ok(ClusterResponse::Status(status))) => Some(status),
             _ => None,
         }

@@ -10,8 +10,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use faultline_api::{ClusterRequest, ClusterResponse, EtcdError, Member};
-use faultline_node::ClusterCall;
-use madsim::net::Endpoint;
 use madsim::time::Instant;
 
 use super::client::ClientContext;
@@ -30,7 +28,6 @@ const RETRY_PAUSE: Duration = Duration::from_millis(100);
 const REMOVED_MEMBER_GRACE: Duration = Duration::from_millis(500);
 #[derive(Clone)]
 pub(super) struct Operator {
-    pub(super) endpoint: Arc<Endpoint>,
     pub(super) ctx: ClientContext,
     pub(super) cluster: Arc<Mutex<Cluster>>,
     /// IDs up to this one are the plan's initial members.
@@ -43,15 +40,13 @@ pub(super) struct Operator {
 }
 
 impl Operator {
-    /// An operator on `endpoint` that knows the plan's first `initial_members` IDs.
+    /// An operator (on the current node) that knows the plan's first `initial_members` IDs.
     pub(super) fn new(
-        endpoint: Arc<Endpoint>,
         ctx: ClientContext,
         cluster: Arc<Mutex<Cluster>>,
         initial_members: u64,
     ) -> Operator {
         Operator {
-            endpoint,
             ctx,
             cluster,
             initial_members,
@@ -366,11 +361,9 @@ impl Operator {
             let member = self.ctx.members.known_or_next(self.target);
             self.target = member;
             let addr = self.ctx.members.addr(member).expect("known_or_next");
-            let call = ClusterCall {
-                request: request.clone(),
-            };
             let timeout = (deadline - now).min(Duration::from_secs(2));
-            match self.endpoint.call_timeout(addr, call, timeout).await {
+            let answer = super::client::grpc_cluster_call(addr, request.clone(), timeout).await;
+            match answer {
                 Ok(Err(EtcdError::NotLeader {
                     leader_hint: Some(hint),
                 })) if hint != member && self.ctx.members.addr(hint).is_some() => {

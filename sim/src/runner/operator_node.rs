@@ -3,7 +3,6 @@
 
 use std::sync::{Arc, Mutex};
 
-use madsim::net::Endpoint;
 use madsim::runtime::Handle;
 use madsim::task::JoinHandle;
 
@@ -12,8 +11,6 @@ use super::cluster::Cluster;
 use super::maintenance::Maintenance;
 use super::operator::Operator;
 use crate::plan::{Fault, Plan};
-
-const OPERATOR_PORT: u16 = 4100;
 
 /// The operator runs if the plan has membership steps or synced bytes that rot (whose
 /// members it replaces); only then: a node more would change every other run's schedule.
@@ -56,10 +53,7 @@ pub(super) fn spawn_operator(
     let cluster = cluster.clone();
     let ctx = ctx.clone();
     Some(node.spawn(async move {
-        let endpoint = Endpoint::bind(std::net::SocketAddr::new(ip, OPERATOR_PORT))
-            .await
-            .expect("bind operator");
-        let operator = Operator::new(Arc::new(endpoint), ctx, cluster, initial_members);
+        let operator = Operator::new(ctx, cluster, initial_members);
         let replacer = restarted_after_rot
             .map(|receiver| madsim::task::spawn(operator.clone().replace_refusing(receiver)));
         let maintainers = maintenance.spawn(&operator);

@@ -9,7 +9,9 @@
 //! (a clogged node or link, or packet loss, drops it), it arrives after madsim's latency range
 //! plus the two 1 ms sleeps madsim adds, in flight it survives its sender's crash and pause,
 //! and it is lost when its receiver is killed or restarted before it arrives (it goes to the
-//! incarnation that was up when it was sent). Clients still use madsim's network.
+//! incarnation that was up when it was sent). Clients' calls ([`call`]) take it too: their
+//! requests as etcd's protobuf messages, served by faultline-grpc's service impls
+//! (`client::grpc_call`), and the watchers' `WatchCall`s.
 //!
 //! Every network fault goes through [`clog_node`], [`unclog_node`], [`clog_link`],
 //! [`unclog_link`] and [`stop_packet_loss`], which apply it to both networks.

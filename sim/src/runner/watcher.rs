@@ -42,7 +42,7 @@ pub(super) fn spawn_watchers(watchers: &[WatcherPlan], ctx: &ClientContext) -> V
 /// A watcher: for each planned session, read the current revision (or list the range),
 /// then watch.
 async fn run_watcher(plan: WatcherPlan, ctx: ClientContext) {
-    let mut session = Session::new(plan.ip, plan.id, 1, ctx).await;
+    let mut session = Session::new(plan.id, 1, ctx).await;
     for watch in plan.sessions {
         madsim::time::sleep(Duration::from_millis(watch.think_time_ms)).await;
         session.target = watch.member;

@@ -1,8 +1,6 @@
 //! The cluster ID: derived from the initial members as etcd derives it, and the one this
 //! process serves (below every other module that needs it: flags, identity, peers, headers).
 
-use std::sync::OnceLock;
-
 /// The cluster ID of the members `member_ids`, as etcd computes it for a new cluster
 /// (etcd's `RaftCluster.genID`, server/etcdserver/api/membership/cluster.go): the member IDs
 /// sorted ascending, each as 8 big-endian bytes, hashed with SHA-1; the ID is the first 8
@@ -18,15 +16,9 @@ pub fn cluster_id_for(member_ids: impl IntoIterator<Item = u64>) -> u64 {
     u64::from_be_bytes(digest[..8].try_into().expect("SHA-1 has 20 bytes"))
 }
 
-/// The cluster this process serves, once known; every response header carries it. One
-/// process is one member of one cluster, so a process-wide value is the truth.
-static SERVED_CLUSTER_ID: OnceLock<u64> = OnceLock::new();
-
-pub fn served_cluster_id() -> Option<u64> {
-    SERVED_CLUSTER_ID.get().copied()
-}
+/// The cluster this process serves (kept in faultline-grpc, whose response headers carry it).
+pub use faultline_grpc::cluster_id::served_cluster_id;
 
 pub(crate) fn serve_cluster_id(cluster_id: u64) {
-    let first = *SERVED_CLUSTER_ID.get_or_init(|| cluster_id);
-    assert_eq!(first, cluster_id, "one process serves one cluster");
+    faultline_grpc::cluster_id::serve_cluster_id(cluster_id);
 }

@@ -4,13 +4,13 @@
 //!
 //! Real build only: under `--cfg madsim` this library is empty (see Cargo.toml).
 //! Files, in the order a request meets them: `flags.rs` (the command line), `run.rs`
-//! (start and stop), `services/` (etcd's gRPC services), `http.rs` (/livez, /readyz, /metrics), `convert/` (wire types <-> the
-//! store's), `member.rs` (the local member, forwarding to the leader), `peer.rs` (member to
+//! (start and stop), etcd's gRPC services and wire conversions (faultline-grpc's, the code the
+//! simulator's members serve too), `http.rs` (/livez, /readyz, /metrics), `member.rs` (the
+//! local member, forwarding to the leader: the services' backend), `peer.rs` (member to
 //! member traffic), `pb.rs` (generated code).
 #![cfg(not(madsim))]
 
 pub mod cluster_id;
-pub mod convert;
 pub mod flags;
 pub mod http;
 pub mod identity;
@@ -18,7 +18,8 @@ pub mod member;
 pub mod pb;
 pub mod peer;
 pub mod run;
-pub mod services;
+
+pub use faultline_grpc::{convert, services};
 
 use clap::Parser;
 

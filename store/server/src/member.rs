@@ -132,3 +132,24 @@ impl LocalMember {
         member.peer_urls.iter().find_map(|url| peer_addr(url))
     }
 }
+
+/// The services' backend in the real build: the local member, forwarding to the leader.
+impl faultline_grpc::Backend for LocalMember {
+    fn client(&self, request: Request) -> impl Future<Output = Result<Response, EtcdError>> + Send {
+        LocalMember::client(self, request)
+    }
+
+    fn cluster(
+        &self,
+        request: ClusterRequest,
+    ) -> impl Future<Output = Result<ClusterResponse, EtcdError>> + Send {
+        LocalMember::cluster(self, request)
+    }
+
+    fn watch(
+        &self,
+        call: WatchCall,
+    ) -> impl Future<Output = Result<WatchBatch, WatchStreamError>> + Send {
+        LocalMember::watch(self, call)
+    }
+}

@@ -1,13 +1,7 @@
-//! The code generated from proto/ (etcd's wire types and services, and our peer service).
+//! The code generated from proto/ (our peer service) and etcd's wire types (faultline-grpc's).
 #![allow(clippy::all, clippy::pedantic, missing_docs)]
 
-pub mod mvccpb {
-    tonic::include_proto!("mvccpb");
-}
-
-pub mod etcdserverpb {
-    tonic::include_proto!("etcdserverpb");
-}
+pub use faultline_grpc::pb::{etcdserverpb, mvccpb};
 
 pub mod peer {
     tonic::include_proto!("faultline.peer");

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use faultline_api::ClusterRequest;
+use faultline_grpc::Etcd;
 use faultline_node::{drive_member, member_channel, NodeConfig, NodeEvent, Observer, RuntimeClock};
 use faultline_storage::FileDisk;
 use real_tokio::net::TcpListener;
@@ -24,7 +25,6 @@ use crate::pb::etcdserverpb::{
 };
 use crate::pb::peer::peer_server::PeerServer;
 use crate::peer::{PeerService, Peers};
-use crate::services::Etcd;
 
 /// Why a member could not start or stopped; printed as the process's last line.
 #[derive(Debug, thiserror::Error)]
@@ -249,7 +249,7 @@ async fn stopped(mut stop: real_tokio::sync::watch::Receiver<bool>) {
 
 async fn serve_clients(
     listener: TcpListener,
-    etcd: Etcd,
+    etcd: Etcd<LocalMember>,
     counters: Arc<EventCounters>,
     stop: real_tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), RunError> {

@@ -5,6 +5,7 @@ mod aimed;
 mod buggify;
 mod disk_faults;
 mod faults;
+mod grpc_path;
 mod leases;
 mod link_faults;
 mod maintenance;

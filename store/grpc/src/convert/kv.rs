@@ -9,7 +9,7 @@ use crate::pb::mvccpb;
 
 pub fn header_from_api(header: &api::ResponseHeader) -> Option<pb::ResponseHeader> {
     Some(pb::ResponseHeader {
-        // The served cluster's ID (the member does not know it; see crate::identity).
+        // The served cluster's ID (the member does not know it; see crate::cluster_id).
         cluster_id: crate::cluster_id::served_cluster_id().unwrap_or(header.cluster_id),
         member_id: header.member_id,
         revision: header.revision,

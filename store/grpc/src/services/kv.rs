@@ -6,9 +6,10 @@ use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
 use super::{mismatch, Etcd};
 use crate::pb::etcdserverpb as pb;
 use crate::pb::etcdserverpb::kv_server::Kv;
+use crate::Backend;
 
 #[tonic::async_trait]
-impl Kv for Etcd {
+impl<B: Backend> Kv for Etcd<B> {
     async fn range(
         &self,
         request: GrpcRequest<pb::RangeRequest>,

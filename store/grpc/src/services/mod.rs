@@ -1,7 +1,6 @@
 //! etcd's gRPC services over the local member: one struct, [`Etcd`], implements each
 //! service's trait, one file per service. Every call converts the request (`crate::convert`),
-//! asks the member (`crate::member::LocalMember`, which forwards to the leader when needed) and
-//! converts the answer; errors become etcd's statuses.
+//! asks the member (a [`Backend`]) and converts the answer; errors become etcd's statuses.
 
 mod cluster;
 mod kv;
@@ -12,15 +11,15 @@ use faultline_api::{Request, Response};
 use tonic::Status;
 
 use crate::convert::status_from_error;
-use crate::member::LocalMember;
+use crate::Backend;
 
 /// The services of one member.
 #[derive(Clone)]
-pub struct Etcd {
-    pub member: LocalMember,
+pub struct Etcd<B> {
+    pub member: B,
 }
 
-impl Etcd {
+impl<B: Backend> Etcd<B> {
     /// Ask the member; its error as etcd's status.
     async fn call(&self, request: Request) -> Result<Response, Status> {
         self.member

@@ -4,7 +4,7 @@
 //! responses too, so every conversion is tested as a round trip.
 //!
 //! One file per service: `kv.rs` (KV and the key-value types), `txn.rs`, `lease.rs`, `watch.rs`,
-//! `cluster.rs` (Cluster and Maintenance); `error.rs` maps `EtcdError` to `tonic::Status`.
+//! `cluster.rs` (Cluster and Maintenance); `error.rs` maps `EtcdError` to `tonic::Status` and back.
 
 mod cluster;
 mod error;
@@ -14,7 +14,7 @@ mod txn;
 mod watch;
 
 pub use cluster::{member_from_api, status_from_api};
-pub use error::{status_from_error, status_from_stream_error};
+pub use error::{error_from_status, status_from_error, status_from_stream_error, LEADER_HINT_KEY};
 pub use kv::{header_from_api, header_to_api};
 
 #[cfg(test)]

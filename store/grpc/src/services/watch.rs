@@ -7,17 +7,17 @@
 use std::pin::Pin;
 
 use faultline_node::WatchCall;
-use real_tokio::sync::mpsc;
-use real_tokio::task::JoinHandle;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status, Streaming};
 
 use super::Etcd;
 use crate::convert::{header_from_api, status_from_stream_error};
-use crate::member::LocalMember;
 use crate::pb::etcdserverpb as pb;
 use crate::pb::etcdserverpb::watch_server::Watch;
+use crate::Backend;
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchResponse, Status>> + Send + 'static>>;
 type Out = mpsc::Sender<Result<pb::WatchResponse, Status>>;
@@ -30,7 +30,7 @@ const BROADCAST_WATCH_ID: i64 = -1;
 const OUT_BUFFER_RESPONSES: usize = 128;
 
 #[tonic::async_trait]
-impl Watch for Etcd {
+impl<B: Backend> Watch for Etcd<B> {
     type WatchStream = WatchStream;
 
     async fn watch(
@@ -44,21 +44,21 @@ impl Watch for Etcd {
             stream: None,
             poller: None,
         };
-        real_tokio::spawn(session.run(request.into_inner()));
+        tokio::spawn(session.run(request.into_inner()));
         Ok(GrpcResponse::new(Box::pin(ReceiverStream::new(out_rx))))
     }
 }
 
 /// One client's gRPC watch stream.
-struct Session {
-    member: LocalMember,
+struct Session<B> {
+    member: B,
     out: Out,
     /// The member's stream, once the first create opened it.
     stream: Option<u64>,
     poller: Option<JoinHandle<()>>,
 }
 
-impl Session {
+impl<B: Backend> Session<B> {
     async fn run(mut self, mut requests: Streaming<pb::WatchRequest>) {
         // The client's stream ending (or breaking) ends the session.
         while let Ok(Some(request)) = requests.message().await {
@@ -128,7 +128,7 @@ impl Session {
             after_seq,
             self.out.clone(),
         );
-        self.poller = Some(real_tokio::spawn(poller));
+        self.poller = Some(tokio::spawn(poller));
         Ok(())
     }
 
@@ -157,7 +157,7 @@ impl Session {
 /// Long-poll the member's stream and send every response once, in order, until the client
 /// goes away or the member loses the stream (then the client's stream ends with Unavailable,
 /// and etcd clients reconnect and resume from their last revision).
-async fn poll(member: LocalMember, stream: u64, mut after_seq: u64, out: Out) {
+async fn poll<B: Backend>(member: B, stream: u64, mut after_seq: u64, out: Out) {
     loop {
         let batch = match member.watch(WatchCall::Poll { stream, after_seq }).await {
             Ok(batch) => batch,

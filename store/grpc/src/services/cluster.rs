@@ -8,8 +8,9 @@ use crate::convert::{header_from_api, status_from_api, status_from_error};
 use crate::pb::etcdserverpb as pb;
 use crate::pb::etcdserverpb::cluster_server::Cluster;
 use crate::pb::etcdserverpb::maintenance_server::Maintenance;
+use crate::Backend;
 
-impl Etcd {
+impl<B: Backend> Etcd<B> {
     async fn call_cluster(&self, request: ClusterRequest) -> Result<ClusterResponse, Status> {
         self.member
             .cluster(request)
@@ -27,7 +28,7 @@ impl Etcd {
 }
 
 #[tonic::async_trait]
-impl Cluster for Etcd {
+impl<B: Backend> Cluster for Etcd<B> {
     async fn member_add(
         &self,
         request: GrpcRequest<pb::MemberAddRequest>,
@@ -80,7 +81,7 @@ impl Cluster for Etcd {
 }
 
 #[tonic::async_trait]
-impl Maintenance for Etcd {
+impl<B: Backend> Maintenance for Etcd<B> {
     /// We raise no alarms (no space quota, no corruption check yet): GET and DEACTIVATE see an
     /// empty list; ACTIVATE is refused rather than pretended.
     async fn alarm(

@@ -9,12 +9,13 @@ use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status, Streaming}
 use super::{mismatch, Etcd};
 use crate::pb::etcdserverpb as pb;
 use crate::pb::etcdserverpb::lease_server::Lease;
+use crate::Backend;
 
 type KeepAliveStream =
     Pin<Box<dyn Stream<Item = Result<pb::LeaseKeepAliveResponse, Status>> + Send + 'static>>;
 
 #[tonic::async_trait]
-impl Lease for Etcd {
+impl<B: Backend> Lease for Etcd<B> {
     async fn lease_grant(
         &self,
         request: GrpcRequest<pb::LeaseGrantRequest>,

@@ -379,3 +379,108 @@ fn headers_round_trip_and_a_missing_header_is_zero() {
     assert_eq!(header_to_api(header_from_api(&header())), header());
     assert_eq!(header_to_api(None), api::ResponseHeader::default());
 }
+
+/// Every variant, listed through a match without a wildcard: a new variant fails to compile
+/// here until it is listed (and then must be in `error.rs`'s catalog to round-trip).
+fn every_error() -> Vec<EtcdError> {
+    use EtcdError::*;
+    let all = vec![
+        Compacted,
+        FutureRev,
+        EmptyKey,
+        KeyNotFound,
+        ValueProvided,
+        LeaseProvided,
+        TooManyOps,
+        DuplicateKey,
+        InvalidSortOption,
+        NoSpace,
+        RequestTooLarge,
+        LeaseNotFound,
+        LeaseExist,
+        LeaseTtlTooLarge,
+        NotLeader { leader_hint: None },
+        NotLeader {
+            leader_hint: Some(7),
+        },
+        NoLeader,
+        LeaderChanged,
+        Timeout,
+        Stopped,
+        Removed,
+        MemberNotFound,
+        MemberExist,
+        IdRemoved,
+        MemberBadUrls,
+        PeerUrlExist,
+        MemberNotLearner,
+        LearnerNotReady,
+        TooManyLearners,
+        Unhealthy,
+        NotEnoughStartedMembers,
+        BadLeaderTransferee,
+        TimeoutLeaderTransfer,
+        ConfChangeInProgress,
+    ];
+    for error in &all {
+        match error {
+            Compacted
+            | FutureRev
+            | EmptyKey
+            | KeyNotFound
+            | ValueProvided
+            | LeaseProvided
+            | TooManyOps
+            | DuplicateKey
+            | InvalidSortOption
+            | NoSpace
+            | RequestTooLarge
+            | LeaseNotFound
+            | LeaseExist
+            | LeaseTtlTooLarge
+            | NotLeader { .. }
+            | NoLeader
+            | LeaderChanged
+            | Timeout
+            | Stopped
+            | Removed
+            | MemberNotFound
+            | MemberExist
+            | IdRemoved
+            | MemberBadUrls
+            | PeerUrlExist
+            | MemberNotLearner
+            | LearnerNotReady
+            | TooManyLearners
+            | Unhealthy
+            | NotEnoughStartedMembers
+            | BadLeaderTransferee
+            | TimeoutLeaderTransfer
+            | ConfChangeInProgress => {}
+        }
+    }
+    all
+}
+
+#[test]
+fn every_error_round_trips_through_its_status() {
+    for error in every_error() {
+        let status = status_from_error(&error);
+        assert_eq!(
+            error_from_status(&status),
+            Some(error.clone()),
+            "{status:?}"
+        );
+    }
+    // Statuses no member sends for an error of the store read as no answer at all.
+    let transport = tonic::Status::unknown("error reading a body from connection: broken pipe");
+    assert_eq!(error_from_status(&transport), None);
+    let deadline = tonic::Status::deadline_exceeded("request timeout: 1s");
+    assert_eq!(error_from_status(&deadline), None);
+    // The hint rides in metadata, beside etcd's own message.
+    let hinted = status_from_error(&EtcdError::NotLeader {
+        leader_hint: Some(3),
+    });
+    assert_eq!(hinted.message(), "etcdserver: not leader");
+    assert_eq!(hinted.code(), Code::Unavailable);
+}
