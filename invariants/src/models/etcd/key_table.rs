@@ -5,7 +5,8 @@
 //! the history is long). With the table as one shared vector, each write copied all of it, so
 //! a history whose writes create ever-new keys (the events profile: ~1,500 keys, ~2,000 ops)
 //! held O(ops x keys) bytes: 84 MB at one search's peak. A write now copies the chunk list
-//! (one pointer per `CHUNK` keys) and the one chunk it changes.
+//! (one pointer per `CHUNK` keys) and the one chunk it changes; a table of at most `CHUNK`
+//! keys costs what the flat vector did (one chunk of its own length).
 //!
 //! Equality, order, hash and `Debug` are those of the flat `Vec<Option<KeyState>>` (hash:
 //! the length, then every slot), so memo fingerprints and reports are as before.
@@ -31,22 +32,36 @@ pub struct KeyState {
 /// Slots per chunk: a write copies `CHUNK` slots plus `len / CHUNK` pointers.
 const CHUNK: usize = 32;
 
-type Chunk = [Option<KeyState>; CHUNK];
+/// `CHUNK` slots (the last chunk: the rest), one allocation each.
+type Chunk = Rc<[Option<KeyState>]>;
 
-/// The key table (`None` = absent). Slots past `len` in the last chunk are always `None`.
+/// The key table (`None` = absent).
 #[derive(Clone)]
 pub struct KeyTable {
     len: usize,
-    chunks: Rc<Vec<Rc<Chunk>>>,
+    chunks: Rc<[Chunk]>,
+}
+
+/// `rc`'s contents, to change: copied first if another `Rc` shares them (`Rc::make_mut`,
+/// which takes slices only from Rust 1.81 on).
+fn unshared<T: Clone>(rc: &mut Rc<[T]>) -> &mut [T] {
+    if Rc::get_mut(rc).is_none() {
+        *rc = Rc::from(&rc[..]);
+    }
+    Rc::get_mut(rc).expect("just copied")
 }
 
 impl KeyTable {
-    /// `len` absent keys (all chunks share one empty chunk).
+    /// `len` absent keys (all full chunks share one empty chunk).
     pub fn new(len: usize) -> Self {
-        let empty: Rc<Chunk> = Rc::new(std::array::from_fn(|_| None));
+        let full: Chunk = vec![None; CHUNK].into();
+        let mut chunks = vec![full; len / CHUNK];
+        if len % CHUNK != 0 {
+            chunks.push(vec![None; len % CHUNK].into());
+        }
         KeyTable {
             len,
-            chunks: Rc::new(vec![empty; len.div_ceil(CHUNK)]),
+            chunks: chunks.into(),
         }
     }
 
@@ -60,25 +75,25 @@ impl KeyTable {
 
     /// Every slot, in key order.
     pub fn iter(&self) -> impl Iterator<Item = &Option<KeyState>> + '_ {
-        self.chunks.iter().flat_map(|c| c.iter()).take(self.len)
+        self.chunks.iter().flat_map(|c| c.iter())
     }
 
     /// The slot of key `id`, to change (its chunk copied first if another table shares it).
     pub fn slot_mut(&mut self, id: usize) -> &mut Option<KeyState> {
         assert!(id < self.len, "key {id} out of a table of {}", self.len);
-        let chunk = &mut Rc::make_mut(&mut self.chunks)[id / CHUNK];
-        &mut Rc::make_mut(chunk)[id % CHUNK]
+        let chunk = &mut unshared(&mut self.chunks)[id / CHUNK];
+        &mut unshared(chunk)[id % CHUNK]
     }
 
     /// Empty every slot `remove` selects (copying only the chunks that hold one); whether any.
     pub fn remove_where(&mut self, remove: impl Fn(&KeyState) -> bool) -> bool {
-        let hit = |c: &Chunk| c.iter().flatten().any(&remove);
+        let hit = |c: &[Option<KeyState>]| c.iter().flatten().any(&remove);
         if !self.chunks.iter().any(|c| hit(c)) {
             return false;
         }
-        for chunk in Rc::make_mut(&mut self.chunks).iter_mut() {
+        for chunk in unshared(&mut self.chunks).iter_mut() {
             if hit(chunk) {
-                for slot in Rc::make_mut(chunk).iter_mut() {
+                for slot in unshared(chunk).iter_mut() {
                     if slot.as_ref().is_some_and(&remove) {
                         *slot = None;
                     }
@@ -119,17 +134,10 @@ impl KeyTable {
 impl FromIterator<Option<KeyState>> for KeyTable {
     /// A table of the given slots, in key order.
     fn from_iter<I: IntoIterator<Item = Option<KeyState>>>(slots: I) -> Self {
-        let mut slots = slots.into_iter().peekable();
-        let mut chunks = Vec::new();
-        let mut len = 0;
-        while slots.peek().is_some() {
-            let chunk: Chunk =
-                std::array::from_fn(|_| slots.next().inspect(|_| len += 1).flatten());
-            chunks.push(Rc::new(chunk));
-        }
+        let slots: Vec<Option<KeyState>> = slots.into_iter().collect();
         KeyTable {
-            len,
-            chunks: Rc::new(chunks),
+            len: slots.len(),
+            chunks: slots.chunks(CHUNK).map(Chunk::from).collect(),
         }
     }
 }
@@ -228,14 +236,14 @@ mod tests {
         let last = states.last().expect("a state");
         assert_eq!(last.iter().flatten().count(), n);
         // Distinct chunks over all states: one new chunk per write (plus the shared empty
-        // one), where flat tables would hold n + 1 copies of n slots.
-        let mut chunks: Vec<*const Chunk> = states
+        // full one and the empty tail), where flat tables would hold n + 1 copies of n slots.
+        let mut chunks: Vec<*const [Option<KeyState>]> = states
             .iter()
             .flat_map(|t| t.chunks.iter().map(Rc::as_ptr))
             .collect();
         chunks.sort();
         chunks.dedup();
-        assert_eq!(chunks.len(), n + 1);
+        assert_eq!(chunks.len(), n + 2);
         // The first state is still all absent.
         assert!(states[0].iter().all(Option::is_none));
         assert_eq!(states[0].iter().count(), n);
