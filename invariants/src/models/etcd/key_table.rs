@@ -56,7 +56,7 @@ impl KeyTable {
     pub fn new(len: usize) -> Self {
         let full: Chunk = vec![None; CHUNK].into();
         let mut chunks = vec![full; len / CHUNK];
-        if len % CHUNK != 0 {
+        if !len.is_multiple_of(CHUNK) {
             chunks.push(vec![None; len % CHUNK].into());
         }
         KeyTable {
