@@ -6,16 +6,14 @@
 //! the linearization is stepped through the model, keeping each key's state after every
 //! change, and every historical read is compared with the store at its revision.
 
-use std::collections::BTreeMap;
-use std::rc::Rc;
-
 use faultline_api::{Request, Response, Revision};
+use std::collections::BTreeMap;
 
 use super::requests::takes_part;
 use crate::describe::{describe_response, summarize};
 use crate::history::{History, Operation, Outcome};
 use crate::linearizability::{Mismatch, Model, Op};
-use crate::models::etcd::{EtcdInput, EtcdModel, KeyState, RangeKind, ReadsAt};
+use crate::models::etcd::{EtcdInput, EtcdModel, KeyState, KeyTable, RangeKind, ReadsAt};
 
 /// The historical reads taking part in the search: ranges at a revision (> 0) with a known
 /// response. (Ranges at a revision inside a txn are not modelled; see `models::etcd`.)
@@ -60,13 +58,9 @@ pub(super) fn check_historical(
         }
         states = next;
         let after = &states[0];
-        // A step that changes no key shares the key table (`EtcdState`).
-        if !Rc::ptr_eq(&before.keys, &after.keys) {
-            for (k, (b, a)) in before.keys.iter().zip(after.keys.iter()).enumerate() {
-                if b != a {
-                    key_hist[k].push((after.revision, a.clone()));
-                }
-            }
+        // Only the chunks a step changed are compared (`KeyTable::changes`).
+        for (k, _, a) in before.keys.changes(&after.keys) {
+            key_hist[k].push((after.revision, a.clone()));
         }
         let (Request::Range(r), Some(Response::Range(actual))) = (&op.input.request, &op.output)
         else {
@@ -78,7 +72,7 @@ pub(super) fn check_historical(
         else {
             continue;
         };
-        let view: Vec<_> = key_hist
+        let view: KeyTable = key_hist
             .iter()
             .map(|h| {
                 let n = h.partition_point(|(rev, _)| *rev <= r.revision);

@@ -30,10 +30,7 @@ pub struct Replay {
 fn diff_events(model: &EtcdModel, before: &EtcdState, after: &EtcdState) -> Vec<Event> {
     debug_assert_eq!(after.revision, before.revision + 1);
     let mut events = Vec::new();
-    for (k, (b, a)) in before.keys.iter().zip(after.keys.iter()).enumerate() {
-        if b == a {
-            continue;
-        }
+    for (k, b, a) in before.keys.changes(&after.keys) {
         let key = &model.keys[k];
         let prev_kv = b.as_ref().map(|ks| kv_of(key, ks));
         events.push(match a {

@@ -13,7 +13,7 @@ use faultline_api::{
     Revision, SortOrder, SortTarget, TxnRequest, TxnResponse,
 };
 
-use super::{header, kv_of, EtcdModel, EtcdState, KeyState, RangeKind};
+use super::{header, kv_of, EtcdModel, EtcdState, KeyState, KeyTable, RangeKind};
 
 type Res<T> = Result<T, EtcdError>;
 
@@ -40,12 +40,7 @@ impl EtcdModel {
     }
 
     /// Evaluate a range over `keys` (the view) for a response with header revision `rev`.
-    pub fn range_on(
-        &self,
-        keys: &[Option<KeyState>],
-        req: &RangeRequest,
-        rev: Revision,
-    ) -> RangeResponse {
+    pub fn range_on(&self, keys: &KeyTable, req: &RangeRequest, rev: Revision) -> RangeResponse {
         // `count` is every live key of the range, whatever the limit and filters.
         let live: Vec<usize> = self
             .key_ids(&req.key, &req.range_end)
@@ -87,12 +82,7 @@ impl EtcdModel {
     /// min/max filter needs them all; otherwise it reads `limit + 1` keys in key order (the
     /// extra one decides `more`) and sorts just those. So order NONE with a non-key target and
     /// a limit sorts a key-ordered prefix, not the whole range.
-    fn read_range(
-        &self,
-        keys: &[Option<KeyState>],
-        req: &RangeRequest,
-        live: &[usize],
-    ) -> Vec<KeyValue> {
+    fn read_range(&self, keys: &KeyTable, req: &RangeRequest, live: &[usize]) -> Vec<KeyValue> {
         let reads_all = req.sort_order != SortOrder::None
             || req.min_mod_revision != 0
             || req.max_mod_revision != 0
@@ -170,7 +160,7 @@ impl EtcdModel {
                 _ => req.lease,
             },
         };
-        st.keys_mut()[id] = Some(new);
+        *st.keys.slot_mut(id) = Some(new);
         Ok(PutResponse {
             header: header(rev),
             prev_kv: if req.prev_kv {
@@ -191,7 +181,7 @@ impl EtcdModel {
             if st.keys[id].is_none() {
                 continue;
             }
-            if let Some(old) = st.keys_mut()[id].take() {
+            if let Some(old) = st.keys.slot_mut(id).take() {
                 deleted += 1;
                 if req.prev_kv {
                     prev_kvs.push(kv_of(&self.keys[id], &old));
@@ -413,14 +403,7 @@ impl EtcdModel {
             .binary_search(&r.id)
             .map_err(|_| EtcdError::LeaseNotFound)?;
         Rc::make_mut(&mut next.leases).remove(pos);
-        let attached = |k: &Option<KeyState>| k.as_ref().is_some_and(|k| k.lease == r.id);
-        let changed = next.keys.iter().any(attached);
-        if changed {
-            for k in next.keys_mut().iter_mut().filter(|k| attached(k)) {
-                *k = None;
-            }
-        }
-        if changed {
+        if next.keys.remove_where(|k| k.lease == r.id) {
             next.revision = rev;
         }
         Ok(LeaseRevokeResponse {

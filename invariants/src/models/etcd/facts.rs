@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use faultline_api::{LeaseId, RangeRequest, RangeResponse, Revision};
 
-use super::state::KeyState;
+use super::key_table::KeyState;
 
 /// Per-lease facts established by known responses, indexed like `EtcdModel::lease_universe`.
 ///

@@ -24,7 +24,7 @@
 //! target other than the key orders ties by key in both directions, and order NONE with a
 //! limit sorts only the first `limit + 1` keys, as etcd does.
 //!
-//! Files: `state` (the state and input), `facts` (what the history shows about keys and
+//! Files: `state` (the state and input), `key_table` (its key table, shared per chunk), `facts` (what the history shows about keys and
 //! leases), `apply` (etcd's semantics of one request), `prune` (rejecting states with the
 //! facts, and judging historical reads at the step that makes their revision), `step` (the
 //! model as the linearizability search sees it), and here the model's parameters and the
@@ -32,6 +32,7 @@
 
 mod apply;
 mod facts;
+mod key_table;
 mod prune;
 mod state;
 mod step;
@@ -41,8 +42,9 @@ use faultline_api::{
 };
 
 pub use facts::{KeyFacts, KeyObs, LeaseFacts, LeaseTimeline, ReadsAt};
+pub use key_table::{KeyState, KeyTable};
 pub(crate) use state::kv_of;
-pub use state::{EtcdInput, EtcdState, KeyState, RangeKind};
+pub use state::{EtcdInput, EtcdState, RangeKind};
 
 /// The etcd key-space model: built by `etcd::prepare` from a history, or by hand (with no
 /// facts) as the generators do.

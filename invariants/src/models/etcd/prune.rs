@@ -47,14 +47,16 @@ impl EtcdModel {
         const CHECK_ALL_KEYS_MAX: usize = 256;
         let Some(f) = &self.facts else { return true };
         debug_assert_eq!(f.obs.len(), next.keys.len());
-        let all = next.keys.len() <= CHECK_ALL_KEYS_MAX;
-        next.keys
-            .iter()
-            .zip(before.keys.iter())
-            .enumerate()
-            .all(|(k, (ks, old))| {
-                (!all && ks == old) || f.key_feasible(k, ks.as_ref(), next.revision)
-            })
+        if next.keys.len() <= CHECK_ALL_KEYS_MAX {
+            next.keys
+                .iter()
+                .enumerate()
+                .all(|(k, ks)| f.key_feasible(k, ks.as_ref(), next.revision))
+        } else {
+            next.keys
+                .changes(&before.keys)
+                .all(|(k, ks, _)| f.key_feasible(k, ks.as_ref(), next.revision))
+        }
     }
 
     /// Whether the step `before` -> `after` (to revision `rev`) changes a key that responses or
@@ -68,10 +70,8 @@ impl EtcdModel {
         !self.unmodified.is_empty()
             && before
                 .keys
-                .iter()
-                .zip(after.keys.iter())
-                .enumerate()
-                .any(|(k, (a, b))| a != b && self.is_unmodified(&self.keys[k], rev))
+                .changes(&after.keys)
+                .any(|(k, _, _)| self.is_unmodified(&self.keys[k], rev))
     }
 
     /// Whether responses show `key` unmodified at revision `rev`.

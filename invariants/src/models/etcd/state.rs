@@ -5,26 +5,18 @@ use std::rc::Rc;
 
 use faultline_api::{KeyValue, LeaseId, Request, Revision};
 
-/// One live key.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct KeyState {
-    pub value: Rc<[u8]>,
-    pub create_revision: Revision,
-    pub mod_revision: Revision,
-    pub version: i64,
-    pub lease: LeaseId,
-}
+use super::key_table::{KeyState, KeyTable};
 
 /// The store. The key and lease tables are shared between states until a step changes them
-/// (`Rc::make_mut`): a read's successor, and every state the search keeps on its stack for
+/// (`Rc::make_mut`; the key table one chunk at a time): a read's successor, and every state the search keeps on its stack for
 /// backtracking, then costs no copy of them. Sharing changes neither equality, order nor
 /// hash (those of `Rc<T>` are `T`'s), so memo fingerprints are the same as without it.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct EtcdState {
     pub revision: Revision,
     pub compact_revision: Revision,
-    /// Indexed like `EtcdModel::keys`; `None` = absent.
-    pub keys: Rc<Vec<Option<KeyState>>>,
+    /// Indexed like `EtcdModel::keys`; `None` = absent. Shared per chunk (`KeyTable`).
+    pub keys: KeyTable,
     /// Sorted.
     pub leases: Rc<Vec<LeaseId>>,
     /// Tags (`EtcdInput::lease_op_tag`) of the unknown-outcome lease grants and revokes
@@ -33,13 +25,6 @@ pub struct EtcdState {
     /// or dropped, most of which the search's memo key (the set of decided operations) already
     /// tells, so it seldom splits a memo entry.
     pub unknown_lease_ops_applied: Rc<Vec<u32>>,
-}
-
-impl EtcdState {
-    /// The key table, to change (copied first if another state shares it).
-    pub fn keys_mut(&mut self) -> &mut Vec<Option<KeyState>> {
-        Rc::make_mut(&mut self.keys)
-    }
 }
 
 /// An operation as the model sees it.

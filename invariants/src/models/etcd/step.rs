@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use faultline_api::{LeaseId, Request, RequestOp, Response};
 
-use super::{kv_of, normalize_in_place, EtcdInput, EtcdModel, EtcdState, RangeKind};
+use super::{kv_of, normalize_in_place, EtcdInput, EtcdModel, EtcdState, KeyTable, RangeKind};
 use crate::describe::{describe_kv, describe_request, describe_response};
 use crate::linearizability::Model;
 
@@ -24,7 +24,7 @@ impl Model for EtcdModel {
         vec![EtcdState {
             revision: 1,
             compact_revision: -1,
-            keys: Rc::new(vec![None; self.keys.len()]),
+            keys: KeyTable::new(self.keys.len()),
             leases: Rc::default(),
             unknown_lease_ops_applied: Rc::default(),
         }]
