@@ -5,7 +5,10 @@
 //! cannot fill the gap: its key is shown absent after the expiry and unmodified back to the
 //! gap (a key observation spreads over an unmodified interval). Before, each wrong guess
 //! showed only at the expiry, dozens of revisions later: the search with the watches ran out
-//! of budget, the one without them placed a wrong put, and the watch checks ended unknown.
+//! of budget, the one without them placed a wrong put, and the watch checks ended unknown
+//! (before this change the first test failed: "filler 14 missing", decoys 6, 7, 8 placed in
+//! the gap; the second: the search with the watches ran out of `BUDGET`, so nothing showed
+//! that no linearization agrees with the watches).
 
 use faultline_api::*;
 use faultline_invariants::etcd::check_etcd_history_detailed;
@@ -20,11 +23,11 @@ const MS: u64 = 1_000_000;
 const LEASE: i64 = 7;
 /// Revisions 7..=9 no watch covers; the unknown puts that filled them.
 const GAP: [i64; 3] = [7, 8, 9];
-/// Known puts of other keys between the gap and the expiry: revisions 10..=39.
-const BETWEEN: i64 = 30;
+/// Known puts of other keys between the gap and the expiry: revisions 10..=69.
+const BETWEEN: i64 = 60;
 const EXPIRY_REVISION: i64 = 10 + BETWEEN;
 /// Unknown puts of the gap no watch saw and the expiry did not delete (they never happened).
-const DECOYS: usize = 4;
+const DECOYS: usize = 8;
 /// Search steps: far more than the search with the pins needs, far less than it needed
 /// without them.
 const BUDGET: u64 = 20_000;
@@ -92,9 +95,9 @@ fn watch(start_revision: i64, responses: Vec<WatchReceived>) -> WatchReport {
 
 /// Lease 7 (TTL 1 s) granted at revision 1; known puts k/a0..k/a4 with it at 2..=6; unknown
 /// puts with it: `DECOYS` decoys first (k/d*), then the real fillers of the gap (k/r0..k/r2);
-/// known puts of j/* (no lease) at 10..=39; the lease expires at 40, deleting k/a* and the
-/// fillers `deleted_fillers` (the watch from 10 sees it); a read at 40 shows no key under k/.
-/// One watch covers 1..=6, the other 10..=40.
+/// known puts of j/* (no lease) at 10..=69; the lease expires at 70, deleting k/a* and the
+/// fillers `deleted_fillers` (the watch from 10 sees it); a read at 70 shows no key under k/.
+/// One watch covers 1..=6, the other 10..=70.
 fn history(deleted_fillers: usize) -> History {
     let mut ops = vec![op(
         0,
