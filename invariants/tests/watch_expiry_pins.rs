@@ -88,7 +88,7 @@ fn watch(start_revision: i64, responses: Vec<WatchReceived>) -> WatchReport {
             start_revision,
             ..Default::default()
         },
-        created_ns: 1 * MS,
+        created_ns: MS,
         responses,
     }
 }
