@@ -64,11 +64,11 @@ pub(crate) fn window(w: &WatchReport) -> Option<Window<'_>> {
 
 /// Pass: watch pins. A put event carrying the unique value of an unknown write pins that
 /// write to the event's revision, so the linearization (which the watch checks replay) places
-/// it where the watch saw it. (Delete events pin nothing: which of several unknown deletes
-/// made a revision is left to the search, which the watch facts steer. Pinning the
-/// earliest-invoked one, as before, is not exact when a candidate is also needed elsewhere,
-/// and a wrong pin made "no linearization agrees with the watches" look true: default seed
-/// 3092.)
+/// it where the watch saw it. (Delete events pin only a sole candidate, `pin_watched_deletes`:
+/// which of several unknown deletes made a revision is left to the search, which the watch
+/// facts steer. Pinning the earliest-invoked one, as before, is not exact when a candidate is
+/// also needed elsewhere, and a wrong pin made "no linearization agrees with the watches" look
+/// true: default seed 3092.)
 pub(super) fn pin_watched_puts(
     history: &History,
     universe: &Universe,
