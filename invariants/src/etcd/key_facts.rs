@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use faultline_api::{KeyValue, Request, RequestOp, Response, Revision};
 
 use super::observations::ExtraFacts;
-use super::requests::{branch_puts, may_delete_key, takes_part};
+use super::requests::{branch_puts, may_delete_key, takes_part, KeyLeases};
 use super::revisions::RevisionFacts;
 use super::watch_facts::watch_observations;
 use crate::history::{History, Operation, Outcome};
@@ -93,6 +93,7 @@ pub(super) fn key_facts(
     history: &History,
     revisions: &RevisionFacts,
     unclaimed: &[Revision],
+    key_leases: &KeyLeases,
 ) -> KeyFacts {
     let n = model.keys.len();
     let mut f = KeyFacts {
@@ -109,8 +110,13 @@ pub(super) fn key_facts(
         .iter()
         .map(|(&r, &i)| (r, &history.ops[i]))
         .collect();
-    count_claimed_writes(&mut f, model, &claimers);
-    count_unclaimed_writes(&mut f, model, &unclaimed_writers(history, revisions));
+    count_claimed_writes(&mut f, model, &claimers, key_leases);
+    count_unclaimed_writes(
+        &mut f,
+        model,
+        &unclaimed_writers(history, revisions),
+        key_leases,
+    );
     for v in f
         .definite_puts
         .iter_mut()
@@ -141,8 +147,11 @@ fn observed_key_states(
     for (k, at, o) in found {
         obs[k].push((at, o));
     }
-    for obs in &mut obs {
+    for (k, obs) in obs.iter_mut().enumerate() {
         obs.sort_by_key(|(at, _)| *at);
+        if let Some(intervals) = model.unmodified.get(&model.keys[k]) {
+            spread_over_unmodified(obs, intervals);
+        }
         // Identical observations of one revision are kept once; `KeyFacts::key_feasible`
         // judges every one left at a revision.
         obs.dedup();
@@ -150,11 +159,44 @@ fn observed_key_states(
     obs
 }
 
+/// A key shown unmodified in (a, b] is the same at every revision of [a, b]: an observation
+/// there holds at both ends too (a present key at `a` only if its mod_revision is at most
+/// `a`). `key_feasible` judges the first observation at or after the current revision, so the
+/// copy at `a` rejects a wrong guess as soon as the key reaches `a`, not at the observation
+/// far later (events seed 487: an unknown put of a key a watch never saw, attached to a lease
+/// whose expiry the watch saw delete other keys, placed 40 revisions before the expiry; a key
+/// absent at 114 and unmodified in (73, 114] is absent at 73). `obs` sorted by revision;
+/// left sorted.
+fn spread_over_unmodified(obs: &mut Vec<(Revision, KeyObs)>, intervals: &[(Revision, Revision)]) {
+    let mut added = Vec::new();
+    for &(a, b) in intervals {
+        let i = obs.partition_point(|(at, _)| *at < a);
+        let Some((at, o)) = obs.get(i).filter(|(at, _)| *at <= b) else {
+            continue;
+        };
+        let holds_at_a = match o {
+            KeyObs::Absent => true,
+            KeyObs::Present { mod_revision, .. } => *mod_revision <= a,
+        };
+        if holds_at_a && *at != a {
+            added.push((a, o.clone()));
+        }
+        if *at != b {
+            added.push((b, o.clone()));
+        }
+    }
+    if !added.is_empty() {
+        obs.extend(added);
+        obs.sort_by_key(|(at, _)| *at);
+    }
+}
+
 /// Per key, the claimed revisions whose writer certainly puts it, may put it, or may delete it.
 fn count_claimed_writes(
     f: &mut KeyFacts,
     model: &EtcdModel,
     claimers: &BTreeMap<Revision, &Operation>,
+    key_leases: &KeyLeases,
 ) {
     for (&rev, op) in claimers {
         let puts = branch_puts(&op.request);
@@ -181,7 +223,7 @@ fn count_claimed_writes(
             }
         }
         for (k, key) in model.keys.iter().enumerate() {
-            if may_delete_key(&op.request, key) {
+            if may_delete_key(&op.request, key, key_leases) {
                 f.may_delete[k].push(rev);
             }
         }
@@ -209,7 +251,12 @@ fn unclaimed_writers<'a>(history: &'a History, revisions: &RevisionFacts) -> Vec
 }
 
 /// Per key, the most puts one unclaimed writer can make, and whether one may delete it.
-fn count_unclaimed_writes(f: &mut KeyFacts, model: &EtcdModel, unclaimed_writers: &[&Operation]) {
+fn count_unclaimed_writes(
+    f: &mut KeyFacts,
+    model: &EtcdModel,
+    unclaimed_writers: &[&Operation],
+    key_leases: &KeyLeases,
+) {
     let n = model.keys.len();
     for op in unclaimed_writers {
         let mut per_key = vec![0i64; n];
@@ -220,7 +267,7 @@ fn count_unclaimed_writes(f: &mut KeyFacts, model: &EtcdModel, unclaimed_writers
         }
         for (k, key) in model.keys.iter().enumerate() {
             f.unclaimed_max_puts[k] = f.unclaimed_max_puts[k].max(per_key[k]);
-            if may_delete_key(&op.request, key) {
+            if may_delete_key(&op.request, key, key_leases) {
                 f.unclaimed_may_delete[k] = true;
             }
         }

@@ -20,7 +20,9 @@
 //!   known revision at or below it). They must then equal the state at that revision of the
 //!   same linearization as everything else, which is exact.
 //! * Unknown writes are optional. A write whose unique value some response observed is pinned
-//!   to the revision that response shows. Any other unknown write may only produce a revision
+//!   to the revision that response shows (with the watches as facts: a put event showing it,
+//!   or delete events of a revision no other write may have made, such as a lease expiry's).
+//!   Any other unknown write may only produce a revision
 //!   no known write produced, at most the highest revision anyone saw, and not one where an
 //!   observation shows its key unmodified; its deadline is derived from that, and it is
 //!   dropped when no such revision exists.

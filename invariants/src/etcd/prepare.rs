@@ -12,7 +12,7 @@ use super::observations::ExtraFacts;
 use super::requests::{takes_part, Universe};
 use super::revisions::{merge_intervals, unclaimed, Deadlines, RevisionFacts};
 use super::symmetry::SymmetryClasses;
-use super::watch_facts::{cover_watch_windows, pin_watched_puts};
+use super::watch_facts::{cover_watch_windows, pin_watched_deletes, pin_watched_puts};
 use crate::history::{History, Operation, Outcome};
 use crate::linearizability::{Op, NEVER};
 use crate::models::etcd::{normalize, response_mutates, single_written_key, EtcdInput, EtcdModel};
@@ -70,6 +70,7 @@ fn prepare_passes(history: &History, extra: ExtraFacts, expiries: &[ExpiryWindow
     let deadlines = Deadlines::new(history, revisions.max_revision);
     if extra.watches {
         pin_watched_puts(history, &universe, &mut revisions.pins);
+        pin_watched_deletes(history, &universe, &mut revisions);
     }
     revisions.claim_pins();
     if extra.watches {
@@ -105,7 +106,14 @@ fn prepare_passes(history: &History, extra: ExtraFacts, expiries: &[ExpiryWindow
         builder.add(i, op);
     }
     let (ops, unknown_lease_ops) = (builder.ops, builder.unknown_lease_ops);
-    model.facts = Some(key_facts(&model, extra, history, &revisions, &unclaimed));
+    model.facts = Some(key_facts(
+        &model,
+        extra,
+        history,
+        &revisions,
+        &unclaimed,
+        &universe.key_leases,
+    ));
     if extra.historical_reads {
         model.reads_at = Some(reads_at(history));
     }

@@ -47,7 +47,13 @@ pub(super) struct Universe<'h> {
     pub ignore_value_keys: Vec<Vec<u8>>,
     /// (key, value) -> the operations (indices) that may have written it.
     pub writers: BTreeMap<(&'h [u8], &'h [u8]), Vec<usize>>,
+    /// Key -> every lease a put of it attaches (any outcome), sorted: only a revoke of one of
+    /// them can delete the key (`may_delete_key`).
+    pub key_leases: KeyLeases,
 }
+
+/// Key -> the leases any put of it attaches, sorted.
+pub(super) type KeyLeases = BTreeMap<Vec<u8>, Vec<i64>>;
 
 impl<'h> Universe<'h> {
     pub(super) fn of(history: &'h History) -> Self {
@@ -56,6 +62,7 @@ impl<'h> Universe<'h> {
             leases: Vec::new(),
             ignore_value_keys: Vec::new(),
             writers: BTreeMap::new(),
+            key_leases: BTreeMap::new(),
         };
         for (i, op) in history.ops.iter().enumerate() {
             for p in request_puts(&op.request) {
@@ -64,6 +71,7 @@ impl<'h> Universe<'h> {
                 }
                 if p.lease != 0 {
                     u.leases.push(p.lease);
+                    u.key_leases.entry(p.key.clone()).or_default().push(p.lease);
                 }
                 if p.ignore_value {
                     u.ignore_value_keys.push(p.key.clone());
@@ -91,6 +99,10 @@ impl<'h> Universe<'h> {
         }
         u.leases.sort();
         u.leases.dedup();
+        for l in u.key_leases.values_mut() {
+            l.sort_unstable();
+            l.dedup();
+        }
         u
     }
 
@@ -183,8 +195,11 @@ pub(super) fn branch_puts(req: &Request) -> Vec<(&[u8], Option<bool>)> {
     out
 }
 
-/// Whether a request may delete `key` (a delete range covering it anywhere, or a lease revoke).
-pub(super) fn may_delete_key(req: &Request, key: &[u8]) -> bool {
+/// Whether a request may delete `key`: a delete range covering it anywhere, or a revoke of a
+/// lease some put of the key attaches (`key_leases`; a revoke deletes only the keys attached to
+/// its lease, and a key is attached only by a put with that lease: one with `ignore_lease`
+/// keeps the lease an earlier put attached).
+pub(super) fn may_delete_key(req: &Request, key: &[u8], key_leases: &KeyLeases) -> bool {
     fn walk(ops: &[RequestOp], key: &[u8]) -> bool {
         ops.iter().any(|op| match op {
             RequestOp::DeleteRange(d) => key_in_range(key, &d.key, &d.range_end),
@@ -195,7 +210,9 @@ pub(super) fn may_delete_key(req: &Request, key: &[u8]) -> bool {
     match req {
         Request::DeleteRange(d) => key_in_range(key, &d.key, &d.range_end),
         Request::Txn(t) => walk(&t.success, key) || walk(&t.failure, key),
-        Request::LeaseRevoke(_) => true,
+        Request::LeaseRevoke(r) => key_leases
+            .get(key)
+            .is_some_and(|l| l.binary_search(&r.id).is_ok()),
         _ => false,
     }
 }

@@ -3,12 +3,14 @@
 //! revisions a watch reports on completely (its `Window`, which the watch checks judge too),
 //! pins from put events, unmodified intervals from windows, and key observations from events.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use faultline_api::{Event, EventType, KeyValue, Revision};
 
-use super::requests::Universe;
-use super::revisions::Intervals;
-use crate::history::{History, WatchReport};
-use crate::models::etcd::{EtcdModel, KeyObs};
+use super::requests::{may_delete_key, takes_part, Universe};
+use super::revisions::{Intervals, RevisionFacts};
+use crate::history::{History, Outcome, WatchReport};
+use crate::models::etcd::{response_mutates, EtcdModel, KeyObs};
 
 /// The revisions a watch reports on completely (etcd's Reliable guarantee) and the events it
 /// received there, with the index of each one's response.
@@ -62,15 +64,15 @@ pub(crate) fn window(w: &WatchReport) -> Option<Window<'_>> {
 
 /// Pass: watch pins. A put event carrying the unique value of an unknown write pins that
 /// write to the event's revision, so the linearization (which the watch checks replay) places
-/// it where the watch saw it. (Delete events pin nothing: which of several unknown deletes
-/// made a revision is left to the search, which the watch facts steer. Pinning the
-/// earliest-invoked one, as before, is not exact when a candidate is also needed elsewhere,
-/// and a wrong pin made "no linearization agrees with the watches" look true: default seed
-/// 3092.)
+/// it where the watch saw it. (Delete events pin only a sole candidate, `pin_watched_deletes`:
+/// which of several unknown deletes made a revision is left to the search, which the watch
+/// facts steer. Pinning the earliest-invoked one, as before, is not exact when a candidate is
+/// also needed elsewhere, and a wrong pin made "no linearization agrees with the watches" look
+/// true: default seed 3092.)
 pub(super) fn pin_watched_puts(
     history: &History,
     universe: &Universe,
-    pins: &mut std::collections::BTreeMap<usize, Revision>,
+    pins: &mut BTreeMap<usize, Revision>,
 ) {
     for w in &history.watches {
         for received in &w.responses {
@@ -82,6 +84,67 @@ pub(super) fn pin_watched_puts(
                     pins.entry(wr).or_insert(e.kv.mod_revision);
                 }
             }
+        }
+    }
+}
+
+/// Pass: watch delete pins. The delete events of one revision come from the one write that
+/// made it; when no known write claims the revision and exactly one write taking part may
+/// have deleted every key the events name there (a revoke only deletes keys some put attached
+/// to its lease: `may_delete_key`), and it is unknown and not pinned elsewhere, it made that
+/// revision. Typically a lease's expiry: its revision pinned, its keys cannot vanish anywhere
+/// else, so a wrong guess about an unknown put attached to the lease is rejected where it is
+/// made (events seed 487). A sole candidate is exact, unlike a pick among several (see
+/// `pin_watched_puts`). Runs after the put pins, before `claim_pins`.
+pub(super) fn pin_watched_deletes(
+    history: &History,
+    universe: &Universe,
+    revisions: &mut RevisionFacts,
+) {
+    let mut deleted: BTreeMap<Revision, Vec<&[u8]>> = BTreeMap::new();
+    for w in &history.watches {
+        for received in &w.responses {
+            for e in &received.response.events {
+                if e.kind == EventType::Delete {
+                    deleted
+                        .entry(e.kv.mod_revision)
+                        .or_default()
+                        .push(&e.kv.key);
+                }
+            }
+        }
+    }
+    if deleted.is_empty() {
+        return;
+    }
+    let pinned_revisions: BTreeSet<Revision> = revisions.pins.values().copied().collect();
+    // Writes that may have made a revision no known write claims: unknown writes not pinned,
+    // and known ones whose response does not tell (a revoke), at their header revision.
+    let candidates: Vec<(usize, Option<Revision>)> = history
+        .ops
+        .iter()
+        .enumerate()
+        .filter(|(i, op)| takes_part(op) && !revisions.pins.contains_key(i))
+        .filter_map(|(i, op)| match &op.outcome {
+            Outcome::Unknown(_) if op.request.is_write() => Some((i, None)),
+            Outcome::Ok(resp) if response_mutates(&op.request, resp).is_none() => {
+                Some((i, Some(resp.header().revision)))
+            }
+            _ => None,
+        })
+        .collect();
+    for (r, keys) in deleted {
+        if revisions.claimed_by.contains_key(&r) || pinned_revisions.contains(&r) {
+            continue;
+        }
+        let mut makers = candidates.iter().filter(|(i, at)| {
+            at.is_none_or(|h| h == r)
+                && keys
+                    .iter()
+                    .all(|k| may_delete_key(&history.ops[*i].request, k, &universe.key_leases))
+        });
+        if let (Some(&(i, None)), None) = (makers.next(), makers.next()) {
+            revisions.pins.entry(i).or_insert(r);
         }
     }
 }
