@@ -25,9 +25,11 @@ fn main() {
     let watched: Vec<PathBuf> = ["HEAD", "packed-refs"]
         .iter()
         .filter_map(|name| rev_parse(&["--path-format=absolute", "--git-path", name]))
-        .chain(rev_parse(&["--symbolic-full-name", "HEAD"]).and_then(|reference| {
-            rev_parse(&["--path-format=absolute", "--git-path", &reference])
-        }))
+        .chain(
+            rev_parse(&["--symbolic-full-name", "HEAD"]).and_then(|reference| {
+                rev_parse(&["--path-format=absolute", "--git-path", &reference])
+            }),
+        )
         .map(PathBuf::from)
         .filter(|path| path.exists())
         .collect();

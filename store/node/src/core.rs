@@ -731,7 +731,11 @@ impl NodeCore {
 
     fn serve_applied_reads(&mut self) {
         let applied = self.applied;
-        if self.reads_awaiting_apply.iter().all(|(index, _)| *index > applied) {
+        if self
+            .reads_awaiting_apply
+            .iter()
+            .all(|(index, _)| *index > applied)
+        {
             return; // after every Ready: no allocation when no read is due
         }
         let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.reads_awaiting_apply)

@@ -13,7 +13,8 @@ use crate::verdict::{check_plan, Verdict};
 #[test]
 fn planned_maintenance_fires_every_action_within_the_budget() {
     let scenario = Scenario::embedded("planned-maintenance").expect("embedded");
-    let plan = Plan::generate(0, &scenario);
+    // Seed 1: its maintenance stops a leader (seed 0 did until the schedules of 2026-12-08).
+    let plan = Plan::generate(1, &scenario);
     let actions: BTreeSet<String> = plan
         .maintenance
         .iter()
